@@ -110,9 +110,23 @@ let package = Package(
         .executableTarget(
             name: "switchboard",
             dependencies: [
-                "SwitchboardApp",
+                "SwitchboardApp", "SwitchboardConfig", "RedisClient", "Storage", "Queue", "Gateway",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // Load generators and harnesses behind scripts/bench/ (and the worker harness that queue tests drive).
+        .executableTarget(
+            name: "switchboard-bench",
+            dependencies: [
+                "RedisClient", "Storage", "Queue", "Gateway", "SwitchboardCore",
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Sources/SwitchboardBench",
             swiftSettings: swiftSettings
         ),
 
@@ -122,7 +136,11 @@ let package = Package(
         .testTarget(name: "QueueTests", dependencies: ["Queue", "RedisClient"], swiftSettings: swiftSettings),
         .testTarget(
             name: "GatewayTests",
-            dependencies: ["Gateway", "RedisClient", .product(name: "HummingbirdTesting", package: "hummingbird")],
+            dependencies: [
+                "Gateway", "RedisClient",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,0 +1,5 @@
+enum GatewayLoad {
+    static func run(_ arguments: [String]) async throws {
+        throw BenchUnavailable(area: "GatewayLoad")
+    }
+}

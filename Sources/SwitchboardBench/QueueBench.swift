@@ -1,0 +1,5 @@
+enum QueueBench {
+    static func run(_ arguments: [String]) async throws {
+        throw BenchUnavailable(area: "QueueBench")
+    }
+}

@@ -1,0 +1,5 @@
+enum RedisBench {
+    static func run(_ arguments: [String]) async throws {
+        throw BenchUnavailable(area: "RedisBench")
+    }
+}

@@ -1,0 +1,5 @@
+enum StorageBench {
+    static func run(_ arguments: [String]) async throws {
+        throw BenchUnavailable(area: "StorageBench")
+    }
+}
