@@ -68,13 +68,17 @@ struct QueueAPITests {
         try await TestEnvironment.with { env in
             var registry = JobRegistry()
             registry.register(Bad.self) { _, _ in throw Rejected() }
-            let worker = try WorkerService(client: env.client, registry: registry, configuration: Self.fastConfiguration())
+            var configuration = Self.fastConfiguration()
+            configuration.maxRetries = 1
+            configuration.retryPolicy.base = .milliseconds(50)
+            let worker = try WorkerService(client: env.client, registry: registry, configuration: configuration)
             let task = Task { try await worker.run() }
             try await env.queue.enqueue(Bad(), on: .ai)
-            try await env.queue.enqueue(DiagnosticJobs.Noop(), on: .ai)  // no handler registered here
+            // No handler for this one here: retried like any failure, then failed.
+            try await env.queue.enqueue(DiagnosticJobs.Noop(), on: .ai)
             try await env.eventually("both in failed") { try await env.failed.count() == 2 }
             let failed = try await env.failed.list()
-            #expect(Set(failed.map(\.attempts)) == [1, 6])
+            #expect(Set(failed.map(\.attempts)) == [1, 2])
             #expect(failed.contains { $0.name == "diag.noop" && $0.error.contains("unknownJob") })
             #expect(worker.metrics.snapshot()[.ai]?.failed == 2)
             #expect(try await env.failed.purge() == 2)
