@@ -24,8 +24,11 @@ cd "$ROOT"
 if [ -z "${SKIP_BUILD:-}" ]; then swift build -c release --product switchboard-bench >&2; fi
 BIN=${BIN:-$ROOT/.build/release/switchboard-bench}
 
+# Copies lines to stderr as they come (the caller sees progress) and passes them on.
+show() { while IFS= read -r line; do printf '%s\n' "$line" >&2; printf '%s\n' "$line"; done; }
+
 echo "# $(date -u +%FT%TZ) $(nproc) cores, redis $(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" info server | sed -n 's/^redis_version:\(.*\)\r/\1/p')"
-out=$("$BIN" queue bench --redis "$REDIS_URL" --jobs "$JOBS" --concurrency "$CONCURRENCY" --batch "$BATCH" --workers 1,2 | tee /dev/stderr)
+out=$("$BIN" queue bench --redis "$REDIS_URL" --jobs "$JOBS" --concurrency "$CONCURRENCY" --batch "$BATCH" --workers 1,2 | show)
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
 sb1=$(echo "$out" | grep 'queue.noop workers=1 ' | field jobs_per_sec)
 sb2=$(echo "$out" | grep 'queue.noop workers=2 ' | field jobs_per_sec)
@@ -46,7 +49,7 @@ if [ -z "${SKIP_CELERY:-}" ]; then
   echo "# celery $("$CELERY_DIR/.venv/bin/celery" --version)" >&2
   for setup in "threads $CONCURRENCY" "prefork $(nproc)"; do
     # shellcheck disable=SC2086
-    line=$(cd "$CELERY_DIR" && BENCH_REDIS_URL=$REDIS_URL BENCH_JOBS=$CELERY_JOBS .venv/bin/python bench.py $setup | tee /dev/stderr)
+    line=$(cd "$CELERY_DIR" && BENCH_REDIS_URL=$REDIS_URL BENCH_JOBS=$CELERY_JOBS .venv/bin/python bench.py $setup | show)
     rate=$(echo "$line" | field jobs_per_sec)
     if [ -z "$best_celery" ] || awk "BEGIN{exit !($rate > $best_celery)}"; then best_celery=$rate; fi
   done
