@@ -61,9 +61,14 @@ public final class RedisConnection: Sendable {
         let sink = request.sink
         writePromise.futureResult.whenFailure { _ in sink.fail(RedisError.connectionClosed) }
         if let timeout {
-            // Failing the promise early is safe: the late reply still consumes its FIFO slot and
-            // completing an already failed promise is a no-op.
-            let task = channel.eventLoop.scheduleTask(in: timeout) { sink.fail(RedisError.timeout) }
+            // A reply that is late holds up every reply behind it on this connection, so the
+            // connection is dropped: the late command fails with .timeout, the others in flight
+            // with .connectionClosed, and the next command reconnects.
+            let channel = self.channel
+            let task = channel.eventLoop.scheduleTask(in: timeout) {
+                sink.fail(RedisError.timeout)
+                channel.close(promise: nil)
+            }
             switch sink {
             case .single(let p): p.futureResult.whenComplete { _ in task.cancel() }
             case .batch(let p, _): p.futureResult.whenComplete { _ in task.cancel() }
