@@ -232,28 +232,38 @@ final class LeasePool: Sendable {
     }
 
     func lease() async throws -> RedisConnection {
-        var stale: [RedisConnection] = []
-        let reusable: RedisConnection? = try state.withLock { state in
+        let (reusable, stale): (RedisConnection?, [RedisConnection]) = try state.withLock { state in
             if state.closed { throw RedisError.unavailable("the client is closed") }
-            let cutoff = NIODeadline.now() - Self.maximumIdleTime
-            while let last = state.idle.popLast() {
-                if last.connection.isActive && last.since > cutoff { return last.connection }
-                stale.append(last.connection)
-            }
-            return nil
+            let stale = Self.pruneStale(&state)
+            return (state.idle.popLast()?.connection, stale)
         }
         for connection in stale { await connection.close() }
         if let reusable { return reusable }
         return try await connector.connect(closeOnCancel: true)
     }
 
+    /// Takes the connection back (most recently used first out, so the rest age out), or closes it
+    /// if it broke or too many are idle.
     func release(_ connection: RedisConnection) async {
-        let keep = state.withLock { state -> Bool in
-            guard !state.closed, connection.isActive, state.idle.count < maxIdle else { return false }
+        let (keep, stale) = state.withLock { state -> (Bool, [RedisConnection]) in
+            let stale = Self.pruneStale(&state)
+            guard !state.closed, connection.isActive, state.idle.count < maxIdle else { return (false, stale) }
             state.idle.append((connection, .now()))
-            return true
+            return (true, stale)
         }
+        for old in stale { await old.close() }
         if !keep { await connection.close() }
+    }
+
+    private static func pruneStale(_ state: inout State) -> [RedisConnection] {
+        let cutoff = NIODeadline.now() - maximumIdleTime
+        var stale: [RedisConnection] = []
+        state.idle.removeAll { entry in
+            let drop = !entry.connection.isActive || entry.since < cutoff
+            if drop { stale.append(entry.connection) }
+            return drop
+        }
+        return stale
     }
 
     func close() async {

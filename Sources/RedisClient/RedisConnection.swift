@@ -104,6 +104,8 @@ public final class RedisConnection: Sendable {
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            // Notices a peer that vanished without closing (idle subscriber and leased connections).
+            .channelOption(.socketOption(.so_keepalive), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(RESPHandler(pushHandler: pushHandler))
@@ -179,8 +181,8 @@ struct Connector: Sendable {
                 let delay = Self.backoff(attempt: attempt)
                 let nanos = delay.components.seconds * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000
                 if .now() + .nanoseconds(nanos) >= deadline {
-                    logger.debug(
-                        "redis connect failed", metadata: ["attempts": "\(attempt)", "error": "\(error)"])
+                    logger.warning(
+                        "redis connect failed", metadata: ["attempts": "\(attempt)", "error": "\(Self.reason(error))"])
                     throw RedisError.unavailable(
                         "\(configuration.host):\(configuration.port) unreachable after \(attempt) attempt(s): \(Self.reason(error))")
                 }
