@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// One TCP connection to Redis. Commands from any number of tasks are written in call order and
 /// their replies matched in FIFO order, so concurrent callers pipeline over it for free.
@@ -10,6 +11,9 @@ public final class RedisConnection: Sendable {
     /// Leased connections (blocking reads) are closed when the waiting task is cancelled, so a
     /// shutdown does not wait for a BLOCK to run out.
     private let closeOnCancel: Bool
+    /// Set before a timed-out command's caller resumes, so its next command does not pick this
+    /// connection while the close is still on its way.
+    private let abandoned = Atomic<Bool>(false)
 
     private init(channel: any Channel, commandTimeout: TimeAmount?, closeOnCancel: Bool) {
         self.channel = channel
@@ -27,7 +31,7 @@ public final class RedisConnection: Sendable {
         try await pipeline(commands, timeout: commandTimeout)
     }
 
-    public var isActive: Bool { channel.isActive }
+    public var isActive: Bool { channel.isActive && !abandoned.load(ordering: .acquiring) }
 
     public func close() async {
         try? await channel.close()
@@ -64,8 +68,8 @@ public final class RedisConnection: Sendable {
             // A reply that is late holds up every reply behind it on this connection, so the
             // connection is dropped: the late command fails with .timeout, the others in flight
             // with .connectionClosed, and the next command reconnects.
-            let channel = self.channel
-            let task = channel.eventLoop.scheduleTask(in: timeout) {
+            let task = channel.eventLoop.scheduleTask(in: timeout) { [self] in
+                abandoned.store(true, ordering: .releasing)
                 sink.fail(RedisError.timeout)
                 channel.close(promise: nil)
             }

@@ -3,7 +3,9 @@
 # against the same Redis on the same machine, with the ratios.
 #
 #   scripts/bench/redis.sh [redis://host:port/db] [ops]
-#   (defaults: $SB_BENCH_REDIS_URL or redis://127.0.0.1:6380/0, 200000 ops)
+#   (defaults: $SB_BENCH_REDIS_URL or redis://127.0.0.1:6380/0, 200000 ops; SB_BENCH_BIN=path
+#   skips the build and uses that switchboard-bench binary; SB_BENCH_BLOCKING=1 also measures
+#   the blocking-hiredis-on-a-thread-pool design the client did not take)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -34,14 +36,24 @@ port=6379
 command -v redis-benchmark >/dev/null || { echo "redis-benchmark not found (apt-get install redis-tools)" >&2; exit 1; }
 redis-cli -h "$host" -p "$port" "${auth[@]}" -n "$db" PING >/dev/null || { echo "no Redis at $url" >&2; exit 1; }
 
-echo "== building switchboard-bench (release)"
-swift build -c release --product switchboard-bench >/dev/null
-bin="$(swift build -c release --show-bin-path)/switchboard-bench"
+if [[ -n ${SB_BENCH_BIN:-} ]]; then
+  bin=$SB_BENCH_BIN  # an already built release binary
+else
+  echo "== building switchboard-bench (release)"
+  swift build -c release --product switchboard-bench >/dev/null
+  bin="$(swift build -c release --show-bin-path)/switchboard-bench"
+fi
 
 echo "== RedisClient: $bin redis --url $url --ops $ops --depth $depth --clients $clients"
 ours=$("$bin" redis --url "$url" --ops "$ops" --depth "$depth" --clients "$clients")
 echo "$ours" | grep -v '^RESULT'
 result() { echo "$ours" | awk -v k="$1" '$1 == "RESULT" && $2 == k { print $3 }'; }
+
+if [[ ${SB_BENCH_BLOCKING:-0} == 1 ]]; then
+  echo "== blocking hiredis baseline: $bin redis --mode blocking --url $url --ops $ops --depth $depth --clients $clients"
+  blocking=$("$bin" redis --mode blocking --url "$url" --ops "$ops" --depth "$depth" --clients "$clients")
+  echo "$blocking" | grep -v '^RESULT'
+fi
 
 rb() {  # redis-benchmark requests/s of one run
   redis-benchmark -h "$host" -p "$port" "${auth[@]}" --dbnum "$db" -c "$clients" -P "$depth" -n "$ops" -q "$@" \
