@@ -1,0 +1,180 @@
+import Foundation
+import Gateway
+import Hummingbird
+import Logging
+import Observability
+import Queue
+import RedisClient
+import ServiceLifecycle
+import Storage
+import SwitchboardConfig
+import SwitchboardCore
+
+/// A role this process plays. `serve` plays all of them.
+public enum Role: String, Sendable, CaseIterable {
+    case api, worker, gateway
+}
+
+/// Connects what the roles share and runs them as one `ServiceGroup` until SIGTERM/SIGINT.
+public enum Launcher {
+    public static func run(roles: Set<Role>, settings: Settings) async throws {
+        LoggingSetup.bootstrap(level: Logger.Level(rawValue: settings.logLevel.rawValue) ?? .info)
+        MetricsSetup.bootstrap()
+        var logger = Logger(label: "switchboard")
+        logger[metadataKey: "roles"] = .string(Role.allCases.filter(roles.contains).map(\.rawValue).joined(separator: ","))
+
+        let redis = try makeRedis(settings: settings, logger: logger)
+        let needsDatabase = roles.contains(.api) || roles.contains(.worker)
+        let database = needsDatabase ? try makeDatabase(settings: settings, logger: logger) : nil
+        defer {
+            let (redis, database) = (redis, database)
+            Task { await redis.close() }
+            Task { await database?.close() }
+        }
+
+        if let database, settings.database.migrateOnStart {
+            let applied = try await Migrator(database: database, logger: logger).migrate()
+            if !applied.isEmpty { logger.info("applied migrations", metadata: ["versions": "\(applied)"]) }
+        }
+
+        var services: [any Service] = []
+        if roles.contains(.api) {
+            var checks = [HealthCheck(name: "redis") { try await redis.ping() }]
+            if let database { checks.append(HealthCheck(name: "database") { try await database.ping() }) }
+            services.append(APIApplication.build(settings: settings, healthChecks: checks, logger: logger))
+        }
+        if roles.contains(.worker) {
+            let worker = try WorkerAssembly.make(settings: settings, redis: redis, logger: logger)
+            services.append(contentsOf: worker)
+        }
+        if roles.contains(.gateway) {
+            let configuration = try gatewayConfiguration(settings: settings, logger: logger)
+            services.append(GatewayServer(configuration: configuration, redis: redis, logger: logger))
+        }
+
+        logger.info("starting", metadata: ["version": "\(SwitchboardVersion.current)", "environment": "\(settings.environment.rawValue)"])
+        let group = ServiceGroup(
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        )
+        try await group.run()
+        logger.info("stopped")
+    }
+
+    /// Applies pending migrations; returns the versions applied.
+    public static func migrate(settings: Settings) async throws -> [Int] {
+        LoggingSetup.bootstrap(level: Logger.Level(rawValue: settings.logLevel.rawValue) ?? .info)
+        let logger = Logger(label: "switchboard.migrate")
+        let database = try makeDatabase(settings: settings, logger: logger)
+        do {
+            let applied = try await Migrator(database: database, logger: logger).migrate()
+            await database.close()
+            return applied
+        } catch {
+            await database.close()
+            throw error
+        }
+    }
+
+    public static func mintToken(settings: Settings, user: String, channel: String?, ttl: Int?) throws -> String {
+        let configuration = try gatewayConfiguration(settings: settings, logger: Logger(label: "switchboard.token"))
+        guard let secret = configuration.tokenSecret, !secret.isEmpty else {
+            throw ConfigError(key: "gateway.token_secret", "no token secret configured (set SB_GATEWAY_TOKEN_SECRET)")
+        }
+        return GatewayTokens.mint(secret: secret, user: user, channel: channel, ttl: ttl)
+    }
+
+    public static func failedJobs(settings: Settings, limit: Int) async throws -> [String] {
+        try await withRedis(settings) { redis in
+            try await FailedJobs(redis: redis).list(limit: limit).map { job in
+                "\(job.id)  queue=\(job.queue)  name=\(job.name)  attempts=\(job.attempts)  error=\(job.error)"
+            }
+        }
+    }
+
+    public static func retryFailedJobs(settings: Settings, id: String?) async throws -> Int {
+        try await withRedis(settings) { redis in
+            let failed = FailedJobs(redis: redis)
+            if let id { return try await failed.retry(id: id) ? 1 : 0 }
+            return try await failed.retryAll()
+        }
+    }
+
+    public static func purgeFailedJobs(settings: Settings) async throws -> Int {
+        try await withRedis(settings) { redis in try await FailedJobs(redis: redis).purge() }
+    }
+
+    // MARK: shared pieces
+
+    static func makeRedis(settings: Settings, logger: Logger) throws -> RedisClient {
+        var configuration: RedisConfiguration
+        do {
+            configuration = try RedisConfiguration(url: settings.redis.url)
+        } catch {
+            throw ConfigError(key: "redis.url", "\(error)")
+        }
+        configuration.keyPrefix = settings.redis.keyPrefix
+        configuration.poolSize = settings.redis.poolSize
+        return RedisClient(configuration: configuration, logger: logger)
+    }
+
+    static func makeDatabase(settings: Settings, logger: Logger) throws -> Database {
+        var configuration: DatabaseConfiguration
+        do {
+            configuration = try DatabaseConfiguration(url: settings.database.url)
+        } catch {
+            throw ConfigError(key: "database.url", "\(error)")
+        }
+        configuration.poolSize = settings.database.poolSize
+        return Database(configuration: configuration, logger: logger)
+    }
+
+    private static func withRedis<T: Sendable>(_ settings: Settings, _ body: (RedisClient) async throws -> T) async throws -> T {
+        LoggingSetup.bootstrap(level: .warning)
+        let redis = try makeRedis(settings: settings, logger: Logger(label: "switchboard.cli"))
+        do {
+            let result = try await body(redis)
+            await redis.close()
+            return result
+        } catch {
+            await redis.close()
+            throw error
+        }
+    }
+
+    /// The `gateway` section decoded by the gateway's own type, then the environment overrides.
+    /// Development without a secret gets a random one per process (tokens from `switchboard token`
+    /// then need SB_GATEWAY_TOKEN_SECRET); production has already refused to start without one.
+    static func gatewayConfiguration(settings: Settings, logger: Logger) throws -> GatewayConfiguration {
+        var configuration: GatewayConfiguration
+        do {
+            if let section = settings.gatewaySection {
+                configuration = try JSONDecoder().decode(GatewayConfiguration.self, from: section.jsonData())
+            } else {
+                configuration = try JSONDecoder().decode(GatewayConfiguration.self, from: Data("{}".utf8))
+            }
+        } catch {
+            throw ConfigError(key: "gateway", "invalid gateway section: \(error)")
+        }
+        configuration.port = settings.gatewayPort
+        if let secret = settings.gatewayTokenSecret { configuration.tokenSecret = secret }
+        if let previous = ProcessInfo.processInfo.environment["SB_GATEWAY_PREVIOUS_TOKEN_SECRET"], !previous.isEmpty {
+            configuration.previousTokenSecret = previous
+        }
+        if let key = settings.gatewayAPIKey { configuration.apiKey = key }
+        if let origins = settings.gatewayAllowedOrigins { configuration.allowedOrigins = origins }
+        if configuration.tokenSecret?.isEmpty ?? true {
+            configuration.tokenSecret = randomSecret()
+            logger.warning("gateway.token_secret is not set: using a random secret for this process only (development)")
+        }
+        if configuration.apiKey?.isEmpty ?? true {
+            configuration.apiKey = randomSecret()
+            logger.warning("gateway.api_key is not set: the gateway HTTP API uses a random key for this process only (development)")
+        }
+        return configuration
+    }
+
+    static func randomSecret() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+    }
+}
