@@ -53,6 +53,7 @@ public struct Settings: Sendable {
     /// Secrets that the gateway section or the environment supplies; checked in production.
     public var gatewayTokenSecret: String?
     public var gatewayAPIKey: String?
+    public var gatewayHost: String?
     public var gatewayPort: Int
     public var gatewayAllowedOrigins: [String]?
 
@@ -123,6 +124,7 @@ public struct Settings: Sendable {
         gatewaySection = source.section("gateway")
         gatewayTokenSecret = try source.optionalString("gateway.token_secret")
         gatewayAPIKey = try source.optionalString("gateway.api_key")
+        gatewayHost = try source.optionalString("gateway.host")
         gatewayPort = try source.int("gateway.port", default: 8000, range: 0...65535)
         gatewayAllowedOrigins = source.rawList("gateway.allowed_origins")
 
