@@ -96,10 +96,31 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // A turn's life: its event vocabulary, the Redis stream that carries it, and the `ai` job that runs it.
+        .target(
+            name: "Turns",
+            dependencies: [
+                "RedisClient", "Storage", "Queue", "SwitchboardCore",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The public REST/SSE API of the api role.
+        .target(
+            name: "APIServer",
+            dependencies: [
+                "RedisClient", "Storage", "Queue", "Turns", "SwitchboardCore", "Observability",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "SwitchboardApp",
             dependencies: [
                 "SwitchboardCore", "SwitchboardConfig", "Observability", "RedisClient", "Storage", "Queue", "Gateway",
+                "Turns", "APIServer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -140,6 +161,19 @@ let package = Package(
                 "Gateway", "RedisClient",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TurnsTests",
+            dependencies: ["Turns", "RedisClient", "Storage", "Queue"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "APIServerTests",
+            dependencies: [
+                "APIServer", "Turns", "RedisClient", "Storage", "Queue",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
         ),
