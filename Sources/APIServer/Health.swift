@@ -14,7 +14,7 @@ public struct HealthCheck: Sendable {
     }
 }
 
-struct HealthReport: Encodable {
+public struct HealthReport: Encodable {
     struct Component: Encodable {
         let status: String
         let error: String?
@@ -25,10 +25,10 @@ struct HealthReport: Encodable {
     let checks: [String: Component]
 }
 
-enum HealthEndpoint {
+public enum HealthEndpoint {
     /// Each check gets `timeout`; a check that hangs (a server that accepts but never answers)
     /// counts as down rather than holding the probe.
-    static func run(_ checks: [HealthCheck], timeout: Duration = .seconds(2)) async -> (healthy: Bool, report: HealthReport) {
+    public static func run(_ checks: [HealthCheck], timeout: Duration = .seconds(2)) async -> (healthy: Bool, report: HealthReport) {
         let results = await withTaskGroup(of: (String, HealthReport.Component).self) { group in
             for check in checks {
                 group.addTask {

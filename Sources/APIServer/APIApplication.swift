@@ -2,7 +2,6 @@ import Hummingbird
 import Logging
 import NIOCore
 import Observability
-import SwitchboardConfig
 
 /// The HTTP surface of the api role. Issue-by-issue it grows REST, SSE and webhooks; every
 /// route shares the JSON error shape and the request id header.
@@ -26,10 +25,10 @@ public enum APIApplication {
         return router
     }
 
-    public static func build(settings: Settings, healthChecks: [HealthCheck], logger: Logger) -> some ApplicationProtocol {
+    public static func build(host: String, port: Int, healthChecks: [HealthCheck], logger: Logger) -> some ApplicationProtocol {
         Application(
             router: buildRouter(healthChecks: healthChecks),
-            configuration: .init(address: .hostname(settings.http.host, port: settings.http.port), serverName: "switchboard"),
+            configuration: .init(address: .hostname(host, port: port), serverName: "switchboard"),
             logger: logger
         )
     }

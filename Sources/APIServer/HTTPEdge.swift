@@ -1,6 +1,6 @@
-/// SwitchboardApp owns assembly: it turns `Settings` into connected clients (Redis, MariaDB), the
-/// HTTP application of the api role, the worker and gateway services, and one `ServiceGroup`
-/// per process. `main` stays thin; tests call these builders directly.
+/// APIServer owns the HTTP surface of the api role: routes (REST, SSE, webhooks, health, metrics),
+/// authentication, validation, idempotency and rate limits, and the one JSON error shape every
+/// failure is answered with.
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -20,8 +20,10 @@ struct ErrorBody: Encodable {
 
 /// Maps any thrown error to the JSON error shape, once, at the edge. Internal errors are logged
 /// with the request id and answered without leaking their details.
-struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+public struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    public init() {}
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
         } catch let error as SwitchboardError {
@@ -59,10 +61,12 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
 
 /// Echoes the request id (Hummingbird puts it in the logger as `hb.request.id`) so a user can quote
 /// it when reporting a problem; a caller's own `X-Request-ID` is logged beside it.
-struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
-    static var header: HTTPField.Name { HTTPField.Name("X-Request-ID")! }
+public struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
+    public static var header: HTTPField.Name { HTTPField.Name("X-Request-ID")! }
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    public init() {}
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
         if let callerID = request.headers[Self.header], callerID.count <= 128 {
             context.logger[metadataKey: "caller.request.id"] = .string(callerID)
