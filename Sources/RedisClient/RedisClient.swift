@@ -82,14 +82,16 @@ public final class RedisClient: Sendable {
     public func ping() async throws {
         let slot = slots[0]
         let timeout = configuration.commandTimeout ?? configuration.connectTimeout
-        var connection = slot.readyConnection()
+        let connection: RedisConnection
         var borrowed = false
-        if connection == nil {
-            let fresh = try await connector.connectOnce()
-            borrowed = !slot.adopt(fresh)
-            connection = fresh
+        if let ready = slot.readyConnection() {
+            connection = ready
+        } else {
+            if slot.isClosed { throw RedisError.unavailable("the client is closed") }
+            connection = try await connector.connectOnce()
+            // Keep the fresh connection for ordinary commands unless the slot got one meanwhile.
+            borrowed = !slot.adopt(connection)
         }
-        guard let connection else { throw RedisError.connectionClosed }
         defer { if borrowed { connection.channel.close(promise: nil) } }
         let reply = try await connection.send(RedisCommand("PING"), timeout: timeout)
         guard reply.string == "PONG" else { throw RedisError.protocolError("unexpected PING reply \(reply)") }
@@ -134,6 +136,10 @@ final class ConnectionSlot: Sendable {
             if case .ready(let connection) = state, connection.isActive { return connection }
             return nil
         }
+    }
+
+    var isClosed: Bool {
+        state.withLock { if case .closed = $0 { true } else { false } }
     }
 
     /// Installs a connection made elsewhere if the slot has none; false if it was not taken.

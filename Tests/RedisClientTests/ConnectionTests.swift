@@ -191,6 +191,10 @@ struct ConnectionTests {
         try await redis.ping()
         await redis.close()
         await #expect(throws: RedisError.self) { try await redis.send(RedisCommand("PING")) }
+        await #expect(throws: RedisError.self) { try await redis.ping() }
+        await #expect(throws: RedisError.self) {
+            try await redis.xreadgroup(group: "g", consumer: "c", streams: [("s", ">")], block: .seconds(1))
+        }
     }
 
     @Test func subscriberReceivesChannelAndPatternMessages() async throws {
