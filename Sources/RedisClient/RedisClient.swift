@@ -187,10 +187,12 @@ final class ConnectionSlot: Sendable {
                         }
                         return connection
                     } catch {
-                        self.state.withLock { state in
+                        let closed = self.state.withLock { state -> Bool in
                             if case .connecting = state { state = .idle }
+                            if case .closed = state { return true }
+                            return false
                         }
-                        throw error
+                        throw closed ? RedisError.unavailable("the client is closed") : error
                     }
                 }
                 state = .connecting(task)
