@@ -30,6 +30,12 @@ final class MessageCollector: Sendable {
     }
 }
 
+final class Flag: Sendable {
+    private let value = Atomic<Bool>(false)
+    var isSet: Bool { value.load(ordering: .acquiring) }
+    func set() { value.store(true, ordering: .releasing) }
+}
+
 @Suite("Redis connections, pool and subscriber")
 struct ConnectionTests {
     @Test func tenThousandPipelinedCommandsReplyInOrder() async throws {
@@ -162,6 +168,51 @@ struct ConnectionTests {
             try await redis.xgroupCreate("s", group: "g")
             let empty = try await redis.xreadgroup(group: "g", consumer: "c", streams: [("s", ">")], block: .milliseconds(10))
             #expect(empty.isEmpty)
+            await redis.close()
+        }
+        await server.destroy()
+    }
+
+    @Test func busyCallersGetTypedErrorsDuringARestartAndRecover() async throws {
+        let server = try await OwnRedisServer()
+        do {
+            var configuration = try RedisConfiguration(url: server.url)
+            configuration.connectTimeout = .milliseconds(300)
+            let redis = RedisClient(configuration: configuration, logger: TestRedis.logger)
+            try await redis.ping()
+            let restarted = Flag()
+            // 20 callers keep sending until each has succeeded 20 times after the restart.
+            let outcome = try await withThrowingTaskGroup(of: (untyped: Int, typed: Int).self) { group in
+                for caller in 0..<20 {
+                    group.addTask {
+                        var untyped = 0
+                        var typed = 0
+                        var successesAfterRestart = 0
+                        while successesAfterRestart < 20 {
+                            do {
+                                _ = try await redis.incr("caller:\(caller)")
+                                if restarted.isSet { successesAfterRestart += 1 }
+                            } catch is RedisError {
+                                typed += 1
+                                try await Task.sleep(for: .milliseconds(5))
+                            } catch {
+                                untyped += 1
+                            }
+                        }
+                        return (untyped, typed)
+                    }
+                }
+                try await Task.sleep(for: .milliseconds(100))
+                await server.stop()
+                try await Task.sleep(for: .milliseconds(400))
+                try await server.start()
+                restarted.set()
+                var total = (untyped: 0, typed: 0)
+                for try await result in group { total = (total.untyped + result.untyped, total.typed + result.typed) }
+                return total
+            }
+            #expect(outcome.untyped == 0)
+            #expect(outcome.typed > 0)  // the outage was seen, as RedisError
             await redis.close()
         }
         await server.destroy()
