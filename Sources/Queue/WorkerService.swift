@@ -569,8 +569,11 @@ public final class WorkerService: Service, Sendable {
                 throw error
             }
             cursor = claimed.next
-            // Entries still running here (our extension came late) are not started twice.
-            let runningHere = state.withLock { Set($0.running.values.filter { $0.stream == stream }.map(\.entryID)) }
+            // Entries still running here (our extension came late), or finished and waiting for
+            // their acknowledgement, are not started twice.
+            let runningHere = state.withLock { state in
+                Set(state.running.values.filter { $0.stream == stream }.map(\.entryID) + (state.acks[stream] ?? []))
+            }
             let entries = claimed.entries.filter { !runningHere.contains($0.id) }
             releaseSlots(reserved - entries.count)
             guard !entries.isEmpty else { continue }

@@ -77,11 +77,18 @@ struct TestEnvironment {
         _ condition: () async throws -> Bool
     ) async throws {
         let deadline = ContinuousClock.now + timeout
+        var lastError: (any Error)?
         while ContinuousClock.now < deadline {
-            if try await condition() { return }
+            // An error (Redis restarting, still loading its AOF) only means "not yet".
+            do {
+                if try await condition() { return }
+                lastError = nil
+            } catch {
+                lastError = error
+            }
             try await Task.sleep(for: .milliseconds(25))
         }
-        Issue.record("timed out waiting: \(message)", sourceLocation: sourceLocation)
+        Issue.record("timed out waiting: \(message)\(lastError.map { " (last error: \($0))" } ?? "")", sourceLocation: sourceLocation)
         throw TimedOut(message: message)
     }
 
