@@ -21,7 +21,8 @@ if [[ ! $url =~ ^(mariadb|mysql)://([^:@/]+)(:([^@/]*))?@([^:/]+)(:([0-9]+))?/([
 fi
 user=${BASH_REMATCH[2]} password=${BASH_REMATCH[4]} host=${BASH_REMATCH[5]} port=${BASH_REMATCH[7]:-3306}
 db="switchboard_test_bench_$$"
-bench_url="${url%%/${BASH_REMATCH[8]}*}/$db"
+base=${url%%\?*}
+bench_url="${base%/*}/$db"
 client() { MYSQL_PWD="$password" mariadb --protocol=TCP -h"$host" -P"$port" -u"$user" "$@"; }
 
 if [ -z "${BENCH_BIN:-}" ]; then
