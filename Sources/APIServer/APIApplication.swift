@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import Observability
+import Storage
 
 /// The HTTP surface of the api role: `/healthz`, `/metrics` and the public API under `/api/v1`
 /// (REST and SSE). Every route shares the JSON error shape and the request id header.
