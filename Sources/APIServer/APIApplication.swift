@@ -18,10 +18,15 @@ public enum APIApplication {
         buildRouterAndRoutes(dependencies: dependencies).routes
     }
 
-    public static func build(host: String, port: Int, dependencies: APIDependencies, logger: Logger) -> some ApplicationProtocol {
+    /// The api application. `onServerRunning` gets the listening channel (its port when `port` is 0).
+    public static func build(
+        host: String, port: Int, dependencies: APIDependencies, logger: Logger,
+        onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
         Application(
             router: buildRouter(dependencies: dependencies),
             configuration: .init(address: .hostname(host, port: port), serverName: "switchboard"),
+            onServerRunning: onServerRunning,
             logger: logger
         )
     }

@@ -93,6 +93,16 @@ struct MessageDetailJSON: Encodable {
     let tasks: [TaskJSON]
     let reply: MessageJSON?
     let events: String
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(message, forKey: .message)
+        try c.encode(tasks, forKey: .tasks)
+        try c.encode(reply, forKey: .reply)
+        try c.encode(events, forKey: .events)
+    }
+
+    enum CodingKeys: String, CodingKey { case message, tasks, reply, events }
 }
 
 struct PageJSON<Item: Encodable>: Encodable {
