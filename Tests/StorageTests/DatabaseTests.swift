@@ -196,6 +196,22 @@ struct DatabaseTests {
         }
     }
 
+    @Test func healthCheckReplacesAConnectionKilledWhileIdle() async throws {
+        try await TestDatabase.with(poolSize: 1, migrate: false) { db, _ in
+            var configuration = db.configuration
+            configuration.healthCheckAfterIdle = .zero  // ping before every lease
+            let checked = try await Database.connect(configuration)
+            let before = try await checked.withSession { $0.serverConnectionID }
+            try await db.withSession { try await $0.executeText("KILL \(before)") }
+            // A session is never retried; it works only because the dead connection was found before the lease.
+            let after = try await checked.withSession { session in
+                try await session.queryFirst("SELECT CONNECTION_ID() AS id")?.int("id")
+            }
+            #expect(after != nil && after != before)
+            await checked.shutdown()
+        }
+    }
+
     @Test func killedConnectionInsideATransactionFailsWithoutRetry() async throws {
         try await TestDatabase.with(poolSize: 2) { db, _ in
             let error = await #expect(throws: DatabaseError.self) {

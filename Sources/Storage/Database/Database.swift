@@ -36,6 +36,8 @@ public final class Database: DatabaseExecutor {
     private init(configuration: DatabaseConfiguration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
+        // mysql_server_init before any thread touches the library.
+        precondition(MariaDBLibrary.initialized, "mysql_server_init failed")
         threadPool = NIOThreadPool(numberOfThreads: configuration.poolSize)
         threadPool.start()
         pool = ConnectionPool(configuration: configuration, threadPool: threadPool, logger: logger)
