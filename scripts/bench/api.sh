@@ -13,7 +13,7 @@ SWIFT=${SWIFT:-swift}
 DURATION=${1:-20}
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 
-$SWIFT build -c release --build-tests -Xswiftc -enable-testing --product switchboardPackageTests >&2
+$SWIFT build -c release --build-tests -Xswiftc -enable-testing >&2
 
 info=$(mktemp) stop=$(mktemp -u)
 : > "$info"
