@@ -49,8 +49,7 @@ struct MethodNotAllowedMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as HTTPError where error.status == .notFound && context.endpointPath == "NotFound" {
             let allowed = routes.allowedMethods(for: Substring(request.uri.path))
             guard !allowed.isEmpty else { throw error }
-            var names = allowed.map(\.rawValue)
-            if allowed.contains(.get) { names.append("HEAD") }
+            let names = allowed.map(\.rawValue)
             throw HTTPError(
                 .methodNotAllowed, headers: [.allow: names.joined(separator: ", ")],
                 message: "\(request.method) is not allowed on \(request.uri.path); use \(names.joined(separator: " or "))")

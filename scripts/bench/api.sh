@@ -6,22 +6,25 @@
 #
 # Needs the services (scripts/services start) and Debian's `wrk`. Builds the release test bundle,
 # whose APIBenchmarkServer "test" runs one api node and one worker (4 slots) on a throw-away
-# database when SB_API_BENCH_INFO is set. SWIFT overrides the swift command.
+# database when SB_API_BENCH_INFO is set. SWIFT overrides the swift command, BUILD_DIR the build folder.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SWIFT=${SWIFT:-swift}
 DURATION=${1:-20}
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 
-$SWIFT build -c release --build-tests -Xswiftc -enable-testing >&2
+[ -n "${SKIP_BUILD:-}" ] || $SWIFT build -c release --build-tests -Xswiftc -enable-testing >&2
 
 info=$(mktemp) stop=$(mktemp -u)
 : > "$info"
+# The test bundle is run directly (no second SwiftPM invocation to wait for).
+BUILD_DIR=${BUILD_DIR:-.build}
 SB_API_BENCH_INFO=$info SB_API_BENCH_STOP=$stop \
-  $SWIFT test -c release -Xswiftc -enable-testing --skip-build --filter APIBenchmarkServer >/tmp/sb-api-bench-server.log 2>&1 &
+  "$BUILD_DIR/release/switchboardPackageTests.xctest" --testing-library swift-testing --filter APIBenchmarkServer \
+  >/tmp/sb-api-bench-server.log 2>&1 &
 server=$!
 trap 'touch "$stop"; wait $server 2>/dev/null || true; rm -f "$info" "$stop"' EXIT
-for _ in $(seq 1 300); do [ -s "$info" ] && break; sleep 0.2; done
+for _ in $(seq 1 1500); do [ -s "$info" ] && break; sleep 0.2; done
 [ -s "$info" ] || { echo "the benchmark server did not start; see /tmp/sb-api-bench-server.log" >&2; exit 1; }
 read -r port key < "$info"
 base=http://127.0.0.1:$port
