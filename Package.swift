@@ -166,7 +166,7 @@ let package = Package(
         .executableTarget(
             name: "switchboard-bench",
             dependencies: [
-                "RedisClient", "Storage", "Queue", "Gateway", "SwitchboardCore",
+                "CHiredis", "RedisClient", "Storage", "Queue", "Gateway", "SwitchboardCore",
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
