@@ -131,4 +131,22 @@ enum QueueScripts {
         redis.call('DEL', KEYS[1])
         return n
         """)
+
+    /// Removes consumers of dead workers from a group: those with nothing pending and idle at
+    /// least ARGV[2] ms (never ARGV[3], the caller). Checked and deleted in one step, so a consumer
+    /// that just received entries is never deleted with them.
+    /// KEYS: stream. ARGV: group, min idle ms, own consumer name. Returns how many were removed.
+    static let pruneConsumers = RedisScript(
+        """
+        local removed = 0
+        for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+          local info = {}
+          for i = 1, #c, 2 do info[c[i]] = c[i + 1] end
+          if info['name'] ~= ARGV[3] and tonumber(info['pending']) == 0 and tonumber(info['idle']) >= tonumber(ARGV[2]) then
+            redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info['name'])
+            removed = removed + 1
+          end
+        end
+        return removed
+        """)
 }

@@ -121,3 +121,43 @@ public struct RetryPolicy: Sendable, Equatable {
         return Double(seconds) + Double(attoseconds) / 1e18
     }
 }
+
+extension WorkerConfiguration {
+    /// Applies the worker's environment variables over `self`: WORKER_ID, WORKER_QUEUES
+    /// (comma-separated), WORKER_CONCURRENCY, WORKER_JOB_TIMEOUT, WORKER_MAX_RETRIES,
+    /// WORKER_VISIBILITY_TIMEOUT, WORKER_GRACE_PERIOD (seconds, fractions allowed),
+    /// WORKER_HEALTH_HOST, WORKER_HEALTH_PORT. Unset variables leave fields as they are.
+    public func overriding(environment: [String: String]) throws(QueueError) -> WorkerConfiguration {
+        var configuration = self
+        func value(_ name: String) -> String? {
+            environment[name].map { $0.trimmingCharacters(in: .whitespaces) }.flatMap { $0.isEmpty ? nil : $0 }
+        }
+        func int(_ name: String) throws(QueueError) -> Int? {
+            guard let text = value(name) else { return nil }
+            guard let n = Int(text) else { throw QueueError(.invalidConfiguration, "\(name) must be an integer, got '\(text)'") }
+            return n
+        }
+        func seconds(_ name: String) throws(QueueError) -> Duration? {
+            guard let text = value(name) else { return nil }
+            guard let s = Double(text), s.isFinite, s >= 0 else {
+                throw QueueError(.invalidConfiguration, "\(name) must be a number of seconds, got '\(text)'")
+            }
+            return .milliseconds(Int64((s * 1000).rounded()))
+        }
+        if let id = value("WORKER_ID") { configuration.workerID = id }
+        if let queues = value("WORKER_QUEUES") {
+            var parsed: [QueueName] = []
+            for name in queues.split(separator: ",") { parsed.append(try QueueName.parse(String(name))) }
+            configuration.queues = parsed
+        }
+        if let n = try int("WORKER_CONCURRENCY") { configuration.concurrency = n }
+        if let d = try seconds("WORKER_JOB_TIMEOUT") { configuration.jobTimeout = d }
+        if let n = try int("WORKER_MAX_RETRIES") { configuration.maxRetries = n }
+        if let d = try seconds("WORKER_VISIBILITY_TIMEOUT") { configuration.visibilityTimeout = d }
+        if let d = try seconds("WORKER_GRACE_PERIOD") { configuration.gracePeriod = d }
+        if let host = value("WORKER_HEALTH_HOST") { configuration.healthHost = host }
+        if let n = try int("WORKER_HEALTH_PORT") { configuration.healthPort = n }
+        try configuration.validate()
+        return configuration
+    }
+}

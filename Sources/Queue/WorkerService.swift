@@ -516,7 +516,12 @@ public final class WorkerService: Service, Sendable {
 
     private func reclaimLoop() async {
         var failures = 0
+        var lastPrune = ContinuousClock.now
         while !Task.isCancelled && !stopping {
+            if ContinuousClock.now - lastPrune >= .seconds(600) {
+                lastPrune = ContinuousClock.now
+                await pruneConsumers()
+            }
             try? await Task.sleep(for: failures > 0 ? Self.backoff(failures) : reclaimInterval)
             if Task.isCancelled || stopping { return }
             do {
@@ -528,6 +533,22 @@ public final class WorkerService: Service, Sendable {
                 if Task.isCancelled { return }
                 failures += 1
                 logger.warning("reclaim failed", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// Consumer names of workers gone for an hour (nothing pending) are removed from the groups,
+    /// so XINFO CONSUMERS does not grow with every restart.
+    private func pruneConsumers() async {
+        for queue in configuration.queues {
+            do {
+                let removed = try await client.evalScript(
+                    QueueScripts.pruneConsumers, keys: [QueueKeys.stream(queue)], args: [group, 3_600_000, consumer])
+                if let n = removed.int, n > 0 {
+                    logger.info("removed consumers of departed workers", metadata: ["queue": "\(queue)", "count": "\(n)"])
+                }
+            } catch {
+                logger.debug("pruning consumers failed", metadata: ["error": "\(error)"])
             }
         }
     }

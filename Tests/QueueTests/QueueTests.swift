@@ -204,6 +204,22 @@ struct QueueUnitTests {
         #expect(WorkerConfiguration().workerID.hasSuffix("-\(getpid())"))
     }
 
+    @Test("worker settings come from WORKER_* environment variables")
+    func environment() throws {
+        let configuration = try WorkerConfiguration().overriding(environment: [
+            "WORKER_CONCURRENCY": "12", "WORKER_JOB_TIMEOUT": "90", "WORKER_MAX_RETRIES": "2",
+            "WORKER_QUEUES": "ai, delivery", "WORKER_VISIBILITY_TIMEOUT": "2.5", "WORKER_HEALTH_PORT": "9100",
+        ])
+        #expect(configuration.concurrency == 12)
+        #expect(configuration.jobTimeout == .seconds(90))
+        #expect(configuration.maxRetries == 2)
+        #expect(configuration.queues == [.ai, .delivery])
+        #expect(configuration.visibilityTimeout == .milliseconds(2500))
+        #expect(configuration.healthPort == 9100)
+        #expect(throws: QueueError.self) { try WorkerConfiguration().overriding(environment: ["WORKER_CONCURRENCY": "many"]) }
+        #expect(throws: QueueError.self) { try WorkerConfiguration().overriding(environment: ["WORKER_QUEUES": "failed"]) }
+    }
+
     @Test("payload versions newer than the worker's are rejected, older ones decoded")
     func payloadVersions() throws {
         struct V2: JobPayload {

@@ -123,7 +123,7 @@ final class WorkerProcess: @unchecked Sendable {
             throw TimedOut(message: "\(binary.path) is missing; `swift build --product switchboard-bench` first")
         }
         logURL = FileManager.default.temporaryDirectory.appendingPathComponent("sb-queue-worker-\(UUID().uuidString).log")
-        FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
         let log = try FileHandle(forWritingTo: logURL)
         process.executableURL = binary
         process.arguments = arguments + ["--log-level", "info"]
