@@ -135,11 +135,20 @@ public struct TurnRunner: Sendable {
             try await finishFailed(message, code: "internal_error", text: "the answer could not be produced", writer: writer)
             return
         }
-        guard let reply = outcome else {
-            try await finishCancelled(message, writer: writer)
-            return
+        do {
+            guard let reply = outcome else {
+                try await finishCancelled(message, writer: writer)
+                return
+            }
+            try await finishCompleted(message, reply: reply, writer: writer)
+        } catch {
+            // The chat was deleted while the turn ran: there is nothing left to answer.
+            if (try? await messages.message(id: messageID)) == nil {
+                logger.info("turn dropped: its message was deleted while it ran")
+                return
+            }
+            throw error
         }
-        try await finishCompleted(message, reply: reply, writer: writer)
     }
 
     /// Runs the responder while watching the stop flag; nil when a stop request won.

@@ -117,3 +117,18 @@ struct TurnRunnerTests {
         }
     }
 }
+
+@Suite("Turn runner, deleted chats")
+struct TurnRunnerDeletionTests {
+    @Test func aTurnWhoseChatIsDeletedMidwayEndsQuietly() async throws {
+        try await TestEnvironment.with { env in
+            let message = try await env.queuedMessage("a b c d e f g h i j")
+            let runner = TurnRunnerTests.runner(env, responder: EchoResponder(chunkDelay: .milliseconds(30)))
+            async let run: Void = runner.run(messageID: message.id, isLastAttempt: false, logger: TestEnvironment.logger)
+            try await Task.sleep(for: .milliseconds(100))
+            #expect(try await env.stores.chats.deleteChat(id: message.chatID, ownerID: message.ownerID))
+            try await run  // no error: the queue does not retry a turn that has nothing left to answer
+            #expect(try await env.stores.messages.message(id: message.id) == nil)
+        }
+    }
+}
