@@ -1,20 +1,49 @@
+import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
 import Observability
+import Storage
 
-/// The HTTP surface of the api role. Issue-by-issue it grows REST, SSE and webhooks; every
-/// route shares the JSON error shape and the request id header.
+/// The HTTP surface of the api role: `/healthz`, `/metrics` and the public API under `/api/v1`
+/// (REST and SSE). Every route shares the JSON error shape and the request id header.
 public enum APIApplication {
-    public static func buildRouter(healthChecks: [HealthCheck]) -> Router<BasicRequestContext> {
+    /// The router of the api role, and the routes it serves (for the OpenAPI check).
+    public static func buildRouter(dependencies: APIDependencies) -> Router<APIRequestContext> {
+        buildRouterAndRoutes(dependencies: dependencies).router
+    }
+
+    /// The public routes `buildRouter` registers.
+    public static func routes(dependencies: APIDependencies) -> [RouteDescription] {
+        buildRouterAndRoutes(dependencies: dependencies).routes
+    }
+
+    /// The api application. `onServerRunning` gets the listening channel (its port when `port` is 0).
+    public static func build(
+        host: String, port: Int, dependencies: APIDependencies, logger: Logger,
+        onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
+        Application(
+            router: buildRouter(dependencies: dependencies),
+            configuration: .init(address: .hostname(host, port: port), serverName: "switchboard"),
+            onServerRunning: onServerRunning,
+            logger: logger
+        )
+    }
+
+    static func buildRouterAndRoutes(dependencies: APIDependencies) -> (router: Router<APIRequestContext>, routes: [RouteDescription]) {
         MetricsSetup.bootstrap()
-        let router = Router(context: BasicRequestContext.self)
+        let recorder = RouteRecorder()
+        let router = Router(context: APIRequestContext.self)
         router.add(middleware: RequestIDMiddleware())
         router.add(middleware: JSONErrorMiddleware())
         router.add(middleware: MetricsMiddleware())
-        router.get("/healthz") { _, _ in
-            await HealthEndpoint.response(healthChecks)
-        }
+        router.add(middleware: MethodNotAllowedMiddleware(routes: recorder))
+
+        let healthChecks = dependencies.healthChecks
+        recorder.record(.get, "/healthz")
+        router.get("/healthz") { _, _ in await HealthEndpoint.response(healthChecks) }
+        recorder.record(.get, "/metrics")
         router.get("/metrics") { _, _ in
             Response(
                 status: .ok,
@@ -22,14 +51,41 @@ public enum APIApplication {
                 body: .init(byteBuffer: ByteBuffer(string: MetricsSetup.render()))
             )
         }
-        return router
-    }
 
-    public static func build(host: String, port: Int, healthChecks: [HealthCheck], logger: Logger) -> some ApplicationProtocol {
-        Application(
-            router: buildRouter(healthChecks: healthChecks),
-            configuration: .init(address: .hostname(host, port: port), serverName: "switchboard"),
-            logger: logger
-        )
+        let api = PublicAPI(dependencies: dependencies)
+        let relay = TurnEventRelay(api: api)
+        let limits = dependencies.limits
+        let limiter = RateLimiter(redis: dependencies.redis)
+        let v1 = router.group("/api/v1")
+        if let rule = limits.perIP {
+            v1.add(middleware: RateLimitMiddleware(limiter: limiter, rule: rule, subject: .clientIP, trustForwardedFor: limits.trustForwardedFor))
+        }
+        v1.add(middleware: APIKeyAuthenticator(apiKeys: dependencies.stores.apiKeys))
+        if let rule = limits.perUser {
+            v1.add(middleware: RateLimitMiddleware(limiter: limiter, rule: rule, subject: .user, trustForwardedFor: limits.trustForwardedFor))
+        }
+        v1.add(middleware: IdempotencyMiddleware(
+            store: api.idempotency, maxBodyBytes: dependencies.settings.maxBodyBytes, excludedPaths: ["/api/v1/messages/stream"]))
+
+        func on(
+            _ method: HTTPRequest.Method, _ path: String,
+            _ handler: @escaping @Sendable (Request, APIRequestContext) async throws -> Response
+        ) {
+            recorder.record(method, "/api/v1" + path)
+            v1.on(RouterPath(path), method: method, use: handler)
+        }
+        on(.get, "/me", api.me)
+        on(.post, "/chats", api.createChat)
+        on(.get, "/chats", api.listChats)
+        on(.get, "/chats/:chatId", api.getChat)
+        on(.delete, "/chats/:chatId", api.deleteChat)
+        on(.get, "/chats/:chatId/messages", api.listMessages)
+        on(.post, "/chats/:chatId/messages", api.postToChat)
+        on(.post, "/messages", api.postMessage)
+        on(.post, "/messages/stream", relay.submitAndStream)
+        on(.get, "/messages/:messageId", api.getMessage)
+        on(.post, "/messages/:messageId/stop", api.stop)
+        on(.get, "/messages/:messageId/events", relay.events)
+        return (router, recorder.routes)
     }
 }

@@ -26,9 +26,17 @@ public struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
-        } catch let error as SwitchboardError {
+        } catch {
+            return Self.response(for: error, request: request, context: context)
+        }
+    }
+
+    /// The JSON error answer of `error` (also used by middleware that must add headers to errors).
+    static func response(for error: any Error, request: Request, context: some RequestContext) -> Response {
+        switch error {
+        case let error as SwitchboardError:
             return Self.response(status: error.status, code: error.code.rawValue, message: error.message)
-        } catch let error as HTTPError {
+        case let error as HTTPError:
             let code: String
             switch error.status.code {
             case 404: code = SwitchboardError.Code.notFound.rawValue
@@ -39,10 +47,12 @@ public struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             default: code = SwitchboardError.Code.internalError.rawValue
             }
             let message = error.body ?? (error.status.code == 404 ? "no route for \(request.method) \(request.uri.path)" : error.status.reasonPhrase)
-            return Self.response(status: Int(error.status.code), code: code, message: message)
-        } catch let error as any HTTPResponseError {
+            var response = Self.response(status: Int(error.status.code), code: code, message: message)
+            for field in error.headers where field.name != .contentType && field.name != .contentLength { response.headers.append(field) }
+            return response
+        case let error as any HTTPResponseError:
             return Self.response(status: Int(error.status.code), code: SwitchboardError.Code.badRequest.rawValue, message: error.status.reasonPhrase)
-        } catch {
+        default:
             context.logger.error("unhandled error", metadata: ["error": "\(String(reflecting: error))"])
             return Self.response(status: 500, code: SwitchboardError.Code.internalError.rawValue, message: "internal error (request \(context.id))")
         }

@@ -1,1 +1,227 @@
-// placeholder
+/// Turns owns a turn's life after the api accepted a message: the event vocabulary clients read
+/// (`TurnEvent`), the Redis stream `turn:{messageId}` that carries it (`TurnStreamWriter`,
+/// `TurnStreamReader`), the stop flag (`TurnCancellation`), and the `ai` job (`TurnJob`) whose
+/// handler runs the turn through a `TurnResponder` and stores its outcome.
+import Foundation
+import Logging
+import Queue
+import RedisClient
+import Storage
+import SwitchboardCore
+
+/// The job that runs one turn: queued by the api on the `ai` queue once the message is stored.
+public struct TurnJob: JobPayload, Equatable {
+    public static let name = "turn"
+    public var messageId: Int64
+
+    public init(messageId: Int64) { self.messageId = messageId }
+}
+
+/// What the turn handler needs.
+public struct TurnDependencies: Sendable {
+    public var redis: RedisClient
+    public var messages: any MessageStore
+    public var chats: any ChatStore
+    public var responder: any TurnResponder
+    public var stream: TurnStreamSettings
+    /// How often a running turn looks for a stop request.
+    public var cancelPollInterval: Duration
+
+    public init(
+        redis: RedisClient, messages: any MessageStore, chats: any ChatStore, responder: any TurnResponder = EchoResponder(),
+        stream: TurnStreamSettings = .init(), cancelPollInterval: Duration = .milliseconds(200)
+    ) {
+        self.redis = redis
+        self.messages = messages
+        self.chats = chats
+        self.responder = responder
+        self.stream = stream
+        self.cancelPollInterval = cancelPollInterval
+    }
+
+    public init(redis: RedisClient, stores: Stores, responder: any TurnResponder = EchoResponder(), stream: TurnStreamSettings = .init()) {
+        self.init(redis: redis, messages: stores.messages, chats: stores.chats, responder: responder, stream: stream)
+    }
+}
+
+public enum Turns {
+    /// The queue turn jobs run on.
+    public static let queue: QueueName = .ai
+
+    /// Registers the `turn` job handler (for the worker role).
+    public static func register(in registry: inout JobRegistry, dependencies: TurnDependencies) {
+        let runner = TurnRunner(dependencies: dependencies)
+        registry.register(TurnJob.self) { job, context in
+            try await runner.run(
+                messageID: job.messageId, attempt: context.attempt, isLastAttempt: context.attempt >= context.maxAttempts,
+                logger: context.logger)
+        }
+    }
+
+    /// Queues the turn of a stored message.
+    @discardableResult
+    public static func enqueue(messageID: Int64, on producer: any JobProducer) async throws -> JobID {
+        try await producer.enqueue(TurnJob(messageId: messageID), on: queue)
+    }
+
+    /// The key the assistant's reply to `messageID` is stored under (one reply per turn, even when redelivered).
+    public static func replyKey(for messageID: Int64) -> String { "turn-reply:\(messageID)" }
+}
+
+/// Runs one turn. Idempotent: a turn whose message is already final is not run again; only its
+/// final event is written if a crash lost it.
+public struct TurnRunner: Sendable {
+    let dependencies: TurnDependencies
+
+    public init(dependencies: TurnDependencies) { self.dependencies = dependencies }
+
+    private var messages: any MessageStore { dependencies.messages }
+
+    public func run(messageID: Int64, attempt: Int = 1, isLastAttempt: Bool = true, logger: Logger) async throws {
+        var logger = logger
+        logger[metadataKey: "message_id"] = "\(messageID)"
+        guard var message = try await messages.message(id: messageID) else {
+            logger.info("turn skipped: the message no longer exists")
+            return
+        }
+        guard message.role == .user else {
+            logger.warning("turn skipped: not a user message")
+            return
+        }
+        let writer = TurnStreamWriter(redis: dependencies.redis, messageID: messageID, settings: dependencies.stream)
+
+        if message.status.isFinal {
+            try await ensureFinalEvent(message, writer: writer)
+            return
+        }
+        if message.status == .queued {
+            if try await messages.updateStatus(id: messageID, to: .running, error: nil, from: [.queued]) {
+                try await writer.append(.status(TurnStatus(stage: .started, attempt: attempt)))
+            } else {
+                // A stop request (or another worker) changed it meanwhile.
+                guard let current = try await messages.message(id: messageID) else { return }
+                message = current
+                if message.status.isFinal {
+                    try await ensureFinalEvent(message, writer: writer)
+                    return
+                }
+                try await writer.append(.status(TurnStatus(stage: .restarted, attempt: attempt)))
+            }
+        } else {
+            logger.info("turn restarted after a redelivery", metadata: ["attempt": "\(attempt)"])
+            try await writer.append(.status(TurnStatus(stage: .restarted, attempt: attempt)))
+        }
+        message.status = .running
+
+        let cancellation = TurnCancellation(redis: dependencies.redis, settings: dependencies.stream)
+        if try await cancellation.isRequested(messageID: messageID) {
+            try await finishCancelled(message, writer: writer)
+            return
+        }
+
+        let request = TurnRequest(message: message, attempt: attempt, logger: logger)
+        let outcome: TurnReply?
+        do {
+            outcome = try await respondUnlessStopped(request, writer: writer, cancellation: cancellation)
+        } catch let failure as TurnFailure {
+            logger.info("turn failed", metadata: ["code": "\(failure.code)", "error": "\(failure.message)"])
+            try await finishFailed(message, code: failure.code, text: failure.message, writer: writer)
+            return
+        } catch is CancellationError {
+            throw CancellationError()  // the worker stops this job (shutdown, timeout): it is retried elsewhere
+        } catch {
+            if !isLastAttempt { throw error }
+            logger.error("turn failed on its last attempt", metadata: ["error": "\(error)"])
+            try await finishFailed(message, code: "internal_error", text: "the answer could not be produced", writer: writer)
+            return
+        }
+        do {
+            guard let reply = outcome else {
+                try await finishCancelled(message, writer: writer)
+                return
+            }
+            try await finishCompleted(message, reply: reply, writer: writer)
+        } catch {
+            // The chat was deleted while the turn ran: there is nothing left to answer.
+            if (try? await messages.message(id: messageID)) == nil {
+                logger.info("turn dropped: its message was deleted while it ran")
+                return
+            }
+            throw error
+        }
+    }
+
+    /// Runs the responder while watching the stop flag; nil when a stop request won.
+    private func respondUnlessStopped(_ request: TurnRequest, writer: TurnStreamWriter, cancellation: TurnCancellation) async throws -> TurnReply? {
+        let responder = dependencies.responder
+        let poll = dependencies.cancelPollInterval
+        let messageID = request.message.id
+        return try await withThrowingTaskGroup(of: TurnReply?.self) { group in
+            group.addTask {
+                try await responder.respond(to: request, emitter: TurnEmitter(writer: writer))
+            }
+            group.addTask {
+                while true {
+                    try await Task.sleep(for: poll)
+                    if (try? await cancellation.isRequested(messageID: messageID)) == true { return nil }
+                }
+            }
+            defer { group.cancelAll() }
+            return try await group.next() ?? nil
+        }
+    }
+
+    private func finishCompleted(_ message: Message, reply: TurnReply, writer: TurnStreamWriter) async throws {
+        let key = Turns.replyKey(for: message.id)
+        let stored: Message
+        if let existing = try await messages.message(ownerID: message.ownerID, idempotencyKey: key) {
+            stored = existing
+        } else {
+            stored = try await messages.insertMessage(NewMessage(
+                chatID: message.chatID, ownerID: message.ownerID, role: .assistant, content: reply.content, status: .completed,
+                channel: message.channel, idempotencyKey: key, replyToID: message.id))
+        }
+        if reply.topic != nil || reply.language != nil {
+            _ = try await messages.setClassification(id: message.id, topic: reply.topic, language: reply.language)
+        }
+        guard try await messages.updateStatus(id: message.id, to: .completed, error: nil, from: [.running, .queued]) else {
+            if let current = try await messages.message(id: message.id) { try await ensureFinalEvent(current, writer: writer) }
+            return
+        }
+        try? await dependencies.chats.touchChat(id: message.chatID)
+        try await writer.append(.complete(TurnCompletion(
+            messageId: message.id, replyId: stored.id, topic: reply.topic, language: reply.language, provider: reply.provider,
+            model: reply.model, usage: reply.usage)))
+    }
+
+    private func finishCancelled(_ message: Message, writer: TurnStreamWriter) async throws {
+        _ = try await messages.updateStatus(id: message.id, to: .cancelled, error: "stopped by the user", from: [.running, .queued])
+        if let current = try await messages.message(id: message.id) { try await ensureFinalEvent(current, writer: writer) }
+    }
+
+    private func finishFailed(_ message: Message, code: String, text: String, writer: TurnStreamWriter) async throws {
+        if try await messages.updateStatus(id: message.id, to: .failed, error: text, from: [.running, .queued]) {
+            try await writer.append(.error(code: code, message: text))
+        } else if let current = try await messages.message(id: message.id) {
+            try await ensureFinalEvent(current, writer: writer)
+        }
+    }
+
+    /// Writes the final event of a finished turn unless the stream already ended.
+    func ensureFinalEvent(_ message: Message, writer: TurnStreamWriter) async throws {
+        try await writer.append(Self.finalEvent(for: message, replyID: nil))
+    }
+
+    /// The final event a finished message's stream ends with (also what the api synthesises when
+    /// the stream of an old turn has expired).
+    public static func finalEvent(for message: Message, replyID: Int64?) -> TurnEvent {
+        switch message.status {
+        case .cancelled:
+            return .error(code: TurnErrorEvent.cancelledCode, message: message.error ?? "stopped by the user")
+        case .failed:
+            return .error(code: "turn_failed", message: message.error ?? "the turn failed")
+        default:
+            return .complete(TurnCompletion(messageId: message.id, replyId: replyID, topic: message.topic, language: message.language))
+        }
+    }
+}

@@ -1,0 +1,26 @@
+import Queue
+import RedisClient
+import Storage
+
+/// Everything the api role needs; all of it shared through Redis and MariaDB, so any number of
+/// api nodes behave as one.
+public struct APIDependencies: Sendable {
+    public var redis: RedisClient
+    public var stores: Stores
+    public var jobs: any JobProducer
+    public var settings: APISettings
+    public var limits: RateLimitSettings
+    public var healthChecks: [HealthCheck]
+
+    public init(
+        redis: RedisClient, stores: Stores, jobs: any JobProducer, settings: APISettings = .init(),
+        limits: RateLimitSettings = .init(), healthChecks: [HealthCheck] = []
+    ) {
+        self.redis = redis
+        self.stores = stores
+        self.jobs = jobs
+        self.settings = settings
+        self.limits = limits
+        self.healthChecks = healthChecks
+    }
+}

@@ -1,0 +1,75 @@
+import Foundation
+import Turns
+
+/// Limits of one rate-limited subject: `limit` requests per `period`, of which up to `burst`
+/// may come at once (GCRA).
+public struct RateLimitRule: Sendable, Equatable {
+    public var limit: Int
+    public var period: Duration
+    public var burst: Int
+
+    public init(limit: Int, period: Duration, burst: Int? = nil) {
+        self.limit = max(1, limit)
+        self.period = period
+        self.burst = max(1, burst ?? limit)
+    }
+}
+
+/// Rate limits of the public API (config keys `limits.*`). nil disables a limit.
+public struct RateLimitSettings: Sendable, Equatable {
+    /// Per authenticated user, over every `/api/v1` route.
+    public var perUser: RateLimitRule?
+    /// Per client IP, checked before authentication (so it also slows key guessing).
+    public var perIP: RateLimitRule?
+    /// Take the client IP from the first `X-Forwarded-For` address (only behind a proxy you trust).
+    public var trustForwardedFor: Bool
+
+    public init(
+        perUser: RateLimitRule? = RateLimitRule(limit: 600, period: .seconds(60), burst: 100),
+        perIP: RateLimitRule? = RateLimitRule(limit: 1_200, period: .seconds(60), burst: 200),
+        trustForwardedFor: Bool = false
+    ) {
+        self.perUser = perUser
+        self.perIP = perIP
+        self.trustForwardedFor = trustForwardedFor
+    }
+
+    public static let disabled = RateLimitSettings(perUser: nil, perIP: nil)
+}
+
+/// Sizes and timings of the public API.
+public struct APISettings: Sendable, Equatable {
+    /// Largest request body accepted (413 above).
+    public var maxBodyBytes: Int
+    /// Longest message text, in characters.
+    public var maxMessageCharacters: Int
+    /// Longest chat title, in characters.
+    public var maxTitleCharacters: Int
+    /// Largest page a list returns.
+    public var maxPageSize: Int
+    public var defaultPageSize: Int
+    /// A comment line is sent on an idle SSE stream this often.
+    public var heartbeatInterval: Duration
+    /// How long a stored POST response is replayed for its Idempotency-Key.
+    public var idempotencyTTL: Duration
+    /// How long a request holds its Idempotency-Key while it runs (a crash frees it after this).
+    public var idempotencyLockTTL: Duration
+    public var turnStream: TurnStreamSettings
+
+    public init(
+        maxBodyBytes: Int = 256 * 1024, maxMessageCharacters: Int = 32_000, maxTitleCharacters: Int = 200,
+        maxPageSize: Int = 100, defaultPageSize: Int = 20, heartbeatInterval: Duration = .seconds(15),
+        idempotencyTTL: Duration = .seconds(86_400), idempotencyLockTTL: Duration = .seconds(60),
+        turnStream: TurnStreamSettings = .init()
+    ) {
+        self.maxBodyBytes = maxBodyBytes
+        self.maxMessageCharacters = maxMessageCharacters
+        self.maxTitleCharacters = maxTitleCharacters
+        self.maxPageSize = maxPageSize
+        self.defaultPageSize = defaultPageSize
+        self.heartbeatInterval = heartbeatInterval
+        self.idempotencyTTL = idempotencyTTL
+        self.idempotencyLockTTL = idempotencyLockTTL
+        self.turnStream = turnStream
+    }
+}

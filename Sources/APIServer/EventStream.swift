@@ -1,0 +1,186 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import Storage
+import SwitchboardCore
+import Turns
+
+/// Server-sent events relaying a turn stream. Every frame carries the Redis entry id as `id:`, so
+/// a client reconnecting with `Last-Event-ID` continues right after the last event it saw; any
+/// api node can serve any stream because the events live in Redis.
+struct TurnEventRelay: Sendable {
+    let api: PublicAPI
+
+    static let lastEventIDHeader = HTTPField.Name("Last-Event-ID")!
+    static let messageIDHeader = HTTPField.Name("X-Message-ID")!
+    static let chatIDHeader = HTTPField.Name("X-Chat-ID")!
+    /// How old a finished message must be before a stream without its final event is presumed lost.
+    static let lostFinalGrace: TimeInterval = 10
+
+    static var streamHeaders: HTTPFields {
+        [
+            .contentType: "text/event-stream; charset=utf-8",
+            .cacheControl: "no-cache",
+            HTTPField.Name("X-Accel-Buffering")!: "no",
+        ]
+    }
+
+    /// GET /messages/{id}/events
+    func events(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let message = try await api.ownedMessage(context)
+        let lastEventID = try Self.lastEventID(request)
+        let reader = TurnStreamReader(redis: api.dependencies.redis)
+        if let lastEventID, let tail = try await reader.last(messageID: message.id), tail.isFinal, tail.id == lastEventID {
+            // The client saw the end already: 204 tells an EventSource to stop reconnecting.
+            return Response(status: .noContent)
+        }
+        return Response(status: .ok, headers: Self.streamHeaders, body: body(message: message, after: lastEventID, logger: context.logger))
+    }
+
+    /// POST /messages/stream: submit, then stream the turn in the same response. With an
+    /// Idempotency-Key a retry streams the turn the first request created.
+    func submitAndStream(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let caller = try context.requireCaller()
+        var request = request
+        let buffer = try await APIJSON.collect(&request, maxBytes: api.settings.maxBodyBytes)
+        let key = try IdempotencyStore.key(of: request)
+        let fingerprint = IdempotencyStore.fingerprint(method: request.method, path: request.uri.path, body: buffer)
+        let store = api.idempotency
+
+        if let key {
+            let verdict = try await store.begin(userID: caller.user.id, key: key, fingerprint: fingerprint)
+            if let error = IdempotencyStore.conflictError(verdict) { throw error }
+            if case .replay(let status, let stored) = verdict {
+                guard status == 202, let accepted = try? JSONDecoder().decode(AcceptedJSON.self, from: Data(stored)),
+                      let message = try await api.stores.messages.message(id: accepted.messageId, ownerID: caller.user.id)
+                else { return IdempotencyStore.replayResponse(status: status, body: stored) }
+                let lastEventID = try Self.lastEventID(request)
+                var headers = Self.streamHeaders
+                headers[Self.messageIDHeader] = "\(message.id)"
+                headers[Self.chatIDHeader] = "\(message.chatID)"
+                headers[IdempotencyStore.replayedHeader] = "true"
+                return Response(status: .ok, headers: headers, body: body(message: message, after: lastEventID, logger: context.logger))
+            }
+        }
+
+        let accepted: AcceptedJSON
+        do {
+            let body = try await APIJSON.decode(SubmitMessageBody.self, from: &request, maxBytes: api.settings.maxBodyBytes)
+            accepted = try await api.submit(caller: caller, content: body.content, chatID: body.chatId, title: body.title, logger: context.logger)
+        } catch {
+            if let key {
+                let response = JSONErrorMiddleware<APIRequestContext>.response(for: error, request: request, context: context)
+                if response.status.code >= 500 {
+                    await store.abandon(userID: caller.user.id, key: key, fingerprint: fingerprint)
+                } else {
+                    let collector = CollectingBodyWriter()
+                    try await response.body.write(collector)
+                    try await store.complete(
+                        userID: caller.user.id, key: key, fingerprint: fingerprint, status: Int(response.status.code),
+                        body: Array(collector.buffer.readableBytesView))
+                    return Response(status: response.status, headers: response.headers, body: .init(byteBuffer: collector.buffer))
+                }
+            }
+            throw error
+        }
+        if let key {
+            try await store.complete(
+                userID: caller.user.id, key: key, fingerprint: fingerprint, status: 202, body: Array(try APIJSON.encoder.encode(accepted)))
+        }
+        guard let message = try await api.stores.messages.message(id: accepted.messageId, ownerID: caller.user.id) else {
+            throw SwitchboardError.notFound("no message \(accepted.messageId)")
+        }
+        var headers = Self.streamHeaders
+        headers[Self.messageIDHeader] = "\(accepted.messageId)"
+        headers[Self.chatIDHeader] = "\(accepted.chatId)"
+        headers[.location] = accepted.events
+        return Response(status: .ok, headers: headers, body: body(message: message, after: nil, logger: context.logger))
+    }
+
+    static func lastEventID(_ request: Request) throws -> String? {
+        let value = request.headers[lastEventIDHeader] ?? request.uri.queryParameters["lastEventId"].map(String.init)
+        guard let value, !value.isEmpty else { return nil }
+        guard TurnStreamReader.isValidEntryID(value) else {
+            throw SwitchboardError.invalidField("Last-Event-ID", "is not an event id of this stream")
+        }
+        return value
+    }
+
+    /// The body: frames from the stream after `after`, a heartbeat comment whenever it is idle,
+    /// finished after the final event.
+    func body(message: Message, after: String?, logger: Logger) -> ResponseBody {
+        let reader = TurnStreamReader(redis: api.dependencies.redis)
+        let messages = api.stores.messages
+        let heartbeat = api.settings.heartbeatInterval
+        let messageID = message.id
+        let initialStatus = message.status
+        return ResponseBody { writer in
+            var cursor = after ?? "0-0"
+            try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
+            // A turn that ended long ago may have no stream left: answer its end from the database.
+            if initialStatus.isFinal, try await reader.last(messageID: messageID) == nil {
+                try await Self.writeSynthesizedEnd(messageID: messageID, messages: messages, writer: &writer)
+                try await writer.finish(nil)
+                return
+            }
+            while true {
+                let entries = try await reader.read(messageID: messageID, after: cursor, block: heartbeat)
+                if entries.isEmpty {
+                    if let current = try await messages.message(id: messageID), current.status.isFinal,
+                       Date().timeIntervalSince(current.updatedAt) > Self.lostFinalGrace,
+                       try await reader.last(messageID: messageID)?.isFinal != true {
+                        logger.warning("turn stream ended without its final event; answering from the database")
+                        try await Self.writeSynthesizedEnd(messageID: messageID, messages: messages, writer: &writer)
+                        break
+                    }
+                    try await writer.write(ByteBuffer(string: ": heartbeat\n\n"))
+                    continue
+                }
+                var frames = ByteBuffer()
+                var ended = false
+                for entry in entries {
+                    Self.appendFrame(id: entry.id, type: entry.type, data: entry.data, to: &frames)
+                    cursor = entry.id
+                    if entry.isFinal {
+                        ended = true
+                        break
+                    }
+                }
+                try await writer.write(frames)
+                if ended { break }
+            }
+            try await writer.finish(nil)
+        }
+    }
+
+    static func writeSynthesizedEnd(messageID: Int64, messages: any MessageStore, writer: inout any ResponseBodyWriter) async throws {
+        guard let message = try await messages.message(id: messageID) else { return }
+        let reply = try await messages.message(ownerID: message.ownerID, idempotencyKey: Turns.replyKey(for: messageID))
+        let event = TurnRunner.finalEvent(for: message, replyID: reply?.id)
+        var frame = ByteBuffer()
+        appendFrame(id: nil, type: event.type, data: try event.encodedData(), to: &frame)
+        try await writer.write(frame)
+    }
+
+    static func appendFrame(id: String?, type: String, data: [UInt8], to buffer: inout ByteBuffer) {
+        if let id { buffer.writeString("id: \(id)\n") }
+        buffer.writeString("event: \(type)\n")
+        // `data:` must not contain a raw newline; split it into several data lines if it does.
+        var line: [UInt8] = []
+        for byte in data {
+            if byte == UInt8(ascii: "\n") {
+                buffer.writeString("data: ")
+                buffer.writeBytes(line)
+                buffer.writeString("\n")
+                line.removeAll(keepingCapacity: true)
+            } else if byte != UInt8(ascii: "\r") {
+                line.append(byte)
+            }
+        }
+        buffer.writeString("data: ")
+        buffer.writeBytes(line)
+        buffer.writeString("\n\n")
+    }
+}

@@ -1,0 +1,66 @@
+import Foundation
+import RedisClient
+import Testing
+@testable import Turns
+
+@Suite("Turn stream")
+struct TurnStreamTests {
+    @Test func eventsRoundTripThroughTheStreamAndTheFinalOneIsWrittenOnce() async throws {
+        try await TestEnvironment.with { env in
+            let writer = TurnStreamWriter(redis: env.redis, messageID: 7, settings: TurnStreamSettings(maxLength: 100, ttl: .seconds(60)))
+            let events: [TurnEvent] = [
+                .status(.started),
+                .plan(TurnPlan(nodes: [.init(id: "a", capability: "chat", kind: "reply")], replyNode: "a")),
+                .taskUpdate(TaskUpdate(nodeID: "a", state: .running)),
+                .taskChunk(TaskChunk(nodeID: "a", text: "x")),
+                .taskFile(TaskFile(nodeID: "a", url: "/f/1", type: "text/plain")),
+                .chunk("hello\nworld"),
+                .complete(TurnCompletion(messageId: 7, usage: TurnUsage(promptTokens: 1, completionTokens: 2))),
+            ]
+            var ids: [String] = []
+            for event in events { ids.append(try #require(try await writer.append(event))) }
+            // Nothing is appended after the end.
+            #expect(try await writer.append(.error(code: "late", message: "too late")) == nil)
+
+            let reader = TurnStreamReader(redis: env.redis)
+            let all = try await reader.all(messageID: 7)
+            #expect(all.map(\.id) == ids)
+            #expect(all.compactMap(\.event) == events)
+            #expect(all.map(\.isFinal) == events.map(\.isFinal))
+            // Reading after an id gives exactly what follows it.
+            let rest = try await reader.read(messageID: 7, after: ids[3], block: nil)
+            #expect(rest.map(\.id) == Array(ids[4...]))
+            #expect(try await reader.last(messageID: 7)?.type == "complete")
+            let ttl = try await env.redis.ttl(TurnKeys.stream(7))
+            #expect(ttl > 0 && ttl <= 60)
+            // The usage carries its total.
+            let complete = String(decoding: all.last!.data, as: UTF8.self)
+            #expect(complete.contains("\"total_tokens\":3"))
+        }
+    }
+
+    @Test func aBlockingReadWaitsForTheNextEvent() async throws {
+        try await TestEnvironment.with { env in
+            let reader = TurnStreamReader(redis: env.redis)
+            #expect(try await reader.read(messageID: 9, after: "0-0", block: .milliseconds(50)).isEmpty)
+            async let read = reader.read(messageID: 9, after: "0-0", block: .seconds(5))
+            try await Task.sleep(for: .milliseconds(100))
+            try await TurnStreamWriter(redis: env.redis, messageID: 9).append(.chunk("hi"))
+            #expect(try await read.map(\.type) == ["chunk"])
+        }
+    }
+
+    @Test func entryIDsAreValidated() {
+        #expect(TurnStreamReader.isValidEntryID("1700000000000-0"))
+        #expect(!TurnStreamReader.isValidEntryID("0"))
+        #expect(!TurnStreamReader.isValidEntryID("abc-1"))
+        #expect(!TurnStreamReader.isValidEntryID("1-2-3"))
+        #expect(!TurnStreamReader.isValidEntryID("$"))
+    }
+
+    @Test func echoChunksJoinToTheReply() {
+        let reply = EchoResponder.reply(to: "one  two three")
+        #expect(EchoResponder.chunks(of: reply).joined() == reply)
+        #expect(EchoResponder.chunks(of: reply).count == 6)
+    }
+}
