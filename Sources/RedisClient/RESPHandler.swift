@@ -1,0 +1,202 @@
+import CHiredis
+import NIOCore
+
+/// Parses RESP replies with hiredis's reader (`redisReaderFeed` / `redisReaderGetReply`) and
+/// converts each `redisReply` tree to a `RESPValue`. Used only on one event loop.
+final class HiredisReplyReader {
+    private let reader: UnsafeMutablePointer<redisReader>
+
+    init() {
+        guard let reader = redisReaderCreate() else { fatalError("hiredis: out of memory creating a reader") }
+        self.reader = reader
+    }
+
+    deinit { redisReaderFree(reader) }
+
+    func feed(_ buffer: ByteBuffer) throws(RedisError) {
+        let status = buffer.withUnsafeReadableBytes { raw -> Int32 in
+            guard let base = raw.baseAddress, raw.count > 0 else { return REDIS_OK }
+            return redisReaderFeed(reader, base.assumingMemoryBound(to: CChar.self), raw.count)
+        }
+        if status != REDIS_OK { throw RedisError.protocolError(errorString) }
+    }
+
+    /// The next complete reply, or nil when more bytes are needed.
+    func next() throws(RedisError) -> RESPValue? {
+        var raw: UnsafeMutableRawPointer?
+        if redisReaderGetReply(reader, &raw) != REDIS_OK { throw RedisError.protocolError(errorString) }
+        guard let raw else { return nil }
+        defer { freeReplyObject(raw) }
+        return Self.convert(raw.assumingMemoryBound(to: redisReply.self))
+    }
+
+    private var errorString: String {
+        withUnsafeBytes(of: reader.pointee.errstr) { bytes in
+            let text = bytes.prefix { $0 != 0 }
+            return text.isEmpty ? "unparseable reply" : String(decoding: text, as: UTF8.self)
+        }
+    }
+
+    private static func convert(_ reply: UnsafeMutablePointer<redisReply>) -> RESPValue {
+        let r = reply.pointee
+        switch r.type {
+        case REDIS_REPLY_STRING:
+            return .bulkString(bytes(r))
+        case REDIS_REPLY_STATUS:
+            return .simpleString(String(decoding: bytes(r), as: UTF8.self))
+        case REDIS_REPLY_ERROR:
+            return .error(String(decoding: bytes(r), as: UTF8.self))
+        case REDIS_REPLY_INTEGER:
+            return .integer(Int64(r.integer))
+        case REDIS_REPLY_ARRAY:
+            var elements: [RESPValue] = []
+            elements.reserveCapacity(Int(r.elements))
+            for i in 0..<Int(r.elements) {
+                if let element = r.element[i] { elements.append(convert(element)) } else { elements.append(.null) }
+            }
+            return .array(elements)
+        default:
+            return .null
+        }
+    }
+
+    private static func bytes(_ r: redisReply) -> [UInt8] {
+        guard let str = r.str, r.len > 0 else { return [] }
+        return Array(UnsafeRawBufferPointer(start: str, count: Int(r.len)))
+    }
+}
+
+/// Where the reply (or replies) of one write go.
+enum ReplySink: Sendable {
+    case single(EventLoopPromise<RESPValue>)
+    case batch(EventLoopPromise<[RESPValue]>, count: Int)
+
+    func fail(_ error: any Error) {
+        switch self {
+        case .single(let p): p.fail(error)
+        case .batch(let p, _): p.fail(error)
+        }
+    }
+}
+
+/// One write: the encoded commands and where their replies go, in order.
+struct RedisRequest: Sendable {
+    var buffer: ByteBuffer
+    var sink: ReplySink
+}
+
+/// Holds the pending replies of a connection in FIFO order and matches inbound replies to them.
+/// Push messages of a subscriber connection (`message`/`pmessage`) go to `pushHandler` instead.
+final class RESPHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = RedisRequest
+    typealias OutboundOut = ByteBuffer
+
+    private final class Batch {
+        let promise: EventLoopPromise<[RESPValue]>
+        let count: Int
+        var replies: [RESPValue]
+        init(promise: EventLoopPromise<[RESPValue]>, count: Int) {
+            self.promise = promise
+            self.count = count
+            self.replies = []
+            self.replies.reserveCapacity(count)
+        }
+    }
+
+    private enum Pending {
+        case single(EventLoopPromise<RESPValue>)
+        case batch(Batch)
+    }
+
+    private let reader = HiredisReplyReader()
+    private var pending = CircularBuffer<Pending>(initialCapacity: 64)
+    private var failure: RedisError?
+    private let pushHandler: (@Sendable (RESPValue) -> Void)?
+
+    init(pushHandler: (@Sendable (RESPValue) -> Void)? = nil) {
+        self.pushHandler = pushHandler
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let request = unwrapOutboundIn(data)
+        if let failure {
+            request.sink.fail(failure)
+            promise?.fail(failure)
+            return
+        }
+        switch request.sink {
+        case .single(let p):
+            pending.append(.single(p))
+        case .batch(let p, let count):
+            if count == 0 {
+                p.succeed([])
+            } else {
+                pending.append(.batch(Batch(promise: p, count: count)))
+            }
+        }
+        context.write(wrapOutboundOut(request.buffer), promise: promise)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        do {
+            try reader.feed(buffer)
+            while let reply = try reader.next() {
+                deliver(reply, context: context)
+            }
+        } catch {
+            failAll(error)
+            context.close(promise: nil)
+        }
+    }
+
+    private func deliver(_ reply: RESPValue, context: ChannelHandlerContext) {
+        if let pushHandler, case .array(let parts) = reply, let kind = parts.first?.string,
+            kind == "message" || kind == "pmessage"
+        {
+            pushHandler(reply)
+            return
+        }
+        guard let first = pending.first else {
+            failAll(.protocolError("reply without a pending command: \(reply)"))
+            context.close(promise: nil)
+            return
+        }
+        switch first {
+        case .single(let p):
+            pending.removeFirst()
+            p.succeed(reply)
+        case .batch(let batch):
+            batch.replies.append(reply)
+            if batch.replies.count == batch.count {
+                pending.removeFirst()
+                batch.promise.succeed(batch.replies)
+            }
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        failAll(.connectionClosed)
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        failAll(.connectionClosed)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        failAll(.connectionClosed)
+        context.close(promise: nil)
+    }
+
+    private func failAll(_ error: RedisError) {
+        if failure == nil { failure = error }
+        while let entry = pending.popFirst() {
+            switch entry {
+            case .single(let p): p.fail(error)
+            case .batch(let b): b.promise.fail(error)
+            }
+        }
+    }
+}

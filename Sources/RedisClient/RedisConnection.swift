@@ -1,0 +1,208 @@
+import Logging
+import NIOCore
+import NIOPosix
+
+/// One TCP connection to Redis. Commands from any number of tasks are written in call order and
+/// their replies matched in FIFO order, so concurrent callers pipeline over it for free.
+public final class RedisConnection: Sendable {
+    let channel: any Channel
+    private let commandTimeout: TimeAmount?
+    /// Leased connections (blocking reads) are closed when the waiting task is cancelled, so a
+    /// shutdown does not wait for a BLOCK to run out.
+    private let closeOnCancel: Bool
+
+    private init(channel: any Channel, commandTimeout: TimeAmount?, closeOnCancel: Bool) {
+        self.channel = channel
+        self.commandTimeout = commandTimeout
+        self.closeOnCancel = closeOnCancel
+    }
+
+    /// Sends one command; an `-ERR` reply throws `RedisError.server`.
+    public func send(_ command: RedisCommand) async throws -> RESPValue {
+        try await send(command, timeout: commandTimeout)
+    }
+
+    /// Sends the commands in one write; `-ERR` replies come back as `.error` in their place.
+    public func pipeline(_ commands: [RedisCommand]) async throws -> [RESPValue] {
+        try await pipeline(commands, timeout: commandTimeout)
+    }
+
+    public var isActive: Bool { channel.isActive }
+
+    public func close() async {
+        try? await channel.close()
+    }
+
+    func send(_ command: RedisCommand, timeout: TimeAmount?) async throws -> RESPValue {
+        let reply = try await awaitReply(sendFuture(command, timeout: timeout))
+        if case .error(let message) = reply { throw RedisError.server(message) }
+        return reply
+    }
+
+    func pipeline(_ commands: [RedisCommand], timeout: TimeAmount?) async throws -> [RESPValue] {
+        let loop = channel.eventLoop
+        let promise = loop.makePromise(of: [RESPValue].self)
+        var buffer = channel.allocator.buffer(capacity: commands.reduce(0) { $0 + $1.encodedSizeHint })
+        for command in commands { command.encode(into: &buffer) }
+        write(RedisRequest(buffer: buffer, sink: .batch(promise, count: commands.count)), timeout: timeout)
+        return try await awaitReply(promise.futureResult)
+    }
+
+    func sendFuture(_ command: RedisCommand, timeout: TimeAmount?) -> EventLoopFuture<RESPValue> {
+        let promise = channel.eventLoop.makePromise(of: RESPValue.self)
+        var buffer = channel.allocator.buffer(capacity: command.encodedSizeHint)
+        command.encode(into: &buffer)
+        write(RedisRequest(buffer: buffer, sink: .single(promise)), timeout: timeout)
+        return promise.futureResult
+    }
+
+    private func write(_ request: RedisRequest, timeout: TimeAmount?) {
+        let writePromise = channel.eventLoop.makePromise(of: Void.self)
+        let sink = request.sink
+        writePromise.futureResult.whenFailure { _ in sink.fail(RedisError.connectionClosed) }
+        if let timeout {
+            // Failing the promise early is safe: the late reply still consumes its FIFO slot and
+            // completing an already failed promise is a no-op.
+            let task = channel.eventLoop.scheduleTask(in: timeout) { sink.fail(RedisError.timeout) }
+            switch sink {
+            case .single(let p): p.futureResult.whenComplete { _ in task.cancel() }
+            case .batch(let p, _): p.futureResult.whenComplete { _ in task.cancel() }
+            }
+        }
+        channel.writeAndFlush(request, promise: writePromise)
+    }
+
+    private func awaitReply<T: Sendable>(_ future: EventLoopFuture<T>) async throws -> T {
+        guard closeOnCancel else { return try await future.get() }
+        let channel = self.channel
+        do {
+            return try await withTaskCancellationHandler {
+                try await future.get()
+            } onCancel: {
+                channel.close(promise: nil)
+            }
+        } catch RedisError.connectionClosed where Task.isCancelled {
+            throw CancellationError()
+        }
+    }
+
+    // MARK: connecting
+
+    /// One connection attempt plus the AUTH / SELECT handshake.
+    static func connect(
+        configuration: RedisConfiguration,
+        eventLoop: any EventLoop,
+        timeout: TimeAmount,
+        closeOnCancel: Bool = false,
+        pushHandler: (@Sendable (RESPValue) -> Void)? = nil
+    ) async throws -> RedisConnection {
+        let bootstrap = ClientBootstrap(group: eventLoop)
+            .connectTimeout(timeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(RESPHandler(pushHandler: pushHandler))
+                }
+            }
+        let channel: any Channel
+        do {
+            channel = try await bootstrap.connect(host: configuration.host, port: configuration.port).get()
+        } catch {
+            throw RedisError.unavailable("cannot connect to \(configuration.host):\(configuration.port): \(error)")
+        }
+        let connection = RedisConnection(
+            channel: channel, commandTimeout: configuration.commandTimeout, closeOnCancel: closeOnCancel)
+
+        var handshake: [RedisCommand] = []
+        if let password = configuration.password {
+            if let username = configuration.username {
+                handshake.append(RedisCommand("AUTH", username, password))
+            } else {
+                handshake.append(RedisCommand("AUTH", password))
+            }
+        }
+        if configuration.database != 0 {
+            handshake.append(RedisCommand("SELECT", configuration.database))
+        }
+        if !handshake.isEmpty {
+            do {
+                let replies = try await connection.pipeline(handshake, timeout: timeout)
+                for (command, reply) in zip(handshake, replies) {
+                    if case .error(let message) = reply {
+                        throw HandshakeRejected(message: "\(command.name) failed: \(message)")
+                    }
+                }
+            } catch {
+                await connection.close()
+                throw error
+            }
+        }
+        return connection
+    }
+}
+
+/// The server refused AUTH or SELECT: retrying will not help.
+struct HandshakeRejected: Error {
+    var message: String
+}
+
+/// Connects with exponential backoff (capped, with jitter) until a deadline.
+struct Connector: Sendable {
+    let configuration: RedisConfiguration
+    let group: any EventLoopGroup
+    let logger: Logger
+
+    static let firstDelay: Duration = .milliseconds(50)
+    static let maximumDelay: Duration = .seconds(2)
+
+    func connect(
+        deadline: NIODeadline? = nil, closeOnCancel: Bool = false, pushHandler: (@Sendable (RESPValue) -> Void)? = nil
+    ) async throws -> RedisConnection {
+        let deadline = deadline ?? .now() + configuration.connectTimeout
+        var attempt = 0
+        while true {
+            let remaining = deadline - .now()
+            do {
+                return try await RedisConnection.connect(
+                    configuration: configuration, eventLoop: group.next(),
+                    timeout: max(.milliseconds(10), min(remaining, configuration.connectTimeout)),
+                    closeOnCancel: closeOnCancel, pushHandler: pushHandler)
+            } catch let rejected as HandshakeRejected {
+                throw RedisError.unavailable(rejected.message)
+            } catch {
+                attempt += 1
+                let delay = Self.backoff(attempt: attempt)
+                let nanos = delay.components.seconds * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000
+                if .now() + .nanoseconds(nanos) >= deadline {
+                    logger.debug(
+                        "redis connect failed", metadata: ["attempts": "\(attempt)", "error": "\(error)"])
+                    throw RedisError.unavailable(
+                        "\(configuration.host):\(configuration.port) unreachable after \(attempt) attempt(s): \(Self.reason(error))")
+                }
+                try await Task.sleep(for: delay)
+            }
+        }
+    }
+
+    /// A single attempt with the full connect timeout and no retry (for health checks).
+    func connectOnce() async throws -> RedisConnection {
+        do {
+            return try await RedisConnection.connect(
+                configuration: configuration, eventLoop: group.next(), timeout: configuration.connectTimeout)
+        } catch let rejected as HandshakeRejected {
+            throw RedisError.unavailable(rejected.message)
+        }
+    }
+
+    /// 50 ms, 100 ms, 200 ms ... capped at 2 s, each with up to 50 % random jitter taken off.
+    static func backoff(attempt: Int) -> Duration {
+        let exponent = min(attempt - 1, 10)
+        let capped = min(firstDelay * (1 << exponent), maximumDelay)
+        return capped * Double.random(in: 0.5...1.0)
+    }
+
+    static func reason(_ error: any Error) -> String {
+        if case RedisError.unavailable(let reason) = error { return reason }
+        return "\(error)"
+    }
+}

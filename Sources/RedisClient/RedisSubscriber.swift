@@ -1,0 +1,216 @@
+import Logging
+import NIOCore
+import Synchronization
+
+/// A message received on a subscribed channel or pattern.
+public struct RedisPubSubMessage: Sendable {
+    /// The channel WITHOUT the key prefix.
+    public var channel: String
+    /// The matching pattern (WITHOUT the prefix) for PSUBSCRIBE deliveries.
+    public var pattern: String?
+    public var payload: [UInt8]
+
+    public init(channel: String, pattern: String?, payload: [UInt8]) {
+        self.channel = channel
+        self.pattern = pattern
+        self.payload = payload
+    }
+}
+
+/// A dedicated pub/sub connection. Resubscribes to everything after a reconnect.
+///
+/// A subscription is remembered from the moment `subscribe` is called: if Redis is unreachable
+/// the call throws `.unavailable` after the connect timeout, but the channel stays registered
+/// and is subscribed as soon as the connection comes back (retried with backoff until `close`).
+/// Messages published while the connection is down are lost (Redis pub/sub is at-most-once).
+public final class RedisSubscriber: Sendable {
+    private struct State {
+        var channels: Set<String> = []
+        var patterns: Set<String> = []
+        var connection: RedisConnection?
+        var waiters: [Int: CheckedContinuation<RedisConnection, any Error>] = [:]
+        var nextWaiter = 0
+        var supervisor: Task<Void, Never>?
+        var closed = false
+    }
+
+    /// All messages of this subscriber; channel names WITHOUT the prefix. One consumer.
+    public let messages: AsyncStream<RedisPubSubMessage>
+    private let continuation: AsyncStream<RedisPubSubMessage>.Continuation
+    private let state = Mutex(State())
+    private let connector: Connector
+    private let keyPrefix: String
+    private let logger: Logger
+
+    init(connector: Connector, keyPrefix: String, logger: Logger) {
+        self.connector = connector
+        self.keyPrefix = keyPrefix
+        self.logger = logger
+        (messages, continuation) = AsyncStream.makeStream(of: RedisPubSubMessage.self)
+    }
+
+    public func subscribe(_ channels: [String]) async throws {
+        let names = channels.map { keyPrefix + $0 }
+        state.withLock { $0.channels.formUnion(names) }
+        try await issue("SUBSCRIBE", names)
+    }
+
+    public func unsubscribe(_ channels: [String]) async throws {
+        let names = channels.map { keyPrefix + $0 }
+        state.withLock { $0.channels.subtract(names) }
+        try await issueIfConnected("UNSUBSCRIBE", names)
+    }
+
+    public func psubscribe(_ patterns: [String]) async throws {
+        let names = patterns.map { keyPrefix + $0 }
+        state.withLock { $0.patterns.formUnion(names) }
+        try await issue("PSUBSCRIBE", names)
+    }
+
+    public func punsubscribe(_ patterns: [String]) async throws {
+        let names = patterns.map { keyPrefix + $0 }
+        state.withLock { $0.patterns.subtract(names) }
+        try await issueIfConnected("PUNSUBSCRIBE", names)
+    }
+
+    /// Ends the message stream and closes the connection.
+    public func close() async {
+        let (connection, supervisor, waiters) = state.withLock { state in
+            state.closed = true
+            defer { state.waiters = [:]; state.connection = nil }
+            return (state.connection, state.supervisor, Array(state.waiters.values))
+        }
+        for waiter in waiters { waiter.resume(throwing: RedisError.unavailable("the subscriber is closed")) }
+        supervisor?.cancel()
+        await connection?.close()
+        continuation.finish()
+    }
+
+    // MARK: internals
+
+    private func issue(_ verb: String, _ names: [String]) async throws {
+        guard !names.isEmpty else { return }
+        let connection = try await currentConnection()
+        try await run(verb, names, on: connection)
+    }
+
+    private func issueIfConnected(_ verb: String, _ names: [String]) async throws {
+        guard !names.isEmpty, let connection = state.withLock({ $0.connection }), connection.isActive else { return }
+        try await run(verb, names, on: connection)
+    }
+
+    /// One command per name so each has exactly one confirmation to wait for.
+    private func run(_ verb: String, _ names: [String], on connection: RedisConnection) async throws {
+        do {
+            let replies = try await connection.pipeline(names.map { RedisCommand(verb, $0) })
+            if let message = replies.lazy.compactMap(\.errorMessage).first { throw RedisError.server(message) }
+        } catch RedisError.connectionClosed {
+            // Registered already: the supervisor subscribes again once it has reconnected.
+        }
+    }
+
+    /// The live connection, starting the supervisor if needed and waiting up to the connect timeout.
+    private func currentConnection() async throws -> RedisConnection {
+        enum Next {
+            case ready(RedisConnection)
+            case wait(Int)
+        }
+        let next: Next = try state.withLock { state in
+            if state.closed { throw RedisError.unavailable("the subscriber is closed") }
+            if state.supervisor == nil {
+                state.supervisor = Task { await self.supervise() }
+            }
+            if let connection = state.connection, connection.isActive { return .ready(connection) }
+            state.nextWaiter += 1
+            return .wait(state.nextWaiter)
+        }
+        switch next {
+        case .ready(let connection):
+            return connection
+        case .wait(let id):
+            let timeout = connector.configuration.connectTimeout
+            let timer = Task {
+                try? await Task.sleep(for: .nanoseconds(timeout.nanoseconds))
+                let waiter = self.state.withLock { $0.waiters.removeValue(forKey: id) }
+                waiter?.resume(
+                    throwing: RedisError.unavailable(
+                        "\(self.connector.configuration.host):\(self.connector.configuration.port) unreachable; the subscription stays registered"))
+            }
+            defer { timer.cancel() }
+            return try await withCheckedThrowingContinuation { continuation in
+                let ready: RedisConnection? = state.withLock { state in
+                    if let connection = state.connection, connection.isActive { return connection }
+                    state.waiters[id] = continuation
+                    return nil
+                }
+                if let ready { continuation.resume(returning: ready) }
+            }
+        }
+    }
+
+    /// Keeps one connection alive: connects with backoff, resubscribes everything, waits for
+    /// the connection to close, and starts over until the subscriber is closed.
+    private func supervise() async {
+        let continuation = self.continuation
+        let prefix = keyPrefix
+        let push: @Sendable (RESPValue) -> Void = { reply in
+            if let message = Self.message(from: reply, prefix: prefix) { continuation.yield(message) }
+        }
+        var failures = 0
+        while !Task.isCancelled {
+            let connection: RedisConnection
+            do {
+                connection = try await connector.connect(pushHandler: push)
+            } catch {
+                failures += 1
+                if failures == 1 || failures % 30 == 0 {
+                    logger.warning("redis subscriber cannot connect; retrying", metadata: ["error": "\(error)"])
+                }
+                try? await Task.sleep(for: Connector.backoff(attempt: failures + 4))
+                continue
+            }
+            let (channels, patterns, waiters, closed) = state.withLock { state in
+                if !state.closed { state.connection = connection }
+                defer { state.waiters = [:] }
+                return (state.channels, state.patterns, Array(state.waiters.values), state.closed)
+            }
+            if closed {
+                await connection.close()
+                return
+            }
+            do {
+                var commands = channels.map { RedisCommand("SUBSCRIBE", $0) }
+                commands += patterns.map { RedisCommand("PSUBSCRIBE", $0) }
+                if !commands.isEmpty { _ = try await connection.pipeline(commands) }
+                if failures > 0 {
+                    logger.info(
+                        "redis subscriber reconnected",
+                        metadata: ["channels": "\(channels.count)", "patterns": "\(patterns.count)"])
+                }
+                failures = 0
+            } catch {
+                logger.warning("redis subscriber resubscribe failed", metadata: ["error": "\(error)"])
+            }
+            for waiter in waiters { waiter.resume(returning: connection) }
+            try? await connection.channel.closeFuture.get()
+            state.withLock { state in
+                if state.connection === connection { state.connection = nil }
+            }
+            if !Task.isCancelled { logger.warning("redis subscriber connection lost; reconnecting") }
+        }
+    }
+
+    private static func message(from reply: RESPValue, prefix: String) -> RedisPubSubMessage? {
+        guard case .array(let parts) = reply, let kind = parts.first?.string else { return nil }
+        func strip(_ name: String) -> String {
+            name.hasPrefix(prefix) ? String(name.dropFirst(prefix.count)) : name
+        }
+        if kind == "message", parts.count == 3, let channel = parts[1].string {
+            return RedisPubSubMessage(channel: strip(channel), pattern: nil, payload: parts[2].bytes ?? [])
+        }
+        if kind == "pmessage", parts.count == 4, let pattern = parts[1].string, let channel = parts[2].string {
+            return RedisPubSubMessage(channel: strip(channel), pattern: strip(pattern), payload: parts[3].bytes ?? [])
+        }
+        return nil
+    }
+}

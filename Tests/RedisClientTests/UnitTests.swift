@@ -1,0 +1,97 @@
+import NIOCore
+import Testing
+
+@testable import RedisClient
+
+@Suite("Redis client without a server")
+struct UnitTests {
+    @Test func parsesAFullURL() throws {
+        let c = try RedisConfiguration(url: "redis://alice:p%40ss@redis.example:6390/3?prefix=app:&pool=7&connect_timeout=1.5&command_timeout=2")
+        #expect(c.host == "redis.example")
+        #expect(c.port == 6390)
+        #expect(c.username == "alice")
+        #expect(c.password == "p@ss")
+        #expect(c.database == 3)
+        #expect(c.keyPrefix == "app:")
+        #expect(c.poolSize == 7)
+        #expect(c.connectTimeout == .milliseconds(1500))
+        #expect(c.commandTimeout == .seconds(2))
+    }
+
+    @Test func urlDefaults() throws {
+        let c = try RedisConfiguration(url: "redis://127.0.0.1")
+        #expect(c.port == 6379)
+        #expect(c.database == 0)
+        #expect(c.keyPrefix == "sb:")
+        #expect(c.poolSize == 4)
+        #expect(c.password == nil && c.username == nil)
+        let passwordOnly = try RedisConfiguration(url: "redis://:secret@[::1]:7000/")
+        #expect(passwordOnly.password == "secret")
+        #expect(passwordOnly.username == nil)
+        #expect(passwordOnly.host == "::1")
+        #expect(passwordOnly.port == 7000)
+        let emptyPrefix = try RedisConfiguration(url: "redis://h/0?prefix=")
+        #expect(emptyPrefix.keyPrefix == "")
+    }
+
+    @Test(arguments: [
+        ("127.0.0.1:6379", "scheme"),
+        ("http://127.0.0.1", "scheme 'http'"),
+        ("rediss://127.0.0.1", "TLS"),
+        ("redis://", "missing host"),
+        ("redis://127.0.0.1:abc", "port 'abc'"),
+        ("redis://127.0.0.1:70000", "port '70000'"),
+        ("redis://127.0.0.1/x", "database number 'x'"),
+        ("redis://127.0.0.1/0?pool=0", "pool '0'"),
+        ("redis://127.0.0.1/0?colour=red", "unknown parameter 'colour'"),
+        ("redis://u:%zz@127.0.0.1", "percent-encoding"),
+    ])
+    func rejectsInvalidURLs(url: String, problem: String) {
+        do {
+            _ = try RedisConfiguration(url: url)
+            Issue.record("\(url) was accepted")
+        } catch let RedisError.invalidURL(message) {
+            #expect(message.contains(problem), "\(message)")
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+    }
+
+    @Test func scriptSHA1MatchesRedis() {
+        // Values as Redis's SCRIPT LOAD reports them.
+        #expect(RedisScript("").sha1 == "da39a3ee5e6b4b0d3255bfef95601890afd80709")
+        #expect(RedisScript("return 1").sha1 == "e0e1f9fabfc9d4800c877a703b823ac0578ff8db")
+        #expect(SHA1.hexDigest(Array("The quick brown fox jumps over the lazy dog".utf8)) == "2fd4e1c67a2d28fced849ee1bb76e7391b93eb12")
+        #expect(SHA1.hexDigest(Array(repeating: UInt8(ascii: "a"), count: 1000)) == "291e9a6c66994949b57ba5e650361e98fc36b1ba")
+    }
+
+    @Test func encodesCommandsBinarySafe() {
+        var buffer = ByteBufferAllocator().buffer(capacity: 64)
+        RedisCommand("SET", "k", [0, 13, 10, 255] as [UInt8]).encode(into: &buffer)
+        #expect(Array(buffer.readableBytesView) == Array("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4\r\n".utf8) + [0, 13, 10, 255] + [13, 10])
+    }
+
+    @Test func readsRepliesAcrossPartialFeeds() throws {
+        let reader = HiredisReplyReader()
+        let wire = Array("*3\r\n+OK\r\n$-1\r\n*2\r\n:42\r\n-ERR bad\r\n$4\r\na\r\nb\r\n".utf8)
+        var replies: [RESPValue] = []
+        for byte in wire {
+            try reader.feed(ByteBuffer(bytes: [byte]))
+            while let reply = try reader.next() { replies.append(reply) }
+        }
+        #expect(replies == [
+            .array([.simpleString("OK"), .null, .array([.integer(42), .error("ERR bad")])]),
+            .bulkString(Array("a\r\nb".utf8)),
+        ])
+        try reader.feed(ByteBuffer(string: "?nonsense\r\n"))
+        #expect(throws: RedisError.self) { try reader.next() }
+    }
+
+    @Test func replyConveniences() {
+        #expect(RESPValue.bulkString(Array("12".utf8)).int == 12)
+        #expect(RESPValue.bulkString(Array("1.5".utf8)).double == 1.5)
+        #expect(RESPValue.simpleString("OK").string == "OK")
+        #expect(RESPValue.null.isNull)
+        #expect(RESPValue.integer(3).string == nil)
+    }
+}
