@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// The server HTTP API (`POST /api/<method>`): the same operations Centrifugo's API offers, answered
 /// as `{"result": {...}}` or `{"error": {code, message}}` with HTTP 200.

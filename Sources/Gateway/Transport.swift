@@ -27,13 +27,21 @@ final class WebSocketTransport: Transport {
     private let outbound: WebSocketOutboundWriter
     private let maxQueueSize: Int
     private let state = Mutex(State())
-    private let onSlow: @Sendable () -> Void
+    /// The client this transport serves, told when the peer stops reading; cleared when the connection ends.
+    private let client = Mutex<Client?>(nil)
 
-    init(channel: any Channel, outbound: WebSocketOutboundWriter, maxQueueSize: Int, onSlow: @escaping @Sendable () -> Void) {
+    init(channel: any Channel, outbound: WebSocketOutboundWriter, maxQueueSize: Int) {
         self.channel = channel
         self.outbound = outbound
         self.maxQueueSize = maxQueueSize
-        self.onSlow = onSlow
+    }
+
+    func attach(_ client: Client) {
+        self.client.withLock { $0 = client }
+    }
+
+    func detach() {
+        client.withLock { $0 = nil }
     }
 
     func write(_ message: String) -> Bool {
@@ -72,7 +80,7 @@ final class WebSocketTransport: Transport {
         guard !frames.isEmpty else { return }
         // Bytes still waiting in the channel above the high water mark: the peer does not read.
         guard channel.isWritable else {
-            onSlow()
+            client.withLock { $0 }?.slow()
             return
         }
         for frame in frames {
