@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import RedisClient
 import ServiceLifecycle
+import UnixSignals
 import Synchronization
 
 /// The worker runtime: drains the configured queues with `concurrency` slots.

@@ -1,0 +1,214 @@
+import Foundation
+import Queue
+import RedisClient
+import Testing
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// The queue API and an in-process worker against a real Redis.
+@Suite("Queue API", .serialized, .timeLimit(.minutes(2)))
+struct QueueAPITests {
+    static func fastConfiguration(_ queues: [QueueName] = [.ai]) -> WorkerConfiguration {
+        WorkerConfiguration(
+            workerID: "test-\(UInt32.random(in: 0...UInt32.max))", queues: queues, concurrency: 4,
+            visibilityTimeout: .seconds(2), gracePeriod: .seconds(5), healthPort: 0, blockTime: .milliseconds(200),
+            promoteInterval: .milliseconds(50))
+    }
+
+    @Test("the same idempotency key enqueued twice gives one job and one execution")
+    func idempotencyKey() async throws {
+        try await TestEnvironment.with { env in
+            let options = EnqueueOptions(idempotencyKey: "message-42")
+            let first = try await env.queue.enqueue(DiagnosticJobs.Mark(tag: "idem"), on: .ai, options: options)
+            let second = try await env.queue.enqueue(DiagnosticJobs.Mark(tag: "idem"), on: .ai, options: options)
+            #expect(first == second)
+            #expect(try await env.depth(.ai) == 1)
+            let other = try await env.queue.enqueue(
+                DiagnosticJobs.Mark(tag: "idem"), on: .ai, options: EnqueueOptions(idempotencyKey: "message-43"))
+            #expect(other != first)
+
+            let (worker, task) = try env.startWorker(Self.fastConfiguration())
+            try await env.eventually("both distinct jobs done") { try await env.setSize("diag:idem:done") == 2 }
+            try await env.eventually("acknowledged") { try await env.depth(.ai) == 0 }
+            #expect(try await env.int("diag:idem:runs") == 2)
+            // Still deduplicated after the first job finished (the key outlives the job).
+            let again = try await env.queue.enqueue(DiagnosticJobs.Mark(tag: "idem"), on: .ai, options: options)
+            #expect(again == first)
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(try await env.int("diag:idem:runs") == 2)
+            worker.beginStopping()
+            try await task.value
+        }
+    }
+
+    @Test("a delayed job does not run before its time")
+    func delayedJob() async throws {
+        try await TestEnvironment.with { env in
+            let (worker, task) = try env.startWorker(Self.fastConfiguration())
+            let enqueuedAt = Int((Date().timeIntervalSince1970 * 1000).rounded(.down))
+            try await env.queue.enqueue(
+                DiagnosticJobs.Sleep(tag: "later", milliseconds: 0), on: .ai, options: EnqueueOptions(delay: .milliseconds(1500)))
+            #expect(try await env.client.zcard("queue:ai:delayed") == 1)
+            #expect(try await env.depth(.ai) == 0)
+            try await env.eventually("delayed job done") { try await env.int("diag:later:completions") == 1 }
+            let start = try #require(try await env.list("diag:later:starts").first?.split(separator: " ").last.flatMap { Int($0) })
+            #expect(start - enqueuedAt >= 1500, "ran \(start - enqueuedAt) ms after enqueue")
+            #expect(try await env.client.zcard("queue:ai:delayed") == 0)
+            worker.beginStopping()
+            try await task.value
+        }
+    }
+
+    @Test("a job whose handler throws a permanent error goes to failed at once; purge empties failed")
+    func permanentErrorAndPurge() async throws {
+        struct Rejected: PermanentJobError {}
+        struct Bad: JobPayload { static let name = "test.bad" }
+        try await TestEnvironment.with { env in
+            var registry = JobRegistry()
+            registry.register(Bad.self) { _, _ in throw Rejected() }
+            let worker = try WorkerService(client: env.client, registry: registry, configuration: Self.fastConfiguration())
+            let task = Task { try await worker.run() }
+            try await env.queue.enqueue(Bad(), on: .ai)
+            try await env.queue.enqueue(DiagnosticJobs.Noop(), on: .ai)  // no handler registered here
+            try await env.eventually("both in failed") { try await env.failed.count() == 2 }
+            let failed = try await env.failed.list()
+            #expect(Set(failed.map(\.attempts)) == [1, 6])
+            #expect(failed.contains { $0.name == "diag.noop" && $0.error.contains("unknownJob") })
+            #expect(worker.metrics.snapshot()[.ai]?.failed == 2)
+            #expect(try await env.failed.purge() == 2)
+            #expect(try await env.failed.count() == 0)
+            worker.beginStopping()
+            try await task.value
+        }
+    }
+
+    @Test("retryAll requeues every failed job on its own queue")
+    func retryAll() async throws {
+        try await TestEnvironment.with { env in
+            var configuration = Self.fastConfiguration([.ai, .delivery])
+            configuration.maxRetries = 0
+            let (worker, task) = try env.startWorker(configuration)
+            try await env.queue.enqueue(DiagnosticJobs.Fail(tag: "a", failures: 1), on: .ai)
+            try await env.queue.enqueue(DiagnosticJobs.Fail(tag: "d", failures: 1), on: .delivery)
+            try await env.eventually("both failed once") { try await env.failed.count() == 2 }
+            #expect(try await env.failed.retryAll() == 2)
+            try await env.eventually("both done") {
+                let a = try await env.setSize("diag:a:done")
+                let d = try await env.setSize("diag:d:done")
+                return a == 1 && d == 1
+            }
+            #expect(try await env.failed.count() == 0)
+            worker.beginStopping()
+            try await task.value
+        }
+    }
+
+    @Test("GET /health and /metrics report the worker and its queues")
+    func healthAndMetrics() async throws {
+        try await TestEnvironment.with { env in
+            let (worker, task) = try env.startWorker(Self.fastConfiguration())
+            let port = PortBox()
+            let server = WorkerHealthServer(worker: worker) { await port.set($0) }
+            let serverTask = Task { try await server.run() }
+            try await env.queue.enqueue(DiagnosticJobs.Mark(tag: "m"), on: .ai)
+            try await env.eventually("job done") { try await env.setSize("diag:m:done") == 1 }
+            try await env.eventually("server listening") { await port.value != nil }
+            let base = "http://127.0.0.1:\(await port.value!)"
+
+            let (healthData, healthResponse) = try await URLSession.shared.data(from: URL(string: "\(base)/health")!)
+            #expect((healthResponse as? HTTPURLResponse)?.statusCode == 200)
+            let health = try JSONSerialization.jsonObject(with: healthData) as? [String: Any]
+            #expect(health?["status"] as? String == "ok")
+            #expect(health?["worker_id"] as? String == worker.configuration.workerID)
+            #expect(health?["active_jobs"] as? Int == 0)
+            #expect(health?["hostname"] as? String == WorkerConfiguration.hostName())
+            #expect(health?["uptime"] is Double || health?["uptime"] is Int)
+
+            let (metricsData, _) = try await URLSession.shared.data(from: URL(string: "\(base)/metrics")!)
+            let metrics = String(decoding: metricsData, as: UTF8.self)
+            #expect(metrics.contains("# TYPE switchboard_queue_depth gauge"))
+            #expect(metrics.contains("switchboard_queue_depth{queue=\"ai\"} 0"))
+            #expect(metrics.contains("switchboard_queue_pending{queue=\"ai\"} 0"))
+            #expect(metrics.contains("switchboard_queue_oldest_age_seconds{queue=\"ai\"} 0"))
+            #expect(metrics.contains("switchboard_jobs_processed_total{queue=\"ai\"} 1"))
+            #expect(metrics.contains("# TYPE switchboard_job_duration_seconds histogram"))
+            #expect(metrics.contains("switchboard_job_duration_seconds_bucket{queue=\"ai\",le=\"+Inf\"} 1"))
+            #expect(metrics.contains("switchboard_job_duration_seconds_count{queue=\"ai\"} 1"))
+
+            serverTask.cancel()
+            _ = try? await serverTask.value
+            worker.beginStopping()
+            try await task.value
+        }
+    }
+
+    @Test("queue stats show depth, delayed jobs and the age of the oldest entry")
+    func stats() async throws {
+        try await TestEnvironment.with { env in
+            try await env.queue.enqueue(DiagnosticJobs.Noop(), on: .extract)
+            try await env.queue.enqueue(DiagnosticJobs.Noop(), on: .extract, options: EnqueueOptions(delay: .seconds(60)))
+            try await Task.sleep(for: .milliseconds(50))
+            let stats = try await env.queue.stats(for: .extract)
+            #expect(stats.depth == 1)
+            #expect(stats.pending == 0)
+            #expect(stats.delayed == 1)
+            #expect(stats.oldestAge >= .milliseconds(40))
+        }
+    }
+
+    @Test("enqueueing on the failed queue is refused")
+    func failedIsNotAWorkQueue() async throws {
+        try await TestEnvironment.with { env in
+            await #expect(throws: QueueError.self) { try await env.queue.enqueue(DiagnosticJobs.Noop(), on: .failed) }
+        }
+    }
+}
+
+actor PortBox {
+    var value: Int?
+    func set(_ port: Int) { value = port }
+}
+
+/// Pure logic, no server.
+@Suite("Queue units")
+struct QueueUnitTests {
+    @Test("backoff grows exponentially, is capped, and jitter only stretches it")
+    func backoff() {
+        let policy = RetryPolicy(base: .milliseconds(100), factor: 2, maximum: .seconds(1), jitter: 0.2)
+        #expect(policy.delay(afterAttempt: 1, random: 0) == .milliseconds(100))
+        #expect(policy.delay(afterAttempt: 2, random: 0) == .milliseconds(200))
+        #expect(policy.delay(afterAttempt: 3, random: 1) == .milliseconds(480))
+        #expect(policy.delay(afterAttempt: 10, random: 0) == .seconds(1))
+    }
+
+    @Test("queue names are validated")
+    func queueNames() {
+        #expect(QueueName(rawValue: "ai") == .ai)
+        #expect(QueueName(rawValue: "Bad Name") == nil)
+        #expect(QueueName(rawValue: "") == nil)
+        #expect(throws: QueueError.self) { try QueueName.parse("a:b") }
+    }
+
+    @Test("worker configuration rejects what cannot work")
+    func configuration() {
+        #expect(throws: QueueError.self) { try WorkerConfiguration(queues: [.failed]).validate() }
+        #expect(throws: QueueError.self) { try WorkerConfiguration(concurrency: 0).validate() }
+        #expect(throws: QueueError.self) { try WorkerConfiguration(queues: []).validate() }
+        #expect(throws: Never.self) { try WorkerConfiguration().validate() }
+        #expect(WorkerConfiguration().workerID.hasSuffix("-\(getpid())"))
+    }
+
+    @Test("payload versions newer than the worker's are rejected, older ones decoded")
+    func payloadVersions() throws {
+        struct V2: JobPayload {
+            static let name = "test.v2"
+            static let version = 2
+            var text: String
+        }
+        let data = Array(#"{"text":"hi"}"#.utf8)
+        #expect(try V2.decode(data, version: 1).text == "hi")
+        #expect(throws: QueueError.self) { try V2.decode(data, version: 3) }
+    }
+}
