@@ -1,17 +1,191 @@
+import Foundation
+import APIServer
+import Gateway
+import Hummingbird
+import Logging
+import Observability
+import Queue
+import RedisClient
+import ServiceLifecycle
+import UnixSignals
+import Storage
 import SwitchboardConfig
+import SwitchboardCore
 
 /// A role this process plays. `serve` plays all of them.
 public enum Role: String, Sendable, CaseIterable {
     case api, worker, gateway
 }
 
-/// Assembly of the roles; filled in as the Redis, storage, queue and gateway modules land.
+/// Connects what the roles share and runs them as one `ServiceGroup` until SIGTERM/SIGINT.
 public enum Launcher {
-    struct NotAssembled: Error {}
-    public static func run(roles: Set<Role>, settings: Settings) async throws { throw NotAssembled() }
-    public static func migrate(settings: Settings) async throws -> [Int] { throw NotAssembled() }
-    public static func mintToken(settings: Settings, user: String, channel: String?, ttl: Int?) throws -> String { throw NotAssembled() }
-    public static func failedJobs(settings: Settings, limit: Int) async throws -> [String] { throw NotAssembled() }
-    public static func retryFailedJobs(settings: Settings, id: String?) async throws -> Int { throw NotAssembled() }
-    public static func purgeFailedJobs(settings: Settings) async throws -> Int { throw NotAssembled() }
+    public static func run(roles: Set<Role>, settings: Settings) async throws {
+        LoggingSetup.bootstrap(level: Logger.Level(rawValue: settings.logLevel.rawValue) ?? .info)
+        MetricsSetup.bootstrap()
+        var logger = Logger(label: "switchboard")
+        logger[metadataKey: "roles"] = .string(Role.allCases.filter(roles.contains).map(\.rawValue).joined(separator: ","))
+
+        let redis = try makeRedis(settings: settings, logger: logger)
+        let needsDatabase = roles.contains(.api) || roles.contains(.worker)
+        let database = needsDatabase ? try await makeDatabase(settings: settings, logger: logger) : nil
+        do {
+            if let database, settings.database.migrateOnStart {
+                let report = try await Migrator(database: database, logger: logger).migrate()
+                if !report.applied.isEmpty { logger.info("applied migrations", metadata: ["versions": "\(report.applied)"]) }
+            }
+            try await runServices(roles: roles, settings: settings, redis: redis, database: database, logger: logger)
+        } catch {
+            await redis.close()
+            await database?.shutdown()
+            throw error
+        }
+        await redis.close()
+        await database?.shutdown()
+    }
+
+    static func runServices(roles: Set<Role>, settings: Settings, redis: RedisClient, database: Database?, logger: Logger) async throws {
+
+        var services: [any Service] = []
+        if roles.contains(.api) {
+            var checks = [HealthCheck(name: "redis") { try await redis.ping() }]
+            if let database { checks.append(HealthCheck(name: "database") { _ = try await database.query("SELECT 1", []) }) }
+            services.append(APIApplication.build(host: settings.http.host, port: settings.http.port, healthChecks: checks, logger: logger))
+        }
+        if roles.contains(.worker) {
+            let registry = JobRegistry()
+            let worker = try WorkerAssembly.make(settings: settings, redis: redis, registry: registry, logger: logger)
+            services.append(contentsOf: worker)
+        }
+        if roles.contains(.gateway) {
+            let configuration = try gatewayConfiguration(settings: settings, logger: logger)
+            services.append(GatewayServer(configuration: configuration, redis: redis, logger: logger))
+        }
+
+        logger.info("starting", metadata: ["version": "\(SwitchboardVersion.current)", "environment": "\(settings.environment.rawValue)"])
+        let group = ServiceGroup(
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        )
+        try await group.run()
+        logger.info("stopped")
+    }
+
+    /// Applies pending migrations; returns the versions applied.
+    public static func migrate(settings: Settings) async throws -> [Int] {
+        LoggingSetup.bootstrap(level: Logger.Level(rawValue: settings.logLevel.rawValue) ?? .info)
+        let logger = Logger(label: "switchboard.migrate")
+        let database = try await makeDatabase(settings: settings, logger: logger)
+        do {
+            let report = try await Migrator(database: database, logger: logger).migrate()
+            await database.shutdown()
+            return report.applied
+        } catch {
+            await database.shutdown()
+            throw error
+        }
+    }
+
+    public static func mintToken(settings: Settings, user: String, channel: String?, ttl: Int?) throws -> String {
+        let configuration = try gatewayConfiguration(settings: settings, logger: Logger(label: "switchboard.token"))
+        guard let secret = configuration.tokenSecret, !secret.isEmpty else {
+            throw ConfigError(key: "gateway.token_secret", "no token secret configured (set SB_GATEWAY_TOKEN_SECRET)")
+        }
+        return GatewayTokens.mint(secret: secret, user: user, channel: channel, ttl: ttl)
+    }
+
+    public static func failedJobs(settings: Settings, limit: Int) async throws -> [String] {
+        try await withRedis(settings) { redis in
+            let formatter = ISO8601DateFormatter()
+            return try await FailedJobs(client: redis).list(limit: limit).map { job in
+                "\(job.entryID)  job=\(job.jobID)  queue=\(job.queue)  name=\(job.name)  attempts=\(job.attempts)  failed_at=\(formatter.string(from: job.failedAt))  error=\(job.error)"
+            }
+        }
+    }
+
+    public static func retryFailedJobs(settings: Settings, id: String?) async throws -> Int {
+        try await withRedis(settings) { redis in
+            let failed = FailedJobs(client: redis)
+            if let id { return try await failed.retry(id) ? 1 : 0 }
+            return try await failed.retryAll()
+        }
+    }
+
+    public static func purgeFailedJobs(settings: Settings) async throws -> Int {
+        try await withRedis(settings) { redis in try await FailedJobs(client: redis).purge() }
+    }
+
+    // MARK: shared pieces
+
+    static func makeRedis(settings: Settings, logger: Logger) throws -> RedisClient {
+        var configuration: RedisConfiguration
+        do {
+            configuration = try RedisConfiguration(url: settings.redis.url)
+        } catch {
+            throw ConfigError(key: "redis.url", "\(error)")
+        }
+        configuration.keyPrefix = settings.redis.keyPrefix
+        configuration.poolSize = settings.redis.poolSize
+        return RedisClient(configuration: configuration, logger: logger)
+    }
+
+    static func makeDatabase(settings: Settings, logger: Logger) async throws -> Database {
+        var configuration: DatabaseConfiguration
+        do {
+            configuration = try DatabaseConfiguration(url: settings.database.url)
+        } catch {
+            throw ConfigError(key: "database.url", "\(error)")
+        }
+        configuration.poolSize = settings.database.poolSize
+        return try await Database.connect(configuration, logger: logger)
+    }
+
+    private static func withRedis<T: Sendable>(_ settings: Settings, _ body: (RedisClient) async throws -> T) async throws -> T {
+        LoggingSetup.bootstrap(level: .warning)
+        let redis = try makeRedis(settings: settings, logger: Logger(label: "switchboard.cli"))
+        do {
+            let result = try await body(redis)
+            await redis.close()
+            return result
+        } catch {
+            await redis.close()
+            throw error
+        }
+    }
+
+    /// The `gateway` section decoded by the gateway's own type, then the environment overrides.
+    /// Development without a secret gets a random one per process (tokens from `switchboard token`
+    /// then need SB_GATEWAY_TOKEN_SECRET); production has already refused to start without one.
+    static func gatewayConfiguration(settings: Settings, logger: Logger) throws -> GatewayConfiguration {
+        var configuration: GatewayConfiguration
+        do {
+            if let section = settings.gatewaySection {
+                configuration = try JSONDecoder().decode(GatewayConfiguration.self, from: section.jsonData())
+            } else {
+                configuration = try JSONDecoder().decode(GatewayConfiguration.self, from: Data("{}".utf8))
+            }
+        } catch {
+            throw ConfigError(key: "gateway", "invalid gateway section: \(error)")
+        }
+        configuration.port = settings.gatewayPort
+        if let host = settings.gatewayHost { configuration.host = host }
+        if let secret = settings.gatewayTokenSecret { configuration.tokenSecret = secret }
+        if let previous = ProcessInfo.processInfo.environment["SB_GATEWAY_PREVIOUS_TOKEN_SECRET"], !previous.isEmpty {
+            configuration.previousTokenSecret = previous
+        }
+        if let key = settings.gatewayAPIKey { configuration.apiKey = key }
+        if let origins = settings.gatewayAllowedOrigins { configuration.allowedOrigins = origins }
+        if configuration.tokenSecret?.isEmpty ?? true {
+            configuration.tokenSecret = randomSecret()
+            logger.warning("gateway.token_secret is not set: using a random secret for this process only (development)")
+        }
+        if configuration.apiKey?.isEmpty ?? true {
+            configuration.apiKey = randomSecret()
+            logger.warning("gateway.api_key is not set: the gateway HTTP API uses a random key for this process only (development)")
+        }
+        return configuration
+    }
+
+    static func randomSecret() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+    }
 }

@@ -1,0 +1,106 @@
+/// Receives what a broker delivers to this node. Called from the broker's delivery context;
+/// implementations must not block.
+protocol BrokerEventHandler: AnyObject, Sendable {
+    func handlePublication(channel: String, publication: Publication, position: StreamPosition)
+    func handleJoin(channel: String, info: ClientInfo)
+    func handleLeave(channel: String, info: ClientInfo)
+    func handleControl(_ command: ControlCommand)
+}
+
+/// History options of one publish.
+struct PublishOptions: Sendable {
+    var historySize = 0
+    var historyTTL = 0
+    var historyMetaTTL = 0
+
+    var keepsHistory: Bool { historySize > 0 && historyTTL > 0 }
+}
+
+/// What to read from a channel's history.
+struct HistoryQuery: Sendable {
+    /// Publications after this position; nil reads from the start.
+    var since: StreamPosition?
+    /// 0 returns only the current position, a negative value returns everything kept.
+    var limit: Int
+    var reverse = false
+    var metaTTL = 0
+}
+
+struct HistoryResult: Sendable {
+    var publications: [Publication]
+    var position: StreamPosition
+}
+
+/// A command every node must act on (from the server API): it reaches all nodes through the broker.
+struct ControlCommand: Sendable, Hashable {
+    enum Kind: String, Sendable { case disconnect, unsubscribe, subscribe }
+    var kind: Kind
+    var user: String
+    var client: String?
+    var channel: String?
+    var code: Int?
+    var reason: String?
+
+    var json: String {
+        var writer = JSONWriter()
+        writer.beginObject()
+        writer.field("kind", kind.rawValue)
+        writer.field("user", user)
+        if let client { writer.field("client", client) }
+        if let channel { writer.field("channel", channel) }
+        if let code { writer.field("code", code) }
+        if let reason { writer.field("reason", reason) }
+        writer.endObject()
+        return writer.output
+    }
+
+    init(kind: Kind, user: String, client: String? = nil, channel: String? = nil, code: Int? = nil, reason: String? = nil) {
+        self.kind = kind
+        self.user = user
+        self.client = client
+        self.channel = channel
+        self.code = code
+        self.reason = reason
+    }
+
+    init?(json value: JSONValue) {
+        guard let kind = value["kind"]?.stringValue.flatMap(Kind.init(rawValue:)), let user = value["user"]?.stringValue else {
+            return nil
+        }
+        self.init(
+            kind: kind, user: user, client: value["client"]?.stringValue, channel: value["channel"]?.stringValue,
+            code: value["code"]?.int64Value.map { Int($0) }, reason: value["reason"]?.stringValue
+        )
+    }
+}
+
+/// Moves publications, join/leave events and control commands between nodes, and keeps history.
+/// `subscribe`/`unsubscribe` tell it which channels this node has local subscribers for.
+protocol Broker: Sendable {
+    func start(handler: any BrokerEventHandler) async throws
+    func stop() async
+    func subscribe(_ channel: String) async throws
+    func unsubscribe(_ channel: String) async throws
+    /// Publishes (and appends to history when the options keep history); returns the new position.
+    func publish(channel: String, publication: Publication, options: PublishOptions) async throws -> StreamPosition
+    func publishJoin(channel: String, info: ClientInfo) async throws
+    func publishLeave(channel: String, info: ClientInfo) async throws
+    func publishControl(_ command: ControlCommand) async throws
+    func history(channel: String, query: HistoryQuery) async throws -> HistoryResult
+    func removeHistory(channel: String) async throws
+}
+
+/// Who is subscribed to a channel, across all nodes; entries expire unless refreshed.
+protocol PresenceManager: Sendable {
+    func add(channel: String, info: ClientInfo, ttl: Int) async throws
+    func remove(channel: String, clientID: String) async throws
+    func presence(channel: String) async throws -> [String: ClientInfo]
+    func stats(channel: String) async throws -> (numClients: Int, numUsers: Int)
+}
+
+extension PresenceManager {
+    func stats(channel: String) async throws -> (numClients: Int, numUsers: Int) {
+        let entries = try await presence(channel: channel)
+        return (entries.count, Set(entries.values.map(\.user)).count)
+    }
+}

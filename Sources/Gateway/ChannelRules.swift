@@ -1,0 +1,52 @@
+/// Channel naming rules: `namespace:rest` picks a namespace's options, `$` marks a private channel
+/// (a subscription token is required), `#` limits a channel to the users listed after it
+/// (`dialog#42,43`).
+struct ChannelRules: Sendable {
+    let defaults: ChannelOptions
+    let namespaces: [String: ChannelOptions]
+    let maxLength: Int
+
+    init(configuration: GatewayConfiguration) {
+        defaults = configuration.channelDefaults
+        var namespaces: [String: ChannelOptions] = [:]
+        for namespace in configuration.namespaces { namespaces[namespace.name] = namespace.options }
+        self.namespaces = namespaces
+        maxLength = configuration.channelMaxLength
+    }
+
+    /// The options for a channel: nil when it names a namespace that does not exist (error 102).
+    func options(for channel: String) -> ChannelOptions? {
+        guard let namespace = Self.namespace(of: channel) else { return defaults }
+        return namespaces[namespace]
+    }
+
+    static func namespace(of channel: String) -> String? {
+        var name = Substring(channel)
+        if name.hasPrefix("$") { name = name.dropFirst() }
+        guard let colon = name.firstIndex(of: ":") else { return nil }
+        return String(name[..<colon])
+    }
+
+    static func isPrivate(_ channel: String) -> Bool { channel.hasPrefix("$") }
+
+    /// The users allowed in a `#` channel, or nil for an ordinary channel.
+    static func allowedUsers(_ channel: String) -> [Substring]? {
+        guard let hash = channel.lastIndex(of: "#") else { return nil }
+        return channel[channel.index(after: hash)...].split(separator: ",")
+    }
+
+    /// A name the gateway refuses outright (error 107): empty or too long.
+    func isValidName(_ channel: String) -> Bool {
+        !channel.isEmpty && channel.utf8.count <= maxLength
+    }
+
+    /// Whether a client may subscribe without a subscription token.
+    func maySubscribeWithoutToken(channel: String, user: String, options: ChannelOptions) -> Bool {
+        if Self.isPrivate(channel) { return false }
+        if let users = Self.allowedUsers(channel) {
+            return !user.isEmpty && users.contains(Substring(user))
+        }
+        if user.isEmpty { return options.allowSubscribeForAnonymous }
+        return options.allowSubscribeForClient
+    }
+}

@@ -1,0 +1,221 @@
+import Foundation
+
+/// Options of a channel namespace (or of channels without one). Decoding accepts any subset of the
+/// snake_case keys; everything absent keeps Centrifugo's default (off / 0).
+public struct ChannelOptions: Sendable, Codable, Hashable {
+    public var presence = false
+    public var joinLeave = false
+    public var forcePushJoinLeave = false
+    public var historySize = 0
+    /// Seconds a channel's history is kept after its last publication.
+    public var historyTTL = 0
+    public var forceRecovery = false
+    public var forcePositioning = false
+    public var allowSubscribeForClient = false
+    public var allowSubscribeForAnonymous = false
+    public var allowPublishForSubscriber = false
+    public var allowPublishForClient = false
+    public var allowPresenceForSubscriber = false
+    public var allowHistoryForSubscriber = false
+
+    public init() {}
+
+    /// History (and so recovery and positioning) needs both a size and a ttl.
+    public var historyEnabled: Bool { historySize > 0 && historyTTL > 0 }
+
+    enum CodingKeys: String, CodingKey {
+        case presence
+        case joinLeave = "join_leave"
+        case forcePushJoinLeave = "force_push_join_leave"
+        case historySize = "history_size"
+        case historyTTL = "history_ttl"
+        case forceRecovery = "force_recovery"
+        case forcePositioning = "force_positioning"
+        case allowSubscribeForClient = "allow_subscribe_for_client"
+        case allowSubscribeForAnonymous = "allow_subscribe_for_anonymous"
+        case allowPublishForSubscriber = "allow_publish_for_subscriber"
+        case allowPublishForClient = "allow_publish_for_client"
+        case allowPresenceForSubscriber = "allow_presence_for_subscriber"
+        case allowHistoryForSubscriber = "allow_history_for_subscriber"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        presence = try container.decodeIfPresent(Bool.self, forKey: .presence) ?? false
+        joinLeave = try container.decodeIfPresent(Bool.self, forKey: .joinLeave) ?? false
+        forcePushJoinLeave = try container.decodeIfPresent(Bool.self, forKey: .forcePushJoinLeave) ?? false
+        historySize = try container.decodeIfPresent(Int.self, forKey: .historySize) ?? 0
+        historyTTL = try decodeSeconds(container, .historyTTL) ?? 0
+        forceRecovery = try container.decodeIfPresent(Bool.self, forKey: .forceRecovery) ?? false
+        forcePositioning = try container.decodeIfPresent(Bool.self, forKey: .forcePositioning) ?? false
+        allowSubscribeForClient = try container.decodeIfPresent(Bool.self, forKey: .allowSubscribeForClient) ?? false
+        allowSubscribeForAnonymous = try container.decodeIfPresent(Bool.self, forKey: .allowSubscribeForAnonymous) ?? false
+        allowPublishForSubscriber = try container.decodeIfPresent(Bool.self, forKey: .allowPublishForSubscriber) ?? false
+        allowPublishForClient = try container.decodeIfPresent(Bool.self, forKey: .allowPublishForClient) ?? false
+        allowPresenceForSubscriber = try container.decodeIfPresent(Bool.self, forKey: .allowPresenceForSubscriber) ?? false
+        allowHistoryForSubscriber = try container.decodeIfPresent(Bool.self, forKey: .allowHistoryForSubscriber) ?? false
+    }
+}
+
+/// A named namespace: channels `name:rest` use its options.
+public struct NamespaceConfiguration: Sendable, Codable, Hashable {
+    public var name: String
+    public var options: ChannelOptions
+
+    public init(name: String, options: ChannelOptions = .init()) {
+        self.name = name
+        self.options = options
+    }
+
+    enum CodingKeys: String, CodingKey { case name }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name)
+        options = try ChannelOptions(from: decoder)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(name, forKey: .name)
+        try options.encode(to: encoder)
+    }
+}
+
+/// Configuration of the realtime gateway (the `gateway:` section of switchboard.yaml).
+/// Every key is optional; snake_case names as in Centrifugo.
+public struct GatewayConfiguration: Sendable, Codable {
+    public var host = "127.0.0.1"
+    public var port = 8000
+    /// HMAC secret for connection and subscription JWTs.
+    public var tokenSecret: String?
+    /// Still accepted while secrets rotate.
+    public var previousTokenSecret: String?
+    /// Key for the server HTTP API; without one the API answers 401 to everyone.
+    public var apiKey: String?
+    /// Origins allowed to open a WebSocket; "*" allows all. Empty: only requests without an
+    /// Origin header or with one matching the Host header.
+    public var allowedOrigins: [String] = []
+    /// Seconds between server pings.
+    public var pingInterval = 25
+    /// Seconds to wait for the pong before disconnecting with 3012.
+    public var pongTimeout = 8
+    public var maxMessageSize = 65536
+    /// Bytes queued for one client before it is disconnected as slow (3008).
+    public var clientQueueMaxSize = 1_048_576
+    public var channelMaxLength = 255
+    public var clientChannelLimit = 128
+    /// Let clients connect without a token as anonymous users.
+    public var allowAnonymousConnectWithoutToken = false
+    /// Answer `rpc` commands (echoing the data) instead of error 104.
+    public var rpc = false
+    /// Seconds of grace after a token expires before the client is disconnected.
+    public var expiryGrace = 25
+    /// Seconds a presence entry lives without being refreshed.
+    public var presenceTTL = 60
+    /// Seconds a channel's stream meta (epoch and offset) outlives its last publication.
+    public var historyMetaTTL = 30 * 24 * 3600
+    /// Options for channels without a namespace.
+    public var channelDefaults = ChannelOptions()
+    public var namespaces: [NamespaceConfiguration] = []
+    /// Key prefix for the gateway's Redis keys inside the Redis client's own prefix.
+    public var redisPrefix: String?
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case host, port, rpc, namespaces
+        case tokenSecret = "token_secret"
+        case previousTokenSecret = "previous_token_secret"
+        case apiKey = "api_key"
+        case allowedOrigins = "allowed_origins"
+        case pingInterval = "ping_interval"
+        case pongTimeout = "pong_timeout"
+        case maxMessageSize = "max_message_size"
+        case clientQueueMaxSize = "client_queue_max_size"
+        case channelMaxLength = "channel_max_length"
+        case clientChannelLimit = "client_channel_limit"
+        case allowAnonymousConnectWithoutToken = "allow_anonymous_connect_without_token"
+        case expiryGrace = "expiry_grace"
+        case presenceTTL = "presence_ttl"
+        case historyMetaTTL = "history_meta_ttl"
+        case redisPrefix = "redis_prefix"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        host = try container.decodeIfPresent(String.self, forKey: .host) ?? host
+        port = try container.decodeIfPresent(Int.self, forKey: .port) ?? port
+        tokenSecret = try container.decodeIfPresent(String.self, forKey: .tokenSecret)
+        previousTokenSecret = try container.decodeIfPresent(String.self, forKey: .previousTokenSecret)
+        apiKey = try container.decodeIfPresent(String.self, forKey: .apiKey)
+        if let origins = try? container.decodeIfPresent([String].self, forKey: .allowedOrigins) {
+            allowedOrigins = origins
+        } else if let origins = try container.decodeIfPresent(String.self, forKey: .allowedOrigins) {
+            allowedOrigins = origins.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        pingInterval = try decodeSeconds(container, .pingInterval) ?? pingInterval
+        pongTimeout = try decodeSeconds(container, .pongTimeout) ?? pongTimeout
+        maxMessageSize = try container.decodeIfPresent(Int.self, forKey: .maxMessageSize) ?? maxMessageSize
+        clientQueueMaxSize = try container.decodeIfPresent(Int.self, forKey: .clientQueueMaxSize) ?? clientQueueMaxSize
+        channelMaxLength = try container.decodeIfPresent(Int.self, forKey: .channelMaxLength) ?? channelMaxLength
+        clientChannelLimit = try container.decodeIfPresent(Int.self, forKey: .clientChannelLimit) ?? clientChannelLimit
+        allowAnonymousConnectWithoutToken =
+            try container.decodeIfPresent(Bool.self, forKey: .allowAnonymousConnectWithoutToken) ?? false
+        rpc = try container.decodeIfPresent(Bool.self, forKey: .rpc) ?? false
+        expiryGrace = try decodeSeconds(container, .expiryGrace) ?? expiryGrace
+        presenceTTL = try decodeSeconds(container, .presenceTTL) ?? presenceTTL
+        historyMetaTTL = try decodeSeconds(container, .historyMetaTTL) ?? historyMetaTTL
+        namespaces = try container.decodeIfPresent([NamespaceConfiguration].self, forKey: .namespaces) ?? []
+        redisPrefix = try container.decodeIfPresent(String.self, forKey: .redisPrefix)
+        // Top-level namespace options are the defaults for channels without a namespace.
+        channelDefaults = try ChannelOptions(from: decoder)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(host, forKey: .host)
+        try container.encode(port, forKey: .port)
+        try container.encodeIfPresent(tokenSecret, forKey: .tokenSecret)
+        try container.encodeIfPresent(previousTokenSecret, forKey: .previousTokenSecret)
+        try container.encodeIfPresent(apiKey, forKey: .apiKey)
+        try container.encode(allowedOrigins, forKey: .allowedOrigins)
+        try container.encode(pingInterval, forKey: .pingInterval)
+        try container.encode(pongTimeout, forKey: .pongTimeout)
+        try container.encode(maxMessageSize, forKey: .maxMessageSize)
+        try container.encode(clientQueueMaxSize, forKey: .clientQueueMaxSize)
+        try container.encode(channelMaxLength, forKey: .channelMaxLength)
+        try container.encode(clientChannelLimit, forKey: .clientChannelLimit)
+        try container.encode(allowAnonymousConnectWithoutToken, forKey: .allowAnonymousConnectWithoutToken)
+        try container.encode(rpc, forKey: .rpc)
+        try container.encode(expiryGrace, forKey: .expiryGrace)
+        try container.encode(presenceTTL, forKey: .presenceTTL)
+        try container.encode(historyMetaTTL, forKey: .historyMetaTTL)
+        try container.encode(namespaces, forKey: .namespaces)
+        try container.encodeIfPresent(redisPrefix, forKey: .redisPrefix)
+        try channelDefaults.encode(to: encoder)
+    }
+
+    /// Applies SB_GATEWAY_* environment overrides.
+    public mutating func applyEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) {
+        if let value = environment["SB_GATEWAY_TOKEN_SECRET"], !value.isEmpty { tokenSecret = value }
+        if let value = environment["SB_GATEWAY_PREVIOUS_TOKEN_SECRET"], !value.isEmpty { previousTokenSecret = value }
+        if let value = environment["SB_GATEWAY_API_KEY"], !value.isEmpty { apiKey = value }
+        if let value = environment["SB_GATEWAY_PORT"], let port = Int(value) { self.port = port }
+        if let value = environment["SB_GATEWAY_ALLOWED_ORIGINS"] {
+            allowedOrigins = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+    }
+}
+
+/// Durations may be written as seconds (`600`) or with a unit (`"10m"`, `"30s"`, `"1h"`).
+private func decodeSeconds<K: CodingKey>(_ container: KeyedDecodingContainer<K>, _ key: K) throws -> Int? {
+    if let seconds = try? container.decodeIfPresent(Int.self, forKey: key) { return seconds }
+    guard let text = try container.decodeIfPresent(String.self, forKey: key) else { return nil }
+    let units: [Character: Int] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
+    if let last = text.last, let multiplier = units[last], let value = Int(text.dropLast()) {
+        return value * multiplier
+    }
+    if let value = Int(text) { return value }
+    throw DecodingError.dataCorruptedError(forKey: key, in: container, debugDescription: "not a duration: \(text)")
+}

@@ -1,0 +1,290 @@
+import Foundation
+import Synchronization
+
+/// The server HTTP API (`POST /api/<method>`): the same operations Centrifugo's API offers, answered
+/// as `{"result": {...}}` or `{"error": {code, message}}` with HTTP 200.
+struct HTTPAPI: Sendable {
+    let node: Node
+
+    static let methods: Set<String> = [
+        "publish", "broadcast", "subscribe", "unsubscribe", "disconnect", "presence", "presence_stats",
+        "history", "history_remove", "channels", "info", "batch",
+    ]
+
+    /// Authorised when the request carries the configured key in `X-API-Key` or `Authorization: apikey KEY`.
+    static func isAuthorised(apiKey: String?, xAPIKey: String?, authorization: String?) -> Bool {
+        guard let apiKey, !apiKey.isEmpty else { return false }
+        var presented = xAPIKey
+        if presented == nil, let authorization {
+            let parts = authorization.split(separator: " ", maxSplits: 1)
+            if parts.count == 2, parts[0].lowercased() == "apikey" { presented = String(parts[1]) }
+        }
+        guard let presented else { return false }
+        return constantTimeEquals(Array(presented.utf8), Array(apiKey.utf8))
+    }
+
+    /// The full answer body for one method call.
+    func handle(method: String, body: JSONValue) async -> String {
+        var writer = JSONWriter(capacity: 128)
+        writer.beginObject()
+        do {
+            let result = try await call(method: method, params: body)
+            writer.rawField("result", result)
+        } catch let error as GatewayError {
+            writer.key("error")
+            writer.beginObject()
+            writer.field("code", error.code)
+            writer.field("message", error.message)
+            writer.endObject()
+        } catch {
+            writer.key("error")
+            writer.beginObject()
+            writer.field("code", GatewayError.internal.code)
+            writer.field("message", GatewayError.internal.message)
+            writer.endObject()
+        }
+        writer.endObject()
+        return writer.output
+    }
+
+    /// Runs one method and answers its result object as JSON text.
+    func call(method: String, params: JSONValue) async throws -> String {
+        node.metrics.apiRequests.add(1, ordering: .relaxed)
+        switch method {
+        case "publish":
+            let position = try await publish(channel: try string(params, "channel"), params: params)
+            return Self.object { Self.writePosition(position, to: &$0) }
+        case "broadcast":
+            guard case .array(let channels)? = params["channels"] else { throw GatewayError.badRequest }
+            var responses: [String] = []
+            for channel in channels {
+                do {
+                    guard let name = channel.stringValue else { throw GatewayError.badRequest }
+                    let position = try await publish(channel: name, params: params)
+                    responses.append(Self.object { writer in
+                        writer.rawField("result", Self.object { Self.writePosition(position, to: &$0) })
+                    })
+                } catch {
+                    let failure = error as? GatewayError ?? .internal
+                    responses.append(Self.object { writer in
+                        writer.key("error")
+                        writer.beginObject()
+                        writer.field("code", failure.code)
+                        writer.field("message", failure.message)
+                        writer.endObject()
+                    })
+                }
+            }
+            return Self.object { writer in
+                writer.key("responses")
+                writer.beginArray()
+                for response in responses { writer.raw(response) }
+                writer.endArray()
+            }
+        case "subscribe", "unsubscribe":
+            let user = try string(params, "user")
+            let channel = try string(params, "channel")
+            guard node.rules.options(for: channel) != nil else { throw GatewayError.unknownChannel }
+            let kind: ControlCommand.Kind = method == "subscribe" ? .subscribe : .unsubscribe
+            try await control(ControlCommand(kind: kind, user: user, client: params["client"]?.stringValue, channel: channel))
+            return "{}"
+        case "disconnect":
+            let user = try string(params, "user")
+            let code = params["disconnect"]?["code"]?.int64Value.map { Int($0) }
+            let reason = params["disconnect"]?["reason"]?.stringValue
+            try await control(ControlCommand(kind: .disconnect, user: user, client: params["client"]?.stringValue, code: code, reason: reason))
+            return "{}"
+        case "presence":
+            let channel = try string(params, "channel")
+            try requirePresence(channel)
+            let entries = try await node.presence.presence(channel: channel)
+            return Self.object { writer in
+                writer.key("presence")
+                writer.beginObject()
+                for (client, info) in entries.sorted(by: { $0.key < $1.key }) {
+                    writer.key(client)
+                    info.write(to: &writer)
+                }
+                writer.endObject()
+            }
+        case "presence_stats":
+            let channel = try string(params, "channel")
+            try requirePresence(channel)
+            let stats = try await node.presence.stats(channel: channel)
+            return Self.object { writer in
+                writer.field("num_clients", stats.numClients)
+                writer.field("num_users", stats.numUsers)
+            }
+        case "history":
+            let channel = try string(params, "channel")
+            var since: StreamPositionRequest?
+            if let value = params["since"] {
+                since = StreamPositionRequest(offset: value["offset"]?.int64Value.map { UInt64(max(0, $0)) }, epoch: value["epoch"]?.stringValue)
+            }
+            let limit = params["limit"]?.int64Value.map { Int($0) } ?? 0
+            let result = try await node.history(channel: channel, limit: limit, since: since, reverse: params["reverse"]?.boolValue ?? false)
+            return Self.object { Node.writeHistory(result, to: &$0) }
+        case "history_remove":
+            let channel = try string(params, "channel")
+            guard let options = node.rules.options(for: channel) else { throw GatewayError.unknownChannel }
+            guard options.historyEnabled else { throw GatewayError.notAvailable }
+            try await node.broker.removeHistory(channel: channel)
+            return "{}"
+        case "channels":
+            let pattern = params["pattern"]?.stringValue
+            let channels = node.hub.channels().filter { pattern == nil || pattern == "" || Self.glob(pattern!, matches: $0.key) }
+            return Self.object { writer in
+                writer.key("channels")
+                writer.beginObject()
+                for (name, count) in channels.sorted(by: { $0.key < $1.key }) {
+                    writer.key(name)
+                    writer.beginObject()
+                    writer.field("num_clients", count)
+                    writer.endObject()
+                }
+                writer.endObject()
+            }
+        case "info":
+            return Self.object { writer in
+                writer.key("nodes")
+                writer.beginArray()
+                writer.beginObject()
+                writer.field("uid", node.id)
+                writer.field("name", node.name)
+                writer.field("version", Node.version)
+                writer.field("num_clients", node.hub.connectionCount)
+                writer.field("num_users", node.hub.userCount)
+                writer.field("num_channels", node.hub.channels().count)
+                writer.field("num_subs", node.hub.subscriptionCount)
+                writer.field("uptime", Int(Date().timeIntervalSince(node.startedAt)))
+                writer.key("metrics")
+                writer.beginObject()
+                writer.field("interval", 60)
+                writer.key("items")
+                writer.beginObject()
+                writer.field("messages_in", node.metrics.messagesIn.load(ordering: .relaxed))
+                writer.field("messages_out", node.metrics.messagesOut.load(ordering: .relaxed))
+                writer.endObject()
+                writer.endObject()
+                writer.key("process")
+                writer.beginObject()
+                writer.field("cpu", 0)
+                writer.field("rss", ProcessStats.residentBytes())
+                writer.endObject()
+                writer.endObject()
+                writer.endArray()
+            }
+        case "batch":
+            guard case .array(let commands)? = params["commands"] else { throw GatewayError.badRequest }
+            var replies: [String] = []
+            for command in commands {
+                guard case .object(let members) = command, let (name, commandParams) = members.first, members.count == 1,
+                    Self.methods.contains(name), name != "batch"
+                else {
+                    replies.append(#"{"error":{"code":107,"message":"bad request"}}"#)
+                    continue
+                }
+                do {
+                    let result = try await call(method: name, params: commandParams)
+                    replies.append(Self.object { $0.rawField(name, result) })
+                } catch {
+                    let failure = error as? GatewayError ?? .internal
+                    replies.append(Self.object { writer in
+                        writer.key("error")
+                        writer.beginObject()
+                        writer.field("code", failure.code)
+                        writer.field("message", failure.message)
+                        writer.endObject()
+                    })
+                }
+            }
+            return Self.object { writer in
+                writer.key("replies")
+                writer.beginArray()
+                for reply in replies { writer.raw(reply) }
+                writer.endArray()
+            }
+        default:
+            throw GatewayError.methodNotFound
+        }
+    }
+
+    private func publish(channel: String, params: JSONValue) async throws -> StreamPosition {
+        guard let data = params["data"] else { throw GatewayError.badRequest }
+        guard node.rules.isValidName(channel) else { throw GatewayError.badRequest }
+        guard let options = node.rules.options(for: channel) else { throw GatewayError.unknownChannel }
+        var tags: [String: String]?
+        if case .object(let members)? = params["tags"] { tags = members.compactMapValues(\.stringValue) }
+        return try await node.publish(
+            channel: channel, data: data.serialized, info: nil, options: options,
+            skipHistory: params["skip_history"]?.boolValue ?? false, tags: tags)
+    }
+
+    private func control(_ command: ControlCommand) async throws {
+        do {
+            try await node.broker.publishControl(command)
+        } catch {
+            throw GatewayError.internal
+        }
+    }
+
+    private func requirePresence(_ channel: String) throws {
+        guard let options = node.rules.options(for: channel) else { throw GatewayError.unknownChannel }
+        guard options.presence else { throw GatewayError.notAvailable }
+    }
+
+    private func string(_ params: JSONValue, _ key: String) throws -> String {
+        guard let value = params[key]?.stringValue, !value.isEmpty else { throw GatewayError.badRequest }
+        return value
+    }
+
+    static func writePosition(_ position: StreamPosition, to writer: inout JSONWriter) {
+        if position.offset > 0 { writer.field("offset", position.offset) }
+        if !position.epoch.isEmpty { writer.field("epoch", position.epoch) }
+    }
+
+    static func object(_ body: (inout JSONWriter) -> Void) -> String {
+        var writer = JSONWriter()
+        writer.beginObject()
+        body(&writer)
+        writer.endObject()
+        return writer.output
+    }
+
+    /// `*` matches any run of characters (the `channels` pattern).
+    static func glob(_ pattern: String, matches text: String) -> Bool {
+        let parts = pattern.split(separator: "*", omittingEmptySubsequences: false)
+        guard parts.count > 1 else { return pattern == text }
+        var rest = Substring(text)
+        for (index, part) in parts.enumerated() {
+            if index == 0 {
+                guard rest.hasPrefix(part) else { return false }
+                rest = rest.dropFirst(part.count)
+            } else if index == parts.count - 1 {
+                return part.isEmpty || rest.hasSuffix(part)
+            } else if let range = rest.range(of: part) {
+                rest = rest[range.upperBound...]
+            } else {
+                return false
+            }
+        }
+        return true
+    }
+}
+
+func constantTimeEquals(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {
+    guard lhs.count == rhs.count else { return false }
+    var difference: UInt8 = 0
+    for index in lhs.indices { difference |= lhs[index] ^ rhs[index] }
+    return difference == 0
+}
+
+enum ProcessStats {
+    /// Resident set size from /proc (0 where unavailable).
+    static func residentBytes() -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+        let fields = text.split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+}

@@ -1,0 +1,124 @@
+import Synchronization
+
+/// This node's connections and local channel subscribers, sharded by name so fan-out and
+/// subscribe/unsubscribe from many connections do not contend on one lock.
+final class Hub: Sendable {
+    private struct ClientShard {
+        var clients: [String: Client] = [:]
+    }
+
+    private struct ChannelShard {
+        var channels: [String: [ObjectIdentifier: Client]] = [:]
+    }
+
+    private static let shardCount = 32
+    private let clientShards: [Locked<ClientShard>]
+    private let channelShards: [Locked<ChannelShard>]
+    /// Shard of a user's clients lives with the user, so user lookups touch one shard.
+    private let userShards: [Locked<[String: [String: Client]]>]
+
+    init() {
+        clientShards = (0..<Self.shardCount).map { _ in Locked(ClientShard()) }
+        channelShards = (0..<Self.shardCount).map { _ in Locked(ChannelShard()) }
+        userShards = (0..<Self.shardCount).map { _ in Locked([:]) }
+    }
+
+    private func shard(_ key: String) -> Int {
+        var hasher = Hasher()
+        hasher.combine(key)
+        return Int(UInt(bitPattern: hasher.finalize()) % UInt(Self.shardCount))
+    }
+
+    // MARK: connections
+
+    func add(_ client: Client, user: String) {
+        clientShards[shard(client.id)].withLock { $0.clients[client.id] = client }
+        userShards[shard(user)].withLock { $0[user, default: [:]][client.id] = client }
+    }
+
+    func remove(_ client: Client, user: String) {
+        clientShards[shard(client.id)].withLock { _ = $0.clients.removeValue(forKey: client.id) }
+        userShards[shard(user)].withLock { users in
+            users[user]?[client.id] = nil
+            if users[user]?.isEmpty == true { users[user] = nil }
+        }
+    }
+
+    func clients(ofUser user: String) -> [Client] {
+        userShards[shard(user)].withLock { Array(($0[user] ?? [:]).values) }
+    }
+
+    func allClients() -> [Client] {
+        clientShards.flatMap { shard in shard.withLock { Array($0.clients.values) } }
+    }
+
+    var connectionCount: Int {
+        clientShards.reduce(0) { total, shard in total + shard.withLock { $0.clients.count } }
+    }
+
+    var userCount: Int {
+        userShards.reduce(0) { total, shard in total + shard.withLock { $0.count } }
+    }
+
+    // MARK: subscriptions
+
+    /// Adds a local subscriber; true when it is the channel's first one on this node.
+    @discardableResult
+    func addSubscriber(_ client: Client, to channel: String) -> Bool {
+        channelShards[shard(channel)].withLock { shard in
+            let isFirst = shard.channels[channel] == nil
+            shard.channels[channel, default: [:]][ObjectIdentifier(client)] = client
+            return isFirst
+        }
+    }
+
+    /// Removes a local subscriber; true when the channel has no local subscribers left.
+    @discardableResult
+    func removeSubscriber(_ client: Client, from channel: String) -> Bool {
+        channelShards[shard(channel)].withLock { shard in
+            guard shard.channels[channel]?.removeValue(forKey: ObjectIdentifier(client)) != nil else { return false }
+            if shard.channels[channel]?.isEmpty == true {
+                shard.channels[channel] = nil
+                return true
+            }
+            return false
+        }
+    }
+
+    func subscribers(of channel: String) -> [Client] {
+        channelShards[shard(channel)].withLock { shard in
+            guard let subscribers = shard.channels[channel] else { return [] }
+            return Array(subscribers.values)
+        }
+    }
+
+    /// Channel names with their number of local subscribers.
+    func channels() -> [String: Int] {
+        var result: [String: Int] = [:]
+        for shard in channelShards {
+            shard.withLock { shard in
+                for (channel, subscribers) in shard.channels { result[channel] = subscribers.count }
+            }
+        }
+        return result
+    }
+
+    var subscriptionCount: Int {
+        channelShards.reduce(0) { total, shard in
+            total + shard.withLock { $0.channels.values.reduce(0) { $0 + $1.count } }
+        }
+    }
+}
+
+/// A mutex in a box, so locks can live in arrays (Mutex itself cannot be copied).
+final class Locked<Value: Sendable>: Sendable {
+    private let mutex: Mutex<Value>
+
+    init(_ value: Value) {
+        mutex = Mutex(value)
+    }
+
+    func withLock<Result>(_ body: (inout sending Value) throws -> sending Result) rethrows -> sending Result {
+        try mutex.withLock(body)
+    }
+}

@@ -1,0 +1,222 @@
+import Foundation
+
+/// A JSON value decoded from a request, kept so payloads can be re-emitted verbatim as raw JSON.
+public indirect enum JSONValue: Sendable, Hashable, Codable {
+    case null
+    case bool(Bool)
+    case int(Int64)
+    case double(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .null
+        } else if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Int64.self) {
+            self = .int(value)
+        } else if let value = try? container.decode(Double.self) {
+            self = .double(value)
+        } else if let value = try? container.decode(String.self) {
+            self = .string(value)
+        } else if let value = try? container.decode([JSONValue].self) {
+            self = .array(value)
+        } else {
+            self = .object(try container.decode([String: JSONValue].self))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .null: try container.encodeNil()
+        case .bool(let value): try container.encode(value)
+        case .int(let value): try container.encode(value)
+        case .double(let value): try container.encode(value)
+        case .string(let value): try container.encode(value)
+        case .array(let value): try container.encode(value)
+        case .object(let value): try container.encode(value)
+        }
+    }
+
+    /// Compact JSON text of this value (no raw newlines, so it can travel in a newline-batched frame).
+    public var serialized: String {
+        var writer = JSONWriter()
+        writer.value(self)
+        return writer.output
+    }
+
+    public subscript(key: String) -> JSONValue? {
+        if case .object(let object) = self { return object[key] }
+        return nil
+    }
+
+    public var stringValue: String? {
+        if case .string(let value) = self { return value }
+        return nil
+    }
+
+    public var int64Value: Int64? {
+        switch self {
+        case .int(let value): return value
+        case .double(let value): return Int64(exactly: value.rounded(.towardZero))
+        case .string(let value): return Int64(value)
+        default: return nil
+        }
+    }
+
+    public var boolValue: Bool? {
+        if case .bool(let value) = self { return value }
+        return nil
+    }
+
+    /// Parses JSON text; nil when it is not valid JSON.
+    public static func parse(_ bytes: some Collection<UInt8>) -> JSONValue? {
+        try? JSONDecoder().decode(JSONValue.self, from: Data(bytes))
+    }
+}
+
+/// Builds compact JSON text by hand: replies and pushes are written once per message (and once per
+/// publication for fan-out), so this avoids Foundation's encoder and keeps the omitempty rules explicit.
+struct JSONWriter {
+    var output = ""
+    private var needsComma = false
+
+    init(capacity: Int = 64) {
+        output.reserveCapacity(capacity)
+    }
+
+    mutating func beginObject() {
+        comma()
+        output.append("{")
+        needsComma = false
+    }
+
+    mutating func endObject() {
+        output.append("}")
+        needsComma = true
+    }
+
+    mutating func beginArray() {
+        comma()
+        output.append("[")
+        needsComma = false
+    }
+
+    mutating func endArray() {
+        output.append("]")
+        needsComma = true
+    }
+
+    mutating func key(_ name: String) {
+        comma()
+        Self.appendQuoted(name, to: &output)
+        output.append(":")
+        needsComma = false
+    }
+
+    mutating func string(_ value: String) {
+        comma()
+        Self.appendQuoted(value, to: &output)
+        needsComma = true
+    }
+
+    mutating func raw(_ json: String) {
+        comma()
+        output.append(json)
+        needsComma = true
+    }
+
+    mutating func int<I: BinaryInteger>(_ value: I) {
+        comma()
+        output.append(String(value))
+        needsComma = true
+    }
+
+    mutating func bool(_ value: Bool) {
+        comma()
+        output.append(value ? "true" : "false")
+        needsComma = true
+    }
+
+    mutating func null() {
+        comma()
+        output.append("null")
+        needsComma = true
+    }
+
+    mutating func value(_ value: JSONValue) {
+        switch value {
+        case .null: null()
+        case .bool(let flag): bool(flag)
+        case .int(let number): int(number)
+        case .double(let number):
+            comma()
+            if number.isFinite {
+                if number == number.rounded(), abs(number) < 1e15 {
+                    output.append(String(Int64(number)))
+                } else {
+                    output.append("\(number)")
+                }
+            } else {
+                output.append("null")
+            }
+            needsComma = true
+        case .string(let text): string(text)
+        case .array(let items):
+            beginArray()
+            for item in items { self.value(item) }
+            endArray()
+        case .object(let members):
+            beginObject()
+            for (name, member) in members.sorted(by: { $0.key < $1.key }) {
+                key(name)
+                self.value(member)
+            }
+            endObject()
+        }
+    }
+
+    // Convenience for `"name": value` members.
+    mutating func field(_ name: String, _ value: String) { key(name); string(value) }
+    mutating func field<I: BinaryInteger>(_ name: String, _ value: I) { key(name); int(value) }
+    mutating func field(_ name: String, _ value: Bool) { key(name); bool(value) }
+    mutating func rawField(_ name: String, _ json: String) { key(name); raw(json) }
+
+    private mutating func comma() {
+        if needsComma { output.append(",") }
+    }
+
+    static func appendQuoted(_ text: String, to output: inout String) {
+        output.append("\"")
+        var needsEscape = false
+        for byte in text.utf8 where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
+            needsEscape = true
+            break
+        }
+        if !needsEscape {
+            output.append(text)
+        } else {
+            for scalar in text.unicodeScalars {
+                switch scalar {
+                case "\"": output.append("\\\"")
+                case "\\": output.append("\\\\")
+                case "\n": output.append("\\n")
+                case "\r": output.append("\\r")
+                case "\t": output.append("\\t")
+                default:
+                    if scalar.value < 0x20 {
+                        let hex = String(scalar.value, radix: 16)
+                        output.append("\\u" + String(repeating: "0", count: 4 - hex.count) + hex)
+                    } else {
+                        output.unicodeScalars.append(scalar)
+                    }
+                }
+            }
+        }
+        output.append("\"")
+    }
+}

@@ -1,0 +1,168 @@
+import Crypto
+import Foundation
+
+/// HMAC-signed JSON Web Tokens (HS256, HS384, HS512) as Centrifugo reads them.
+enum JWT {
+    enum Failure: Error, Equatable {
+        /// Malformed, unsupported algorithm or wrong signature.
+        case invalid(String)
+        case expired
+    }
+
+    /// Verifies the signature against each secret in turn (current, then previous) and returns the claims.
+    static func verify(_ token: String, secrets: [String], now: Int64) throws(Failure) -> [String: JSONValue] {
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3 else { throw .invalid("malformed token") }
+        guard let headerBytes = base64URLDecode(parts[0]),
+            let header = JSONValue.parse(headerBytes),
+            let algorithm = header["alg"]?.stringValue
+        else { throw .invalid("malformed header") }
+        guard let signature = base64URLDecode(parts[2]) else { throw .invalid("malformed signature") }
+        let signingInput = Data(token.utf8.prefix(parts[0].utf8.count + 1 + parts[1].utf8.count))
+        var valid = false
+        for secret in secrets where !secret.isEmpty {
+            let key = SymmetricKey(data: Data(secret.utf8))
+            // isValidAuthenticationCode compares in constant time.
+            switch algorithm {
+            case "HS256": valid = HMAC<SHA256>.isValidAuthenticationCode(signature, authenticating: signingInput, using: key)
+            case "HS384": valid = HMAC<SHA384>.isValidAuthenticationCode(signature, authenticating: signingInput, using: key)
+            case "HS512": valid = HMAC<SHA512>.isValidAuthenticationCode(signature, authenticating: signingInput, using: key)
+            default: throw .invalid("unsupported algorithm \(algorithm)")
+            }
+            if valid { break }
+        }
+        guard valid else { throw .invalid("bad signature") }
+        guard let payloadBytes = base64URLDecode(parts[1]), case .object(let claims)? = JSONValue.parse(payloadBytes) else {
+            throw .invalid("malformed payload")
+        }
+        if let notBefore = claims["nbf"]?.int64Value, notBefore > now { throw .invalid("token not yet valid") }
+        if let expiry = expiry(of: claims), expiry > 0, expiry <= now { throw .expired }
+        return claims
+    }
+
+    /// `expire_at` overrides `exp`; 0 means never.
+    static func expiry(of claims: [String: JSONValue]) -> Int64? {
+        if let expireAt = claims["expire_at"]?.int64Value { return expireAt }
+        return claims["exp"]?.int64Value
+    }
+
+    static func sign(claims: [String: JSONValue], secret: String, algorithm: String = "HS256") -> String {
+        let header = JSONValue.object(["alg": .string(algorithm), "typ": .string("JWT")]).serialized
+        let payload = JSONValue.object(claims).serialized
+        let input = base64URLEncode(Data(header.utf8)) + "." + base64URLEncode(Data(payload.utf8))
+        let key = SymmetricKey(data: Data(secret.utf8))
+        let signature: Data
+        switch algorithm {
+        case "HS384": signature = Data(HMAC<SHA384>.authenticationCode(for: Data(input.utf8), using: key))
+        case "HS512": signature = Data(HMAC<SHA512>.authenticationCode(for: Data(input.utf8), using: key))
+        default: signature = Data(HMAC<SHA256>.authenticationCode(for: Data(input.utf8), using: key))
+        }
+        return input + "." + base64URLEncode(signature)
+    }
+
+    static func base64URLEncode(_ data: Data) -> String {
+        data.base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-")
+            .replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    static func base64URLDecode(_ text: Substring) -> Data? {
+        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while base64.count % 4 != 0 { base64.append("=") }
+        return Data(base64Encoded: base64)
+    }
+}
+
+/// Claims of a verified connection token.
+struct ConnectionToken {
+    var user: String
+    var expiresAt: Int64?
+    var info: String?
+    var channels: [String]
+
+    init(claims: [String: JSONValue]) throws(JWT.Failure) {
+        if claims["channel"] != nil { throw .invalid("connection token has a channel claim") }
+        user = claims["sub"]?.stringValue ?? ""
+        let expiry = JWT.expiry(of: claims)
+        expiresAt = (expiry ?? 0) > 0 ? expiry : nil
+        info = tokenInfo(claims)
+        if case .array(let list)? = claims["channels"] {
+            channels = list.compactMap(\.stringValue)
+        } else {
+            channels = []
+        }
+    }
+}
+
+/// Claims of a verified subscription token.
+struct SubscriptionToken {
+    var user: String
+    var channel: String
+    var client: String?
+    var expiresAt: Int64?
+    var info: String?
+    var data: String?
+    var override: [String: Bool]
+
+    init(claims: [String: JSONValue]) throws(JWT.Failure) {
+        guard let channel = claims["channel"]?.stringValue, !channel.isEmpty else {
+            throw .invalid("subscription token without channel")
+        }
+        self.channel = channel
+        user = claims["sub"]?.stringValue ?? ""
+        client = claims["client"]?.stringValue
+        let expiry = JWT.expiry(of: claims)
+        expiresAt = (expiry ?? 0) > 0 ? expiry : nil
+        info = tokenInfo(claims)
+        data = claims["data"].map(\.serialized)
+        var override: [String: Bool] = [:]
+        if case .object(let members)? = claims["override"] {
+            for (name, value) in members {
+                if let flag = value["value"]?.boolValue { override[name] = flag }
+            }
+        }
+        self.override = override
+    }
+}
+
+private func tokenInfo(_ claims: [String: JSONValue]) -> String? {
+    if let info = claims["info"] { return info.serialized }
+    if let encoded = claims["b64info"]?.stringValue, let bytes = Data(base64Encoded: encoded), let value = JSONValue.parse(bytes) {
+        return value.serialized
+    }
+    return nil
+}
+
+/// Mints tokens the gateway accepts (for `switchboard token` and for services that hand tokens to browsers).
+public enum GatewayTokens {
+    /// A connection token when `channel` is nil, a subscription token for `channel` otherwise.
+    /// - Parameters:
+    ///   - ttl: seconds until the token expires; nil or ≤ 0 for a token that never expires.
+    ///   - info: JSON that becomes `conn_info` (connection) or `chan_info` (subscription).
+    ///   - channels: server-side subscriptions for a connection token.
+    public static func mint(
+        secret: String,
+        user: String,
+        channel: String? = nil,
+        ttl: Int?,
+        info: JSONValue? = nil,
+        channels: [String] = [],
+        client: String? = nil,
+        algorithm: String = "HS256",
+        now: Date = Date()
+    ) -> String {
+        var claims: [String: JSONValue] = ["sub": .string(user)]
+        let issued = Int64(now.timeIntervalSince1970)
+        claims["iat"] = .int(issued)
+        if let ttl, ttl > 0 { claims["exp"] = .int(issued + Int64(ttl)) }
+        if let info { claims["info"] = info }
+        if let channel {
+            claims["channel"] = .string(channel)
+            if let client { claims["client"] = .string(client) }
+        } else if !channels.isEmpty {
+            claims["channels"] = .array(channels.map { .string($0) })
+        }
+        return JWT.sign(claims: claims, secret: secret, algorithm: algorithm)
+    }
+}

@@ -1,0 +1,117 @@
+import Foundation
+import Synchronization
+
+/// The single-node engine: publications go straight to this node's hub; history lives in memory.
+final class MemoryBroker: Broker {
+    private struct Stream {
+        var epoch: String
+        var offset: UInt64 = 0
+        var publications: [Publication] = []
+        var expiresAt: Date = .distantFuture
+    }
+
+    private let handler = Mutex<(any BrokerEventHandler)?>(nil)
+    private let streams = Mutex<[String: Stream]>([:])
+    /// Serialises publishing so every channel's publications reach the hub in offset order.
+    private let publishLock = Mutex<Void>(())
+
+    init() {}
+
+    func start(handler: any BrokerEventHandler) async throws {
+        self.handler.withLock { $0 = handler }
+    }
+
+    func stop() async {
+        handler.withLock { $0 = nil }
+    }
+
+    func subscribe(_ channel: String) async throws {}
+    func unsubscribe(_ channel: String) async throws {}
+
+    func publish(channel: String, publication: Publication, options: PublishOptions) async throws -> StreamPosition {
+        let handler = self.handler.withLock { $0 }
+        return publishLock.withLock { _ in
+            var publication = publication
+            var position = StreamPosition(offset: 0, epoch: "")
+            if options.keepsHistory {
+                position = streams.withLock { streams in
+                    let now = Date()
+                    var stream = streams[channel] ?? Stream(epoch: Self.newEpoch())
+                    if stream.expiresAt < now { stream.publications.removeAll() }
+                    stream.offset += 1
+                    publication.offset = stream.offset
+                    stream.publications.append(publication)
+                    if stream.publications.count > options.historySize {
+                        stream.publications.removeFirst(stream.publications.count - options.historySize)
+                    }
+                    stream.expiresAt = now.addingTimeInterval(TimeInterval(options.historyTTL))
+                    streams[channel] = stream
+                    return StreamPosition(offset: stream.offset, epoch: stream.epoch)
+                }
+            }
+            handler?.handlePublication(channel: channel, publication: publication, position: position)
+            return position
+        }
+    }
+
+    func publishJoin(channel: String, info: ClientInfo) async throws {
+        handler.withLock { $0 }?.handleJoin(channel: channel, info: info)
+    }
+
+    func publishLeave(channel: String, info: ClientInfo) async throws {
+        handler.withLock { $0 }?.handleLeave(channel: channel, info: info)
+    }
+
+    func publishControl(_ command: ControlCommand) async throws {
+        handler.withLock { $0 }?.handleControl(command)
+    }
+
+    func history(channel: String, query: HistoryQuery) async throws -> HistoryResult {
+        streams.withLock { streams in
+            var stream = streams[channel] ?? Stream(epoch: Self.newEpoch())
+            if stream.expiresAt < Date() { stream.publications.removeAll() }
+            streams[channel] = stream
+            let position = StreamPosition(offset: stream.offset, epoch: stream.epoch)
+            guard query.limit != 0 else { return HistoryResult(publications: [], position: position) }
+            var publications = stream.publications
+            if let since = query.since {
+                publications = publications.filter { query.reverse ? $0.offset < since.offset : $0.offset > since.offset }
+            }
+            if query.reverse { publications.reverse() }
+            if query.limit > 0, publications.count > query.limit { publications = Array(publications.prefix(query.limit)) }
+            return HistoryResult(publications: publications, position: position)
+        }
+    }
+
+    func removeHistory(channel: String) async throws {
+        streams.withLock { streams in
+            streams[channel]?.publications.removeAll()
+        }
+    }
+
+    static func newEpoch() -> String {
+        String(UInt32.random(in: .min ... .max), radix: 36)
+    }
+}
+
+/// Presence of this node only.
+final class MemoryPresenceManager: PresenceManager {
+    private let channels = Mutex<[String: [String: ClientInfo]]>([:])
+
+    init() {}
+
+    func add(channel: String, info: ClientInfo, ttl: Int) async throws {
+        channels.withLock { $0[channel, default: [:]][info.client] = info }
+    }
+
+    func remove(channel: String, clientID: String) async throws {
+        channels.withLock { channels in
+            channels[channel]?[clientID] = nil
+            if channels[channel]?.isEmpty == true { channels[channel] = nil }
+        }
+    }
+
+    func presence(channel: String) async throws -> [String: ClientInfo] {
+        channels.withLock { $0[channel] ?? [:] }
+    }
+}

@@ -1,0 +1,27 @@
+import Foundation
+import Synchronization
+
+/// Counters of one gateway process, rendered in the Prometheus text format at `/metrics`.
+final class Metrics: Sendable {
+    let messagesIn = Atomic<Int>(0)
+    let messagesOut = Atomic<Int>(0)
+    let slowDisconnects = Atomic<Int>(0)
+    let connectionsAccepted = Atomic<Int>(0)
+    let apiRequests = Atomic<Int>(0)
+
+    func render(connections: Int, subscriptions: Int, channels: Int) -> String {
+        var text = ""
+        func metric(_ name: String, _ type: String, _ help: String, _ value: Int) {
+            text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n\(name) \(value)\n"
+        }
+        metric("switchboard_gateway_connections", "gauge", "Open client connections on this node.", connections)
+        metric("switchboard_gateway_subscriptions", "gauge", "Client subscriptions on this node.", subscriptions)
+        metric("switchboard_gateway_channels", "gauge", "Channels with local subscribers.", channels)
+        metric("switchboard_gateway_connections_accepted_total", "counter", "WebSocket connections accepted.", connectionsAccepted.load(ordering: .relaxed))
+        metric("switchboard_gateway_messages_in_total", "counter", "WebSocket messages received from clients.", messagesIn.load(ordering: .relaxed))
+        metric("switchboard_gateway_messages_out_total", "counter", "Replies and pushes queued to clients.", messagesOut.load(ordering: .relaxed))
+        metric("switchboard_gateway_slow_disconnects_total", "counter", "Clients disconnected because their write queue was full.", slowDisconnects.load(ordering: .relaxed))
+        metric("switchboard_gateway_api_requests_total", "counter", "Server API commands handled.", apiRequests.load(ordering: .relaxed))
+        return text
+    }
+}

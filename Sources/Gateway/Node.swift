@@ -1,0 +1,245 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// The gateway's front object: owns the hub of local connections, the broker and the presence
+/// manager, fans out what the broker delivers, and carries out server API commands.
+final class Node: BrokerEventHandler {
+    static let version = "switchboard-gateway 1.0"
+
+    let id: String
+    let name: String
+    let configuration: GatewayConfiguration
+    let rules: ChannelRules
+    let broker: any Broker
+    let presence: any PresenceManager
+    let hub = Hub()
+    let metrics = Metrics()
+    let logger: Logger
+    let brokerSubscriptions: BrokerSubscriptions
+    let tokenSecrets: [String]
+    let startedAt = Date()
+
+    init(configuration: GatewayConfiguration, broker: any Broker, presence: any PresenceManager, logger: Logger) {
+        self.id = UUID().uuidString.lowercased()
+        self.name = ProcessInfo.processInfo.hostName + ":\(configuration.port)"
+        self.configuration = configuration
+        self.rules = ChannelRules(configuration: configuration)
+        self.broker = broker
+        self.presence = presence
+        self.logger = logger
+        self.brokerSubscriptions = BrokerSubscriptions(broker: broker)
+        self.tokenSecrets = [configuration.tokenSecret, configuration.previousTokenSecret].compactMap { $0 }.filter { !$0.isEmpty }
+    }
+
+    func start() async throws {
+        try await broker.start(handler: self)
+    }
+
+    /// Drives pings, expiry and presence refresh once a second until cancelled.
+    func runTimers() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(1))
+            let now = Clock.seconds()
+            for client in hub.allClients() {
+                await client.tick(now: now)
+            }
+        }
+    }
+
+    /// Closes every connection with 3001 (the SDKs reconnect, to another node if there is one).
+    func shutdown() async {
+        for client in hub.allClients() {
+            client.disconnect(.shutdown)
+        }
+        await broker.stop()
+    }
+
+    func makeClient(transport: any Transport) -> Client {
+        Client(node: self, transport: transport)
+    }
+
+    // MARK: client lifecycle
+
+    func cleanUp(_ client: Client, user: String, subscriptions: [String: Client.Subscription]) async {
+        hub.remove(client, user: user)
+        for (channel, subscription) in subscriptions {
+            await leave(client, user: user, channel: channel, subscription: subscription)
+        }
+    }
+
+    /// A client left a channel: local bookkeeping, broker, presence, leave event.
+    func leave(_ client: Client, user: String, channel: String, subscription: Client.Subscription) async {
+        hub.removeSubscriber(client, from: channel)
+        await brokerSubscriptions.release(channel)
+        if subscription.presence {
+            try? await presence.remove(channel: channel, clientID: client.id)
+        }
+        if let options = rules.options(for: channel), options.joinLeave, !subscription.buffering {
+            try? await broker.publishLeave(channel: channel, info: ClientInfo(user: user, client: client.id, chanInfo: subscription.chanInfo))
+        }
+    }
+
+    // MARK: broker events
+
+    func handlePublication(channel: String, publication: Publication, position: StreamPosition) {
+        let subscribers = hub.subscribers(of: channel)
+        guard !subscribers.isEmpty else { return }
+        let message = Reply.publication(channel: channel, publication)
+        for client in subscribers {
+            client.deliver(channel: channel, publication: publication, message: message)
+        }
+    }
+
+    func handleJoin(channel: String, info: ClientInfo) {
+        let message = Reply.push(channel: channel, kind: "join") { writer in
+            writer.beginObject()
+            writer.key("info")
+            info.write(to: &writer)
+            writer.endObject()
+        }
+        for client in hub.subscribers(of: channel) { client.deliverJoinLeave(channel: channel, message: message) }
+    }
+
+    func handleLeave(channel: String, info: ClientInfo) {
+        let message = Reply.push(channel: channel, kind: "leave") { writer in
+            writer.beginObject()
+            writer.key("info")
+            info.write(to: &writer)
+            writer.endObject()
+        }
+        for client in hub.subscribers(of: channel) { client.deliverJoinLeave(channel: channel, message: message) }
+    }
+
+    func handleControl(_ command: ControlCommand) {
+        let clients = hub.clients(ofUser: command.user).filter { command.client == nil || $0.id == command.client }
+        guard !clients.isEmpty else { return }
+        switch command.kind {
+        case .disconnect:
+            let disconnect = Disconnect(code: command.code ?? Disconnect.forceNoReconnect.code, reason: command.reason ?? Disconnect.forceNoReconnect.reason)
+            for client in clients { client.disconnect(disconnect) }
+        case .unsubscribe:
+            guard let channel = command.channel else { return }
+            for client in clients {
+                Task { await client.serverUnsubscribe(channel: channel, code: UnsubscribeCode.server, reason: "server unsubscribe") }
+            }
+        case .subscribe:
+            guard let channel = command.channel else { return }
+            for client in clients {
+                Task { await client.serverSubscribe(channel: channel) }
+            }
+        }
+    }
+
+    // MARK: operations shared by clients and the server API
+
+    func publish(channel: String, data: String, info: ClientInfo?, options: ChannelOptions, skipHistory: Bool = false, tags: [String: String]? = nil) async throws -> StreamPosition {
+        var publishOptions = PublishOptions()
+        if options.historyEnabled && !skipHistory {
+            publishOptions.historySize = options.historySize
+            publishOptions.historyTTL = options.historyTTL
+            publishOptions.historyMetaTTL = configuration.historyMetaTTL
+        }
+        do {
+            return try await broker.publish(channel: channel, publication: Publication(data: data, info: info, tags: tags), options: publishOptions)
+        } catch {
+            logger.error("publish failed", metadata: ["channel": "\(channel)", "error": "\(error)"])
+            throw GatewayError.internal
+        }
+    }
+
+    func history(channel: String, limit: Int, since: StreamPositionRequest?, reverse: Bool) async throws -> HistoryResult {
+        guard let options = rules.options(for: channel) else { throw GatewayError.unknownChannel }
+        guard options.historyEnabled else { throw GatewayError.notAvailable }
+        var query = HistoryQuery(limit: limit, reverse: reverse, metaTTL: configuration.historyMetaTTL)
+        if let since {
+            query.since = StreamPosition(offset: since.offset ?? 0, epoch: since.epoch ?? "")
+        }
+        let result = try await broker.history(channel: channel, query: query)
+        if let since = query.since, !since.epoch.isEmpty, since.epoch != result.position.epoch {
+            throw GatewayError.unrecoverablePosition
+        }
+        return result
+    }
+
+    static func writeHistory(_ result: HistoryResult, to writer: inout JSONWriter) {
+        if !result.publications.isEmpty {
+            writer.key("publications")
+            writer.beginArray()
+            for publication in result.publications { publication.write(to: &writer) }
+            writer.endArray()
+        }
+        if !result.position.epoch.isEmpty { writer.field("epoch", result.position.epoch) }
+        if result.position.offset > 0 { writer.field("offset", result.position.offset) }
+    }
+}
+
+/// Reference-counts this node's interest in broker channels: the first local subscriber
+/// subscribes in the broker, the last one leaving unsubscribes. Operations on one channel run in
+/// order, so a quick leave-and-rejoin cannot end unsubscribed.
+final class BrokerSubscriptions: Sendable {
+    private struct Entry {
+        var count: Int
+        var tail: Task<Void, any Error>
+    }
+
+    private let broker: any Broker
+    private let entries = Mutex<[String: Entry]>([:])
+
+    init(broker: any Broker) {
+        self.broker = broker
+    }
+
+    func acquire(_ channel: String) async throws {
+        let broker = self.broker
+        let task = entries.withLock { entries -> Task<Void, any Error> in
+            if var entry = entries[channel] {
+                entry.count += 1
+                if entry.count == 1 {
+                    let previous = entry.tail
+                    entry.tail = Task {
+                        _ = await previous.result
+                        try await broker.subscribe(channel)
+                    }
+                }
+                entries[channel] = entry
+                return entry.tail
+            }
+            let task = Task { try await broker.subscribe(channel) }
+            entries[channel] = Entry(count: 1, tail: task)
+            return task
+        }
+        do {
+            try await task.value
+        } catch {
+            await release(channel)
+            throw error
+        }
+    }
+
+    func release(_ channel: String) async {
+        let broker = self.broker
+        let task = entries.withLock { entries -> Task<Void, any Error>? in
+            guard var entry = entries[channel] else { return nil }
+            entry.count -= 1
+            guard entry.count <= 0 else {
+                entries[channel] = entry
+                return nil
+            }
+            entry.count = 0
+            let previous = entry.tail
+            let task = Task {
+                _ = await previous.result
+                try await broker.unsubscribe(channel)
+            }
+            entry.tail = task
+            entries[channel] = entry
+            return task
+        }
+        guard let task else { return }
+        _ = await task.result
+        entries.withLock { entries in
+            if let entry = entries[channel], entry.count == 0, entry.tail == task { entries[channel] = nil }
+        }
+    }
+}

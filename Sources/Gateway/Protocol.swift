@@ -1,0 +1,311 @@
+import Foundation
+
+/// A protocol error answered in a reply: `{code, message, temporary}` (codes of Centrifugo's client protocol).
+public struct GatewayError: Error, Sendable, Hashable {
+    public var code: Int
+    public var message: String
+    public var temporary: Bool
+
+    public init(code: Int, message: String, temporary: Bool = false) {
+        self.code = code
+        self.message = message
+        self.temporary = temporary
+    }
+
+    public static let `internal` = GatewayError(code: 100, message: "internal server error", temporary: true)
+    public static let unauthorized = GatewayError(code: 101, message: "unauthorized")
+    public static let unknownChannel = GatewayError(code: 102, message: "unknown channel")
+    public static let permissionDenied = GatewayError(code: 103, message: "permission denied")
+    public static let methodNotFound = GatewayError(code: 104, message: "method not found")
+    public static let alreadySubscribed = GatewayError(code: 105, message: "already subscribed")
+    public static let limitExceeded = GatewayError(code: 106, message: "limit exceeded")
+    public static let badRequest = GatewayError(code: 107, message: "bad request")
+    public static let notAvailable = GatewayError(code: 108, message: "not available")
+    public static let tokenExpired = GatewayError(code: 109, message: "token expired")
+    public static let expired = GatewayError(code: 110, message: "expired")
+    public static let tooManyRequests = GatewayError(code: 111, message: "too many requests", temporary: true)
+    public static let unrecoverablePosition = GatewayError(code: 112, message: "unrecoverable position")
+
+    func write(to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.field("code", code)
+        writer.field("message", message)
+        if temporary { writer.field("temporary", true) }
+        writer.endObject()
+    }
+}
+
+/// Why a connection is closed: the WebSocket close code and reason the SDKs act on
+/// (3000–3499 reconnect, 3500–3999 stop).
+public struct Disconnect: Error, Sendable, Hashable {
+    public var code: Int
+    public var reason: String
+
+    public init(code: Int, reason: String) {
+        self.code = code
+        self.reason = reason
+    }
+
+    public var reconnect: Bool { code < 3500 || code >= 5000 }
+
+    public static let connectionClosed = Disconnect(code: 3000, reason: "connection closed")
+    public static let shutdown = Disconnect(code: 3001, reason: "shutdown")
+    public static let internalError = Disconnect(code: 3004, reason: "internal server error")
+    public static let expired = Disconnect(code: 3005, reason: "connection expired")
+    public static let subExpired = Disconnect(code: 3006, reason: "subscription expired")
+    public static let slow = Disconnect(code: 3008, reason: "slow")
+    public static let writeError = Disconnect(code: 3009, reason: "write error")
+    public static let insufficientState = Disconnect(code: 3010, reason: "insufficient state")
+    public static let forceReconnect = Disconnect(code: 3011, reason: "force reconnect")
+    public static let noPong = Disconnect(code: 3012, reason: "no pong")
+    public static let tooManyRequests = Disconnect(code: 3013, reason: "too many requests")
+    public static let invalidToken = Disconnect(code: 3500, reason: "invalid token")
+    public static let badRequest = Disconnect(code: 3501, reason: "bad request")
+    public static let stale = Disconnect(code: 3502, reason: "stale")
+    public static let forceNoReconnect = Disconnect(code: 3503, reason: "force disconnect")
+    public static let connectionLimit = Disconnect(code: 3504, reason: "connection limit")
+    public static let channelLimit = Disconnect(code: 3505, reason: "channel limit")
+    public static let permissionDenied = Disconnect(code: 3507, reason: "permission denied")
+    public static let messageTooLarge = Disconnect(code: 3501, reason: "message too large")
+}
+
+/// Unsubscribe push codes (≥ 2500: the client subscribes again).
+enum UnsubscribeCode {
+    static let server = 2000
+    static let insufficient = 2500
+    static let expired = 2501
+}
+
+// MARK: - Commands (client → server)
+
+struct Command: Decodable {
+    var id: UInt32?
+    var connect: ConnectRequest?
+    var subscribe: SubscribeRequest?
+    var unsubscribe: ChannelRequest?
+    var publish: PublishRequest?
+    var presence: ChannelRequest?
+    var presence_stats: ChannelRequest?
+    var history: HistoryRequest?
+    var ping: JSONValue?
+    var send: SendRequest?
+    var rpc: RPCRequest?
+    var refresh: RefreshRequest?
+    var sub_refresh: SubRefreshRequest?
+
+    /// An empty command `{}` is the client's pong.
+    var isEmpty: Bool {
+        connect == nil && subscribe == nil && unsubscribe == nil && publish == nil && presence == nil
+            && presence_stats == nil && history == nil && ping == nil && send == nil && rpc == nil
+            && refresh == nil && sub_refresh == nil
+    }
+}
+
+struct ConnectRequest: Decodable {
+    var token: String?
+    var data: JSONValue?
+    var subs: [String: SubscribeRequest]?
+    var name: String?
+    var version: String?
+}
+
+struct SubscribeRequest: Decodable {
+    var channel: String?
+    var token: String?
+    var recover: Bool?
+    var epoch: String?
+    var offset: UInt64?
+    var data: JSONValue?
+    var positioned: Bool?
+    var recoverable: Bool?
+    var join_leave: Bool?
+    var flag: Int64?
+}
+
+struct ChannelRequest: Decodable {
+    var channel: String?
+}
+
+struct PublishRequest: Decodable {
+    var channel: String?
+    var data: JSONValue?
+}
+
+struct HistoryRequest: Decodable {
+    var channel: String?
+    var limit: Int?
+    var since: StreamPositionRequest?
+    var reverse: Bool?
+}
+
+struct StreamPositionRequest: Decodable {
+    var offset: UInt64?
+    var epoch: String?
+}
+
+struct SendRequest: Decodable {
+    var data: JSONValue?
+}
+
+struct RPCRequest: Decodable {
+    var method: String?
+    var data: JSONValue?
+}
+
+struct RefreshRequest: Decodable {
+    var token: String?
+}
+
+struct SubRefreshRequest: Decodable {
+    var channel: String?
+    var token: String?
+}
+
+// MARK: - Shared values
+
+/// Who published or joined: `{user, client, conn_info?, chan_info?}`; info payloads are raw JSON.
+public struct ClientInfo: Sendable, Hashable {
+    public var user: String
+    public var client: String
+    public var connInfo: String?
+    public var chanInfo: String?
+
+    public init(user: String, client: String, connInfo: String? = nil, chanInfo: String? = nil) {
+        self.user = user
+        self.client = client
+        self.connInfo = connInfo
+        self.chanInfo = chanInfo
+    }
+
+    func write(to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.field("user", user)
+        writer.field("client", client)
+        if let connInfo { writer.rawField("conn_info", connInfo) }
+        if let chanInfo { writer.rawField("chan_info", chanInfo) }
+        writer.endObject()
+    }
+
+    var json: String {
+        var writer = JSONWriter()
+        write(to: &writer)
+        return writer.output
+    }
+
+    init?(json value: JSONValue) {
+        guard let user = value["user"]?.stringValue, let client = value["client"]?.stringValue else { return nil }
+        self.init(
+            user: user, client: client,
+            connInfo: value["conn_info"].map(\.serialized),
+            chanInfo: value["chan_info"].map(\.serialized)
+        )
+    }
+}
+
+/// A message in a channel. `data` is raw JSON text.
+public struct Publication: Sendable, Hashable {
+    public var offset: UInt64
+    public var data: String
+    public var info: ClientInfo?
+    public var tags: [String: String]?
+
+    public init(offset: UInt64 = 0, data: String, info: ClientInfo? = nil, tags: [String: String]? = nil) {
+        self.offset = offset
+        self.data = data
+        self.info = info
+        self.tags = tags
+    }
+
+    func write(to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.rawField("data", data)
+        if let info {
+            writer.key("info")
+            info.write(to: &writer)
+        }
+        if offset > 0 { writer.field("offset", offset) }
+        if let tags, !tags.isEmpty {
+            writer.key("tags")
+            writer.beginObject()
+            for (name, value) in tags.sorted(by: { $0.key < $1.key }) { writer.field(name, value) }
+            writer.endObject()
+        }
+        writer.endObject()
+    }
+
+    var json: String {
+        var writer = JSONWriter(capacity: data.utf8.count + 64)
+        write(to: &writer)
+        return writer.output
+    }
+
+    init?(json value: JSONValue) {
+        guard let data = value["data"] else { return nil }
+        var tags: [String: String]?
+        if case .object(let members)? = value["tags"] {
+            tags = members.compactMapValues(\.stringValue)
+        }
+        self.init(
+            offset: value["offset"]?.int64Value.map { UInt64(max(0, $0)) } ?? 0,
+            data: data.serialized,
+            info: value["info"].flatMap(ClientInfo.init(json:)),
+            tags: tags
+        )
+    }
+}
+
+/// A place in a channel's history stream: the offset of the last publication and the epoch that
+/// names this incarnation of the stream (a new epoch means the history was lost).
+public struct StreamPosition: Sendable, Hashable {
+    public var offset: UInt64
+    public var epoch: String
+
+    public init(offset: UInt64, epoch: String) {
+        self.offset = offset
+        self.epoch = epoch
+    }
+}
+
+/// Encodes one server → client message: a reply to command `id`, or a push when `id` is 0.
+enum Reply {
+    static func result(id: UInt32, method: String, body: (inout JSONWriter) -> Void) -> String {
+        var writer = JSONWriter(capacity: 96)
+        writer.beginObject()
+        writer.field("id", id)
+        writer.key(method)
+        writer.beginObject()
+        body(&writer)
+        writer.endObject()
+        writer.endObject()
+        return writer.output
+    }
+
+    static func error(id: UInt32, _ error: GatewayError) -> String {
+        var writer = JSONWriter(capacity: 96)
+        writer.beginObject()
+        writer.field("id", id)
+        writer.key("error")
+        error.write(to: &writer)
+        writer.endObject()
+        return writer.output
+    }
+
+    static func push(channel: String, kind: String, body: (inout JSONWriter) -> Void) -> String {
+        var writer = JSONWriter(capacity: 128)
+        writer.beginObject()
+        writer.key("push")
+        writer.beginObject()
+        writer.field("channel", channel)
+        writer.key(kind)
+        body(&writer)
+        writer.endObject()
+        writer.endObject()
+        return writer.output
+    }
+
+    static func publication(channel: String, _ publication: Publication) -> String {
+        push(channel: channel, kind: "pub") { publication.write(to: &$0) }
+    }
+
+    static let ping = "{}"
+}

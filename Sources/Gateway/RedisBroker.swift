@@ -1,0 +1,285 @@
+import Foundation
+import Logging
+import RedisClient
+import Synchronization
+
+/// The multi-node engine. Every node subscribes (one RedisSubscriber per node) to the Redis
+/// channels of the gateway channels it has local subscribers for. History is a Redis stream per
+/// channel whose entry IDs are the publication offsets; a meta hash holds the offset counter and
+/// the epoch. Publishing appends, trims, sets expiries and publishes in one Lua script, so history
+/// order and live order agree.
+///
+/// Keys (under the Redis client's prefix and `redisPrefix`, default `gw:`):
+/// - `gw:ch:{channel}` pub/sub channel: `p\n{offset}\n{epoch}\n{publication}`, `j\n{info}`, `l\n{info}`
+/// - `gw:control` pub/sub channel: server API commands for every node
+/// - `gw:history:{channel}` stream, MAXLEN history_size, expires after history_ttl
+/// - `gw:meta:{channel}` hash `o` (offset) and `e` (epoch), expires after history_meta_ttl
+final class RedisBroker: Broker {
+    private let redis: RedisClient
+    private let prefix: String
+    private let logger: Logger
+    private let subscriber: RedisSubscriber
+    private let consumer = Mutex<Task<Void, Never>?>(nil)
+
+    init(redis: RedisClient, prefix: String, logger: Logger) {
+        self.redis = redis
+        self.prefix = prefix
+        self.logger = logger
+        self.subscriber = redis.makeSubscriber()
+    }
+
+    private var controlChannel: String { prefix + "control" }
+    private func pubsubChannel(_ channel: String) -> String { prefix + "ch:" + channel }
+    private func streamKey(_ channel: String) -> String { prefix + "history:" + channel }
+    private func metaKey(_ channel: String) -> String { prefix + "meta:" + channel }
+
+    func start(handler: any BrokerEventHandler) async throws {
+        let channelPrefix = prefix + "ch:"
+        let controlChannel = self.controlChannel
+        let messages = subscriber.messages
+        let logger = self.logger
+        let task = Task {
+            for await message in messages {
+                if message.channel == controlChannel {
+                    if let value = JSONValue.parse(message.payload), let command = ControlCommand(json: value) {
+                        handler.handleControl(command)
+                    }
+                } else if message.channel.hasPrefix(channelPrefix) {
+                    let channel = String(message.channel.dropFirst(channelPrefix.count))
+                    Self.dispatch(channel: channel, payload: message.payload, to: handler, logger: logger)
+                }
+            }
+        }
+        consumer.withLock { $0 = task }
+        try await subscriber.subscribe([controlChannel])
+    }
+
+    private static func dispatch(channel: String, payload: [UInt8], to handler: any BrokerEventHandler, logger: Logger) {
+        guard let kind = payload.first, payload.count > 2 else { return }
+        let newline = UInt8(ascii: "\n")
+        switch kind {
+        case UInt8(ascii: "p"):
+            // p \n offset \n epoch \n json
+            let parts = payload.split(separator: newline, maxSplits: 3, omittingEmptySubsequences: false)
+            guard parts.count == 4, let offset = UInt64(String(decoding: parts[1], as: UTF8.self)),
+                let value = JSONValue.parse(parts[3]), var publication = Publication(json: value)
+            else {
+                logger.warning("undecodable publication", metadata: ["channel": "\(channel)"])
+                return
+            }
+            publication.offset = offset
+            handler.handlePublication(
+                channel: channel, publication: publication,
+                position: StreamPosition(offset: offset, epoch: String(decoding: parts[2], as: UTF8.self)))
+        case UInt8(ascii: "j"), UInt8(ascii: "l"):
+            guard let value = JSONValue.parse(payload.dropFirst(2)), let info = ClientInfo(json: value) else { return }
+            if kind == UInt8(ascii: "j") {
+                handler.handleJoin(channel: channel, info: info)
+            } else {
+                handler.handleLeave(channel: channel, info: info)
+            }
+        default:
+            break
+        }
+    }
+
+    func stop() async {
+        await subscriber.close()
+        consumer.withLock { $0?.cancel() }
+    }
+
+    func subscribe(_ channel: String) async throws {
+        try await subscriber.subscribe([pubsubChannel(channel)])
+    }
+
+    func unsubscribe(_ channel: String) async throws {
+        try await subscriber.unsubscribe([pubsubChannel(channel)])
+    }
+
+    static let publishScript = RedisScript(
+        """
+        local offset = redis.call('hincrby', KEYS[2], 'o', 1)
+        local epoch = redis.call('hget', KEYS[2], 'e')
+        if not epoch then
+          epoch = ARGV[6]
+          redis.call('hset', KEYS[2], 'e', epoch)
+        end
+        if offset == 1 then redis.call('del', KEYS[1]) end
+        redis.call('expire', KEYS[2], ARGV[4])
+        redis.call('xadd', KEYS[1], 'MAXLEN', ARGV[2], offset .. '-0', 'd', ARGV[1])
+        redis.call('expire', KEYS[1], ARGV[3])
+        redis.call('publish', ARGV[5], 'p\\n' .. offset .. '\\n' .. epoch .. '\\n' .. ARGV[1])
+        return {offset, epoch}
+        """)
+
+    func publish(channel: String, publication: Publication, options: PublishOptions) async throws -> StreamPosition {
+        let json = publication.json
+        guard options.keepsHistory else {
+            _ = try await redis.publish(pubsubChannel(channel), "p\n0\n\n" + json)
+            return StreamPosition(offset: 0, epoch: "")
+        }
+        let metaTTL = max(options.historyMetaTTL, options.historyTTL)
+        let reply = try await redis.evalScript(
+            Self.publishScript, keys: [streamKey(channel), metaKey(channel)],
+            args: [json, options.historySize, options.historyTTL, metaTTL, redis.key(pubsubChannel(channel)), MemoryBroker.newEpoch()])
+        guard let values = reply.array, values.count == 2, let offset = values[0].int, let epoch = values[1].string else {
+            throw RedisError.protocolError("unexpected publish script reply")
+        }
+        return StreamPosition(offset: UInt64(offset), epoch: epoch)
+    }
+
+    func publishJoin(channel: String, info: ClientInfo) async throws {
+        _ = try await redis.publish(pubsubChannel(channel), "j\n" + info.json)
+    }
+
+    func publishLeave(channel: String, info: ClientInfo) async throws {
+        _ = try await redis.publish(pubsubChannel(channel), "l\n" + info.json)
+    }
+
+    func publishControl(_ command: ControlCommand) async throws {
+        _ = try await redis.publish(controlChannel, command.json)
+    }
+
+    /// Reads the position and a range of the stream atomically. ARGV: first ID, last ID, count
+    /// (0 = position only, -1 = all), reverse flag, epoch to create, meta ttl.
+    static let historyScript = RedisScript(
+        """
+        local offset = redis.call('hget', KEYS[2], 'o') or '0'
+        local epoch = redis.call('hget', KEYS[2], 'e')
+        if not epoch then
+          epoch = ARGV[5]
+          redis.call('hset', KEYS[2], 'e', epoch)
+          redis.call('expire', KEYS[2], ARGV[6])
+        end
+        local entries = {}
+        local count = tonumber(ARGV[3])
+        if count ~= 0 then
+          if ARGV[4] == '1' then
+            if count > 0 then
+              entries = redis.call('xrevrange', KEYS[1], ARGV[2], ARGV[1], 'COUNT', count)
+            else
+              entries = redis.call('xrevrange', KEYS[1], ARGV[2], ARGV[1])
+            end
+          else
+            if count > 0 then
+              entries = redis.call('xrange', KEYS[1], ARGV[1], ARGV[2], 'COUNT', count)
+            else
+              entries = redis.call('xrange', KEYS[1], ARGV[1], ARGV[2])
+            end
+          end
+        end
+        return {offset, epoch, entries}
+        """)
+
+    func history(channel: String, query: HistoryQuery) async throws -> HistoryResult {
+        var first = "-"
+        var last = "+"
+        if let since = query.since {
+            if query.reverse {
+                guard since.offset > 1 else { return try await position(channel: channel, query: query) }
+                last = "\(since.offset - 1)-0"
+            } else {
+                first = "\(since.offset + 1)-0"
+            }
+        }
+        let reply = try await redis.evalScript(
+            Self.historyScript, keys: [streamKey(channel), metaKey(channel)],
+            args: [first, last, query.limit, query.reverse ? "1" : "0", MemoryBroker.newEpoch(), max(query.metaTTL, 60)])
+        return try Self.decodeHistory(reply)
+    }
+
+    private func position(channel: String, query: HistoryQuery) async throws -> HistoryResult {
+        var query = query
+        query.since = nil
+        query.limit = 0
+        return try await history(channel: channel, query: query)
+    }
+
+    private static func decodeHistory(_ reply: RESPValue) throws -> HistoryResult {
+        guard let values = reply.array, values.count == 3, let offset = values[0].int, let epoch = values[1].string,
+            let entries = values[2].array
+        else { throw RedisError.protocolError("unexpected history script reply") }
+        var publications: [Publication] = []
+        publications.reserveCapacity(entries.count)
+        for entry in entries {
+            guard let pair = entry.array, pair.count == 2, let id = pair[0].string, let fields = pair[1].array, fields.count >= 2,
+                let entryOffset = id.split(separator: "-").first.flatMap({ UInt64($0) }),
+                let bytes = fields[1].bytes, let value = JSONValue.parse(bytes), var publication = Publication(json: value)
+            else { continue }
+            publication.offset = entryOffset
+            publications.append(publication)
+        }
+        return HistoryResult(publications: publications, position: StreamPosition(offset: UInt64(offset), epoch: epoch))
+    }
+
+    func removeHistory(channel: String) async throws {
+        _ = try await redis.send(RedisCommand("DEL", redis.key(streamKey(channel))))
+    }
+}
+
+/// Presence across nodes: a hash of client → info and a sorted set of client → expiry per channel.
+///
+/// Keys: `gw:presence:{channel}` (hash) and `gw:presence-expire:{channel}` (zset), both expiring
+/// after presence_ttl unless a member refreshes them.
+final class RedisPresenceManager: PresenceManager {
+    private let redis: RedisClient
+    private let prefix: String
+
+    init(redis: RedisClient, prefix: String) {
+        self.redis = redis
+        self.prefix = prefix
+    }
+
+    private func hashKey(_ channel: String) -> String { prefix + "presence:" + channel }
+    private func zsetKey(_ channel: String) -> String { prefix + "presence-expire:" + channel }
+
+    static let addScript = RedisScript(
+        """
+        redis.call('zadd', KEYS[2], ARGV[3], ARGV[1])
+        redis.call('hset', KEYS[1], ARGV[1], ARGV[2])
+        redis.call('expire', KEYS[1], ARGV[4])
+        redis.call('expire', KEYS[2], ARGV[4])
+        return 1
+        """)
+
+    static let getScript = RedisScript(
+        """
+        local expired = redis.call('zrangebyscore', KEYS[2], '0', ARGV[1])
+        for _, client in ipairs(expired) do
+          redis.call('zrem', KEYS[2], client)
+          redis.call('hdel', KEYS[1], client)
+        end
+        return redis.call('hgetall', KEYS[1])
+        """)
+
+    func add(channel: String, info: ClientInfo, ttl: Int) async throws {
+        let now = Clock.seconds()
+        _ = try await redis.evalScript(
+            Self.addScript, keys: [hashKey(channel), zsetKey(channel)],
+            args: [info.client, info.json, Int(now) + ttl, ttl])
+    }
+
+    func remove(channel: String, clientID: String) async throws {
+        _ = try await redis.pipeline([
+            RedisCommand("HDEL", redis.key(hashKey(channel)), clientID),
+            RedisCommand("ZREM", redis.key(zsetKey(channel)), clientID),
+        ])
+    }
+
+    func presence(channel: String) async throws -> [String: ClientInfo] {
+        let reply = try await redis.evalScript(
+            Self.getScript, keys: [hashKey(channel), zsetKey(channel)], args: [Int(Clock.seconds())])
+        guard let values = reply.array else { throw RedisError.protocolError("unexpected presence reply") }
+        var result: [String: ClientInfo] = [:]
+        var index = 0
+        while index + 1 < values.count {
+            if let client = values[index].string, let bytes = values[index + 1].bytes, let value = JSONValue.parse(bytes),
+                let info = ClientInfo(json: value)
+            {
+                result[client] = info
+            }
+            index += 2
+        }
+        return result
+    }
+}

@@ -1,0 +1,144 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import RedisClient
+import Storage
+import SwitchboardConfig
+import Testing
+
+@testable import APIServer
+@testable import SwitchboardApp
+
+struct HealthJSON: Decodable {
+    struct Component: Decodable {
+        let status: String
+        let error: String?
+    }
+    let status: String
+    let version: String
+    let checks: [String: Component]
+}
+
+struct ErrorJSON: Decodable {
+    struct Detail: Decodable {
+        let code: String
+        let message: String
+        let status: Int
+    }
+    let error: Detail
+}
+
+enum TestServices {
+    static var redisURL: String { ProcessInfo.processInfo.environment["SB_TEST_REDIS_URL"] ?? "redis://127.0.0.1:6380/0" }
+    static var databaseURL: String {
+        ProcessInfo.processInfo.environment["SB_TEST_DATABASE_URL"] ?? "mariadb://switchboard:switchboard@127.0.0.1:3307/switchboard"
+    }
+
+    static func settings(_ env: [String: String] = [:]) throws -> Settings {
+        var environment = ["SB_REDIS_URL": redisURL, "SB_DATABASE_URL": databaseURL]
+        environment.merge(env) { $1 }
+        return try Settings(source: ConfigSource(yaml: "", environment: environment, aliases: Settings.aliases))
+    }
+
+    /// A loopback port nobody listens on: bind, read the port, close.
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw POSIXError(.EADDRINUSE) }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+@Suite struct HealthTests {
+    let logger = Logger(label: "test")
+
+    @Test func healthzReportsRedisAndDatabaseOK() async throws {
+        let settings = try TestServices.settings()
+        let redis = try Launcher.makeRedis(settings: settings, logger: logger)
+        let database = try await Launcher.makeDatabase(settings: settings, logger: logger)
+        let router = APIApplication.buildRouter(healthChecks: [
+            HealthCheck(name: "redis") { try await redis.ping() },
+            HealthCheck(name: "database") { _ = try await database.query("SELECT 1", []) },
+        ])
+        let app = Application(router: router)
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/healthz", method: .get) { response in
+                #expect(response.status == .ok)
+                let body = try JSONDecoder().decode(HealthJSON.self, from: Data(response.body.readableBytesView))
+                #expect(body.status == "ok")
+                #expect(body.checks["redis"]?.status == "ok")
+                #expect(body.checks["database"]?.status == "ok")
+            }
+        }
+        await redis.close()
+        await database.shutdown()
+    }
+
+    @Test func healthzIs503WhenRedisIsDown() async throws {
+        let port = try TestServices.freePort()
+        let settings = try TestServices.settings(["SB_REDIS_URL": "redis://127.0.0.1:\(port)/0"])
+        let redis = try Launcher.makeRedis(settings: settings, logger: logger)
+        let database = try await Launcher.makeDatabase(settings: settings, logger: logger)
+        let router = APIApplication.buildRouter(healthChecks: [
+            HealthCheck(name: "redis") { try await redis.ping() },
+            HealthCheck(name: "database") { _ = try await database.query("SELECT 1", []) },
+        ])
+        try await Application(router: router).test(.router) { client in
+            try await client.execute(uri: "/healthz", method: .get) { response in
+                #expect(response.status == .serviceUnavailable)
+                let body = try JSONDecoder().decode(HealthJSON.self, from: Data(response.body.readableBytesView))
+                #expect(body.status == "unavailable")
+                #expect(body.checks["redis"]?.status == "down")
+                #expect(body.checks["redis"]?.error?.isEmpty == false)
+                #expect(body.checks["database"]?.status == "ok")
+            }
+        }
+        await redis.close()
+        await database.shutdown()
+    }
+
+    @Test func aCheckThatHangsCountsAsDown() async throws {
+        let (healthy, report) = await HealthEndpoint.run(
+            [HealthCheck(name: "stuck") { try await Task.sleep(for: .seconds(60)) }],
+            timeout: .milliseconds(100)
+        )
+        #expect(!healthy)
+        #expect(report.checks["stuck"]?.status == "down")
+    }
+
+    @Test func unknownRoutesAnswerJSON404WithRequestID() async throws {
+        let app = Application(router: APIApplication.buildRouter(healthChecks: []))
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/no/such/route", method: .get) { response in
+                #expect(response.status == .notFound)
+                #expect(response.headers[.contentType]?.hasPrefix("application/json") == true)
+                #expect(response.headers[RequestIDMiddleware<BasicRequestContext>.header]?.isEmpty == false)
+                let body = try JSONDecoder().decode(ErrorJSON.self, from: Data(response.body.readableBytesView))
+                #expect(body.error.code == "not_found")
+                #expect(body.error.status == 404)
+            }
+        }
+    }
+
+    @Test func metricsArePrometheusText() async throws {
+        let app = Application(router: APIApplication.buildRouter(healthChecks: []))
+        try await app.test(.router) { client in
+            _ = try await client.execute(uri: "/healthz", method: .get)
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(response.headers[.contentType]?.hasPrefix("text/plain") == true)
+                let text = String(decoding: response.body.readableBytesView, as: UTF8.self)
+                #expect(text.contains("hb_requests"))
+            }
+        }
+    }
+}

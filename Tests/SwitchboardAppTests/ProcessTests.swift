@@ -1,0 +1,119 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Testing
+
+/// Runs the real `switchboard` binary the way an operator does.
+@Suite(.serialized) struct ProcessTests {
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    static var binary: URL {
+        let candidates = [".build/debug/switchboard", ".build/x86_64-unknown-linux-gnu/debug/switchboard"]
+        return candidates.map { packageRoot.appendingPathComponent($0) }.first { FileManager.default.isExecutableFile(atPath: $0.path) }
+            ?? packageRoot.appendingPathComponent(candidates[0])
+    }
+
+    struct Finished {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+    }
+
+    static func launch(_ arguments: [String], environment: [String: String]) throws -> (Process, Pipe, Pipe) {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env["SB_REDIS_URL"] = TestServices.redisURL
+        env["SB_DATABASE_URL"] = TestServices.databaseURL
+        env["SB_CONFIG"] = nil
+        env.merge(environment) { $1 }
+        process.environment = env
+        process.currentDirectoryURL = FileManager.default.temporaryDirectory
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        return (process, out, err)
+    }
+
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Finished {
+        let (process, out, err) = try launch(arguments, environment: environment)
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Finished(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    static func httpStatus(_ url: String) async -> Int? {
+        var request = URLRequest(url: URL(string: url)!)
+        request.timeoutInterval = 2
+        guard let (_, response) = try? await URLSession.shared.data(for: request) else { return nil }
+        return (response as? HTTPURLResponse)?.statusCode
+    }
+
+    @Test func versionPrintsTheVersion() throws {
+        let finished = try Self.run(["version"])
+        #expect(finished.status == 0)
+        #expect(finished.stdout.hasPrefix("switchboard "))
+    }
+
+    @Test func invalidConfigurationStopsStartUpNamingTheKey() throws {
+        let finished = try Self.run(["serve"], environment: ["SB_HTTP_PORT": "not-a-port"])
+        #expect(finished.status != 0)
+        #expect(finished.stderr.contains("http.port"))
+        #expect(finished.stderr.contains("SB_HTTP_PORT"))
+    }
+
+    @Test func productionRefusesPlaceholderSecrets() throws {
+        let finished = try Self.run(["serve"], environment: ["SB_ENV": "production", "SB_GATEWAY_TOKEN_SECRET": "change-me"])
+        #expect(finished.status != 0)
+        #expect(finished.stderr.contains("gateway.token_secret"))
+    }
+
+    @Test func migrateSucceedsTwice() throws {
+        let first = try Self.run(["migrate"])
+        #expect(first.status == 0, "\(first.stderr)")
+        let second = try Self.run(["migrate"])
+        #expect(second.status == 0, "\(second.stderr)")
+        #expect(second.stdout.contains("up to date"))
+    }
+
+    @Test func serveAnswersHealthzAndExitsZeroOnSIGTERM() async throws {
+        let httpPort = try TestServices.freePort()
+        let gatewayPort = try TestServices.freePort()
+        let workerPort = try TestServices.freePort()
+        let (process, _, err) = try Self.launch(
+            ["serve"],
+            environment: [
+                "SB_HTTP_PORT": "\(httpPort)", "SB_GATEWAY_PORT": "\(gatewayPort)", "SB_WORKER_HEALTH_PORT": "\(workerPort)",
+                "SB_REDIS_KEY_PREFIX": "sbtest-serve-\(UUID().uuidString.prefix(8)):",
+            ]
+        )
+        var healthy = false
+        for _ in 0..<120 where process.isRunning {
+            if await Self.httpStatus("http://127.0.0.1:\(httpPort)/healthz") == 200 {
+                healthy = true
+                break
+            }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        #expect(healthy, "serve never answered /healthz")
+        #expect(await Self.httpStatus("http://127.0.0.1:\(gatewayPort)/healthz") == 200)
+        #expect(await Self.httpStatus("http://127.0.0.1:\(workerPort)/health") == 200)
+
+        process.terminate()  // SIGTERM
+        let deadline = Date().addingTimeInterval(30)
+        while process.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            Issue.record("serve did not stop within 30 s of SIGTERM")
+        }
+        process.waitUntilExit()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(process.terminationReason == .exit)
+        #expect(process.terminationStatus == 0, "stderr: \(stderr.suffix(2000))")
+    }
+}
