@@ -210,7 +210,10 @@ let package = Package(
         ),
         .testTarget(
             name: "SwitchboardAppTests",
-            dependencies: ["SwitchboardApp", .product(name: "HummingbirdTesting", package: "hummingbird")],
+            dependencies: [
+                "SwitchboardApp", "APIServer", "Queue", "Storage", "RedisClient", "SwitchboardConfig",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
             swiftSettings: swiftSettings
         ),
     ]

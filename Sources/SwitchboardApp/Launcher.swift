@@ -9,6 +9,7 @@ import RedisClient
 import ServiceLifecycle
 import UnixSignals
 import Storage
+import Turns
 import SwitchboardConfig
 import SwitchboardCore
 
@@ -46,15 +47,21 @@ public enum Launcher {
     static func runServices(roles: Set<Role>, settings: Settings, redis: RedisClient, database: Database?, logger: Logger) async throws {
 
         var services: [any Service] = []
-        if roles.contains(.api) {
+        let stores = database.map { Stores(database: $0) }
+        if roles.contains(.api), let stores {
             var checks = [HealthCheck(name: "redis") { try await redis.ping() }]
             if let database { checks.append(HealthCheck(name: "database") { _ = try await database.query("SELECT 1", []) }) }
-            services.append(APIApplication.build(host: settings.http.host, port: settings.http.port, healthChecks: checks, logger: logger))
+            let dependencies = APIDependencies(
+                redis: redis, stores: stores, jobs: JobQueue(client: redis, logger: logger),
+                settings: APISettings(maxBodyBytes: settings.http.maxBodySize),
+                limits: rateLimits(settings.limits), healthChecks: checks
+            )
+            services.append(APIApplication.build(host: settings.http.host, port: settings.http.port, dependencies: dependencies, logger: logger))
         }
-        if roles.contains(.worker) {
-            let registry = JobRegistry()
-            let worker = try WorkerAssembly.make(settings: settings, redis: redis, registry: registry, logger: logger)
-            services.append(contentsOf: worker)
+        if roles.contains(.worker), let stores {
+            var registry = JobRegistry()
+            Turns.register(in: &registry, dependencies: TurnDependencies(redis: redis, stores: stores))
+            services.append(contentsOf: try WorkerAssembly.make(settings: settings, redis: redis, registry: registry, logger: logger))
         }
         if roles.contains(.gateway) {
             let configuration = try gatewayConfiguration(settings: settings, logger: logger)
@@ -113,7 +120,62 @@ public enum Launcher {
         try await withRedis(settings) { redis in try await FailedJobs(client: redis).purge() }
     }
 
+    public struct CreatedUser: Sendable {
+        public let id: Int64
+        public let email: String
+    }
+
+    public struct CreatedKey: Sendable {
+        public let id: Int64
+        public let secret: String
+    }
+
+    public static func createUser(settings: Settings, email: String, name: String?) async throws -> CreatedUser {
+        try await withAccounts(settings) { accounts in
+            let user = try await accounts.createUser(email: email, name: name)
+            return CreatedUser(id: user.id, email: user.email)
+        }
+    }
+
+    public static func createAPIKey(settings: Settings, userEmail: String, name: String) async throws -> CreatedKey {
+        try await withAccounts(settings) { accounts in
+            let created = try await accounts.createAPIKey(userEmail: userEmail, name: name)
+            return CreatedKey(id: created.key.id, secret: created.secret)
+        }
+    }
+
+    public static func revokeAPIKey(settings: Settings, id: Int64) async throws -> Bool {
+        try await withAccounts(settings) { accounts in try await accounts.revokeAPIKey(id: id) }
+    }
+
+    /// Account commands run against a migrated database, so they work on a fresh install too.
+    private static func withAccounts<T: Sendable>(_ settings: Settings, _ body: (Accounts) async throws -> T) async throws -> T {
+        LoggingSetup.bootstrap(level: .warning)
+        let logger = Logger(label: "switchboard.cli")
+        let database = try await makeDatabase(settings: settings, logger: logger)
+        do {
+            try await Migrator(database: database, logger: logger).migrate()
+            let result = try await body(Accounts(stores: Stores(database: database)))
+            await database.shutdown()
+            return result
+        } catch {
+            await database.shutdown()
+            throw error
+        }
+    }
+
     // MARK: shared pieces
+
+    static func rateLimits(_ limits: Settings.Limits) -> RateLimitSettings {
+        func rule(_ perMinute: Int, _ burst: Int) -> RateLimitRule? {
+            perMinute > 0 ? RateLimitRule(limit: perMinute, period: .seconds(60), burst: burst) : nil
+        }
+        return RateLimitSettings(
+            perUser: rule(limits.perUserPerMinute, limits.perUserBurst),
+            perIP: rule(limits.perIPPerMinute, limits.perIPBurst),
+            trustForwardedFor: limits.trustForwardedFor
+        )
+    }
 
     static func makeRedis(settings: Settings, logger: Logger) throws -> RedisClient {
         var configuration: RedisConfiguration

@@ -34,6 +34,8 @@ enum WorkerAssembly {
         } catch let error as QueueError {
             throw ConfigError(key: "worker", "\(error)")
         }
-        return [worker, WorkerHealthServer(worker: worker, logger: logger)]
+        // The health server is listed first so that it stops last: while the worker drains,
+        // `/health` still answers (with status "draining").
+        return [WorkerHealthServer(worker: worker, logger: logger), worker]
     }
 }

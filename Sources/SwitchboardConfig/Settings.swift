@@ -104,7 +104,7 @@ public struct Settings: Sendable {
         http = HTTP(
             host: try source.string("http.host", default: "127.0.0.1"),
             port: try source.int("http.port", default: 8080, range: 0...65535),
-            maxBodySize: try source.int("http.max_body_size", default: 1 << 20, range: 1024...(1 << 30))
+            maxBodySize: try source.int("http.max_body_size", default: 256 * 1024, range: 1024...(64 << 20))
         )
         redis = Redis(
             url: try source.string("redis.url", default: Self.developmentRedisURL),

@@ -13,7 +13,7 @@ struct Switchboard: AsyncParsableCommand {
         abstract: "Self-hosted message routing for AI chat.",
         version: SwitchboardVersion.current,
         subcommands: [
-            Serve.self, API.self, Worker.self, Gateway.self, Migrate.self, Version.self, Token.self, Jobs.self,
+            Serve.self, API.self, Worker.self, Gateway.self, Migrate.self, Version.self, Token.self, Jobs.self, Users.self, Keys.self,
         ]
     )
 }
@@ -124,6 +124,49 @@ struct Jobs: AsyncParsableCommand {
                 let count = try await Launcher.purgeFailedJobs(settings: options.settings())
                 print("purged \(count) job(s)")
             }
+        }
+    }
+}
+
+struct Users: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Manage users.", subcommands: [Create.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a user.")
+        @OptionGroup var options: ConfigOption
+        @Option(help: "The user's email address (unique).") var email: String
+        @Option(help: "Display name (default: the part of the email before @).") var name: String?
+        func run() async throws {
+            let user = try await Launcher.createUser(settings: options.settings(), email: email, name: name)
+            print("created user \(user.id) <\(user.email)>")
+        }
+    }
+}
+
+struct Keys: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Manage API keys.", subcommands: [Create.self, Revoke.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create an API key for a user; prints the key once.")
+        @OptionGroup var options: ConfigOption
+        @Option(help: "The user's email address.") var user: String
+        @Option(help: "A name for the key.") var name = "default"
+        func run() async throws {
+            let created = try await Launcher.createAPIKey(settings: options.settings(), userEmail: user, name: name)
+            print(created.secret)
+            FileHandle.standardError.write(Data("key id \(created.id) for \(user); store it now, it is not shown again\n".utf8))
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke an API key by id.")
+        @OptionGroup var options: ConfigOption
+        @Argument(help: "The key's id.") var id: Int64
+        func run() async throws {
+            guard try await Launcher.revokeAPIKey(settings: options.settings(), id: id) else {
+                throw ValidationError("no active key with id \(id)")
+            }
+            print("revoked key \(id)")
         }
     }
 }

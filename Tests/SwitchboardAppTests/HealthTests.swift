@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Logging
+import Queue
 import RedisClient
 import Storage
 import SwitchboardConfig
@@ -61,11 +62,18 @@ enum TestServices {
 @Suite struct HealthTests {
     let logger = Logger(label: "test")
 
+    /// The api router as `serve` builds it, with these health checks.
+    static func router(redis: RedisClient, database: Database, checks: [HealthCheck]) -> Router<APIRequestContext> {
+        APIApplication.buildRouter(dependencies: APIDependencies(
+            redis: redis, stores: Stores(database: database), jobs: JobQueue(client: redis), healthChecks: checks
+        ))
+    }
+
     @Test func healthzReportsRedisAndDatabaseOK() async throws {
         let settings = try TestServices.settings()
         let redis = try Launcher.makeRedis(settings: settings, logger: logger)
         let database = try await Launcher.makeDatabase(settings: settings, logger: logger)
-        let router = APIApplication.buildRouter(healthChecks: [
+        let router = Self.router(redis: redis, database: database, checks: [
             HealthCheck(name: "redis") { try await redis.ping() },
             HealthCheck(name: "database") { _ = try await database.query("SELECT 1", []) },
         ])
@@ -88,7 +96,7 @@ enum TestServices {
         let settings = try TestServices.settings(["SB_REDIS_URL": "redis://127.0.0.1:\(port)/0"])
         let redis = try Launcher.makeRedis(settings: settings, logger: logger)
         let database = try await Launcher.makeDatabase(settings: settings, logger: logger)
-        let router = APIApplication.buildRouter(healthChecks: [
+        let router = Self.router(redis: redis, database: database, checks: [
             HealthCheck(name: "redis") { try await redis.ping() },
             HealthCheck(name: "database") { _ = try await database.query("SELECT 1", []) },
         ])
@@ -116,12 +124,16 @@ enum TestServices {
     }
 
     @Test func unknownRoutesAnswerJSON404WithRequestID() async throws {
-        let app = Application(router: APIApplication.buildRouter(healthChecks: []))
+        let settings = try TestServices.settings()
+        let redis = try Launcher.makeRedis(settings: settings, logger: logger)
+        let database = try await Launcher.makeDatabase(settings: settings, logger: logger)
+        defer { Task { await redis.close(); await database.shutdown() } }
+        let app = Application(router: Self.router(redis: redis, database: database, checks: []))
         try await app.test(.router) { client in
             try await client.execute(uri: "/no/such/route", method: .get) { response in
                 #expect(response.status == .notFound)
                 #expect(response.headers[.contentType]?.hasPrefix("application/json") == true)
-                #expect(response.headers[RequestIDMiddleware<BasicRequestContext>.header]?.isEmpty == false)
+                #expect(response.headers[RequestIDMiddleware<APIRequestContext>.header]?.isEmpty == false)
                 let body = try JSONDecoder().decode(ErrorJSON.self, from: Data(response.body.readableBytesView))
                 #expect(body.error.code == "not_found")
                 #expect(body.error.status == 404)
@@ -130,7 +142,11 @@ enum TestServices {
     }
 
     @Test func metricsArePrometheusText() async throws {
-        let app = Application(router: APIApplication.buildRouter(healthChecks: []))
+        let settings = try TestServices.settings()
+        let redis = try Launcher.makeRedis(settings: settings, logger: logger)
+        let database = try await Launcher.makeDatabase(settings: settings, logger: logger)
+        defer { Task { await redis.close(); await database.shutdown() } }
+        let app = Application(router: Self.router(redis: redis, database: database, checks: []))
         try await app.test(.router) { client in
             _ = try await client.execute(uri: "/healthz", method: .get)
             try await client.execute(uri: "/metrics", method: .get) { response in
