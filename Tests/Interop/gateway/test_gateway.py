@@ -382,3 +382,13 @@ async def test_api_rejects_a_wrong_key(start_gateway):
         assert "Unauthorized" in type(failure.value).__name__ or "401" in str(failure.value)
     finally:
         await api.close()
+
+
+async def test_websocket_upgrade_checks_the_origin(start_gateway):
+    gateway = start_gateway(gateway_config(allowed_origins=["https://app.example"]))
+    ws = await websockets.connect(gateway.ws_url, origin="https://app.example")
+    await ws.send(json.dumps({"id": 1, "connect": {"token": token("1")}}))
+    assert "connect" in json.loads(await ws.recv())
+    await ws.close()
+    with pytest.raises(websockets.InvalidStatus):
+        await websockets.connect(gateway.ws_url, origin="https://evil.example")
