@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import time
+import urllib.request
 
 import pytest
 import websockets
@@ -334,7 +335,7 @@ async def test_slow_or_oversized_clients_are_cut_off_while_others_keep_receiving
     api = AsyncClient(gateway.api_url, API_KEY)
     good = Client(gateway.ws_url, token=token("good"))
     events = Recorder()
-    sub = good.new_subscription("feed:firehose", events=events)
+    sub = good.new_subscription("feed:ticker", events=events)
     try:
         await good.connect()
         await sub.subscribe()
@@ -342,12 +343,13 @@ async def test_slow_or_oversized_clients_are_cut_off_while_others_keep_receiving
 
         # An oversized frame closes that connection.
         big, _ = await connect_raw(gateway, token("big"))
-        await big.send(json.dumps({"id": 2, "publish": {"channel": "feed:firehose", "data": "x" * 10000}}))
+        await big.send(json.dumps({"id": 2, "publish": {"channel": "feed:ticker", "data": "x" * 10000}}))
         with pytest.raises(websockets.ConnectionClosed):
             while True:
                 await big.recv()
 
-        # A subscriber that stops reading is disconnected as slow (3008).
+        # A subscriber that stops reading a busy channel is disconnected as slow (3008), while the
+        # good client keeps getting every ticker publication.
         slow = await websockets.connect(gateway.ws_url, max_queue=1)
         await slow.send(json.dumps({"id": 1, "connect": {"token": token("slow")}}))
         await slow.recv()
@@ -355,9 +357,10 @@ async def test_slow_or_oversized_clients_are_cut_off_while_others_keep_receiving
         await slow.recv()
 
         payload = "y" * 60000
-        count = 200
+        count = 300
         for n in range(count):
             await api.publish(PublishRequest(channel="feed:firehose", data={"n": n, "p": payload}))
+            await api.publish(PublishRequest(channel="feed:ticker", data={"n": n}))
         await events.wait_for(lambda: len(events.publications) == count, timeout=30)
         assert [p.data["n"] for p in events.publications] == list(range(count))
 
@@ -368,6 +371,8 @@ async def test_slow_or_oversized_clients_are_cut_off_while_others_keep_receiving
         except websockets.ConnectionClosed as closed:
             code = closed.rcvd.code if closed.rcvd else None
         assert code == 3008
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{gateway.port}/metrics").read().decode()
+        assert "switchboard_gateway_slow_disconnects_total 1" in metrics
     finally:
         await good.disconnect()
         await api.close()
