@@ -133,6 +133,7 @@ public final class GatewayServer: Service {
                     } catch {
                         if !client.isClosed { client.disconnect(.messageTooLarge) }
                     }
+                    await transport.closed()
                     await client.transportClosed()
                     transport.detach()
                 }
