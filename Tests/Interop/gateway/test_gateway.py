@@ -30,7 +30,7 @@ from centrifuge import (
     DisconnectedContext,
 )
 
-from conftest import SECRET, API_KEY, gateway_config
+from gateway_harness import SECRET, API_KEY, gateway_config
 
 pytestmark = pytest.mark.asyncio
 
