@@ -109,7 +109,7 @@ public final class GatewayServer: Service {
             router: router,
             server: .http1WebSocketUpgrade(configuration: .init(ws: webSocketConfiguration)) { request, channel, _ in
                 guard request.path?.split(separator: "?").first == "/connection/websocket" else { return .dontUpgrade }
-                guard OriginCheck.allows(origin: request.headerFields[.origin], host: request.headerFields[HTTPField.Name("Host")!] ?? request.authority, allowed: configuration.allowedOrigins) else {
+                guard OriginCheck.allows(origin: request.headerFields[.origin], host: request.authority ?? request.headerFields[HTTPField.Name("Host")!], allowed: configuration.allowedOrigins) else {
                     logger.debug("origin refused", metadata: ["origin": "\(request.headerFields[.origin] ?? "")"])
                     return .dontUpgrade
                 }
@@ -133,6 +133,7 @@ public final class GatewayServer: Service {
                     } catch {
                         if !client.isClosed { client.disconnect(.messageTooLarge) }
                     }
+                    await transport.closed()
                     await client.transportClosed()
                     transport.detach()
                 }
@@ -166,9 +167,9 @@ enum OriginCheck {
         guard let origin, !origin.isEmpty else { return true }  // not a browser
         let normalized = origin.lowercased()
         if allowed.isEmpty {
-            // Same origin only.
-            guard let host = host?.lowercased() else { return false }
-            return normalized.hasSuffix("://" + host)
+            // Same host only (ports aside: non-browser clients often send an Origin without one).
+            guard let host = host?.lowercased(), let schemeEnd = normalized.range(of: "://") else { return false }
+            return hostname(String(normalized[schemeEnd.upperBound...])) == hostname(host)
         }
         for pattern in allowed {
             let pattern = pattern.lowercased()
@@ -176,6 +177,12 @@ enum OriginCheck {
             if pattern.contains("*"), HTTPAPI.glob(pattern, matches: normalized) { return true }
         }
         return false
+    }
+
+    private static func hostname(_ authority: String) -> Substring {
+        let host = authority.split(separator: "/").first ?? ""
+        if host.hasPrefix("[") { return host.split(separator: "]").first ?? host }
+        return host.split(separator: ":").first ?? host
     }
 }
 

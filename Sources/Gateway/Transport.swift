@@ -18,6 +18,7 @@ final class WebSocketTransport: Transport {
         var queuedBytes = 0
         var flushScheduled = false
         var closed = false
+        var closing: Task<Void, Never>?
     }
 
     /// Frames are kept below this size so clients with default frame limits can read them.
@@ -101,10 +102,17 @@ final class WebSocketTransport: Transport {
         channel.eventLoop.execute {
             self.flush()
             // A peer that does not answer the close frame is cut off.
-            channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
+            channel.eventLoop.scheduleTask(in: .seconds(5)) { channel.close(promise: nil) }
         }
-        Task {
-            try? await outbound.close(.init(codeNumber: disconnect.code), reason: disconnect.reason)
+        let closing = Task<Void, Never> {
+            _ = try? await outbound.close(.init(codeNumber: disconnect.code), reason: disconnect.reason)
         }
+        state.withLock { $0.closing = closing }
+    }
+
+    /// Waits until the close frame with our code is queued, so the WebSocket handler returning
+    /// afterwards cannot close with a generic code first.
+    func closed() async {
+        await state.withLock { $0.closing }?.value
     }
 }

@@ -1,0 +1,234 @@
+import Foundation
+import Logging
+import NIOCore
+import Synchronization
+import Testing
+
+@testable import Gateway
+
+/// Records what the client writes and how it was closed.
+final class RecordingTransport: Transport {
+    private let state = Mutex<(messages: [String], closed: Disconnect?, accept: Bool)>(([], nil, true))
+
+    var messages: [String] { state.withLock { $0.messages } }
+    var closed: Disconnect? { state.withLock { $0.closed } }
+
+    func refuseWrites() { state.withLock { $0.accept = false } }
+
+    func write(_ message: String) -> Bool {
+        state.withLock { state in
+            guard state.accept else { return false }
+            state.messages.append(message)
+            return true
+        }
+    }
+
+    func close(_ disconnect: Disconnect) {
+        state.withLock { $0.closed = disconnect }
+    }
+
+    /// Parsed messages (each may hold one JSON object).
+    var replies: [JSONValue] { messages.compactMap { JSONValue.parse(Array($0.utf8)) } }
+}
+
+func makeNode(_ configure: (inout GatewayConfiguration) -> Void = { _ in }) -> Node {
+    var configuration = GatewayConfiguration()
+    configuration.tokenSecret = "secret"
+    var chat = ChannelOptions()
+    chat.allowSubscribeForClient = true
+    chat.presence = true
+    chat.historySize = 10
+    chat.historyTTL = 60
+    chat.forceRecovery = true
+    chat.allowPublishForSubscriber = true
+    chat.allowPresenceForSubscriber = true
+    chat.allowHistoryForSubscriber = true
+    configuration.namespaces = [NamespaceConfiguration(name: "chat", options: chat), NamespaceConfiguration(name: "locked")]
+    configure(&configuration)
+    return Node(configuration: configuration, broker: MemoryBroker(), presence: MemoryPresenceManager(), logger: Logger(label: "test"))
+}
+
+extension Client {
+    func send(_ json: String) async {
+        await handle(ByteBuffer(string: json))
+    }
+}
+
+@Suite struct ClientTests {
+    let token = GatewayTokens.mint(secret: "secret", user: "42", ttl: 3600)
+
+    func connected(_ node: Node) async throws -> (Client, RecordingTransport) {
+        try await node.start()
+        let transport = RecordingTransport()
+        let client = node.makeClient(transport: transport)
+        await client.send(#"{"id":1,"connect":{"token":"\#(token)"}}"#)
+        let reply = try #require(transport.replies.first)
+        #expect(reply["connect"]?["client"]?.stringValue == client.id)
+        #expect(reply["connect"]?["pong"] == .bool(true))
+        return (client, transport)
+    }
+
+    @Test func theFirstCommandMustBeConnect() async throws {
+        let node = makeNode()
+        let transport = RecordingTransport()
+        let client = node.makeClient(transport: transport)
+        await client.send(#"{"id":1,"subscribe":{"channel":"chat:a"}}"#)
+        #expect(transport.closed == .badRequest)
+        #expect(transport.messages.isEmpty)
+    }
+
+    @Test func connectWithoutTokenNeedsAnonymousAccess() async throws {
+        let transport = RecordingTransport()
+        await makeNode().makeClient(transport: transport).send(#"{"id":1,"connect":{}}"#)
+        #expect(transport.closed == .badRequest)
+
+        let open = RecordingTransport()
+        await makeNode { $0.allowAnonymousConnectWithoutToken = true }.makeClient(transport: open).send(#"{"id":1,"connect":{}}"#)
+        #expect(open.closed == nil)
+        #expect(open.replies.first?["connect"] != nil)
+    }
+
+    @Test func anExpiredTokenAnswers109AndABadOneCloses3500() async throws {
+        let expired = GatewayTokens.mint(secret: "secret", user: "1", ttl: 5, now: Date().addingTimeInterval(-60))
+        let transport = RecordingTransport()
+        await makeNode().makeClient(transport: transport).send(#"{"id":1,"connect":{"token":"\#(expired)"}}"#)
+        #expect(transport.replies.first?["error"]?["code"] == .int(109))
+        #expect(transport.closed == nil)
+
+        let forged = GatewayTokens.mint(secret: "other", user: "1", ttl: 60)
+        let second = RecordingTransport()
+        await makeNode().makeClient(transport: second).send(#"{"id":1,"connect":{"token":"\#(forged)"}}"#)
+        #expect(second.closed == .invalidToken)
+    }
+
+    @Test func subscribesPublishesAndReceivesInOrder() async throws {
+        let node = makeNode()
+        let (client, transport) = try await connected(node)
+        await client.send(#"{"id":2,"subscribe":{"channel":"chat:a"}}"#)
+        let subscribe = try #require(transport.replies.last?["subscribe"])
+        #expect(subscribe["recoverable"] == .bool(true))
+        #expect(subscribe["epoch"]?.stringValue?.isEmpty == false)
+
+        await client.send(#"{"id":3,"publish":{"channel":"chat:a","data":{"text":"hi"}}}"#)
+        await client.send(#"{"id":4,"publish":{"channel":"chat:a","data":[1,2]}}"#)
+        let pushes = transport.replies.compactMap { $0["push"]?["pub"] }
+        #expect(pushes.map { $0["data"] } == [.object(["text": .string("hi")]), .array([.int(1), .int(2)])])
+        #expect(pushes.map { $0["offset"] } == [.int(1), .int(2)])
+        #expect(pushes.first?["info"]?["user"] == .string("42"))
+        #expect(transport.replies.contains { $0 == .object(["id": .int(3), "publish": .object([:])]) })
+    }
+
+    @Test func answersErrorsWithTheProtocolCodes() async throws {
+        let node = makeNode()
+        let (client, transport) = try await connected(node)
+        await client.send(#"{"id":2,"subscribe":{"channel":"nowhere:a"}}"#)
+        await client.send(#"{"id":3,"subscribe":{"channel":"locked:a"}}"#)
+        await client.send(#"{"id":4,"subscribe":{"channel":"chat:a"}}"#)
+        await client.send(#"{"id":5,"subscribe":{"channel":"chat:a"}}"#)
+        await client.send(#"{"id":6,"rpc":{"method":"x"}}"#)
+        await client.send(#"{"id":7,"publish":{"channel":"locked:a","data":{}}}"#)
+        await client.send(#"{"id":8,"history":{"channel":"locked:a"}}"#)
+        let codes = transport.replies.compactMap { reply -> Int64? in reply["error"]?["code"]?.int64Value }
+        #expect(codes == [102, 103, 105, 104, 103, 103])
+    }
+
+    @Test func recoversPublicationsSinceAnOffset() async throws {
+        let node = makeNode()
+        let (client, transport) = try await connected(node)
+        await client.send(#"{"id":2,"subscribe":{"channel":"chat:r"}}"#)
+        let epoch = try #require(transport.replies.last?["subscribe"]?["epoch"]?.stringValue)
+        for n in 1...4 { await client.send(#"{"id":\#(2 + n),"publish":{"channel":"chat:r","data":\#(n)}}"#) }
+
+        let (second, secondTransport) = try await connected(node)
+        await second.send(#"{"id":2,"subscribe":{"channel":"chat:r","recover":true,"epoch":"\#(epoch)","offset":2}}"#)
+        let result = try #require(secondTransport.replies.last?["subscribe"])
+        #expect(result["recovered"] == .bool(true))
+        #expect(result["was_recovering"] == .bool(true))
+        #expect(result["publications"]?.serialized == #"[{"data":3,"info":{"client":"\#(client.id)","user":"42"},"offset":3},{"data":4,"info":{"client":"\#(client.id)","user":"42"},"offset":4}]"#)
+        #expect(result["offset"] == .int(4))
+
+        let (third, thirdTransport) = try await connected(node)
+        await third.send(#"{"id":2,"subscribe":{"channel":"chat:r","recover":true,"epoch":"other","offset":2}}"#)
+        #expect(thirdTransport.replies.last?["subscribe"]?["recovered"] == nil)
+        await third.send(#"{"id":3,"subscribe":{"channel":"chat:q","recover":true,"epoch":"other","offset":2,"flag":3}}"#)
+        #expect(thirdTransport.replies.last?["error"]?["code"] == .int(112))
+    }
+
+    @Test func presenceListsSubscribersAndForgetsThemOnDisconnect() async throws {
+        let node = makeNode()
+        let (client, transport) = try await connected(node)
+        await client.send(#"{"id":2,"subscribe":{"channel":"chat:p"}}"#)
+        await client.send(#"{"id":3,"presence":{"channel":"chat:p"}}"#)
+        #expect(transport.replies.last?["presence"]?["presence"]?[client.id]?["user"] == .string("42"))
+        await client.send(#"{"id":4,"presence_stats":{"channel":"chat:p"}}"#)
+        #expect(transport.replies.last?["presence_stats"] == .object(["num_clients": .int(1), "num_users": .int(1)]))
+        await client.transportClosed()
+        #expect(try await node.presence.presence(channel: "chat:p").isEmpty)
+        #expect(node.hub.connectionCount == 0)
+        #expect(node.hub.subscribers(of: "chat:p").isEmpty)
+    }
+
+    @Test func aClientWhoseQueueIsFullIsDisconnectedAsSlow() async throws {
+        let node = makeNode()
+        let (client, transport) = try await connected(node)
+        await client.send(#"{"id":2,"subscribe":{"channel":"chat:s"}}"#)
+        transport.refuseWrites()
+        _ = try await node.publish(channel: "chat:s", data: "1", info: nil, options: node.rules.options(for: "chat:s")!)
+        #expect(transport.closed == .slow)
+        #expect(node.metrics.slowDisconnects.load(ordering: .relaxed) == 1)
+    }
+
+    @Test func pingsAndDisconnectsWithoutPong() async throws {
+        let node = makeNode { $0.pingInterval = 2; $0.pongTimeout = 1 }
+        let (client, transport) = try await connected(node)
+        let start = Clock.seconds()
+        await client.tick(now: start + 2)
+        #expect(transport.messages.last == "{}")
+        await client.send("{}")  // pong
+        await client.tick(now: start + 4)
+        await client.tick(now: start + 5)
+        #expect(transport.closed == nil)
+        await client.tick(now: start + 6)
+        await client.tick(now: start + 8)
+        #expect(transport.closed == .noPong)
+    }
+
+    @Test func anExpiredConnectionIsClosedAfterTheGrace() async throws {
+        let node = makeNode { $0.expiryGrace = 5 }
+        let (client, transport) = try await connected(node)
+        await client.tick(now: Clock.seconds() + 3600 + 2)
+        #expect(transport.closed == nil)
+        await client.tick(now: Clock.seconds() + 3600 + 10)
+        #expect(transport.closed == .expired)
+    }
+
+    @Test func refreshExtendsTheConnection() async throws {
+        let node = makeNode()
+        let (client, transport) = try await connected(node)
+        let fresh = GatewayTokens.mint(secret: "secret", user: "42", ttl: 7200)
+        await client.send(#"{"id":2,"refresh":{"token":"\#(fresh)"}}"#)
+        #expect(transport.replies.last?["refresh"]?["expires"] == .bool(true))
+        let stranger = GatewayTokens.mint(secret: "secret", user: "43", ttl: 7200)
+        await client.send(#"{"id":3,"refresh":{"token":"\#(stranger)"}}"#)
+        #expect(transport.closed == .invalidToken)
+    }
+
+    @Test func serverSideSubscriptionsFromTheTokenArriveInConnect() async throws {
+        let node = makeNode()
+        try await node.start()
+        let transport = RecordingTransport()
+        let client = node.makeClient(transport: transport)
+        let token = GatewayTokens.mint(secret: "secret", user: "9", ttl: nil, channels: ["locked:inbox"])
+        await client.send(#"{"id":1,"connect":{"token":"\#(token)"}}"#)
+        #expect(transport.replies.first?["connect"]?["subs"]?["locked:inbox"] != nil)
+        _ = try await node.publish(channel: "locked:inbox", data: #""hello""#, info: nil, options: ChannelOptions())
+        #expect(transport.replies.last?["push"]?["channel"] == .string("locked:inbox"))
+    }
+
+    @Test func newlineBatchedCommandsAreAllAnswered() async throws {
+        let node = makeNode()
+        let (client, transport) = try await connected(node)
+        await client.send("{\"id\":2,\"subscribe\":{\"channel\":\"chat:b\"}}\n{\"id\":3,\"presence_stats\":{\"channel\":\"chat:b\"}}\n")
+        #expect(transport.replies.compactMap { $0["id"]?.int64Value } == [1, 2, 3])
+    }
+}

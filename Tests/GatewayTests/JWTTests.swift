@@ -1,0 +1,69 @@
+import Foundation
+import Testing
+
+@testable import Gateway
+
+@Suite struct JWTTests {
+    let now = Int64(Date().timeIntervalSince1970)
+
+    @Test func acceptsAValidConnectionToken() throws {
+        let token = GatewayTokens.mint(secret: "s3cret", user: "42", ttl: 60, info: .object(["name": .string("Ada")]))
+        let claims = try JWT.verify(token, secrets: ["s3cret"], now: now)
+        let connection = try ConnectionToken(claims: claims)
+        #expect(connection.user == "42")
+        #expect(connection.info == #"{"name":"Ada"}"#)
+        #expect(connection.expiresAt == now + 60 || connection.expiresAt == now + 61)
+    }
+
+    @Test(arguments: ["HS256", "HS384", "HS512"])
+    func acceptsEveryHMACAlgorithm(algorithm: String) throws {
+        let token = GatewayTokens.mint(secret: "k", user: "1", ttl: nil, algorithm: algorithm)
+        #expect(try JWT.verify(token, secrets: ["k"], now: now)["sub"] == .string("1"))
+    }
+
+    @Test func rejectsAnExpiredToken() {
+        let token = GatewayTokens.mint(secret: "s", user: "1", ttl: 10, now: Date().addingTimeInterval(-60))
+        #expect(throws: JWT.Failure.expired) { try JWT.verify(token, secrets: ["s"], now: now) }
+    }
+
+    @Test func rejectsABadSignature() {
+        let token = GatewayTokens.mint(secret: "right", user: "1", ttl: 60)
+        #expect(throws: JWT.Failure.invalid("bad signature")) { try JWT.verify(token, secrets: ["wrong"], now: now) }
+        var tampered = Array(token)
+        tampered[tampered.count - 2] = tampered[tampered.count - 2] == "A" ? "B" : "A"
+        #expect(throws: JWT.Failure.self) { try JWT.verify(String(tampered), secrets: ["right"], now: now) }
+    }
+
+    @Test func rejectsUnsignedAndMalformedTokens() {
+        let header = JWT.base64URLEncode(Data(#"{"alg":"none"}"#.utf8))
+        let payload = JWT.base64URLEncode(Data(#"{"sub":"1"}"#.utf8))
+        #expect(throws: JWT.Failure.self) { try JWT.verify("\(header).\(payload).", secrets: ["s"], now: now) }
+        #expect(throws: JWT.Failure.self) { try JWT.verify("not-a-token", secrets: ["s"], now: now) }
+    }
+
+    @Test func acceptsThePreviousSecretDuringRotation() throws {
+        let old = GatewayTokens.mint(secret: "old", user: "7", ttl: 60)
+        let new = GatewayTokens.mint(secret: "new", user: "7", ttl: 60)
+        #expect(try JWT.verify(old, secrets: ["new", "old"], now: now)["sub"] == .string("7"))
+        #expect(try JWT.verify(new, secrets: ["new", "old"], now: now)["sub"] == .string("7"))
+        #expect(throws: JWT.Failure.self) { try JWT.verify(old, secrets: ["new"], now: now) }
+    }
+
+    @Test func expireAtOverridesExpAndZeroNeverExpires() throws {
+        let claims: [String: JSONValue] = ["sub": .string("1"), "exp": .int(now - 100), "expire_at": .int(0)]
+        let token = JWT.sign(claims: claims, secret: "s")
+        let verified = try JWT.verify(token, secrets: ["s"], now: now)
+        #expect(try ConnectionToken(claims: verified).expiresAt == nil)
+    }
+
+    @Test func subscriptionTokensCarryChannelAndOverrides() throws {
+        let claims: [String: JSONValue] = [
+            "sub": .string("5"), "channel": .string("$private:x"),
+            "override": .object(["presence": .object(["value": .bool(true)])]),
+        ]
+        let token = try SubscriptionToken(claims: JWT.verify(JWT.sign(claims: claims, secret: "s"), secrets: ["s"], now: now))
+        #expect(token.channel == "$private:x")
+        #expect(token.override == ["presence": true])
+        #expect(throws: JWT.Failure.self) { try ConnectionToken(claims: claims) }
+    }
+}

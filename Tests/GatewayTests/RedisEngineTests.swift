@@ -1,0 +1,99 @@
+import Foundation
+import Logging
+import RedisClient
+import Synchronization
+import Testing
+
+@testable import Gateway
+
+/// Collects what a broker delivers.
+final class RecordingHandler: BrokerEventHandler {
+    let publications = Mutex<[(String, Publication)]>([])
+    let controls = Mutex<[ControlCommand]>([])
+
+    func handlePublication(channel: String, publication: Publication, position: StreamPosition) {
+        publications.withLock { $0.append((channel, publication)) }
+    }
+    func handleJoin(channel: String, info: ClientInfo) {}
+    func handleLeave(channel: String, info: ClientInfo) {}
+    func handleControl(_ command: ControlCommand) { controls.withLock { $0.append(command) } }
+}
+
+/// The Redis engine against a real Redis (SB_TEST_REDIS_URL), each test under its own key prefix.
+@Suite struct RedisEngineTests {
+    func client() throws -> RedisClient {
+        let url = ProcessInfo.processInfo.environment["SB_TEST_REDIS_URL"] ?? "redis://127.0.0.1:6380/0"
+        var configuration = try RedisConfiguration(url: url)
+        configuration.keyPrefix = "sbtest:\(UUID().uuidString.prefix(8)):"
+        return RedisClient(configuration: configuration, logger: Logger(label: "test"))
+    }
+
+    func cleanUp(_ redis: RedisClient) async throws {
+        let keys = try await redis.send(RedisCommand("KEYS", redis.key("*"))).array?.compactMap(\.string) ?? []
+        if !keys.isEmpty { _ = try await redis.send(RedisCommand("DEL", arguments: keys)) }
+        await redis.close()
+    }
+
+    static func waitFor(_ condition: () -> Bool) async {
+        for _ in 0..<100 where !condition() { try? await Task.sleep(for: .milliseconds(20)) }
+    }
+
+    @Test func publishesKeepsCappedHistoryAndDeliversToSubscribedNodes() async throws {
+        let redis = try client()
+        let nodeA = RedisBroker(redis: redis, prefix: "gw:", logger: Logger(label: "a"))
+        let nodeB = RedisBroker(redis: redis, prefix: "gw:", logger: Logger(label: "b"))
+        let handlerA = RecordingHandler()
+        let handlerB = RecordingHandler()
+        try await nodeA.start(handler: handlerA)
+        try await nodeB.start(handler: handlerB)
+        try await nodeB.subscribe("chat:x")
+        let options = PublishOptions(historySize: 3, historyTTL: 60, historyMetaTTL: 600)
+        var positions: [StreamPosition] = []
+        for n in 1...5 {
+            positions.append(try await nodeA.publish(channel: "chat:x", publication: Publication(data: "\(n)"), options: options))
+        }
+        #expect(positions.map(\.offset) == [1, 2, 3, 4, 5])
+        #expect(Set(positions.map(\.epoch)).count == 1)
+
+        await Self.waitFor { handlerB.publications.withLock { $0.count } == 5 }
+        #expect(handlerB.publications.withLock { $0.map(\.1.offset) } == [1, 2, 3, 4, 5])
+        #expect(handlerA.publications.withLock { $0.isEmpty })  // node A has no subscribers
+
+        let all = try await nodeA.history(channel: "chat:x", query: HistoryQuery(limit: -1))
+        #expect(all.publications.map(\.data) == ["3", "4", "5"])
+        #expect(all.position == positions[4])
+        let since = try await nodeA.history(channel: "chat:x", query: HistoryQuery(since: positions[3], limit: 10))
+        #expect(since.publications.map(\.offset) == [5])
+        let reversed = try await nodeA.history(channel: "chat:x", query: HistoryQuery(limit: 2, reverse: true))
+        #expect(reversed.publications.map(\.offset) == [5, 4])
+
+        try await nodeB.unsubscribe("chat:x")
+        _ = try await nodeA.publish(channel: "chat:x", publication: Publication(data: "6"), options: options)
+        try await nodeA.publishControl(ControlCommand(kind: .disconnect, user: "u"))
+        await Self.waitFor { handlerB.controls.withLock { $0.count } == 1 }
+        #expect(handlerB.publications.withLock { $0.count } == 5)
+        #expect(handlerA.controls.withLock { $0 } == [ControlCommand(kind: .disconnect, user: "u")])
+
+        await nodeA.stop()
+        await nodeB.stop()
+        try await cleanUp(redis)
+    }
+
+    @Test func presenceIsSharedAndExpires() async throws {
+        let redis = try client()
+        let presence = RedisPresenceManager(redis: redis, prefix: "gw:")
+        try await presence.add(channel: "chat:p", info: ClientInfo(user: "1", client: "c1", connInfo: #"{"n":1}"#), ttl: 60)
+        try await presence.add(channel: "chat:p", info: ClientInfo(user: "1", client: "c2"), ttl: 60)
+        try await presence.add(channel: "chat:p", info: ClientInfo(user: "2", client: "c3"), ttl: 60)
+        // c3's node stopped refreshing it: its expiry lies in the past.
+        _ = try await redis.send(RedisCommand("ZADD", redis.key("gw:presence-expire:chat:p"), 1, "c3"))
+        let entries = try await presence.presence(channel: "chat:p")
+        #expect(Set(entries.keys) == ["c1", "c2"])
+        #expect(entries["c1"]?.connInfo == #"{"n":1}"#)
+        let stats = try await presence.stats(channel: "chat:p")
+        #expect(stats.numClients == 2 && stats.numUsers == 1)
+        try await presence.remove(channel: "chat:p", clientID: "c1")
+        #expect(Set(try await presence.presence(channel: "chat:p").keys) == ["c2"])
+        try await cleanUp(redis)
+    }
+}

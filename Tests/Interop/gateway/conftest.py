@@ -1,0 +1,64 @@
+"""Fixtures for the gateway interoperability tests (see gateway_harness.py)."""
+
+import json
+import os
+import subprocess
+import time
+import urllib.request
+import uuid
+
+import pytest
+
+from gateway_harness import API_KEY, SECRET, Gateway, free_port, gateway_command, gateway_config
+
+
+@pytest.fixture
+def redis_url():
+    base = os.environ.get("SB_TEST_REDIS_URL", "redis://127.0.0.1:6380/0")
+    prefix = f"sbtest:{uuid.uuid4().hex[:12]}:"
+    separator = "&" if "?" in base else "?"
+    yield f"{base}{separator}prefix={prefix}"
+    # Remove this test's keys (never the shared database as a whole).
+    host_port = base.split("://", 1)[1].split("/", 1)[0]
+    host, _, port = host_port.rpartition(":")
+    keys = subprocess.run(
+        ["redis-cli", "-h", host or "127.0.0.1", "-p", port or "6379", "--scan", "--pattern", prefix + "*"],
+        capture_output=True, text=True,
+    ).stdout.split()
+    if keys:
+        subprocess.run(["redis-cli", "-h", host or "127.0.0.1", "-p", port or "6379", "DEL", *keys], capture_output=True)
+
+
+@pytest.fixture
+def start_gateway(redis_url, tmp_path):
+    started = []
+
+    def start(config=None, redis=True):
+        port = free_port()
+        env = dict(os.environ)
+        env.update({
+            "SB_GATEWAY_PORT": str(port),
+            "SB_GATEWAY_TOKEN_SECRET": SECRET,
+            "SB_GATEWAY_API_KEY": API_KEY,
+            "SB_GATEWAY_CONFIG_JSON": json.dumps(config or gateway_config()),
+            "SB_REDIS_URL": redis_url if redis else "",
+        })
+        log = open(tmp_path / f"gateway-{port}.log", "w")
+        process = subprocess.Popen(gateway_command(), env=env, stdout=log, stderr=subprocess.STDOUT)
+        gateway = Gateway(port, process)
+        started.append(gateway)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"gateway exited with {process.returncode}: {(tmp_path / f'gateway-{port}.log').read_text()}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+                    if response.status == 200:
+                        return gateway
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("gateway did not become healthy")
+
+    yield start
+    for gateway in started:
+        gateway.stop()
