@@ -184,7 +184,7 @@ public enum Launcher {
         } catch {
             throw ConfigError(key: "redis.url", "\(error)")
         }
-        configuration.keyPrefix = settings.redis.keyPrefix
+        if let prefix = settings.redis.keyPrefix { configuration.keyPrefix = prefix }
         configuration.poolSize = settings.redis.poolSize
         return RedisClient(configuration: configuration, logger: logger)
     }

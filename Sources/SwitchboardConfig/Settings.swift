@@ -20,7 +20,8 @@ public struct Settings: Sendable {
 
     public struct Redis: Sendable {
         public var url: String
-        public var keyPrefix: String
+        /// nil: the URL's `prefix` parameter, else `sb:`.
+        public var keyPrefix: String?
         public var poolSize: Int
     }
 
@@ -108,7 +109,7 @@ public struct Settings: Sendable {
         )
         redis = Redis(
             url: try source.string("redis.url", default: Self.developmentRedisURL),
-            keyPrefix: try source.string("redis.key_prefix", default: "sb:"),
+            keyPrefix: try source.optionalString("redis.key_prefix"),
             poolSize: try source.int("redis.pool_size", default: 4, range: 1...256)
         )
         database = Database(

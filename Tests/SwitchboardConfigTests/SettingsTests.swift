@@ -29,6 +29,7 @@ import Testing
         #expect(loaded.http.port == 8080)
         #expect(loaded.redis.url == "redis://127.0.0.1:6380/0")
         #expect(loaded.redis.keyPrefix == "sb:")
+        #expect(try settings("").redis.keyPrefix == nil)
         #expect(loaded.database.poolSize == 8)
         #expect(loaded.worker.queues == ["ai", "extract", "index", "delivery"])
         #expect(loaded.worker.healthPort == 9000)

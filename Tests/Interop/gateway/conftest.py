@@ -35,8 +35,13 @@ def start_gateway(redis_url, tmp_path):
 
     def start(config=None, redis=True):
         port = free_port()
+        # `switchboard gateway` reads its `gateway:` section from the configuration file (JSON is
+        # YAML); the bench harness reads SB_GATEWAY_CONFIG_JSON.
+        config_file = tmp_path / f"gateway-{port}.json"
+        config_file.write_text(json.dumps({"gateway": config or gateway_config()}))
         env = dict(os.environ)
         env.update({
+            "SB_CONFIG": str(config_file),
             "SB_GATEWAY_PORT": str(port),
             "SB_GATEWAY_TOKEN_SECRET": SECRET,
             "SB_GATEWAY_API_KEY": API_KEY,

@@ -59,13 +59,14 @@ def free_port():
 
 
 def gateway_command():
+    """The real `switchboard gateway` unless SB_GATEWAY_CMD names another command."""
     if os.environ.get("SB_GATEWAY_CMD"):
         return shlex.split(os.environ["SB_GATEWAY_CMD"])
     for build in ("debug", "release"):
-        binary = ROOT / ".build" / build / "switchboard-bench"
+        binary = ROOT / ".build" / build / "switchboard"
         if binary.exists():
-            return [str(binary), "gateway", "serve"]
-    pytest.skip("no gateway binary: build switchboard-bench or set SB_GATEWAY_CMD")
+            return [str(binary), "gateway"]
+    raise RuntimeError("no switchboard binary: run `swift build` first or set SB_GATEWAY_CMD")
 
 
 class Gateway:
