@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // C libraries from Debian's -dev packages.
@@ -96,10 +97,53 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // AI providers behind one protocol: streaming chat, JSON chat, embeddings.
+        .target(
+            name: "AIProviders",
+            dependencies: [
+                "SwitchboardCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The routing pipeline run on workers: extract, classify, plan, execute.
+        .target(
+            name: "Pipeline",
+            dependencies: [
+                "AIProviders", "RedisClient", "Storage", "SwitchboardCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // A turn's life: its event vocabulary, the Redis stream that carries it, and the `ai` job that runs it.
+        .target(
+            name: "Turns",
+            dependencies: [
+                "RedisClient", "Storage", "Queue", "SwitchboardCore",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The public REST/SSE API of the api role.
+        .target(
+            name: "APIServer",
+            dependencies: [
+                "RedisClient", "Storage", "Queue", "Turns", "SwitchboardCore", "Observability",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "SwitchboardApp",
             dependencies: [
                 "SwitchboardCore", "SwitchboardConfig", "Observability", "RedisClient", "Storage", "Queue", "Gateway",
+                "Turns", "APIServer", "AIProviders", "Pipeline",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -140,6 +184,25 @@ let package = Package(
                 "Gateway", "RedisClient",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "AIProvidersTests", dependencies: ["AIProviders"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "PipelineTests",
+            dependencies: ["Pipeline", "AIProviders", "RedisClient", "Storage"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TurnsTests",
+            dependencies: ["Turns", "RedisClient", "Storage", "Queue"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "APIServerTests",
+            dependencies: [
+                "APIServer", "Turns", "RedisClient", "Storage", "Queue",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -1,1 +1,50 @@
-// placeholder
+/// SwitchboardCore owns what every other Switchboard module shares: the domain records
+/// (`Models.swift`), the error vocabulary that the edges map to HTTP/JSON, identifiers and the
+/// product version. It has no I/O and no dependency but swift-log.
+
+/// The released version, printed by `switchboard version` and reported by `/healthz`.
+public enum SwitchboardVersion {
+    public static let current = "0.1.0"
+}
+
+/// An error a user can act on: a stable machine-readable `code`, the HTTP status it maps to at
+/// the edge, and a human message. Codes are open-ended (`static let`s) so modules can add their own.
+public struct SwitchboardError: Error, Sendable, Equatable, CustomStringConvertible {
+    public struct Code: RawRepresentable, Hashable, Sendable, ExpressibleByStringLiteral {
+        public let rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public init(stringLiteral value: String) { self.rawValue = value }
+
+        public static let badRequest: Code = "bad_request"
+        public static let invalidField: Code = "invalid_field"
+        public static let unauthorized: Code = "unauthorized"
+        public static let forbidden: Code = "forbidden"
+        public static let notFound: Code = "not_found"
+        public static let methodNotAllowed: Code = "method_not_allowed"
+        public static let conflict: Code = "conflict"
+        public static let payloadTooLarge: Code = "payload_too_large"
+        public static let unprocessable: Code = "unprocessable"
+        public static let rateLimited: Code = "rate_limited"
+        public static let internalError: Code = "internal_error"
+        public static let unavailable: Code = "unavailable"
+    }
+
+    public var code: Code
+    public var status: Int
+    public var message: String
+
+    public init(_ code: Code, status: Int, _ message: String) {
+        self.code = code
+        self.status = status
+        self.message = message
+    }
+
+    public var description: String { "\(status) \(code.rawValue): \(message)" }
+
+    public static func notFound(_ message: String = "not found") -> Self { .init(.notFound, status: 404, message) }
+    public static func badRequest(_ message: String) -> Self { .init(.badRequest, status: 400, message) }
+    public static func invalidField(_ field: String, _ reason: String) -> Self {
+        .init(.invalidField, status: 400, "\(field): \(reason)")
+    }
+    public static func unavailable(_ message: String) -> Self { .init(.unavailable, status: 503, message) }
+}

@@ -1,1 +1,129 @@
-print("switchboard")
+/// The `switchboard` executable: one binary, a subcommand per role. It only parses arguments;
+/// assembly lives in SwitchboardApp so tests can build the same pieces.
+import ArgumentParser
+import Foundation
+import SwitchboardApp
+import SwitchboardConfig
+import SwitchboardCore
+
+@main
+struct Switchboard: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "switchboard",
+        abstract: "Self-hosted message routing for AI chat.",
+        version: SwitchboardVersion.current,
+        subcommands: [
+            Serve.self, API.self, Worker.self, Gateway.self, Migrate.self, Version.self, Token.self, Jobs.self,
+        ]
+    )
+}
+
+struct ConfigOption: ParsableArguments {
+    @Option(name: .long, help: "Configuration file (default: $SB_CONFIG, else config/switchboard.yaml if present).")
+    var config: String?
+
+    func settings() throws -> Settings {
+        do {
+            return try Settings.load(path: config)
+        } catch let error as ConfigError {
+            throw ValidationError(error.description)
+        }
+    }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run every role (api, worker, gateway) in one process.")
+    @OptionGroup var options: ConfigOption
+    func run() async throws { try await Launcher.run(roles: [.api, .worker, .gateway], settings: options.settings()) }
+}
+
+struct API: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "api", abstract: "Run the HTTP API (REST, SSE, webhooks, pages).")
+    @OptionGroup var options: ConfigOption
+    func run() async throws { try await Launcher.run(roles: [.api], settings: options.settings()) }
+}
+
+struct Worker: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run a queue worker (ai, extract, index, delivery).")
+    @OptionGroup var options: ConfigOption
+    func run() async throws { try await Launcher.run(roles: [.worker], settings: options.settings()) }
+}
+
+struct Gateway: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the realtime WebSocket gateway (Centrifugo protocol).")
+    @OptionGroup var options: ConfigOption
+    func run() async throws { try await Launcher.run(roles: [.gateway], settings: options.settings()) }
+}
+
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Apply database migrations and exit.")
+    @OptionGroup var options: ConfigOption
+    func run() async throws {
+        let applied = try await Launcher.migrate(settings: options.settings())
+        print(applied.isEmpty ? "schema is up to date" : "applied migrations: \(applied.map(String.init).joined(separator: ", "))")
+    }
+}
+
+struct Version: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the version.")
+    func run() { print("switchboard \(SwitchboardVersion.current)") }
+}
+
+struct Token: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Mint a gateway JWT (HS256) for testing.")
+    @OptionGroup var options: ConfigOption
+    @Option(help: "User id (the token's sub claim).") var user: String
+    @Option(help: "Mint a subscription token for this channel instead of a connection token.") var channel: String?
+    @Option(help: "Lifetime in seconds (omit for a token that does not expire).") var ttl: Int?
+
+    func validate() throws {
+        if let ttl, ttl <= 0 { throw ValidationError("--ttl must be positive") }
+    }
+
+    func run() async throws {
+        print(try Launcher.mintToken(settings: options.settings(), user: user, channel: channel, ttl: ttl))
+    }
+}
+
+struct Jobs: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Inspect and manage queued jobs.", subcommands: [Failed.self])
+
+    struct Failed: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Jobs that used up their attempts.",
+            subcommands: [List.self, Retry.self, Purge.self]
+        )
+
+        struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "List failed jobs, newest first.")
+            @OptionGroup var options: ConfigOption
+            @Option(help: "At most this many.") var limit = 50
+            func run() async throws {
+                for line in try await Launcher.failedJobs(settings: options.settings(), limit: limit) { print(line) }
+            }
+        }
+
+        struct Retry: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Put a failed job (or all of them) back on its queue.")
+            @OptionGroup var options: ConfigOption
+            @Argument(help: "The failed job's id.") var id: String?
+            @Flag(help: "Retry every failed job.") var all = false
+            func validate() throws {
+                if all == (id != nil) { throw ValidationError("give either a job id or --all") }
+            }
+            func run() async throws {
+                let count = try await Launcher.retryFailedJobs(settings: options.settings(), id: id)
+                print("requeued \(count) job(s)")
+            }
+        }
+
+        struct Purge: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Delete every failed job.")
+            @OptionGroup var options: ConfigOption
+            func run() async throws {
+                let count = try await Launcher.purgeFailedJobs(settings: options.settings())
+                print("purged \(count) job(s)")
+            }
+        }
+    }
+}

@@ -1,0 +1,211 @@
+/// The schema, as an ordered list of migrations. Ids are BIGINT UNSIGNED AUTO_INCREMENT, times are
+/// DATETIME(6) in UTC (every session runs with time_zone '+00:00'), text is utf8mb4.
+public enum Schema {
+    static let table = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci"
+
+    public static let migrations: [Migration] = [
+        Migration(version: 1, name: "initial schema", statements: initial)
+    ]
+
+    static let initial: [String] = [
+        """
+        CREATE TABLE IF NOT EXISTS users (
+            id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            email VARCHAR(320) NOT NULL,
+            name VARCHAR(200) NOT NULL DEFAULT '',
+            role ENUM('user','operator','admin') NOT NULL DEFAULT 'user',
+            created_at DATETIME(6) NOT NULL,
+            updated_at DATETIME(6) NOT NULL,
+            UNIQUE KEY users_email (email)
+        ) \(table)
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS api_keys (
+            id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            user_id BIGINT UNSIGNED NOT NULL,
+            name VARCHAR(200) NOT NULL DEFAULT '',
+            prefix VARCHAR(32) NOT NULL,
+            key_hash CHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+            created_at DATETIME(6) NOT NULL,
+            last_used_at DATETIME(6) NULL,
+            revoked_at DATETIME(6) NULL,
+            UNIQUE KEY api_keys_hash (key_hash),
+            KEY api_keys_user (user_id),
+            CONSTRAINT api_keys_user_fk FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE
+        ) \(table)
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS chats (
+            id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            user_id BIGINT UNSIGNED NOT NULL,
+            title VARCHAR(500) NOT NULL DEFAULT '',
+            channel ENUM('web','widget','whatsapp','email','api') NOT NULL DEFAULT 'web',
+            external_thread_key VARCHAR(255) NULL,
+            created_at DATETIME(6) NOT NULL,
+            updated_at DATETIME(6) NOT NULL,
+            KEY chats_user (user_id, id),
+            KEY chats_thread (user_id, channel, external_thread_key),
+            CONSTRAINT chats_user_fk FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE
+        ) \(table)
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS messages (
+            id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            chat_id BIGINT UNSIGNED NOT NULL,
+            user_id BIGINT UNSIGNED NOT NULL,
+            reply_to_id BIGINT UNSIGNED NULL,
+            role ENUM('user','assistant','system','operator') NOT NULL,
+            content MEDIUMTEXT NOT NULL,
+            status ENUM('queued','running','completed','failed','cancelled') NOT NULL DEFAULT 'queued',
+            topic VARCHAR(100) NULL,
+            language VARCHAR(16) NULL,
+            error TEXT NULL,
+            channel ENUM('web','widget','whatsapp','email','api') NOT NULL DEFAULT 'web',
+            external_id VARCHAR(255) NULL,
+            idempotency_key VARCHAR(255) NULL,
+            created_at DATETIME(6) NOT NULL,
+            updated_at DATETIME(6) NOT NULL,
+            UNIQUE KEY messages_channel_external (channel, external_id),
+            KEY messages_chat (chat_id, id),
+            KEY messages_user (user_id, id),
+            KEY messages_idempotency (user_id, idempotency_key),
+            KEY messages_reply_to (reply_to_id),
+            CONSTRAINT messages_chat_fk FOREIGN KEY (chat_id) REFERENCES chats (id) ON DELETE CASCADE,
+            CONSTRAINT messages_user_fk FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE,
+            CONSTRAINT messages_reply_to_fk FOREIGN KEY (reply_to_id) REFERENCES messages (id) ON DELETE SET NULL
+        ) \(table)
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS message_tasks (
+            id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            message_id BIGINT UNSIGNED NOT NULL,
+            node_id VARCHAR(64) NOT NULL,
+            capability VARCHAR(64) NOT NULL,
+            state ENUM('pending','running','done','failed','skipped') NOT NULL DEFAULT 'pending',
+            depends_on JSON NOT NULL DEFAULT '[]',
+            output MEDIUMTEXT NULL,
+            error TEXT NULL,
+            created_at DATETIME(6) NOT NULL,
+            started_at DATETIME(6) NULL,
+            finished_at DATETIME(6) NULL,
+            UNIQUE KEY message_tasks_node (message_id, node_id),
+            CONSTRAINT message_tasks_message_fk FOREIGN KEY (message_id) REFERENCES messages (id) ON DELETE CASCADE
+        ) \(table)
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS files (
+            id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            user_id BIGINT UNSIGNED NOT NULL,
+            chat_id BIGINT UNSIGNED NULL,
+            message_id BIGINT UNSIGNED NULL,
+            name VARCHAR(255) NOT NULL,
+            mime_type VARCHAR(255) NOT NULL,
+            size_bytes BIGINT UNSIGNED NOT NULL,
+            sha256 CHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+            storage_path VARCHAR(1024) NOT NULL,
+            extracted_text LONGTEXT NULL,
+            extract_status ENUM('pending','running','done','failed') NOT NULL DEFAULT 'pending',
+            extract_error TEXT NULL,
+            created_at DATETIME(6) NOT NULL,
+            updated_at DATETIME(6) NOT NULL,
+            KEY files_user (user_id, id),
+            KEY files_chat (chat_id),
+            KEY files_message (message_id),
+            KEY files_sha256 (sha256),
+            CONSTRAINT files_user_fk FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE,
+            CONSTRAINT files_chat_fk FOREIGN KEY (chat_id) REFERENCES chats (id) ON DELETE CASCADE,
+            CONSTRAINT files_message_fk FOREIGN KEY (message_id) REFERENCES messages (id) ON DELETE SET NULL
+        ) \(table)
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS chunks (
+            id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            file_id BIGINT UNSIGNED NOT NULL,
+            user_id BIGINT UNSIGNED NOT NULL,
+            ordinal INT UNSIGNED NOT NULL,
+            text MEDIUMTEXT NOT NULL,
+            embedding MEDIUMBLOB NULL,
+            dim SMALLINT UNSIGNED NOT NULL DEFAULT 0,
+            created_at DATETIME(6) NOT NULL,
+            UNIQUE KEY chunks_file_ordinal (file_id, ordinal),
+            KEY chunks_user_dim (user_id, dim),
+            CONSTRAINT chunks_file_fk FOREIGN KEY (file_id) REFERENCES files (id) ON DELETE CASCADE,
+            CONSTRAINT chunks_user_fk FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE
+        ) \(table)
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS widgets (
+            id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            user_id BIGINT UNSIGNED NOT NULL,
+            public_key VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+            name VARCHAR(200) NOT NULL DEFAULT '',
+            allowed_origins JSON NOT NULL DEFAULT '[]',
+            settings JSON NOT NULL DEFAULT '{}',
+            created_at DATETIME(6) NOT NULL,
+            updated_at DATETIME(6) NOT NULL,
+            UNIQUE KEY widgets_public_key (public_key),
+            KEY widgets_user (user_id),
+            CONSTRAINT widgets_user_fk FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE
+        ) \(table)
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS widget_sessions (
+            id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            widget_id BIGINT UNSIGNED NOT NULL,
+            visitor_session_id VARCHAR(128) NOT NULL,
+            mode ENUM('ai','waiting','human') NOT NULL DEFAULT 'ai',
+            chat_id BIGINT UNSIGNED NULL,
+            created_at DATETIME(6) NOT NULL,
+            updated_at DATETIME(6) NOT NULL,
+            UNIQUE KEY widget_sessions_visitor (widget_id, visitor_session_id),
+            KEY widget_sessions_chat (chat_id),
+            CONSTRAINT widget_sessions_widget_fk FOREIGN KEY (widget_id) REFERENCES widgets (id) ON DELETE CASCADE,
+            CONSTRAINT widget_sessions_chat_fk FOREIGN KEY (chat_id) REFERENCES chats (id) ON DELETE SET NULL
+        ) \(table)
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS topics (
+            id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            user_id BIGINT UNSIGNED NULL,
+            name VARCHAR(100) NOT NULL,
+            description TEXT NOT NULL,
+            examples JSON NOT NULL DEFAULT '[]',
+            created_at DATETIME(6) NOT NULL,
+            updated_at DATETIME(6) NOT NULL,
+            UNIQUE KEY topics_owner_name (user_id, name),
+            CONSTRAINT topics_user_fk FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE
+        ) \(table)
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS routing_rules (
+            id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            topic_id BIGINT UNSIGNED NOT NULL,
+            kind ENUM('keyword','regex') NOT NULL,
+            pattern VARCHAR(1000) NOT NULL,
+            priority INT NOT NULL DEFAULT 0,
+            enabled TINYINT(1) NOT NULL DEFAULT 1,
+            created_at DATETIME(6) NOT NULL,
+            updated_at DATETIME(6) NOT NULL,
+            KEY routing_rules_topic (topic_id, priority),
+            CONSTRAINT routing_rules_topic_fk FOREIGN KEY (topic_id) REFERENCES topics (id) ON DELETE CASCADE
+        ) \(table)
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS `usage` (
+            id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            user_id BIGINT UNSIGNED NOT NULL,
+            message_id BIGINT UNSIGNED NULL,
+            provider VARCHAR(64) NOT NULL,
+            model VARCHAR(200) NOT NULL,
+            prompt_tokens INT UNSIGNED NOT NULL DEFAULT 0,
+            completion_tokens INT UNSIGNED NOT NULL DEFAULT 0,
+            latency_ms INT UNSIGNED NOT NULL DEFAULT 0,
+            created_at DATETIME(6) NOT NULL,
+            KEY usage_user_time (user_id, created_at),
+            KEY usage_message (message_id),
+            CONSTRAINT usage_user_fk FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE,
+            CONSTRAINT usage_message_fk FOREIGN KEY (message_id) REFERENCES messages (id) ON DELETE SET NULL
+        ) \(table)
+        """,
+    ]
+}

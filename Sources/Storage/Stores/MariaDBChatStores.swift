@@ -1,0 +1,229 @@
+import Foundation
+import SwitchboardCore
+
+public struct MariaDBChatStore: ChatStore {
+    let database: Database
+
+    public init(database: Database) { self.database = database }
+
+    public func createChat(ownerID: Int64, title: String, channel: Channel, externalThreadKey: String?) async throws -> Chat {
+        try await Self.createChat(on: database, ownerID: ownerID, title: title, channel: channel, externalThreadKey: externalThreadKey)
+    }
+
+    static func createChat(
+        on executor: any DatabaseExecutor, ownerID: Int64, title: String, channel: Channel, externalThreadKey: String?
+    ) async throws -> Chat {
+        let now = Date.databaseNow()
+        let result = try await executor.execute(
+            "INSERT INTO chats (user_id, title, channel, external_thread_key, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+            [.int(ownerID), .string(title), .string(channel.rawValue), .optional(externalThreadKey), .date(now), .date(now)])
+        return Chat(
+            id: result.lastInsertID, ownerID: ownerID, title: title, channel: channel, externalThreadKey: externalThreadKey,
+            createdAt: now, updatedAt: now)
+    }
+
+    public func chat(id: Int64, ownerID: Int64) async throws -> Chat? {
+        try await database.queryFirst("SELECT \(Chat.columns) FROM chats WHERE id = ? AND user_id = ?", [.int(id), .int(ownerID)])
+            .map(Chat.init(row:))
+    }
+
+    public func chat(ownerID: Int64, channel: Channel, externalThreadKey: String) async throws -> Chat? {
+        try await database.queryFirst(
+            """
+            SELECT \(Chat.columns) FROM chats WHERE user_id = ? AND channel = ? AND external_thread_key = ?
+            ORDER BY id DESC LIMIT 1
+            """,
+            [.int(ownerID), .string(channel.rawValue), .string(externalThreadKey)]
+        ).map(Chat.init(row:))
+    }
+
+    public func chats(ownerID: Int64, limit: Int, beforeID: Int64?) async throws -> [Chat] {
+        try await database.query(
+            "SELECT \(Chat.columns) FROM chats WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
+            [.int(ownerID), .int(beforeID ?? .max), .int(pageSize(limit))]
+        ).map(Chat.init(row:))
+    }
+
+    public func renameChat(id: Int64, ownerID: Int64, title: String) async throws -> Bool {
+        try await database.execute(
+            "UPDATE chats SET title = ?, updated_at = ? WHERE id = ? AND user_id = ?",
+            [.string(title), .date(.databaseNow()), .int(id), .int(ownerID)]
+        ).affectedRows > 0
+    }
+
+    public func touchChat(id: Int64) async throws {
+        try await database.execute("UPDATE chats SET updated_at = ? WHERE id = ?", [.date(.databaseNow()), .int(id)])
+    }
+
+    public func deleteChat(id: Int64, ownerID: Int64) async throws -> Bool {
+        try await database.execute("DELETE FROM chats WHERE id = ? AND user_id = ?", [.int(id), .int(ownerID)]).affectedRows > 0
+    }
+}
+
+public struct MariaDBMessageStore: MessageStore {
+    let database: Database
+
+    public init(database: Database) { self.database = database }
+
+    public func insertMessage(_ message: NewMessage) async throws -> Message {
+        try await Self.insert(message, on: database)
+    }
+
+    static func insert(_ message: NewMessage, on executor: any DatabaseExecutor) async throws -> Message {
+        let now = Date.databaseNow()
+        let result = try await executor.execute(
+            """
+            INSERT INTO messages (chat_id, user_id, reply_to_id, role, content, status, channel, external_id, idempotency_key,
+                                  created_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            [.int(message.chatID), .int(message.ownerID), .optional(message.replyToID), .string(message.role.rawValue),
+             .string(message.content), .string(message.status.rawValue), .string(message.channel.rawValue),
+             .optional(message.externalID), .optional(message.idempotencyKey), .date(now), .date(now)])
+        return Message(
+            id: result.lastInsertID, chatID: message.chatID, ownerID: message.ownerID, replyToID: message.replyToID,
+            role: message.role, content: message.content, status: message.status, channel: message.channel,
+            externalID: message.externalID, idempotencyKey: message.idempotencyKey, createdAt: now, updatedAt: now)
+    }
+
+    public func startChat(
+        title: String, externalThreadKey: String?, firstMessage message: NewMessage
+    ) async throws -> (chat: Chat, message: Message) {
+        try await database.transaction { tx in
+            let chat = try await MariaDBChatStore.createChat(
+                on: tx, ownerID: message.ownerID, title: title, channel: message.channel, externalThreadKey: externalThreadKey)
+            var first = message
+            first.chatID = chat.id
+            return (chat, try await Self.insert(first, on: tx))
+        }
+    }
+
+    public func message(id: Int64, ownerID: Int64) async throws -> Message? {
+        try await database.queryFirst(
+            "SELECT \(Message.columns) FROM messages WHERE id = ? AND user_id = ?", [.int(id), .int(ownerID)]
+        ).map(Message.init(row:))
+    }
+
+    public func message(id: Int64) async throws -> Message? {
+        try await database.queryFirst("SELECT \(Message.columns) FROM messages WHERE id = ?", [.int(id)]).map(Message.init(row:))
+    }
+
+    public func message(channel: Channel, externalID: String) async throws -> Message? {
+        try await database.queryFirst(
+            "SELECT \(Message.columns) FROM messages WHERE channel = ? AND external_id = ?",
+            [.string(channel.rawValue), .string(externalID)]
+        ).map(Message.init(row:))
+    }
+
+    public func message(ownerID: Int64, idempotencyKey: String) async throws -> Message? {
+        try await database.queryFirst(
+            "SELECT \(Message.columns) FROM messages WHERE user_id = ? AND idempotency_key = ? ORDER BY id DESC LIMIT 1",
+            [.int(ownerID), .string(idempotencyKey)]
+        ).map(Message.init(row:))
+    }
+
+    public func messages(chatID: Int64, ownerID: Int64, limit: Int, beforeID: Int64?, afterID: Int64?) async throws -> [Message] {
+        let rows: [Row]
+        if let afterID {
+            rows = try await database.query(
+                "SELECT \(Message.columns) FROM messages WHERE chat_id = ? AND user_id = ? AND id > ? ORDER BY id LIMIT ?",
+                [.int(chatID), .int(ownerID), .int(afterID), .int(pageSize(limit))])
+        } else {
+            rows = try await database.query(
+                "SELECT \(Message.columns) FROM messages WHERE chat_id = ? AND user_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
+                [.int(chatID), .int(ownerID), .int(beforeID ?? .max), .int(pageSize(limit))])
+        }
+        return try rows.map(Message.init(row:))
+    }
+
+    public func updateStatus(id: Int64, to status: MessageStatus, error: String?, from: Set<MessageStatus>?) async throws -> Bool {
+        var sql = "UPDATE messages SET status = ?, error = ?, updated_at = ? WHERE id = ?"
+        var values: [DatabaseValue] = [.string(status.rawValue), .optional(error), .date(.databaseNow()), .int(id)]
+        if let from {
+            guard !from.isEmpty else { return false }
+            sql += " AND status IN (\(Array(repeating: "?", count: from.count).joined(separator: ", ")))"
+            values += from.map(\.rawValue).sorted().map { .string($0) }
+        }
+        return try await database.execute(sql, values).affectedRows > 0
+    }
+
+    public func setClassification(id: Int64, topic: String?, language: String?) async throws -> Bool {
+        try await database.execute(
+            "UPDATE messages SET topic = ?, language = ?, updated_at = ? WHERE id = ?",
+            [.optional(topic), .optional(language), .date(.databaseNow()), .int(id)]
+        ).affectedRows > 0
+    }
+
+    public func updateContent(id: Int64, content: String) async throws -> Bool {
+        try await database.execute(
+            "UPDATE messages SET content = ?, updated_at = ? WHERE id = ?", [.string(content), .date(.databaseNow()), .int(id)]
+        ).affectedRows > 0
+    }
+
+    public func deleteMessage(id: Int64, ownerID: Int64) async throws -> Bool {
+        try await database.execute("DELETE FROM messages WHERE id = ? AND user_id = ?", [.int(id), .int(ownerID)]).affectedRows > 0
+    }
+}
+
+public struct MariaDBMessageTaskStore: MessageTaskStore {
+    let database: Database
+
+    public init(database: Database) { self.database = database }
+
+    public func saveTasks(messageID: Int64, tasks: [PlannedTask]) async throws -> [MessageTask] {
+        try await database.transaction { tx in
+            try await tx.execute("DELETE FROM message_tasks WHERE message_id = ?", [.int(messageID)])
+            var saved: [MessageTask] = []
+            let now = Date.databaseNow()
+            for task in tasks {
+                let result = try await tx.execute(
+                    """
+                    INSERT INTO message_tasks (message_id, node_id, capability, state, depends_on, created_at)
+                    VALUES (?, ?, ?, 'pending', ?, ?)
+                    """,
+                    [.int(messageID), .string(task.nodeID), .string(task.capability), try jsonValue(task.dependsOn), .date(now)])
+                saved.append(
+                    MessageTask(
+                        id: result.lastInsertID, messageID: messageID, nodeID: task.nodeID, capability: task.capability,
+                        state: .pending, dependsOn: task.dependsOn, createdAt: now))
+            }
+            return saved
+        }
+    }
+
+    public func tasks(messageID: Int64) async throws -> [MessageTask] {
+        try await database.query("SELECT \(MessageTask.columns) FROM message_tasks WHERE message_id = ? ORDER BY id", [.int(messageID)])
+            .map(MessageTask.init(row:))
+    }
+
+    public func tasks(messageID: Int64, ownerID: Int64) async throws -> [MessageTask] {
+        try await database.query(
+            """
+            SELECT \(prefixed("t", MessageTask.columns)) FROM message_tasks t JOIN messages m ON m.id = t.message_id
+            WHERE t.message_id = ? AND m.user_id = ? ORDER BY t.id
+            """,
+            [.int(messageID), .int(ownerID)]
+        ).map(MessageTask.init(row:))
+    }
+
+    public func updateTask(
+        messageID: Int64, nodeID: String, state: MessageTask.State, output: String?, error: String?
+    ) async throws -> Bool {
+        let now = Date.databaseNow()
+        let finished = state == .done || state == .failed || state == .skipped
+        return try await database.execute(
+            """
+            UPDATE message_tasks SET state = ?, output = COALESCE(?, output), error = ?,
+                started_at = IF(? AND started_at IS NULL, ?, started_at),
+                finished_at = IF(?, ?, finished_at)
+            WHERE message_id = ? AND node_id = ?
+            """,
+            [.string(state.rawValue), .optional(output), .optional(error), .bool(state == .running), .date(now),
+             .bool(finished), .date(now), .int(messageID), .string(nodeID)]
+        ).affectedRows > 0
+    }
+
+    public func deleteTasks(messageID: Int64) async throws -> Int {
+        Int(try await database.execute("DELETE FROM message_tasks WHERE message_id = ?", [.int(messageID)]).affectedRows)
+    }
+}

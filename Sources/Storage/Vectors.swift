@@ -1,0 +1,38 @@
+import Foundation
+
+/// Embeddings as stored in `chunks.embedding`: float32, little-endian, `dim` values back to back.
+public enum VectorCoding {
+    public static func encode(_ vector: [Float]) -> Data {
+        var data = Data(capacity: vector.count * 4)
+        for value in vector {
+            withUnsafeBytes(of: value.bitPattern.littleEndian) { data.append(contentsOf: $0) }
+        }
+        return data
+    }
+
+    public static func decode(_ data: Data, dimension: Int) throws(DatabaseError) -> [Float] {
+        guard data.count == dimension * 4 else {
+            throw DatabaseError(code: .decoding, message: "vector blob has \(data.count) bytes, expected \(dimension) × 4")
+        }
+        return data.withUnsafeBytes { raw in
+            (0..<dimension).map { i in
+                Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)))
+            }
+        }
+    }
+
+    /// Cosine similarity in [-1, 1]; 0 when either vector is all zeros or the sizes differ.
+    public static func cosineSimilarity(_ a: [Float], _ b: [Float]) -> Float {
+        guard a.count == b.count, !a.isEmpty else { return 0 }
+        var dot: Float = 0
+        var normA: Float = 0
+        var normB: Float = 0
+        for i in a.indices {
+            dot += a[i] * b[i]
+            normA += a[i] * a[i]
+            normB += b[i] * b[i]
+        }
+        let denominator = (normA * normB).squareRoot()
+        return denominator > 0 ? dot / denominator : 0
+    }
+}

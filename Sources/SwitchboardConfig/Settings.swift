@@ -1,0 +1,188 @@
+import Foundation
+
+/// Where the process runs. Production refuses placeholder secrets and development defaults.
+public enum DeploymentEnvironment: String, Sendable, CaseIterable {
+    case development, test, production
+}
+
+public enum LogLevelSetting: String, Sendable, CaseIterable {
+    case trace, debug, info, notice, warning, error, critical
+}
+
+/// Every setting Switchboard reads, typed and validated. `config/switchboard.example.yaml`
+/// documents each key; `SB_<SECTION>_<KEY>` overrides it.
+public struct Settings: Sendable {
+    public struct HTTP: Sendable {
+        public var host: String
+        public var port: Int
+        public var maxBodySize: Int
+    }
+
+    public struct Redis: Sendable {
+        public var url: String
+        public var keyPrefix: String
+        public var poolSize: Int
+    }
+
+    public struct Database: Sendable {
+        public var url: String
+        public var poolSize: Int
+        public var migrateOnStart: Bool
+    }
+
+    public struct Worker: Sendable {
+        public var id: String?
+        public var queues: [String]
+        public var concurrency: Int
+        public var jobTimeout: Int
+        public var maxRetries: Int
+        public var visibilityTimeout: Int
+        public var gracePeriod: Int
+        public var healthHost: String
+        public var healthPort: Int
+    }
+
+    public var environment: DeploymentEnvironment
+    public var logLevel: LogLevelSetting
+    public var http: HTTP
+    public var redis: Redis
+    public var database: Database
+    public var worker: Worker
+    /// The `gateway` section as written, decoded by the gateway module itself.
+    public var gatewaySection: JSONValue?
+    /// Secrets that the gateway section or the environment supplies; checked in production.
+    public var gatewayTokenSecret: String?
+    public var gatewayAPIKey: String?
+    public var gatewayHost: String?
+    public var gatewayPort: Int
+    public var gatewayAllowedOrigins: [String]?
+
+    /// Conventional names accepted besides `SB_...`.
+    public static let aliases: [String: [String]] = [
+        "worker.concurrency": ["WORKER_CONCURRENCY"],
+        "worker.job_timeout": ["WORKER_JOB_TIMEOUT"],
+        "worker.max_retries": ["WORKER_MAX_RETRIES"],
+        "environment": ["SB_ENV"],
+    ]
+
+    /// The sections whose every key `Settings` reads; anything else in them is a typo.
+    static let knownKeys: Set<String> = [
+        "environment", "log_level",
+        "http.host", "http.port", "http.max_body_size",
+        "redis.url", "redis.key_prefix", "redis.pool_size",
+        "database.url", "database.pool_size", "database.migrate_on_start",
+        "worker.id", "worker.queues", "worker.concurrency", "worker.job_timeout", "worker.max_retries",
+        "worker.visibility_timeout", "worker.grace_period", "worker.health_host", "worker.health_port",
+    ]
+    /// Sections owned by other modules (decoded there) or by later features.
+    static let delegatedSections: Set<String> = ["gateway", "ai", "channels", "limits"]
+
+    public static let developmentRedisURL = "redis://127.0.0.1:6380/0"
+    public static let developmentDatabaseURL = "mariadb://switchboard:switchboard@127.0.0.1:3307/switchboard"
+
+    public init(source: ConfigSource) throws {
+        for key in source.fileKeys.sorted() {
+            let section = key.split(separator: ".").first.map(String.init) ?? key
+            if Self.knownKeys.contains(key) || Self.delegatedSections.contains(section) { continue }
+            throw ConfigError(key: key, "unknown setting (see config/switchboard.example.yaml)")
+        }
+
+        environment = try source.oneOf("environment", default: .development)
+        logLevel = try source.oneOf("log_level", default: .info)
+        http = HTTP(
+            host: try source.string("http.host", default: "127.0.0.1"),
+            port: try source.int("http.port", default: 8080, range: 0...65535),
+            maxBodySize: try source.int("http.max_body_size", default: 1 << 20, range: 1024...(1 << 30))
+        )
+        redis = Redis(
+            url: try source.string("redis.url", default: Self.developmentRedisURL),
+            keyPrefix: try source.string("redis.key_prefix", default: "sb:"),
+            poolSize: try source.int("redis.pool_size", default: 4, range: 1...256)
+        )
+        database = Database(
+            url: try source.string("database.url", default: Self.developmentDatabaseURL),
+            poolSize: try source.int("database.pool_size", default: 8, range: 1...256),
+            migrateOnStart: try source.bool("database.migrate_on_start", default: true)
+        )
+        let queues = source.list("worker.queues", default: ["ai", "extract", "index", "delivery"])
+        let knownQueues: Set<String> = ["ai", "extract", "index", "delivery"]
+        if let unknown = queues.first(where: { !knownQueues.contains($0) }) {
+            throw ConfigError(key: "worker.queues", "unknown queue '\(unknown)'; known: ai, extract, index, delivery")
+        }
+        if queues.isEmpty { throw ConfigError(key: "worker.queues", "at least one queue is required") }
+        worker = Worker(
+            id: try source.optionalString("worker.id"),
+            queues: queues,
+            concurrency: try source.int("worker.concurrency", default: 8, range: 1...4096),
+            jobTimeout: try source.int("worker.job_timeout", default: 120, range: 1...86_400),
+            maxRetries: try source.int("worker.max_retries", default: 5, range: 0...100),
+            visibilityTimeout: try source.int("worker.visibility_timeout", default: 30, range: 1...86_400),
+            gracePeriod: try source.int("worker.grace_period", default: 60, range: 0...3_600),
+            healthHost: try source.string("worker.health_host", default: "127.0.0.1"),
+            healthPort: try source.int("worker.health_port", default: 9000, range: 0...65535)
+        )
+        gatewaySection = source.section("gateway")
+        gatewayTokenSecret = try source.optionalString("gateway.token_secret")
+        gatewayAPIKey = try source.optionalString("gateway.api_key")
+        gatewayHost = try source.optionalString("gateway.host")
+        gatewayPort = try source.int("gateway.port", default: 8000, range: 0...65535)
+        gatewayAllowedOrigins = source.rawList("gateway.allowed_origins")
+
+        try validateURLs()
+        if environment == .production { try refusePlaceholders() }
+    }
+
+    /// Loads the configuration file and the environment (see `ConfigSource.load`).
+    public static func load(path: String? = nil, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Settings {
+        try Settings(source: ConfigSource.load(path: path, environment: environment, aliases: aliases))
+    }
+
+    private func validateURLs() throws {
+        let redisSchemes = ["redis", "rediss"]
+        guard let redisURL = URLComponents(string: redis.url), let scheme = redisURL.scheme, redisSchemes.contains(scheme), redisURL.host?.isEmpty == false else {
+            throw ConfigError(key: "redis.url", "expected redis://[user:password@]host[:port][/db], got '\(redis.url)'")
+        }
+        guard let databaseURL = URLComponents(string: database.url), let scheme = databaseURL.scheme, ["mariadb", "mysql"].contains(scheme),
+            databaseURL.host?.isEmpty == false, databaseURL.path.count > 1
+        else {
+            throw ConfigError(key: "database.url", "expected mariadb://user:password@host[:port]/database, got '\(Self.redactedURL(database.url))'")
+        }
+    }
+
+    /// Values that only make sense on a developer's machine. A production deployment must set
+    /// its own; starting with one of these would be a working default for an attacker.
+    static let placeholderMarkers = ["change-me", "changeme", "placeholder", "secret", "example", "dev-"]
+
+    static func isPlaceholder(_ value: String?) -> Bool {
+        guard let value, !value.isEmpty else { return true }
+        let lowered = value.lowercased()
+        if placeholderMarkers.contains(where: { lowered.contains($0) }) { return true }
+        return value.count < 16
+    }
+
+    private func refusePlaceholders() throws {
+        if Self.isPlaceholder(gatewayTokenSecret) {
+            throw ConfigError(key: "gateway.token_secret", "production needs a real secret of at least 16 characters (not a placeholder)")
+        }
+        if Self.isPlaceholder(gatewayAPIKey) {
+            throw ConfigError(key: "gateway.api_key", "production needs a real API key of at least 16 characters (not a placeholder)")
+        }
+        let developmentPasswords: Set<String> = ["switchboard", "password", "root", "mariadb", ""]
+        if let password = URLComponents(string: database.url)?.password,
+            developmentPasswords.contains(password.lowercased()) || Self.placeholderMarkers.contains(where: { password.lowercased().contains($0) })
+        {
+            throw ConfigError(key: "database.url", "production refuses the development or placeholder database password")
+        }
+        if redis.url == Self.developmentRedisURL || database.url == Self.developmentDatabaseURL {
+            let key = redis.url == Self.developmentRedisURL ? "redis.url" : "database.url"
+            throw ConfigError(key: key, "production must set this explicitly")
+        }
+    }
+
+    /// A URL with its password replaced, safe for logs and errors.
+    public static func redactedURL(_ url: String) -> String {
+        guard var components = URLComponents(string: url), components.password != nil else { return url }
+        components.password = "***"
+        return components.string ?? url
+    }
+}

@@ -1,0 +1,119 @@
+import Foundation
+import Testing
+
+@testable import SwitchboardConfig
+
+@Suite struct SettingsTests {
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    func settings(_ yaml: String, env: [String: String] = [:]) throws -> Settings {
+        try Settings(source: ConfigSource(yaml: yaml, environment: env, aliases: Settings.aliases))
+    }
+
+    func configError(_ yaml: String, env: [String: String] = [:]) -> ConfigError? {
+        do {
+            _ = try settings(yaml, env: env)
+            return nil
+        } catch let error as ConfigError {
+            return error
+        } catch {
+            Issue.record("unexpected error \(error)")
+            return nil
+        }
+    }
+
+    @Test func exampleFileLoadsWithTheDocumentedValues() throws {
+        let path = Self.packageRoot.appendingPathComponent("config/switchboard.example.yaml").path
+        let loaded = try Settings.load(path: path, environment: [:])
+        #expect(loaded.environment == .development)
+        #expect(loaded.http.port == 8080)
+        #expect(loaded.redis.url == "redis://127.0.0.1:6380/0")
+        #expect(loaded.redis.keyPrefix == "sb:")
+        #expect(loaded.database.poolSize == 8)
+        #expect(loaded.worker.queues == ["ai", "extract", "index", "delivery"])
+        #expect(loaded.worker.healthPort == 9000)
+        #expect(loaded.worker.id == nil)
+    }
+
+    @Test func environmentOverridesTheFile() throws {
+        let loaded = try settings(
+            "http:\n  port: 8080\nredis:\n  url: redis://127.0.0.1:6380/0\n",
+            env: ["SB_HTTP_PORT": "9123", "SB_REDIS_URL": "redis://10.0.0.5:6379/2", "WORKER_CONCURRENCY": "3", "SB_WORKER_QUEUES": "ai, delivery"]
+        )
+        #expect(loaded.http.port == 9123)
+        #expect(loaded.redis.url == "redis://10.0.0.5:6379/2")
+        #expect(loaded.worker.concurrency == 3)
+        #expect(loaded.worker.queues == ["ai", "delivery"])
+    }
+
+    @Test func emptyConfigurationUsesDefaults() throws {
+        let loaded = try settings("")
+        #expect(loaded.http.host == "127.0.0.1")
+        #expect(loaded.database.migrateOnStart)
+        #expect(loaded.gatewayPort == 8000)
+    }
+
+    @Test(arguments: [
+        ("http:\n  port: eighty\n", [String: String](), "http.port"),
+        ("http:\n  port: 70000\n", [:], "http.port"),
+        ("", ["SB_HTTP_PORT": "-1"], "http.port"),
+        ("database:\n  migrate_on_start: perhaps\n", [:], "database.migrate_on_start"),
+        ("redis:\n  url: http://example.com\n", [:], "redis.url"),
+        ("database:\n  url: postgres://u:p@h/db\n", [:], "database.url"),
+        ("database:\n  url: mariadb://u:p@127.0.0.1:3307\n", [:], "database.url"),
+        ("worker:\n  queues: [ai, smtp]\n", [:], "worker.queues"),
+        ("htpp:\n  port: 80\n", [:], "htpp.port"),
+        ("environment: staging\n", [:], "environment"),
+        ("log_level: loud\n", [:], "log_level"),
+    ])
+    func invalidValuesNameTheirKey(yaml: String, env: [String: String], key: String) {
+        let error = configError(yaml, env: env)
+        #expect(error?.key == key)
+    }
+
+    @Test func errorMessageNamesTheEnvironmentVariable() {
+        let error = configError("", env: ["SB_HTTP_PORT": "x"])
+        #expect(error?.description.contains("SB_HTTP_PORT") == true)
+        #expect(error?.description.contains("'x'") == true)
+    }
+
+    @Test func productionRefusesPlaceholderSecrets() {
+        let base = """
+            environment: production
+            redis:
+              url: redis://redis.internal:6379/0
+            database:
+              url: mariadb://sb:Zt8q-long-db-password@db.internal:3306/switchboard
+            gateway:
+              token_secret: \(String(repeating: "k", count: 40))
+              api_key: \(String(repeating: "a", count: 32))
+            """
+        #expect(configError(base) == nil)
+        #expect(configError(base.replacingOccurrences(of: String(repeating: "k", count: 40), with: "change-me-please-change-me"))?.key == "gateway.token_secret")
+        #expect(configError(base.replacingOccurrences(of: String(repeating: "a", count: 32), with: "short"))?.key == "gateway.api_key")
+        #expect(configError(base.replacingOccurrences(of: "Zt8q-long-db-password", with: "switchboard"))?.key == "database.url")
+        #expect(configError(base, env: ["SB_REDIS_URL": Settings.developmentRedisURL])?.key == "redis.url")
+        // Missing secrets are refused too, not defaulted.
+        #expect(configError("environment: production\nredis:\n  url: redis://r:6379/0\ndatabase:\n  url: mariadb://sb:Zt8q-long-db-password@db:3306/sb\n")?.key == "gateway.token_secret")
+        // The same placeholders are fine on a developer's machine.
+        #expect(configError(base.replacingOccurrences(of: "environment: production", with: "environment: development").replacingOccurrences(of: String(repeating: "k", count: 40), with: "change-me")) == nil)
+    }
+
+    @Test func environmentSelectsProductionThroughSBENV() {
+        #expect(configError("", env: ["SB_ENV": "production"]) != nil)
+    }
+
+    @Test func gatewaySectionIsKeptForItsOwner() throws {
+        let loaded = try settings("gateway:\n  port: 8100\n  namespaces:\n    - name: widget\n      presence: true\n")
+        #expect(loaded.gatewayPort == 8100)
+        let json = try #require(loaded.gatewaySection).jsonData()
+        let object = try JSONSerialization.jsonObject(with: json) as? [String: Any]
+        let namespaces = object?["namespaces"] as? [[String: Any]]
+        #expect(namespaces?.first?["name"] as? String == "widget")
+        #expect(namespaces?.first?["presence"] as? Bool == true)
+    }
+
+    @Test func redactedURLHidesThePassword() {
+        #expect(Settings.redactedURL("mariadb://sb:hunter2@db:3306/x") == "mariadb://sb:***@db:3306/x")
+    }
+}
