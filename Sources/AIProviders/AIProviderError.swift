@@ -31,6 +31,8 @@ public struct AIProviderError: Error, Sendable, Hashable, CustomStringConvertibl
     public var status: Int?
     /// How many attempts were made (1 without retries).
     public var attempts: Int
+    /// The wait a 429 or 503 asked for (`Retry-After`).
+    public var retryAfter: Duration?
 
     public init(_ code: Code, _ message: String, status: Int? = nil, attempts: Int = 1) {
         self.code = code

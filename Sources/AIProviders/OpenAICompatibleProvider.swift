@@ -56,7 +56,7 @@ public final class OpenAICompatibleProvider: AIProvider {
         )
         let started = ContinuousClock.now
         let deadline = NIODeadline.now() + .milliseconds(configuration.streamTimeout.milliseconds)
-        let response = try await send(url: chatURL, body: try JSONEncoder().encode(body), deadline: { deadline }, what: "chat stream")
+        let response = try await send(url: chatURL, body: try JSONEncoder().encode(body), deadline: deadline, what: "chat stream")
         let logger = self.logger
         let (events, continuation) = AsyncThrowingStream<ChatStreamEvent, any Error>.makeStream(bufferingPolicy: .unbounded)
         let reader = Task {
@@ -177,69 +177,58 @@ public final class OpenAICompatibleProvider: AIProvider {
         return request
     }
 
-    /// Sends with retries until a 2xx head arrives; returns the response with its body unread.
-    private func send(url: String, body: Data, deadline: () -> NIODeadline, what: String) async throws -> HTTPClientResponse {
-        let policy = configuration.retry
+    /// Runs `operation` until it succeeds, fails for good, or the policy's attempts are used up;
+    /// waits with backoff (at least the server's `Retry-After`) in between.
+    private func withRetries<T>(_ what: String, policy: RetryPolicy, _ operation: () async throws -> T) async throws -> T {
         var attempt = 0
         while true {
             attempt += 1
-            let failure: AIProviderError
-            var retryAfter: Duration?
             do {
-                let response = try await client.execute(makeRequest(url: url, body: body), deadline: deadline(), logger: logger)
-                if (200..<300).contains(response.status.code) { return response }
-                let errorBody = (try? await response.body.collect(upTo: 64 << 10)).map { Array($0.readableBytesView) } ?? []
-                let status = Int(response.status.code)
-                let message = OpenAIWire.errorMessage(errorBody)
-                failure = status == 429
-                    ? AIProviderError(.rateLimited, message, status: status, attempts: attempt)
-                    : AIProviderError(.httpStatus, message, status: status, attempts: attempt)
-                retryAfter = Self.retryAfter(response.headers)
+                return try await operation()
             } catch let error as CancellationError {
                 throw error
             } catch {
                 if Task.isCancelled { throw CancellationError() }
-                var mapped = Self.mapTransportError(error)
-                mapped.attempts = attempt
-                failure = mapped
+                var failure = Self.mapTransportError(error)
+                failure.attempts = attempt
+                guard failure.isRetryable, attempt < policy.maxAttempts else { throw failure }
+                var wait = policy.delay(afterAttempt: attempt)
+                if let retryAfter = failure.retryAfter {
+                    guard retryAfter <= policy.maxRetryAfter else { throw failure }
+                    wait = max(wait, retryAfter)
+                }
+                logger.notice(
+                    "AI provider call failed; retrying",
+                    metadata: ["call": "\(what)", "attempt": "\(attempt)", "error": "\(failure)", "wait_ms": "\(wait.milliseconds)"]
+                )
+                try await Task.sleep(for: wait)
             }
-            guard failure.isRetryable, attempt < policy.maxAttempts else { throw failure }
-            var wait = policy.delay(afterAttempt: attempt)
-            if let retryAfter {
-                guard retryAfter <= policy.maxRetryAfter else { throw failure }
-                wait = max(wait, retryAfter)
-            }
-            logger.notice(
-                "AI provider call failed; retrying",
-                metadata: ["call": "\(what)", "attempt": "\(attempt)", "error": "\(failure)", "wait_ms": "\(wait.milliseconds)"]
-            )
-            try await Task.sleep(for: wait)
         }
     }
 
+    /// One attempt: returns the response once a 2xx head arrives, its body unread.
+    private func execute(url: String, body: Data, deadline: NIODeadline) async throws -> HTTPClientResponse {
+        let response = try await client.execute(makeRequest(url: url, body: body), deadline: deadline, logger: logger)
+        if (200..<300).contains(response.status.code) { return response }
+        let errorBody = (try? await response.body.collect(upTo: 64 << 10)).map { Array($0.readableBytesView) } ?? []
+        let status = Int(response.status.code)
+        var failure = AIProviderError(status == 429 ? .rateLimited : .httpStatus, OpenAIWire.errorMessage(errorBody), status: status)
+        failure.retryAfter = Self.retryAfter(response.headers)
+        throw failure
+    }
+
+    /// Retries until a 2xx head arrives; the body is left for the caller to stream.
+    private func send(url: String, body: Data, deadline: NIODeadline, what: String) async throws -> HTTPClientResponse {
+        try await withRetries(what, policy: configuration.retry) {
+            try await execute(url: url, body: body, deadline: deadline)
+        }
+    }
+
+    /// Retries whole calls (head and body), each attempt with the full timeout.
     private func sendCollecting(url: String, body: Data, timeout: TimeAmount, what: String) async throws -> [UInt8] {
-        let policy = configuration.retry
-        var attempt = 0
-        while true {
-            attempt += 1
-            // Each attempt gets the whole budget; connection errors come back quickly anyway.
-            let deadline = NIODeadline.now() + timeout
-            do {
-                var once = configuration
-                once.retry = .none
-                let response = try await send(url: url, body: body, deadline: { deadline }, what: what)
-                do {
-                    let buffer = try await response.body.collect(upTo: 32 << 20)
-                    return Array(buffer.readableBytesView)
-                } catch {
-                    if Task.isCancelled { throw CancellationError() }
-                    throw Self.mapTransportError(error)
-                }
-            } catch var error as AIProviderError {
-                error.attempts = max(error.attempts, attempt)
-                guard error.isRetryable, attempt < policy.maxAttempts else { throw error }
-                try await Task.sleep(for: policy.delay(afterAttempt: attempt))
-            }
+        try await withRetries(what, policy: configuration.retry) {
+            let response = try await execute(url: url, body: body, deadline: .now() + timeout)
+            return Array(try await response.body.collect(upTo: 32 << 20).readableBytesView)
         }
     }
 
