@@ -36,6 +36,8 @@ public final class Database: DatabaseExecutor {
     private init(configuration: DatabaseConfiguration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
+        // mysql_server_init before any thread touches the library.
+        precondition(MariaDBLibrary.initialized, "mysql_server_init failed")
         threadPool = NIOThreadPool(numberOfThreads: configuration.poolSize)
         threadPool.start()
         pool = ConnectionPool(configuration: configuration, threadPool: threadPool, logger: logger)
@@ -82,6 +84,7 @@ public final class Database: DatabaseExecutor {
 
     /// Runs `body` inside START TRANSACTION … COMMIT on one connection; rolls back when `body` throws.
     /// Nothing inside is retried: a lost connection fails the transaction.
+    @discardableResult
     public func transaction<T>(_ body: (DatabaseSession) async throws -> T) async throws -> T {
         let session = try await beginTransaction()
         defer { pool.release(session.connection) }
@@ -116,6 +119,7 @@ public final class Database: DatabaseExecutor {
     }
 
     /// Runs `body` on one connection kept for its whole duration (session state such as GET_LOCK).
+    @discardableResult
     public func withSession<T>(_ body: (DatabaseSession) async throws -> T) async throws -> T {
         let connection = try await pool.acquire()
         let session = DatabaseSession(connection: connection, threadPool: threadPool)

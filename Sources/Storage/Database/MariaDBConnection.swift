@@ -111,8 +111,9 @@ final class MariaDBConnection: @unchecked Sendable {
                 lastInsertID: Int64(bitPattern: mysql_stmt_insert_id(statement)))
             return (rows, result)
         } catch {
-            // A statement left mid-result would answer "commands out of sync" next time: start it afresh.
-            forget(sql)
+            // A server error (duplicate key, ...) leaves the statement reusable; a client-side or decoding
+            // error may leave it mid-result, where it would answer "commands out of sync": start it afresh.
+            if error.code == .decoding || (2000..<3000).contains(error.errorNumber) { forget(sql) }
             throw error
         }
     }

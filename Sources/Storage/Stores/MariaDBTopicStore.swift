@@ -78,13 +78,18 @@ public struct MariaDBTopicStore: TopicStore {
     }
 
     public func activeRules(visibleTo ownerID: Int64?) async throws -> [(rule: RoutingRule, topic: String)] {
-        try await database.query(
+        let rows = try await database.query(
             """
             SELECT \(prefixed("r", RoutingRule.columns)), t.name AS topic_name FROM routing_rules r JOIN topics t ON t.id = r.topic_id
             WHERE r.enabled = 1 AND (t.user_id IS NULL OR t.user_id = ?) ORDER BY r.priority DESC, r.id
             """,
-            [.optional(ownerID)]
-        ).map { (try RoutingRule(row: $0), try $0.string("topic_name")) }
+            [.optional(ownerID)])
+        var rules: [(rule: RoutingRule, topic: String)] = []
+        for row in rows {
+            let rule = try RoutingRule(row: row)
+            rules.append((rule, try row.string("topic_name")))
+        }
+        return rules
     }
 
     public func updateRule(id: Int64, ownerID: Int64?, pattern: String?, priority: Int?, enabled: Bool?) async throws -> Bool {

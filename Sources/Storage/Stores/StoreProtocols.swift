@@ -168,6 +168,11 @@ public struct NewChunk: Sendable, Hashable {
 public struct ScoredChunk: Sendable, Hashable {
     public var chunk: Chunk
     public var score: Float
+
+    public init(chunk: Chunk, score: Float) {
+        self.chunk = chunk
+        self.score = score
+    }
 }
 
 public protocol ChunkStore: Sendable {
@@ -224,6 +229,12 @@ public struct UsageTotals: Sendable, Hashable {
     public var requests: Int
     public var promptTokens: Int
     public var completionTokens: Int
+
+    public init(requests: Int, promptTokens: Int, completionTokens: Int) {
+        self.requests = requests
+        self.promptTokens = promptTokens
+        self.completionTokens = completionTokens
+    }
 }
 
 public protocol UsageStore: Sendable {

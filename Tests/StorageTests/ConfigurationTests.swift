@@ -1,0 +1,74 @@
+import Foundation
+import Storage
+import Testing
+
+@Suite("Database URL parsing")
+struct ConfigurationTests {
+    @Test func parsesAFullURL() throws {
+        let c = try DatabaseConfiguration(url: "mariadb://sb:s3cret@127.0.0.1:3307/switchboard?pool=16")
+        #expect(c.host == "127.0.0.1")
+        #expect(c.port == 3307)
+        #expect(c.user == "sb")
+        #expect(c.password == "s3cret")
+        #expect(c.database == "switchboard")
+        #expect(c.poolSize == 16)
+    }
+
+    @Test func acceptsMySQLSchemeAndDefaults() throws {
+        let c = try DatabaseConfiguration(url: "mysql://root@db.internal/app")
+        #expect(c.port == 3306)
+        #expect(c.password == "")
+        #expect(c.poolSize == DatabaseConfiguration.defaultPoolSize)
+    }
+
+    @Test func percentDecodesCredentialsAndName() throws {
+        let c = try DatabaseConfiguration(url: "mariadb://us%40er:p%3Ass%2Fw%40rd@127.0.0.1:3307/my%2Ddb")
+        #expect(c.user == "us@er")
+        #expect(c.password == "p:ss/w@rd")
+        #expect(c.database == "my-db")
+    }
+
+    @Test(arguments: [
+        ("postgres://u:p@h:1/db", DatabaseConfigurationError.unsupportedScheme("postgres")),
+        ("mariadb://u:p@127.0.0.1:3307", .missingDatabase),
+        ("mariadb://u:p@127.0.0.1:3307/", .missingDatabase),
+        ("mariadb://127.0.0.1:3307/db", .missingUser),
+        ("mariadb://u:p@127.0.0.1:0/db", .invalidPort("0")),
+        ("mariadb://u:p@127.0.0.1/db?pool=0", .invalidOption("pool", "0")),
+        ("mariadb://u:p@127.0.0.1/db?pool=lots", .invalidOption("pool", "lots")),
+        ("mariadb://u:p@127.0.0.1/db?charset=latin1", .unknownOption("charset")),
+    ])
+    func rejectsBadURLs(url: String, expected: DatabaseConfigurationError) {
+        #expect(throws: expected) { try DatabaseConfiguration(url: url) }
+    }
+
+    @Test func rejectsNonURLs() {
+        #expect(throws: DatabaseConfigurationError.self) { try DatabaseConfiguration(url: "switchboard") }
+        #expect(throws: DatabaseConfigurationError.self) { try DatabaseConfiguration(url: "mariadb://u:p@/db") }
+    }
+
+    @Test func errorsNameTheProblem() {
+        #expect(DatabaseConfigurationError.missingDatabase.description.contains("database name"))
+        #expect(DatabaseConfigurationError.unknownOption("x").description.contains("`x`"))
+    }
+}
+
+@Suite("Vector encoding")
+struct VectorCodingTests {
+    @Test func encodesLittleEndianFloat32() throws {
+        let data = VectorCoding.encode([1.0, -2.5])
+        #expect(Array(data) == [0x00, 0x00, 0x80, 0x3F, 0x00, 0x00, 0x20, 0xC0])
+        #expect(try VectorCoding.decode(data, dimension: 2) == [1.0, -2.5])
+    }
+
+    @Test func rejectsAWrongLength() {
+        #expect(throws: DatabaseError.self) { try VectorCoding.decode(Data([1, 2, 3]), dimension: 1) }
+    }
+
+    @Test func cosineRanksDirection() {
+        #expect(VectorCoding.cosineSimilarity([1, 0], [2, 0]) == 1)
+        #expect(VectorCoding.cosineSimilarity([1, 0], [0, 1]) == 0)
+        #expect(VectorCoding.cosineSimilarity([1, 0], [-1, 0]) == -1)
+        #expect(VectorCoding.cosineSimilarity([0, 0], [1, 0]) == 0)
+    }
+}
