@@ -28,7 +28,13 @@ public struct ChatStream: AsyncSequence, Sendable {
 
     public struct AsyncIterator: AsyncIteratorProtocol {
         var base: AsyncThrowingStream<ChatStreamEvent, any Error>.AsyncIterator
-        public mutating func next() async throws -> ChatStreamEvent? { try await base.next() }
+        /// Throws `CancellationError` when the task is cancelled (a plain stream would just end,
+        /// and a cut-off answer would pass for a whole one).
+        public mutating func next() async throws -> ChatStreamEvent? {
+            let event = try await base.next()
+            if event == nil { try Task.checkCancellation() }
+            return event
+        }
     }
 
     public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: events.makeAsyncIterator()) }

@@ -25,8 +25,8 @@ public struct ClassifierSettings: Sendable, Hashable {
     /// rule, is small talk answered by plain chat.
     public var fastPathMaxWords: Int = 3
     public var attachmentRules: [AttachmentRule] = AttachmentRule.standard
-    public var embeddingThreshold: Float = 0.55
-    public var embeddingMargin: Float = 0.03
+    public var embeddingThreshold: Float = 0.4
+    public var embeddingMargin: Float = 0.1
     public var useEmbeddingRouter = true
     public var useSorter = true
 

@@ -39,7 +39,7 @@ public struct EmbeddingRouter: Sendable {
     private let logger: Logger
 
     public init(
-        provider: any AIProvider, redis: RedisClient?, threshold: Float = 0.55, margin: Float = 0.03, neighbours: Int = 2,
+        provider: any AIProvider, redis: RedisClient?, threshold: Float = 0.4, margin: Float = 0.1, neighbours: Int = 2,
         cacheTTLSeconds: Int = 30 * 86_400, logger: Logger = Logger(label: "switchboard.embedding-router")
     ) {
         self.provider = provider

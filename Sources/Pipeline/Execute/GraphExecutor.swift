@@ -176,7 +176,11 @@ public struct GraphExecutor: Sendable {
         guard let capability else { return .failed("unknown capability '\(invocation.node.capability)'") }
         do {
             return try await withThrowingTaskGroup(of: NodeOutcome?.self) { group in
-                group.addTask { .done(try await capability.run(invocation)) }
+                group.addTask {
+                    let result = try await capability.run(invocation)
+                    try Task.checkCancellation()
+                    return .done(result)
+                }
                 group.addTask {
                     try await Task.sleep(for: timeout)
                     return nil
