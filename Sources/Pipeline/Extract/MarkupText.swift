@@ -99,7 +99,8 @@ public enum DOCXText {
             let character = xml[index]
             if character == "<", let close = xml[index...].firstIndex(of: ">") {
                 let tag = xml[xml.index(after: index)..<close]
-                let name = tag.prefix(while: { !$0.isWhitespace && $0 != "/" && $0 != ">" })
+                let isEnd = tag.hasPrefix("/")
+                let name = (isEnd ? "/" : "") + tag.drop(while: { $0 == "/" }).prefix(while: { !$0.isWhitespace && $0 != "/" })
                 switch name {
                 case "w:t": inText = !tag.hasSuffix("/")
                 case "/w:t": inText = false
