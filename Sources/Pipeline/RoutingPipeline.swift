@@ -106,14 +106,18 @@ public final class RoutingPipeline: Sendable {
         }
 
         try await sink.emit(.stage(.classifying))
+        let classifyStarted = ContinuousClock.now
         let (classification, classifyUsage) = try await classifier.classify(turn)
         usage = usage + (classifyUsage ?? .zero)
+        await recordUsage(classifyUsage, slot: .sort, latency: .now - classifyStarted, turn: turn, logger: logger)
         try await sink.emit(.classified(topic: classification.topic, language: classification.language, source: classification.source))
         logger.debug("classified", metadata: ["topic": "\(classification.topic)", "source": "\(classification.source.rawValue)"])
         try Task.checkCancellation()
 
+        let planStarted = ContinuousClock.now
         let decision = try await plan(turn, classification, sink: sink)
         usage = usage + (decision.usage ?? .zero)
+        await recordUsage(decision.usage, slot: .plan, latency: .now - planStarted, turn: turn, logger: logger)
         let graph = decision.graph
         let showsPlan = graph.tasks.count > 1 || decision.fallbackReason != nil
         if showsPlan {
@@ -201,15 +205,26 @@ public final class RoutingPipeline: Sendable {
     private func recordUsage(_ run: GraphRun, turn: TurnInput, logger: Logger) async {
         for result in run.results.values {
             guard let model = result.model, let counted = result.usage else { continue }
-            do {
-                _ = try await stores.usage.recordUsage(
-                    userID: turn.userID, messageID: turn.messageID, provider: provider.name, model: model,
-                    promptTokens: counted.promptTokens, completionTokens: counted.completionTokens,
-                    latencyMs: Int(result.latency.map { $0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000 } ?? 0)
-                )
-            } catch {
-                logger.warning("usage not recorded", metadata: ["error": "\(error)"])
-            }
+            await record(counted, model: model, latency: result.latency ?? .zero, turn: turn, logger: logger)
+        }
+    }
+
+    /// The sorter's or planner's tokens (nothing when no model was asked).
+    private func recordUsage(_ counted: TokenUsage?, slot: ModelSlot, latency: Duration, turn: TurnInput, logger: Logger) async {
+        guard let counted, counted.totalTokens > 0 else { return }
+        await record(counted, model: provider.model(for: slot), latency: latency, turn: turn, logger: logger)
+    }
+
+    private func record(_ counted: TokenUsage, model: String, latency: Duration, turn: TurnInput, logger: Logger) async {
+        let (seconds, attoseconds) = latency.components
+        do {
+            _ = try await stores.usage.recordUsage(
+                userID: turn.userID, messageID: turn.messageID, provider: provider.name, model: model,
+                promptTokens: counted.promptTokens, completionTokens: counted.completionTokens,
+                latencyMs: Int(seconds * 1000 + attoseconds / 1_000_000_000_000_000)
+            )
+        } catch {
+            logger.warning("usage not recorded", metadata: ["error": "\(error)"])
         }
     }
 }

@@ -47,8 +47,9 @@ import Testing
             #expect(rows.map(\.nodeID) == ["reply"])
             #expect(rows.first?.state == .done)
             #expect(rows.first?.output == "the final answer")
-            let usage = try await stores.usage.usageTotals(userID: message.ownerID, since: nil)
-            #expect(usage.requests == 1)
+            // One row for the sorter, one for the chat node.
+            let usage = try await stores.usage.usage(userID: message.ownerID, since: nil, limit: 10)
+            #expect(Set(usage.map(\.model)) == ["scripted-sort", "scripted-chat"])
         }
     }
 
