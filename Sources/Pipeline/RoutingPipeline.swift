@@ -16,6 +16,8 @@ public struct PipelineConfiguration: Sendable, Hashable {
     public var nodeTimeout: Duration = .seconds(120)
     /// Longest text handed to a model per input.
     public var maximumInputCharacters = 6000
+    /// Most tokens a model may write per node (small local models otherwise fill their window).
+    public var maximumOutputTokens: Int? = 1024
     /// How long topic rules are trusted without an invalidation message.
     public var rulesCacheTTL: Duration = .seconds(60)
 
@@ -135,7 +137,8 @@ public final class RoutingPipeline: Sendable {
         try await sink.emit(.stage(.generating))
         let executor = GraphExecutor(
             registry: registry, maximumConcurrency: configuration.maximumConcurrency, nodeTimeout: configuration.nodeTimeout,
-            maximumInputCharacters: configuration.maximumInputCharacters, taskStore: stores.tasks, logger: logger
+            maximumInputCharacters: configuration.maximumInputCharacters, maximumOutputTokens: configuration.maximumOutputTokens,
+            taskStore: stores.tasks, logger: logger
         )
         let result = try await executor.run(graph, turn: turn, classification: classification, provider: provider, sink: sink, emitUpdates: showsPlan)
         usage = usage + result.usage

@@ -157,7 +157,9 @@ struct RealModelPipelineTests {
         try await TestDatabase.with { stores in
             let travel = try await stores.topics.createTopic(ownerID: nil, name: "travel", description: "trips", examples: ["recommend a hotel in Rome", "best beaches to visit in summer", "plan a trip to the mountains"])
             _ = travel
-            let pipeline = RoutingPipeline(provider: provider, stores: stores, redis: redis)
+            var configuration = PipelineConfiguration()
+            configuration.maximumOutputTokens = 48
+            let pipeline = RoutingPipeline(provider: provider, stores: stores, redis: redis, configuration: configuration)
             try await pipeline.start()
             let user = try await stores.users.createUser(email: "real@example.com", name: "R", role: .user)
             let message = try await stores.messages.startChat(title: "t", externalThreadKey: nil, firstMessage: NewMessage(chatID: 0, ownerID: user.id, content: "Which beaches should I visit this summer in Spain?")).message
@@ -173,6 +175,7 @@ struct RealModelPipelineTests {
             #expect(events.chunks == outcome.reply)
             #expect(!outcome.reply.isEmpty)
             #expect(outcome.usage.promptTokens > 0 && outcome.usage.completionTokens > 0)
+            #expect(outcome.usage.completionTokens <= 48)
             let usage = try await stores.usage.usage(userID: user.id, since: nil, limit: 10)
             #expect(usage.first?.model == "smollm2-135m")
         }

@@ -17,6 +17,8 @@ public struct CapabilityInvocation: Sendable {
     public var provider: any AIProvider
     /// Longest text handed to a model per input (small models have small windows).
     public var maximumInputCharacters: Int
+    /// Most tokens a model may write for this node.
+    public var maximumOutputTokens: Int?
     /// Streams text to the turn (as `chunk` for the reply node, `task_chunk` otherwise).
     public var emit: @Sendable (String) async throws -> Void
 }
@@ -83,7 +85,7 @@ extension CapabilityInvocation {
 
     /// Streams a model call to the turn and returns the whole text.
     func streamModel(_ messages: [ChatMessage], slot: ModelSlot = .chat, maxTokens: Int? = nil) async throws -> CapabilityResult {
-        let stream = try await provider.streamChat(ChatRequest(messages: messages, slot: slot, maxTokens: maxTokens))
+        let stream = try await provider.streamChat(ChatRequest(messages: messages, slot: slot, maxTokens: maxTokens ?? maximumOutputTokens))
         let completion = try await stream.collect(onToken: emit)
         return CapabilityResult(text: completion.text, usage: completion.usage, model: completion.model, latency: completion.latency)
     }

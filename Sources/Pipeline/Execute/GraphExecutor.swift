@@ -30,18 +30,20 @@ public struct GraphExecutor: Sendable {
     public var maximumConcurrency: Int
     public var nodeTimeout: Duration
     public var maximumInputCharacters: Int
+    public var maximumOutputTokens: Int?
     /// Where task rows are kept (`message_tasks`); nil keeps them in memory only.
     public var taskStore: (any MessageTaskStore)?
     public var logger: Logger
 
     public init(
         registry: CapabilityRegistry, maximumConcurrency: Int = 4, nodeTimeout: Duration = .seconds(120),
-        maximumInputCharacters: Int = 6000, taskStore: (any MessageTaskStore)? = nil, logger: Logger = Logger(label: "switchboard.executor")
+        maximumInputCharacters: Int = 6000, maximumOutputTokens: Int? = 1024, taskStore: (any MessageTaskStore)? = nil, logger: Logger = Logger(label: "switchboard.executor")
     ) {
         self.registry = registry
         self.maximumConcurrency = max(1, maximumConcurrency)
         self.nodeTimeout = nodeTimeout
         self.maximumInputCharacters = maximumInputCharacters
+        self.maximumOutputTokens = maximumOutputTokens
         self.taskStore = taskStore
         self.logger = logger
     }
@@ -164,6 +166,7 @@ public struct GraphExecutor: Sendable {
         return CapabilityInvocation(
             node: node, isReply: isReply, text: text, inputs: inputs, dependencyOutputs: outputs, turn: turn,
             classification: classification, provider: provider, maximumInputCharacters: maximumInputCharacters,
+            maximumOutputTokens: maximumOutputTokens,
             emit: { piece in
                 guard !piece.isEmpty else { return }
                 try await sink.emit(isReply ? .chunk(piece) : .taskChunk(nodeID: nodeID, text: piece))
