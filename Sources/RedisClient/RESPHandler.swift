@@ -112,6 +112,7 @@ final class RESPHandler: ChannelDuplexHandler {
     private let reader = HiredisReplyReader()
     private var pending = CircularBuffer<Pending>(initialCapacity: 64)
     private var failure: RedisError?
+    private var flushScheduled = false
     private let pushHandler: (@Sendable (RESPValue) -> Void)?
 
     init(pushHandler: (@Sendable (RESPValue) -> Void)? = nil) {
@@ -136,6 +137,17 @@ final class RESPHandler: ChannelDuplexHandler {
             }
         }
         context.write(wrapOutboundOut(request.buffer), promise: promise)
+    }
+
+    /// Writes from many callers arrive as separate event-loop tasks, each asking for a flush.
+    /// Deferring the flush to a task queued after them sends them in one syscall.
+    func flush(context: ChannelHandlerContext) {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        context.eventLoop.assumeIsolated().execute {
+            self.flushScheduled = false
+            context.flush()
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

@@ -82,14 +82,16 @@ public final class RedisClient: Sendable {
     public func ping() async throws {
         let slot = slots[0]
         let timeout = configuration.commandTimeout ?? configuration.connectTimeout
-        var connection = slot.readyConnection()
+        let connection: RedisConnection
         var borrowed = false
-        if connection == nil {
-            let fresh = try await connector.connectOnce()
-            borrowed = !slot.adopt(fresh)
-            connection = fresh
+        if let ready = slot.readyConnection() {
+            connection = ready
+        } else {
+            if slot.isClosed { throw RedisError.unavailable("the client is closed") }
+            connection = try await connector.connectOnce()
+            // Keep the fresh connection for ordinary commands unless the slot got one meanwhile.
+            borrowed = !slot.adopt(connection)
         }
-        guard let connection else { throw RedisError.connectionClosed }
         defer { if borrowed { connection.channel.close(promise: nil) } }
         let reply = try await connection.send(RedisCommand("PING"), timeout: timeout)
         guard reply.string == "PONG" else { throw RedisError.protocolError("unexpected PING reply \(reply)") }
@@ -134,6 +136,10 @@ final class ConnectionSlot: Sendable {
             if case .ready(let connection) = state, connection.isActive { return connection }
             return nil
         }
+    }
+
+    var isClosed: Bool {
+        state.withLock { if case .closed = $0 { true } else { false } }
     }
 
     /// Installs a connection made elsewhere if the slot has none; false if it was not taken.
@@ -181,10 +187,12 @@ final class ConnectionSlot: Sendable {
                         }
                         return connection
                     } catch {
-                        self.state.withLock { state in
+                        let closed = self.state.withLock { state -> Bool in
                             if case .connecting = state { state = .idle }
+                            if case .closed = state { return true }
+                            return false
                         }
-                        throw error
+                        throw closed ? RedisError.unavailable("the client is closed") : error
                     }
                 }
                 state = .connecting(task)
@@ -232,28 +240,38 @@ final class LeasePool: Sendable {
     }
 
     func lease() async throws -> RedisConnection {
-        var stale: [RedisConnection] = []
-        let reusable: RedisConnection? = try state.withLock { state in
+        let (reusable, stale): (RedisConnection?, [RedisConnection]) = try state.withLock { state in
             if state.closed { throw RedisError.unavailable("the client is closed") }
-            let cutoff = NIODeadline.now() - Self.maximumIdleTime
-            while let last = state.idle.popLast() {
-                if last.connection.isActive && last.since > cutoff { return last.connection }
-                stale.append(last.connection)
-            }
-            return nil
+            let stale = Self.pruneStale(&state)
+            return (state.idle.popLast()?.connection, stale)
         }
         for connection in stale { await connection.close() }
         if let reusable { return reusable }
         return try await connector.connect(closeOnCancel: true)
     }
 
+    /// Takes the connection back (most recently used first out, so the rest age out), or closes it
+    /// if it broke or too many are idle.
     func release(_ connection: RedisConnection) async {
-        let keep = state.withLock { state -> Bool in
-            guard !state.closed, connection.isActive, state.idle.count < maxIdle else { return false }
+        let (keep, stale) = state.withLock { state -> (Bool, [RedisConnection]) in
+            let stale = Self.pruneStale(&state)
+            guard !state.closed, connection.isActive, state.idle.count < maxIdle else { return (false, stale) }
             state.idle.append((connection, .now()))
-            return true
+            return (true, stale)
         }
+        for old in stale { await old.close() }
         if !keep { await connection.close() }
+    }
+
+    private static func pruneStale(_ state: inout State) -> [RedisConnection] {
+        let cutoff = NIODeadline.now() - maximumIdleTime
+        var stale: [RedisConnection] = []
+        state.idle.removeAll { entry in
+            let drop = !entry.connection.isActive || entry.since < cutoff
+            if drop { stale.append(entry.connection) }
+            return drop
+        }
+        return stale
     }
 
     func close() async {

@@ -17,7 +17,8 @@ public struct RedisConfiguration: Sendable {
     public var connectTimeout: TimeAmount
     /// How long a command waits for its reply; nil waits for ever. Blocking reads add their BLOCK time.
     public var commandTimeout: TimeAmount?
-    /// At most this many idle leased connections for blocking commands are kept open.
+    /// At most this many idle connections for blocking commands are kept for reuse (each is
+    /// closed after a minute unused). Set it to the number of concurrent blocking readers.
     public var maxIdleBlockingConnections: Int
 
     public init(
@@ -30,7 +31,7 @@ public struct RedisConfiguration: Sendable {
         poolSize: Int = 4,
         connectTimeout: TimeAmount = .seconds(5),
         commandTimeout: TimeAmount? = nil,
-        maxIdleBlockingConnections: Int = 4
+        maxIdleBlockingConnections: Int = 16
     ) {
         self.host = host
         self.port = port

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// One TCP connection to Redis. Commands from any number of tasks are written in call order and
 /// their replies matched in FIFO order, so concurrent callers pipeline over it for free.
@@ -10,6 +11,9 @@ public final class RedisConnection: Sendable {
     /// Leased connections (blocking reads) are closed when the waiting task is cancelled, so a
     /// shutdown does not wait for a BLOCK to run out.
     private let closeOnCancel: Bool
+    /// Set before a timed-out command's caller resumes, so its next command does not pick this
+    /// connection while the close is still on its way.
+    private let abandoned = Atomic<Bool>(false)
 
     private init(channel: any Channel, commandTimeout: TimeAmount?, closeOnCancel: Bool) {
         self.channel = channel
@@ -27,7 +31,7 @@ public final class RedisConnection: Sendable {
         try await pipeline(commands, timeout: commandTimeout)
     }
 
-    public var isActive: Bool { channel.isActive }
+    public var isActive: Bool { channel.isActive && !abandoned.load(ordering: .acquiring) }
 
     public func close() async {
         try? await channel.close()
@@ -61,9 +65,14 @@ public final class RedisConnection: Sendable {
         let sink = request.sink
         writePromise.futureResult.whenFailure { _ in sink.fail(RedisError.connectionClosed) }
         if let timeout {
-            // Failing the promise early is safe: the late reply still consumes its FIFO slot and
-            // completing an already failed promise is a no-op.
-            let task = channel.eventLoop.scheduleTask(in: timeout) { sink.fail(RedisError.timeout) }
+            // A reply that is late holds up every reply behind it on this connection, so the
+            // connection is dropped: the late command fails with .timeout, the others in flight
+            // with .connectionClosed, and the next command reconnects.
+            let task = channel.eventLoop.scheduleTask(in: timeout) { [self] in
+                abandoned.store(true, ordering: .releasing)
+                sink.fail(RedisError.timeout)
+                channel.close(promise: nil)
+            }
             switch sink {
             case .single(let p): p.futureResult.whenComplete { _ in task.cancel() }
             case .batch(let p, _): p.futureResult.whenComplete { _ in task.cancel() }
@@ -99,6 +108,8 @@ public final class RedisConnection: Sendable {
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            // Notices a peer that vanished without closing (idle subscriber and leased connections).
+            .channelOption(.socketOption(.so_keepalive), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(RESPHandler(pushHandler: pushHandler))
@@ -174,8 +185,8 @@ struct Connector: Sendable {
                 let delay = Self.backoff(attempt: attempt)
                 let nanos = delay.components.seconds * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000
                 if .now() + .nanoseconds(nanos) >= deadline {
-                    logger.debug(
-                        "redis connect failed", metadata: ["attempts": "\(attempt)", "error": "\(error)"])
+                    logger.warning(
+                        "redis connect failed", metadata: ["attempts": "\(attempt)", "error": "\(Self.reason(error))"])
                     throw RedisError.unavailable(
                         "\(configuration.host):\(configuration.port) unreachable after \(attempt) attempt(s): \(Self.reason(error))")
                 }

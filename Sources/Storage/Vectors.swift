@@ -35,4 +35,23 @@ public enum VectorCoding {
         let denominator = (normA * normB).squareRoot()
         return denominator > 0 ? dot / denominator : 0
     }
+
+    /// Cosine similarity between `query` (whose norm is given) and an encoded vector, read straight
+    /// from its little-endian bytes; 0 when the sizes differ or the vector is all zeros.
+    public static func cosineSimilarity(_ query: [Float], queryNorm: Float, encoded: Data) -> Float {
+        guard encoded.count == query.count * 4, queryNorm > 0 else { return 0 }
+        return encoded.withUnsafeBytes { raw -> Float in
+            var dot: Float = 0
+            var norm: Float = 0
+            query.withUnsafeBufferPointer { q in
+                for i in 0..<q.count {
+                    let v = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)))
+                    dot += q[i] * v
+                    norm += v * v
+                }
+            }
+            let denominator = queryNorm * norm.squareRoot()
+            return denominator > 0 ? dot / denominator : 0
+        }
+    }
 }

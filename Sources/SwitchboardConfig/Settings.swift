@@ -42,12 +42,22 @@ public struct Settings: Sendable {
         public var healthPort: Int
     }
 
+    /// Rate limits of the public API, in requests per minute with a burst; 0 disables one.
+    public struct Limits: Sendable {
+        public var perUserPerMinute: Int
+        public var perUserBurst: Int
+        public var perIPPerMinute: Int
+        public var perIPBurst: Int
+        public var trustForwardedFor: Bool
+    }
+
     public var environment: DeploymentEnvironment
     public var logLevel: LogLevelSetting
     public var http: HTTP
     public var redis: Redis
     public var database: Database
     public var worker: Worker
+    public var limits: Limits
     /// The `gateway` section as written, decoded by the gateway module itself.
     public var gatewaySection: JSONValue?
     /// Secrets that the gateway section or the environment supplies; checked in production.
@@ -73,9 +83,11 @@ public struct Settings: Sendable {
         "database.url", "database.pool_size", "database.migrate_on_start",
         "worker.id", "worker.queues", "worker.concurrency", "worker.job_timeout", "worker.max_retries",
         "worker.visibility_timeout", "worker.grace_period", "worker.health_host", "worker.health_port",
+        "limits.per_user_per_minute", "limits.per_user_burst", "limits.per_ip_per_minute", "limits.per_ip_burst",
+        "limits.trust_forwarded_for",
     ]
     /// Sections owned by other modules (decoded there) or by later features.
-    static let delegatedSections: Set<String> = ["gateway", "ai", "channels", "limits"]
+    static let delegatedSections: Set<String> = ["gateway", "ai", "channels"]
 
     public static let developmentRedisURL = "redis://127.0.0.1:6380/0"
     public static let developmentDatabaseURL = "mariadb://switchboard:switchboard@127.0.0.1:3307/switchboard"
@@ -120,6 +132,13 @@ public struct Settings: Sendable {
             gracePeriod: try source.int("worker.grace_period", default: 60, range: 0...3_600),
             healthHost: try source.string("worker.health_host", default: "127.0.0.1"),
             healthPort: try source.int("worker.health_port", default: 9000, range: 0...65535)
+        )
+        limits = Limits(
+            perUserPerMinute: try source.int("limits.per_user_per_minute", default: 600, range: 0...1_000_000),
+            perUserBurst: try source.int("limits.per_user_burst", default: 100, range: 1...1_000_000),
+            perIPPerMinute: try source.int("limits.per_ip_per_minute", default: 1_200, range: 0...1_000_000),
+            perIPBurst: try source.int("limits.per_ip_burst", default: 200, range: 1...1_000_000),
+            trustForwardedFor: try source.bool("limits.trust_forwarded_for", default: false)
         )
         gatewaySection = source.section("gateway")
         gatewayTokenSecret = try source.optionalString("gateway.token_secret")

@@ -293,6 +293,35 @@ struct CommandTests {
         }
     }
 
+    @Test func blockingListPopOnALeasedConnection() async throws {
+        try await TestRedis.withClient { (redis: RedisClient) async throws in
+            let listKey = redis.key("inbox")
+            let pop = Task {
+                try await redis.withBlockingConnection { connection in
+                    try await connection.send(RedisCommand("BLPOP", listKey, 20))
+                }
+            }
+            try await Task.sleep(for: .milliseconds(100))
+            #expect(try await redis.rpush("inbox", ["letter"]) == 1)
+            let reply = try await pop.value
+            #expect(reply.array?.map { $0.string ?? "" } == [listKey, "letter"])
+        }
+    }
+
+    @Test func pipelinedMULTIEXECIsATransaction() async throws {
+        try await TestRedis.withClient { (redis: RedisClient) async throws in
+            let replies = try await redis.pipeline([
+                RedisCommand("MULTI"),
+                RedisCommand("INCR", redis.key("a")),
+                RedisCommand("INCRBY", redis.key("a"), 10),
+                RedisCommand("EXEC"),
+            ])
+            #expect(replies[0] == .simpleString("OK"))
+            #expect(replies[1] == .simpleString("QUEUED"))
+            #expect(replies[3] == .array([.integer(1), .integer(11)]))
+        }
+    }
+
     @Test func publishCountsReceivers() async throws {
         try await TestRedis.withClient { (redis: RedisClient) async throws in
             #expect(try await redis.publish("nobody", "x") == 0)

@@ -92,7 +92,9 @@ final class OwnRedisServer: @unchecked Sendable {
 
     func stop() async {
         guard let process else { return }
-        process.terminate()
+        // SIGKILL: the test runner blocks SIGTERM and the child inherits that mask. A kill also
+        // models the harshest outage (no goodbye on the sockets).
+        kill(process.processIdentifier, SIGKILL)
         for _ in 0..<400 where process.isRunning { try? await Task.sleep(for: .milliseconds(10)) }
         self.process = nil
     }

@@ -71,4 +71,13 @@ struct VectorCodingTests {
         #expect(VectorCoding.cosineSimilarity([1, 0], [-1, 0]) == -1)
         #expect(VectorCoding.cosineSimilarity([0, 0], [1, 0]) == 0)
     }
+
+    @Test func cosineOnEncodedBytesMatchesTheDecodedVector() throws {
+        let query: [Float] = [0.5, -1, 2, 0.25]
+        let other: [Float] = [1, 1, -0.5, 3]
+        let norm = query.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        let fromBytes = VectorCoding.cosineSimilarity(query, queryNorm: norm, encoded: VectorCoding.encode(other))
+        #expect(abs(fromBytes - VectorCoding.cosineSimilarity(query, other)) < 1e-6)
+        #expect(VectorCoding.cosineSimilarity(query, queryNorm: norm, encoded: VectorCoding.encode([1, 2])) == 0)
+    }
 }

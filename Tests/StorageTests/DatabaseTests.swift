@@ -239,6 +239,20 @@ struct DatabaseTests {
         }
     }
 
+    @Test func connectFailsFastWithATypedError() async throws {
+        var wrongPassword = try TestDatabase.baseConfiguration
+        wrongPassword.password = "definitely-not-the-password"
+        let denied = await #expect(throws: DatabaseError.self) { try await Database.connect(wrongPassword) }
+        #expect(denied?.code == .connectFailed)
+        #expect(denied?.errorNumber == 1045)  // ER_ACCESS_DENIED_ERROR
+
+        var nobodyListening = try TestDatabase.baseConfiguration
+        nobodyListening.port = 1
+        let refused = await #expect(throws: DatabaseError.self) { try await Database.connect(nobodyListening) }
+        #expect(refused?.code == .connectFailed)
+        #expect(refused?.errorNumber == 2002)  // CR_CONNECTION_ERROR
+    }
+
     @Test func statementErrorsCarryNumberAndState() async throws {
         try await TestDatabase.with(migrate: false) { db, _ in
             let error = await #expect(throws: DatabaseError.self) { try await db.query("SELECT * FROM no_such_table") }

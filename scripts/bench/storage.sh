@@ -7,6 +7,7 @@
 # Env:   SB_BENCH_DATABASE_URL  server to use (default mariadb://switchboard:switchboard@127.0.0.1:3307/switchboard);
 #                               the script creates and drops its own switchboard_test_bench_* database there.
 #        BENCH_BIN              an already built switchboard-bench (skips the release build).
+#        VECTOR_CHUNKS          chunks for the vector search measurement at the end (default 10000, 0 skips it).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -21,7 +22,8 @@ if [[ ! $url =~ ^(mariadb|mysql)://([^:@/]+)(:([^@/]*))?@([^:/]+)(:([0-9]+))?/([
 fi
 user=${BASH_REMATCH[2]} password=${BASH_REMATCH[4]} host=${BASH_REMATCH[5]} port=${BASH_REMATCH[7]:-3306}
 db="switchboard_test_bench_$$"
-bench_url="${url%%/${BASH_REMATCH[8]}*}/$db"
+base=${url%%\?*}
+bench_url="${base%/*}/$db"
 client() { MYSQL_PWD="$password" mariadb --protocol=TCP -h"$host" -P"$port" -u"$user" "$@"; }
 
 if [ -z "${BENCH_BIN:-}" ]; then
@@ -63,3 +65,8 @@ for c in "${connections[@]}"; do
   ratio=$(awk -v a="$store" -v b="$cli" 'BEGIN { printf "%.2f", a / b }')
   printf '%-12s %14s %14s %8s\n' "$c" "$store" "$cli" "$ratio"
 done
+
+# Vector search: nearestChunks over one owner's chunks (384 dimensions, like all-MiniLM-L6-v2).
+if [ "${VECTOR_CHUNKS:-10000}" -gt 0 ]; then
+  "$BENCH_BIN" storage --mode vectors --url "$bench_url" --rows "${VECTOR_CHUNKS:-10000}" --dim 384
+fi

@@ -92,23 +92,36 @@ public struct MariaDBChunkStore: ChunkStore {
         Int(try await database.execute("DELETE FROM chunks WHERE file_id = ? AND user_id = ?", [.int(fileID), .int(ownerID)]).affectedRows)
     }
 
-    /// MariaDB 10.11 has no vector index: the owner filter and dimension run in SQL (index
-    /// chunks_user_dim), the cosine ranking in process, keeping only the best `limit`.
+    /// MariaDB 10.11 has no vector index: the owner and dimension filter runs in SQL (index
+    /// chunks_user_dim) and reads only ids and embeddings; the cosine ranking runs in process on the
+    /// raw float32 bytes, keeping the best `limit`; then only those chunks are read whole.
     public func nearestChunks(ownerID: Int64, query: [Float], limit: Int) async throws -> [ScoredChunk] {
         guard !query.isEmpty, limit > 0 else { return [] }
-        let rows = try await database.query(
-            "SELECT \(Chunk.columns) FROM chunks WHERE user_id = ? AND dim = ? AND embedding IS NOT NULL",
+        let candidates = try await database.query(
+            "SELECT id, embedding FROM chunks WHERE user_id = ? AND dim = ? AND embedding IS NOT NULL",
             [.int(ownerID), .int(query.count)])
-        var scored: [ScoredChunk] = []
-        scored.reserveCapacity(min(rows.count, limit + 1))
+        let queryNorm = query.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot()
+        guard queryNorm > 0 else { return [] }
+        var best: [(id: Int64, score: Float)] = []
+        best.reserveCapacity(limit + 1)
+        for row in candidates {
+            guard case .int(let id) = row[0], case .blob(let blob) = row[1] else { continue }
+            let score = VectorCoding.cosineSimilarity(query, queryNorm: queryNorm, encoded: blob)
+            if best.count == limit, let worst = best.last, worst.score >= score { continue }
+            let index = best.firstIndex { $0.score < score } ?? best.endIndex
+            best.insert((id, score), at: index)
+            if best.count > limit { best.removeLast() }
+        }
+        guard !best.isEmpty else { return [] }
+        let placeholders = Array(repeating: "?", count: best.count).joined(separator: ", ")
+        let rows = try await database.query(
+            "SELECT \(Chunk.columns) FROM chunks WHERE user_id = ? AND id IN (\(placeholders))",
+            [.int(ownerID)] + best.map { .int($0.id) })
+        var chunks: [Int64: Chunk] = [:]
         for row in rows {
             let chunk = try Chunk(row: row)
-            let score = VectorCoding.cosineSimilarity(query, chunk.embedding)
-            if scored.count == limit, let worst = scored.last, worst.score >= score { continue }
-            let index = scored.firstIndex { $0.score < score } ?? scored.endIndex
-            scored.insert(ScoredChunk(chunk: chunk, score: score), at: index)
-            if scored.count > limit { scored.removeLast() }
+            chunks[chunk.id] = chunk
         }
-        return scored
+        return best.compactMap { entry in chunks[entry.id].map { ScoredChunk(chunk: $0, score: entry.score) } }
     }
 }
