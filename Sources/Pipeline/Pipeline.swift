@@ -1,1 +1,176 @@
-// placeholder
+/// Pipeline owns what a worker does with a user's message before and while it is answered:
+/// Extract (attachments to text: plain text, Markdown, HTML, PDF via `pdftotext`, DOCX),
+/// Classify (cheapest first: slash commands, attachment rules, a fast path for short plain
+/// messages, keyword/regex topic rules from MariaDB cached and invalidated over Redis pub/sub, an
+/// embedding router over example phrases, then the AI sorter), Plan (an AI planner's task graph,
+/// validated, with a single `chat` node as fallback) and Execute (a bounded concurrent DAG
+/// executor over a registry of capabilities that streams progress through a `TurnEventSink`).
+/// `RoutingPipeline` is the entry point a turn job calls; docs/pipeline.md describes the whole.
+import AIProviders
+import Foundation
+import SwitchboardCore
+
+/// A message to answer, with what the pipeline needs around it.
+public struct TurnInput: Sendable {
+    public var messageID: Int64
+    public var userID: Int64
+    public var chatID: Int64?
+    public var text: String
+    public var channel: Channel
+    public var attachments: [TurnAttachment]
+    /// Earlier messages of the chat, oldest first (without the message itself).
+    public var history: [ChatMessage]
+
+    public init(
+        messageID: Int64, userID: Int64, chatID: Int64? = nil, text: String, channel: Channel = .web,
+        attachments: [TurnAttachment] = [], history: [ChatMessage] = []
+    ) {
+        self.messageID = messageID
+        self.userID = userID
+        self.chatID = chatID
+        self.text = text
+        self.channel = channel
+        self.attachments = attachments
+        self.history = history
+    }
+}
+
+/// A file sent with the message.
+public struct TurnAttachment: Sendable, Hashable {
+    public var fileID: Int64?
+    public var name: String
+    public var mimeType: String
+    /// The extracted text when extraction ran already.
+    public var text: String?
+    /// Where the bytes are, to extract on demand.
+    public var path: String?
+    public var extractError: String?
+
+    public init(fileID: Int64? = nil, name: String, mimeType: String, text: String? = nil, path: String? = nil, extractError: String? = nil) {
+        self.fileID = fileID
+        self.name = name
+        self.mimeType = mimeType
+        self.text = text
+        self.path = path
+        self.extractError = extractError
+    }
+
+    public init(file: StoredFile) {
+        self.init(
+            fileID: file.id, name: file.name, mimeType: file.mimeType, text: file.extractedText, path: file.storagePath,
+            extractError: file.extractError
+        )
+    }
+}
+
+/// How a turn ended well: its reply (already streamed as `chunk` events) and what produced it.
+public struct TurnOutcome: Sendable, Equatable {
+    public var reply: String
+    public var classification: Classification
+    public var provider: String
+    public var model: String
+    /// Summed over every model call of the turn (sorter, planner, every node).
+    public var usage: TokenUsage
+    /// Node states when a graph ran (empty for a reply answered without one).
+    public var tasks: [String: NodeState]
+
+    public init(reply: String, classification: Classification, provider: String, model: String, usage: TokenUsage, tasks: [String: NodeState]) {
+        self.reply = reply
+        self.classification = classification
+        self.provider = provider
+        self.model = model
+        self.usage = usage
+        self.tasks = tasks
+    }
+}
+
+/// A failure the user sees as the turn's `error` event. Cancellation is thrown as `CancellationError`.
+public struct PipelineError: Error, Sendable, Hashable, CustomStringConvertible {
+    public struct Code: RawRepresentable, Hashable, Sendable, ExpressibleByStringLiteral, CustomStringConvertible {
+        public let rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public init(stringLiteral value: String) { self.rawValue = value }
+        public var description: String { rawValue }
+
+        /// The node that produces the reply failed or was skipped.
+        public static let replyFailed: Code = "reply_failed"
+        /// An attachment cannot be read (unsupported or corrupt).
+        public static let extractionFailed: Code = "extraction_failed"
+        /// The provider failed before any reply could be produced (the provider's own code is in the message).
+        public static let providerFailed: Code = "provider_failed"
+        public static let internalError: Code = "internal_error"
+    }
+
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code): \(message)" }
+}
+
+// MARK: events
+
+/// Where a turn's progress goes. `RoutingPipeline` never emits the final `complete`/`error`:
+/// the caller does, from the returned `TurnOutcome` or the thrown error.
+public protocol TurnEventSink: Sendable {
+    func emit(_ event: PipelineEvent) async throws
+}
+
+/// The progress events of a turn (ARCHITECTURE §3, without the final ones).
+public enum PipelineEvent: Sendable, Hashable {
+    /// `status` with a stage: extracting, classifying, planning, generating.
+    case stage(PipelineStage)
+    /// `status` `classified` {topic, language, source}.
+    case classified(topic: String, language: String?, source: ClassificationSource)
+    /// `plan` {nodes[{id, capability, kind}], reply_node}; `fallbackReason` says why the planner's graph was replaced.
+    case plan(nodes: [PlanNodeSummary], replyNode: String, fallbackReason: String?)
+    /// `task_update` {node_id, state, error?}.
+    case taskUpdate(nodeID: String, state: NodeState, error: String?)
+    /// `task_chunk` {node_id, text}: text of a node that is not the reply.
+    case taskChunk(nodeID: String, text: String)
+    /// `chunk` {text}: tokens of the reply.
+    case chunk(String)
+}
+
+public enum PipelineStage: String, Sendable, Hashable {
+    case extracting, classifying, planning, generating
+}
+
+public struct PlanNodeSummary: Sendable, Hashable, Codable {
+    public var id: String
+    public var capability: String
+    /// `reply` for the node whose output is the answer, `task` otherwise.
+    public var kind: String
+
+    public init(id: String, capability: String, kind: String) {
+        self.id = id
+        self.capability = capability
+        self.kind = kind
+    }
+}
+
+/// A node's state as `task_update` reports it and `message_tasks` stores it.
+public enum NodeState: String, Sendable, Hashable, Codable {
+    case pending, running, done, failed, skipped
+
+    var taskState: MessageTask.State {
+        switch self {
+        case .pending: .pending
+        case .running: .running
+        case .done: .done
+        case .failed: .failed
+        case .skipped: .skipped
+        }
+    }
+}
+
+/// Keeps every event, in order (tests, benchmarks, and callers that want the transcript).
+public actor RecordingEventSink: TurnEventSink {
+    public private(set) var events: [PipelineEvent] = []
+    public init() {}
+    public func emit(_ event: PipelineEvent) async throws { events.append(event) }
+}

@@ -1,0 +1,117 @@
+import Foundation
+import Logging
+import RedisClient
+import Storage
+import SwitchboardCore
+
+/// A topic rule compiled for matching.
+public struct CompiledRule: Sendable {
+    public var rule: RoutingRule
+    public var topic: String
+    let regex: NSRegularExpression?
+
+    /// Keywords match whole words, ignoring case and accents; regexes match anywhere, ignoring case.
+    init?(rule: RoutingRule, topic: String) {
+        self.rule = rule
+        self.topic = topic
+        switch rule.kind {
+        case .keyword:
+            let keyword = Self.fold(rule.pattern).trimmingCharacters(in: .whitespaces)
+            guard !keyword.isEmpty else { return nil }
+            regex = try? NSRegularExpression(pattern: "(?<![\\p{L}\\p{N}])" + NSRegularExpression.escapedPattern(for: keyword) + "(?![\\p{L}\\p{N}])")
+        case .regex:
+            regex = try? NSRegularExpression(pattern: rule.pattern, options: [.caseInsensitive])
+        }
+        if regex == nil { return nil }
+    }
+
+    func matches(original: String, folded: String) -> Bool {
+        guard let regex else { return false }
+        let text = rule.kind == .keyword ? folded : original
+        return regex.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil
+    }
+
+    static func fold(_ text: String) -> String {
+        text.folding(options: [.caseInsensitive, .diacriticInsensitive], locale: nil)
+    }
+}
+
+/// Topic rules per owner, loaded from MariaDB on first use and kept until an edit is announced on
+/// the Redis channel `routing:changed` (payload: the owner id, or `*` for global rules), or a TTL
+/// passes (pub/sub is at-most-once; the TTL bounds staleness after a lost message).
+public actor RoutingRulesCache {
+    public static let channel = "routing:changed"
+
+    private let topics: any TopicStore
+    private let ttl: Duration
+    private let logger: Logger
+    private var entries: [Int64: (rules: [CompiledRule], loaded: ContinuousClock.Instant)] = [:]
+    private var listener: Task<Void, Never>?
+    private var subscriber: RedisSubscriber?
+    /// Loads so far (for tests and metrics).
+    public private(set) var loads = 0
+
+    public init(topics: any TopicStore, ttl: Duration = .seconds(60), logger: Logger = Logger(label: "switchboard.rules")) {
+        self.topics = topics
+        self.ttl = ttl
+        self.logger = logger
+    }
+
+    /// Listens for rule edits announced by any process.
+    public func start(redis: RedisClient) async throws {
+        guard listener == nil else { return }
+        let subscriber = redis.makeSubscriber()
+        try await subscriber.subscribe([Self.channel])
+        self.subscriber = subscriber
+        listener = Task { [weak self] in
+            for await message in subscriber.messages {
+                await self?.invalidate(String(decoding: message.payload, as: UTF8.self))
+            }
+        }
+    }
+
+    public func stop() async {
+        listener?.cancel()
+        listener = nil
+        await subscriber?.close()
+        subscriber = nil
+    }
+
+    /// Announces an edit of `ownerID`'s rules (nil: global rules, which every owner sees) to every process.
+    public static func announceChange(redis: RedisClient, ownerID: Int64?) async throws {
+        _ = try await redis.publish(channel, ownerID.map(String.init) ?? "*")
+    }
+
+    func invalidate(_ payload: String) {
+        if let owner = Int64(payload) { entries[owner] = nil } else { entries.removeAll() }
+    }
+
+    /// Drops every cached rule set.
+    public func invalidateAll() { entries.removeAll() }
+
+    /// The enabled rules `ownerID` sees (global and own), highest priority first.
+    public func rules(ownerID: Int64) async throws -> [CompiledRule] {
+        if let entry = entries[ownerID], ContinuousClock.now - entry.loaded < ttl { return entry.rules }
+        let loaded = try await topics.activeRules(visibleTo: ownerID)
+        loads += 1
+        var compiled: [CompiledRule] = []
+        for (rule, topic) in loaded {
+            if let rule = CompiledRule(rule: rule, topic: topic) {
+                compiled.append(rule)
+            } else {
+                logger.warning("routing rule ignored: invalid pattern", metadata: ["rule_id": "\(rule.id)", "topic": "\(topic)"])
+            }
+        }
+        compiled.sort { $0.rule.priority > $1.rule.priority }
+        entries[ownerID] = (compiled, .now)
+        return compiled
+    }
+
+    /// The first rule (by priority) that matches `text`.
+    public func match(_ text: String, ownerID: Int64) async throws -> CompiledRule? {
+        let rules = try await rules(ownerID: ownerID)
+        let original = String(text.prefix(4000))
+        let folded = CompiledRule.fold(original)
+        return rules.first { $0.matches(original: original, folded: folded) }
+    }
+}

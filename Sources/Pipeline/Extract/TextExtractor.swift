@@ -1,0 +1,169 @@
+import Foundation
+import Logging
+import NIOPosix
+
+/// The kinds of document Switchboard reads.
+public enum DocumentKind: String, Sendable, Hashable, CaseIterable {
+    case plainText = "text"
+    case markdown
+    case html
+    case pdf
+    case docx
+
+    /// Decided by content where it tells (PDF and ZIP magic numbers), then by MIME type, then by file extension.
+    public static func detect(name: String, mimeType: String, prefix: some Collection<UInt8>) -> DocumentKind? {
+        let head = Array(prefix.prefix(8))
+        let mime = mimeType.lowercased().split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+        let ext = (name as NSString).pathExtension.lowercased()
+        if head.starts(with: Array("%PDF-".utf8)) { return .pdf }
+        if mime == "application/pdf" || ext == "pdf" { return .pdf }
+        if mime == "application/vnd.openxmlformats-officedocument.wordprocessingml.document" || ext == "docx" { return .docx }
+        if mime == "text/html" || mime == "application/xhtml+xml" || ["html", "htm", "xhtml"].contains(ext) { return .html }
+        if mime == "text/markdown" || mime == "text/x-markdown" || ["md", "markdown"].contains(ext) { return .markdown }
+        if mime.hasPrefix("text/") || ["txt", "text", "csv", "log", "json", "xml", "yaml", "yml"].contains(ext) { return .plainText }
+        return nil
+    }
+}
+
+/// Why a file has no text.
+public struct ExtractionError: Error, Sendable, Hashable, CustomStringConvertible {
+    public struct Code: RawRepresentable, Hashable, Sendable, ExpressibleByStringLiteral, CustomStringConvertible {
+        public let rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public init(stringLiteral value: String) { self.rawValue = value }
+        public var description: String { rawValue }
+
+        public static let unsupported: Code = "unsupported_file"
+        public static let corrupt: Code = "corrupt_file"
+        public static let tooLarge: Code = "file_too_large"
+        public static let unreadable: Code = "file_unreadable"
+        /// A helper program (pdftotext, unzip) is missing or failed to start.
+        public static let toolUnavailable: Code = "extractor_unavailable"
+    }
+
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code): \(message)" }
+}
+
+/// Turns a document into plain text. Blocking work (files, helper processes) runs on an
+/// `NIOThreadPool`, never on the cooperative pool.
+public struct TextExtractor: Sendable {
+    /// Largest input read; bigger files are refused.
+    public var maximumInputBytes: Int
+    /// Longest text kept; the rest is cut (models could not read more anyway).
+    public var maximumTextCharacters: Int
+    public var helperTimeout: Duration
+    private let threadPool: NIOThreadPool
+
+    public init(
+        maximumInputBytes: Int = 50 << 20, maximumTextCharacters: Int = 2_000_000, helperTimeout: Duration = .seconds(60),
+        threadPool: NIOThreadPool = .singleton
+    ) {
+        self.maximumInputBytes = maximumInputBytes
+        self.maximumTextCharacters = maximumTextCharacters
+        self.helperTimeout = helperTimeout
+        self.threadPool = threadPool
+    }
+
+    /// Extracts the text of the file at `path`.
+    public func extract(path: String, name: String? = nil, mimeType: String) async throws -> String {
+        let limit = maximumInputBytes
+        let data: Data = try await threadPool.runIfActive {
+            guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else {
+                throw ExtractionError(.unreadable, "cannot read the file")
+            }
+            if let size = attributes[.size] as? Int, size > limit {
+                throw ExtractionError(.tooLarge, "the file has \(size) bytes; at most \(limit) are read")
+            }
+            guard let data = FileManager.default.contents(atPath: path) else { throw ExtractionError(.unreadable, "cannot read the file") }
+            return data
+        }
+        return try await extract(data: data, name: name ?? (path as NSString).lastPathComponent, mimeType: mimeType)
+    }
+
+    /// Extracts the text of a document held in memory.
+    public func extract(data: Data, name: String, mimeType: String) async throws -> String {
+        guard data.count <= maximumInputBytes else {
+            throw ExtractionError(.tooLarge, "the file has \(data.count) bytes; at most \(maximumInputBytes) are read")
+        }
+        guard let kind = DocumentKind.detect(name: name, mimeType: mimeType, prefix: data.prefix(8)) else {
+            throw ExtractionError(.unsupported, "'\(name)' (\(mimeType)) is not a supported document: text, Markdown, HTML, PDF or DOCX")
+        }
+        let text: String
+        switch kind {
+        case .plainText, .markdown:
+            text = try Self.decodeText(data)
+        case .html:
+            text = HTMLText.plainText(try Self.decodeText(data))
+        case .pdf:
+            guard data.starts(with: Array("%PDF-".utf8)) else { throw ExtractionError(.corrupt, "'\(name)' is not a PDF file") }
+            text = try await runHelper(["pdftotext", "-enc", "UTF-8", "-q", "{file}", "-"], input: data, suffix: ".pdf", what: "PDF")
+        case .docx:
+            guard data.starts(with: [0x50, 0x4B, 0x03, 0x04]) else { throw ExtractionError(.corrupt, "'\(name)' is not a DOCX (ZIP) file") }
+            let xml = try await runHelper(["unzip", "-p", "{file}", "word/document.xml"], input: data, suffix: ".docx", what: "DOCX")
+            guard xml.contains("<w:body") else { throw ExtractionError(.corrupt, "'\(name)' has no Word document body") }
+            text = DOCXText.plainText(fromDocumentXML: xml)
+        }
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        return trimmed.count > maximumTextCharacters ? String(trimmed.prefix(maximumTextCharacters)) : trimmed
+    }
+
+    static func decodeText(_ data: Data) throws -> String {
+        if data.prefix(4096).contains(0) { throw ExtractionError(.corrupt, "binary content where text was expected") }
+        var bytes = data
+        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes = bytes.dropFirst(3) }
+        if let text = String(data: bytes, encoding: .utf8) { return text }
+        // Not UTF-8: Windows-1252 covers what old Western files use.
+        if let text = String(data: bytes, encoding: .windowsCP1252) { return text }
+        throw ExtractionError(.corrupt, "the text is neither UTF-8 nor Windows-1252")
+    }
+
+    /// Writes `input` to a temporary file and runs a helper on it (`{file}` in `arguments`), collecting stdout.
+    private func runHelper(_ arguments: [String], input: Data, suffix: String, what: String) async throws -> String {
+        let timeout = helperTimeout
+        return try await threadPool.runIfActive {
+            let path = NSTemporaryDirectory() + "switchboard-extract-" + UUID().uuidString + suffix
+            guard FileManager.default.createFile(atPath: path, contents: input) else {
+                throw ExtractionError(.unreadable, "cannot write a temporary file")
+            }
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = arguments.map { $0 == "{file}" ? path : $0 }
+            let output = Pipe()
+            let errors = Pipe()
+            process.standardOutput = output
+            process.standardError = errors
+            process.standardInput = FileHandle.nullDevice
+            do {
+                try process.run()
+            } catch {
+                throw ExtractionError(.toolUnavailable, "cannot start \(arguments[0]): \(error)")
+            }
+            let killer = DispatchWorkItem { if process.isRunning { process.terminate() } }
+            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int(timeout.components.seconds * 1000)), execute: killer)
+            let data = output.fileHandleForReading.readDataToEndOfFile()
+            let stderr = errors.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            killer.cancel()
+            if process.terminationReason == .uncaughtSignal {
+                throw ExtractionError(.corrupt, "\(what) extraction took longer than \(timeout)")
+            }
+            switch process.terminationStatus {
+            case 0: break
+            case 127: throw ExtractionError(.toolUnavailable, "\(arguments[0]) is not installed")
+            default:
+                let detail = String(decoding: stderr.prefix(300), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                throw ExtractionError(.corrupt, "the \(what) file cannot be read\(detail.isEmpty ? "" : ": \(detail)")")
+            }
+            return String(decoding: data, as: UTF8.self)
+        }
+    }
+}

@@ -1,0 +1,233 @@
+import AIProviders
+import Foundation
+import Logging
+import RedisClient
+import Storage
+import SwitchboardCore
+
+/// Settings of the routing pipeline (models and provider timeouts live in `AIProviderConfiguration`).
+public struct PipelineConfiguration: Sendable, Hashable {
+    public var classifier = ClassifierSettings()
+    /// Ask the planner for a graph when the classifier says the message has several intents.
+    public var planningEnabled = true
+    public var maximumPlanNodes = 24
+    /// Nodes running at once within one turn.
+    public var maximumConcurrency = 4
+    public var nodeTimeout: Duration = .seconds(120)
+    /// Longest text handed to a model per input.
+    public var maximumInputCharacters = 6000
+    /// Most tokens a model may write per node (small local models otherwise fill their window).
+    public var maximumOutputTokens: Int? = 1024
+    /// How long topic rules are trusted without an invalidation message.
+    public var rulesCacheTTL: Duration = .seconds(60)
+
+    public init() {}
+}
+
+/// The entry point a turn job calls: extract → classify → plan → execute, streaming progress to a
+/// `TurnEventSink` and returning the outcome. It does not write `complete`/`error` itself: the
+/// caller does, from the returned `TurnOutcome` or the thrown `PipelineError` (or
+/// `CancellationError` when the task was cancelled by a stop request).
+public final class RoutingPipeline: Sendable {
+    public let provider: any AIProvider
+    public let stores: Stores
+    public let redis: RedisClient?
+    public let configuration: PipelineConfiguration
+    public let registry: CapabilityRegistry
+    public let rules: RoutingRulesCache
+    public let classifier: Classifier
+    private let extractor: TextExtractor
+    private let logger: Logger
+
+    public init(
+        provider: any AIProvider, stores: Stores, redis: RedisClient?, configuration: PipelineConfiguration = .init(),
+        registry: CapabilityRegistry? = nil, extractor: TextExtractor = TextExtractor(), logger: Logger = Logger(label: "switchboard.pipeline")
+    ) {
+        self.provider = provider
+        self.stores = stores
+        self.redis = redis
+        self.configuration = configuration
+        self.extractor = extractor
+        self.registry = registry ?? .standard(extractor: extractor)
+        self.logger = logger
+        rules = RoutingRulesCache(topics: stores.topics, ttl: configuration.rulesCacheTTL, logger: logger)
+        classifier = Classifier(
+            provider: provider, topics: stores.topics, rules: rules, redis: redis, settings: configuration.classifier, logger: logger
+        )
+    }
+
+    /// Subscribes to rule edits (call once per process, before serving turns).
+    public func start() async throws {
+        if let redis { try await rules.start(redis: redis) }
+    }
+
+    public func shutdown() async {
+        await rules.stop()
+    }
+
+    /// Runs a stored message: loads its attachments and the chat's recent history, then `run(turn:)`.
+    public func run(message: Message, sink: any TurnEventSink, historyLimit: Int = 10) async throws -> TurnOutcome {
+        let files = try await stores.files.files(messageID: message.id)
+        var history: [ChatMessage] = []
+        if historyLimit > 0 {
+            let earlier = try await stores.messages.messages(chatID: message.chatID, ownerID: message.ownerID, limit: historyLimit + 1, beforeID: message.id, afterID: nil)
+            history = earlier.reversed().compactMap { stored in
+                guard stored.status == .completed || stored.role == .user, !stored.content.isEmpty else { return nil }
+                switch stored.role {
+                case .user: return .user(stored.content)
+                case .assistant, .operator: return .assistant(stored.content)
+                case .system: return nil
+                }
+            }
+        }
+        let turn = TurnInput(
+            messageID: message.id, userID: message.ownerID, chatID: message.chatID, text: message.content, channel: message.channel,
+            attachments: files.map(TurnAttachment.init(file:)), history: Array(history.suffix(historyLimit))
+        )
+        return try await run(turn: turn, sink: sink)
+    }
+
+    public func run(turn: TurnInput, sink: any TurnEventSink) async throws -> TurnOutcome {
+        var logger = self.logger
+        logger[metadataKey: "message_id"] = "\(turn.messageID)"
+        var turn = turn
+        var usage = TokenUsage.zero
+
+        // Extract what was not extracted yet (the `extract` job usually has).
+        if turn.attachments.contains(where: { $0.text == nil && $0.extractError == nil }) {
+            try await sink.emit(.stage(.extracting))
+            for index in turn.attachments.indices where turn.attachments[index].text == nil && turn.attachments[index].extractError == nil {
+                try Task.checkCancellation()
+                turn.attachments[index] = await extract(turn.attachments[index], logger: logger)
+            }
+        }
+        if let broken = turn.attachments.first(where: { $0.text == nil }), turn.text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
+            || turn.attachments.allSatisfy({ $0.text == nil })
+        {
+            throw PipelineError(.extractionFailed, "\(broken.name): \(broken.extractError ?? "no text could be extracted")")
+        }
+
+        try await sink.emit(.stage(.classifying))
+        let classifyStarted = ContinuousClock.now
+        let (classification, classifyUsage) = try await classifier.classify(turn)
+        usage = usage + (classifyUsage ?? .zero)
+        await recordUsage(classifyUsage, slot: .sort, latency: .now - classifyStarted, turn: turn, logger: logger)
+        try await sink.emit(.classified(topic: classification.topic, language: classification.language, source: classification.source))
+        logger.debug("classified", metadata: ["topic": "\(classification.topic)", "source": "\(classification.source.rawValue)"])
+        try Task.checkCancellation()
+
+        let planStarted = ContinuousClock.now
+        let decision = try await plan(turn, classification, sink: sink)
+        usage = usage + (decision.usage ?? .zero)
+        await recordUsage(decision.usage, slot: .plan, latency: .now - planStarted, turn: turn, logger: logger)
+        let graph = decision.graph
+        let showsPlan = graph.tasks.count > 1 || decision.fallbackReason != nil
+        if showsPlan {
+            try await sink.emit(.plan(nodes: graph.summaries, replyNode: graph.replyNode, fallbackReason: decision.fallbackReason))
+        }
+        do {
+            _ = try await stores.tasks.saveTasks(
+                messageID: turn.messageID,
+                tasks: graph.tasks.map { PlannedTask(nodeID: $0.id, capability: $0.capability, dependsOn: graph.dependencies(of: $0)) }
+            )
+        } catch {
+            logger.warning("task rows not saved", metadata: ["error": "\(error)"])
+        }
+
+        try await sink.emit(.stage(.generating))
+        let executor = GraphExecutor(
+            registry: registry, maximumConcurrency: configuration.maximumConcurrency, nodeTimeout: configuration.nodeTimeout,
+            maximumInputCharacters: configuration.maximumInputCharacters, maximumOutputTokens: configuration.maximumOutputTokens,
+            taskStore: stores.tasks, logger: logger
+        )
+        let result = try await executor.run(graph, turn: turn, classification: classification, provider: provider, sink: sink, emitUpdates: showsPlan)
+        usage = usage + result.usage
+        await recordUsage(result, turn: turn, logger: logger)
+
+        guard result.states[graph.replyNode] == .done, let reply = result.results[graph.replyNode] else {
+            let reason = result.errors[graph.replyNode] ?? result.errors.sorted { $0.key < $1.key }.first.map { "\($0.key): \($0.value)" } ?? "no reply"
+            let providerFailure = result.errors.values.contains { $0.hasPrefix("provider_") }
+            throw PipelineError(providerFailure ? .providerFailed : .replyFailed, reason)
+        }
+        return TurnOutcome(
+            reply: reply.text, classification: classification, provider: provider.name,
+            model: reply.model ?? provider.model(for: .chat), usage: usage, tasks: result.states
+        )
+    }
+
+    /// The graph for a classified message: fixed graphs for commands, the planner for several
+    /// intents, one chat node otherwise.
+    func plan(_ turn: TurnInput, _ classification: Classification, sink: any TurnEventSink) async throws -> PlanDecision {
+        let hasAttachments = !turn.attachments.isEmpty
+        switch classification.command {
+        case .help:
+            return PlanDecision(graph: TaskGraph(replyNode: "help", tasks: [TaskNode(id: "help", capability: HelpCapability.capabilityName)]))
+        case .summarize(let text):
+            let source = text.isEmpty ? (hasAttachments ? "attachments" : "message") : text
+            return PlanDecision(graph: TaskGraph(replyNode: "summary", tasks: [TaskNode(id: "summary", capability: "summarize", inputs: ["text": source])]))
+        case .translate(let target, let text):
+            let source = text.isEmpty ? (hasAttachments ? "attachments" : "message") : text
+            return PlanDecision(graph: TaskGraph(
+                replyNode: "translation",
+                tasks: [TaskNode(id: "translation", capability: "translate", inputs: ["text": source], params: ["target": target])]
+            ))
+        case .chat(let text):
+            return PlanDecision(graph: TaskGraph(replyNode: "reply", tasks: [TaskNode(id: "reply", capability: "chat", inputs: ["text": text.isEmpty ? "message" : text])]))
+        case nil:
+            break
+        }
+        guard classification.multi, configuration.planningEnabled else { return PlanDecision(graph: .singleChat) }
+        try await sink.emit(.stage(.planning))
+        let planner = Planner(
+            provider: provider, validator: PlanValidator(maximumNodes: configuration.maximumPlanNodes, knownCapabilities: registry.names),
+            logger: logger
+        )
+        return try await planner.plan(message: turn.text, hasAttachments: hasAttachments, capabilities: registry.plannerCatalogue)
+    }
+
+    private func extract(_ attachment: TurnAttachment, logger: Logger) async -> TurnAttachment {
+        var attachment = attachment
+        guard let path = attachment.path else {
+            attachment.extractError = "the file has no stored content"
+            return attachment
+        }
+        do {
+            let text = try await extractor.extract(path: path, name: attachment.name, mimeType: attachment.mimeType)
+            attachment.text = text
+            if let id = attachment.fileID { _ = try? await stores.files.updateExtraction(id: id, status: .done, text: text, error: nil) }
+        } catch let error as ExtractionError {
+            attachment.extractError = error.description
+            if let id = attachment.fileID { _ = try? await stores.files.updateExtraction(id: id, status: .failed, text: nil, error: error.description) }
+        } catch {
+            attachment.extractError = "\(error)"
+        }
+        return attachment
+    }
+
+    /// One usage row per model call of the graph (tokens, latency, model) for the user.
+    private func recordUsage(_ run: GraphRun, turn: TurnInput, logger: Logger) async {
+        for result in run.results.values {
+            guard let model = result.model, let counted = result.usage else { continue }
+            await record(counted, model: model, latency: result.latency ?? .zero, turn: turn, logger: logger)
+        }
+    }
+
+    /// The sorter's or planner's tokens (nothing when no model was asked).
+    private func recordUsage(_ counted: TokenUsage?, slot: ModelSlot, latency: Duration, turn: TurnInput, logger: Logger) async {
+        guard let counted, counted.totalTokens > 0 else { return }
+        await record(counted, model: provider.model(for: slot), latency: latency, turn: turn, logger: logger)
+    }
+
+    private func record(_ counted: TokenUsage, model: String, latency: Duration, turn: TurnInput, logger: Logger) async {
+        let (seconds, attoseconds) = latency.components
+        do {
+            _ = try await stores.usage.recordUsage(
+                userID: turn.userID, messageID: turn.messageID, provider: provider.name, model: model,
+                promptTokens: counted.promptTokens, completionTokens: counted.completionTokens,
+                latencyMs: Int(seconds * 1000 + attoseconds / 1_000_000_000_000_000)
+            )
+        } catch {
+            logger.warning("usage not recorded", metadata: ["error": "\(error)"])
+        }
+    }
+}
