@@ -4,6 +4,7 @@ import Gateway
 import Hummingbird
 import Logging
 import Observability
+import Pipeline
 import Queue
 import RedisClient
 import ServiceLifecycle
@@ -58,9 +59,13 @@ public enum Launcher {
             )
             services.append(APIApplication.build(host: settings.http.host, port: settings.http.port, dependencies: dependencies, logger: logger))
         }
+        var pipeline: PipelineRuntime?
         if roles.contains(.worker), let stores {
+            let runtime = try PipelineRuntime(environment: settings.aiEnvironment, stores: stores, redis: redis, logger: logger)
+            try await runtime.pipeline.start()
+            pipeline = runtime
             var registry = JobRegistry()
-            Turns.register(in: &registry, dependencies: TurnDependencies(redis: redis, stores: stores))
+            runtime.register(in: &registry, stores: stores, redis: redis)
             services.append(contentsOf: try WorkerAssembly.make(settings: settings, redis: redis, registry: registry, logger: logger))
         }
         if roles.contains(.gateway) {
@@ -72,7 +77,13 @@ public enum Launcher {
         let group = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         )
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            await pipeline?.shutdown()
+            throw error
+        }
+        await pipeline?.shutdown()
         logger.info("stopped")
     }
 

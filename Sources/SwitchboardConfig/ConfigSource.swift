@@ -84,6 +84,19 @@ public struct ConfigSource: Sendable {
 
     public func section(_ name: String) -> JSONValue? { sections[name] }
 
+    /// A section's scalars as the environment variables that would set them
+    /// (`ai.base_url` → `SB_AI_BASE_URL`), overlaid by the real environment's `SB_<SECTION>_*`.
+    /// For modules that read their settings from an environment-style dictionary.
+    public func environmentStyle(section name: String) -> [String: String] {
+        var values: [String: String] = [:]
+        for (key, value) in fileValues where key.hasPrefix(name + ".") {
+            if case .scalar(let text) = value { values[Self.environmentName(for: key)] = text }
+        }
+        let prefix = Self.environmentName(for: name) + "_"
+        for (key, value) in environment where key.hasPrefix(prefix) { values[key] = value }
+        return values
+    }
+
     func environmentValue(_ key: String) -> (name: String, value: String)? {
         let names = [Self.environmentName(for: key)] + (aliases[key] ?? [])
         for name in names {

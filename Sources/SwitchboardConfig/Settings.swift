@@ -59,6 +59,9 @@ public struct Settings: Sendable {
     public var database: Database
     public var worker: Worker
     public var limits: Limits
+    /// The `ai` section as `SB_AI_*` variables (file values overlaid by the environment), read by
+    /// the AI provider's own configuration. Empty: the local model server of `scripts/llm`.
+    public var aiEnvironment: [String: String]
     /// The `gateway` section as written, decoded by the gateway module itself.
     public var gatewaySection: JSONValue?
     /// Secrets that the gateway section or the environment supplies; checked in production.
@@ -141,6 +144,7 @@ public struct Settings: Sendable {
             perIPBurst: try source.int("limits.per_ip_burst", default: 200, range: 1...1_000_000),
             trustForwardedFor: try source.bool("limits.trust_forwarded_for", default: false)
         )
+        aiEnvironment = source.environmentStyle(section: "ai")
         gatewaySection = source.section("gateway")
         gatewayTokenSecret = try source.optionalString("gateway.token_secret")
         gatewayAPIKey = try source.optionalString("gateway.api_key")
