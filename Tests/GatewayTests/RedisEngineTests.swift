@@ -70,7 +70,7 @@ final class RecordingHandler: BrokerEventHandler {
         try await nodeB.unsubscribe("chat:x")
         _ = try await nodeA.publish(channel: "chat:x", publication: Publication(data: "6"), options: options)
         try await nodeA.publishControl(ControlCommand(kind: .disconnect, user: "u"))
-        await Self.waitFor { handlerB.controls.withLock { $0.count } == 1 }
+        await Self.waitFor { handlerB.controls.withLock { $0.count } == 1 && handlerA.controls.withLock { $0.count } == 1 }
         #expect(handlerB.publications.withLock { $0.count } == 5)
         #expect(handlerA.controls.withLock { $0 } == [ControlCommand(kind: .disconnect, user: "u")])
 

@@ -163,8 +163,14 @@ struct WorkerProcessTests {
                 try await redis.kill()
                 try await Task.sleep(for: .seconds(1))
                 try await redis.start()
-                try await env.eventually("every job done after the restart", timeout: .seconds(90)) {
-                    try await env.setSize("diag:restart:done") == total
+                do {
+                    try await env.eventually("every job done after the restart", timeout: .seconds(90)) {
+                        try await env.setSize("diag:restart:done") == total
+                    }
+                } catch {
+                    let done = (try? await env.setSize("diag:restart:done")) ?? -1
+                    Issue.record("done \(done)/\(total); worker a: \(workers[0].log.suffix(4000))\nworker b: \(workers[1].log.suffix(4000))")
+                    throw error
                 }
                 try await env.eventually("all acknowledged", timeout: .seconds(30)) {
                     let depth = try await env.depth(.ai)

@@ -1,0 +1,54 @@
+import Foundation
+import APIServer
+import Gateway
+import Logging
+import SwitchboardConfig
+import Testing
+
+@testable import SwitchboardApp
+
+/// The documented example configuration, assembled the way `serve` does it.
+@Suite struct AssemblyTests {
+    static let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("config/switchboard.example.yaml").path
+
+    @Test func exampleGatewaySectionDecodesWithSwitchboardsNamespaces() throws {
+        let settings = try Settings.load(path: Self.example, environment: ["SB_GATEWAY_TOKEN_SECRET": "s3cr3t-for-this-test-only", "SB_GATEWAY_PORT": "8123"])
+        let gateway = try Launcher.gatewayConfiguration(settings: settings, logger: Logger(label: "test"))
+        #expect(Set(gateway.namespaces.map(\.name)) == ["widget", "widgettyping", "user", "system", "admin"])
+        #expect(gateway.port == 8123)
+        #expect(gateway.tokenSecret == "s3cr3t-for-this-test-only")
+        let widget = try #require(gateway.namespaces.first { $0.name == "widget" })
+        #expect(widget.options.presence)
+        #expect(widget.options.historySize == 100)
+        #expect(widget.options.historyTTL == 600)
+    }
+
+    @Test func missingGatewaySecretsAreRandomPerProcessInDevelopment() throws {
+        let settings = try Settings.load(path: Self.example, environment: [:])
+        let first = try Launcher.gatewayConfiguration(settings: settings, logger: Logger(label: "test"))
+        let second = try Launcher.gatewayConfiguration(settings: settings, logger: Logger(label: "test"))
+        #expect((first.tokenSecret?.count ?? 0) >= 32)
+        #expect(first.tokenSecret != second.tokenSecret)
+        #expect(first.apiKey != second.apiKey)
+    }
+
+    @Test func aiSectionAndEnvironmentBecomeProviderVariables() throws {
+        let source = try ConfigSource(
+            yaml: "ai:\n  base_url: http://127.0.0.1:11434/v1\n  model: llama3\n",
+            environment: ["SB_AI_MODEL": "qwen2", "SB_AI_EMBED_MODEL": "nomic"], aliases: Settings.aliases
+        )
+        let settings = try Settings(source: source)
+        #expect(settings.aiEnvironment["SB_AI_BASE_URL"] == "http://127.0.0.1:11434/v1")
+        #expect(settings.aiEnvironment["SB_AI_MODEL"] == "qwen2")
+        #expect(settings.aiEnvironment["SB_AI_EMBED_MODEL"] == "nomic")
+    }
+
+    @Test func rateLimitsOfZeroAreDisabled() throws {
+        let settings = try Settings(source: ConfigSource(yaml: "limits:\n  per_ip_per_minute: 0\n  per_user_per_minute: 60\n  per_user_burst: 5\n", environment: [:]))
+        let limits = Launcher.rateLimits(settings.limits)
+        #expect(limits.perIP == nil)
+        #expect(limits.perUser?.limit == 60)
+        #expect(limits.perUser?.burst == 5)
+    }
+}
