@@ -61,6 +61,15 @@ public enum DiagnosticJobs {
 
     static func nowMillis() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }
 
+    /// Pipelines `commands` and throws the first `-ERR` reply. `RedisClient.pipeline` returns
+    /// error replies in place instead of throwing, and right after a Redis restart every command
+    /// is answered `-LOADING` until the dataset is loaded: a handler that ignored those replies
+    /// returned normally, so its job was acknowledged without having recorded its completion.
+    static func pipelineOrThrow(_ client: RedisClient, _ commands: [RedisCommand]) async throws {
+        let replies = try await client.pipeline(commands)
+        if let error = replies.first(where: { $0.errorMessage != nil })?.errorMessage { throw RedisError.server(error) }
+    }
+
     /// Registers the diagnostic handlers; they write through `client`.
     public static func register(in registry: inout JobRegistry, client: RedisClient, latency: LatencyRecorder? = nil) {
         registry.register(Noop.self) { _, context in
@@ -69,19 +78,18 @@ public enum DiagnosticJobs {
             }
         }
         registry.register(Mark.self) { job, context in
-            let replies = try await client.pipeline([
+            try await pipelineOrThrow(client, [
                 RedisCommand("SADD", client.key("diag:\(job.tag):done"), context.jobID.rawValue),
                 RedisCommand("INCR", client.key("diag:\(job.tag):runs")),
                 RedisCommand("HINCRBY", client.key("diag:\(job.tag):workers"), context.workerID, 1),
             ])
-            if let error = replies.first(where: { $0.errorMessage != nil })?.errorMessage { throw RedisError.server(error) }
         }
         registry.register(Sleep.self) { job, context in
             _ = try await client.rpush(
                 "diag:\(job.tag):starts",
                 ["\(context.workerID) \(context.attempt) \(context.deliveryCount) \(nowMillis())"])
             try await Task.sleep(for: .milliseconds(job.milliseconds))
-            _ = try await client.pipeline([
+            try await pipelineOrThrow(client, [
                 RedisCommand("INCR", client.key("diag:\(job.tag):completions")),
                 RedisCommand("SADD", client.key("diag:\(job.tag):done"), context.jobID.rawValue),
             ])
@@ -90,7 +98,7 @@ public enum DiagnosticJobs {
             let run = try await client.incr("diag:\(job.tag):runs")
             _ = try await client.rpush("diag:\(job.tag):at", ["\(nowMillis())"])
             if job.failures < 0 || run <= Int64(job.failures) { throw InjectedFailure(run: run) }
-            _ = try await client.pipeline([RedisCommand("SADD", client.key("diag:\(job.tag):done"), context.jobID.rawValue)])
+            try await pipelineOrThrow(client, [RedisCommand("SADD", client.key("diag:\(job.tag):done"), context.jobID.rawValue)])
         }
     }
 }

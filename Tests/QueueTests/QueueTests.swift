@@ -61,6 +61,26 @@ struct QueueAPITests {
         }
     }
 
+    @Test("an error reply in a diagnostic job's pipeline fails the run instead of acknowledging it")
+    func diagnosticPipelineErrorFailsTheRun() async throws {
+        // Stands in for the -LOADING replies Redis sends right after a restart: pipelined replies
+        // come back as `.error` values, which the Sleep job used to ignore (its job was then
+        // acknowledged without ever being recorded as done — the "lost" job of redisRestart).
+        try await TestEnvironment.with { env in
+            try await env.client.set("diag:pipe:done", Array("not a set".utf8))
+            var configuration = Self.fastConfiguration()
+            configuration.maxRetries = 0
+            let (worker, task) = try env.startWorker(configuration)
+            try await env.queue.enqueue(DiagnosticJobs.Sleep(tag: "pipe", milliseconds: 0), on: .ai)
+            try await env.eventually("the run failed and went to failed") { try await env.failed.count() == 1 }
+            let failed = try await env.failed.list()
+            #expect(failed.first?.error.contains("WRONGTYPE") == true, "\(failed)")
+            try await env.eventually("taken out of the stream") { try await env.depth(.ai) == 0 }
+            worker.beginStopping()
+            try await task.value
+        }
+    }
+
     @Test("a job whose handler throws a permanent error goes to failed at once; purge empties failed")
     func permanentErrorAndPurge() async throws {
         struct Rejected: PermanentJobError {}

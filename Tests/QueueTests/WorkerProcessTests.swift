@@ -161,8 +161,9 @@ struct WorkerProcessTests {
                 }
                 try await env.waitForWorkers(2)
                 let total = 1500
+                var ids: [JobID] = []
                 for _ in 0..<3 {
-                    try await env.queue.enqueue(
+                    ids += try await env.queue.enqueue(
                         contentsOf: Array(repeating: DiagnosticJobs.Sleep(tag: "restart", milliseconds: 10), count: total / 3), on: .ai)
                 }
                 try await env.eventually("a third done before the restart") {
@@ -177,7 +178,26 @@ struct WorkerProcessTests {
                     }
                 } catch {
                     let done = (try? await env.setSize("diag:restart:done")) ?? -1
-                    Issue.record("done \(done)/\(total); worker a: \(workers[0].log.suffix(4000))\nworker b: \(workers[1].log.suffix(4000))")
+                    // Where the missing jobs are: still queued, pending, delayed, failed, or nowhere.
+                    let doneIDs = Set(
+                        ((try? await env.client.send(RedisCommand("SMEMBERS", env.client.key("diag:restart:done"))))?.array ?? [])
+                            .compactMap(\.string))
+                    let missing = ids.map(\.rawValue).filter { !doneIDs.contains($0) }
+                    let depth = (try? await env.depth(.ai)) ?? -1
+                    let pending = (try? await env.client.send(
+                        RedisCommand("XPENDING", env.client.key("queue:ai"), "workers", "-", "+", 20))).map { "\($0)" } ?? "?"
+                    let delayed = (try? await env.client.send(
+                        RedisCommand("ZRANGE", env.client.key("queue:ai:delayed"), 0, 5, "WITHSCORES"))).map { "\($0)" } ?? "?"
+                    let failed = (try? await env.failed.count()) ?? -1
+                    let completions = (try? await env.int("diag:restart:completions")) ?? -1
+                    let starts = (try? await env.client.send(RedisCommand("LLEN", env.client.key("diag:restart:starts"))))?.int ?? -1
+                    Issue.record(
+                        """
+                        done \(done)/\(total); missing \(missing.prefix(10)); stream depth \(depth); pending \(pending); \
+                        delayed \(delayed); failed \(failed); completions \(completions); starts \(starts)
+                        worker a: \(workers[0].log.suffix(4000))
+                        worker b: \(workers[1].log.suffix(4000))
+                        """)
                     throw error
                 }
                 try await env.eventually("all acknowledged", timeout: .seconds(30)) {
