@@ -144,14 +144,6 @@ struct WorkerProcessTests {
 
     @Test("Redis restarted mid-run (AOF, fsync always): workers reconnect and every job completes")
     func redisRestart() async throws {
-        // Known bug: when the whole suite loads the machine, one job in 1,500 is occasionally not
-        // completed after the restart (docs/queues.md, "Known issues"). Passes when run alone.
-        await withKnownIssue("a job can be lost across a Redis restart under load", isIntermittent: true) {
-            try await runRedisRestart()
-        }
-    }
-
-    private func runRedisRestart() async throws {
         let redis = try PrivateRedis()
         try await redis.start()
         do {
