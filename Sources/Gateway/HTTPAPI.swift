@@ -30,18 +30,8 @@ struct HTTPAPI: Sendable {
         do {
             let result = try await call(method: method, params: body)
             writer.rawField("result", result)
-        } catch let error as GatewayError {
-            writer.key("error")
-            writer.beginObject()
-            writer.field("code", error.code)
-            writer.field("message", error.message)
-            writer.endObject()
         } catch {
-            writer.key("error")
-            writer.beginObject()
-            writer.field("code", GatewayError.internal.code)
-            writer.field("message", GatewayError.internal.message)
-            writer.endObject()
+            Self.writeError(error, to: &writer)
         }
         writer.endObject()
         return writer.output
@@ -65,14 +55,7 @@ struct HTTPAPI: Sendable {
                         writer.rawField("result", Self.object { Self.writePosition(position, to: &$0) })
                     })
                 } catch {
-                    let failure = error as? GatewayError ?? .internal
-                    responses.append(Self.object { writer in
-                        writer.key("error")
-                        writer.beginObject()
-                        writer.field("code", failure.code)
-                        writer.field("message", failure.message)
-                        writer.endObject()
-                    })
+                    responses.append(Self.object { Self.writeError(error, to: &$0) })
                 }
             }
             return Self.object { writer in
@@ -188,14 +171,7 @@ struct HTTPAPI: Sendable {
                     let result = try await call(method: name, params: commandParams)
                     replies.append(Self.object { $0.rawField(name, result) })
                 } catch {
-                    let failure = error as? GatewayError ?? .internal
-                    replies.append(Self.object { writer in
-                        writer.key("error")
-                        writer.beginObject()
-                        writer.field("code", failure.code)
-                        writer.field("message", failure.message)
-                        writer.endObject()
-                    })
+                    replies.append(Self.object { Self.writeError(error, to: &$0) })
                 }
             }
             return Self.object { writer in
@@ -241,6 +217,16 @@ struct HTTPAPI: Sendable {
     static func writePosition(_ position: StreamPosition, to writer: inout JSONWriter) {
         if position.offset > 0 { writer.field("offset", position.offset) }
         if !position.epoch.isEmpty { writer.field("epoch", position.epoch) }
+    }
+
+    /// `"error": {code, message}`; anything but a `GatewayError` is answered as internal.
+    static func writeError(_ error: any Error, to writer: inout JSONWriter) {
+        let failure = error as? GatewayError ?? .internal
+        writer.key("error")
+        writer.beginObject()
+        writer.field("code", failure.code)
+        writer.field("message", failure.message)
+        writer.endObject()
     }
 
     static func object(_ body: (inout JSONWriter) -> Void) -> String {
