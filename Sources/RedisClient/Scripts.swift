@@ -1,4 +1,4 @@
-/// Lua scripts run with EVALSHA, falling back to SCRIPT LOAD when the server lost its cache.
+/// Lua scripts run with EVALSHA, falling back to EVAL when the server lost its cache.
 
 /// A Lua script and its SHA-1, computed locally so EVALSHA needs no round trip first.
 public struct RedisScript: Sendable, Hashable {
@@ -12,19 +12,19 @@ public struct RedisScript: Sendable, Hashable {
 }
 
 extension RedisClient {
-    /// EVALSHA with the script's keys prefixed (arguments are not); on NOSCRIPT the script is
-    /// loaded and run again. Script errors throw `RedisError.server`.
+    /// EVALSHA with the script's keys prefixed (arguments are not). On NOSCRIPT (a restarted
+    /// server, SCRIPT FLUSH) the same call is sent as EVAL with the source, which runs the
+    /// script and caches it again in one step: a SCRIPT LOAD followed by EVALSHA could lose a
+    /// race with another flush. Script errors throw `RedisError.server`.
     public func evalScript(_ script: RedisScript, keys: [String], args: [any RESPArgument]) async throws -> RESPValue {
         var arguments: [any RESPArgument] = [script.sha1, keys.count]
         arguments += keys.map { key($0) }
         arguments += args
-        let command = RedisCommand("EVALSHA", arguments: arguments)
         do {
-            return try await send(command)
+            return try await send(RedisCommand("EVALSHA", arguments: arguments))
         } catch let error as RedisError where error.serverErrorCode == "NOSCRIPT" {
-            let sha = try await scriptLoad(script.source)
-            if sha != script.sha1 { throw RedisError.protocolError("SCRIPT LOAD returned \(sha), expected \(script.sha1)") }
-            return try await send(command)
+            arguments[0] = script.source
+            return try await send(RedisCommand("EVAL", arguments: arguments))
         }
     }
 

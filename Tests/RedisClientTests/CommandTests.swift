@@ -276,11 +276,14 @@ struct CommandTests {
             #expect(try await redis.scriptLoad(script.source) == script.sha1)
             #expect(try await redis.evalScript(script, keys: ["value", "count"], args: ["v", 5]).int == 5)
             #expect(try await redis.get("value")?.text == "v")  // KEYS were prefixed
-            // Another script unknown to the server: NOSCRIPT, then SCRIPT LOAD and retry.
+            // Another script unknown to the server: NOSCRIPT, then EVAL with the source.
             let fresh = RedisScript("return {KEYS[1], ARGV[1], \(Int.random(in: 0...1_000_000_000))}")
             let reply = try await redis.evalScript(fresh, keys: ["k"], args: ["a"])
             #expect(reply.array?.first?.string == redis.key("k"))
             #expect(reply.array?[1].string == "a")
+            // The fallback cached the script again, so the next call is a plain EVALSHA.
+            let exists = try await redis.send(RedisCommand("SCRIPT", "EXISTS", fresh.sha1))
+            #expect(exists.array?.first?.int == 1)
             // After the server forgets every script the call still succeeds.
             _ = try await redis.send(RedisCommand("SCRIPT", "FLUSH"))
             #expect(try await redis.evalScript(script, keys: ["value", "count"], args: ["w", 1]).int == 6)
