@@ -53,6 +53,15 @@ final class Client: Sendable {
 
     // MARK: inbound
 
+    /// Takes a pong (`{}`, the most frequent message) without a trip through the command queue;
+    /// false for anything else.
+    func handlePong(_ bytes: ByteBuffer) -> Bool {
+        guard bytes.readableBytes == 2, bytes.getInteger(at: bytes.readerIndex, as: UInt16.self) == 0x7B7D else { return false }
+        node.metrics.messagesIn.add(1, ordering: .relaxed)
+        state.withLock { $0.pongDeadline = nil }
+        return true
+    }
+
     /// Handles one WebSocket message: one or more newline-separated commands.
     func handle(_ bytes: ByteBuffer) async {
         node.metrics.messagesIn.add(1, ordering: .relaxed)
@@ -515,7 +524,7 @@ final class Client: Sendable {
 
     // MARK: delivery (called by the node's fan-out; must not block)
 
-    func deliver(channel: String, publication: Publication, message: String) {
+    func deliver(channel: String, publication: Publication, message: ByteBuffer) {
         enum Outcome { case skip, written, slow, gap }
         let outcome = state.withLock { state -> Outcome in
             guard state.status == .connected, var subscription = state.subscriptions[channel] else { return .skip }

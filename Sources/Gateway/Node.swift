@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOCore
 import Synchronization
 
 /// The gateway's front object: owns the hub of local connections, the broker and the presence
@@ -85,7 +86,8 @@ final class Node: BrokerEventHandler {
     func handlePublication(channel: String, publication: Publication, position: StreamPosition) {
         let subscribers = hub.subscribers(of: channel)
         guard !subscribers.isEmpty else { return }
-        let message = Reply.publication(channel: channel, publication)
+        // Encoded once; every subscriber's connection shares these bytes.
+        let message = ByteBuffer(string: Reply.publication(channel: channel, publication))
         for client in subscribers {
             client.deliver(channel: channel, publication: publication, message: message)
         }
