@@ -74,8 +74,9 @@ final class Client: Sendable {
             start = end < view.endIndex ? view.index(after: end) : end
             if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") }) { continue }
             let command: Command
-            do {
-                command = try JSONDecoder().decode(Command.self, from: Data(line))
+            do throws(MalformedCommand) {
+                guard let json = JSONValue.parse(line) else { throw MalformedCommand() }
+                command = try Command(json: json)
             } catch {
                 node.logger.debug("undecodable command", metadata: ["client": "\(id)"])
                 disconnect(.badRequest)
