@@ -525,7 +525,7 @@ final class Client: Sendable {
 
     // MARK: delivery (called by the node's fan-out; must not block)
 
-    func deliver(channel: String, publication: Publication, message: ByteBuffer) {
+    func deliver(channel: String, publication: Publication, message: OutboundMessage) {
         enum Outcome { case skip, written, slow, gap }
         let outcome = state.withLock { state -> Outcome in
             guard state.status == .connected, var subscription = state.subscriptions[channel] else { return .skip }

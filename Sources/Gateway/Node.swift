@@ -87,7 +87,7 @@ final class Node: BrokerEventHandler {
         let subscribers = hub.subscribers(of: channel)
         guard !subscribers.isEmpty else { return }
         // Encoded once; every subscriber's connection shares these bytes.
-        let message = ByteBuffer(string: Reply.publication(channel: channel, publication))
+        let message = OutboundMessage(shared: Reply.publication(channel: channel, publication))
         for client in subscribers {
             client.deliver(channel: channel, publication: publication, message: message)
         }

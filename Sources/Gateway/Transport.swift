@@ -5,28 +5,108 @@ import Synchronization
 /// Where a client's messages go. `write` only queues (it never blocks); it answers false once the
 /// client's queue limit is exceeded, and the caller disconnects the client as slow.
 protocol Transport: AnyObject, Sendable {
-    func write(_ message: ByteBuffer) -> Bool
+    func write(_ message: OutboundMessage) -> Bool
     func close(_ disconnect: Disconnect)
 }
 
 extension Transport {
     func write(_ message: String) -> Bool {
-        write(ByteBuffer(string: message))
+        write(OutboundMessage(message))
+    }
+}
+
+/// One server → client message: its JSON text and, for a message many connections send (a
+/// fanned-out publication), the whole WebSocket frame built once and shared by all of them.
+struct OutboundMessage: Sendable {
+    let payload: ByteBuffer
+    let frame: ByteBuffer?
+
+    init(_ text: String) {
+        payload = ByteBuffer(string: text)
+        frame = nil
+    }
+
+    init(shared text: String) {
+        payload = ByteBuffer(string: text)
+        frame = WebSocketFraming.frame(payload)
+    }
+}
+
+/// Server frames (unmasked) written as bytes, so a shared frame goes out without per-connection work.
+enum WebSocketFraming {
+    /// Room for the longest header (opcode byte, length byte, 64-bit length).
+    static let maxHeaderSize = 10
+
+    static func headerSize(payloadLength: Int) -> Int {
+        payloadLength < 126 ? 2 : payloadLength <= 0xFFFF ? 4 : 10
+    }
+
+    static func writeHeader(opcode: UInt8, payloadLength length: Int, to buffer: inout ByteBuffer, at index: Int) {
+        buffer.setInteger(0x80 | opcode, at: index)
+        if length < 126 {
+            buffer.setInteger(UInt8(length), at: index + 1)
+        } else if length <= 0xFFFF {
+            buffer.setInteger(UInt8(126), at: index + 1)
+            buffer.setInteger(UInt16(length), at: index + 2)
+        } else {
+            buffer.setInteger(UInt8(127), at: index + 1)
+            buffer.setInteger(UInt64(length), at: index + 2)
+        }
+    }
+
+    /// A new frame holding `payload`.
+    static func frame(_ payload: ByteBuffer, opcode: UInt8 = 0x1) -> ByteBuffer {
+        let header = headerSize(payloadLength: payload.readableBytes)
+        var frame = ByteBufferAllocator().buffer(capacity: header + payload.readableBytes)
+        frame.moveWriterIndex(forwardBy: header)
+        writeHeader(opcode: opcode, payloadLength: payload.readableBytes, to: &frame, at: 0)
+        frame.writeImmutableBuffer(payload)
+        return frame
+    }
+
+    /// An empty buffer with room in front for the header, to append payloads to.
+    static func payloadBuffer(capacity: Int) -> ByteBuffer {
+        var buffer = ByteBufferAllocator().buffer(capacity: maxHeaderSize + capacity)
+        buffer.moveWriterIndex(forwardBy: maxHeaderSize)
+        buffer.moveReaderIndex(forwardBy: maxHeaderSize)
+        return buffer
+    }
+
+    /// Turns a buffer from `payloadBuffer` into a frame in place.
+    static func frame(inPlace buffer: inout ByteBuffer) {
+        let length = buffer.readableBytes
+        let start = buffer.readerIndex - headerSize(payloadLength: length)
+        writeHeader(opcode: 0x1, payloadLength: length, to: &buffer, at: start)
+        buffer.moveReaderIndex(to: start)
     }
 }
 
 /// The outbound side of one WebSocket connection. Messages queue under a lock from any thread
 /// (fan-out runs wherever the broker delivers); the connection's event loop writes them once per
-/// tick, joining what queued up into newline-separated frames, and flushes once. A fanned-out
-/// publication's bytes are shared by every connection that has nothing else queued (no copy).
+/// tick, joining what queued up into newline-separated frames, and flushes once. A message alone in
+/// its tick goes out as its shared pre-built frame when it has one (no copy, no encoding).
 final class WebSocketTransport: Transport {
     private struct State {
-        var pending: ByteBuffer?
-        /// Frames that reached the soft size limit, oldest first.
-        var full: [ByteBuffer] = []
+        /// The only message queued so far.
+        var single: OutboundMessage?
+        /// Payloads joined by newlines (with header room in front), once more than one queued.
+        var joined: ByteBuffer?
+        /// Complete frames that reached the soft size limit, oldest first.
+        var ready: [ByteBuffer] = []
         var queuedBytes = 0
         var flushScheduled = false
         var closed = false
+        /// Writes raw frame bytes below the frame encoder; set once the handler is in the pipeline.
+        var rawWriter: NIOLoopBound<ChannelHandlerContext>?
+
+        mutating func join(_ payload: ByteBuffer) {
+            if joined == nil {
+                joined = WebSocketFraming.payloadBuffer(capacity: max(256, payload.readableBytes * 2))
+            } else {
+                joined!.writeInteger(UInt8(ascii: "\n"))
+            }
+            joined!.writeImmutableBuffer(payload)
+        }
     }
 
     /// Frames are kept below this size so clients with default frame limits can read them.
@@ -55,20 +135,32 @@ final class WebSocketTransport: Transport {
         client.withLock { $0 = nil }
     }
 
-    func write(_ message: ByteBuffer) -> Bool {
-        let size = message.readableBytes
+    /// Called on the event loop with the context of the handler nearest the socket that still
+    /// takes bytes (the frame encoder's): frames written there bypass encoding.
+    func setRawWriter(_ context: ChannelHandlerContext) {
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        state.withLock { $0.rawWriter = bound }
+    }
+
+    func write(_ message: OutboundMessage) -> Bool {
+        let size = message.payload.readableBytes
         let (accepted, schedule) = state.withLock { state -> (Bool, Bool) in
             guard !state.closed else { return (true, false) }
             guard state.queuedBytes + size <= maxQueueSize else { return (false, false) }
             state.queuedBytes += size + 1
-            if state.pending == nil {
-                state.pending = message
-            } else if state.pending!.readableBytes + size < Self.frameSoftLimit {
-                state.pending!.writeInteger(UInt8(ascii: "\n"))
-                state.pending!.writeImmutableBuffer(message)
+            if state.single == nil, state.joined == nil {
+                state.single = message
             } else {
-                state.full.append(state.pending!)
-                state.pending = message
+                if let single = state.single {
+                    state.single = nil
+                    state.join(single.payload)
+                }
+                if state.joined!.readableBytes + size >= Self.frameSoftLimit {
+                    WebSocketFraming.frame(inPlace: &state.joined!)
+                    state.ready.append(state.joined!)
+                    state.joined = nil
+                }
+                state.join(message.payload)
             }
             let schedule = !state.flushScheduled
             state.flushScheduled = true
@@ -80,34 +172,42 @@ final class WebSocketTransport: Transport {
 
     /// Writes what queued and flushes; runs on the channel's event loop.
     func flush() {
-        let (full, pending) = state.withLock { state -> ([ByteBuffer], ByteBuffer?) in
+        let (ready, joined, single, rawWriter) = state.withLock { state in
             defer {
-                state.full = []
-                state.pending = nil
+                state.ready = []
+                state.joined = nil
+                state.single = nil
                 state.queuedBytes = 0
                 state.flushScheduled = false
             }
-            return (state.full, state.pending)
+            return (state.ready, state.joined, state.single, state.rawWriter)
         }
-        guard let pending else { return }
+        guard joined != nil || single != nil, let rawWriter else { return }
         // Bytes still waiting in the channel above the high water mark: the peer does not read.
         guard channel.isWritable else {
             client.withLock { $0 }?.slow()
             return
         }
-        for frame in full {
-            channel.write(WebSocketFrame(fin: true, opcode: .text, data: frame), promise: nil)
+        let context = rawWriter.value
+        for frame in ready {
+            context.write(NIOAny(frame), promise: nil)
         }
-        channel.write(WebSocketFrame(fin: true, opcode: .text, data: pending), promise: nil)
-        channel.flush()
+        if var joined {
+            WebSocketFraming.frame(inPlace: &joined)
+            context.write(NIOAny(joined), promise: nil)
+        } else if let single {
+            context.write(NIOAny(single.frame ?? WebSocketFraming.frame(single.payload)), promise: nil)
+        }
+        context.flush()
     }
 
     func close(_ disconnect: Disconnect) {
         let alreadyClosed = state.withLock { state in
             defer { state.closed = true }
             if disconnect == .slow {
-                state.pending = nil
-                state.full = []
+                state.single = nil
+                state.joined = nil
+                state.ready = []
             }
             return state.closed
         }
@@ -192,6 +292,11 @@ final class WebSocketHandler: ChannelDuplexHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        if let encoder = try? context.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self) {
+            transport.setRawWriter(encoder)
+        } else {
+            transport.setRawWriter(context)
+        }
         let eventLoop = context.eventLoop
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: eventLoop)
         inbox.onDrained { eventLoop.execute { bound.value.handler.resumeReading(bound.value.context) } }

@@ -15,10 +15,10 @@ final class RecordingTransport: Transport {
 
     func refuseWrites() { state.withLock { $0.accept = false } }
 
-    func write(_ message: ByteBuffer) -> Bool {
+    func write(_ message: OutboundMessage) -> Bool {
         state.withLock { state in
             guard state.accept else { return false }
-            state.messages.append(String(buffer: message))
+            state.messages.append(String(buffer: message.payload))
             return true
         }
     }
