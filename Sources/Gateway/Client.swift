@@ -11,7 +11,7 @@ final class Client: Sendable {
     struct Subscription: Sendable {
         /// Live publications are buffered while the subscribe reply (and recovered history) is prepared.
         var buffering = true
-        var buffer: [Publication] = []
+        var buffer: [(offset: UInt64, message: OutboundMessage)] = []
         /// Offsets are tracked (duplicates dropped, gaps detected) for positioned or recoverable subscriptions.
         var tracksPosition = false
         var offset: UInt64 = 0
@@ -485,7 +485,7 @@ final class Client: Sendable {
                         if publication.offset <= subscription.offset { continue }
                         subscription.offset = publication.offset
                     }
-                    guard transport.write(Reply.publication(channel: channel, publication)) else { return false }
+                    guard transport.write(publication.message) else { return false }
                 }
                 state.subscriptions[channel] = subscription
             }
@@ -525,18 +525,19 @@ final class Client: Sendable {
 
     // MARK: delivery (called by the node's fan-out; must not block)
 
-    func deliver(channel: String, publication: Publication, message: OutboundMessage) {
+    /// Sends a publication's push (`message`, shared by all subscribers) at `offset` in the channel.
+    func deliver(channel: String, offset: UInt64, message: OutboundMessage) {
         enum Outcome { case skip, written, slow, gap }
         let outcome = state.withLock { state -> Outcome in
             guard state.status == .connected, var subscription = state.subscriptions[channel] else { return .skip }
             if subscription.buffering {
-                state.subscriptions[channel]?.buffer.append(publication)
+                state.subscriptions[channel]?.buffer.append((offset, message))
                 return .skip
             }
-            if subscription.tracksPosition, publication.offset > 0 {
-                if publication.offset <= subscription.offset { return .skip }
-                if publication.offset > subscription.offset + 1 { return .gap }
-                subscription.offset = publication.offset
+            if subscription.tracksPosition, offset > 0 {
+                if offset <= subscription.offset { return .skip }
+                if offset > subscription.offset + 1 { return .gap }
+                subscription.offset = offset
                 state.subscriptions[channel] = subscription
             }
             return transport.write(message) ? .written : .slow

@@ -89,7 +89,21 @@ final class Node: BrokerEventHandler {
         // Encoded once; every subscriber's connection shares these bytes.
         let message = OutboundMessage(shared: Reply.publication(channel: channel, publication))
         for client in subscribers {
-            client.deliver(channel: channel, publication: publication, message: message)
+            client.deliver(channel: channel, offset: publication.offset, message: message)
+        }
+    }
+
+    /// A publication from another node, still encoded: its push is built around the JSON without
+    /// parsing it.
+    func handleEncodedPublication(channel: String, offset: UInt64, epoch: String, json: ArraySlice<UInt8>) {
+        let subscribers = hub.subscribers(of: channel)
+        guard !subscribers.isEmpty else { return }
+        guard let message = Reply.encodedPublication(channel: channel, offset: offset, json: json) else {
+            defaultHandleEncodedPublication(channel: channel, offset: offset, epoch: epoch, json: json)
+            return
+        }
+        for client in subscribers {
+            client.deliver(channel: channel, offset: offset, message: message)
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 
 /// A protocol error answered in a reply: `{code, message, temporary}` (codes of Centrifugo's client protocol).
 public struct GatewayError: Error, Sendable, Hashable {
@@ -446,6 +447,27 @@ enum Reply {
 
     static func publication(channel: String, _ publication: Publication) -> String {
         push(channel: channel, kind: "pub") { publication.write(to: &$0) }
+    }
+
+    /// The `pub` push around a publication's JSON as `Publication.json` wrote it (an object
+    /// without `offset`), adding the offset as its last member; nil when the text is not an object.
+    static func encodedPublication(channel: String, offset: UInt64, json: ArraySlice<UInt8>) -> OutboundMessage? {
+        guard json.count >= 2, json.first == UInt8(ascii: "{"), json.last == UInt8(ascii: "}") else { return nil }
+        var prefix = #"{"push":{"channel":"#
+        JSONWriter.appendQuoted(channel, to: &prefix)
+        prefix += #","pub":"#
+        var buffer = ByteBufferAllocator().buffer(capacity: prefix.utf8.count + json.count + 32)
+        buffer.writeString(prefix)
+        if offset > 0 {
+            buffer.writeBytes(json.dropLast())
+            // An empty object takes the offset as its only member.
+            if json.count > 2 { buffer.writeInteger(UInt8(ascii: ",")) }
+            buffer.writeString(#""offset":\#(offset)}"#)
+        } else {
+            buffer.writeBytes(json)
+        }
+        buffer.writeString("}}")
+        return OutboundMessage(sharedPayload: buffer)
     }
 
     static let ping = "{}"

@@ -61,16 +61,12 @@ final class RedisBroker: Broker {
         case UInt8(ascii: "p"):
             // p \n offset \n epoch \n json
             let parts = payload.split(separator: newline, maxSplits: 3, omittingEmptySubsequences: false)
-            guard parts.count == 4, let offset = UInt64(String(decoding: parts[1], as: UTF8.self)),
-                let value = JSONValue.parse(parts[3]), var publication = Publication(json: value)
-            else {
+            guard parts.count == 4, let offset = UInt64(String(decoding: parts[1], as: UTF8.self)) else {
                 logger.warning("undecodable publication", metadata: ["channel": "\(channel)"])
                 return
             }
-            publication.offset = offset
-            handler.handlePublication(
-                channel: channel, publication: publication,
-                position: StreamPosition(offset: offset, epoch: String(decoding: parts[2], as: UTF8.self)))
+            handler.handleEncodedPublication(
+                channel: channel, offset: offset, epoch: String(decoding: parts[2], as: UTF8.self), json: parts[3])
         case UInt8(ascii: "j"), UInt8(ascii: "l"):
             guard let value = JSONValue.parse(payload.dropFirst(2)), let info = ClientInfo(json: value) else { return }
             if kind == UInt8(ascii: "j") {

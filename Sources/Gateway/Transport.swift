@@ -27,8 +27,12 @@ struct OutboundMessage: Sendable {
     }
 
     init(shared text: String) {
-        payload = ByteBuffer(string: text)
-        frame = WebSocketFraming.frame(payload)
+        self.init(sharedPayload: ByteBuffer(string: text))
+    }
+
+    init(sharedPayload: ByteBuffer) {
+        payload = sharedPayload
+        frame = WebSocketFraming.frame(sharedPayload)
     }
 }
 

@@ -1,3 +1,4 @@
+import NIOCore
 import Testing
 
 @testable import Gateway
@@ -45,5 +46,17 @@ import Testing
         for text in [#"{"id":"1"}"#, #"{"id":-1}"#, #"{"id":1.5}"#, #"{"id":1,"subscribe":{"channel":5}}"#, #"{"id":1,"publish":[]}"#, "[]"] {
             #expect(throws: MalformedCommand.self) { try Command(json: #require(parse(text))) }
         }
+    }
+
+    @Test(arguments: [UInt64(0), 7])
+    func aPublicationRelayedEncodedMatchesTheLocallyEncodedPush(_ offset: UInt64) throws {
+        let publication = Publication(
+            offset: offset, data: #"{"text":"hi \"there\""}"#, info: ClientInfo(user: "u1", client: "c1"), tags: ["k": "v"])
+        var withoutOffset = publication
+        withoutOffset.offset = 0
+        let relayed = try #require(Reply.encodedPublication(channel: "chat:\"a\"", offset: offset, json: ArraySlice(withoutOffset.json.utf8)))
+        let local = Reply.publication(channel: "chat:\"a\"", publication)
+        #expect(parse(String(buffer: relayed.payload)) == parse(local))
+        #expect(Reply.encodedPublication(channel: "a", offset: 1, json: ArraySlice("[1]".utf8)) == nil)
     }
 }
