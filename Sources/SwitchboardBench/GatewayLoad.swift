@@ -172,9 +172,11 @@ enum GatewayBench {
             bench = GatewayBench.cpuSeconds(pid: nil)
         }
 
+        var serverSeconds: Double { GatewayBench.cpuSeconds(pid: serverPID) - server }
+
         var summary: String {
             let elapsed = max(Date().timeIntervalSince(start), 0.001)
-            let serverCores = (GatewayBench.cpuSeconds(pid: serverPID) - server) / elapsed
+            let serverCores = serverSeconds / elapsed
             let benchCores = (GatewayBench.cpuSeconds(pid: nil) - bench) / elapsed
             return "server_cpu=\(serverPID == nil ? "?" : String(format: "%.2f", serverCores))cores bench_cpu=\(String(format: "%.2f", benchCores))cores"
         }
@@ -293,7 +295,7 @@ enum GatewayBench {
                 guard !latencies.isEmpty else { return 0 }
                 return Double(latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))]) / 1e6
             }
-            print("fanout: subscribers=\(count) publications=\(rounds) deliveries=\(stats.deliveries.load(ordering: .relaxed))/\(count * rounds) p50=\(String(format: "%.1f", percentile(0.5)))ms p99=\(String(format: "%.1f", percentile(0.99)))ms max=\(String(format: "%.1f", percentile(1.0)))ms \(window.summary)")
+            print("fanout: subscribers=\(count) publications=\(rounds) deliveries=\(stats.deliveries.load(ordering: .relaxed))/\(count * rounds) p50=\(String(format: "%.1f", percentile(0.5)))ms p99=\(String(format: "%.1f", percentile(0.99)))ms max=\(String(format: "%.1f", percentile(1.0)))ms server_cpu_per_publication=\(String(format: "%.1f", window.serverSeconds * 1000 / Double(rounds)))ms \(window.summary)")
         }
     }
 
@@ -335,7 +337,7 @@ enum GatewayBench {
             let elapsed = Date().timeIntervalSince(start)
             let delivered = stats.deliveries.load(ordering: .relaxed) - startDeliveries
             let acknowledged = stats.acknowledged.load(ordering: .relaxed)
-            print("throughput: channels=\(channels) subscribers=\(subscribers) offered=\(rate)/s published=\(published) acknowledged=\(acknowledged) in \(String(format: "%.1f", elapsed))s deliveries=\(delivered) deliveries_per_second=\(Int(Double(delivered) / elapsed)) \(window.summary)")
+            print("throughput: channels=\(channels) subscribers=\(subscribers) offered=\(rate)/s published=\(published) acknowledged=\(acknowledged) in \(String(format: "%.1f", elapsed))s deliveries=\(delivered) deliveries_per_second=\(Int(Double(delivered) / elapsed)) server_cpu_per_delivery=\(String(format: "%.1f", window.serverSeconds * 1e6 / Double(max(delivered, 1))))us \(window.summary)")
         }
     }
 }
