@@ -32,6 +32,7 @@ final class Client: Sendable {
         var nextPingAt: Int64 = 0
         var pongDeadline: Int64?
         var lastPresenceRefresh: Int64 = 0
+        var commandAllowance = CommandAllowance()
     }
 
     let id: String
@@ -73,6 +74,11 @@ final class Client: Sendable {
             let line = view[start..<end]
             start = end < view.endIndex ? view.index(after: end) : end
             if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") }) { continue }
+            guard takeCommandAllowance() else {
+                node.logger.debug("client exceeded the command rate", metadata: ["client": "\(id)"])
+                disconnect(.tooManyRequests)
+                return
+            }
             let command: Command
             do throws(MalformedCommand) {
                 guard let json = JSONValue.parse(line) else { throw MalformedCommand() }
@@ -83,6 +89,16 @@ final class Client: Sendable {
                 return
             }
             await dispatch(command)
+        }
+    }
+
+    /// One command's worth of the client's rate allowance; false when it is used up.
+    private func takeCommandAllowance() -> Bool {
+        let configuration = node.configuration
+        guard configuration.clientCommandRate > 0 else { return true }
+        let now = ContinuousClock.now
+        return state.withLock {
+            $0.commandAllowance.take(at: now, rate: configuration.clientCommandRate, burst: max(1, configuration.clientCommandBurst))
         }
     }
 
@@ -668,6 +684,22 @@ final class Client: Sendable {
         for (channel, info) in refreshPresence {
             try? await node.presence.add(channel: channel, info: info, ttl: configuration.presenceTTL)
         }
+    }
+}
+
+/// A token bucket: `burst` commands at once, refilled at `rate` per second.
+struct CommandAllowance: Sendable {
+    private var tokens: Double?
+    private var refilledAt = ContinuousClock.now
+
+    mutating func take(at now: ContinuousClock.Instant, rate: Int, burst: Int) -> Bool {
+        let elapsed = now - refilledAt
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        tokens = min(Double(burst), (tokens ?? Double(burst)) + seconds * Double(rate))
+        refilledAt = now
+        guard tokens! >= 1 else { return false }
+        tokens! -= 1
+        return true
     }
 }
 

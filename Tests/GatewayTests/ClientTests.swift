@@ -231,4 +231,19 @@ extension Client {
         await client.send("{\"id\":2,\"subscribe\":{\"channel\":\"chat:b\"}}\n{\"id\":3,\"presence_stats\":{\"channel\":\"chat:b\"}}\n")
         #expect(transport.replies.compactMap { $0["id"]?.int64Value } == [1, 2, 3])
     }
+
+    @Test func aClientFloodingCommandsIsDisconnected() async throws {
+        let node = makeNode { $0.clientCommandRate = 10; $0.clientCommandBurst = 5 }
+        let (client, transport) = try await connected(node)
+        let pings = (2..<40).map { #"{"id":\#($0),"ping":{}}"# }.joined(separator: "\n")
+        await client.send(pings)
+        #expect(transport.closed == .tooManyRequests)
+        #expect(transport.replies.count < 10)
+
+        let unlimited = makeNode { $0.clientCommandRate = 0 }
+        let (other, otherTransport) = try await connected(unlimited)
+        await other.send(pings)
+        #expect(otherTransport.closed == nil)
+        #expect(otherTransport.replies.count == 39)
+    }
 }

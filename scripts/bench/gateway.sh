@@ -27,7 +27,7 @@ if [ -z "$BIN" ]; then
   BIN=$(swift build -c release --show-bin-path)/switchboard-bench
 fi
 PORT=${SB_BENCH_GATEWAY_PORT:-18700}
-export SB_GATEWAY_CONFIG_JSON='{"token_secret":"bench-secret","namespaces":[{"name":"bench","allow_subscribe_for_client":true,"allow_publish_for_client":true}]}'
+export SB_GATEWAY_CONFIG_JSON='{"token_secret":"bench-secret","client_command_rate":0,"namespaces":[{"name":"bench","allow_subscribe_for_client":true,"allow_publish_for_client":true}]}'
 "$BIN" gateway serve --port "$PORT" ${REDIS:+--redis "$REDIS"} --log-level error &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null' EXIT

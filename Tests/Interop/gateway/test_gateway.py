@@ -385,6 +385,37 @@ async def test_slow_or_oversized_clients_are_cut_off_while_others_keep_receiving
         await api.close()
 
 
+async def test_a_client_flooding_commands_is_disconnected_while_others_keep_receiving(start_gateway):
+    gateway = start_gateway(gateway_config(client_command_rate=20, client_command_burst=20))
+    api = AsyncClient(gateway.api_url, API_KEY)
+    good = Client(gateway.ws_url, token=token("good"))
+    events = Recorder()
+    sub = good.new_subscription("feed:ticker", events=events)
+    try:
+        await good.connect()
+        await sub.subscribe()
+        await sub.ready(timeout=5)
+
+        flooder, _ = await connect_raw(gateway, token("flooder"))
+        for n in range(2, 202):
+            await flooder.send(json.dumps({"id": n, "ping": {}}))
+        code = None
+        try:
+            while True:
+                await asyncio.wait_for(flooder.recv(), 10)
+        except websockets.ConnectionClosed as closed:
+            code = closed.rcvd.code if closed.rcvd else None
+        assert code == 3013
+
+        for n in range(10):
+            await api.publish(PublishRequest(channel="feed:ticker", data={"n": n}))
+        await events.wait_for(lambda: len(events.publications) == 10)
+        assert [p.data["n"] for p in events.publications] == list(range(10))
+    finally:
+        await good.disconnect()
+        await api.close()
+
+
 async def test_api_rejects_a_wrong_key(start_gateway):
     gateway = start_gateway()
     api = AsyncClient(gateway.api_url, "wrong")
