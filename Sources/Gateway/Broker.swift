@@ -27,6 +27,10 @@ struct PublishOptions: Sendable {
     var historySize = 0
     var historyTTL = 0
     var historyMetaTTL = 0
+    /// A publish repeated with the same key (per channel) within `idempotentResultTTL` seconds is
+    /// not published again; it answers the first one's position.
+    var idempotencyKey: String?
+    var idempotentResultTTL = 300
 
     var keepsHistory: Bool { historySize > 0 && historyTTL > 0 }
 }

@@ -193,7 +193,8 @@ struct HTTPAPI: Sendable {
         if case .object(let members)? = params["tags"] { tags = members.compactMapValues(\.stringValue) }
         return try await node.publish(
             channel: channel, data: data.serialized, info: nil, options: options,
-            skipHistory: params["skip_history"]?.boolValue ?? false, tags: tags)
+            skipHistory: params["skip_history"]?.boolValue ?? false, tags: tags,
+            idempotencyKey: params["idempotency_key"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 })
     }
 
     private func control(_ command: ControlCommand) async throws {

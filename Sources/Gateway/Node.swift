@@ -149,8 +149,12 @@ final class Node: BrokerEventHandler {
 
     // MARK: operations shared by clients and the server API
 
-    func publish(channel: String, data: String, info: ClientInfo?, options: ChannelOptions, skipHistory: Bool = false, tags: [String: String]? = nil) async throws -> StreamPosition {
+    func publish(
+        channel: String, data: String, info: ClientInfo?, options: ChannelOptions, skipHistory: Bool = false,
+        tags: [String: String]? = nil, idempotencyKey: String? = nil
+    ) async throws -> StreamPosition {
         var publishOptions = PublishOptions()
+        publishOptions.idempotencyKey = idempotencyKey
         if options.historyEnabled && !skipHistory {
             publishOptions.historySize = options.historySize
             publishOptions.historyTTL = options.historyTTL

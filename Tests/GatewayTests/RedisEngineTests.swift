@@ -79,6 +79,36 @@ final class RecordingHandler: BrokerEventHandler {
         try await cleanUp(redis)
     }
 
+    @Test func anIdempotentPublishReachesHistoryAndSubscribersOnce() async throws {
+        let redis = try client()
+        let nodeA = RedisBroker(redis: redis, prefix: "gw:", logger: Logger(label: "a"))
+        let nodeB = RedisBroker(redis: redis, prefix: "gw:", logger: Logger(label: "b"))
+        let handlerB = RecordingHandler()
+        try await nodeA.start(handler: RecordingHandler())
+        try await nodeB.start(handler: handlerB)
+        try await nodeB.subscribe("chat:i")
+        try await nodeB.subscribe("feed:i")
+        var options = PublishOptions(historySize: 10, historyTTL: 60, historyMetaTTL: 600)
+        options.idempotencyKey = "retry-1"
+        let first = try await nodeA.publish(channel: "chat:i", publication: Publication(data: "1"), options: options)
+        let again = try await nodeA.publish(channel: "chat:i", publication: Publication(data: "1"), options: options)
+        #expect(first.offset == 1)
+        #expect(again == first)
+        var noHistory = PublishOptions()
+        noHistory.idempotencyKey = "retry-1"
+        _ = try await nodeA.publish(channel: "feed:i", publication: Publication(data: "2"), options: noHistory)
+        _ = try await nodeA.publish(channel: "feed:i", publication: Publication(data: "2"), options: noHistory)
+
+        await Self.waitFor { handlerB.publications.withLock { $0.count } >= 2 }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(handlerB.publications.withLock { $0.map { "\($0.0)=\($0.1.data)" } } == ["chat:i=1", "feed:i=2"])
+        #expect(try await nodeA.history(channel: "chat:i", query: HistoryQuery(limit: -1)).publications.count == 1)
+
+        await nodeA.stop()
+        await nodeB.stop()
+        try await cleanUp(redis)
+    }
+
     @Test func presenceIsSharedAndExpires() async throws {
         let redis = try client()
         let presence = RedisPresenceManager(redis: redis, prefix: "gw:")
