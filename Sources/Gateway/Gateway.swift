@@ -27,15 +27,18 @@ public final class GatewayServer: Service {
         self.redis = redis
         let broker: any Broker
         let presence: any PresenceManager
+        let directory: any NodeDirectory
         if let redis {
             let prefix = configuration.redisPrefix ?? "gw:"
             broker = RedisBroker(redis: redis, prefix: prefix, logger: logger)
             presence = RedisPresenceManager(redis: redis, prefix: prefix)
+            directory = RedisNodeDirectory(redis: redis, prefix: prefix)
         } else {
             broker = MemoryBroker()
             presence = MemoryPresenceManager()
+            directory = LocalNodeDirectory()
         }
-        node = Node(configuration: configuration, broker: broker, presence: presence, logger: logger)
+        node = Node(configuration: configuration, broker: broker, presence: presence, directory: directory, logger: logger)
     }
 
     /// Serves until graceful shutdown, then closes every client with 3001 before the listener stops.

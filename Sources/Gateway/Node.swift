@@ -21,7 +21,13 @@ final class Node: BrokerEventHandler {
     let tokenSecrets: [String]
     let startedAt = Date()
 
-    init(configuration: GatewayConfiguration, broker: any Broker, presence: any PresenceManager, logger: Logger) {
+    let directory: any NodeDirectory
+
+    init(
+        configuration: GatewayConfiguration, broker: any Broker, presence: any PresenceManager,
+        directory: any NodeDirectory = LocalNodeDirectory(), logger: Logger
+    ) {
+        self.directory = directory
         self.id = UUID().uuidString.lowercased()
         self.name = ProcessInfo.processInfo.hostName + ":\(configuration.port)"
         self.configuration = configuration
@@ -37,9 +43,19 @@ final class Node: BrokerEventHandler {
         try await broker.start(handler: self)
     }
 
-    /// Drives pings, expiry and presence refresh once a second until cancelled.
+    /// Drives pings, expiry and presence refresh once a second, and announces this node to the
+    /// others every few seconds, until cancelled.
     func runTimers() async {
+        var tick = 0
         while !Task.isCancelled {
+            if tick % Self.announceInterval == 0 {
+                do {
+                    try await directory.announce(info, channels: hub.channels())
+                } catch {
+                    logger.warning("node announcement failed", metadata: ["error": "\(error)"])
+                }
+            }
+            tick += 1
             try? await Task.sleep(for: .seconds(1))
             let now = Clock.seconds()
             for client in hub.allClients() {
@@ -48,11 +64,24 @@ final class Node: BrokerEventHandler {
         }
     }
 
+    /// Seconds between announcements to the node directory.
+    static let announceInterval = 3
+
+    /// This node's live figures for the server API's `info`.
+    var info: NodeInfo {
+        NodeInfo(
+            uid: id, name: name, version: Self.version, numClients: hub.connectionCount, numUsers: hub.userCount,
+            numChannels: hub.channels().count, numSubs: hub.subscriptionCount, uptime: Int(Date().timeIntervalSince(startedAt)),
+            messagesIn: metrics.messagesIn.load(ordering: .relaxed), messagesOut: metrics.messagesOut.load(ordering: .relaxed),
+            rss: ProcessStats.residentBytes())
+    }
+
     /// Closes every connection with 3001 (the SDKs reconnect, to another node if there is one).
     func shutdown() async {
         for client in hub.allClients() {
             client.disconnect(.shutdown)
         }
+        try? await directory.withdraw(uid: id)
         await broker.stop()
     }
 

@@ -109,6 +109,31 @@ final class RecordingHandler: BrokerEventHandler {
         try await cleanUp(redis)
     }
 
+    @Test func nodesFindEachOtherThroughTheDirectory() async throws {
+        let redis = try client()
+        let directory = RedisNodeDirectory(redis: redis, prefix: "gw:")
+        func info(_ uid: String, clients: Int) -> NodeInfo {
+            NodeInfo(
+                uid: uid, name: "node-\(uid)", version: "v", numClients: clients, numUsers: clients, numChannels: 1, numSubs: clients,
+                uptime: 1, messagesIn: 0, messagesOut: 0, rss: 0)
+        }
+        try await directory.announce(info("b", clients: 3), channels: ["chat:x": 2, "chat:y": 1])
+        try await directory.announce(info("c", clients: 1), channels: ["chat:x": 1])
+        // A node that stopped announcing long ago no longer counts.
+        _ = try await redis.send(RedisCommand("HSET", redis.key("gw:nodes"), "gone", #"{"at":1,"info":{"uid":"gone"}}"#))
+
+        let nodes = try await directory.nodes(local: info("a", clients: 5))
+        #expect(nodes.map(\.uid) == ["a", "b", "c"])
+        #expect(nodes.map(\.numClients) == [5, 3, 1])
+        let channels = try await directory.channels(localUID: "a", local: ["chat:x": 4, "chat:z": 1])
+        #expect(channels == ["chat:x": 7, "chat:y": 1, "chat:z": 1])
+
+        try await directory.withdraw(uid: "b")
+        #expect(try await directory.nodes(local: info("a", clients: 5)).map(\.uid) == ["a", "c"])
+        #expect(try await redis.send(RedisCommand("HEXISTS", redis.key("gw:nodes"), "gone")).int == 0)
+        try await cleanUp(redis)
+    }
+
     @Test func presenceIsSharedAndExpires() async throws {
         let redis = try client()
         let presence = RedisPresenceManager(redis: redis, prefix: "gw:")

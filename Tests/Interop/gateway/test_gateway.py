@@ -13,6 +13,7 @@ import pytest
 import websockets
 from cent import (
     AsyncClient,
+    ChannelsRequest,
     Disconnect,
     DisconnectRequest,
     HistoryRequest,
@@ -236,6 +237,15 @@ async def test_two_nodes_share_one_redis(start_gateway):
         assert sorted(info.user for info in presence.presence.values()) == ["a-user", "b-user"]
         presence_b = await sub_b.presence()
         assert sorted(info.user for info in presence_b.clients.values()) == ["a-user", "b-user"]
+
+        # info and channels through node A answer for both nodes (nodes announce themselves
+        # through Redis every few seconds).
+        async def both_nodes_known():
+            info = await api_a.info(InfoRequest())
+            channels = await api_a.channels(ChannelsRequest(pattern="chat:*"))
+            counted = channels.channels.get("chat:cluster")
+            return len(info.nodes) == 2 and counted is not None and counted.num_clients == 2
+        await wait_until(both_nodes_known)
 
         # A disconnect through node A's API reaches the client on node B.
         await api_a.disconnect(DisconnectRequest(user="b-user"))
