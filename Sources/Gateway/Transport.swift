@@ -276,7 +276,6 @@ final class WebSocketHandler: ChannelDuplexHandler {
     typealias OutboundIn = WebSocketFrame
     typealias OutboundOut = WebSocketFrame
 
-    private let node: Node
     private let transport: WebSocketTransport
     private let client: Client
     private let inbox: Inbox
@@ -286,7 +285,6 @@ final class WebSocketHandler: ChannelDuplexHandler {
     private var closeReceived = false
 
     init(node: Node, transport: WebSocketTransport, maxMessageSize: Int) {
-        self.node = node
         self.transport = transport
         self.client = node.makeClient(transport: transport)
         self.inbox = Inbox(client: client)
@@ -296,11 +294,12 @@ final class WebSocketHandler: ChannelDuplexHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        if let encoder = try? context.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self) {
-            transport.setRawWriter(encoder)
-        } else {
-            transport.setRawWriter(context)
+        // The upgrader put the frame encoder nearest the socket; raw frames are written from its context.
+        guard let encoder = try? context.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self) else {
+            context.close(promise: nil)
+            return
         }
+        transport.setRawWriter(encoder)
         let eventLoop = context.eventLoop
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: eventLoop)
         inbox.onDrained { eventLoop.execute { bound.value.handler.resumeReading(bound.value.context) } }

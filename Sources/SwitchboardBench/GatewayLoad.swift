@@ -307,7 +307,7 @@ enum GatewayBench {
         let subscribers = options.int("subscribers", 10000)
         let seconds = options.int("seconds", 10)
         let rate = options.int("rate", 30000)
-        let publisherCount = options.int("publishers", 4)
+        let publisherCount = options.int("publishers", 16)
         let maxInFlight = options.int("in-flight", 2000)
         let stats = Stats(recordLatency: false)
         try await withConnections(target: target, count: subscribers, channel: { "bench:ch\($0 % channels)" }, stats: stats) {
