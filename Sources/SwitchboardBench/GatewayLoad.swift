@@ -309,7 +309,7 @@ enum GatewayBench {
         let rate = options.int("rate", 30000)
         let publisherCount = options.int("publishers", 16)
         let maxInFlight = options.int("in-flight", 2000)
-        let stats = Stats(recordLatency: false)
+        let stats = Stats(recordLatency: true)
         try await withConnections(target: target, count: subscribers, channel: { "bench:ch\($0 % channels)" }, stats: stats) {
             var publishers: [Publisher] = []
             for _ in 0..<publisherCount { publishers.append(try await Publisher(target: target, stats: stats)) }
@@ -318,6 +318,7 @@ enum GatewayBench {
             let window = CPUWindow(serverPID: target.serverPID)
             let start = Date()
             let startDeliveries = stats.deliveries.load(ordering: .relaxed)
+            stats.latencies.withLock { $0.removeAll() }
             var published = 0
             let tick = 0.005
             while Date().timeIntervalSince(start) < Double(seconds) {
@@ -327,7 +328,8 @@ enum GatewayBench {
                 if count > 0 {
                     var batches = Array(repeating: [String](), count: publisherCount)
                     for _ in 0..<count {
-                        batches[published % publisherCount].append(#"{"channel":"bench:ch\#(published % channels)","data":{"n":\#(published)}}"#)
+                        batches[published % publisherCount].append(
+                            #"{"channel":"bench:ch\#(published % channels)","data":{"n":\#(published),"t":\#(nowNanos())}}"#)
                         published += 1
                     }
                     for (index, batch) in batches.enumerated() where !batch.isEmpty { publishers[index].send(batch) }
@@ -337,7 +339,13 @@ enum GatewayBench {
             let elapsed = Date().timeIntervalSince(start)
             let delivered = stats.deliveries.load(ordering: .relaxed) - startDeliveries
             let acknowledged = stats.acknowledged.load(ordering: .relaxed)
-            print("throughput: channels=\(channels) subscribers=\(subscribers) offered=\(rate)/s published=\(published) acknowledged=\(acknowledged) in \(String(format: "%.1f", elapsed))s deliveries=\(delivered) deliveries_per_second=\(Int(Double(delivered) / elapsed)) server_cpu_per_delivery=\(String(format: "%.1f", window.serverSeconds * 1e6 / Double(max(delivered, 1))))us \(window.summary)")
+            var latencies = stats.latencies.withLock { $0 }
+            latencies.sort()
+            func percentile(_ p: Double) -> String {
+                guard !latencies.isEmpty else { return "?" }
+                return String(format: "%.0f", Double(latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))]) / 1e6)
+            }
+            print("throughput: channels=\(channels) subscribers=\(subscribers) offered=\(rate)/s in_flight_limit=\(maxInFlight) published=\(published) acknowledged=\(acknowledged) in \(String(format: "%.1f", elapsed))s deliveries=\(delivered) deliveries_per_second=\(Int(Double(delivered) / elapsed)) latency_p50=\(percentile(0.5))ms latency_p99=\(percentile(0.99))ms server_cpu_per_delivery=\(String(format: "%.1f", window.serverSeconds * 1e6 / Double(max(delivered, 1))))us \(window.summary)")
         }
     }
 }

@@ -36,4 +36,7 @@ for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && b
 echo "== gateway benchmark ($(nproc) cores, $CONNECTIONS connections, engine: ${REDIS:+redis}${REDIS:-memory})"
 "$BIN" gateway idle --port "$PORT" --connections "$CONNECTIONS" --hold 10 --server-pid "$SERVER"
 "$BIN" gateway fanout --port "$PORT" --subscribers "$CONNECTIONS" --publications 20 --server-pid "$SERVER"
-"$BIN" gateway throughput --port "$PORT" --channels 1000 --subscribers "$CONNECTIONS" --seconds 10 --rate "$RATE" --server-pid "$SERVER"
+# Throughput twice: with few publishes outstanding (publish → ack stays short), then with many
+# (models many concurrent publishers; deliveries queue up per connection and share frames).
+"$BIN" gateway throughput --port "$PORT" --channels 1000 --subscribers "$CONNECTIONS" --seconds 10 --rate "$RATE" --in-flight 2000 --server-pid "$SERVER"
+"$BIN" gateway throughput --port "$PORT" --channels 1000 --subscribers "$CONNECTIONS" --seconds 10 --rate "$RATE" --in-flight 20000 --server-pid "$SERVER"
