@@ -120,9 +120,12 @@ enum GatewayBench {
         let failures = Atomic<Int>(0)
         let latencies = Mutex<[Int64]>([])
         let recordLatency: Bool
+        /// Latency is read from every `sampleEvery`-th delivery (parsing every one costs the load tool CPU).
+        let sampleEvery: Int
 
-        init(recordLatency: Bool) {
+        init(recordLatency: Bool, sampleEvery: Int = 1) {
             self.recordLatency = recordLatency
+            self.sampleEvery = sampleEvery
         }
     }
 
@@ -309,7 +312,7 @@ enum GatewayBench {
         let rate = options.int("rate", 30000)
         let publisherCount = options.int("publishers", 16)
         let maxInFlight = options.int("in-flight", 2000)
-        let stats = Stats(recordLatency: true)
+        let stats = Stats(recordLatency: true, sampleEvery: 16)
         try await withConnections(target: target, count: subscribers, channel: { "bench:ch\($0 % channels)" }, stats: stats) {
             var publishers: [Publisher] = []
             for _ in 0..<publisherCount { publishers.append(try await Publisher(target: target, stats: stats)) }
@@ -474,8 +477,8 @@ final class BenchConnection: ChannelInboundHandler, Sendable {
         if line.count == 2, line[0] == UInt8(ascii: "{"), line[1] == UInt8(ascii: "}") {
             pongs += 1
         } else if line.starts(with: Self.pushPrefix) {
-            stats.deliveries.add(1, ordering: .relaxed)
-            if stats.recordLatency, let range = line.firstRange(of: Self.timestampKey) {
+            let count = stats.deliveries.add(1, ordering: .relaxed).newValue
+            if stats.recordLatency, count % stats.sampleEvery == 0, let range = line.firstRange(of: Self.timestampKey) {
                 var sent: Int64 = 0
                 var index = range.upperBound
                 while index < line.count, line[index] >= UInt8(ascii: "0"), line[index] <= UInt8(ascii: "9") {
