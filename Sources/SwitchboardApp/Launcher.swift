@@ -67,6 +67,7 @@ public enum Launcher {
             var registry = JobRegistry()
             runtime.register(in: &registry, stores: stores, redis: redis)
             services.append(contentsOf: try WorkerAssembly.make(settings: settings, redis: redis, registry: registry, logger: logger))
+            services.append(WorkerAssembly.queuedTurnSweeper(stores: stores, redis: redis, logger: logger))
         }
         if roles.contains(.gateway) {
             let configuration = try gatewayConfiguration(settings: settings, logger: logger)
