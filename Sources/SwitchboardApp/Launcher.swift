@@ -142,9 +142,10 @@ public enum Launcher {
         public let secret: String
     }
 
-    public static func createUser(settings: Settings, email: String, name: String?) async throws -> CreatedUser {
-        try await withAccounts(settings) { accounts in
-            let user = try await accounts.createUser(email: email, name: name)
+    public static func createUser(settings: Settings, email: String, name: String?, role: String = "user") async throws -> CreatedUser {
+        guard let role = User.Role(rawValue: role) else { throw ConfigError(key: "role", "unknown role '\(role)' (user, operator, admin)") }
+        return try await withAccounts(settings) { accounts in
+            let user = try await accounts.createUser(email: email, name: name, role: role)
             return CreatedUser(id: user.id, email: user.email)
         }
     }
