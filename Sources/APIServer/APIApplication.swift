@@ -86,6 +86,7 @@ public enum APIApplication {
         on(.get, "/messages/:messageId", api.getMessage)
         on(.post, "/messages/:messageId/stop", api.stop)
         on(.get, "/messages/:messageId/events", relay.events)
+        on(.get, "/usage", UsageAPI(dependencies: dependencies).get)
         let topics = TopicsAPI(dependencies: dependencies)
         on(.get, "/topics", topics.list)
         on(.post, "/topics", topics.create)
