@@ -136,7 +136,7 @@ let package = Package(
         .target(
             name: "APIServer",
             dependencies: [
-                "RedisClient", "Storage", "Queue", "Turns", "SwitchboardCore", "Observability",
+                "RedisClient", "Storage", "Queue", "Turns", "Pipeline", "SwitchboardCore", "Observability",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -206,7 +206,7 @@ let package = Package(
         .testTarget(
             name: "APIServerTests",
             dependencies: [
-                "APIServer", "Turns", "RedisClient", "Storage", "Queue",
+                "APIServer", "Turns", "RedisClient", "Storage", "Queue", "Pipeline",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
