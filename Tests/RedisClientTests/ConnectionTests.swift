@@ -221,7 +221,9 @@ struct ConnectionTests {
     @Test func aCommandTimeoutFailsTheCommandAndTheNextOneReconnects() async throws {
         var configuration = try RedisConfiguration(url: TestRedis.url)
         configuration.keyPrefix = TestRedis.randomPrefix()
-        configuration.commandTimeout = .milliseconds(200)
+        // Long enough that a busy machine (the whole suite runs in parallel on two cores) does not
+        // time out the ordinary commands below; the BLPOP outlives it by far.
+        configuration.commandTimeout = .seconds(1)
         configuration.poolSize = 1
         let redis = RedisClient(configuration: configuration, logger: TestRedis.logger)
         await #expect(throws: RedisError.timeout) {
@@ -232,7 +234,7 @@ struct ConnectionTests {
         #expect(try await redis.get("k")?.text == "v")
         // Blocking reads get their BLOCK time on top of the command timeout.
         try await redis.xgroupCreate("s", group: "g")
-        let batches = try await redis.xreadgroup(group: "g", consumer: "c", streams: [("s", ">")], block: .milliseconds(400))
+        let batches = try await redis.xreadgroup(group: "g", consumer: "c", streams: [("s", ">")], block: .milliseconds(1500))
         #expect(batches.isEmpty)
         await TestRedis.cleanUp(redis)
     }
