@@ -43,11 +43,9 @@ struct EmitterSink: TurnEventSink {
             _ = try await emitter.emit(.status(TurnStatus(stage: .classified, topic: topic, language: language, source: source.rawValue)))
         case .plan(let nodes, let replyNode, let fallbackReason):
             _ = try await emitter.emit(.plan(TurnPlan(
-                nodes: nodes.map { TurnPlan.Node(id: $0.id, capability: $0.capability, kind: $0.kind) }, replyNode: replyNode
+                nodes: nodes.map { TurnPlan.Node(id: $0.id, capability: $0.capability, kind: $0.kind) }, replyNode: replyNode,
+                fallbackReason: fallbackReason
             )))
-            if let fallbackReason {
-                _ = try await emitter.emit(.status(TurnStatus(stage: "plan_fallback", source: fallbackReason)))
-            }
         case .taskUpdate(let nodeID, let state, let error):
             guard let mapped = TaskUpdate.State(rawValue: state.rawValue) else { return }
             _ = try await emitter.emit(.taskUpdate(TaskUpdate(nodeID: nodeID, state: mapped, error: error)))

@@ -154,6 +154,12 @@ public struct MariaDBMessageStore: MessageStore {
         ).affectedRows > 0
     }
 
+    public func markDelivered(id: Int64) async throws -> Bool {
+        try await database.execute(
+            "UPDATE messages SET delivered_at = ? WHERE id = ? AND delivered_at IS NULL", [.date(.databaseNow()), .int(id)]
+        ).affectedRows > 0
+    }
+
     public func updateContent(id: Int64, content: String) async throws -> Bool {
         try await database.execute(
             "UPDATE messages SET content = ?, updated_at = ? WHERE id = ?", [.string(content), .date(.databaseNow()), .int(id)]
