@@ -64,6 +64,25 @@ struct ExtractJob: JobPayload {
     var fileId: Int64
 }
 
+/// The jobs a worker runs around the routing pipeline: `turn` answered by `pipeline`,
+/// `deliver_reply` through `deliveries`, and `extract_file`. Harnesses that bring their own
+/// provider (benchmarks, end-to-end tests) assemble a worker with the same handlers as `serve`.
+public enum PipelineJobs {
+    public static func register(
+        in registry: inout JobRegistry, pipeline: RoutingPipeline, stores: Stores, redis: RedisClient,
+        deliveries: ChannelDeliveries = .standard
+    ) {
+        Turns.register(
+            in: &registry,
+            dependencies: TurnDependencies(redis: redis, stores: stores, responder: PipelineResponder(pipeline: pipeline), deliveries: deliveries))
+        let extraction = FileExtraction(files: stores.files)
+        registry.register(ExtractJob.self) { job, _ in
+            // A file that cannot be read is a result (stored with the file), not a job failure.
+            _ = try await extraction.run(fileID: job.fileId)
+        }
+    }
+}
+
 /// Everything the worker needs to run turns through the pipeline.
 final class PipelineRuntime: Sendable {
     let provider: OpenAICompatibleProvider
@@ -79,12 +98,7 @@ final class PipelineRuntime: Sendable {
     }
 
     func register(in registry: inout JobRegistry, stores: Stores, redis: RedisClient) {
-        Turns.register(in: &registry, dependencies: TurnDependencies(redis: redis, stores: stores, responder: PipelineResponder(pipeline: pipeline)))
-        let extraction = FileExtraction(files: stores.files)
-        registry.register(ExtractJob.self) { job, _ in
-            // A file that cannot be read is a result (stored with the file), not a job failure.
-            _ = try await extraction.run(fileID: job.fileId)
-        }
+        PipelineJobs.register(in: &registry, pipeline: pipeline, stores: stores, redis: redis)
     }
 
     func shutdown() async {
