@@ -52,6 +52,8 @@ enum PipelineLoad {
 
         var redisConfiguration = try RedisConfiguration(url: redisURL)
         redisConfiguration.keyPrefix = "sbbench:\(UInt32.random(in: 0...UInt32.max)):"
+        // Every open SSE stream holds a blocking read: keep that many connections for reuse.
+        redisConfiguration.maxIdleBlockingConnections = 512
         let redis = RedisClient(configuration: redisConfiguration, logger: logger)
         var adminConfiguration = try DatabaseConfiguration(url: databaseURL)
         adminConfiguration.poolSize = 1
