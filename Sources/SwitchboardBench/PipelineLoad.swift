@@ -128,18 +128,18 @@ enum PipelineLoad {
             for index in 0..<warmup { _ = try await turnClient.turn(index) }
 
             let ttft = try await providerTimeToFirstToken(samples: 200)
-            var sequential: [Duration] = []
+            var sequential: [TurnTiming] = []
             for index in 0..<turns { sequential.append(try await turnClient.turn(index)) }
 
             // Open loop: turn i is due at i/rate and timed from then, whatever the others do.
             let start = ContinuousClock.now
-            let paced = try await withThrowingTaskGroup(of: Duration.self) { group in
+            let paced = try await withThrowingTaskGroup(of: TurnTiming.self) { group in
                 for index in 0..<turns {
                     let due = start + .microseconds(Int64(Double(index) / rate * 1_000_000))
                     try await Task.sleep(until: due, clock: .continuous)
                     group.addTask { try await turnClient.turn(index, from: due) }
                 }
-                var all: [Duration] = []
+                var all: [TurnTiming] = []
                 for try await value in group { all.append(value) }
                 return all
             }
@@ -147,8 +147,11 @@ enum PipelineLoad {
             let firstEvent = mode == "post" ? "POST /api/v1/chats/{id}/messages + GET events" : "POST /api/v1/messages/stream"
             print("pipeline overhead per turn: \(firstEvent) → first `chunk` (live api + worker, Redis, MariaDB, instant provider)")
             print(String(format: "provider time to first token (scripted, in process): p50 %.3f ms (not subtracted)", percentile(ttft, 0.5)))
-            print(line("1 turn at a time", sequential))
-            print(line(String(format: "open loop %.0f turns/s (achieved %.0f/s)", rate, Double(turns) / elapsed), paced))
+            print(line("1 turn at a time", sequential.map(\.firstChunk)))
+            let accepted = sequential.compactMap(\.accepted)
+            if !accepted.isEmpty { print(line("  of which: until the 202", accepted)) }
+            print(line("  of which: until the first event (`started`)", sequential.map(\.firstEvent)))
+            print(line(String(format: "open loop %.0f turns/s (achieved %.0f/s)", rate, Double(turns) / elapsed), paced.map(\.firstChunk)))
             outcome = .success(())
         } catch {
             outcome = .failure(error)
@@ -163,6 +166,14 @@ enum PipelineLoad {
         try outcome.get()
     }
 
+    /// When, from the start of a turn, the client got the 202 (two-request mode), the first SSE
+    /// event and the first `chunk`.
+    struct TurnTiming: Sendable {
+        var accepted: Duration?
+        var firstEvent: Duration
+        var firstChunk: Duration
+    }
+
     /// What a client does for one turn.
     struct TurnClient: Sendable {
         let http: HTTPClient
@@ -172,10 +183,11 @@ enum PipelineLoad {
         let chatID: Int64
 
         /// Time from `from` (now by default) to the first `chunk`; reads the stream to its end.
-        func turn(_ index: Int, from: ContinuousClock.Instant? = nil) async throws -> Duration {
+        func turn(_ index: Int, from: ContinuousClock.Instant? = nil) async throws -> TurnTiming {
             let started = from ?? .now
             let content = "Please explain how the tides of the ocean work, number \(index)"
             var request: HTTPClientRequest
+            var accepted: Duration?
             if mode == "stream" {
                 request = HTTPClientRequest(url: base + "/api/v1/messages/stream")
                 request.method = .POST
@@ -189,9 +201,10 @@ enum PipelineLoad {
                 let response = try await http.execute(post, timeout: .seconds(30))
                 let body = try await response.body.collect(upTo: 1 << 16)
                 guard response.status.code == 202,
-                    let accepted = try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any],
-                    let events = accepted["events"] as? String
+                    let answer = try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any],
+                    let events = answer["events"] as? String
                 else { throw BenchError("POST answered \(response.status.code): \(String(buffer: body))") }
+                accepted = .now - started
                 request = HTTPClientRequest(url: base + events)
             }
             request.headers.add(name: "Authorization", value: "Bearer \(key)")
@@ -200,14 +213,16 @@ enum PipelineLoad {
             guard response.status.code == 200 else { throw BenchError("events answered \(response.status.code)") }
             var text = ""
             var firstChunk: ContinuousClock.Instant?
+            var firstEvent: ContinuousClock.Instant?
             for try await part in response.body {
                 text += String(buffer: part)
+                if firstEvent == nil, text.contains("event: ") { firstEvent = .now }
                 if firstChunk == nil, text.contains("event: chunk\n") { firstChunk = .now }
                 if text.contains("event: complete\n") || text.contains("event: error\n") { break }
             }
             if text.contains("event: error\n") { throw BenchError("the turn failed: \(text.suffix(300))") }
-            guard let firstChunk else { throw BenchError("no chunk in the stream: \(text.suffix(300))") }
-            return firstChunk - started
+            guard let firstChunk, let firstEvent else { throw BenchError("no chunk in the stream: \(text.suffix(300))") }
+            return TurnTiming(accepted: accepted, firstEvent: firstEvent - started, firstChunk: firstChunk - started)
         }
     }
 
