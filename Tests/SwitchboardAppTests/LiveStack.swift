@@ -32,6 +32,8 @@ struct LiveStack: Sendable {
         let prefix = "sbtest:\(UInt64.random(in: 0...UInt64.max)):"
         var redisConfiguration = try RedisConfiguration(url: TestServices.redisURL)
         redisConfiguration.keyPrefix = prefix
+        // A stuck Redis call fails the test instead of hanging it past every deadline.
+        redisConfiguration.commandTimeout = .seconds(10)
         let redis = RedisClient(configuration: redisConfiguration, logger: logger)
         var configuration = try DatabaseConfiguration(url: TestServices.databaseURL)
         configuration.poolSize = 1

@@ -162,7 +162,8 @@ struct WorkerFailoverTests {
         try await LiveStack.with { stack in
             func workerEnvironment(_ id: String, visibility: Int) throws -> [String: String] {
                 [
-                    "SB_REDIS_URL": TestServices.redisURL, "SB_REDIS_KEY_PREFIX": stack.keyPrefix, "SB_DATABASE_URL": stack.databaseURL,
+                    "SB_REDIS_URL": TestServices.redisURL + (TestServices.redisURL.contains("?") ? "&" : "?") + "command_timeout=10",
+                    "SB_REDIS_KEY_PREFIX": stack.keyPrefix, "SB_DATABASE_URL": stack.databaseURL,
                     "SB_WORKER_ID": id, "SB_WORKER_QUEUES": "ai,delivery", "SB_WORKER_HEALTH_PORT": "\(try TestServices.freePort())",
                     "SB_WORKER_VISIBILITY_TIMEOUT": "\(visibility)", "SB_WORKER_CONCURRENCY": "2",
                     "SB_AI_BASE_URL": model.baseURL, "SB_AI_MODEL": "slow", "SB_AI_EMBED_MODEL": "slow-embed", "SB_LOG_LEVEL": "info",
