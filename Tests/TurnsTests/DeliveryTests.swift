@@ -138,9 +138,15 @@ struct DeliveryTests {
                 #expect(job.queue == .delivery)
                 #expect(job.attempts == 1, "a missing deliverer is permanent: no retries")
                 #expect(job.error.contains("no deliverer for channel 'whatsapp'"))
-                // The turn itself completed and its reply is stored, undelivered.
-                let entries = try await TurnStreamReader(redis: env.redis).all(messageID: message.id)
-                #expect(entries.last?.type == "complete")
+                // The turn itself completed (its delivery is queued just before its final event)
+                // and its reply is stored, undelivered.
+                let reader = TurnStreamReader(redis: env.redis)
+                var last = try await reader.last(messageID: message.id)
+                while last?.isFinal != true && ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(50))
+                    last = try await reader.last(messageID: message.id)
+                }
+                #expect(last?.type == "complete")
                 #expect(try await Self.reply(to: message, env).deliveredAt == nil)
                 outcome = .success(())
             } catch {
