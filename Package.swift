@@ -90,7 +90,10 @@ let package = Package(
             dependencies: [
                 "RedisClient",
                 .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -133,7 +136,7 @@ let package = Package(
         .target(
             name: "APIServer",
             dependencies: [
-                "RedisClient", "Storage", "Queue", "Turns", "SwitchboardCore", "Observability",
+                "RedisClient", "Storage", "Queue", "Turns", "Pipeline", "SwitchboardCore", "Observability",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -207,7 +210,7 @@ let package = Package(
         .testTarget(
             name: "APIServerTests",
             dependencies: [
-                "APIServer", "Turns", "RedisClient", "Storage", "Queue",
+                "APIServer", "Turns", "RedisClient", "Storage", "Queue", "Pipeline",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

@@ -86,6 +86,16 @@ public enum APIApplication {
         on(.get, "/messages/:messageId", api.getMessage)
         on(.post, "/messages/:messageId/stop", api.stop)
         on(.get, "/messages/:messageId/events", relay.events)
+        on(.get, "/usage", UsageAPI(dependencies: dependencies).get)
+        let topics = TopicsAPI(dependencies: dependencies)
+        on(.get, "/topics", topics.list)
+        on(.post, "/topics", topics.create)
+        on(.get, "/topics/:topicId", topics.get)
+        on(.patch, "/topics/:topicId", topics.update)
+        on(.delete, "/topics/:topicId", topics.delete)
+        on(.post, "/topics/:topicId/rules", topics.createRule)
+        on(.patch, "/topics/:topicId/rules/:ruleId", topics.updateRule)
+        on(.delete, "/topics/:topicId/rules/:ruleId", topics.deleteRule)
         return (router, recorder.routes)
     }
 }

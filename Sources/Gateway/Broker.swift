@@ -2,9 +2,24 @@
 /// implementations must not block.
 protocol BrokerEventHandler: AnyObject, Sendable {
     func handlePublication(channel: String, publication: Publication, position: StreamPosition)
+    /// A publication as another node encoded it (`Publication.json`, without the offset); the
+    /// default decodes it and calls `handlePublication`.
+    func handleEncodedPublication(channel: String, offset: UInt64, epoch: String, json: ArraySlice<UInt8>)
     func handleJoin(channel: String, info: ClientInfo)
     func handleLeave(channel: String, info: ClientInfo)
     func handleControl(_ command: ControlCommand)
+}
+
+extension BrokerEventHandler {
+    func handleEncodedPublication(channel: String, offset: UInt64, epoch: String, json: ArraySlice<UInt8>) {
+        defaultHandleEncodedPublication(channel: channel, offset: offset, epoch: epoch, json: json)
+    }
+
+    func defaultHandleEncodedPublication(channel: String, offset: UInt64, epoch: String, json: ArraySlice<UInt8>) {
+        guard let value = JSONValue.parse(json), var publication = Publication(json: value) else { return }
+        publication.offset = offset
+        handlePublication(channel: channel, publication: publication, position: StreamPosition(offset: offset, epoch: epoch))
+    }
 }
 
 /// History options of one publish.
@@ -12,6 +27,10 @@ struct PublishOptions: Sendable {
     var historySize = 0
     var historyTTL = 0
     var historyMetaTTL = 0
+    /// A publish repeated with the same key (per channel) within `idempotentResultTTL` seconds is
+    /// not published again; it answers the first one's position.
+    var idempotencyKey: String?
+    var idempotentResultTTL = 300
 
     var keepsHistory: Bool { historySize > 0 && historyTTL > 0 }
 }

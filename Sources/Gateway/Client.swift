@@ -11,7 +11,7 @@ final class Client: Sendable {
     struct Subscription: Sendable {
         /// Live publications are buffered while the subscribe reply (and recovered history) is prepared.
         var buffering = true
-        var buffer: [Publication] = []
+        var buffer: [(offset: UInt64, message: OutboundMessage)] = []
         /// Offsets are tracked (duplicates dropped, gaps detected) for positioned or recoverable subscriptions.
         var tracksPosition = false
         var offset: UInt64 = 0
@@ -32,6 +32,7 @@ final class Client: Sendable {
         var nextPingAt: Int64 = 0
         var pongDeadline: Int64?
         var lastPresenceRefresh: Int64 = 0
+        var commandAllowance = CommandAllowance()
     }
 
     let id: String
@@ -53,6 +54,15 @@ final class Client: Sendable {
 
     // MARK: inbound
 
+    /// Takes a pong (`{}`, the most frequent message) without a trip through the command queue;
+    /// false for anything else.
+    func handlePong(_ bytes: ByteBuffer) -> Bool {
+        guard bytes.readableBytes == 2, bytes.getInteger(at: bytes.readerIndex, as: UInt16.self) == 0x7B7D else { return false }
+        node.metrics.messagesIn.add(1, ordering: .relaxed)
+        state.withLock { $0.pongDeadline = nil }
+        return true
+    }
+
     /// Handles one WebSocket message: one or more newline-separated commands.
     func handle(_ bytes: ByteBuffer) async {
         node.metrics.messagesIn.add(1, ordering: .relaxed)
@@ -64,15 +74,31 @@ final class Client: Sendable {
             let line = view[start..<end]
             start = end < view.endIndex ? view.index(after: end) : end
             if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") }) { continue }
+            guard takeCommandAllowance() else {
+                node.logger.debug("client exceeded the command rate", metadata: ["client": "\(id)"])
+                disconnect(.tooManyRequests)
+                return
+            }
             let command: Command
-            do {
-                command = try JSONDecoder().decode(Command.self, from: Data(line))
+            do throws(MalformedCommand) {
+                guard let json = JSONValue.parse(line) else { throw MalformedCommand() }
+                command = try Command(json: json)
             } catch {
                 node.logger.debug("undecodable command", metadata: ["client": "\(id)"])
                 disconnect(.badRequest)
                 return
             }
             await dispatch(command)
+        }
+    }
+
+    /// One command's worth of the client's rate allowance; false when it is used up.
+    private func takeCommandAllowance() -> Bool {
+        let configuration = node.configuration
+        guard configuration.clientCommandRate > 0 else { return true }
+        let now = ContinuousClock.now
+        return state.withLock {
+            $0.commandAllowance.take(at: now, rate: configuration.clientCommandRate, burst: max(1, configuration.clientCommandBurst))
         }
     }
 
@@ -475,7 +501,7 @@ final class Client: Sendable {
                         if publication.offset <= subscription.offset { continue }
                         subscription.offset = publication.offset
                     }
-                    guard transport.write(Reply.publication(channel: channel, publication)) else { return false }
+                    guard transport.write(publication.message) else { return false }
                 }
                 state.subscriptions[channel] = subscription
             }
@@ -515,18 +541,19 @@ final class Client: Sendable {
 
     // MARK: delivery (called by the node's fan-out; must not block)
 
-    func deliver(channel: String, publication: Publication, message: String) {
+    /// Sends a publication's push (`message`, shared by all subscribers) at `offset` in the channel.
+    func deliver(channel: String, offset: UInt64, message: OutboundMessage) {
         enum Outcome { case skip, written, slow, gap }
         let outcome = state.withLock { state -> Outcome in
             guard state.status == .connected, var subscription = state.subscriptions[channel] else { return .skip }
             if subscription.buffering {
-                state.subscriptions[channel]?.buffer.append(publication)
+                state.subscriptions[channel]?.buffer.append((offset, message))
                 return .skip
             }
-            if subscription.tracksPosition, publication.offset > 0 {
-                if publication.offset <= subscription.offset { return .skip }
-                if publication.offset > subscription.offset + 1 { return .gap }
-                subscription.offset = publication.offset
+            if subscription.tracksPosition, offset > 0 {
+                if offset <= subscription.offset { return .skip }
+                if offset > subscription.offset + 1 { return .gap }
+                subscription.offset = offset
                 state.subscriptions[channel] = subscription
             }
             return transport.write(message) ? .written : .slow
@@ -657,6 +684,22 @@ final class Client: Sendable {
         for (channel, info) in refreshPresence {
             try? await node.presence.add(channel: channel, info: info, ttl: configuration.presenceTTL)
         }
+    }
+}
+
+/// A token bucket: `burst` commands at once, refilled at `rate` per second.
+struct CommandAllowance: Sendable {
+    private var tokens: Double?
+    private var refilledAt = ContinuousClock.now
+
+    mutating func take(at now: ContinuousClock.Instant, rate: Int, burst: Int) -> Bool {
+        let elapsed = now - refilledAt
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        tokens = min(Double(burst), (tokens ?? Double(burst)) + seconds * Double(rate))
+        refilledAt = now
+        guard tokens! >= 1 else { return false }
+        tokens! -= 1
+        return true
     }
 }
 

@@ -105,6 +105,11 @@ public struct GatewayConfiguration: Sendable, Codable {
     public var clientQueueMaxSize = 1_048_576
     public var channelMaxLength = 255
     public var clientChannelLimit = 128
+    /// Commands per second one client may send on average (0: unlimited); a client that exceeds
+    /// it beyond the burst is disconnected with 3013.
+    public var clientCommandRate = 100
+    /// Commands a client may send at once before the rate applies.
+    public var clientCommandBurst = 500
     /// Let clients connect without a token as anonymous users.
     public var allowAnonymousConnectWithoutToken = false
     /// Answer `rpc` commands (echoing the data) instead of error 104.
@@ -135,6 +140,8 @@ public struct GatewayConfiguration: Sendable, Codable {
         case clientQueueMaxSize = "client_queue_max_size"
         case channelMaxLength = "channel_max_length"
         case clientChannelLimit = "client_channel_limit"
+        case clientCommandRate = "client_command_rate"
+        case clientCommandBurst = "client_command_burst"
         case allowAnonymousConnectWithoutToken = "allow_anonymous_connect_without_token"
         case expiryGrace = "expiry_grace"
         case presenceTTL = "presence_ttl"
@@ -160,6 +167,8 @@ public struct GatewayConfiguration: Sendable, Codable {
         clientQueueMaxSize = try container.decodeIfPresent(Int.self, forKey: .clientQueueMaxSize) ?? clientQueueMaxSize
         channelMaxLength = try container.decodeIfPresent(Int.self, forKey: .channelMaxLength) ?? channelMaxLength
         clientChannelLimit = try container.decodeIfPresent(Int.self, forKey: .clientChannelLimit) ?? clientChannelLimit
+        clientCommandRate = try container.decodeIfPresent(Int.self, forKey: .clientCommandRate) ?? clientCommandRate
+        clientCommandBurst = try container.decodeIfPresent(Int.self, forKey: .clientCommandBurst) ?? clientCommandBurst
         allowAnonymousConnectWithoutToken =
             try container.decodeIfPresent(Bool.self, forKey: .allowAnonymousConnectWithoutToken) ?? false
         rpc = try container.decodeIfPresent(Bool.self, forKey: .rpc) ?? false
@@ -186,6 +195,8 @@ public struct GatewayConfiguration: Sendable, Codable {
         try container.encode(clientQueueMaxSize, forKey: .clientQueueMaxSize)
         try container.encode(channelMaxLength, forKey: .channelMaxLength)
         try container.encode(clientChannelLimit, forKey: .clientChannelLimit)
+        try container.encode(clientCommandRate, forKey: .clientCommandRate)
+        try container.encode(clientCommandBurst, forKey: .clientCommandBurst)
         try container.encode(allowAnonymousConnectWithoutToken, forKey: .allowAnonymousConnectWithoutToken)
         try container.encode(rpc, forKey: .rpc)
         try container.encode(expiryGrace, forKey: .expiryGrace)

@@ -3,11 +3,11 @@
 /// `cent` work against it unchanged. Modelled on centrifuge: a `Node` owns the `Hub` of local
 /// connections, a `Broker` (publications, history, control) and a `PresenceManager`, each in memory
 /// for one process or in Redis so any number of gateway processes act as one. `Client` is the
-/// per-connection protocol state machine; `WebSocketTransport` adapts it to Hummingbird's WebSockets.
+/// per-connection protocol state machine; `GatewayListener` serves WebSockets and HTTP from NIO
+/// channel handlers (no task or actor per connection).
 import Foundation
 import HTTPTypes
 import Hummingbird
-import HummingbirdWebSocket
 import Logging
 import NIOCore
 import RedisClient
@@ -27,136 +27,118 @@ public final class GatewayServer: Service {
         self.redis = redis
         let broker: any Broker
         let presence: any PresenceManager
+        let directory: any NodeDirectory
         if let redis {
             let prefix = configuration.redisPrefix ?? "gw:"
             broker = RedisBroker(redis: redis, prefix: prefix, logger: logger)
             presence = RedisPresenceManager(redis: redis, prefix: prefix)
+            directory = RedisNodeDirectory(redis: redis, prefix: prefix)
         } else {
             broker = MemoryBroker()
             presence = MemoryPresenceManager()
+            directory = LocalNodeDirectory()
         }
-        node = Node(configuration: configuration, broker: broker, presence: presence, logger: logger)
+        node = Node(configuration: configuration, broker: broker, presence: presence, directory: directory, logger: logger)
     }
 
     /// Serves until graceful shutdown, then closes every client with 3001 before the listener stops.
     public func run() async throws {
-        let app = buildApplication()
-        let group = ServiceGroup(services: [app], logger: logger)
         let node = self.node
+        try await node.start()
+        let listener = GatewayListener(node: node, routes: routes, logger: logger)
+        let channel = try await listener.bind(host: configuration.host, port: configuration.port)
+        logger.info("gateway listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+        let timers = Task { await node.runTimers() }
+        defer { timers.cancel() }
         try await withGracefulShutdownHandler {
-            try await group.run()
+            try await channel.closeFuture.get()
         } onGracefulShutdown: {
             Task {
                 await node.shutdown()
                 try? await Task.sleep(for: .milliseconds(300))
-                await group.triggerGracefulShutdown()
+                try? await channel.close()
             }
         }
     }
 
-    /// The Hummingbird application (HTTP routes plus the WebSocket upgrade). Tests run it on port 0.
-    public func buildApplication(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) -> some ApplicationProtocol {
-        let node = self.node
-        let configuration = self.configuration
+    /// The HTTP routes (server API, metrics, health), shared by the listener and `buildApplication`.
+    var routes: HTTPRoutes {
+        HTTPRoutes(node: node, configuration: configuration, redis: redis)
+    }
+
+    /// The HTTP routes as a Hummingbird application (no WebSocket endpoint): lets tests drive the
+    /// server API without a socket. The gateway itself serves through `GatewayListener`.
+    public func buildApplication() -> some ApplicationProtocol {
+        let routes = self.routes
         let router = Router()
-        let api = HTTPAPI(node: node)
-        let redis = self.redis
-        router.get("/healthz") { _, _ -> Response in
+        @Sendable func respond(_ request: Request, path: String) async throws -> Response {
+            var request = request
+            let body = try await request.collectBody(upTo: HTTPRoutes.maxBodySize)
+            let answer = await routes.respond(
+                method: request.method.rawValue, path: path, header: { request.headers[HTTPField.Name($0)!] }, body: body)
+            var headers = HTTPFields()
+            if let contentType = answer.contentType { headers[.contentType] = contentType }
+            return Response(
+                status: .init(code: answer.status), headers: headers, body: .init(byteBuffer: ByteBuffer(string: answer.body)))
+        }
+        router.get("/healthz") { request, _ in try await respond(request, path: "/healthz") }
+        router.get("/metrics") { request, _ in try await respond(request, path: "/metrics") }
+        router.post("/api/{method}") { request, context in
+            try await respond(request, path: "/api/" + (context.parameters.get("method") ?? ""))
+        }
+        return Application(router: router, configuration: .init(address: .hostname(configuration.host, port: configuration.port)), logger: logger)
+    }
+}
+
+/// The gateway's HTTP endpoints, independent of the server that carries them.
+struct HTTPRoutes: Sendable {
+    struct Answer: Sendable {
+        var status: Int
+        var contentType: String?
+        var body: String
+    }
+
+    static let maxBodySize = 16 * 1024 * 1024
+
+    let node: Node
+    let configuration: GatewayConfiguration
+    let redis: RedisClient?
+
+    func respond(method: String, path: String, header: (String) -> String?, body: ByteBuffer) async -> Answer {
+        switch (method, path) {
+        case ("GET", "/healthz"):
             if let redis {
                 do {
                     try await redis.ping()
                 } catch {
-                    return Response(status: .serviceUnavailable, body: .init(byteBuffer: ByteBuffer(string: "redis unavailable\n")))
+                    return Answer(status: 503, body: "redis unavailable\n")
                 }
             }
-            return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
-        }
-        router.get("/metrics") { _, _ -> Response in
+            return Answer(status: 200, body: "ok\n")
+        case ("GET", "/metrics"):
             let text = node.metrics.render(
                 connections: node.hub.connectionCount, subscriptions: node.hub.subscriptionCount, channels: node.hub.channels().count)
-            var headers = HTTPFields()
-            headers[.contentType] = "text/plain; version=0.0.4"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
-        }
-        router.post("/api/{method}") { request, context -> Response in
+            return Answer(status: 200, contentType: "text/plain; version=0.0.4", body: text)
+        case ("POST", _) where path.hasPrefix("/api/"):
             guard
-                HTTPAPI.isAuthorised(
-                    apiKey: configuration.apiKey, xAPIKey: request.headers[HTTPField.Name("X-API-Key")!],
-                    authorization: request.headers[.authorization])
-            else { return Response(status: .unauthorized) }
-            let method = context.parameters.get("method") ?? ""
-            guard HTTPAPI.methods.contains(method) else { return Response(status: .notFound) }
-            var request = request
-            let body = try await request.collectBody(upTo: 16 * 1024 * 1024)
+                HTTPAPI.isAuthorised(apiKey: configuration.apiKey, xAPIKey: header("X-API-Key"), authorization: header("Authorization"))
+            else { return Answer(status: 401, body: "") }
+            let name = String(path.dropFirst("/api/".count))
+            guard HTTPAPI.methods.contains(name) else { return Answer(status: 404, body: "") }
             let params: JSONValue
             if body.readableBytes == 0 {
                 params = .object([:])
             } else if let value = JSONValue.parse(body.readableBytesView) {
                 params = value
             } else {
-                return Response(status: .badRequest)
+                return Answer(status: 400, body: "")
             }
-            let answer = await api.handle(method: method, body: params)
-            var headers = HTTPFields()
-            headers[.contentType] = "application/json"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: answer)))
-        }
-
-        let webSocketConfiguration = WebSocketServerConfiguration(
-            maxFrameSize: max(configuration.maxMessageSize, 1024), autoPing: .disabled, closeTimeout: .seconds(2))
-        let logger = self.logger
-        var app = Application(
-            router: router,
-            server: .http1WebSocketUpgrade(configuration: .init(ws: webSocketConfiguration)) { request, channel, _ in
-                guard request.path?.split(separator: "?").first == "/connection/websocket" else { return .dontUpgrade }
-                guard OriginCheck.allows(origin: request.headerFields[.origin], host: request.authority ?? request.headerFields[HTTPField.Name("Host")!], allowed: configuration.allowedOrigins) else {
-                    logger.debug("origin refused", metadata: ["origin": "\(request.headerFields[.origin] ?? "")"])
-                    return .dontUpgrade
-                }
-                let queueLimit = configuration.clientQueueMaxSize
-                _ = channel.setOption(
-                    NIOCore.ChannelOptions.writeBufferWaterMark,
-                    value: .init(low: queueLimit / 2, high: queueLimit))
-                return .upgrade([:]) { inbound, outbound, _ in
-                    let transport = WebSocketTransport(channel: channel, outbound: outbound, maxQueueSize: queueLimit)
-                    let client = node.makeClient(transport: transport)
-                    transport.attach(client)
-                    node.metrics.connectionsAccepted.add(1, ordering: .relaxed)
-                    do {
-                        for try await message in inbound.messages(maxSize: configuration.maxMessageSize) {
-                            switch message {
-                            case .text(let text): await client.handle(ByteBuffer(string: text))
-                            case .binary(let buffer): await client.handle(buffer)
-                            }
-                            if client.isClosed { break }
-                        }
-                    } catch {
-                        if !client.isClosed { client.disconnect(.messageTooLarge) }
-                    }
-                    await transport.closed()
-                    await client.transportClosed()
-                    transport.detach()
-                }
-            },
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
-            services: [NodeTimers(node: node)],
-            onServerRunning: onServerRunning,
-            logger: logger
-        )
-        app.beforeServerStarts {
-            try await node.start()
-        }
-        return app
-    }
-}
-
-/// Runs the node's once-a-second timers (pings, expiry, presence refresh) inside the application.
-struct NodeTimers: Service {
-    let node: Node
-
-    func run() async throws {
-        await cancelWhenGracefulShutdown {
-            await node.runTimers()
+            let answer = await HTTPAPI(node: node).handle(method: name, body: params)
+            return Answer(status: 200, contentType: "application/json", body: answer)
+        case (_, "/healthz"), (_, "/metrics"), (_, _) where path.hasPrefix("/api/"):
+            return Answer(status: 405, body: "")
+        default:
+            return Answer(status: 404, body: "")
         }
     }
 }

@@ -114,8 +114,14 @@ struct HTTPAPI: Sendable {
             try await node.broker.removeHistory(channel: channel)
             return "{}"
         case "channels":
-            let pattern = params["pattern"]?.stringValue
-            let channels = node.hub.channels().filter { pattern == nil || pattern == "" || Self.glob(pattern!, matches: $0.key) }
+            let pattern = params["pattern"]?.stringValue ?? ""
+            let all: [String: Int]
+            do {
+                all = try await node.directory.channels(localUID: node.id, local: node.hub.channels())
+            } catch {
+                throw GatewayError.internal
+            }
+            let channels = all.filter { pattern.isEmpty || Self.glob(pattern, matches: $0.key) }
             return Self.object { writer in
                 writer.key("channels")
                 writer.beginObject()
@@ -128,33 +134,16 @@ struct HTTPAPI: Sendable {
                 writer.endObject()
             }
         case "info":
+            let nodes: [NodeInfo]
+            do {
+                nodes = try await node.directory.nodes(local: node.info)
+            } catch {
+                throw GatewayError.internal
+            }
             return Self.object { writer in
                 writer.key("nodes")
                 writer.beginArray()
-                writer.beginObject()
-                writer.field("uid", node.id)
-                writer.field("name", node.name)
-                writer.field("version", Node.version)
-                writer.field("num_clients", node.hub.connectionCount)
-                writer.field("num_users", node.hub.userCount)
-                writer.field("num_channels", node.hub.channels().count)
-                writer.field("num_subs", node.hub.subscriptionCount)
-                writer.field("uptime", Int(Date().timeIntervalSince(node.startedAt)))
-                writer.key("metrics")
-                writer.beginObject()
-                writer.field("interval", 60)
-                writer.key("items")
-                writer.beginObject()
-                writer.field("messages_in", node.metrics.messagesIn.load(ordering: .relaxed))
-                writer.field("messages_out", node.metrics.messagesOut.load(ordering: .relaxed))
-                writer.endObject()
-                writer.endObject()
-                writer.key("process")
-                writer.beginObject()
-                writer.field("cpu", 0)
-                writer.field("rss", ProcessStats.residentBytes())
-                writer.endObject()
-                writer.endObject()
+                for info in nodes { info.write(to: &writer) }
                 writer.endArray()
             }
         case "batch":
@@ -193,7 +182,8 @@ struct HTTPAPI: Sendable {
         if case .object(let members)? = params["tags"] { tags = members.compactMapValues(\.stringValue) }
         return try await node.publish(
             channel: channel, data: data.serialized, info: nil, options: options,
-            skipHistory: params["skip_history"]?.boolValue ?? false, tags: tags)
+            skipHistory: params["skip_history"]?.boolValue ?? false, tags: tags,
+            idempotencyKey: params["idempotency_key"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 })
     }
 
     private func control(_ command: ControlCommand) async throws {

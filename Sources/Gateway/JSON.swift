@@ -75,7 +75,10 @@ public indirect enum JSONValue: Sendable, Hashable, Codable {
 
     /// Parses JSON text; nil when it is not valid JSON.
     public static func parse(_ bytes: some Collection<UInt8>) -> JSONValue? {
-        try? JSONDecoder().decode(JSONValue.self, from: Data(bytes))
+        if let value = bytes.withContiguousStorageIfAvailable({ JSONParser.parse(UnsafeRawBufferPointer($0)) }) {
+            return value
+        }
+        return Array(bytes).withUnsafeBytes { JSONParser.parse($0) }
     }
 }
 

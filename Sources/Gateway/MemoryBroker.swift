@@ -12,8 +12,14 @@ final class MemoryBroker: Broker {
 
     private let handler = Mutex<(any BrokerEventHandler)?>(nil)
     private let streams = Mutex<[String: Stream]>([:])
-    /// Serialises publishing so every channel's publications reach the hub in offset order.
-    private let publishLock = Mutex<Void>(())
+    /// Serialises publishing so every channel's publications reach the hub in offset order; holds
+    /// the results of idempotent publishes by channel and key.
+    private let publishLock = Mutex<[IdempotencyKey: (position: StreamPosition, expiresAt: ContinuousClock.Instant)]>([:])
+
+    private struct IdempotencyKey: Hashable {
+        var channel: String
+        var key: String
+    }
 
     init() {}
 
@@ -30,7 +36,13 @@ final class MemoryBroker: Broker {
 
     func publish(channel: String, publication: Publication, options: PublishOptions) async throws -> StreamPosition {
         let handler = self.handler.withLock { $0 }
-        return publishLock.withLock { _ in
+        return publishLock.withLock { idempotent in
+            let now = ContinuousClock.now
+            let idempotencyKey = options.idempotencyKey.map { IdempotencyKey(channel: channel, key: $0) }
+            if let idempotencyKey {
+                if idempotent.count > 10_000 { idempotent = idempotent.filter { $0.value.expiresAt > now } }
+                if let earlier = idempotent[idempotencyKey], earlier.expiresAt > now { return earlier.position }
+            }
             var publication = publication
             var position = StreamPosition(offset: 0, epoch: "")
             if options.keepsHistory {
@@ -48,6 +60,9 @@ final class MemoryBroker: Broker {
                     streams[channel] = stream
                     return StreamPosition(offset: stream.offset, epoch: stream.epoch)
                 }
+            }
+            if let idempotencyKey {
+                idempotent[idempotencyKey] = (position, now + .seconds(options.idempotentResultTTL))
             }
             handler?.handlePublication(channel: channel, publication: publication, position: position)
             return position

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOCore
 import Synchronization
 
 /// The gateway's front object: owns the hub of local connections, the broker and the presence
@@ -20,7 +21,13 @@ final class Node: BrokerEventHandler {
     let tokenSecrets: [String]
     let startedAt = Date()
 
-    init(configuration: GatewayConfiguration, broker: any Broker, presence: any PresenceManager, logger: Logger) {
+    let directory: any NodeDirectory
+
+    init(
+        configuration: GatewayConfiguration, broker: any Broker, presence: any PresenceManager,
+        directory: any NodeDirectory = LocalNodeDirectory(), logger: Logger
+    ) {
+        self.directory = directory
         self.id = UUID().uuidString.lowercased()
         self.name = ProcessInfo.processInfo.hostName + ":\(configuration.port)"
         self.configuration = configuration
@@ -36,9 +43,19 @@ final class Node: BrokerEventHandler {
         try await broker.start(handler: self)
     }
 
-    /// Drives pings, expiry and presence refresh once a second until cancelled.
+    /// Drives pings, expiry and presence refresh once a second, and announces this node to the
+    /// others every few seconds, until cancelled.
     func runTimers() async {
+        var tick = 0
         while !Task.isCancelled {
+            if tick % Self.announceInterval == 0 {
+                do {
+                    try await directory.announce(info, channels: hub.channels())
+                } catch {
+                    logger.warning("node announcement failed", metadata: ["error": "\(error)"])
+                }
+            }
+            tick += 1
             try? await Task.sleep(for: .seconds(1))
             let now = Clock.seconds()
             for client in hub.allClients() {
@@ -47,11 +64,24 @@ final class Node: BrokerEventHandler {
         }
     }
 
+    /// Seconds between announcements to the node directory.
+    static let announceInterval = 3
+
+    /// This node's live figures for the server API's `info`.
+    var info: NodeInfo {
+        NodeInfo(
+            uid: id, name: name, version: Self.version, numClients: hub.connectionCount, numUsers: hub.userCount,
+            numChannels: hub.channels().count, numSubs: hub.subscriptionCount, uptime: Int(Date().timeIntervalSince(startedAt)),
+            messagesIn: metrics.messagesIn.load(ordering: .relaxed), messagesOut: metrics.messagesOut.load(ordering: .relaxed),
+            rss: ProcessStats.residentBytes())
+    }
+
     /// Closes every connection with 3001 (the SDKs reconnect, to another node if there is one).
     func shutdown() async {
         for client in hub.allClients() {
             client.disconnect(.shutdown)
         }
+        try? await directory.withdraw(uid: id)
         await broker.stop()
     }
 
@@ -85,9 +115,24 @@ final class Node: BrokerEventHandler {
     func handlePublication(channel: String, publication: Publication, position: StreamPosition) {
         let subscribers = hub.subscribers(of: channel)
         guard !subscribers.isEmpty else { return }
-        let message = Reply.publication(channel: channel, publication)
+        // Encoded once; every subscriber's connection shares these bytes.
+        let message = OutboundMessage(shared: Reply.publication(channel: channel, publication))
         for client in subscribers {
-            client.deliver(channel: channel, publication: publication, message: message)
+            client.deliver(channel: channel, offset: publication.offset, message: message)
+        }
+    }
+
+    /// A publication from another node, still encoded: its push is built around the JSON without
+    /// parsing it.
+    func handleEncodedPublication(channel: String, offset: UInt64, epoch: String, json: ArraySlice<UInt8>) {
+        let subscribers = hub.subscribers(of: channel)
+        guard !subscribers.isEmpty else { return }
+        guard let message = Reply.encodedPublication(channel: channel, offset: offset, json: json) else {
+            defaultHandleEncodedPublication(channel: channel, offset: offset, epoch: epoch, json: json)
+            return
+        }
+        for client in subscribers {
+            client.deliver(channel: channel, offset: offset, message: message)
         }
     }
 
@@ -133,8 +178,12 @@ final class Node: BrokerEventHandler {
 
     // MARK: operations shared by clients and the server API
 
-    func publish(channel: String, data: String, info: ClientInfo?, options: ChannelOptions, skipHistory: Bool = false, tags: [String: String]? = nil) async throws -> StreamPosition {
+    func publish(
+        channel: String, data: String, info: ClientInfo?, options: ChannelOptions, skipHistory: Bool = false,
+        tags: [String: String]? = nil, idempotencyKey: String? = nil
+    ) async throws -> StreamPosition {
         var publishOptions = PublishOptions()
+        publishOptions.idempotencyKey = idempotencyKey
         if options.historyEnabled && !skipHistory {
             publishOptions.historySize = options.historySize
             publishOptions.historyTTL = options.historyTTL

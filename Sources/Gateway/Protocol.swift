@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 
 /// A protocol error answered in a reply: `{code, message, temporary}` (codes of Centrifugo's client protocol).
 public struct GatewayError: Error, Sendable, Hashable {
@@ -78,7 +79,58 @@ enum UnsubscribeCode {
 
 // MARK: - Commands (client → server)
 
-struct Command: Decodable {
+/// A command that does not have the shape of the protocol (the client is disconnected with 3501).
+struct MalformedCommand: Error {}
+
+/// Typed reads of a decoded command: a member of the wrong type is malformed, absent or null is nil.
+private struct Fields {
+    let members: [String: JSONValue]
+
+    init(_ value: JSONValue?) throws(MalformedCommand) {
+        guard case .object(let members)? = value else { throw MalformedCommand() }
+        self.members = members
+    }
+
+    private func present(_ key: String) -> JSONValue? {
+        guard let value = members[key], value != .null else { return nil }
+        return value
+    }
+
+    func string(_ key: String) throws(MalformedCommand) -> String? {
+        guard let value = present(key) else { return nil }
+        guard case .string(let text) = value else { throw MalformedCommand() }
+        return text
+    }
+
+    func bool(_ key: String) throws(MalformedCommand) -> Bool? {
+        guard let value = present(key) else { return nil }
+        guard case .bool(let flag) = value else { throw MalformedCommand() }
+        return flag
+    }
+
+    func integer<I: FixedWidthInteger>(_ key: String, as type: I.Type = I.self) throws(MalformedCommand) -> I? {
+        guard let value = present(key) else { return nil }
+        switch value {
+        case .int(let number):
+            guard let result = I(exactly: number) else { throw MalformedCommand() }
+            return result
+        case .double(let number):
+            guard let result = I(exactly: number) else { throw MalformedCommand() }
+            return result
+        default:
+            throw MalformedCommand()
+        }
+    }
+
+    func value(_ key: String) -> JSONValue? { present(key) }
+
+    func object(_ key: String) throws(MalformedCommand) -> Fields? {
+        guard let value = present(key) else { return nil }
+        return try Fields(value)
+    }
+}
+
+struct Command {
     var id: UInt32?
     var connect: ConnectRequest?
     var subscribe: SubscribeRequest?
@@ -99,17 +151,46 @@ struct Command: Decodable {
             && presence_stats == nil && history == nil && ping == nil && send == nil && rpc == nil
             && refresh == nil && sub_refresh == nil
     }
+
+    init(json: JSONValue) throws(MalformedCommand) {
+        let fields = try Fields(json)
+        id = try fields.integer("id")
+        connect = try fields.object("connect").map(ConnectRequest.init)
+        subscribe = try fields.object("subscribe").map(SubscribeRequest.init)
+        unsubscribe = try fields.object("unsubscribe").map(ChannelRequest.init)
+        publish = try fields.object("publish").map(PublishRequest.init)
+        presence = try fields.object("presence").map(ChannelRequest.init)
+        presence_stats = try fields.object("presence_stats").map(ChannelRequest.init)
+        history = try fields.object("history").map(HistoryRequest.init)
+        ping = fields.value("ping")
+        send = try fields.object("send").map(SendRequest.init)
+        rpc = try fields.object("rpc").map(RPCRequest.init)
+        refresh = try fields.object("refresh").map(RefreshRequest.init)
+        sub_refresh = try fields.object("sub_refresh").map(SubRefreshRequest.init)
+    }
 }
 
-struct ConnectRequest: Decodable {
+struct ConnectRequest {
     var token: String?
     var data: JSONValue?
     var subs: [String: SubscribeRequest]?
     var name: String?
     var version: String?
+
+    fileprivate init(_ fields: Fields) throws(MalformedCommand) {
+        token = try fields.string("token")
+        data = fields.value("data")
+        if let subs = try fields.object("subs") {
+            var requests: [String: SubscribeRequest] = [:]
+            for (channel, value) in subs.members { requests[channel] = try SubscribeRequest(try Fields(value)) }
+            self.subs = requests
+        }
+        name = try fields.string("name")
+        version = try fields.string("version")
+    }
 }
 
-struct SubscribeRequest: Decodable {
+struct SubscribeRequest {
     var channel: String?
     var token: String?
     var recover: Bool?
@@ -120,45 +201,106 @@ struct SubscribeRequest: Decodable {
     var recoverable: Bool?
     var join_leave: Bool?
     var flag: Int64?
+
+    init(channel: String) {
+        self.channel = channel
+    }
+
+    fileprivate init(_ fields: Fields) throws(MalformedCommand) {
+        channel = try fields.string("channel")
+        token = try fields.string("token")
+        recover = try fields.bool("recover")
+        epoch = try fields.string("epoch")
+        offset = try fields.integer("offset")
+        data = fields.value("data")
+        positioned = try fields.bool("positioned")
+        recoverable = try fields.bool("recoverable")
+        join_leave = try fields.bool("join_leave")
+        flag = try fields.integer("flag")
+    }
 }
 
-struct ChannelRequest: Decodable {
+struct ChannelRequest {
     var channel: String?
+
+    fileprivate init(_ fields: Fields) throws(MalformedCommand) {
+        channel = try fields.string("channel")
+    }
 }
 
-struct PublishRequest: Decodable {
+struct PublishRequest {
     var channel: String?
     var data: JSONValue?
+
+    fileprivate init(_ fields: Fields) throws(MalformedCommand) {
+        channel = try fields.string("channel")
+        data = fields.value("data")
+    }
 }
 
-struct HistoryRequest: Decodable {
+struct HistoryRequest {
     var channel: String?
     var limit: Int?
     var since: StreamPositionRequest?
     var reverse: Bool?
+
+    fileprivate init(_ fields: Fields) throws(MalformedCommand) {
+        channel = try fields.string("channel")
+        limit = try fields.integer("limit")
+        since = try fields.object("since").map(StreamPositionRequest.init)
+        reverse = try fields.bool("reverse")
+    }
 }
 
-struct StreamPositionRequest: Decodable {
+struct StreamPositionRequest {
     var offset: UInt64?
     var epoch: String?
+
+    init(offset: UInt64?, epoch: String?) {
+        self.offset = offset
+        self.epoch = epoch
+    }
+
+    fileprivate init(_ fields: Fields) throws(MalformedCommand) {
+        offset = try fields.integer("offset")
+        epoch = try fields.string("epoch")
+    }
 }
 
-struct SendRequest: Decodable {
+struct SendRequest {
     var data: JSONValue?
+
+    fileprivate init(_ fields: Fields) throws(MalformedCommand) {
+        data = fields.value("data")
+    }
 }
 
-struct RPCRequest: Decodable {
+struct RPCRequest {
     var method: String?
     var data: JSONValue?
+
+    fileprivate init(_ fields: Fields) throws(MalformedCommand) {
+        method = try fields.string("method")
+        data = fields.value("data")
+    }
 }
 
-struct RefreshRequest: Decodable {
+struct RefreshRequest {
     var token: String?
+
+    fileprivate init(_ fields: Fields) throws(MalformedCommand) {
+        token = try fields.string("token")
+    }
 }
 
-struct SubRefreshRequest: Decodable {
+struct SubRefreshRequest {
     var channel: String?
     var token: String?
+
+    fileprivate init(_ fields: Fields) throws(MalformedCommand) {
+        channel = try fields.string("channel")
+        token = try fields.string("token")
+    }
 }
 
 // MARK: - Shared values
@@ -305,6 +447,27 @@ enum Reply {
 
     static func publication(channel: String, _ publication: Publication) -> String {
         push(channel: channel, kind: "pub") { publication.write(to: &$0) }
+    }
+
+    /// The `pub` push around a publication's JSON as `Publication.json` wrote it (an object
+    /// without `offset`), adding the offset as its last member; nil when the text is not an object.
+    static func encodedPublication(channel: String, offset: UInt64, json: ArraySlice<UInt8>) -> OutboundMessage? {
+        guard json.count >= 2, json.first == UInt8(ascii: "{"), json.last == UInt8(ascii: "}") else { return nil }
+        var prefix = #"{"push":{"channel":"#
+        JSONWriter.appendQuoted(channel, to: &prefix)
+        prefix += #","pub":"#
+        var buffer = ByteBufferAllocator().buffer(capacity: prefix.utf8.count + json.count + 32)
+        buffer.writeString(prefix)
+        if offset > 0 {
+            buffer.writeBytes(json.dropLast())
+            // An empty object takes the offset as its only member.
+            if json.count > 2 { buffer.writeInteger(UInt8(ascii: ",")) }
+            buffer.writeString(#""offset":\#(offset)}"#)
+        } else {
+            buffer.writeBytes(json)
+        }
+        buffer.writeString("}}")
+        return OutboundMessage(sharedPayload: buffer)
     }
 
     static let ping = "{}"

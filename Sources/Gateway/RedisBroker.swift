@@ -61,16 +61,12 @@ final class RedisBroker: Broker {
         case UInt8(ascii: "p"):
             // p \n offset \n epoch \n json
             let parts = payload.split(separator: newline, maxSplits: 3, omittingEmptySubsequences: false)
-            guard parts.count == 4, let offset = UInt64(String(decoding: parts[1], as: UTF8.self)),
-                let value = JSONValue.parse(parts[3]), var publication = Publication(json: value)
-            else {
+            guard parts.count == 4, let offset = UInt64(String(decoding: parts[1], as: UTF8.self)) else {
                 logger.warning("undecodable publication", metadata: ["channel": "\(channel)"])
                 return
             }
-            publication.offset = offset
-            handler.handlePublication(
-                channel: channel, publication: publication,
-                position: StreamPosition(offset: offset, epoch: String(decoding: parts[2], as: UTF8.self)))
+            handler.handleEncodedPublication(
+                channel: channel, offset: offset, epoch: String(decoding: parts[2], as: UTF8.self), json: parts[3])
         case UInt8(ascii: "j"), UInt8(ascii: "l"):
             guard let value = JSONValue.parse(payload.dropFirst(2)), let info = ClientInfo(json: value) else { return }
             if kind == UInt8(ascii: "j") {
@@ -112,8 +108,50 @@ final class RedisBroker: Broker {
         return {offset, epoch}
         """)
 
+    /// Publishes once per idempotency key: KEYS as `publishScript` plus the key holding the first
+    /// result (`offset:epoch`); ARGV as `publishScript` plus the result ttl and whether history is kept.
+    static let idempotentPublishScript = RedisScript(
+        """
+        local cached = redis.call('get', KEYS[3])
+        if cached then
+          local separator = string.find(cached, ':', 1, true)
+          return {tonumber(string.sub(cached, 1, separator - 1)), string.sub(cached, separator + 1)}
+        end
+        local offset = 0
+        local epoch = ''
+        if ARGV[8] == '1' then
+          offset = redis.call('hincrby', KEYS[2], 'o', 1)
+          epoch = redis.call('hget', KEYS[2], 'e')
+          if not epoch then
+            epoch = ARGV[6]
+            redis.call('hset', KEYS[2], 'e', epoch)
+          end
+          if offset == 1 then redis.call('del', KEYS[1]) end
+          redis.call('expire', KEYS[2], ARGV[4])
+          redis.call('xadd', KEYS[1], 'MAXLEN', ARGV[2], offset .. '-0', 'd', ARGV[1])
+          redis.call('expire', KEYS[1], ARGV[3])
+        end
+        redis.call('publish', ARGV[5], 'p\\n' .. offset .. '\\n' .. epoch .. '\\n' .. ARGV[1])
+        redis.call('set', KEYS[3], offset .. ':' .. epoch, 'EX', ARGV[7])
+        return {offset, epoch}
+        """)
+
+    private func idempotencyKey(_ channel: String, _ key: String) -> String {
+        prefix + "idempotency:\(channel.utf8.count):" + channel + ":" + key
+    }
+
     func publish(channel: String, publication: Publication, options: PublishOptions) async throws -> StreamPosition {
         let json = publication.json
+        if let key = options.idempotencyKey {
+            let metaTTL = max(options.historyMetaTTL, options.historyTTL)
+            let reply = try await redis.evalScript(
+                Self.idempotentPublishScript, keys: [streamKey(channel), metaKey(channel), idempotencyKey(channel, key)],
+                args: [
+                    json, options.historySize, options.historyTTL, max(metaTTL, 1), redis.key(pubsubChannel(channel)),
+                    MemoryBroker.newEpoch(), max(options.idempotentResultTTL, 1), options.keepsHistory ? "1" : "0",
+                ])
+            return try Self.decodePosition(reply)
+        }
         guard options.keepsHistory else {
             _ = try await redis.publish(pubsubChannel(channel), "p\n0\n\n" + json)
             return StreamPosition(offset: 0, epoch: "")
@@ -122,6 +160,10 @@ final class RedisBroker: Broker {
         let reply = try await redis.evalScript(
             Self.publishScript, keys: [streamKey(channel), metaKey(channel)],
             args: [json, options.historySize, options.historyTTL, metaTTL, redis.key(pubsubChannel(channel)), MemoryBroker.newEpoch()])
+        return try Self.decodePosition(reply)
+    }
+
+    private static func decodePosition(_ reply: RESPValue) throws -> StreamPosition {
         guard let values = reply.array, values.count == 2, let offset = values[0].int, let epoch = values[1].string else {
             throw RedisError.protocolError("unexpected publish script reply")
         }

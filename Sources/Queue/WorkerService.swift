@@ -426,7 +426,9 @@ public final class WorkerService: Service, Sendable {
         var failures = 0
         var finalDeadline: ContinuousClock.Instant?
         while true {
-            await acksQueued.wait()
+            // Not cancellable: this loop outlives a cancelled worker until `acksFinal`, and a
+            // cancelled wait would return at once and spin a cooperative thread.
+            await acksQueued.waitIgnoringCancellation()
             while true {
                 let (batch, isFinal) = state.withLock { state -> ([String: [String]], Bool) in
                     defer { state.acks = [:] }
@@ -464,7 +466,9 @@ public final class WorkerService: Service, Sendable {
                     }
                 }
                 logger.warning("acknowledge failed; retrying", metadata: ["failures": "\(failures)"])
-                try? await Task.sleep(for: Self.backoff(failures))
+                // Not cancellable either, for the same reason as the wait above.
+                let pause = Self.backoff(failures)
+                await Task { try? await Task.sleep(for: pause) }.value
             }
         }
     }

@@ -15,7 +15,9 @@ public struct RedisConfiguration: Sendable {
     public var poolSize: Int
     /// How long a command waits for a connection (with backoff retries) before `.unavailable`.
     public var connectTimeout: TimeAmount
-    /// How long a command waits for its reply; nil waits for ever. Blocking reads add their BLOCK time.
+    /// How long a command waits for its reply (default 10 s; nil waits for ever). Blocking reads
+    /// add their BLOCK time. A bound by default: a reply that never comes (a wedged server, a
+    /// half-open connection) fails one command instead of hanging its caller for ever.
     public var commandTimeout: TimeAmount?
     /// At most this many idle connections for blocking commands are kept for reuse (each is
     /// closed after a minute unused). Set it to the number of concurrent blocking readers.
@@ -30,7 +32,7 @@ public struct RedisConfiguration: Sendable {
         keyPrefix: String = "sb:",
         poolSize: Int = 4,
         connectTimeout: TimeAmount = .seconds(5),
-        commandTimeout: TimeAmount? = nil,
+        commandTimeout: TimeAmount? = .seconds(10),
         maxIdleBlockingConnections: Int = 16
     ) {
         self.host = host
@@ -132,7 +134,8 @@ public struct RedisConfiguration: Sendable {
                 case "connect_timeout", "connectTimeout":
                     connectTimeout = try Self.seconds(value, name: name)
                 case "command_timeout", "commandTimeout":
-                    commandTimeout = try Self.seconds(value, name: name)
+                    // 0 turns the bound off.
+                    commandTimeout = value == "0" ? nil : try Self.seconds(value, name: name)
                 case "db":
                     guard let db = Int(value), db >= 0 else {
                         throw RedisError.invalidURL("invalid database number '\(value)' (expected a non-negative integer)")

@@ -67,6 +67,7 @@ public enum Launcher {
             var registry = JobRegistry()
             runtime.register(in: &registry, stores: stores, redis: redis)
             services.append(contentsOf: try WorkerAssembly.make(settings: settings, redis: redis, registry: registry, logger: logger))
+            services.append(WorkerAssembly.queuedTurnSweeper(stores: stores, redis: redis, logger: logger))
         }
         if roles.contains(.gateway) {
             let configuration = try gatewayConfiguration(settings: settings, logger: logger)
@@ -141,9 +142,10 @@ public enum Launcher {
         public let secret: String
     }
 
-    public static func createUser(settings: Settings, email: String, name: String?) async throws -> CreatedUser {
-        try await withAccounts(settings) { accounts in
-            let user = try await accounts.createUser(email: email, name: name)
+    public static func createUser(settings: Settings, email: String, name: String?, role: String = "user") async throws -> CreatedUser {
+        guard let role = User.Role(rawValue: role) else { throw ConfigError(key: "role", "unknown role '\(role)' (user, operator, admin)") }
+        return try await withAccounts(settings) { accounts in
+            let user = try await accounts.createUser(email: email, name: name, role: role)
             return CreatedUser(id: user.id, email: user.email)
         }
     }

@@ -2,7 +2,9 @@ import Logging
 import Queue
 import RedisClient
 import ServiceLifecycle
+import Storage
 import SwitchboardConfig
+import Turns
 
 /// The worker role: one `WorkerService` over the configured queues with every job type this
 /// build knows, and its `/health` + `/metrics` server.
@@ -37,5 +39,14 @@ enum WorkerAssembly {
         // The health server is listed first so that it stops last: while the worker drains,
         // `/health` still answers (with status "draining").
         return [WorkerHealthServer(worker: worker, logger: logger), worker]
+    }
+
+    /// Every 30 s one worker (a Redis lock) queues the turns of messages left `queued` for over a
+    /// minute: what an api node that died between storing and queuing left behind.
+    static func queuedTurnSweeper(stores: Stores, redis: RedisClient, logger: Logger) -> any Service {
+        let recovery = QueuedTurnRecovery(messages: stores.messages, jobs: JobQueue(client: redis, logger: logger), redis: redis)
+        return PeriodicService(name: "queued-turn-sweep", interval: .seconds(30), logger: logger) { logger in
+            try await recovery.sweep(lockFor: .seconds(25), logger: logger)
+        }
     }
 }

@@ -3,7 +3,7 @@ import Gateway
 import Logging
 import NIOCore
 import RedisClient
-import HummingbirdWSClient
+import NIOPosix
 import ServiceLifecycle
 import Synchronization
 import UnixSignals
@@ -92,17 +92,23 @@ struct Options {
 }
 
 /// Load generators. Each opens real WebSocket connections to a running gateway (started separately,
-/// so its memory is measured alone) and speaks the client protocol; all loops are bounded.
+/// so its memory and CPU are measured alone) and speaks the client protocol. Connections are NIO
+/// channel handlers with hand-rolled RFC 6455 framing on one event loop thread by default, so the
+/// load tool spends little CPU of its own; all loops are bounded.
 enum GatewayBench {
-    struct Target {
-        var url: String
+    struct Target: Sendable {
+        var host: String
+        var port: Int
         var secret: String
         var serverPID: Int?
+        var group: MultiThreadedEventLoopGroup
 
         init(_ options: Options) {
-            url = options["url"] ?? "ws://127.0.0.1:\(options.int("port", 8000))/connection/websocket"
+            host = options["host"] ?? "127.0.0.1"
+            port = options.int("port", 8000)
             secret = options["secret"] ?? ProcessInfo.processInfo.environment["SB_GATEWAY_TOKEN_SECRET"] ?? "bench-secret"
             serverPID = options["server-pid"].flatMap(Int.init)
+            group = MultiThreadedEventLoopGroup(numberOfThreads: options.int("threads", 1))
         }
     }
 
@@ -110,12 +116,16 @@ enum GatewayBench {
     final class Stats: Sendable {
         let ready = Atomic<Int>(0)
         let deliveries = Atomic<Int>(0)
+        let acknowledged = Atomic<Int>(0)
         let failures = Atomic<Int>(0)
         let latencies = Mutex<[Int64]>([])
         let recordLatency: Bool
+        /// Latency is read from every `sampleEvery`-th delivery (parsing every one costs the load tool CPU).
+        let sampleEvery: Int
 
-        init(recordLatency: Bool) {
+        init(recordLatency: Bool, sampleEvery: Int = 1) {
             self.recordLatency = recordLatency
+            self.sampleEvery = sampleEvery
         }
     }
 
@@ -125,63 +135,14 @@ enum GatewayBench {
         return Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec)
     }
 
-    /// One subscriber connection: connect, subscribe (when `channel` is set), answer pings, count
-    /// publications, until `stop` is cancelled.
-    static func subscriber(target: Target, user: String, channel: String?, stats: Stats, logger: Logger) async {
-        let token = GatewayTokens.mint(secret: target.secret, user: user, ttl: 3600)
-        do {
-            try await WebSocketClient.connect(url: target.url, configuration: .init(maxFrameSize: 1 << 20), logger: logger) { inbound, outbound, _ in
-                try await outbound.write(.text(#"{"id":1,"connect":{"token":"\#(token)"}}"#))
-                if let channel { try await outbound.write(.text(#"{"id":2,"subscribe":{"channel":"\#(channel)"}}"#)) }
-                var pendingReplies = channel == nil ? 1 : 2
-                for try await message in inbound.messages(maxSize: 1 << 20) {
-                    guard case .text(let text) = message else { continue }
-                    let now = nowNanos()
-                    for line in text.split(separator: "\n") {
-                        if line == "{}" {
-                            try await outbound.write(.text("{}"))
-                        } else if line.hasPrefix(#"{"push":{"channel""#) {
-                            stats.deliveries.add(1, ordering: .relaxed)
-                            if stats.recordLatency, let sent = timestamp(in: line) {
-                                stats.latencies.withLock { $0.append(now - sent) }
-                            }
-                        } else if line.hasPrefix(#"{"id":"#) {
-                            if line.contains(#""error""#) { stats.failures.add(1, ordering: .relaxed) }
-                            pendingReplies -= 1
-                            if pendingReplies == 0 { stats.ready.add(1, ordering: .relaxed) }
-                        }
-                    }
-                }
-            }
-        } catch {
-            if !Task.isCancelled { stats.failures.add(1, ordering: .relaxed) }
-        }
-    }
-
-    /// The `"t":<nanos>` a bench publication carries.
-    static func timestamp(in line: Substring) -> Int64? {
-        guard let range = line.range(of: #""t":"#) else { return nil }
-        let digits = line[range.upperBound...].prefix { $0.isNumber }
-        return Int64(digits)
-    }
-
-    /// A connection that publishes what `next` yields (client publish, allowed by the namespace).
-    static func publisher(target: Target, messages: AsyncStream<String>, logger: Logger) async throws {
-        let token = GatewayTokens.mint(secret: target.secret, user: "bench-publisher", ttl: 3600)
-        try await WebSocketClient.connect(url: target.url, configuration: .init(maxFrameSize: 1 << 20), logger: logger) { inbound, outbound, _ in
-            try await outbound.write(.text(#"{"id":1,"connect":{"token":"\#(token)"}}"#))
-            var id = 1
-            let reader = Task {
-                for try await message in inbound.messages(maxSize: 1 << 20) {
-                    if case .text(let text) = message, text == "{}" { try await outbound.write(.text("{}")) }
-                }
-            }
-            for await command in messages {
-                id += 1
-                try await outbound.write(.text(#"{"id":\#(id),"publish":\#(command)}"#))
-            }
-            reader.cancel()
-        }
+    /// CPU seconds (user + system) a process has used so far, from /proc.
+    static func cpuSeconds(pid: Int?) -> Double {
+        let path = pid.map { "/proc/\($0)/stat" } ?? "/proc/self/stat"
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8), let close = text.lastIndex(of: ")") else { return 0 }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        // Fields after the command: state is index 0, utime 11, stime 12 (clock ticks).
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
     static func residentKB(pid: Int?) -> Int {
@@ -196,34 +157,102 @@ enum GatewayBench {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             if condition() { return true }
-            try? await Task.sleep(for: .milliseconds(50))
+            try? await Task.sleep(for: .milliseconds(20))
         }
         return condition()
     }
 
-    /// Opens `count` connections in batches, runs `body`, then closes them all.
-    static func withConnections(
-        target: Target, count: Int, channel: (Int) -> String?, stats: Stats, logger: Logger, body: () async throws -> Void
-    ) async throws {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            let batch = 250
-            var opened = 0
-            while opened < count {
-                let end = min(count, opened + batch)
-                for index in opened..<end {
-                    let channelName = channel(index)
-                    group.addTask { await subscriber(target: target, user: "u\(index)", channel: channelName, stats: stats, logger: logger) }
-                }
-                opened = end
-                _ = await waitUntil(30) { stats.ready.load(ordering: .relaxed) + stats.failures.load(ordering: .relaxed) >= opened }
+    /// CPU used by the server and by this process over a measured window.
+    struct CPUWindow {
+        let serverPID: Int?
+        let start = Date()
+        let server: Double
+        let bench: Double
+
+        init(serverPID: Int?) {
+            self.serverPID = serverPID
+            server = GatewayBench.cpuSeconds(pid: serverPID)
+            bench = GatewayBench.cpuSeconds(pid: nil)
+        }
+
+        var serverSeconds: Double { GatewayBench.cpuSeconds(pid: serverPID) - server }
+
+        var summary: String {
+            let elapsed = max(Date().timeIntervalSince(start), 0.001)
+            let serverCores = serverSeconds / elapsed
+            let benchCores = (GatewayBench.cpuSeconds(pid: nil) - bench) / elapsed
+            return "server_cpu=\(serverPID == nil ? "?" : String(format: "%.2f", serverCores))cores bench_cpu=\(String(format: "%.2f", benchCores))cores"
+        }
+    }
+
+    static func connect(target: Target, handler: BenchConnection) async throws -> any Channel {
+        try await ClientBootstrap(group: target.group)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler) }
             }
+            .connect(host: target.host, port: target.port)
+            .get()
+    }
+
+    /// Opens `count` subscriber connections in batches (each connected and subscribed before the
+    /// next batch), runs `body`, then closes them all.
+    static func withConnections(
+        target: Target, count: Int, channel: (Int) -> String?, stats: Stats, body: () async throws -> Void
+    ) async throws {
+        var channels: [any Channel] = []
+        channels.reserveCapacity(count)
+        defer {
+            for channel in channels { channel.close(promise: nil) }
+        }
+        let batch = 500
+        var opened = 0
+        while opened < count {
+            let end = min(count, opened + batch)
+            for index in opened..<end {
+                let token = GatewayTokens.mint(secret: target.secret, user: "u\(index)", ttl: 3600)
+                let handler = BenchConnection(token: token, subscribe: channel(index), stats: stats)
+                do {
+                    channels.append(try await connect(target: target, handler: handler))
+                } catch {
+                    stats.failures.add(1, ordering: .relaxed)
+                }
+            }
+            opened = end
+            _ = await waitUntil(30) { stats.ready.load(ordering: .relaxed) + stats.failures.load(ordering: .relaxed) >= opened }
             guard stats.failures.load(ordering: .relaxed) == 0 else {
-                group.cancelAll()
                 throw GatewayLoadError.failed("\(stats.failures.load(ordering: .relaxed)) connections failed (raise ulimit -n?)")
             }
-            try await body()
-            group.cancelAll()
         }
+        guard stats.ready.load(ordering: .relaxed) >= count else {
+            throw GatewayLoadError.failed("only \(stats.ready.load(ordering: .relaxed)) of \(count) connections became ready")
+        }
+        try await body()
+        try? await Task.sleep(for: .milliseconds(200))
+    }
+
+    /// A publishing connection; `send` frames client publish commands (allowed by the namespace).
+    final class Publisher: Sendable {
+        let channel: any Channel
+        private let nextID = Atomic<Int>(1)
+
+        init(target: Target, stats: Stats) async throws {
+            let token = GatewayTokens.mint(secret: target.secret, user: "bench-publisher", ttl: 3600)
+            let handler = BenchConnection(token: token, subscribe: nil, stats: stats)
+            channel = try await GatewayBench.connect(target: target, handler: handler)
+        }
+
+        /// One frame per command, all written with one flush.
+        func send(_ publishes: [String]) {
+            var buffer = channel.allocator.buffer(capacity: publishes.count * 96)
+            for publish in publishes {
+                let id = nextID.add(1, ordering: .relaxed).newValue
+                BenchConnection.writeFrame(#"{"id":\#(id),"publish":\#(publish)}"#, to: &buffer)
+            }
+            channel.writeAndFlush(buffer, promise: nil)
+        }
+
+        var sent: Int { nextID.load(ordering: .relaxed) - 1 }
     }
 
     /// Idle connections held and the server's resident memory per connection.
@@ -231,16 +260,16 @@ enum GatewayBench {
         let target = Target(options)
         let count = options.int("connections", 10000)
         let hold = options.int("hold", 10)
-        let logger = Logger(label: "bench")
         let stats = Stats(recordLatency: false)
         let before = residentKB(pid: target.serverPID)
         let started = Date()
-        try await withConnections(target: target, count: count, channel: { _ in nil }, stats: stats, logger: logger) {
+        try await withConnections(target: target, count: count, channel: { _ in nil }, stats: stats) {
             let opened = Date().timeIntervalSince(started)
+            let window = CPUWindow(serverPID: target.serverPID)
             try await Task.sleep(for: .seconds(hold))
             let after = residentKB(pid: target.serverPID)
             let perConnection = count > 0 ? Double(after - before) * 1024 / Double(count) : 0
-            print("idle: connections=\(stats.ready.load(ordering: .relaxed)) opened_in=\(String(format: "%.1f", opened))s held=\(hold)s server_rss_before=\(before)KB server_rss_after=\(after)KB per_connection=\(String(format: "%.0f", perConnection))B")
+            print("idle: connections=\(stats.ready.load(ordering: .relaxed)) opened_in=\(String(format: "%.1f", opened))s held=\(hold)s server_rss_before=\(before)KB server_rss_after=\(after)KB per_connection=\(String(format: "%.0f", perConnection))B \(window.summary)")
         }
     }
 
@@ -249,67 +278,252 @@ enum GatewayBench {
         let target = Target(options)
         let count = options.int("subscribers", 10000)
         let rounds = options.int("publications", 20)
-        let logger = Logger(label: "bench")
         let stats = Stats(recordLatency: true)
         let channel = options["channel"] ?? "bench:fanout"
-        try await withConnections(target: target, count: count, channel: { _ in channel }, stats: stats, logger: logger) {
-            let (messages, continuation) = AsyncStream.makeStream(of: String.self)
-            let publishing = Task { try await publisher(target: target, messages: messages, logger: logger) }
-            try await Task.sleep(for: .milliseconds(500))
+        try await withConnections(target: target, count: count, channel: { _ in channel }, stats: stats) {
+            let publisher = try await Publisher(target: target, stats: stats)
+            defer { publisher.channel.close(promise: nil) }
+            _ = await waitUntil(10) { stats.ready.load(ordering: .relaxed) > count }
+            let window = CPUWindow(serverPID: target.serverPID)
+            var complete = 0
             for round in 0..<rounds {
                 let expected = (round + 1) * count
-                continuation.yield(#"{"channel":"\#(channel)","data":{"t":\#(nowNanos())}}"#)
-                _ = await waitUntil(10) { stats.deliveries.load(ordering: .relaxed) >= expected }
+                publisher.send([#"{"channel":"\#(channel)","data":{"t":\#(nowNanos())}}"#])
+                if await waitUntil(10, { stats.deliveries.load(ordering: .relaxed) >= expected }) { complete += 1 }
                 try await Task.sleep(for: .milliseconds(100))
             }
-            continuation.finish()
-            _ = try? await publishing.value
             var latencies = stats.latencies.withLock { $0 }
             latencies.sort()
             func percentile(_ p: Double) -> Double {
                 guard !latencies.isEmpty else { return 0 }
                 return Double(latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))]) / 1e6
             }
-            print("fanout: subscribers=\(count) publications=\(rounds) deliveries=\(stats.deliveries.load(ordering: .relaxed))/\(count * rounds) p50=\(String(format: "%.1f", percentile(0.5)))ms p99=\(String(format: "%.1f", percentile(0.99)))ms max=\(String(format: "%.1f", percentile(1.0)))ms")
+            print("fanout: subscribers=\(count) publications=\(rounds) deliveries=\(stats.deliveries.load(ordering: .relaxed))/\(count * rounds) p50=\(String(format: "%.1f", percentile(0.5)))ms p99=\(String(format: "%.1f", percentile(0.99)))ms max=\(String(format: "%.1f", percentile(1.0)))ms server_cpu_per_publication=\(String(format: "%.1f", window.serverSeconds * 1000 / Double(rounds)))ms \(window.summary)")
         }
     }
 
-    /// Sustained deliveries per second: subscribers spread over many channels, publishers busy.
+    /// Sustained deliveries per second: subscribers spread over many channels, publishers sending
+    /// at a fixed offered rate (with a bounded number of unanswered publishes).
     static func throughput(_ options: Options) async throws {
         let target = Target(options)
         let channels = options.int("channels", 1000)
         let subscribers = options.int("subscribers", 10000)
         let seconds = options.int("seconds", 10)
-        let rate = options.int("rate", 20000)
-        let publishers = options.int("publishers", 2)
-        let logger = Logger(label: "bench")
-        let stats = Stats(recordLatency: false)
-        try await withConnections(target: target, count: subscribers, channel: { "bench:ch\($0 % channels)" }, stats: stats, logger: logger) {
-            var streams: [AsyncStream<String>.Continuation] = []
-            var tasks: [Task<Void, any Error>] = []
-            for _ in 0..<publishers {
-                let (messages, continuation) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(10000))
-                streams.append(continuation)
-                tasks.append(Task { try await publisher(target: target, messages: messages, logger: logger) })
-            }
-            try await Task.sleep(for: .milliseconds(500))
+        let rate = options.int("rate", 30000)
+        let publisherCount = options.int("publishers", 16)
+        let maxInFlight = options.int("in-flight", 2000)
+        let stats = Stats(recordLatency: true, sampleEvery: 16)
+        try await withConnections(target: target, count: subscribers, channel: { "bench:ch\($0 % channels)" }, stats: stats) {
+            var publishers: [Publisher] = []
+            for _ in 0..<publisherCount { publishers.append(try await Publisher(target: target, stats: stats)) }
+            defer { for publisher in publishers { publisher.channel.close(promise: nil) } }
+            _ = await waitUntil(10) { stats.ready.load(ordering: .relaxed) >= subscribers + publisherCount }
+            let window = CPUWindow(serverPID: target.serverPID)
             let start = Date()
             let startDeliveries = stats.deliveries.load(ordering: .relaxed)
+            stats.latencies.withLock { $0.removeAll() }
             var published = 0
-            let tick = 0.01
+            let tick = 0.005
             while Date().timeIntervalSince(start) < Double(seconds) {
-                let perTick = max(1, Int(Double(rate) * tick))
-                for _ in 0..<perTick {
-                    streams[published % publishers].yield(#"{"channel":"bench:ch\#(published % channels)","data":{"n":\#(published)}}"#)
-                    published += 1
+                let due = Int(Date().timeIntervalSince(start) * Double(rate))
+                let inFlight = published - stats.acknowledged.load(ordering: .relaxed)
+                let count = min(due - published, maxInFlight - inFlight)
+                if count > 0 {
+                    var batches = Array(repeating: [String](), count: publisherCount)
+                    for _ in 0..<count {
+                        batches[published % publisherCount].append(
+                            #"{"channel":"bench:ch\#(published % channels)","data":{"n":\#(published),"t":\#(nowNanos())}}"#)
+                        published += 1
+                    }
+                    for (index, batch) in batches.enumerated() where !batch.isEmpty { publishers[index].send(batch) }
                 }
                 try await Task.sleep(for: .milliseconds(Int(tick * 1000)))
             }
             let elapsed = Date().timeIntervalSince(start)
             let delivered = stats.deliveries.load(ordering: .relaxed) - startDeliveries
-            for stream in streams { stream.finish() }
-            for task in tasks { _ = try? await task.value }
-            print("throughput: channels=\(channels) subscribers=\(subscribers) published=\(published) in \(String(format: "%.1f", elapsed))s deliveries=\(delivered) deliveries_per_second=\(Int(Double(delivered) / elapsed))")
+            let acknowledged = stats.acknowledged.load(ordering: .relaxed)
+            var latencies = stats.latencies.withLock { $0 }
+            latencies.sort()
+            func percentile(_ p: Double) -> String {
+                guard !latencies.isEmpty else { return "?" }
+                return String(format: "%.0f", Double(latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))]) / 1e6)
+            }
+            print("throughput: channels=\(channels) subscribers=\(subscribers) offered=\(rate)/s in_flight_limit=\(maxInFlight) published=\(published) acknowledged=\(acknowledged) in \(String(format: "%.1f", elapsed))s deliveries=\(delivered) deliveries_per_second=\(Int(Double(delivered) / elapsed)) latency_p50=\(percentile(0.5))ms latency_p99=\(percentile(0.99))ms server_cpu_per_delivery=\(String(format: "%.1f", window.serverSeconds * 1e6 / Double(max(delivered, 1))))us \(window.summary)")
         }
+    }
+}
+
+/// One bench WebSocket client: sends the upgrade request, then `connect` (and `subscribe`), answers
+/// pings, counts publications and replies. Runs entirely in NIO callbacks.
+final class BenchConnection: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private struct State {
+        var upgraded = false
+        var received: ByteBuffer?
+        var pendingReplies = 0
+    }
+
+    private let token: String
+    private let subscribe: String?
+    private let stats: GatewayBench.Stats
+    private let state = Mutex(State())
+
+    init(token: String, subscribe: String?, stats: GatewayBench.Stats) {
+        self.token = token
+        self.subscribe = subscribe
+        self.stats = stats
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let request =
+            "GET /connection/websocket HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: request)), promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let ready = state.withLock { $0.upgraded && $0.pendingReplies == 0 }
+        if !ready { stats.failures.add(1, ordering: .relaxed) }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var chunk = unwrapInboundIn(data)
+        var out: ByteBuffer?
+        var lines: [ByteBuffer] = []
+        var failed = false
+        state.withLock { state in
+            if state.received == nil {
+                state.received = chunk
+            } else {
+                state.received!.writeBuffer(&chunk)
+            }
+            if !state.upgraded {
+                guard let view = state.received, let end = view.readableBytesView.firstRange(of: Array("\r\n\r\n".utf8)) else { return }
+                let headLength = end.upperBound - view.readableBytesView.startIndex
+                let head = view.getString(at: view.readerIndex, length: headLength) ?? ""
+                guard head.hasPrefix("HTTP/1.1 101") else {
+                    failed = true
+                    return
+                }
+                state.received!.moveReaderIndex(forwardBy: headLength)
+                state.upgraded = true
+                var buffer = context.channel.allocator.buffer(capacity: 512)
+                Self.writeFrame(#"{"id":1,"connect":{"token":"\#(token)"}}"#, to: &buffer)
+                state.pendingReplies = 1
+                if let subscribe {
+                    Self.writeFrame(#"{"id":2,"subscribe":{"channel":"\#(subscribe)"}}"#, to: &buffer)
+                    state.pendingReplies = 2
+                }
+                out = buffer
+            }
+            // Server frames are unmasked: opcode byte, length (7, 16 or 64 bit), payload.
+            while var received = state.received, received.readableBytes >= 2 {
+                let first = received.readInteger(as: UInt8.self)!
+                var length = Int(received.readInteger(as: UInt8.self)! & 0x7F)
+                if length == 126 {
+                    guard let extended = received.readInteger(as: UInt16.self) else { break }
+                    length = Int(extended)
+                } else if length == 127 {
+                    guard let extended = received.readInteger(as: UInt64.self) else { break }
+                    length = Int(extended)
+                }
+                guard let payload = received.readSlice(length: length) else { break }
+                state.received = received.readableBytes == 0 ? nil : received
+                switch first & 0x0F {
+                case 0x1, 0x2, 0x0: lines.append(payload)
+                case 0x8: failed = true
+                default: break
+                }
+            }
+        }
+        if let out { context.writeAndFlush(wrapOutboundOut(out), promise: nil) }
+        if failed {
+            context.close(promise: nil)
+            return
+        }
+        guard !lines.isEmpty else { return }
+        let now = GatewayBench.nowNanos()
+        var pongs = 0
+        for payload in lines {
+            payload.withUnsafeReadableBytes { bytes in
+                var lineStart = 0
+                while lineStart < bytes.count {
+                    var lineEnd = lineStart
+                    while lineEnd < bytes.count, bytes[lineEnd] != UInt8(ascii: "\n") { lineEnd += 1 }
+                    handleLine(UnsafeRawBufferPointer(rebasing: bytes[lineStart..<lineEnd]), now: now, pongs: &pongs)
+                    lineStart = lineEnd + 1
+                }
+            }
+        }
+        if pongs > 0 {
+            var buffer = context.channel.allocator.buffer(capacity: 8 * pongs)
+            for _ in 0..<pongs { Self.writeFrame("{}", to: &buffer) }
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        }
+    }
+
+    private static let pushPrefix = Array(#"{"push":{"channel""#.utf8)
+    private static let replyPrefix = Array(#"{"id":"#.utf8)
+    private static let timestampKey = Array(#""t":"#.utf8)
+    private static let errorKey = Array(#""error""#.utf8)
+
+    private func handleLine(_ line: UnsafeRawBufferPointer, now: Int64, pongs: inout Int) {
+        if line.count == 2, line[0] == UInt8(ascii: "{"), line[1] == UInt8(ascii: "}") {
+            pongs += 1
+        } else if line.starts(with: Self.pushPrefix) {
+            let count = stats.deliveries.add(1, ordering: .relaxed).newValue
+            if stats.recordLatency, count % stats.sampleEvery == 0, let range = line.firstRange(of: Self.timestampKey) {
+                var sent: Int64 = 0
+                var index = range.upperBound
+                while index < line.count, line[index] >= UInt8(ascii: "0"), line[index] <= UInt8(ascii: "9") {
+                    sent = sent * 10 + Int64(line[index] - UInt8(ascii: "0"))
+                    index += 1
+                }
+                stats.latencies.withLock { $0.append(now - sent) }
+            }
+        } else if line.starts(with: Self.replyPrefix) {
+            if line.firstRange(of: Self.errorKey) != nil { stats.failures.add(1, ordering: .relaxed) }
+            enum Reply { case setup, ready, publish }
+            let reply = state.withLock { state -> Reply in
+                guard state.pendingReplies > 0 else { return .publish }
+                state.pendingReplies -= 1
+                return state.pendingReplies == 0 ? .ready : .setup
+            }
+            switch reply {
+            case .setup: break
+            case .ready: stats.ready.add(1, ordering: .relaxed)
+            case .publish: stats.acknowledged.add(1, ordering: .relaxed)
+            }
+        }
+    }
+
+    /// Appends one masked client text frame.
+    static func writeFrame(_ text: String, to buffer: inout ByteBuffer) {
+        let payload = Array(text.utf8)
+        buffer.writeInteger(UInt8(0x81))
+        if payload.count < 126 {
+            buffer.writeInteger(UInt8(0x80 | payload.count))
+        } else if payload.count <= 0xFFFF {
+            buffer.writeInteger(UInt8(0x80 | 126))
+            buffer.writeInteger(UInt16(payload.count))
+        } else {
+            buffer.writeInteger(UInt8(0x80 | 127))
+            buffer.writeInteger(UInt64(payload.count))
+        }
+        let mask: (UInt8, UInt8, UInt8, UInt8) = (0x5A, 0x17, 0xC3, 0x8E)
+        buffer.writeInteger(mask.0)
+        buffer.writeInteger(mask.1)
+        buffer.writeInteger(mask.2)
+        buffer.writeInteger(mask.3)
+        let key = [mask.0, mask.1, mask.2, mask.3]
+        var masked = payload
+        for index in masked.indices { masked[index] ^= key[index & 3] }
+        buffer.writeBytes(masked)
     }
 }

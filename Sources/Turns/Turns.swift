@@ -72,10 +72,12 @@ public enum Turns {
         registerDelivery(in: &registry, messages: dependencies.messages, deliveries: dependencies.deliveries)
     }
 
-    /// Queues the turn of a stored message.
+    /// Queues the turn of a stored message, once: queuing it again while the first job is known
+    /// to the queue (24 h) returns that job (see `QueuedTurnRecovery`).
     @discardableResult
     public static func enqueue(messageID: Int64, on producer: any JobProducer) async throws -> JobID {
-        try await producer.enqueue(TurnJob(messageId: messageID), on: queue)
+        try await producer.enqueue(
+            TurnJob(messageId: messageID), on: queue, options: EnqueueOptions(idempotencyKey: "turn:\(messageID)"))
     }
 
     /// The key the assistant's reply to `messageID` is stored under (one reply per turn, even when redelivered).

@@ -136,9 +136,15 @@ struct Users: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
         @Option(help: "The user's email address (unique).") var email: String
         @Option(help: "Display name (default: the part of the email before @).") var name: String?
+        @Option(help: "user, operator or admin (admins edit global topics).") var role: String = "user"
+        func validate() throws {
+            guard ["user", "operator", "admin"].contains(role) else {
+                throw ValidationError("--role must be user, operator or admin, not '\(role)'")
+            }
+        }
         func run() async throws {
-            let user = try await Launcher.createUser(settings: options.settings(), email: email, name: name)
-            print("created user \(user.id) <\(user.email)>")
+            let user = try await Launcher.createUser(settings: options.settings(), email: email, name: name, role: role)
+            print("created user \(user.id) <\(user.email)> (\(role))")
         }
     }
 }

@@ -15,10 +15,10 @@ final class RecordingTransport: Transport {
 
     func refuseWrites() { state.withLock { $0.accept = false } }
 
-    func write(_ message: String) -> Bool {
+    func write(_ message: OutboundMessage) -> Bool {
         state.withLock { state in
             guard state.accept else { return false }
-            state.messages.append(message)
+            state.messages.append(String(buffer: message.payload))
             return true
         }
     }
@@ -230,5 +230,20 @@ extension Client {
         let (client, transport) = try await connected(node)
         await client.send("{\"id\":2,\"subscribe\":{\"channel\":\"chat:b\"}}\n{\"id\":3,\"presence_stats\":{\"channel\":\"chat:b\"}}\n")
         #expect(transport.replies.compactMap { $0["id"]?.int64Value } == [1, 2, 3])
+    }
+
+    @Test func aClientFloodingCommandsIsDisconnected() async throws {
+        let node = makeNode { $0.clientCommandRate = 10; $0.clientCommandBurst = 5 }
+        let (client, transport) = try await connected(node)
+        let pings = (2..<40).map { #"{"id":\#($0),"ping":{}}"# }.joined(separator: "\n")
+        await client.send(pings)
+        #expect(transport.closed == .tooManyRequests)
+        #expect(transport.replies.count < 10)
+
+        let unlimited = makeNode { $0.clientCommandRate = 0 }
+        let (other, otherTransport) = try await connected(unlimited)
+        await other.send(pings)
+        #expect(otherTransport.closed == nil)
+        #expect(otherTransport.replies.count == 39)
     }
 }

@@ -63,6 +63,22 @@ import Testing
         }
     }
 
+    @Test func aRepeatedIdempotencyKeyPublishesOnce() async throws {
+        try await server().buildApplication().test(.router) { client in
+            let body = #"{"channel":"chat:i","data":{"n":1},"idempotency_key":"k1"}"#
+            let first = try await post(client, "publish", body).1
+            let repeated = try await post(client, "publish", body).1
+            #expect(first?["result"]?["offset"] == .int(1))
+            #expect(repeated?["result"] == first?["result"])
+            let other = try await post(client, "publish", #"{"channel":"chat:i","data":{"n":2},"idempotency_key":"k2"}"#).1
+            #expect(other?["result"]?["offset"] == .int(2))
+            let elsewhere = try await post(client, "publish", #"{"channel":"chat:j","data":{"n":1},"idempotency_key":"k1"}"#).1
+            #expect(elsewhere?["result"]?["offset"] == .int(1))
+            let (_, history) = try await post(client, "history", #"{"channel":"chat:i","limit":-1}"#)
+            #expect(history?["result"]?["publications"]?.serialized == #"[{"data":{"n":1},"offset":1},{"data":{"n":2},"offset":2}]"#)
+        }
+    }
+
     @Test func answersErrorsInTheBody() async throws {
         try await server().buildApplication().test(.router) { client in
             let unknown = try await post(client, "publish", #"{"channel":"nowhere:a","data":1}"#).1

@@ -79,6 +79,61 @@ final class RecordingHandler: BrokerEventHandler {
         try await cleanUp(redis)
     }
 
+    @Test func anIdempotentPublishReachesHistoryAndSubscribersOnce() async throws {
+        let redis = try client()
+        let nodeA = RedisBroker(redis: redis, prefix: "gw:", logger: Logger(label: "a"))
+        let nodeB = RedisBroker(redis: redis, prefix: "gw:", logger: Logger(label: "b"))
+        let handlerB = RecordingHandler()
+        try await nodeA.start(handler: RecordingHandler())
+        try await nodeB.start(handler: handlerB)
+        try await nodeB.subscribe("chat:i")
+        try await nodeB.subscribe("feed:i")
+        var options = PublishOptions(historySize: 10, historyTTL: 60, historyMetaTTL: 600)
+        options.idempotencyKey = "retry-1"
+        let first = try await nodeA.publish(channel: "chat:i", publication: Publication(data: "1"), options: options)
+        let again = try await nodeA.publish(channel: "chat:i", publication: Publication(data: "1"), options: options)
+        #expect(first.offset == 1)
+        #expect(again == first)
+        var noHistory = PublishOptions()
+        noHistory.idempotencyKey = "retry-1"
+        _ = try await nodeA.publish(channel: "feed:i", publication: Publication(data: "2"), options: noHistory)
+        _ = try await nodeA.publish(channel: "feed:i", publication: Publication(data: "2"), options: noHistory)
+
+        await Self.waitFor { handlerB.publications.withLock { $0.count } >= 2 }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(handlerB.publications.withLock { $0.map { "\($0.0)=\($0.1.data)" } } == ["chat:i=1", "feed:i=2"])
+        #expect(try await nodeA.history(channel: "chat:i", query: HistoryQuery(limit: -1)).publications.count == 1)
+
+        await nodeA.stop()
+        await nodeB.stop()
+        try await cleanUp(redis)
+    }
+
+    @Test func nodesFindEachOtherThroughTheDirectory() async throws {
+        let redis = try client()
+        let directory = RedisNodeDirectory(redis: redis, prefix: "gw:")
+        func info(_ uid: String, clients: Int) -> NodeInfo {
+            NodeInfo(
+                uid: uid, name: "node-\(uid)", version: "v", numClients: clients, numUsers: clients, numChannels: 1, numSubs: clients,
+                uptime: 1, messagesIn: 0, messagesOut: 0, rss: 0)
+        }
+        try await directory.announce(info("b", clients: 3), channels: ["chat:x": 2, "chat:y": 1])
+        try await directory.announce(info("c", clients: 1), channels: ["chat:x": 1])
+        // A node that stopped announcing long ago no longer counts.
+        _ = try await redis.send(RedisCommand("HSET", redis.key("gw:nodes"), "gone", #"{"at":1,"info":{"uid":"gone"}}"#))
+
+        let nodes = try await directory.nodes(local: info("a", clients: 5))
+        #expect(nodes.map(\.uid) == ["a", "b", "c"])
+        #expect(nodes.map(\.numClients) == [5, 3, 1])
+        let channels = try await directory.channels(localUID: "a", local: ["chat:x": 4, "chat:z": 1])
+        #expect(channels == ["chat:x": 7, "chat:y": 1, "chat:z": 1])
+
+        try await directory.withdraw(uid: "b")
+        #expect(try await directory.nodes(local: info("a", clients: 5)).map(\.uid) == ["a", "c"])
+        #expect(try await redis.send(RedisCommand("HEXISTS", redis.key("gw:nodes"), "gone")).int == 0)
+        try await cleanUp(redis)
+    }
+
     @Test func presenceIsSharedAndExpires() async throws {
         let redis = try client()
         let presence = RedisPresenceManager(redis: redis, prefix: "gw:")

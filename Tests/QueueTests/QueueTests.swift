@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Queue
 import RedisClient
 import Testing
@@ -126,6 +127,38 @@ struct QueueAPITests {
             #expect(try await env.failed.count() == 0)
             worker.beginStopping()
             try await task.value
+        }
+    }
+
+    /// A job that keeps running after its worker is cancelled (it ignores cancellation).
+    struct Stubborn: JobPayload { static let name = "test.stubborn"; var tag: String }
+
+    @Test("two workers cancelled while their jobs ignore cancellation both shut down")
+    func cancelledWorkersDoNotStarveEachOther() async throws {
+        // A cancelled worker once spun its acknowledgement loop on a cooperative thread until
+        // shutdown finished; two of them took both threads of a 2-core machine, and then nothing
+        // (not even the jobs they waited for) could run again: the test process hung.
+        try await TestEnvironment.with { env in
+            var registry = JobRegistry()
+            registry.register(Stubborn.self) { job, _ in
+                _ = try? await env.client.send(RedisCommand("INCR", env.client.key("stubborn:\(job.tag):started")))
+                await Task { try? await Task.sleep(for: .milliseconds(500)) }.value
+            }
+            var configuration = Self.fastConfiguration()
+            configuration.concurrency = 1
+            let workers = try (0..<2).map { _ in
+                var own = configuration
+                own.workerID = "test-\(UInt32.random(in: 0...UInt32.max))"
+                var logger = Logger(label: "queue-tests.worker")
+                logger.logLevel = .warning
+                return try WorkerService(client: env.client, registry: registry, configuration: own, logger: logger)
+            }
+            let tasks = workers.map { worker in Task { try await worker.run() } }
+            for _ in 0..<2 { try await env.queue.enqueue(Stubborn(tag: "s"), on: .ai) }
+            try await env.eventually("both jobs running") { try await env.int("stubborn:s:started") == 2 }
+            for task in tasks { task.cancel() }
+            for task in tasks { _ = await task.result }
+            #expect(workers.allSatisfy { $0.activeJobs == 0 })
         }
     }
 

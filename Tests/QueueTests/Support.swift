@@ -189,6 +189,11 @@ final class PrivateRedis: @unchecked Sendable {
             "redis-server", "--port", "\(port)", "--bind", "127.0.0.1", "--dir", directory.path, "--appendonly", "yes",
             "--appendfsync", "always", "--save", "", "--logfile", directory.appendingPathComponent("redis.log").path,
         ]
+        // Never the test process's own output: a server outliving a crashed test run would keep
+        // that pipe open and its reader waiting.
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
         try process.run()
         self.process = process
         let deadline = ContinuousClock.now + .seconds(10)

@@ -24,6 +24,8 @@ struct UnitTests {
         #expect(c.database == 0)
         #expect(c.keyPrefix == "sb:")
         #expect(c.poolSize == 4)
+        #expect(c.commandTimeout == .seconds(10))
+        #expect(try RedisConfiguration(url: "redis://127.0.0.1/0?command_timeout=0").commandTimeout == nil)
         #expect(c.password == nil && c.username == nil)
         let passwordOnly = try RedisConfiguration(url: "redis://:secret@[::1]:7000/")
         #expect(passwordOnly.password == "secret")

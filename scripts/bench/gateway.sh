@@ -2,24 +2,32 @@
 # Gateway load benchmark: idle connections and memory, fan-out latency, sustained deliveries.
 # Starts a release gateway (in-memory engine; pass --redis URL to use Redis) on loopback, drives it
 # with `switchboard-bench gateway idle|fanout|throughput`, and prints one line per measurement.
-#   scripts/bench/gateway.sh [--connections 10000] [--redis redis://127.0.0.1:6380/0?prefix=bench:]
+# The load tool (NIO, one event loop thread) runs on the same machine; every line reports the CPU
+# the server and the load tool used during the measurement.
+#   scripts/bench/gateway.sh [--connections 10000] [--rate 30000] [--redis redis://127.0.0.1:6380/0?prefix=bench:]
+# SB_BENCH_BIN names an already built release switchboard-bench (skips the build).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 CONNECTIONS=10000
 REDIS=""
+RATE=30000
 while [ $# -gt 0 ]; do
   case "$1" in
     --connections) CONNECTIONS=$2; shift 2 ;;
     --redis) REDIS=$2; shift 2 ;;
+    --rate) RATE=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-swift build -c release --product switchboard-bench >/dev/null
-BIN=$(swift build -c release --show-bin-path)/switchboard-bench
+BIN=${SB_BENCH_BIN:-}
+if [ -z "$BIN" ]; then
+  swift build -c release --product switchboard-bench >/dev/null
+  BIN=$(swift build -c release --show-bin-path)/switchboard-bench
+fi
 PORT=${SB_BENCH_GATEWAY_PORT:-18700}
-export SB_GATEWAY_CONFIG_JSON='{"token_secret":"bench-secret","namespaces":[{"name":"bench","allow_subscribe_for_client":true,"allow_publish_for_client":true}]}'
+export SB_GATEWAY_CONFIG_JSON='{"token_secret":"bench-secret","client_command_rate":0,"namespaces":[{"name":"bench","allow_subscribe_for_client":true,"allow_publish_for_client":true}]}'
 "$BIN" gateway serve --port "$PORT" ${REDIS:+--redis "$REDIS"} --log-level error &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null' EXIT
@@ -27,5 +35,8 @@ for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && b
 
 echo "== gateway benchmark ($(nproc) cores, $CONNECTIONS connections, engine: ${REDIS:+redis}${REDIS:-memory})"
 "$BIN" gateway idle --port "$PORT" --connections "$CONNECTIONS" --hold 10 --server-pid "$SERVER"
-"$BIN" gateway fanout --port "$PORT" --subscribers "$CONNECTIONS" --publications 20
-"$BIN" gateway throughput --port "$PORT" --channels 1000 --subscribers "$CONNECTIONS" --seconds 10 --rate 30000
+"$BIN" gateway fanout --port "$PORT" --subscribers "$CONNECTIONS" --publications 20 --server-pid "$SERVER"
+# Throughput twice: with few publishes outstanding (publish → ack stays short), then with many
+# (models many concurrent publishers; deliveries queue up per connection and share frames).
+"$BIN" gateway throughput --port "$PORT" --channels 1000 --subscribers "$CONNECTIONS" --seconds 10 --rate "$RATE" --in-flight 2000 --server-pid "$SERVER"
+"$BIN" gateway throughput --port "$PORT" --channels 1000 --subscribers "$CONNECTIONS" --seconds 10 --rate "$RATE" --in-flight 20000 --server-pid "$SERVER"

@@ -25,6 +25,15 @@ public struct CompiledRule: Sendable {
         if regex == nil { return nil }
     }
 
+    /// Why `pattern` cannot be a rule of `kind` (nil when it can): what the API answers before
+    /// storing a rule every worker would otherwise skip.
+    public static func problem(kind: RoutingRule.Kind, pattern: String) -> String? {
+        let probe = RoutingRule(
+            id: 0, topicID: 0, kind: kind, pattern: pattern, priority: 0, enabled: true, createdAt: Date(), updatedAt: Date())
+        guard CompiledRule(rule: probe, topic: "") == nil else { return nil }
+        return kind == .keyword ? "must contain a word" : "is not a valid regular expression"
+    }
+
     func matches(original: String, folded: String) -> Bool {
         guard let regex else { return false }
         let text = rule.kind == .keyword ? folded : original

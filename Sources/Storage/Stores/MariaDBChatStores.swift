@@ -136,6 +136,13 @@ public struct MariaDBMessageStore: MessageStore {
         return try rows.map(Message.init(row:))
     }
 
+    public func queuedMessageIDs(createdBefore: Date, limit: Int) async throws -> [Int64] {
+        try await database.query(
+            "SELECT id FROM messages WHERE status = 'queued' AND role = 'user' AND created_at < ? ORDER BY created_at, id LIMIT ?",
+            [.date(createdBefore), .int(max(1, limit))]
+        ).map { try $0.int("id") }
+    }
+
     public func updateStatus(id: Int64, to status: MessageStatus, error: String?, from: Set<MessageStatus>?) async throws -> Bool {
         var sql = "UPDATE messages SET status = ?, error = ?, updated_at = ? WHERE id = ?"
         var values: [DatabaseValue] = [.string(status.rawValue), .optional(error), .date(.databaseNow()), .int(id)]

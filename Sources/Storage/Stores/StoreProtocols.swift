@@ -82,6 +82,9 @@ public protocol MessageStore: Sendable {
     func message(ownerID: Int64, idempotencyKey: String) async throws -> Message?
     /// With `afterID`: oldest first, ids greater than it. Otherwise newest first, ids below `beforeID`.
     func messages(chatID: Int64, ownerID: Int64, limit: Int, beforeID: Int64?, afterID: Int64?) async throws -> [Message]
+    /// Ids of user messages still `queued` that were created before `createdBefore`, oldest
+    /// first: turns whose job may never have been queued (an api node died in between).
+    func queuedMessageIDs(createdBefore: Date, limit: Int) async throws -> [Int64]
     /// Sets the status when the current one is in `from` (any when nil). False when nothing changed.
     func updateStatus(id: Int64, to status: MessageStatus, error: String?, from: Set<MessageStatus>?) async throws -> Bool
     func setClassification(id: Int64, topic: String?, language: String?) async throws -> Bool

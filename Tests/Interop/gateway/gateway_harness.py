@@ -1,7 +1,7 @@
 """Harness for the gateway interoperability tests: real gateway processes, a real Redis, and the
 official Centrifugo clients (centrifuge-python for WebSocket, cent for the server API).
 
-SB_GATEWAY_CMD   command that runs a gateway (default: .build/debug/switchboard-bench gateway serve);
+SB_GATEWAY_CMD   command that runs a gateway (default: .build/debug/switchboard gateway);
                  it is configured through SB_GATEWAY_PORT, SB_GATEWAY_TOKEN_SECRET,
                  SB_GATEWAY_API_KEY, SB_REDIS_URL and SB_GATEWAY_CONFIG_JSON (the `gateway:` section).
 SB_TEST_REDIS_URL Redis for the tests (default redis://127.0.0.1:6380/0); each test gets its own prefix.

@@ -13,6 +13,7 @@ import pytest
 import websockets
 from cent import (
     AsyncClient,
+    ChannelsRequest,
     Disconnect,
     DisconnectRequest,
     HistoryRequest,
@@ -237,6 +238,15 @@ async def test_two_nodes_share_one_redis(start_gateway):
         presence_b = await sub_b.presence()
         assert sorted(info.user for info in presence_b.clients.values()) == ["a-user", "b-user"]
 
+        # info and channels through node A answer for both nodes (nodes announce themselves
+        # through Redis every few seconds).
+        async def both_nodes_known():
+            info = await api_a.info(InfoRequest())
+            channels = await api_a.channels(ChannelsRequest(pattern="chat:*"))
+            counted = channels.channels.get("chat:cluster")
+            return len(info.nodes) == 2 and counted is not None and counted.num_clients == 2
+        await wait_until(both_nodes_known)
+
         # A disconnect through node A's API reaches the client on node B.
         await api_a.disconnect(DisconnectRequest(user="b-user"))
 
@@ -380,6 +390,37 @@ async def test_slow_or_oversized_clients_are_cut_off_while_others_keep_receiving
             await api.publish(PublishRequest(channel="feed:ticker", data={"n": n}))
         await events.wait_for(lambda: len(events.publications) == sent + 20, timeout=30)
         assert [p.data["n"] for p in events.publications] == list(range(sent + 20))
+    finally:
+        await good.disconnect()
+        await api.close()
+
+
+async def test_a_client_flooding_commands_is_disconnected_while_others_keep_receiving(start_gateway):
+    gateway = start_gateway(gateway_config(client_command_rate=20, client_command_burst=20))
+    api = AsyncClient(gateway.api_url, API_KEY)
+    good = Client(gateway.ws_url, token=token("good"))
+    events = Recorder()
+    sub = good.new_subscription("feed:ticker", events=events)
+    try:
+        await good.connect()
+        await sub.subscribe()
+        await sub.ready(timeout=5)
+
+        flooder, _ = await connect_raw(gateway, token("flooder"))
+        for n in range(2, 202):
+            await flooder.send(json.dumps({"id": n, "ping": {}}))
+        code = None
+        try:
+            while True:
+                await asyncio.wait_for(flooder.recv(), 10)
+        except websockets.ConnectionClosed as closed:
+            code = closed.rcvd.code if closed.rcvd else None
+        assert code == 3013
+
+        for n in range(10):
+            await api.publish(PublishRequest(channel="feed:ticker", data={"n": n}))
+        await events.wait_for(lambda: len(events.publications) == 10)
+        assert [p.data["n"] for p in events.publications] == list(range(10))
     finally:
         await good.disconnect()
         await api.close()

@@ -1,0 +1,152 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOWebSocket
+
+/// The gateway's socket: HTTP/1 on one port, where `GET /connection/websocket` upgrades to a
+/// WebSocket served by `WebSocketHandler` and every other request goes to `HTTPRoutes`.
+/// Everything per connection is a channel handler; nothing waits in a task while a client idles.
+struct GatewayListener: Sendable {
+    let node: Node
+    let routes: HTTPRoutes
+    let logger: Logger
+    let group: any EventLoopGroup
+
+    init(node: Node, routes: HTTPRoutes, logger: Logger, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+        self.node = node
+        self.routes = routes
+        self.logger = logger
+        self.group = group
+    }
+
+    func bind(host: String, port: Int) async throws -> any Channel {
+        var batchers: [ObjectIdentifier: FlushBatcher] = [:]
+        for eventLoop in group.makeIterator() {
+            batchers[ObjectIdentifier(eventLoop)] = FlushBatcher(eventLoop: eventLoop)
+        }
+        let batchersByLoop = batchers
+        let node = self.node
+        let routes = self.routes
+        let logger = self.logger
+        let configuration = node.configuration
+        return try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 4096)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(
+                .writeBufferWaterMark,
+                value: .init(low: configuration.clientQueueMaxSize / 2, high: max(configuration.clientQueueMaxSize, 1)))
+            .childChannelInitializer { channel in
+                let batcher = batchersByLoop[ObjectIdentifier(channel.eventLoop)] ?? FlushBatcher(eventLoop: channel.eventLoop)
+                let http = HTTPRequestHandler(routes: routes)
+                let upgrader = NIOWebSocketServerUpgrader(
+                    maxFrameSize: max(configuration.maxMessageSize, 1024),
+                    automaticErrorHandling: false,
+                    shouldUpgrade: { channel, head in
+                        let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+                        guard path == "/connection/websocket" else { return channel.eventLoop.makeSucceededFuture(nil) }
+                        guard
+                            OriginCheck.allows(
+                                origin: head.headers.first(name: "Origin"), host: head.headers.first(name: "Host"),
+                                allowed: configuration.allowedOrigins)
+                        else {
+                            logger.debug("origin refused", metadata: ["origin": "\(head.headers.first(name: "Origin") ?? "")"])
+                            return channel.eventLoop.makeSucceededFuture(nil)
+                        }
+                        return channel.eventLoop.makeSucceededFuture(HTTPHeaders())
+                    },
+                    upgradePipelineHandler: { channel, _ in
+                        channel.eventLoop.makeCompletedFuture {
+                            let transport = WebSocketTransport(
+                                channel: channel, batcher: batcher, maxQueueSize: configuration.clientQueueMaxSize)
+                            let handler = WebSocketHandler(
+                                node: node, transport: transport, maxMessageSize: configuration.maxMessageSize)
+                            try channel.pipeline.syncOperations.addHandler(handler)
+                        }
+                    })
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                        withServerUpgrade: (upgraders: [upgrader], completionHandler: { context in
+                            context.pipeline.removeHandler(name: HTTPRequestHandler.name, promise: nil)
+                        }))
+                    try channel.pipeline.syncOperations.addHandler(http, name: HTTPRequestHandler.name)
+                }
+            }
+            .bind(host: host, port: port)
+            .get()
+    }
+}
+
+/// Answers one plain HTTP request at a time (the server API, metrics, health, and refused upgrades).
+final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private struct Request {
+        var head: HTTPRequestHead
+        var body: ByteBuffer
+        var tooLarge = false
+    }
+
+    private let routes: HTTPRoutes
+    static let name = "gateway-http"
+
+    private var request: Request?
+
+    init(routes: HTTPRoutes) {
+        self.routes = routes
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            request = Request(head: head, body: context.channel.allocator.buffer(capacity: 0))
+        case .body(var chunk):
+            guard request != nil else { return }
+            if request!.body.readableBytes + chunk.readableBytes > HTTPRoutes.maxBodySize {
+                request!.tooLarge = true
+            } else {
+                request!.body.writeBuffer(&chunk)
+            }
+        case .end:
+            guard let request else { return }
+            self.request = nil
+            respond(context: context, request)
+        }
+    }
+
+    private func respond(context: ChannelHandlerContext, _ request: Request) {
+        let head = request.head
+        let keepAlive = head.isKeepAlive
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let promise = context.eventLoop.makePromise(of: HTTPRoutes.Answer.self)
+        if request.tooLarge {
+            promise.succeed(HTTPRoutes.Answer(status: 413, body: ""))
+        } else {
+            let routes = self.routes
+            let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+            let headers = head.headers
+            let body = request.body
+            promise.completeWithTask {
+                await routes.respond(method: head.method.rawValue, path: path, header: { headers.first(name: $0) }, body: body)
+            }
+        }
+        promise.futureResult.whenSuccess { answer in
+            let context = bound.value
+            var headers = HTTPHeaders()
+            if let contentType = answer.contentType { headers.add(name: "Content-Type", value: contentType) }
+            headers.add(name: "Content-Length", value: String(answer.body.utf8.count))
+            if !keepAlive { headers.add(name: "Connection", value: "close") }
+            let responseHead = HTTPResponseHead(
+                version: head.version, status: HTTPResponseStatus(statusCode: answer.status), headers: headers)
+            context.write(NIOAny(HTTPServerResponsePart.head(responseHead)), promise: nil)
+            if !answer.body.isEmpty {
+                context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: answer.body)))), promise: nil)
+            }
+            context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil))).whenComplete { _ in
+                if !keepAlive { bound.value.close(promise: nil) }
+            }
+        }
+    }
+}
