@@ -170,6 +170,10 @@ let package = Package(
             name: "switchboard-bench",
             dependencies: [
                 "CHiredis", "RedisClient", "Storage", "Queue", "Gateway", "SwitchboardCore",
+                "SwitchboardApp", "APIServer", "Pipeline", "AIProviders", "Turns",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -215,6 +219,7 @@ let package = Package(
             name: "SwitchboardAppTests",
             dependencies: [
                 "SwitchboardApp", "APIServer", "Queue", "Storage", "RedisClient", "SwitchboardConfig",
+                "Turns", "Pipeline", "AIProviders",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

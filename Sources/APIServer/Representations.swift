@@ -28,6 +28,8 @@ struct MessageJSON: Encodable {
     let topic: String?
     let language: String?
     let error: String?
+    /// For a reply: when it was delivered on its channel of origin (null until then).
+    let deliveredAt: Date?
     let createdAt: Date
     let updatedAt: Date
 
@@ -41,6 +43,7 @@ struct MessageJSON: Encodable {
         topic = message.topic
         language = message.language
         error = message.error
+        deliveredAt = message.deliveredAt
         createdAt = message.createdAt
         updatedAt = message.updatedAt
     }
@@ -56,12 +59,13 @@ struct MessageJSON: Encodable {
         try c.encode(topic, forKey: .topic)
         try c.encode(language, forKey: .language)
         try c.encode(error, forKey: .error)
+        try c.encode(deliveredAt, forKey: .deliveredAt)
         try c.encode(createdAt, forKey: .createdAt)
         try c.encode(updatedAt, forKey: .updatedAt)
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, chatId, role, content, status, replyToId, topic, language, error, createdAt, updatedAt
+        case id, chatId, role, content, status, replyToId, topic, language, error, deliveredAt, createdAt, updatedAt
     }
 }
 

@@ -125,22 +125,26 @@ public final class RoutingPipeline: Sendable {
         if showsPlan {
             try await sink.emit(.plan(nodes: graph.summaries, replyNode: graph.replyNode, fallbackReason: decision.fallbackReason))
         }
-        do {
-            _ = try await stores.tasks.saveTasks(
-                messageID: turn.messageID,
-                tasks: graph.tasks.map { PlannedTask(nodeID: $0.id, capability: $0.capability, dependsOn: graph.dependencies(of: $0)) }
-            )
-        } catch {
-            logger.warning("task rows not saved", metadata: ["error": "\(error)"])
-        }
-
-        try await sink.emit(.stage(.generating))
-        let executor = GraphExecutor(
-            registry: registry, maximumConcurrency: configuration.maximumConcurrency, nodeTimeout: configuration.nodeTimeout,
-            maximumInputCharacters: configuration.maximumInputCharacters, maximumOutputTokens: configuration.maximumOutputTokens,
-            taskStore: stores.tasks, logger: logger
+        let rows = TaskRowWriter(store: stores.tasks, logger: logger)
+        _ = try await rows.saveTasks(
+            messageID: turn.messageID,
+            tasks: graph.tasks.map { PlannedTask(nodeID: $0.id, capability: $0.capability, dependsOn: graph.dependencies(of: $0)) }
         )
-        let result = try await executor.run(graph, turn: turn, classification: classification, provider: provider, sink: sink, emitUpdates: showsPlan)
+
+        let result: GraphRun
+        do {
+            try await sink.emit(.stage(.generating))
+            let executor = GraphExecutor(
+                registry: registry, maximumConcurrency: configuration.maximumConcurrency, nodeTimeout: configuration.nodeTimeout,
+                maximumInputCharacters: configuration.maximumInputCharacters, maximumOutputTokens: configuration.maximumOutputTokens,
+                taskStore: rows, logger: logger
+            )
+            result = try await executor.run(graph, turn: turn, classification: classification, provider: provider, sink: sink, emitUpdates: showsPlan)
+        } catch {
+            await rows.finish()
+            throw error
+        }
+        await rows.finish()
         usage = usage + result.usage
         await recordUsage(result, turn: turn, logger: logger)
 

@@ -83,7 +83,10 @@ public final class WorkerService: Service, Sendable {
         await withTaskCancellationHandler {
             await withGracefulShutdownHandler {
                 await withTaskGroup(of: Void.self) { acker in
-                    acker.addTask { await self.ackLoop() }
+                    // Not cancelled with the worker: it flushes the acks of jobs that finish while
+                    // draining, and a cancelled `WakeUp.wait` returns at once, so a cancelled ack
+                    // loop would spin on a cooperative thread until `acksFinal` (starving the drain).
+                    acker.addTask { await Task { await self.ackLoop() }.value }
                     await withTaskGroup(of: Void.self) { helpers in
                         helpers.addTask { await self.promoteLoop() }
                         helpers.addTask { await self.reclaimLoop() }

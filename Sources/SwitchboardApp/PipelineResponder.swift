@@ -43,11 +43,9 @@ struct EmitterSink: TurnEventSink {
             _ = try await emitter.emit(.status(TurnStatus(stage: .classified, topic: topic, language: language, source: source.rawValue)))
         case .plan(let nodes, let replyNode, let fallbackReason):
             _ = try await emitter.emit(.plan(TurnPlan(
-                nodes: nodes.map { TurnPlan.Node(id: $0.id, capability: $0.capability, kind: $0.kind) }, replyNode: replyNode
+                nodes: nodes.map { TurnPlan.Node(id: $0.id, capability: $0.capability, kind: $0.kind) }, replyNode: replyNode,
+                fallbackReason: fallbackReason
             )))
-            if let fallbackReason {
-                _ = try await emitter.emit(.status(TurnStatus(stage: "plan_fallback", source: fallbackReason)))
-            }
         case .taskUpdate(let nodeID, let state, let error):
             guard let mapped = TaskUpdate.State(rawValue: state.rawValue) else { return }
             _ = try await emitter.emit(.taskUpdate(TaskUpdate(nodeID: nodeID, state: mapped, error: error)))
@@ -66,6 +64,25 @@ struct ExtractJob: JobPayload {
     var fileId: Int64
 }
 
+/// The jobs a worker runs around the routing pipeline: `turn` answered by `pipeline`,
+/// `deliver_reply` through `deliveries`, and `extract_file`. Harnesses that bring their own
+/// provider (benchmarks, end-to-end tests) assemble a worker with the same handlers as `serve`.
+public enum PipelineJobs {
+    public static func register(
+        in registry: inout JobRegistry, pipeline: RoutingPipeline, stores: Stores, redis: RedisClient,
+        deliveries: ChannelDeliveries = .standard
+    ) {
+        Turns.register(
+            in: &registry,
+            dependencies: TurnDependencies(redis: redis, stores: stores, responder: PipelineResponder(pipeline: pipeline), deliveries: deliveries))
+        let extraction = FileExtraction(files: stores.files)
+        registry.register(ExtractJob.self) { job, _ in
+            // A file that cannot be read is a result (stored with the file), not a job failure.
+            _ = try await extraction.run(fileID: job.fileId)
+        }
+    }
+}
+
 /// Everything the worker needs to run turns through the pipeline.
 final class PipelineRuntime: Sendable {
     let provider: OpenAICompatibleProvider
@@ -81,12 +98,7 @@ final class PipelineRuntime: Sendable {
     }
 
     func register(in registry: inout JobRegistry, stores: Stores, redis: RedisClient) {
-        Turns.register(in: &registry, dependencies: TurnDependencies(redis: redis, stores: stores, responder: PipelineResponder(pipeline: pipeline)))
-        let extraction = FileExtraction(files: stores.files)
-        registry.register(ExtractJob.self) { job, _ in
-            // A file that cannot be read is a result (stored with the file), not a job failure.
-            _ = try await extraction.run(fileID: job.fileId)
-        }
+        PipelineJobs.register(in: &registry, pipeline: pipeline, stores: stores, redis: redis)
     }
 
     func shutdown() async {

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(CoreFoundation)
+import CoreFoundation  // declares `timespec` on Linux (needed with MemberImportVisibility)
+#endif
 import Gateway
 import Logging
 import NIOCore

@@ -110,13 +110,16 @@ public struct Message: Codable, Sendable, Hashable {
     /// The channel's own id for the message (WhatsApp wamid, email Message-ID); unique per channel.
     public var externalID: String?
     public var idempotencyKey: String?
+    /// For an answer: when the `delivery` job handed it to the channel of origin.
+    public var deliveredAt: Date?
     public var createdAt: Date
     public var updatedAt: Date
 
     public init(
         id: Int64, chatID: Int64, ownerID: Int64, replyToID: Int64? = nil, role: MessageRole, content: String,
         status: MessageStatus, topic: String? = nil, language: String? = nil, error: String? = nil,
-        channel: Channel, externalID: String? = nil, idempotencyKey: String? = nil, createdAt: Date, updatedAt: Date
+        channel: Channel, externalID: String? = nil, idempotencyKey: String? = nil, deliveredAt: Date? = nil, createdAt: Date,
+        updatedAt: Date
     ) {
         self.id = id
         self.chatID = chatID
@@ -131,6 +134,7 @@ public struct Message: Codable, Sendable, Hashable {
         self.channel = channel
         self.externalID = externalID
         self.idempotencyKey = idempotencyKey
+        self.deliveredAt = deliveredAt
         self.createdAt = createdAt
         self.updatedAt = updatedAt
     }

@@ -117,7 +117,8 @@ public struct TurnStatus: Codable, Sendable, Equatable {
     }
 }
 
-/// `plan`: the task graph a multi-intent message was split into.
+/// `plan`: the task graph a multi-intent message was split into. When the planner's graph was
+/// unusable and replaced by a single `chat` node, `fallback` is true and `fallbackReason` says why.
 public struct TurnPlan: Codable, Sendable, Equatable {
     public struct Node: Codable, Sendable, Equatable {
         public var id: String
@@ -131,15 +132,22 @@ public struct TurnPlan: Codable, Sendable, Equatable {
     }
     public var nodes: [Node]
     public var replyNode: String
+    /// True when this is the fallback graph, not the planner's (absent otherwise).
+    public var fallback: Bool?
+    public var fallbackReason: String?
 
     enum CodingKeys: String, CodingKey {
         case nodes
         case replyNode = "reply_node"
+        case fallback
+        case fallbackReason = "fallback_reason"
     }
 
-    public init(nodes: [Node], replyNode: String) {
+    public init(nodes: [Node], replyNode: String, fallbackReason: String? = nil) {
         self.nodes = nodes
         self.replyNode = replyNode
+        self.fallback = fallbackReason == nil ? nil : true
+        self.fallbackReason = fallbackReason
     }
 }
 

@@ -1,7 +1,8 @@
 /// Turns owns a turn's life after the api accepted a message: the event vocabulary clients read
 /// (`TurnEvent`), the Redis stream `turn:{messageId}` that carries it (`TurnStreamWriter`,
-/// `TurnStreamReader`), the stop flag (`TurnCancellation`), and the `ai` job (`TurnJob`) whose
-/// handler runs the turn through a `TurnResponder` and stores its outcome.
+/// `TurnStreamReader`), the stop flag (`TurnCancellation`), the `ai` job (`TurnJob`) whose
+/// handler runs the turn through a `TurnResponder` and stores its outcome, and the `delivery` job
+/// (`DeliveryJob`) that hands the stored reply to its channel of origin (`ChannelDelivery`).
 import Foundation
 import Logging
 import Queue
@@ -26,10 +27,15 @@ public struct TurnDependencies: Sendable {
     public var stream: TurnStreamSettings
     /// How often a running turn looks for a stop request.
     public var cancelPollInterval: Duration
+    /// Where the delivery of a stored reply is queued.
+    public var jobs: any JobProducer
+    /// Who delivers replies, by channel (the `deliver_reply` handler's registry).
+    public var deliveries: ChannelDeliveries
 
     public init(
         redis: RedisClient, messages: any MessageStore, chats: any ChatStore, responder: any TurnResponder = EchoResponder(),
-        stream: TurnStreamSettings = .init(), cancelPollInterval: Duration = .milliseconds(200)
+        stream: TurnStreamSettings = .init(), cancelPollInterval: Duration = .milliseconds(200), jobs: (any JobProducer)? = nil,
+        deliveries: ChannelDeliveries = .standard
     ) {
         self.redis = redis
         self.messages = messages
@@ -37,10 +43,17 @@ public struct TurnDependencies: Sendable {
         self.responder = responder
         self.stream = stream
         self.cancelPollInterval = cancelPollInterval
+        self.jobs = jobs ?? JobQueue(client: redis)
+        self.deliveries = deliveries
     }
 
-    public init(redis: RedisClient, stores: Stores, responder: any TurnResponder = EchoResponder(), stream: TurnStreamSettings = .init()) {
-        self.init(redis: redis, messages: stores.messages, chats: stores.chats, responder: responder, stream: stream)
+    public init(
+        redis: RedisClient, stores: Stores, responder: any TurnResponder = EchoResponder(), stream: TurnStreamSettings = .init(),
+        jobs: (any JobProducer)? = nil, deliveries: ChannelDeliveries = .standard
+    ) {
+        self.init(
+            redis: redis, messages: stores.messages, chats: stores.chats, responder: responder, stream: stream, jobs: jobs,
+            deliveries: deliveries)
     }
 }
 
@@ -48,7 +61,7 @@ public enum Turns {
     /// The queue turn jobs run on.
     public static let queue: QueueName = .ai
 
-    /// Registers the `turn` job handler (for the worker role).
+    /// Registers the `turn` job handler and the `deliver_reply` handler (for the worker role).
     public static func register(in registry: inout JobRegistry, dependencies: TurnDependencies) {
         let runner = TurnRunner(dependencies: dependencies)
         registry.register(TurnJob.self) { job, context in
@@ -56,6 +69,7 @@ public enum Turns {
                 messageID: job.messageId, attempt: context.attempt, isLastAttempt: context.attempt >= context.maxAttempts,
                 logger: context.logger)
         }
+        registerDelivery(in: &registry, messages: dependencies.messages, deliveries: dependencies.deliveries)
     }
 
     /// Queues the turn of a stored message, once: queuing it again while the first job is known
@@ -183,6 +197,9 @@ public struct TurnRunner: Sendable {
                 chatID: message.chatID, ownerID: message.ownerID, role: .assistant, content: reply.content, status: .completed,
                 channel: message.channel, idempotencyKey: key, replyToID: message.id))
         }
+        // Before the status changes: a crash from here on redelivers the turn, which finds the
+        // stored reply and queues again under the same key, so the reply is delivered exactly once.
+        try await Turns.enqueueDelivery(replyID: stored.id, on: dependencies.jobs)
         if reply.topic != nil || reply.language != nil {
             _ = try await messages.setClassification(id: message.id, topic: reply.topic, language: reply.language)
         }

@@ -182,6 +182,7 @@ struct ChatsAndMessagesTests {
                     let message = response.json["message"] as? [String: Any] ?? [:]
                     #expect(message["status"] as? String == "queued")
                     #expect(message["content"] as? String == "hello there")
+                    #expect(message["deliveredAt"] is NSNull)
                     #expect((response.json["tasks"] as? [Any])?.isEmpty == true)
                     #expect(response.json["reply"] is NSNull)
                 }

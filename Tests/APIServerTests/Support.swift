@@ -97,12 +97,12 @@ struct TestEnvironment: Sendable {
         Application(router: APIApplication.buildRouter(dependencies: dependencies(settings: settings, limits: limits, jobs: jobs)), logger: Self.logger)
     }
 
-    /// A worker running turn jobs with `responder` for the duration of `body`.
+    /// A worker running turn and delivery jobs with `responder` for the duration of `body`.
     func withWorker<T>(responder: any TurnResponder = EchoResponder(), _ body: () async throws -> T) async throws -> T {
         var registry = JobRegistry()
         Turns.register(in: &registry, dependencies: TurnDependencies(redis: redis, stores: stores, responder: responder))
         let configuration = WorkerConfiguration(
-            workerID: "test-worker-\(UInt32.random(in: 0...UInt32.max))", queues: [Turns.queue], concurrency: 4,
+            workerID: "test-worker-\(UInt32.random(in: 0...UInt32.max))", queues: [Turns.queue, Turns.deliveryQueue], concurrency: 4,
             healthPort: 0, blockTime: .milliseconds(200))
         let worker = try WorkerService(client: redis, registry: registry, configuration: configuration, logger: Self.logger)
         let task = Task { try await worker.run() }

@@ -76,6 +76,24 @@ struct TurnStreamSSETests {
                     #expect(body.contains(#""status":"completed""#))
                     await detail.close()
 
+                    // The delivery job records when the reply reached its channel, and the API shows it.
+                    let replyKey = Turns.replyKey(for: messageID)
+                    let deadline = ContinuousClock.now + .seconds(10)
+                    var delivered = try await env.stores.messages.message(ownerID: user.id, idempotencyKey: replyKey)?.deliveredAt
+                    while delivered == nil, ContinuousClock.now < deadline {
+                        try await Task.sleep(for: .milliseconds(50))
+                        delivered = try await env.stores.messages.message(ownerID: user.id, idempotencyKey: replyKey)?.deliveredAt
+                    }
+                    #expect(delivered != nil, "the reply was not delivered")
+                    let afterDelivery = try await StreamingHTTPClient.send(
+                        port: port, method: .GET, path: "/api/v1/messages/\(messageID)", headers: [("Authorization", "Bearer \(key)")])
+                    var afterDeliveryReader = SSEReader(afterDelivery)
+                    let reply = try #require(
+                        (try JSONSerialization.jsonObject(with: Data(try await afterDeliveryReader.remainingBody().utf8)) as? [String: Any])?["reply"]
+                            as? [String: Any])
+                    #expect(reply["deliveredAt"] is String)
+                    await afterDelivery.close()
+
                     // Reconnecting after the last event: 204, the browser stops.
                     let after = try await Self.openEvents(port: port, key: key, messageID: messageID, lastEventID: frames.last?.id)
                     var afterReader = SSEReader(after)

@@ -1,14 +1,29 @@
 #!/usr/bin/env bash
-# Pipeline overhead per turn with an instant (scripted) provider: the time from RoutingPipeline.run
-# to the first `chunk` event — classification (cached rules, topic lookup, sorter), task rows in
-# MariaDB, the executor — one turn at a time, then open-loop at SB_BENCH_RATE turns/s.
-# Runs the gated PipelineOverheadBenchmark suite in a release build against the MariaDB of
-# scripts/services (a throw-away switchboard_test_* database).
+# Pipeline overhead per turn as a client sees it: from sending POST /api/v1/chats/{id}/messages
+# to the first `chunk` event of the turn's SSE stream (GET /api/v1/messages/{id}/events), through
+# a live api node and a worker running the handlers `serve` registers, over the Redis and MariaDB
+# of scripts/services (a throw-away switchboard_test_* database and key prefix), with an instant
+# scripted provider (its own time to first token is printed: ~0.01 ms). One turn at a time, then
+# open loop at RATE turns/s (each turn timed from when it was due). `switchboard-bench pipeline`.
 #
-# Usage: scripts/bench/pipeline.sh [TURNS] [RATE]      (defaults: 1000, 200)
+# Usage: scripts/bench/pipeline.sh [TURNS] [RATE] [MODE]      (defaults: 1000, 200, post)
+#   MODE post:   POST /api/v1/chats/{id}/messages, then GET the events link (two requests)
+#   MODE stream: POST /api/v1/messages/stream (one request)
+# SWIFT overrides the swift command, BUILD_DIR the build folder (default .build), SKIP_BUILD=1
+# uses the binary already built. SB_BENCH_PIPELINE_ALONE=1 also runs the RoutingPipeline-only
+# measurement (run → first chunk, no api/Redis hops; the gated PipelineOverheadBenchmark suite).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-export SB_BENCH_PIPELINE=1 SB_BENCH_TURNS=${1:-1000} SB_BENCH_RATE=${2:-200} SB_TEST_LLM=0
+SWIFT=${SWIFT:-swift}
+BUILD_DIR=${BUILD_DIR:-.build}
+TURNS=${1:-1000} RATE=${2:-200} MODE=${3:-post}
 eval "$(./scripts/services start)"
-export SB_TEST_DATABASE_URL=${SB_TEST_DATABASE_URL:-$SB_DATABASE_URL}
-swift test ${SB_BENCH_CONFIGURATION:--c release} --filter PipelineOverheadBenchmark 2>&1 | grep -E "pipeline overhead|turns=|passed|failed"
+[ -n "${SKIP_BUILD:-}" ] || $SWIFT build -c release --product switchboard-bench >&2
+"$BUILD_DIR/release/switchboard-bench" pipeline --redis "$SB_REDIS_URL" --database "$SB_DATABASE_URL" \
+  --turns "$TURNS" --rate "$RATE" --mode "$MODE" 2>&1 | { grep -v "HummingbirdCore" || true; }
+
+if [ -n "${SB_BENCH_PIPELINE_ALONE:-}" ]; then
+  export SB_BENCH_PIPELINE=1 SB_BENCH_TURNS=$TURNS SB_BENCH_RATE=$RATE SB_TEST_LLM=0
+  export SB_TEST_DATABASE_URL=${SB_TEST_DATABASE_URL:-$SB_DATABASE_URL}
+  $SWIFT test ${SB_BENCH_CONFIGURATION:--c release} --filter PipelineOverheadBenchmark 2>&1 | grep -E "pipeline overhead|turns=|passed|failed"
+fi

@@ -4,7 +4,13 @@ public enum Schema {
     static let table = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci"
 
     public static let migrations: [Migration] = [
-        Migration(version: 1, name: "initial schema", statements: initial)
+        Migration(version: 1, name: "initial schema", statements: initial),
+        Migration(version: 2, name: "delivery state of replies", statements: deliveryState),
+    ]
+
+    /// When a reply was handed to its channel of origin (NULL until the `delivery` job ran).
+    static let deliveryState: [String] = [
+        "ALTER TABLE messages ADD COLUMN IF NOT EXISTS delivered_at DATETIME(6) NULL AFTER idempotency_key"
     ]
 
     static let initial: [String] = [

@@ -161,6 +161,12 @@ public struct MariaDBMessageStore: MessageStore {
         ).affectedRows > 0
     }
 
+    public func markDelivered(id: Int64) async throws -> Bool {
+        try await database.execute(
+            "UPDATE messages SET delivered_at = ? WHERE id = ? AND delivered_at IS NULL", [.date(.databaseNow()), .int(id)]
+        ).affectedRows > 0
+    }
+
     public func updateContent(id: Int64, content: String) async throws -> Bool {
         try await database.execute(
             "UPDATE messages SET content = ?, updated_at = ? WHERE id = ?", [.string(content), .date(.databaseNow()), .int(id)]
@@ -179,7 +185,12 @@ public struct MariaDBMessageTaskStore: MessageTaskStore {
 
     public func saveTasks(messageID: Int64, tasks: [PlannedTask]) async throws -> [MessageTask] {
         try await database.transaction { tx in
-            try await tx.execute("DELETE FROM message_tasks WHERE message_id = ?", [.int(messageID)])
+            // A first plan (the common case) has no rows to replace. Skipping the DELETE then avoids
+            // its gap lock, on which concurrent turns inserting their rows deadlock.
+            let existing = try await tx.queryFirst("SELECT COUNT(*) AS n FROM message_tasks WHERE message_id = ?", [.int(messageID)])
+            if try existing?.int("n") ?? 0 > 0 {
+                try await tx.execute("DELETE FROM message_tasks WHERE message_id = ?", [.int(messageID)])
+            }
             var saved: [MessageTask] = []
             let now = Date.databaseNow()
             for task in tasks {

@@ -38,7 +38,7 @@ extension Chat {
 extension Message {
     static let columns = """
         id, chat_id, user_id, reply_to_id, role, content, status, topic, language, error, channel, external_id, \
-        idempotency_key, created_at, updated_at
+        idempotency_key, delivered_at, created_at, updated_at
         """
 
     init(row: Row) throws {
@@ -48,8 +48,8 @@ extension Message {
             status: try row.enumValue("status"), topic: try row.optionalString("topic"),
             language: try row.optionalString("language"), error: try row.optionalString("error"),
             channel: try row.enumValue("channel"), externalID: try row.optionalString("external_id"),
-            idempotencyKey: try row.optionalString("idempotency_key"), createdAt: try row.date("created_at"),
-            updatedAt: try row.date("updated_at"))
+            idempotencyKey: try row.optionalString("idempotency_key"), deliveredAt: try row.optionalDate("delivered_at"),
+            createdAt: try row.date("created_at"), updatedAt: try row.date("updated_at"))
     }
 }
 

@@ -88,6 +88,8 @@ public protocol MessageStore: Sendable {
     /// Sets the status when the current one is in `from` (any when nil). False when nothing changed.
     func updateStatus(id: Int64, to status: MessageStatus, error: String?, from: Set<MessageStatus>?) async throws -> Bool
     func setClassification(id: Int64, topic: String?, language: String?) async throws -> Bool
+    /// Records that a reply reached its channel; false when it was recorded before (or the message is gone).
+    func markDelivered(id: Int64) async throws -> Bool
     func updateContent(id: Int64, content: String) async throws -> Bool
     func deleteMessage(id: Int64, ownerID: Int64) async throws -> Bool
 }

@@ -1,0 +1,273 @@
+// `switchboard-bench pipeline`: pipeline overhead per turn as a client sees it — from sending
+// `POST /api/v1/chats/{id}/messages` to the first `chunk` event on the turn's SSE stream — through a
+// live api node and a worker (in this process, the same handlers as `serve`) over real Redis and
+// MariaDB, with an instant scripted provider. One turn at a time, then open loop at --rate turns/s.
+import AIProviders
+import APIServer
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import NIOHTTP1
+import Pipeline
+import Queue
+import RedisClient
+import Storage
+import SwitchboardApp
+import SwitchboardCore
+import Turns
+
+enum PipelineLoad {
+    static let usage = """
+        usage: switchboard-bench pipeline [--redis URL] [--database URL] [--turns N] [--rate R] [--warmup N]
+                   [--mode post|stream] [--concurrency N]
+          post:   POST /api/v1/chats/{id}/messages, then GET /api/v1/messages/{id}/events (default)
+          stream: POST /api/v1/messages/stream (one request)
+        """
+
+    struct BenchError: Error, CustomStringConvertible {
+        let description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    /// The sorter answers at once; every other call answers "ok" (one token).
+    static let provider = ScriptedProvider { request in
+        request.slot == .sort ? .init(text: #"{"topic":"general","language":"en","web_search":false,"multi":false}"#) : .init(text: "ok")
+    }
+
+    static func run(_ arguments: [String]) async throws {
+        let options = Options(arguments)
+        if options["help"] != nil { throw BenchError(usage) }
+        let turns = options.int("turns", 1000)
+        let rate = Double(options["rate"] ?? "200") ?? 200
+        let warmup = options.int("warmup", 50)
+        let mode = options["mode"] ?? "post"
+        guard mode == "post" || mode == "stream" else { throw BenchError(usage) }
+        let environment = ProcessInfo.processInfo.environment
+        let redisURL = options["redis"] ?? environment["SB_REDIS_URL"] ?? "redis://127.0.0.1:6380/0"
+        let databaseURL = options["database"] ?? environment["SB_DATABASE_URL"] ?? "mariadb://switchboard:switchboard@127.0.0.1:3307/switchboard"
+        var logger = Logger(label: "switchboard-bench.pipeline")
+        logger.logLevel = .warning
+
+        var redisConfiguration = try RedisConfiguration(url: redisURL)
+        redisConfiguration.keyPrefix = "sbbench:\(UInt32.random(in: 0...UInt32.max)):"
+        // Every open SSE stream holds a blocking read: keep that many connections for reuse.
+        redisConfiguration.maxIdleBlockingConnections = 512
+        let redis = RedisClient(configuration: redisConfiguration, logger: logger)
+        var adminConfiguration = try DatabaseConfiguration(url: databaseURL)
+        adminConfiguration.poolSize = 1
+        let admin = try await Database.connect(adminConfiguration, logger: logger)
+        let name = "switchboard_test_bench_\(UInt32.random(in: 0...UInt32.max))"
+        try await admin.withSession { try await $0.executeText("CREATE DATABASE `\(name)` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci") }
+        var configuration = adminConfiguration
+        configuration.database = name
+        configuration.poolSize = 16
+        let outcome: Result<Void, any Error>
+        do {
+            let database = try await Database.connect(configuration, logger: logger)
+            do {
+                try await Migrator(database: database, logger: logger).migrate()
+                try await measure(
+                    redis: redis, stores: Stores(database: database), turns: turns, rate: rate, warmup: warmup, mode: mode,
+                    workerConcurrency: options.int("concurrency", 16), logger: logger)
+                outcome = .success(())
+            } catch {
+                outcome = .failure(error)
+            }
+            await database.shutdown()
+        } catch {
+            outcome = .failure(error)
+        }
+        _ = try? await admin.withSession { try await $0.executeText("DROP DATABASE IF EXISTS `\(name)`") }
+        await admin.shutdown()
+        if let keys = try? await redis.send(RedisCommand("KEYS", redisConfiguration.keyPrefix + "*")).array {
+            let names = keys.compactMap(\.bytes)
+            if !names.isEmpty { _ = try? await redis.send(RedisCommand("DEL", arguments: names)) }
+        }
+        await redis.close()
+        try outcome.get()
+    }
+
+    static func measure(
+        redis: RedisClient, stores: Stores, turns: Int, rate: Double, warmup: Int, mode: String, workerConcurrency: Int, logger: Logger
+    ) async throws {
+        let accounts = Accounts(stores: stores)
+        let email = "bench@example.com"
+        _ = try await accounts.createUser(email: email)
+        let key = try await accounts.createAPIKey(userEmail: email).secret
+
+        // The api node.
+        let dependencies = APIDependencies(redis: redis, stores: stores, jobs: JobQueue(client: redis, logger: logger), limits: .disabled)
+        let (ports, portContinuation) = AsyncStream<Int>.makeStream()
+        let app = APIApplication.build(host: "127.0.0.1", port: 0, dependencies: dependencies, logger: logger) { channel in
+            portContinuation.yield(channel.localAddress?.port ?? 0)
+        }
+        let server = Task { try await app.runService(gracefulShutdownSignals: []) }
+        var portIterator = ports.makeAsyncIterator()
+        guard let port = await portIterator.next(), port > 0 else { throw BenchError("the api did not start") }
+
+        // The worker: the handlers `serve` registers, with the instant provider.
+        let pipeline = RoutingPipeline(provider: provider, stores: stores, redis: redis, logger: logger)
+        try await pipeline.start()
+        var registry = JobRegistry()
+        PipelineJobs.register(in: &registry, pipeline: pipeline, stores: stores, redis: redis)
+        let worker = try WorkerService(
+            client: redis, registry: registry,
+            configuration: WorkerConfiguration(workerID: "bench-worker", queues: [.ai, .delivery], concurrency: workerConcurrency, healthPort: 0),
+            logger: logger)
+        let workerTask = Task { try await worker.run() }
+
+        var clientConfiguration = HTTPClient.Configuration()
+        clientConfiguration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 1024)
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
+        let outcome: Result<Void, any Error>
+        do {
+            let base = "http://127.0.0.1:\(port)"
+            let turnClient = TurnClient(http: client, base: base, key: key, mode: mode, chatID: try await createChat(client, base: base, key: key))
+            for index in 0..<warmup { _ = try await turnClient.turn(index) }
+
+            let ttft = try await providerTimeToFirstToken(samples: 200)
+            var sequential: [TurnTiming] = []
+            for index in 0..<turns { sequential.append(try await turnClient.turn(index)) }
+
+            // Open loop: turn i is due at i/rate and timed from then, whatever the others do.
+            let start = ContinuousClock.now
+            let paced = try await withThrowingTaskGroup(of: TurnTiming.self) { group in
+                for index in 0..<turns {
+                    let due = start + .microseconds(Int64(Double(index) / rate * 1_000_000))
+                    try await Task.sleep(until: due, clock: .continuous)
+                    group.addTask { try await turnClient.turn(index, from: due) }
+                }
+                var all: [TurnTiming] = []
+                for try await value in group { all.append(value) }
+                return all
+            }
+            let elapsed = seconds(ContinuousClock.now - start)
+            let firstEvent = mode == "post" ? "POST /api/v1/chats/{id}/messages + GET events" : "POST /api/v1/messages/stream"
+            print("pipeline overhead per turn: \(firstEvent) → first `chunk` (live api + worker, Redis, MariaDB, instant provider)")
+            print(String(format: "provider time to first token (scripted, in process): p50 %.3f ms (not subtracted)", percentile(ttft, 0.5)))
+            print(line("1 turn at a time", sequential.map(\.firstChunk)))
+            let accepted = sequential.compactMap(\.accepted)
+            if !accepted.isEmpty { print(line("  of which: until the 202", accepted)) }
+            print(line("  of which: until the first event (`started`)", sequential.map(\.firstEvent)))
+            print(line(String(format: "open loop %.0f turns/s (achieved %.0f/s)", rate, Double(turns) / elapsed), paced.map(\.firstChunk)))
+            outcome = .success(())
+        } catch {
+            outcome = .failure(error)
+        }
+        try? await client.shutdown()
+        worker.beginStopping()
+        workerTask.cancel()
+        _ = await workerTask.result
+        await pipeline.shutdown()
+        server.cancel()
+        _ = await server.result
+        try outcome.get()
+    }
+
+    /// When, from the start of a turn, the client got the 202 (two-request mode), the first SSE
+    /// event and the first `chunk`.
+    struct TurnTiming: Sendable {
+        var accepted: Duration?
+        var firstEvent: Duration
+        var firstChunk: Duration
+    }
+
+    /// What a client does for one turn.
+    struct TurnClient: Sendable {
+        let http: HTTPClient
+        let base: String
+        let key: String
+        let mode: String
+        let chatID: Int64
+
+        /// Time from `from` (now by default) to the first `chunk`; reads the stream to its end.
+        func turn(_ index: Int, from: ContinuousClock.Instant? = nil) async throws -> TurnTiming {
+            let started = from ?? .now
+            let content = "Please explain how the tides of the ocean work, number \(index)"
+            var request: HTTPClientRequest
+            var accepted: Duration?
+            if mode == "stream" {
+                request = HTTPClientRequest(url: base + "/api/v1/messages/stream")
+                request.method = .POST
+                request.body = .bytes(ByteBuffer(string: #"{"content":"\#(content)","chatId":\#(chatID)}"#))
+            } else {
+                var post = HTTPClientRequest(url: base + "/api/v1/chats/\(chatID)/messages")
+                post.method = .POST
+                post.headers.add(name: "Authorization", value: "Bearer \(key)")
+                post.headers.add(name: "Content-Type", value: "application/json")
+                post.body = .bytes(ByteBuffer(string: #"{"content":"\#(content)"}"#))
+                let response = try await http.execute(post, timeout: .seconds(30))
+                let body = try await response.body.collect(upTo: 1 << 16)
+                guard response.status.code == 202,
+                    let answer = try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any],
+                    let events = answer["events"] as? String
+                else { throw BenchError("POST answered \(response.status.code): \(String(buffer: body))") }
+                accepted = .now - started
+                request = HTTPClientRequest(url: base + events)
+            }
+            request.headers.add(name: "Authorization", value: "Bearer \(key)")
+            request.headers.add(name: "Content-Type", value: "application/json")
+            let response = try await http.execute(request, timeout: .seconds(30))
+            guard response.status.code == 200 else { throw BenchError("events answered \(response.status.code)") }
+            var text = ""
+            var firstChunk: ContinuousClock.Instant?
+            var firstEvent: ContinuousClock.Instant?
+            for try await part in response.body {
+                text += String(buffer: part)
+                if firstEvent == nil, text.contains("event: ") { firstEvent = .now }
+                if firstChunk == nil, text.contains("event: chunk\n") { firstChunk = .now }
+                if text.contains("event: complete\n") || text.contains("event: error\n") { break }
+            }
+            if text.contains("event: error\n") { throw BenchError("the turn failed: \(text.suffix(300))") }
+            guard let firstChunk, let firstEvent else { throw BenchError("no chunk in the stream: \(text.suffix(300))") }
+            return TurnTiming(accepted: accepted, firstEvent: firstEvent - started, firstChunk: firstChunk - started)
+        }
+    }
+
+    static func createChat(_ client: HTTPClient, base: String, key: String) async throws -> Int64 {
+        var request = HTTPClientRequest(url: base + "/api/v1/chats")
+        request.method = .POST
+        request.headers.add(name: "Authorization", value: "Bearer \(key)")
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(string: #"{"title":"bench"}"#))
+        let response = try await client.execute(request, timeout: .seconds(10))
+        let body = try await response.body.collect(upTo: 1 << 16)
+        guard let chat = try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any],
+            let id = (chat["id"] as? NSNumber)?.int64Value
+        else { throw BenchError("could not create a chat: \(String(buffer: body))") }
+        return id
+    }
+
+    /// The scripted provider's own time from request to first token, for the record.
+    static func providerTimeToFirstToken(samples: Int) async throws -> [Duration] {
+        var values: [Duration] = []
+        for _ in 0..<samples {
+            let started = ContinuousClock.now
+            let stream = try await provider.streamChat(ChatRequest(messages: [.user("hi")], slot: .chat))
+            for try await event in stream {
+                if case .token = event { break }
+            }
+            values.append(.now - started)
+        }
+        return values
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+
+    static func percentile(_ values: [Duration], _ p: Double) -> Double {
+        let sorted = values.sorted()
+        guard !sorted.isEmpty else { return 0 }
+        let index = min(sorted.count - 1, Int((Double(sorted.count - 1) * p).rounded()))
+        return seconds(sorted[index]) * 1000
+    }
+
+    static func line(_ name: String, _ values: [Duration]) -> String {
+        String(
+            format: "%@: turns=%d p50=%.2f ms p99=%.2f ms max=%.2f ms", name, values.count, percentile(values, 0.5), percentile(values, 0.99),
+            percentile(values, 1))
+    }
+}

@@ -1,0 +1,42 @@
+import Foundation
+import Logging
+import Pipeline
+import RedisClient
+import Testing
+import Turns
+
+@testable import SwitchboardApp
+
+/// How the pipeline's plan reaches clients: a replaced plan says so in the `plan` event itself.
+@Suite struct PlanEventTests {
+    static func planEvent(fallbackReason: String?) async throws -> [String: Any] {
+        var configuration = try RedisConfiguration(url: TestServices.redisURL)
+        configuration.keyPrefix = "sbtest:\(UInt64.random(in: 0...UInt64.max)):"
+        let redis = RedisClient(configuration: configuration, logger: Logger(label: "test"))
+        let result = await capture {
+            let writer = TurnStreamWriter(redis: redis, messageID: 1)
+            let sink = EmitterSink(emitter: TurnEmitter(writer: writer))
+            try await sink.emit(.plan(nodes: [PlanNodeSummary(id: "reply", capability: "chat", kind: "reply")], replyNode: "reply", fallbackReason: fallbackReason))
+            let entries = try await TurnStreamReader(redis: redis).all(messageID: 1)
+            #expect(entries.map(\.type) == ["plan"], "one event, no separate status")
+            let first = try #require(entries.first)
+            return try #require(try JSONSerialization.jsonObject(with: Data(first.data)) as? [String: Any])
+        }
+        _ = try? await redis.send(RedisCommand("DEL", configuration.keyPrefix + TurnKeys.stream(1)))
+        await redis.close()
+        return try result.get()
+    }
+
+    @Test func aFallbackPlanCarriesFallbackAndItsReason() async throws {
+        let plan = try await Self.planEvent(fallbackReason: "the plan has a cycle")
+        #expect(plan["fallback"] as? Bool == true)
+        #expect(plan["fallback_reason"] as? String == "the plan has a cycle")
+        #expect(plan["reply_node"] as? String == "reply")
+    }
+
+    @Test func thePlannersOwnPlanHasNoFallbackFields() async throws {
+        let plan = try await Self.planEvent(fallbackReason: nil)
+        #expect(plan["fallback"] == nil)
+        #expect(plan["fallback_reason"] == nil)
+    }
+}
