@@ -22,7 +22,7 @@ final class WakeUp: Sendable {
 
     /// Returns after `signal()` (or at once if one arrived since the last wait), or on cancellation.
     /// A cancelled caller gets back at once on every call: a loop around it must check
-    /// cancellation or it spins (see `waitIgnoringCancellation`).
+    /// cancellation or it spins (the worker's ack loop runs in a task that is not cancelled).
     func wait() async {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
@@ -38,22 +38,6 @@ final class WakeUp: Sendable {
             }
         } onCancel: {
             self.signal()
-        }
-    }
-
-    /// Returns only after `signal()` (or at once if one arrived since the last wait), cancelled
-    /// or not: for a loop that must outlive the cancellation of its task to finish its work.
-    func waitIgnoringCancellation() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let resumeNow = state.withLock { state -> Bool in
-                if state.signalled {
-                    state.signalled = false
-                    return true
-                }
-                state.waiter = continuation
-                return false
-            }
-            if resumeNow { continuation.resume() }
         }
     }
 }

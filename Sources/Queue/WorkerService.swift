@@ -426,9 +426,7 @@ public final class WorkerService: Service, Sendable {
         var failures = 0
         var finalDeadline: ContinuousClock.Instant?
         while true {
-            // Not cancellable: this loop outlives a cancelled worker until `acksFinal`, and a
-            // cancelled wait would return at once and spin a cooperative thread.
-            await acksQueued.waitIgnoringCancellation()
+            await acksQueued.wait()
             while true {
                 let (batch, isFinal) = state.withLock { state -> ([String: [String]], Bool) in
                     defer { state.acks = [:] }
@@ -466,9 +464,7 @@ public final class WorkerService: Service, Sendable {
                     }
                 }
                 logger.warning("acknowledge failed; retrying", metadata: ["failures": "\(failures)"])
-                // Not cancellable either, for the same reason as the wait above.
-                let pause = Self.backoff(failures)
-                await Task { try? await Task.sleep(for: pause) }.value
+                try? await Task.sleep(for: Self.backoff(failures))
             }
         }
     }

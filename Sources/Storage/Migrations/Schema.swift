@@ -6,6 +6,12 @@ public enum Schema {
     public static let migrations: [Migration] = [
         Migration(version: 1, name: "initial schema", statements: initial),
         Migration(version: 2, name: "delivery state of replies", statements: deliveryState),
+        Migration(version: 3, name: "queued messages by age", statements: queuedByAge),
+    ]
+
+    /// For the workers' sweep of messages left `queued` (`MessageStore.queuedMessageIDs`).
+    static let queuedByAge: [String] = [
+        "CREATE INDEX IF NOT EXISTS messages_status_created ON messages (status, created_at)"
     ]
 
     /// When a reply was handed to its channel of origin (NULL until the `delivery` job ran).
