@@ -92,19 +92,31 @@ final class RedisBroker: Broker {
         try await subscriber.unsubscribe([pubsubChannel(channel)])
     }
 
+    /// Appends ARGV[1] to the channel's history with the next offset (Lua that sets `offset` and
+    /// `epoch`; shared by both publish scripts so they cannot drift apart).
+    private static let appendToHistory = """
+          offset = redis.call('hincrby', KEYS[2], 'o', 1)
+          epoch = redis.call('hget', KEYS[2], 'e')
+          if not epoch then
+            epoch = ARGV[6]
+            redis.call('hset', KEYS[2], 'e', epoch)
+          end
+          if offset == 1 then redis.call('del', KEYS[1]) end
+          redis.call('expire', KEYS[2], ARGV[4])
+          redis.call('xadd', KEYS[1], 'MAXLEN', ARGV[2], offset .. '-0', 'd', ARGV[1])
+          redis.call('expire', KEYS[1], ARGV[3])
+        """
+    private static let publishToNodes = """
+        redis.call('publish', ARGV[5], 'p\\n' .. offset .. '\\n' .. epoch .. '\\n' .. ARGV[1])
+        """
+
+    /// KEYS: history stream, meta hash. ARGV: publication JSON, history size, history ttl, meta
+    /// ttl, pub/sub channel, epoch for a new history. Returns {offset, epoch}.
     static let publishScript = RedisScript(
         """
-        local offset = redis.call('hincrby', KEYS[2], 'o', 1)
-        local epoch = redis.call('hget', KEYS[2], 'e')
-        if not epoch then
-          epoch = ARGV[6]
-          redis.call('hset', KEYS[2], 'e', epoch)
-        end
-        if offset == 1 then redis.call('del', KEYS[1]) end
-        redis.call('expire', KEYS[2], ARGV[4])
-        redis.call('xadd', KEYS[1], 'MAXLEN', ARGV[2], offset .. '-0', 'd', ARGV[1])
-        redis.call('expire', KEYS[1], ARGV[3])
-        redis.call('publish', ARGV[5], 'p\\n' .. offset .. '\\n' .. epoch .. '\\n' .. ARGV[1])
+        local offset, epoch
+        \(appendToHistory)
+        \(publishToNodes)
         return {offset, epoch}
         """)
 
@@ -120,18 +132,9 @@ final class RedisBroker: Broker {
         local offset = 0
         local epoch = ''
         if ARGV[8] == '1' then
-          offset = redis.call('hincrby', KEYS[2], 'o', 1)
-          epoch = redis.call('hget', KEYS[2], 'e')
-          if not epoch then
-            epoch = ARGV[6]
-            redis.call('hset', KEYS[2], 'e', epoch)
-          end
-          if offset == 1 then redis.call('del', KEYS[1]) end
-          redis.call('expire', KEYS[2], ARGV[4])
-          redis.call('xadd', KEYS[1], 'MAXLEN', ARGV[2], offset .. '-0', 'd', ARGV[1])
-          redis.call('expire', KEYS[1], ARGV[3])
+        \(appendToHistory)
         end
-        redis.call('publish', ARGV[5], 'p\\n' .. offset .. '\\n' .. epoch .. '\\n' .. ARGV[1])
+        \(publishToNodes)
         redis.call('set', KEYS[3], offset .. ':' .. epoch, 'EX', ARGV[7])
         return {offset, epoch}
         """)
