@@ -67,10 +67,15 @@ public final class RoutingPipeline: Sendable {
 
     /// Runs a stored message: loads its attachments and the chat's recent history, then `run(turn:)`.
     public func run(message: Message, sink: any TurnEventSink, historyLimit: Int = 10) async throws -> TurnOutcome {
-        let files = try await stores.files.files(messageID: message.id)
+        // Both reads at once: they sit on the path to the first token.
+        async let attachedFiles = stores.files.files(messageID: message.id)
+        async let earlierMessages = historyLimit > 0
+            ? stores.messages.messages(chatID: message.chatID, ownerID: message.ownerID, limit: historyLimit + 1, beforeID: message.id, afterID: nil)
+            : []
+        let files = try await attachedFiles
         var history: [ChatMessage] = []
         if historyLimit > 0 {
-            let earlier = try await stores.messages.messages(chatID: message.chatID, ownerID: message.ownerID, limit: historyLimit + 1, beforeID: message.id, afterID: nil)
+            let earlier = try await earlierMessages
             history = earlier.reversed().compactMap { stored in
                 guard stored.status == .completed || stored.role == .user, !stored.content.isEmpty else { return nil }
                 switch stored.role {
@@ -108,18 +113,36 @@ public final class RoutingPipeline: Sendable {
         }
 
         try await sink.emit(.stage(.classifying))
-        let classifyStarted = ContinuousClock.now
-        let (classification, classifyUsage) = try await classifier.classify(turn)
-        usage = usage + (classifyUsage ?? .zero)
-        await recordUsage(classifyUsage, slot: .sort, latency: .now - classifyStarted, turn: turn, logger: logger)
-        try await sink.emit(.classified(topic: classification.topic, language: classification.language, source: classification.source))
-        logger.debug("classified", metadata: ["topic": "\(classification.topic)", "source": "\(classification.source.rawValue)"])
-        try Task.checkCancellation()
+        // The sorter's and planner's usage rows are written after the graph ran (or failed): an
+        // INSERT commit is not something the first token should wait for.
+        var earlyUsage: [(TokenUsage?, ModelSlot, Duration)] = []
+        do {
+            let classifyStarted = ContinuousClock.now
+            let (classification, classifyUsage) = try await classifier.classify(turn)
+            usage = usage + (classifyUsage ?? .zero)
+            earlyUsage.append((classifyUsage, .sort, .now - classifyStarted))
+            try await sink.emit(.classified(topic: classification.topic, language: classification.language, source: classification.source))
+            logger.debug("classified", metadata: ["topic": "\(classification.topic)", "source": "\(classification.source.rawValue)"])
+            try Task.checkCancellation()
 
-        let planStarted = ContinuousClock.now
-        let decision = try await plan(turn, classification, sink: sink)
-        usage = usage + (decision.usage ?? .zero)
-        await recordUsage(decision.usage, slot: .plan, latency: .now - planStarted, turn: turn, logger: logger)
+            let planStarted = ContinuousClock.now
+            let decision = try await plan(turn, classification, sink: sink)
+            usage = usage + (decision.usage ?? .zero)
+            earlyUsage.append((decision.usage, .plan, .now - planStarted))
+            let outcome = try await execute(decision, turn: turn, classification: classification, usage: usage, sink: sink, logger: logger)
+            await recordUsage(earlyUsage, turn: turn, logger: logger)
+            return outcome
+        } catch {
+            await recordUsage(earlyUsage, turn: turn, logger: logger)
+            throw error
+        }
+    }
+
+    /// Saves the task rows and runs the graph; the reply node's output is the answer.
+    private func execute(
+        _ decision: PlanDecision, turn: TurnInput, classification: Classification, usage: TokenUsage, sink: any TurnEventSink, logger: Logger
+    ) async throws -> TurnOutcome {
+        var usage = usage
         let graph = decision.graph
         let showsPlan = graph.tasks.count > 1 || decision.fallbackReason != nil
         if showsPlan {
@@ -216,10 +239,12 @@ public final class RoutingPipeline: Sendable {
         }
     }
 
-    /// The sorter's or planner's tokens (nothing when no model was asked).
-    private func recordUsage(_ counted: TokenUsage?, slot: ModelSlot, latency: Duration, turn: TurnInput, logger: Logger) async {
-        guard let counted, counted.totalTokens > 0 else { return }
-        await record(counted, model: provider.model(for: slot), latency: latency, turn: turn, logger: logger)
+    /// The sorter's and planner's tokens (nothing for a step that asked no model).
+    private func recordUsage(_ calls: [(TokenUsage?, ModelSlot, Duration)], turn: TurnInput, logger: Logger) async {
+        for (counted, slot, latency) in calls {
+            guard let counted, counted.totalTokens > 0 else { continue }
+            await record(counted, model: provider.model(for: slot), latency: latency, turn: turn, logger: logger)
+        }
     }
 
     private func record(_ counted: TokenUsage, model: String, latency: Duration, turn: TurnInput, logger: Logger) async {
