@@ -171,6 +171,11 @@ struct QueueAPITests {
             let serverTask = Task { try await server.run() }
             try await env.queue.enqueue(DiagnosticJobs.Mark(tag: "m"), on: .ai)
             try await env.eventually("job done") { try await env.setSize("diag:m:done") == 1 }
+            // The handler's mark lands before the worker frees the slot and writes the ack.
+            try await env.eventually("job finished and acknowledged") {
+                let pending = try await env.pending(.ai)
+                return worker.activeJobs == 0 && pending == 0
+            }
             try await env.eventually("server listening") { await port.value != nil }
             let base = "http://127.0.0.1:\(await port.value!)"
 
