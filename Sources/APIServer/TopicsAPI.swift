@@ -12,6 +12,8 @@ struct TopicsAPI: Sendable {
     let dependencies: APIDependencies
     var settings: APISettings { dependencies.settings }
     var topics: any TopicStore { dependencies.stores.topics }
+    /// For the path and query helpers every route shares.
+    var api: PublicAPI { PublicAPI(dependencies: dependencies) }
 
     static let maxNameCharacters = 100
     static let maxDescriptionCharacters = 2000
@@ -133,9 +135,8 @@ struct TopicsAPI: Sendable {
     // MARK: - Access
 
     private func visibleTopic(_ context: APIRequestContext, caller: AuthenticatedCaller) async throws -> Topic {
-        guard let raw = context.parameters.get("topicId"), let id = Int64(raw), id > 0,
-              let topic = try await topics.topic(id: id, visibleTo: caller.user.id)
-        else { throw SwitchboardError.notFound("no topic \(context.parameters.get("topicId") ?? "")") }
+        let id = try api.pathID(context, "topicId", what: "topic")
+        guard let topic = try await topics.topic(id: id, visibleTo: caller.user.id) else { throw SwitchboardError.notFound("no topic \(id)") }
         return topic
     }
 
@@ -147,10 +148,10 @@ struct TopicsAPI: Sendable {
     }
 
     private func ruleOf(_ topic: Topic, context: APIRequestContext, caller: AuthenticatedCaller) async throws -> RoutingRule {
-        let raw = context.parameters.get("ruleId") ?? ""
-        guard let id = Int64(raw), id > 0,
-              let rule = try await topics.rules(topicID: topic.id, visibleTo: caller.user.id).first(where: { $0.id == id })
-        else { throw SwitchboardError.notFound("no rule \(raw) in topic \(topic.id)") }
+        let id = try api.pathID(context, "ruleId", what: "rule")
+        guard let rule = try await topics.rules(topicID: topic.id, visibleTo: caller.user.id).first(where: { $0.id == id }) else {
+            throw SwitchboardError.notFound("no rule \(id) in topic \(topic.id)")
+        }
         return rule
     }
 

@@ -10,14 +10,7 @@ struct UsageAPI: Sendable {
 
     func get(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let caller = try context.requireCaller()
-        let settings = dependencies.settings
-        var limit = settings.defaultPageSize
-        if let raw = request.uri.queryParameters["limit"] {
-            guard let value = Int(String(raw)), (1...settings.maxPageSize).contains(value) else {
-                throw SwitchboardError.invalidField("limit", "must be an integer from 1 to \(settings.maxPageSize)")
-            }
-            limit = value
-        }
+        let limit = try PublicAPI(dependencies: dependencies).pageSize(request)
         var since: Date?
         if let raw = request.uri.queryParameters["since"] {
             guard let date = try? Date(String(raw), strategy: .iso8601) else {

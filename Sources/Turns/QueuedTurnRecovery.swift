@@ -41,11 +41,11 @@ public struct QueuedTurnRecovery: Sendable {
     /// The lock lasts `lockFor`, so with many workers one of them sweeps per period.
     @discardableResult
     public func sweep(lockFor: Duration, logger: Logger) async throws -> Int {
-        let milliseconds = max(1, Int(lockFor.components.seconds * 1000 + lockFor.components.attoseconds / 1_000_000_000_000_000))
+        let milliseconds = max(1, Int(lockFor / .milliseconds(1)))
         let locked = try await redis.send(RedisCommand("SET", redis.key("turns:sweep-lock"), "1", "NX", "PX", milliseconds))
         guard !locked.isNull else { return 0 }
-        let seconds = Double(settings.minimumAge.components.seconds) + Double(settings.minimumAge.components.attoseconds) / 1e18
-        let ids = try await messages.queuedMessageIDs(createdBefore: Date().addingTimeInterval(-seconds), limit: settings.batchSize)
+        let cutoff = Date().addingTimeInterval(-(settings.minimumAge / .seconds(1)))
+        let ids = try await messages.queuedMessageIDs(createdBefore: cutoff, limit: settings.batchSize)
         for id in ids {
             try await Turns.enqueue(messageID: id, on: jobs)
         }
