@@ -100,13 +100,27 @@ protocol Broker: Sendable {
     func stop() async
     func subscribe(_ channel: String) async throws
     func unsubscribe(_ channel: String) async throws
-    /// Publishes (and appends to history when the options keep history); returns the new position.
-    func publish(channel: String, publication: Publication, options: PublishOptions) async throws -> StreamPosition
+    /// Publishes (and appends to history when the options keep history); `completion` runs once,
+    /// with the new position or the error. Returns as soon as the publish is queued: publishes
+    /// started one after another take effect (reach history and subscribers) in that order, so a
+    /// caller may have several in flight without reordering a channel's publications.
+    func startPublish(
+        channel: String, publication: Publication, options: PublishOptions,
+        completion: @escaping @Sendable (Result<StreamPosition, any Error>) -> Void)
     func publishJoin(channel: String, info: ClientInfo) async throws
     func publishLeave(channel: String, info: ClientInfo) async throws
     func publishControl(_ command: ControlCommand) async throws
     func history(channel: String, query: HistoryQuery) async throws -> HistoryResult
     func removeHistory(channel: String) async throws
+}
+
+extension Broker {
+    /// Publishes and waits for the new position.
+    func publish(channel: String, publication: Publication, options: PublishOptions) async throws -> StreamPosition {
+        try await withCheckedThrowingContinuation { continuation in
+            startPublish(channel: channel, publication: publication, options: options) { continuation.resume(with: $0) }
+        }
+    }
 }
 
 /// Who is subscribed to a channel, across all nodes; entries expire unless refreshed.

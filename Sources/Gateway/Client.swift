@@ -33,7 +33,14 @@ final class Client: Sendable {
         var pongDeadline: Int64?
         var lastPresenceRefresh: Int64 = 0
         var commandAllowance = CommandAllowance()
+        /// Publishes sent to the broker whose replies are still to come.
+        var publishesInFlight = 0
+        /// The command loop waiting until at most `limit` publishes are in flight.
+        var publishWaiter: (limit: Int, continuation: CheckedContinuation<Void, Never>)?
     }
+
+    /// Publishes one connection may have in flight before its next command waits.
+    static let maxPublishesInFlight = 64
 
     let id: String
     let node: Node
@@ -107,6 +114,9 @@ final class Client: Sendable {
         guard status != .closed else { return }
         let id = command.id ?? 0
         if command.isEmpty { return }  // pong
+        // Publishes overlap; any other command waits for their replies, so it sees their effects
+        // (history, for one) and its reply comes after theirs.
+        if command.publish == nil { await publishesBelow(1) }
         if status == .connecting {
             guard let connect = command.connect, id > 0 else {
                 disconnect(.badRequest)
@@ -154,13 +164,43 @@ final class Client: Sendable {
                 throw GatewayError.methodNotFound
             }
         } catch let error as GatewayError {
+            await publishesBelow(1)
             reply(Reply.error(id: id, error))
         } catch let disconnect as Disconnect {
             self.disconnect(disconnect)
         } catch {
             node.logger.error("command failed", metadata: ["client": "\(self.id)", "error": "\(error)"])
+            await publishesBelow(1)
             reply(Reply.error(id: id, .internal))
         }
+    }
+
+    /// Waits until fewer than `limit` of this connection's publishes are in flight.
+    private func publishesBelow(_ limit: Int) async {
+        guard state.withLock({ $0.publishesInFlight >= limit }) else { return }
+        await withCheckedContinuation { continuation in
+            let ready = state.withLock { state -> Bool in
+                guard state.publishesInFlight >= limit else { return true }
+                state.publishWaiter = (limit, continuation)
+                return false
+            }
+            if ready { continuation.resume() }
+        }
+    }
+
+    /// A publish's reply; replies come in the order the publishes were sent.
+    private func publishFinished(id: UInt32, _ result: Result<StreamPosition, GatewayError>) {
+        switch result {
+        case .success: reply(Reply.result(id: id, method: "publish") { _ in })
+        case .failure(let error): reply(Reply.error(id: id, error))
+        }
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.publishesInFlight -= 1
+            guard let waiter = state.publishWaiter, state.publishesInFlight < waiter.limit else { return nil }
+            state.publishWaiter = nil
+            return waiter.continuation
+        }
+        waiter?.resume()
     }
 
     private func require(_ value: String?) throws(GatewayError) -> String {
@@ -592,8 +632,12 @@ final class Client: Sendable {
             throw GatewayError.permissionDenied
         }
         let info = ClientInfo(user: user, client: self.id, connInfo: connInfo, chanInfo: chanInfo)
-        _ = try await node.publish(channel: channel, data: data.serialized, info: info, options: options)
-        reply(Reply.result(id: id, method: "publish") { _ in })
+        await publishesBelow(Self.maxPublishesInFlight)
+        state.withLock { $0.publishesInFlight += 1 }
+        // Returns once queued; the reply is written when the broker answers.
+        node.startPublish(channel: channel, data: data.serialized, info: info, options: options) { result in
+            self.publishFinished(id: id, result)
+        }
     }
 
     private func checkReadAccess(channel: String, allowed: (ChannelOptions) -> Bool) throws(GatewayError) -> ChannelOptions {

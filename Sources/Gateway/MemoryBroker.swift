@@ -34,7 +34,15 @@ final class MemoryBroker: Broker {
     func subscribe(_ channel: String) async throws {}
     func unsubscribe(_ channel: String) async throws {}
 
-    func publish(channel: String, publication: Publication, options: PublishOptions) async throws -> StreamPosition {
+    /// Publishes at once, on the caller's thread, and completes before returning.
+    func startPublish(
+        channel: String, publication: Publication, options: PublishOptions,
+        completion: @escaping @Sendable (Result<StreamPosition, any Error>) -> Void
+    ) {
+        completion(.success(publishNow(channel: channel, publication: publication, options: options)))
+    }
+
+    private func publishNow(channel: String, publication: Publication, options: PublishOptions) -> StreamPosition {
         let handler = self.handler.withLock { $0 }
         return publishLock.withLock { idempotent in
             let now = ContinuousClock.now

@@ -182,6 +182,21 @@ final class Node: BrokerEventHandler {
         channel: String, data: String, info: ClientInfo?, options: ChannelOptions, skipHistory: Bool = false,
         tags: [String: String]? = nil, idempotencyKey: String? = nil
     ) async throws -> StreamPosition {
+        try await withCheckedThrowingContinuation { continuation in
+            startPublish(
+                channel: channel, data: data, info: info, options: options, skipHistory: skipHistory, tags: tags,
+                idempotencyKey: idempotencyKey
+            ) { continuation.resume(with: $0) }
+        }
+    }
+
+    /// Queues a publish in the broker; `completion` runs once with the position or the error.
+    /// Publishes started one after another take effect in that order.
+    func startPublish(
+        channel: String, data: String, info: ClientInfo?, options: ChannelOptions, skipHistory: Bool = false,
+        tags: [String: String]? = nil, idempotencyKey: String? = nil,
+        completion: @escaping @Sendable (Result<StreamPosition, GatewayError>) -> Void
+    ) {
         var publishOptions = PublishOptions()
         publishOptions.idempotencyKey = idempotencyKey
         if options.historyEnabled && !skipHistory {
@@ -189,11 +204,13 @@ final class Node: BrokerEventHandler {
             publishOptions.historyTTL = options.historyTTL
             publishOptions.historyMetaTTL = configuration.historyMetaTTL
         }
-        do {
-            return try await broker.publish(channel: channel, publication: Publication(data: data, info: info, tags: tags), options: publishOptions)
-        } catch {
-            logger.error("publish failed", metadata: ["channel": "\(channel)", "error": "\(error)"])
-            throw GatewayError.internal
+        let logger = self.logger
+        broker.startPublish(channel: channel, publication: Publication(data: data, info: info, tags: tags), options: publishOptions) { result in
+            completion(
+                result.mapError { error in
+                    logger.error("publish failed", metadata: ["channel": "\(channel)", "error": "\(error)"])
+                    return GatewayError.internal
+                })
         }
     }
 

@@ -20,12 +20,14 @@ final class RedisBroker: Broker {
     private let logger: Logger
     private let subscriber: RedisSubscriber
     private let consumer = Mutex<Task<Void, Never>?>(nil)
+    private let publishes: PublishQueue
 
     init(redis: RedisClient, prefix: String, logger: Logger) {
         self.redis = redis
         self.prefix = prefix
         self.logger = logger
         self.subscriber = redis.makeSubscriber()
+        self.publishes = PublishQueue(redis: redis)
     }
 
     private var controlChannel: String { prefix + "control" }
@@ -143,27 +145,34 @@ final class RedisBroker: Broker {
         prefix + "idempotency:\(channel.utf8.count):" + channel + ":" + key
     }
 
-    func publish(channel: String, publication: Publication, options: PublishOptions) async throws -> StreamPosition {
+    func startPublish(
+        channel: String, publication: Publication, options: PublishOptions,
+        completion: @escaping @Sendable (Result<StreamPosition, any Error>) -> Void
+    ) {
         let json = publication.json
+        let metaTTL = max(options.historyMetaTTL, options.historyTTL)
+        let command: PublishQueue.Command
         if let key = options.idempotencyKey {
-            let metaTTL = max(options.historyMetaTTL, options.historyTTL)
-            let reply = try await redis.evalScript(
+            command = .script(
                 Self.idempotentPublishScript, keys: [streamKey(channel), metaKey(channel), idempotencyKey(channel, key)],
                 args: [
                     json, options.historySize, options.historyTTL, max(metaTTL, 1), redis.key(pubsubChannel(channel)),
                     MemoryBroker.newEpoch(), max(options.idempotentResultTTL, 1), options.keepsHistory ? "1" : "0",
                 ])
-            return try Self.decodePosition(reply)
+        } else if options.keepsHistory {
+            command = .script(
+                Self.publishScript, keys: [streamKey(channel), metaKey(channel)],
+                args: [json, options.historySize, options.historyTTL, metaTTL, redis.key(pubsubChannel(channel)), MemoryBroker.newEpoch()])
+        } else {
+            command = .plain(RedisCommand("PUBLISH", redis.key(pubsubChannel(channel)), "p\n0\n\n" + json))
         }
-        guard options.keepsHistory else {
-            _ = try await redis.publish(pubsubChannel(channel), "p\n0\n\n" + json)
-            return StreamPosition(offset: 0, epoch: "")
+        publishes.enqueue(command) { result in
+            completion(
+                result.flatMap { reply in
+                    if case .plain = command { return .success(StreamPosition(offset: 0, epoch: "")) }
+                    return Result { try Self.decodePosition(reply) }
+                })
         }
-        let metaTTL = max(options.historyMetaTTL, options.historyTTL)
-        let reply = try await redis.evalScript(
-            Self.publishScript, keys: [streamKey(channel), metaKey(channel)],
-            args: [json, options.historySize, options.historyTTL, metaTTL, redis.key(pubsubChannel(channel)), MemoryBroker.newEpoch()])
-        return try Self.decodePosition(reply)
     }
 
     private static func decodePosition(_ reply: RESPValue) throws -> StreamPosition {
@@ -259,6 +268,105 @@ final class RedisBroker: Broker {
 
     func removeHistory(channel: String) async throws {
         _ = try await redis.send(RedisCommand("DEL", redis.key(streamKey(channel))))
+    }
+}
+
+/// Sends publishes to Redis in call order, as pipelines: whatever queued while one pipeline was
+/// out goes in the next, so concurrent publishes share one write and one read, and a connection
+/// may have several publishes in flight without reordering them. One pipeline is out at a time
+/// (the pooled connections would not keep two in order).
+final class PublishQueue: Sendable {
+    enum Command: Sendable {
+        case plain(RedisCommand)
+        /// EVALSHA; sent again as EVAL with the source when Redis lost its script cache.
+        case script(RedisScript, keys: [String], args: [any RESPArgument])
+    }
+
+    typealias Completion = @Sendable (Result<RESPValue, any Error>) -> Void
+
+    private struct Entry: Sendable {
+        var command: Command
+        var completion: Completion
+    }
+
+    private struct State {
+        var queued: [Entry] = []
+        var sending = false
+    }
+
+    /// Commands per pipeline, so one write stays a reasonable size.
+    static let maxBatch = 1024
+
+    private let redis: RedisClient
+    private let state = Mutex(State())
+
+    init(redis: RedisClient) {
+        self.redis = redis
+    }
+
+    func enqueue(_ command: Command, completion: @escaping Completion) {
+        let start = state.withLock { state -> Bool in
+            state.queued.append(Entry(command: command, completion: completion))
+            guard !state.sending else { return false }
+            state.sending = true
+            return true
+        }
+        if start { Task { await self.drain() } }
+    }
+
+    private func drain() async {
+        while true {
+            let batch = state.withLock { state -> [Entry] in
+                guard !state.queued.isEmpty else {
+                    state.sending = false
+                    return []
+                }
+                if state.queued.count <= Self.maxBatch {
+                    defer { state.queued = [] }
+                    return state.queued
+                }
+                defer { state.queued.removeFirst(Self.maxBatch) }
+                return Array(state.queued.prefix(Self.maxBatch))
+            }
+            guard !batch.isEmpty else { return }
+            await send(batch)
+        }
+    }
+
+    private func send(_ batch: [Entry]) async {
+        do {
+            var replies = try await redis.pipeline(batch.map { redisCommand($0.command, withSource: false) })
+            // NOSCRIPT (a restarted or flushed Redis): those scripts did not run; run them with their source.
+            let missing = batch.indices.filter { index in
+                if case .script = batch[index].command, replies[index].errorMessage?.hasPrefix("NOSCRIPT") == true { return true }
+                return false
+            }
+            if !missing.isEmpty {
+                let retried = try await redis.pipeline(missing.map { redisCommand(batch[$0].command, withSource: true) })
+                for (index, reply) in zip(missing, retried) { replies[index] = reply }
+            }
+            for (entry, reply) in zip(batch, replies) {
+                if let message = reply.errorMessage {
+                    entry.completion(.failure(RedisError.server(message)))
+                } else {
+                    entry.completion(.success(reply))
+                }
+            }
+        } catch {
+            for entry in batch { entry.completion(.failure(error)) }
+        }
+    }
+
+    private func redisCommand(_ command: Command, withSource: Bool) -> RedisCommand {
+        switch command {
+        case .plain(let command):
+            return command
+        case .script(let script, let keys, let args):
+            var arguments: [any RESPArgument] = [withSource ? script.source : script.sha1, keys.count]
+            arguments += keys.map { redis.key($0) }
+            arguments += args
+            return RedisCommand(withSource ? "EVAL" : "EVALSHA", arguments: arguments)
+        }
     }
 }
 
