@@ -1,5 +1,7 @@
 import Foundation
 import Logging
+import NIOCore
+import NIOPosix
 import RedisClient
 import Synchronization
 import Testing
@@ -109,6 +111,108 @@ final class RecordingHandler: BrokerEventHandler {
         try await cleanUp(redis)
     }
 
+    /// Publishes started without waiting (as a connection with several in flight does) keep their
+    /// order in history, offsets and delivery, and each answers its own position.
+    @Test func publishesStartedTogetherKeepTheirOrder() async throws {
+        let redis = try client()
+        let nodeA = RedisBroker(redis: redis, prefix: "gw:", logger: Logger(label: "a"))
+        let nodeB = RedisBroker(redis: redis, prefix: "gw:", logger: Logger(label: "b"))
+        let handlerB = RecordingHandler()
+        try await nodeA.start(handler: RecordingHandler())
+        try await nodeB.start(handler: handlerB)
+        for channel in ["chat:o1", "chat:o2", "feed:o"] { try await nodeB.subscribe(channel) }
+        let history = PublishOptions(historySize: 1000, historyTTL: 60, historyMetaTTL: 600)
+        let count = 300
+        let results = Mutex<[Int: StreamPosition]>([:])
+        for n in 0..<count {
+            let channel = ["chat:o1", "chat:o2", "feed:o"][n % 3]
+            var options = channel == "feed:o" ? PublishOptions() : history
+            if n % 30 == 1 { options.idempotencyKey = "key-\(n)" }
+            nodeA.startPublish(channel: channel, publication: Publication(data: "\(n)"), options: options) { result in
+                if case .success(let position) = result { results.withLock { $0[n] = position } }
+            }
+        }
+        await Self.waitFor { results.withLock { $0.count } == count && handlerB.publications.withLock { $0.count } == count }
+        let positions = results.withLock { $0 }
+        #expect(positions.count == count)
+        for (index, channel) in ["chat:o1", "chat:o2"].enumerated() {
+            let mine = stride(from: index, to: count, by: 3)
+            #expect(mine.map { positions[$0]?.offset } == (1...UInt64(count / 3)).map { $0 })
+            let stored = try await nodeA.history(channel: channel, query: HistoryQuery(limit: -1))
+            #expect(stored.publications.map(\.data) == mine.map { "\($0)" })
+            let delivered = handlerB.publications.withLock { $0.filter { $0.0 == channel } }
+            #expect(delivered.map(\.1.data) == mine.map { "\($0)" })
+            #expect(delivered.map(\.1.offset) == (1...UInt64(count / 3)).map { $0 })
+        }
+        #expect(handlerB.publications.withLock { $0.filter { $0.0 == "feed:o" }.map(\.1.data) } == stride(from: 2, to: count, by: 3).map { "\($0)" })
+
+        await nodeA.stop()
+        await nodeB.stop()
+        try await cleanUp(redis)
+    }
+
+    /// A connection's publishes overlap on the Redis engine, yet it gets its replies in order, a
+    /// history read after them sees them all, and a subscriber receives them in order.
+    @Test func aConnectionsPublishesAnswerInOrderAndPrecedeItsNextCommand() async throws {
+        let redis = try client()
+        let template = makeNode { $0.namespaces[0].options.historySize = 1000 }
+        let node = Node(
+            configuration: template.configuration, broker: RedisBroker(redis: redis, prefix: "gw:", logger: Logger(label: "n")),
+            presence: RedisPresenceManager(redis: redis, prefix: "gw:"), logger: Logger(label: "n"))
+        try await node.start()
+        let token = GatewayTokens.mint(secret: "secret", user: "42", ttl: 3600)
+        let subscriberTransport = RecordingTransport()
+        let subscriber = node.makeClient(transport: subscriberTransport)
+        await subscriber.send(#"{"id":1,"connect":{"token":"\#(token)"}}"#)
+        await subscriber.send(#"{"id":2,"subscribe":{"channel":"chat:po"}}"#)
+        let transport = RecordingTransport()
+        let publisher = node.makeClient(transport: transport)
+        await publisher.send(#"{"id":1,"connect":{"token":"\#(token)"}}"#)
+        await publisher.send(#"{"id":2,"subscribe":{"channel":"chat:po"}}"#)
+        let count = 100
+        let publishes = (0..<count).map { #"{"id":\#($0 + 3),"publish":{"channel":"chat:po","data":\#($0)}}"# }
+        await publisher.send(publishes.joined(separator: "\n") + "\n" + #"{"id":\#(count + 3),"history":{"channel":"chat:po","limit":-1}}"#)
+        await Self.waitFor { transport.replies.count >= count + 3 }
+        #expect(transport.replies.compactMap { $0["id"]?.int64Value } == (1...Int64(count + 3)).map { $0 })
+        guard case .array(let history)? = transport.replies.last?["history"]?["publications"] else {
+            Issue.record("no history in \(transport.messages.last ?? "")")
+            return
+        }
+        #expect(history.map { $0["data"]?.int64Value } == (0..<Int64(count)).map { $0 })
+        await Self.waitFor { subscriberTransport.replies.compactMap { $0["push"]?["pub"] }.count == count }
+        let pushes = subscriberTransport.replies.compactMap { $0["push"]?["pub"] }
+        #expect(pushes.map { $0["data"]?.int64Value } == (0..<Int64(count)).map { $0 })
+        #expect(pushes.map { $0["offset"]?.int64Value } == (1...Int64(count)).map { $0 })
+        await node.shutdown()
+        try await cleanUp(redis)
+    }
+
+    /// A Redis that lost its scripts (restarted, SCRIPT FLUSH) still takes pipelined scripted
+    /// publishes: they run again with their source.
+    @Test func pipelinedPublishesSurviveALostScriptCache() async throws {
+        let server = try await PrivateRedisServer()
+        defer { server.stop() }
+        let redis = RedisClient(configuration: try RedisConfiguration(url: server.url), logger: Logger(label: "test"))
+        let broker = RedisBroker(redis: redis, prefix: "gw:", logger: Logger(label: "a"))
+        try await broker.start(handler: RecordingHandler())
+        let options = PublishOptions(historySize: 10, historyTTL: 60, historyMetaTTL: 600)
+        _ = try await broker.publish(channel: "chat:s", publication: Publication(data: "0"), options: options)
+        _ = try await redis.send(RedisCommand("SCRIPT", "FLUSH"))
+        let results = Mutex<[Int: Result<StreamPosition, any Error>]>([:])
+        for n in 1...5 {
+            broker.startPublish(channel: "chat:s", publication: Publication(data: "\(n)"), options: options) { result in
+                results.withLock { $0[n] = result }
+            }
+        }
+        await Self.waitFor { results.withLock { $0.count } == 5 }
+        let offsets = results.withLock { results in (1...5).map { try? results[$0]?.get().offset } }
+        #expect(offsets == [2, 3, 4, 5, 6])
+        let stored = try await broker.history(channel: "chat:s", query: HistoryQuery(limit: -1))
+        #expect(stored.publications.map(\.data) == ["0", "1", "2", "3", "4", "5"])
+        await broker.stop()
+        await redis.close()
+    }
+
     @Test func nodesFindEachOtherThroughTheDirectory() async throws {
         let redis = try client()
         let directory = RedisNodeDirectory(redis: redis, prefix: "gw:")
@@ -150,5 +254,42 @@ final class RecordingHandler: BrokerEventHandler {
         try await presence.remove(channel: "chat:p", clientID: "c1")
         #expect(Set(try await presence.presence(channel: "chat:p").keys) == ["c2"])
         try await cleanUp(redis)
+    }
+}
+
+/// A redis-server of the test's own on a free port (for a test that flushes its script cache).
+final class PrivateRedisServer: @unchecked Sendable {
+    let port: Int
+    private let process: Process
+    private let directory: String
+
+    init() async throws {
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+        port = channel.localAddress?.port ?? 0
+        try await channel.close()
+        directory = NSTemporaryDirectory() + "sb-gateway-redis-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["redis-server", "--port", "\(port)", "--bind", "127.0.0.1", "--dir", directory, "--save", "", "--appendonly", "no"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let probe = RedisClient(configuration: try RedisConfiguration(url: url), logger: Logger(label: "probe"))
+        defer { Task { await probe.close() } }
+        for _ in 0..<200 {
+            if (try? await probe.ping()) != nil { return }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        stop()
+        throw RedisError.unavailable("test redis-server on port \(port) did not start")
+    }
+
+    var url: String { "redis://127.0.0.1:\(port)/0" }
+
+    func stop() {
+        // SIGKILL: the test runner blocks SIGTERM and children inherit that mask.
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        try? FileManager.default.removeItem(atPath: directory)
     }
 }
