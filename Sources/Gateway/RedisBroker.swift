@@ -274,7 +274,8 @@ final class RedisBroker: Broker {
 /// Sends publishes to Redis in call order, as pipelines: whatever queued while one pipeline was
 /// out goes in the next, so concurrent publishes share one write and one read, and a connection
 /// may have several publishes in flight without reordering them. One pipeline is out at a time
-/// (the pooled connections would not keep two in order).
+/// (the pooled connections would not keep two in order); the next one goes out as soon as the
+/// previous one's replies are in, before its callers are answered.
 final class PublishQueue: Sendable {
     enum Command: Sendable {
         case plain(RedisCommand)
@@ -314,11 +315,14 @@ final class PublishQueue: Sendable {
         if start { Task { await self.drain() } }
     }
 
+    /// Sends one pipeline after another; a pipeline's callers are answered while the next one is
+    /// out, and before the queue goes idle, so answers keep their order.
     private func drain() async {
+        var answered: (batch: [Entry], replies: [Result<RESPValue, any Error>])?
         while true {
             let batch = state.withLock { state -> [Entry] in
                 guard !state.queued.isEmpty else {
-                    state.sending = false
+                    if answered == nil { state.sending = false }
                     return []
                 }
                 if state.queued.count <= Self.maxBatch {
@@ -328,12 +332,24 @@ final class PublishQueue: Sendable {
                 defer { state.queued.removeFirst(Self.maxBatch) }
                 return Array(state.queued.prefix(Self.maxBatch))
             }
-            guard !batch.isEmpty else { return }
-            await send(batch)
+            if batch.isEmpty {
+                guard let done = answered else { return }
+                Self.complete(done.batch, done.replies)
+                answered = nil
+                continue
+            }
+            let exchange = Task { await self.exchange(batch) }
+            if let done = answered { Self.complete(done.batch, done.replies) }
+            answered = (batch, await exchange.value)
         }
     }
 
-    private func send(_ batch: [Entry]) async {
+    private static func complete(_ batch: [Entry], _ replies: [Result<RESPValue, any Error>]) {
+        for (entry, reply) in zip(batch, replies) { entry.completion(reply) }
+    }
+
+    /// One pipeline and its replies, in order.
+    private func exchange(_ batch: [Entry]) async -> [Result<RESPValue, any Error>] {
         do {
             var replies = try await redis.pipeline(batch.map { redisCommand($0.command, withSource: false) })
             // NOSCRIPT (a restarted or flushed Redis): those scripts did not run; run them with their source.
@@ -345,15 +361,12 @@ final class PublishQueue: Sendable {
                 let retried = try await redis.pipeline(missing.map { redisCommand(batch[$0].command, withSource: true) })
                 for (index, reply) in zip(missing, retried) { replies[index] = reply }
             }
-            for (entry, reply) in zip(batch, replies) {
-                if let message = reply.errorMessage {
-                    entry.completion(.failure(RedisError.server(message)))
-                } else {
-                    entry.completion(.success(reply))
-                }
+            return replies.map { reply in
+                if let message = reply.errorMessage { return .failure(RedisError.server(message)) }
+                return .success(reply)
             }
         } catch {
-            for entry in batch { entry.completion(.failure(error)) }
+            return batch.map { _ in .failure(error) }
         }
     }
 
