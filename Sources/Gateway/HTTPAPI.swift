@@ -46,16 +46,24 @@ struct HTTPAPI: Sendable {
             return Self.object { Self.writePosition(position, to: &$0) }
         case "broadcast":
             guard case .array(let channels)? = params["channels"] else { throw GatewayError.badRequest }
-            var responses: [String] = []
-            for channel in channels {
-                do {
-                    guard let name = channel.stringValue else { throw GatewayError.badRequest }
-                    let position = try await publish(channel: name, params: params)
-                    responses.append(Self.object { writer in
-                        writer.rawField("result", Self.object { Self.writePosition(position, to: &$0) })
-                    })
-                } catch {
-                    responses.append(Self.object { Self.writeError(error, to: &$0) })
+            // Every channel's publish is queued before any is awaited, so they go to Redis together.
+            let results = await withCheckedContinuation { (continuation: CheckedContinuation<[Result<StreamPosition, any Error>], Never>) in
+                let collector = ResultCollector(count: channels.count) { continuation.resume(returning: $0) }
+                for (index, channel) in channels.enumerated() {
+                    do {
+                        guard let name = channel.stringValue else { throw GatewayError.badRequest }
+                        try startPublish(channel: name, params: params) { collector.set(index, $0) }
+                    } catch {
+                        collector.set(index, .failure(error))
+                    }
+                }
+            }
+            let responses = results.map { result in
+                switch result {
+                case .success(let position):
+                    Self.object { writer in writer.rawField("result", Self.object { Self.writePosition(position, to: &$0) }) }
+                case .failure(let error):
+                    Self.object { Self.writeError(error, to: &$0) }
                 }
             }
             return Self.object { writer in
@@ -175,15 +183,29 @@ struct HTTPAPI: Sendable {
     }
 
     private func publish(channel: String, params: JSONValue) async throws -> StreamPosition {
+        try await withCheckedThrowingContinuation { continuation in
+            do {
+                try startPublish(channel: channel, params: params) { continuation.resume(with: $0) }
+            } catch {
+                continuation.resume(throwing: error)
+            }
+        }
+    }
+
+    /// Checks the parameters and queues the publish; `completion` runs once with its outcome.
+    private func startPublish(
+        channel: String, params: JSONValue, completion: @escaping @Sendable (Result<StreamPosition, any Error>) -> Void
+    ) throws {
         guard let data = params["data"] else { throw GatewayError.badRequest }
         guard node.rules.isValidName(channel) else { throw GatewayError.badRequest }
         guard let options = node.rules.options(for: channel) else { throw GatewayError.unknownChannel }
         var tags: [String: String]?
         if case .object(let members)? = params["tags"] { tags = members.compactMapValues(\.stringValue) }
-        return try await node.publish(
+        node.startPublish(
             channel: channel, data: data.serialized, info: nil, options: options,
             skipHistory: params["skip_history"]?.boolValue ?? false, tags: tags,
-            idempotencyKey: params["idempotency_key"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 })
+            idempotencyKey: params["idempotency_key"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
+        ) { completion($0.mapError { $0 }) }
     }
 
     private func control(_ command: ControlCommand) async throws {
@@ -262,5 +284,27 @@ enum ProcessStats {
         let fields = text.split(separator: " ")
         guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
         return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+}
+
+/// Gathers the outcomes of publishes started together, in their order; hands them over once all
+/// are in (at once when there are none).
+private final class ResultCollector: Sendable {
+    private let state: Mutex<(results: [Result<StreamPosition, any Error>?], missing: Int)>
+    private let done: @Sendable ([Result<StreamPosition, any Error>]) -> Void
+
+    init(count: Int, done: @escaping @Sendable ([Result<StreamPosition, any Error>]) -> Void) {
+        state = Mutex((Array(repeating: nil, count: count), count))
+        self.done = done
+        if count == 0 { done([]) }
+    }
+
+    func set(_ index: Int, _ result: Result<StreamPosition, any Error>) {
+        let all = state.withLock { state -> [Result<StreamPosition, any Error>]? in
+            state.results[index] = result
+            state.missing -= 1
+            return state.missing == 0 ? state.results.map { $0! } : nil
+        }
+        if let all { done(all) }
     }
 }

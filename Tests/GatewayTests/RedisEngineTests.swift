@@ -187,6 +187,28 @@ final class RecordingHandler: BrokerEventHandler {
         try await cleanUp(redis)
     }
 
+    /// A server API broadcast publishes to every channel at once and answers per channel, in order.
+    @Test func aBroadcastAnswersEachChannelInOrder() async throws {
+        let redis = try client()
+        let template = makeNode()
+        let node = Node(
+            configuration: template.configuration, broker: RedisBroker(redis: redis, prefix: "gw:", logger: Logger(label: "n")),
+            presence: RedisPresenceManager(redis: redis, prefix: "gw:"), logger: Logger(label: "n"))
+        try await node.start()
+        let api = HTTPAPI(node: node)
+        _ = try await api.call(method: "publish", params: try #require(JSONValue.parse(Array(#"{"channel":"chat:b2","data":0}"#.utf8))))
+        let channels = #"["chat:b1","chat:b2","nowhere:b","chat:b1",7]"#
+        let result = try await api.call(
+            method: "broadcast", params: try #require(JSONValue.parse(Array(#"{"channels":\#(channels),"data":{"n":1}}"#.utf8))))
+        guard case .array(let responses)? = JSONValue.parse(Array(result.utf8))?["responses"] else {
+            Issue.record("no responses in \(result)")
+            return
+        }
+        #expect(responses.map { $0["result"]?["offset"]?.int64Value ?? -$0["error"]!["code"]!.int64Value! } == [1, 2, -102, 2, -107])
+        await node.shutdown()
+        try await cleanUp(redis)
+    }
+
     /// A Redis that lost its scripts (restarted, SCRIPT FLUSH) still takes pipelined scripted
     /// publishes: they run again with their source.
     @Test func pipelinedPublishesSurviveALostScriptCache() async throws {
