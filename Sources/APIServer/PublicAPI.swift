@@ -143,10 +143,10 @@ struct PublicAPI: Sendable {
         let newMessage = NewMessage(chatID: chatID ?? 0, ownerID: caller.user.id, role: .user, content: content, status: .queued, channel: .web)
         let message: Message
         if let chatID {
-            guard try await stores.chats.chat(id: chatID, ownerID: caller.user.id) != nil else {
+            guard let inserted = try await stores.messages.insertMessageInOwnedChat(newMessage) else {
                 throw SwitchboardError.notFound("no chat \(chatID)")
             }
-            message = try await stores.messages.insertMessage(newMessage)
+            message = inserted
         } else {
             message = try await stores.messages.startChat(
                 title: title ?? Self.title(from: content), externalThreadKey: nil, firstMessage: newMessage

@@ -64,3 +64,51 @@ struct TurnStreamTests {
         #expect(EchoResponder.chunks(of: reply).count == 6)
     }
 }
+
+/// How a running turn writes its events: queued in order without a round trip each, content only
+/// once the turn owns its message.
+@Suite("Turn event queue")
+struct TurnEventQueueTests {
+    @Test func queuedEventsReachTheStreamInOrder() async throws {
+        try await TestEnvironment.with { env in
+            // A small high-water mark makes appends wait for the drain part of the time.
+            let queue = TurnEventQueue(writer: TurnStreamWriter(redis: env.redis, messageID: 11), highWater: 16)
+            let events = (0..<300).map { TurnEvent.chunk(TextChunk(text: "\($0) ")) }
+            for event in events { try await queue.append(event) }
+            try await queue.flush()
+            #expect(try await TurnStreamReader(redis: env.redis).all(messageID: 11).compactMap(\.event) == events)
+            let ttl = try await env.redis.ttl(TurnKeys.stream(11))
+            #expect(ttl > 0)
+        }
+    }
+
+    @Test func aFailedWriteIsReportedByFlushAndTheNextAppend() async throws {
+        // Nothing listens on port 1: every write fails.
+        let configuration = try RedisConfiguration(url: "redis://127.0.0.1:1/0")
+        let redis = RedisClient(configuration: configuration, logger: TestEnvironment.logger)
+        let queue = TurnEventQueue(writer: TurnStreamWriter(redis: redis, messageID: 1))
+        try await queue.append(.status(.classifying))
+        await #expect(throws: (any Error).self) { try await queue.flush() }
+        await #expect(throws: (any Error).self) { try await queue.append(.chunk(TextChunk(text: "x"))) }
+        await redis.close()
+    }
+
+    @Test func contentWaitsForTheClaimAndIsRefusedWhenTheClaimIsLost() async throws {
+        try await TestEnvironment.with { env in
+            let events = TurnEventQueue(writer: TurnStreamWriter(redis: env.redis, messageID: 12))
+            let lost = TurnEmitter(events: events, claim: TurnClaim { false })
+            try await lost.emit(.status(.classifying))  // stage events do not wait for the claim
+            await #expect(throws: TurnClaimLost.self) { try await lost.emit(.chunk(TextChunk(text: "never shown"))) }
+            try await lost.flush()
+            #expect(try await TurnStreamReader(redis: env.redis).all(messageID: 12).map(\.type) == ["status"])
+
+            let owned = TurnEmitter(events: TurnEventQueue(writer: TurnStreamWriter(redis: env.redis, messageID: 13)), claim: TurnClaim {
+                try await Task.sleep(for: .milliseconds(50))
+                return true
+            })
+            try await owned.emit(.chunk(TextChunk(text: "shown")))
+            try await owned.flush()
+            #expect(try await TurnStreamReader(redis: env.redis).all(messageID: 13).map(\.type) == ["chunk"])
+        }
+    }
+}

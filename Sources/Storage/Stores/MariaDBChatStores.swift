@@ -69,6 +69,22 @@ public struct MariaDBMessageStore: MessageStore {
         try await Self.insert(message, on: database)
     }
 
+    public func insertMessageInOwnedChat(_ message: NewMessage) async throws -> Message? {
+        // One round trip instead of a chat lookup and an insert: the submit path waits for it.
+        let now = Date.databaseNow()
+        let result = try await database.execute(
+            """
+            INSERT INTO messages (chat_id, user_id, reply_to_id, role, content, status, channel, external_id, idempotency_key,
+                                  created_at, updated_at)
+            SELECT id, user_id, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM chats WHERE id = ? AND user_id = ?
+            """,
+            [.optional(message.replyToID), .string(message.role.rawValue), .string(message.content), .string(message.status.rawValue),
+             .string(message.channel.rawValue), .optional(message.externalID), .optional(message.idempotencyKey), .date(now), .date(now),
+             .int(message.chatID), .int(message.ownerID)])
+        guard result.affectedRows == 1 else { return nil }
+        return Self.stored(message, id: result.lastInsertID, at: now)
+    }
+
     static func insert(_ message: NewMessage, on executor: any DatabaseExecutor) async throws -> Message {
         let now = Date.databaseNow()
         let result = try await executor.execute(
@@ -80,8 +96,12 @@ public struct MariaDBMessageStore: MessageStore {
             [.int(message.chatID), .int(message.ownerID), .optional(message.replyToID), .string(message.role.rawValue),
              .string(message.content), .string(message.status.rawValue), .string(message.channel.rawValue),
              .optional(message.externalID), .optional(message.idempotencyKey), .date(now), .date(now)])
-        return Message(
-            id: result.lastInsertID, chatID: message.chatID, ownerID: message.ownerID, replyToID: message.replyToID,
+        return stored(message, id: result.lastInsertID, at: now)
+    }
+
+    static func stored(_ message: NewMessage, id: Int64, at now: Date) -> Message {
+        Message(
+            id: id, chatID: message.chatID, ownerID: message.ownerID, replyToID: message.replyToID,
             role: message.role, content: message.content, status: message.status, channel: message.channel,
             externalID: message.externalID, idempotencyKey: message.idempotencyKey, createdAt: now, updatedAt: now)
     }
@@ -161,6 +181,19 @@ public struct MariaDBMessageStore: MessageStore {
         ).affectedRows > 0
     }
 
+    public func completeTurn(id: Int64, topic: String?, language: String?) async throws -> Bool {
+        let now = Date.databaseNow()
+        return try await database.execute(
+            """
+            UPDATE messages m JOIN chats c ON c.id = m.chat_id
+            SET m.status = 'completed', m.error = NULL, m.topic = COALESCE(?, m.topic), m.language = COALESCE(?, m.language),
+                m.updated_at = ?, c.updated_at = ?
+            WHERE m.id = ? AND m.status IN ('queued', 'running')
+            """,
+            [.optional(topic), .optional(language), .date(now), .date(now), .int(id)]
+        ).affectedRows > 0
+    }
+
     public func markDelivered(id: Int64) async throws -> Bool {
         try await database.execute(
             "UPDATE messages SET delivered_at = ? WHERE id = ? AND delivered_at IS NULL", [.date(.databaseNow()), .int(id)]
@@ -209,6 +242,23 @@ public struct MariaDBMessageTaskStore: MessageTaskStore {
         }
     }
 
+    public func insertTasks(messageID: Int64, tasks: [PlannedTask]) async throws {
+        guard !tasks.isEmpty else { return }
+        let now = Date.databaseNow()
+        var values: [DatabaseValue] = []
+        for task in tasks {
+            values += [.int(messageID), .string(task.nodeID), .string(task.capability), try jsonValue(task.dependsOn), .date(now)]
+        }
+        _ = try await database.execute(
+            """
+            INSERT INTO message_tasks (message_id, node_id, capability, state, depends_on, created_at)
+            VALUES \(Array(repeating: "(?, ?, ?, 'pending', ?, ?)", count: tasks.count).joined(separator: ", "))
+            ON DUPLICATE KEY UPDATE capability = VALUES(capability), state = 'pending', depends_on = VALUES(depends_on),
+                output = NULL, error = NULL, started_at = NULL, finished_at = NULL, created_at = VALUES(created_at)
+            """,
+            values)
+    }
+
     public func tasks(messageID: Int64) async throws -> [MessageTask] {
         try await database.query("SELECT \(MessageTask.columns) FROM message_tasks WHERE message_id = ? ORDER BY id", [.int(messageID)])
             .map(MessageTask.init(row:))
@@ -225,7 +275,7 @@ public struct MariaDBMessageTaskStore: MessageTaskStore {
     }
 
     public func updateTask(
-        messageID: Int64, nodeID: String, state: MessageTask.State, output: String?, error: String?
+        messageID: Int64, nodeID: String, state: MessageTask.State, output: String?, error: String?, started: Bool
     ) async throws -> Bool {
         let now = Date.databaseNow()
         let finished = state == .done || state == .failed || state == .skipped
@@ -236,7 +286,7 @@ public struct MariaDBMessageTaskStore: MessageTaskStore {
                 finished_at = IF(?, ?, finished_at)
             WHERE message_id = ? AND node_id = ?
             """,
-            [.string(state.rawValue), .optional(output), .optional(error), .bool(state == .running), .date(now),
+            [.string(state.rawValue), .optional(output), .optional(error), .bool(started), .date(now),
              .bool(finished), .date(now), .int(messageID), .string(nodeID)]
         ).affectedRows > 0
     }
