@@ -168,7 +168,7 @@ public struct TurnRunner: Sendable {
                 try await finishCancelled(message, writer: writer)
                 return
             }
-            try await finishCompleted(message, reply: reply, writer: writer)
+            try await finishCompleted(message, reply: reply, isRestart: request.isRestart, writer: writer)
         } catch {
             // The chat was deleted while the turn ran: there is nothing left to answer.
             if (try? await messages.message(id: messageID)) == nil {
@@ -200,10 +200,12 @@ public struct TurnRunner: Sendable {
         }
     }
 
-    private func finishCompleted(_ message: Message, reply: TurnReply, writer: TurnStreamWriter) async throws {
+    private func finishCompleted(_ message: Message, reply: TurnReply, isRestart: Bool, writer: TurnStreamWriter) async throws {
         let key = Turns.replyKey(for: message.id)
         let stored: Message
-        if let existing = try await messages.message(ownerID: message.ownerID, idempotencyKey: key) {
+        // Only a run that restarted an earlier one can find a stored reply: a reply is stored
+        // after its run claimed the turn, which makes every later run a restart.
+        if isRestart, let existing = try await messages.message(ownerID: message.ownerID, idempotencyKey: key) {
             stored = existing
         } else {
             stored = try await messages.insertMessage(NewMessage(

@@ -306,6 +306,13 @@ struct StoreTests {
             #expect(completed.topic == "billing")
             #expect(completed.language == nil)
             #expect(try #require(try await stores.chats.chat(id: chat.id, ownerID: ada.id)).updatedAt > chat.updatedAt)
+            let reply = try await stores.messages.insertMessage(
+                NewMessage(chatID: chat.id, ownerID: ada.id, role: .assistant, content: "a", status: .completed, replyToID: message.id))
+            let pair = try #require(try await stores.messages.messageAndOrigin(id: reply.id))
+            #expect(pair.message == reply)
+            #expect(pair.origin?.id == message.id)
+            #expect(try await stores.messages.messageAndOrigin(id: message.id)?.origin == nil)
+            #expect(try await stores.messages.messageAndOrigin(id: reply.id + 1000) == nil)
             // Only once: a completed (or cancelled) turn is not completed again.
             #expect(try await stores.messages.completeTurn(id: message.id, topic: "other", language: "de") == false)
             #expect(try await stores.messages.message(id: message.id)?.topic == "billing")

@@ -124,6 +124,19 @@ public struct MariaDBMessageStore: MessageStore {
         ).map(Message.init(row:))
     }
 
+    public func messageAndOrigin(id: Int64) async throws -> (message: Message, origin: Message?)? {
+        let rows = try await database.query(
+            """
+            SELECT \(Message.columns) FROM messages WHERE id = ?
+            UNION ALL
+            SELECT \(prefixed("o", Message.columns)) FROM messages r JOIN messages o ON o.id = r.reply_to_id WHERE r.id = ?
+            """,
+            [.int(id), .int(id)]
+        ).map(Message.init(row:))
+        guard let message = rows.first(where: { $0.id == id }) else { return nil }
+        return (message, rows.first { $0.id != id })
+    }
+
     public func message(id: Int64) async throws -> Message? {
         try await database.queryFirst("SELECT \(Message.columns) FROM messages WHERE id = ?", [.int(id)]).map(Message.init(row:))
     }

@@ -83,6 +83,8 @@ public protocol MessageStore: Sendable {
     func message(id: Int64) async throws -> Message?
     func message(channel: Channel, externalID: String) async throws -> Message?
     func message(ownerID: Int64, idempotencyKey: String) async throws -> Message?
+    /// A message and the one it replies to, in one query; nil when the message does not exist.
+    func messageAndOrigin(id: Int64) async throws -> (message: Message, origin: Message?)?
     /// With `afterID`: oldest first, ids greater than it. Otherwise newest first, ids below `beforeID`.
     func messages(chatID: Int64, ownerID: Int64, limit: Int, beforeID: Int64?, afterID: Int64?) async throws -> [Message]
     /// Ids of user messages still `queued` that were created before `createdBefore`, oldest
