@@ -280,19 +280,6 @@ struct StoreTests {
         }
     }
 
-    @Test func aMessageGoesOnlyIntoAChatItsOwnerOwns() async throws {
-        try await TestDatabase.with { _, stores in
-            let ada = try await stores.users.createUser(email: "ada@example.com", name: "", role: .user)
-            let bob = try await stores.users.createUser(email: "bob@example.com", name: "", role: .user)
-            let chat = try await stores.chats.createChat(ownerID: ada.id, title: "", channel: .web, externalThreadKey: nil)
-            let stored = try #require(try await stores.messages.insertMessageInOwnedChat(NewMessage(chatID: chat.id, ownerID: ada.id, content: "mine")))
-            #expect(try await stores.messages.message(id: stored.id) == stored)
-            #expect(try await stores.messages.insertMessageInOwnedChat(NewMessage(chatID: chat.id, ownerID: bob.id, content: "not mine")) == nil)
-            #expect(try await stores.messages.insertMessageInOwnedChat(NewMessage(chatID: chat.id + 1000, ownerID: ada.id, content: "no chat")) == nil)
-            #expect(try await stores.messages.messages(chatID: chat.id, ownerID: ada.id, limit: 10, beforeID: nil, afterID: nil).map(\.id) == [stored.id])
-        }
-    }
-
     @Test func completingATurnStoresItsClassificationAndBumpsTheChat() async throws {
         try await TestDatabase.with { _, stores in
             let ada = try await stores.users.createUser(email: "ada@example.com", name: "", role: .user)

@@ -69,22 +69,6 @@ public struct MariaDBMessageStore: MessageStore {
         try await Self.insert(message, on: database)
     }
 
-    public func insertMessageInOwnedChat(_ message: NewMessage) async throws -> Message? {
-        // One round trip instead of a chat lookup and an insert: the submit path waits for it.
-        let now = Date.databaseNow()
-        let result = try await database.execute(
-            """
-            INSERT INTO messages (chat_id, user_id, reply_to_id, role, content, status, channel, external_id, idempotency_key,
-                                  created_at, updated_at)
-            SELECT id, user_id, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM chats WHERE id = ? AND user_id = ?
-            """,
-            [.optional(message.replyToID), .string(message.role.rawValue), .string(message.content), .string(message.status.rawValue),
-             .string(message.channel.rawValue), .optional(message.externalID), .optional(message.idempotencyKey), .date(now), .date(now),
-             .int(message.chatID), .int(message.ownerID)])
-        guard result.affectedRows == 1 else { return nil }
-        return Self.stored(message, id: result.lastInsertID, at: now)
-    }
-
     static func insert(_ message: NewMessage, on executor: any DatabaseExecutor) async throws -> Message {
         let now = Date.databaseNow()
         let result = try await executor.execute(
@@ -96,12 +80,8 @@ public struct MariaDBMessageStore: MessageStore {
             [.int(message.chatID), .int(message.ownerID), .optional(message.replyToID), .string(message.role.rawValue),
              .string(message.content), .string(message.status.rawValue), .string(message.channel.rawValue),
              .optional(message.externalID), .optional(message.idempotencyKey), .date(now), .date(now)])
-        return stored(message, id: result.lastInsertID, at: now)
-    }
-
-    static func stored(_ message: NewMessage, id: Int64, at now: Date) -> Message {
-        Message(
-            id: id, chatID: message.chatID, ownerID: message.ownerID, replyToID: message.replyToID,
+        return Message(
+            id: result.lastInsertID, chatID: message.chatID, ownerID: message.ownerID, replyToID: message.replyToID,
             role: message.role, content: message.content, status: message.status, channel: message.channel,
             externalID: message.externalID, idempotencyKey: message.idempotencyKey, createdAt: now, updatedAt: now)
     }

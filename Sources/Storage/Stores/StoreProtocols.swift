@@ -73,9 +73,6 @@ public struct NewMessage: Sendable, Hashable {
 public protocol MessageStore: Sendable {
     /// Throws `DatabaseError` with code `.duplicateKey` when (channel, externalID) was stored before.
     func insertMessage(_ message: NewMessage) async throws -> Message
-    /// Inserts into `message.chatID` only if that chat belongs to `message.ownerID`, checked in
-    /// the same statement; nil when it does not (or does not exist).
-    func insertMessageInOwnedChat(_ message: NewMessage) async throws -> Message?
     /// Creates a chat and its first message in one transaction (`message.chatID` is ignored).
     func startChat(title: String, externalThreadKey: String?, firstMessage message: NewMessage) async throws -> (chat: Chat, message: Message)
     func message(id: Int64, ownerID: Int64) async throws -> Message?
