@@ -22,7 +22,6 @@ public struct TurnJob: JobPayload, Equatable {
 public struct TurnDependencies: Sendable {
     public var redis: RedisClient
     public var messages: any MessageStore
-    public var chats: any ChatStore
     public var responder: any TurnResponder
     public var stream: TurnStreamSettings
     /// How often a running turn looks for a stop request.
@@ -33,13 +32,12 @@ public struct TurnDependencies: Sendable {
     public var deliveries: ChannelDeliveries
 
     public init(
-        redis: RedisClient, messages: any MessageStore, chats: any ChatStore, responder: any TurnResponder = EchoResponder(),
+        redis: RedisClient, messages: any MessageStore, responder: any TurnResponder = EchoResponder(),
         stream: TurnStreamSettings = .init(), cancelPollInterval: Duration = .milliseconds(200), jobs: (any JobProducer)? = nil,
         deliveries: ChannelDeliveries = .standard
     ) {
         self.redis = redis
         self.messages = messages
-        self.chats = chats
         self.responder = responder
         self.stream = stream
         self.cancelPollInterval = cancelPollInterval
@@ -52,7 +50,7 @@ public struct TurnDependencies: Sendable {
         jobs: (any JobProducer)? = nil, deliveries: ChannelDeliveries = .standard
     ) {
         self.init(
-            redis: redis, messages: stores.messages, chats: stores.chats, responder: responder, stream: stream, jobs: jobs,
+            redis: redis, messages: stores.messages, responder: responder, stream: stream, jobs: jobs,
             deliveries: deliveries)
     }
 }

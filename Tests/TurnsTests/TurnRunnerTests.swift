@@ -10,7 +10,7 @@ import Testing
 struct TurnRunnerTests {
     static func runner(_ env: TestEnvironment, responder: any TurnResponder = EchoResponder()) -> TurnRunner {
         TurnRunner(dependencies: TurnDependencies(
-            redis: env.redis, messages: env.stores.messages, chats: env.stores.chats, responder: responder,
+            redis: env.redis, messages: env.stores.messages, responder: responder,
             cancelPollInterval: .milliseconds(20)))
     }
 

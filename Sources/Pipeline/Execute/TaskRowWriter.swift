@@ -1,7 +1,6 @@
 import Foundation
 import Logging
 import Storage
-import Synchronization
 import SwitchboardCore
 
 /// Stores a turn's task rows in order, off the path to the first token: each write is a MariaDB
@@ -11,41 +10,26 @@ import SwitchboardCore
 /// A node's `running` write still waiting when its final state arrives is folded into that one
 /// write (fast nodes cost one statement, not two).
 final class TaskRowWriter: MessageTaskStore {
-    private enum Write {
+    private enum Write: Sendable {
         case insert([PlannedTask])
         case replace([PlannedTask])
         case update(nodeID: String, state: MessageTask.State, output: String?, error: String?, started: Bool)
     }
 
-    private struct Queue {
-        var writes: [Write] = []
-        var draining = false
-        var finished = false
-        var idle: [CheckedContinuation<Void, Never>] = []
-    }
-
     private let store: any MessageTaskStore
-    private let messageID: Int64
-    private let logger: Logger
-    private let queue = Mutex(Queue())
+    private let drain: SerialDrain<Write>
 
     init(store: any MessageTaskStore, messageID: Int64, logger: Logger) {
         self.store = store
-        self.messageID = messageID
-        self.logger = logger
+        drain = SerialDrain { writes in
+            for write in writes { await Self.perform(write, store: store, messageID: messageID, logger: logger) }
+        }
     }
 
     /// Waits until every write handed over so far is stored; later writes are dropped.
     func finish() async {
-        await withCheckedContinuation { continuation in
-            let done = queue.withLock { queue in
-                queue.finished = true
-                if !queue.draining { return true }
-                queue.idle.append(continuation)
-                return false
-            }
-            if done { continuation.resume() }
-        }
+        drain.close()
+        try? await drain.flush()  // writes log their own failures; the drain never fails
     }
 
     /// Queued; answers no rows (the pipeline does not read them back).
@@ -70,45 +54,18 @@ final class TaskRowWriter: MessageTaskStore {
     func deleteTasks(messageID: Int64) async throws -> Int { try await store.deleteTasks(messageID: messageID) }
 
     private func enqueue(_ write: Write) {
-        let startDrain = queue.withLock { queue -> Bool in
-            guard !queue.finished else { return false }
-            if case .update(let node, let state, let output, let error, _) = write, state != .running,
-               let last = queue.writes.lastIndex(where: { if case .update(node, _, _, _, _) = $0 { true } else { false } }),
-               case .update(_, .running, _, _, _) = queue.writes[last]
-            {
-                queue.writes[last] = .update(nodeID: node, state: state, output: output, error: error, started: true)
-            } else {
-                queue.writes.append(write)
-            }
-            defer { queue.draining = true }
-            return !queue.draining
-        }
-        // Unstructured on purpose: a cancelled turn still records how far its nodes got.
-        if startDrain { Task { await self.drain() } }
-    }
-
-    private func drain() async {
-        while true {
-            let next = queue.withLock { queue -> Write? in
-                guard !queue.writes.isEmpty else { return nil }
-                return queue.writes.removeFirst()
-            }
-            guard let next else {
-                let idle = queue.withLock { queue -> [CheckedContinuation<Void, Never>]? in
-                    guard queue.writes.isEmpty else { return nil }
-                    queue.draining = false
-                    defer { queue.idle = [] }
-                    return queue.idle
-                }
-                guard let idle else { continue }
-                for continuation in idle { continuation.resume() }
-                return
-            }
-            await perform(next)
+        _ = try? drain.enqueue(write) { pending, write in
+            // A final state whose `running` write is still waiting replaces it (and sets started_at).
+            guard case .update(let node, let state, let output, let error, _) = write, state != .running,
+                  let last = pending.lastIndex(where: { if case .update(node, _, _, _, _) = $0 { true } else { false } }),
+                  case .update(_, .running, _, _, _) = pending[last]
+            else { return false }
+            pending[last] = .update(nodeID: node, state: state, output: output, error: error, started: true)
+            return true
         }
     }
 
-    private func perform(_ write: Write) async {
+    private static func perform(_ write: Write, store: any MessageTaskStore, messageID: Int64, logger: Logger) async {
         do {
             switch write {
             case .insert(let tasks):
