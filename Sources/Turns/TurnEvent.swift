@@ -34,16 +34,6 @@ public enum TurnEvent: Sendable, Equatable {
         }
     }
 
-    /// Events carrying the answer or its tasks' progress, as opposed to stage events: a turn
-    /// writes them only once it owns the message (`queued → running` committed), so a redelivered
-    /// turn never shows content twice without a `restarted` between.
-    public var isContent: Bool {
-        switch self {
-        case .taskUpdate, .taskChunk, .taskFile, .chunk: true
-        default: false
-        }
-    }
-
     /// The event's `data:` JSON (one line).
     public func encodedData() throws -> [UInt8] {
         let encoder = TurnEventCoding.encoder

@@ -4,8 +4,10 @@ import SwitchboardCore
 /// Writes a running turn's non-final events in order without making the turn wait for a Redis
 /// round trip per event: events queue in memory and each batch goes out in one pipeline (XADDs,
 /// then one PEXPIRE). Readers see the same stream as with awaited appends, only sooner; `flush()`
-/// waits until every queued event is in Redis (the final event must not overtake them). A write
-/// that fails is reported by the next `append` or `flush`.
+/// waits until every queued event is in Redis (the final event must not overtake them). With a
+/// `gate` (the turn's claim) nothing is written before it passes, so a run that loses its claim
+/// to a stop request leaves no event behind that stream's final one. A write (or the gate) that
+/// fails is reported by the next `append` or `flush`.
 public final class TurnEventQueue: Sendable {
     public let writer: TurnStreamWriter
     /// Events queued beyond this make `append` wait for the drain (a fast producer, a slow Redis).
@@ -17,10 +19,13 @@ public final class TurnEventQueue: Sendable {
         var data: [UInt8]
     }
 
-    public init(writer: TurnStreamWriter, highWater: Int = 512) {
+    public init(writer: TurnStreamWriter, highWater: Int = 512, gate: (@Sendable () async throws -> Void)? = nil) {
         self.writer = writer
         self.highWater = highWater
-        drain = SerialDrain { batch in try await Self.write(batch, with: writer) }
+        drain = SerialDrain { batch in
+            try await gate?()
+            try await Self.write(batch, with: writer)
+        }
     }
 
     /// Queues `event` (not a final one) and returns once it is queued, or written when the queue is long.

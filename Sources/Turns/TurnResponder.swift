@@ -53,19 +53,16 @@ public struct TurnFailure: Error, Sendable, Equatable {
 
 /// Where a responder reports progress: `status`, `plan`, `task_*` and `chunk` events. The turn
 /// path itself writes `started`, `complete` and `error`. Events are queued in order
-/// (`TurnEventQueue`) rather than awaited one round trip each; content events first wait until
-/// the turn owns its message (`TurnClaim`).
+/// (`TurnEventQueue`) rather than awaited one round trip each.
 public struct TurnEmitter: Sendable {
     let events: TurnEventQueue
-    let claim: TurnClaim?
 
     public init(writer: TurnStreamWriter) {
-        self.init(events: TurnEventQueue(writer: writer), claim: nil)
+        self.init(events: TurnEventQueue(writer: writer))
     }
 
-    init(events: TurnEventQueue, claim: TurnClaim?) {
+    init(events: TurnEventQueue) {
         self.events = events
-        self.claim = claim
     }
 
     public var messageID: Int64 { events.writer.messageID }
@@ -73,7 +70,6 @@ public struct TurnEmitter: Sendable {
     /// Queues `event` for the turn stream. Final events are reserved to the turn path.
     public func emit(_ event: TurnEvent) async throws {
         precondition(!event.isFinal, "complete and error are written by the turn path")
-        if event.isContent, let claim { try await claim.confirm() }
         try await events.append(event)
     }
 
@@ -81,8 +77,8 @@ public struct TurnEmitter: Sendable {
     public func flush() async throws { try await events.flush() }
 }
 
-/// The `queued → running` commit of a turn, made while the turn already classifies: stage events
-/// may go out before it (a redelivery repeats them harmlessly), content waits for it.
+/// The `queued → running` commit of a turn, made while the turn already reads, classifies and
+/// plans: its events are held until the commit owns the message (`TurnEventQueue`'s gate).
 final class TurnClaim: Sendable {
     private let commit: Task<Bool, any Error>
 

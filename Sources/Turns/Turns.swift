@@ -108,13 +108,17 @@ public struct TurnRunner: Sendable {
             try await ensureFinalEvent(message, writer: writer)
             return
         }
-        // The `queued → running` commit runs while the turn starts: only content waits for it
-        // (`TurnEmitter`), so its fsync overlaps classification instead of delaying it.
-        let events = TurnEventQueue(writer: writer)
+        // The `queued → running` commit runs while the turn reads, classifies and plans; its
+        // events wait for it (the queue's gate), so its fsync is no longer a step of its own.
         var claim: TurnClaim?
         if message.status == .queued {
             let messages = self.messages
             claim = TurnClaim { try await messages.updateStatus(id: messageID, to: .running, error: nil, from: [.queued]) }
+        }
+        var gate: (@Sendable () async throws -> Void)?
+        if let claim { gate = { try await claim.confirm() } }
+        let events = TurnEventQueue(writer: writer, gate: gate)
+        if claim != nil {
             try await events.append(.status(TurnStatus(stage: .started, attempt: attempt)))
         } else {
             logger.info("turn restarted after a redelivery", metadata: ["attempt": "\(attempt)"])
@@ -126,16 +130,16 @@ public struct TurnRunner: Sendable {
         let cancellation = TurnCancellation(redis: dependencies.redis, settings: dependencies.stream)
         let outcome: Result<TurnReply?, any Error>
         do {
-            outcome = .success(try await respondUnlessStopped(request, emitter: TurnEmitter(events: events, claim: claim), cancellation: cancellation))
+            outcome = .success(try await respondUnlessStopped(request, emitter: TurnEmitter(events: events), cancellation: cancellation))
         } catch {
             outcome = .failure(error)
         }
         if case .failure(let error) = outcome, error is CancellationError {
             throw error  // the worker stops this job (shutdown, timeout): it is retried elsewhere
         }
-        // Nothing final is written before the claim settled and the queued events are in the stream.
+        // Nothing final is written before the claim settled and the queued events are in the
+        // stream. A run that lost its claim wrote no event: what it queued is dropped.
         if let claim, !(try await claim.owned) {
-            try await events.flush()
             guard let current = try await messages.message(id: messageID) else { return }
             if current.status.isFinal {
                 try await ensureFinalEvent(current, writer: writer)

@@ -93,22 +93,31 @@ struct TurnEventQueueTests {
         await redis.close()
     }
 
-    @Test func contentWaitsForTheClaimAndIsRefusedWhenTheClaimIsLost() async throws {
+    @Test func eventsWaitForTheClaimAndAreDroppedWhenItIsLost() async throws {
         try await TestEnvironment.with { env in
-            let events = TurnEventQueue(writer: TurnStreamWriter(redis: env.redis, messageID: 12))
-            let lost = TurnEmitter(events: events, claim: TurnClaim { false })
-            try await lost.emit(.status(.classifying))  // stage events do not wait for the claim
-            await #expect(throws: TurnClaimLost.self) { try await lost.emit(.chunk(TextChunk(text: "never shown"))) }
-            try await lost.flush()
-            #expect(try await TurnStreamReader(redis: env.redis).all(messageID: 12).map(\.type) == ["status"])
+            // A stop request won the race: the stream already ended, and the run that lost its
+            // claim must not add anything after that end.
+            let writer = TurnStreamWriter(redis: env.redis, messageID: 12)
+            try await writer.append(.error(code: "cancelled", message: "stopped by the user"))
+            let lost = TurnClaim { false }
+            let events = TurnEventQueue(writer: writer, gate: { try await lost.confirm() })
+            try await events.append(.status(.started))
+            try await events.append(.chunk("never shown"))
+            await #expect(throws: TurnClaimLost.self) { try await events.flush() }
+            await #expect(throws: TurnClaimLost.self) { try await events.append(.chunk("nor this")) }
+            #expect(try await TurnStreamReader(redis: env.redis).all(messageID: 12).map(\.type) == ["error"])
 
-            let owned = TurnEmitter(events: TurnEventQueue(writer: TurnStreamWriter(redis: env.redis, messageID: 13)), claim: TurnClaim {
+            // A claim that commits later: the events wait for it, then all go out in order.
+            let owned = TurnClaim {
                 try await Task.sleep(for: .milliseconds(50))
                 return true
-            })
-            try await owned.emit(.chunk(TextChunk(text: "shown")))
-            try await owned.flush()
-            #expect(try await TurnStreamReader(redis: env.redis).all(messageID: 13).map(\.type) == ["chunk"])
+            }
+            let later = TurnEventQueue(writer: TurnStreamWriter(redis: env.redis, messageID: 13), gate: { try await owned.confirm() })
+            try await later.append(.status(.started))
+            try await later.append(.chunk("shown"))
+            #expect(try await TurnStreamReader(redis: env.redis).all(messageID: 13).isEmpty, "nothing before the claim commits")
+            try await later.flush()
+            #expect(try await TurnStreamReader(redis: env.redis).all(messageID: 13).map(\.type) == ["status", "chunk"])
         }
     }
 }
