@@ -143,6 +143,8 @@ struct PublicAPI: Sendable {
         let newMessage = NewMessage(chatID: chatID ?? 0, ownerID: caller.user.id, role: .user, content: content, status: .queued, channel: .web)
         let message: Message
         if let chatID {
+            // Not one INSERT … SELECT: that takes InnoDB's table-level AUTO-INC lock for the
+            // statement (innodb_autoinc_lock_mode=1) and fails with 1467 under concurrent turns.
             guard try await stores.chats.chat(id: chatID, ownerID: caller.user.id) != nil else {
                 throw SwitchboardError.notFound("no chat \(chatID)")
             }

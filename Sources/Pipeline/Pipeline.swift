@@ -20,6 +20,8 @@ public struct TurnInput: Sendable {
     public var attachments: [TurnAttachment]
     /// Earlier messages of the chat, oldest first (without the message itself).
     public var history: [ChatMessage]
+    /// A run of a turn that an earlier run had started (its task rows are replaced, not added).
+    public var isRestart = false
 
     public init(
         messageID: Int64, userID: Int64, chatID: Int64? = nil, text: String, channel: Channel = .web,

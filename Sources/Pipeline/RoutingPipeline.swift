@@ -66,7 +66,7 @@ public final class RoutingPipeline: Sendable {
     }
 
     /// Runs a stored message: loads its attachments and the chat's recent history, then `run(turn:)`.
-    public func run(message: Message, sink: any TurnEventSink, historyLimit: Int = 10) async throws -> TurnOutcome {
+    public func run(message: Message, sink: any TurnEventSink, historyLimit: Int = 10, isRestart: Bool = false) async throws -> TurnOutcome {
         // Both reads at once: they sit on the path to the first token.
         async let attachedFiles = stores.files.files(messageID: message.id)
         async let earlierMessages = historyLimit > 0
@@ -85,10 +85,11 @@ public final class RoutingPipeline: Sendable {
                 }
             }
         }
-        let turn = TurnInput(
+        var turn = TurnInput(
             messageID: message.id, userID: message.ownerID, chatID: message.chatID, text: message.content, channel: message.channel,
             attachments: files.map(TurnAttachment.init(file:)), history: Array(history.suffix(historyLimit))
         )
+        turn.isRestart = isRestart
         return try await run(turn: turn, sink: sink)
     }
 
@@ -113,14 +114,14 @@ public final class RoutingPipeline: Sendable {
         }
 
         try await sink.emit(.stage(.classifying))
-        // The sorter's and planner's usage rows are written after the graph ran (or failed): an
-        // INSERT commit is not something the first token should wait for.
-        var earlyUsage: [(TokenUsage?, ModelSlot, Duration)] = []
+        // Every model call of the turn is recorded in one INSERT once the graph ran (or failed):
+        // a commit is not something the first token should wait for.
+        var calls: [UsageCall] = []
         do {
             let classifyStarted = ContinuousClock.now
             let (classification, classifyUsage) = try await classifier.classify(turn)
             usage = usage + (classifyUsage ?? .zero)
-            earlyUsage.append((classifyUsage, .sort, .now - classifyStarted))
+            appendCall(classifyUsage, model: provider.model(for: .sort), latency: .now - classifyStarted, turn: turn, to: &calls)
             try await sink.emit(.classified(topic: classification.topic, language: classification.language, source: classification.source))
             logger.debug("classified", metadata: ["topic": "\(classification.topic)", "source": "\(classification.source.rawValue)"])
             try Task.checkCancellation()
@@ -128,19 +129,21 @@ public final class RoutingPipeline: Sendable {
             let planStarted = ContinuousClock.now
             let decision = try await plan(turn, classification, sink: sink)
             usage = usage + (decision.usage ?? .zero)
-            earlyUsage.append((decision.usage, .plan, .now - planStarted))
-            let outcome = try await execute(decision, turn: turn, classification: classification, usage: usage, sink: sink, logger: logger)
-            await recordUsage(earlyUsage, turn: turn, logger: logger)
+            appendCall(decision.usage, model: provider.model(for: .plan), latency: .now - planStarted, turn: turn, to: &calls)
+            let outcome = try await execute(decision, turn: turn, classification: classification, usage: usage, calls: &calls, sink: sink, logger: logger)
+            await record(calls, logger: logger)
             return outcome
         } catch {
-            await recordUsage(earlyUsage, turn: turn, logger: logger)
+            await record(calls, logger: logger)
             throw error
         }
     }
 
-    /// Saves the task rows and runs the graph; the reply node's output is the answer.
+    /// Saves the task rows and runs the graph; the reply node's output is the answer. The graph's
+    /// model calls are added to `calls`, also when it fails.
     private func execute(
-        _ decision: PlanDecision, turn: TurnInput, classification: Classification, usage: TokenUsage, sink: any TurnEventSink, logger: Logger
+        _ decision: PlanDecision, turn: TurnInput, classification: Classification, usage: TokenUsage, calls: inout [UsageCall],
+        sink: any TurnEventSink, logger: Logger
     ) async throws -> TurnOutcome {
         var usage = usage
         let graph = decision.graph
@@ -148,11 +151,13 @@ public final class RoutingPipeline: Sendable {
         if showsPlan {
             try await sink.emit(.plan(nodes: graph.summaries, replyNode: graph.replyNode, fallbackReason: decision.fallbackReason))
         }
-        let rows = TaskRowWriter(store: stores.tasks, logger: logger)
-        _ = try await rows.saveTasks(
-            messageID: turn.messageID,
-            tasks: graph.tasks.map { PlannedTask(nodeID: $0.id, capability: $0.capability, dependsOn: graph.dependencies(of: $0)) }
-        )
+        let rows = TaskRowWriter(store: stores.tasks, messageID: turn.messageID, logger: logger)
+        let planned = graph.tasks.map { PlannedTask(nodeID: $0.id, capability: $0.capability, dependsOn: graph.dependencies(of: $0)) }
+        if turn.isRestart {
+            _ = try await rows.saveTasks(messageID: turn.messageID, tasks: planned)
+        } else {
+            try await rows.insertTasks(messageID: turn.messageID, tasks: planned)
+        }
 
         let result: GraphRun
         do {
@@ -169,7 +174,10 @@ public final class RoutingPipeline: Sendable {
         }
         await rows.finish()
         usage = usage + result.usage
-        await recordUsage(result, turn: turn, logger: logger)
+        for node in result.results.values {
+            guard let model = node.model else { continue }
+            appendCall(node.usage, model: model, latency: node.latency ?? .zero, turn: turn, to: &calls)
+        }
 
         guard result.states[graph.replyNode] == .done, let reply = result.results[graph.replyNode] else {
             let reason = result.errors[graph.replyNode] ?? result.errors.sorted { $0.key < $1.key }.first.map { "\($0.key): \($0.value)" } ?? "no reply"
@@ -231,32 +239,20 @@ public final class RoutingPipeline: Sendable {
         return attachment
     }
 
-    /// One usage row per model call of the graph (tokens, latency, model) for the user.
-    private func recordUsage(_ run: GraphRun, turn: TurnInput, logger: Logger) async {
-        for result in run.results.values {
-            guard let model = result.model, let counted = result.usage else { continue }
-            await record(counted, model: model, latency: result.latency ?? .zero, turn: turn, logger: logger)
-        }
-    }
-
-    /// The sorter's and planner's tokens (nothing for a step that asked no model).
-    private func recordUsage(_ calls: [(TokenUsage?, ModelSlot, Duration)], turn: TurnInput, logger: Logger) async {
-        for (counted, slot, latency) in calls {
-            guard let counted, counted.totalTokens > 0 else { continue }
-            await record(counted, model: provider.model(for: slot), latency: latency, turn: turn, logger: logger)
-        }
-    }
-
-    private func record(_ counted: TokenUsage, model: String, latency: Duration, turn: TurnInput, logger: Logger) async {
+    /// A model call worth a usage row (a step that asked no model has no tokens).
+    private func appendCall(_ counted: TokenUsage?, model: String, latency: Duration, turn: TurnInput, to calls: inout [UsageCall]) {
+        guard let counted, counted.totalTokens > 0 else { return }
         let (seconds, attoseconds) = latency.components
+        calls.append(UsageCall(
+            userID: turn.userID, messageID: turn.messageID, provider: provider.name, model: model, promptTokens: counted.promptTokens,
+            completionTokens: counted.completionTokens, latencyMs: Int(seconds * 1000 + attoseconds / 1_000_000_000_000_000)))
+    }
+
+    private func record(_ calls: [UsageCall], logger: Logger) async {
         do {
-            _ = try await stores.usage.recordUsage(
-                userID: turn.userID, messageID: turn.messageID, provider: provider.name, model: model,
-                promptTokens: counted.promptTokens, completionTokens: counted.completionTokens,
-                latencyMs: Int(seconds * 1000 + attoseconds / 1_000_000_000_000_000)
-            )
+            try await stores.usage.recordUsage(calls)
         } catch {
-            logger.warning("usage not recorded", metadata: ["error": "\(error)"])
+            logger.warning("usage not recorded", metadata: ["error": "\(error)", "calls": "\(calls.count)"])
         }
     }
 }

@@ -16,7 +16,7 @@ struct PipelineResponder: TurnResponder {
     func respond(to request: TurnRequest, emitter: TurnEmitter) async throws -> TurnReply {
         let sink = EmitterSink(emitter: emitter)
         do {
-            let outcome = try await pipeline.run(message: request.message, sink: sink)
+            let outcome = try await pipeline.run(message: request.message, sink: sink, isRestart: request.isRestart)
             return TurnReply(
                 content: outcome.reply,
                 topic: outcome.classification.topic,
@@ -38,21 +38,21 @@ struct EmitterSink: TurnEventSink {
     func emit(_ event: PipelineEvent) async throws {
         switch event {
         case .stage(let stage):
-            _ = try await emitter.emit(.status(TurnStatus(stage: TurnStatus.Stage(rawValue: stage.rawValue))))
+            try await emitter.emit(.status(TurnStatus(stage: TurnStatus.Stage(rawValue: stage.rawValue))))
         case .classified(let topic, let language, let source):
-            _ = try await emitter.emit(.status(TurnStatus(stage: .classified, topic: topic, language: language, source: source.rawValue)))
+            try await emitter.emit(.status(TurnStatus(stage: .classified, topic: topic, language: language, source: source.rawValue)))
         case .plan(let nodes, let replyNode, let fallbackReason):
-            _ = try await emitter.emit(.plan(TurnPlan(
+            try await emitter.emit(.plan(TurnPlan(
                 nodes: nodes.map { TurnPlan.Node(id: $0.id, capability: $0.capability, kind: $0.kind) }, replyNode: replyNode,
                 fallbackReason: fallbackReason
             )))
         case .taskUpdate(let nodeID, let state, let error):
             guard let mapped = TaskUpdate.State(rawValue: state.rawValue) else { return }
-            _ = try await emitter.emit(.taskUpdate(TaskUpdate(nodeID: nodeID, state: mapped, error: error)))
+            try await emitter.emit(.taskUpdate(TaskUpdate(nodeID: nodeID, state: mapped, error: error)))
         case .taskChunk(let nodeID, let text):
-            _ = try await emitter.emit(.taskChunk(TaskChunk(nodeID: nodeID, text: text)))
+            try await emitter.emit(.taskChunk(TaskChunk(nodeID: nodeID, text: text)))
         case .chunk(let text):
-            _ = try await emitter.emit(.chunk(text))
+            try await emitter.emit(.chunk(text))
         }
     }
 }

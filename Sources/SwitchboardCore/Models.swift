@@ -352,6 +352,27 @@ public struct RoutingRule: Codable, Sendable, Hashable {
     }
 }
 
+/// One provider call to be recorded (a `UsageRecord` before it has an id).
+public struct UsageCall: Sendable, Hashable {
+    public var userID: Int64
+    public var messageID: Int64?
+    public var provider: String
+    public var model: String
+    public var promptTokens: Int
+    public var completionTokens: Int
+    public var latencyMs: Int
+
+    public init(userID: Int64, messageID: Int64?, provider: String, model: String, promptTokens: Int, completionTokens: Int, latencyMs: Int) {
+        self.userID = userID
+        self.messageID = messageID
+        self.provider = provider
+        self.model = model
+        self.promptTokens = promptTokens
+        self.completionTokens = completionTokens
+        self.latencyMs = latencyMs
+    }
+}
+
 /// Tokens and latency of one provider call, per user.
 public struct UsageRecord: Codable, Sendable, Hashable {
     public var id: Int64

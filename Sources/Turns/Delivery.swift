@@ -106,15 +106,15 @@ public struct DeliveryRunner: Sendable {
     public func run(replyID: Int64, logger: Logger) async throws -> Outcome {
         var logger = logger
         logger[metadataKey: "reply_id"] = "\(replyID)"
-        guard let reply = try await messages.message(id: replyID) else {
+        guard let (reply, origin) = try await messages.messageAndOrigin(id: replyID) else {
             logger.info("delivery skipped: the reply no longer exists")
             return .dropped
         }
         if reply.deliveredAt != nil { return .alreadyDelivered }
-        guard reply.role == .assistant || reply.role == .operator, let originID = reply.replyToID else {
+        guard reply.role == .assistant || reply.role == .operator, reply.replyToID != nil else {
             throw DeliveryError(.notDeliverable, "message \(replyID) is not a reply")
         }
-        guard let origin = try await messages.message(id: originID) else {
+        guard let origin else {
             logger.info("delivery skipped: the question no longer exists")
             return .dropped
         }

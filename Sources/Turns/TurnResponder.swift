@@ -7,11 +7,14 @@ public struct TurnRequest: Sendable {
     public var message: Message
     /// 1 on the first run; more when the job was redelivered after a failure or a dead worker.
     public var attempt: Int
+    /// An earlier run had started this turn (it shows as `restarted`).
+    public var isRestart: Bool
     public var logger: Logger
 
-    public init(message: Message, attempt: Int, logger: Logger) {
+    public init(message: Message, attempt: Int, isRestart: Bool = false, logger: Logger) {
         self.message = message
         self.attempt = attempt
+        self.isRestart = isRestart
         self.logger = logger
     }
 }
@@ -49,21 +52,53 @@ public struct TurnFailure: Error, Sendable, Equatable {
 }
 
 /// Where a responder reports progress: `status`, `plan`, `task_*` and `chunk` events. The turn
-/// path itself writes `started`, `complete` and `error`.
+/// path itself writes `started`, `complete` and `error`. Events are queued in order
+/// (`TurnEventQueue`) rather than awaited one round trip each.
 public struct TurnEmitter: Sendable {
-    let writer: TurnStreamWriter
+    let events: TurnEventQueue
 
-    public init(writer: TurnStreamWriter) { self.writer = writer }
+    public init(writer: TurnStreamWriter) {
+        self.init(events: TurnEventQueue(writer: writer))
+    }
 
-    public var messageID: Int64 { writer.messageID }
+    init(events: TurnEventQueue) {
+        self.events = events
+    }
 
-    /// Appends `event` to the turn stream. Final events are reserved to the turn path.
-    @discardableResult
-    public func emit(_ event: TurnEvent) async throws -> String {
+    public var messageID: Int64 { events.writer.messageID }
+
+    /// Queues `event` for the turn stream. Final events are reserved to the turn path.
+    public func emit(_ event: TurnEvent) async throws {
         precondition(!event.isFinal, "complete and error are written by the turn path")
-        return try await writer.append(event) ?? ""
+        try await events.append(event)
+    }
+
+    /// Waits until every emitted event is in the stream.
+    public func flush() async throws { try await events.flush() }
+}
+
+/// The `queued → running` commit of a turn, made while the turn already reads, classifies and
+/// plans: its events are held until the commit owns the message (`TurnEventQueue`'s gate).
+final class TurnClaim: Sendable {
+    private let commit: Task<Bool, any Error>
+
+    init(_ commit: @escaping @Sendable () async throws -> Bool) {
+        self.commit = Task { try await commit() }
+    }
+
+    /// True when the commit changed the message (this run owns it).
+    var owned: Bool {
+        get async throws { try await commit.value }
+    }
+
+    /// Returns once the turn owns its message; throws `TurnClaimLost` when something else changed it first.
+    func confirm() async throws {
+        guard try await owned else { throw TurnClaimLost() }
     }
 }
+
+/// The message changed status before this run could claim it (a stop request, another worker).
+struct TurnClaimLost: Error {}
 
 /// Produces the answer of a turn. The routing pipeline is one; `EchoResponder` is the
 /// deterministic one used until it is wired in and by tests. Implementations check

@@ -22,7 +22,6 @@ public struct TurnJob: JobPayload, Equatable {
 public struct TurnDependencies: Sendable {
     public var redis: RedisClient
     public var messages: any MessageStore
-    public var chats: any ChatStore
     public var responder: any TurnResponder
     public var stream: TurnStreamSettings
     /// How often a running turn looks for a stop request.
@@ -33,13 +32,12 @@ public struct TurnDependencies: Sendable {
     public var deliveries: ChannelDeliveries
 
     public init(
-        redis: RedisClient, messages: any MessageStore, chats: any ChatStore, responder: any TurnResponder = EchoResponder(),
+        redis: RedisClient, messages: any MessageStore, responder: any TurnResponder = EchoResponder(),
         stream: TurnStreamSettings = .init(), cancelPollInterval: Duration = .milliseconds(200), jobs: (any JobProducer)? = nil,
         deliveries: ChannelDeliveries = .standard
     ) {
         self.redis = redis
         self.messages = messages
-        self.chats = chats
         self.responder = responder
         self.stream = stream
         self.cancelPollInterval = cancelPollInterval
@@ -52,7 +50,7 @@ public struct TurnDependencies: Sendable {
         jobs: (any JobProducer)? = nil, deliveries: ChannelDeliveries = .standard
     ) {
         self.init(
-            redis: redis, messages: stores.messages, chats: stores.chats, responder: responder, stream: stream, jobs: jobs,
+            redis: redis, messages: stores.messages, responder: responder, stream: stream, jobs: jobs,
             deliveries: deliveries)
     }
 }
@@ -110,53 +108,69 @@ public struct TurnRunner: Sendable {
             try await ensureFinalEvent(message, writer: writer)
             return
         }
+        // The `queued → running` commit runs while the turn reads, classifies and plans; its
+        // events wait for it (the queue's gate), so its fsync is no longer a step of its own.
+        var claim: TurnClaim?
         if message.status == .queued {
-            if try await messages.updateStatus(id: messageID, to: .running, error: nil, from: [.queued]) {
-                try await writer.append(.status(TurnStatus(stage: .started, attempt: attempt)))
-            } else {
-                // A stop request (or another worker) changed it meanwhile.
-                guard let current = try await messages.message(id: messageID) else { return }
-                message = current
-                if message.status.isFinal {
-                    try await ensureFinalEvent(message, writer: writer)
-                    return
-                }
-                try await writer.append(.status(TurnStatus(stage: .restarted, attempt: attempt)))
-            }
+            let messages = self.messages
+            claim = TurnClaim { try await messages.updateStatus(id: messageID, to: .running, error: nil, from: [.queued]) }
+        }
+        var gate: (@Sendable () async throws -> Void)?
+        if let claim { gate = { try await claim.confirm() } }
+        let events = TurnEventQueue(writer: writer, gate: gate)
+        if claim != nil {
+            try await events.append(.status(TurnStatus(stage: .started, attempt: attempt)))
         } else {
             logger.info("turn restarted after a redelivery", metadata: ["attempt": "\(attempt)"])
-            try await writer.append(.status(TurnStatus(stage: .restarted, attempt: attempt)))
+            try await events.append(.status(TurnStatus(stage: .restarted, attempt: attempt)))
         }
         message.status = .running
 
+        let request = TurnRequest(message: message, attempt: attempt, isRestart: claim == nil, logger: logger)
         let cancellation = TurnCancellation(redis: dependencies.redis, settings: dependencies.stream)
-        if try await cancellation.isRequested(messageID: messageID) {
-            try await finishCancelled(message, writer: writer)
-            return
-        }
-
-        let request = TurnRequest(message: message, attempt: attempt, logger: logger)
-        let outcome: TurnReply?
+        let outcome: Result<TurnReply?, any Error>
         do {
-            outcome = try await respondUnlessStopped(request, writer: writer, cancellation: cancellation)
-        } catch let failure as TurnFailure {
+            outcome = .success(try await respondUnlessStopped(request, emitter: TurnEmitter(events: events), cancellation: cancellation))
+        } catch {
+            outcome = .failure(error)
+        }
+        if case .failure(let error) = outcome, error is CancellationError {
+            throw error  // the worker stops this job (shutdown, timeout): it is retried elsewhere
+        }
+        // Nothing final is written before the claim settled and the queued events are in the
+        // stream. A run that lost its claim wrote no event: what it queued is dropped.
+        if let claim, !(try await claim.owned) {
+            guard let current = try await messages.message(id: messageID) else { return }
+            if current.status.isFinal {
+                try await ensureFinalEvent(current, writer: writer)
+                return
+            }
+            // Another run claimed it between our read and our update: retrying shows `restarted`.
+            logger.info("turn claimed by another run meanwhile; retrying")
+            throw TurnClaimLost()
+        }
+        try await events.flush()
+
+        let reply: TurnReply?
+        switch outcome {
+        case .success(let value):
+            reply = value
+        case .failure(let failure as TurnFailure):
             logger.info("turn failed", metadata: ["code": "\(failure.code)", "error": "\(failure.message)"])
             try await finishFailed(message, code: failure.code, text: failure.message, writer: writer)
             return
-        } catch is CancellationError {
-            throw CancellationError()  // the worker stops this job (shutdown, timeout): it is retried elsewhere
-        } catch {
+        case .failure(let error):
             if !isLastAttempt { throw error }
             logger.error("turn failed on its last attempt", metadata: ["error": "\(error)"])
             try await finishFailed(message, code: "internal_error", text: "the answer could not be produced", writer: writer)
             return
         }
         do {
-            guard let reply = outcome else {
+            guard let reply else {
                 try await finishCancelled(message, writer: writer)
                 return
             }
-            try await finishCompleted(message, reply: reply, writer: writer)
+            try await finishCompleted(message, reply: reply, isRestart: request.isRestart, writer: writer)
         } catch {
             // The chat was deleted while the turn ran: there is nothing left to answer.
             if (try? await messages.message(id: messageID)) == nil {
@@ -168,18 +182,19 @@ public struct TurnRunner: Sendable {
     }
 
     /// Runs the responder while watching the stop flag; nil when a stop request won.
-    private func respondUnlessStopped(_ request: TurnRequest, writer: TurnStreamWriter, cancellation: TurnCancellation) async throws -> TurnReply? {
+    private func respondUnlessStopped(_ request: TurnRequest, emitter: TurnEmitter, cancellation: TurnCancellation) async throws -> TurnReply? {
         let responder = dependencies.responder
         let poll = dependencies.cancelPollInterval
         let messageID = request.message.id
         return try await withThrowingTaskGroup(of: TurnReply?.self) { group in
             group.addTask {
-                try await responder.respond(to: request, emitter: TurnEmitter(writer: writer))
+                try await responder.respond(to: request, emitter: emitter)
             }
             group.addTask {
+                // The first look runs alongside the responder's start instead of before it.
                 while true {
-                    try await Task.sleep(for: poll)
                     if (try? await cancellation.isRequested(messageID: messageID)) == true { return nil }
+                    try await Task.sleep(for: poll)
                 }
             }
             defer { group.cancelAll() }
@@ -187,10 +202,12 @@ public struct TurnRunner: Sendable {
         }
     }
 
-    private func finishCompleted(_ message: Message, reply: TurnReply, writer: TurnStreamWriter) async throws {
+    private func finishCompleted(_ message: Message, reply: TurnReply, isRestart: Bool, writer: TurnStreamWriter) async throws {
         let key = Turns.replyKey(for: message.id)
         let stored: Message
-        if let existing = try await messages.message(ownerID: message.ownerID, idempotencyKey: key) {
+        // Only a run that restarted an earlier one can find a stored reply: a reply is stored
+        // after its run claimed the turn, which makes every later run a restart.
+        if isRestart, let existing = try await messages.message(ownerID: message.ownerID, idempotencyKey: key) {
             stored = existing
         } else {
             stored = try await messages.insertMessage(NewMessage(
@@ -200,14 +217,10 @@ public struct TurnRunner: Sendable {
         // Before the status changes: a crash from here on redelivers the turn, which finds the
         // stored reply and queues again under the same key, so the reply is delivered exactly once.
         try await Turns.enqueueDelivery(replyID: stored.id, on: dependencies.jobs)
-        if reply.topic != nil || reply.language != nil {
-            _ = try await messages.setClassification(id: message.id, topic: reply.topic, language: reply.language)
-        }
-        guard try await messages.updateStatus(id: message.id, to: .completed, error: nil, from: [.running, .queued]) else {
+        guard try await messages.completeTurn(id: message.id, topic: reply.topic, language: reply.language) else {
             if let current = try await messages.message(id: message.id) { try await ensureFinalEvent(current, writer: writer) }
             return
         }
-        try? await dependencies.chats.touchChat(id: message.chatID)
         try await writer.append(.complete(TurnCompletion(
             messageId: message.id, replyId: stored.id, topic: reply.topic, language: reply.language, provider: reply.provider,
             model: reply.model, usage: reply.usage)))

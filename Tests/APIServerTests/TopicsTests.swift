@@ -128,9 +128,13 @@ struct TopicsTests {
             let cache = RoutingRulesCache(topics: env.stores.topics, ttl: .seconds(3600))
             try await cache.start(redis: env.redis)
             try await env.application().test(.router) { client in
+                let before = try await cache.topics(ownerID: user.id).map(\.name)
                 let topic = try await client.execute(uri: "/api/v1/topics", method: .post, headers: .auth(key), body: jsonBody(["name": "billing"]))
                 let topicID = try #require(topic.json["id"] as? Int)
                 #expect(try await cache.match("Where is my invoice?", ownerID: user.id) == nil)
+                // The topic list the sorter and the embedding router read is cached the same way.
+                #expect(!before.contains("billing"))
+                try await Self.eventually { try await cache.topics(ownerID: user.id).map(\.name).contains("billing") }
 
                 let created = try await client.execute(
                     uri: "/api/v1/topics/\(topicID)/rules", method: .post, headers: .auth(key),
@@ -144,6 +148,11 @@ struct TopicsTests {
                 #expect(disabled.status == .ok)
                 #expect(disabled.json["enabled"] as? Bool == false)
                 try await Self.eventually { try await cache.match("Where is my invoice?", ownerID: user.id) == nil }
+
+                let renamed = try await client.execute(
+                    uri: "/api/v1/topics/\(topicID)", method: .patch, headers: .auth(key), body: jsonBody(["name": "invoices"]))
+                #expect(renamed.status == .ok)
+                try await Self.eventually { try await cache.topics(ownerID: user.id).map(\.name).contains("invoices") }
 
                 let detail = try await client.execute(uri: "/api/v1/topics/\(topicID)", method: .get, headers: .auth(key))
                 let rules = try #require(detail.json["rules"] as? [[String: Any]])

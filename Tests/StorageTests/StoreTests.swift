@@ -280,6 +280,52 @@ struct StoreTests {
         }
     }
 
+    @Test func completingATurnStoresItsClassificationAndBumpsTheChat() async throws {
+        try await TestDatabase.with { _, stores in
+            let ada = try await stores.users.createUser(email: "ada@example.com", name: "", role: .user)
+            let (chat, message) = try await stores.messages.startChat(
+                title: "t", externalThreadKey: nil, firstMessage: NewMessage(chatID: 0, ownerID: ada.id, content: "q"))
+            try await Task.sleep(for: .milliseconds(5))
+            #expect(try await stores.messages.updateStatus(id: message.id, to: .running, error: nil, from: [.queued]))
+            #expect(try await stores.messages.completeTurn(id: message.id, topic: "billing", language: nil))
+            let completed = try #require(try await stores.messages.message(id: message.id))
+            #expect(completed.status == .completed)
+            #expect(completed.topic == "billing")
+            #expect(completed.language == nil)
+            #expect(try #require(try await stores.chats.chat(id: chat.id, ownerID: ada.id)).updatedAt > chat.updatedAt)
+            let reply = try await stores.messages.insertMessage(
+                NewMessage(chatID: chat.id, ownerID: ada.id, role: .assistant, content: "a", status: .completed, replyToID: message.id))
+            let pair = try #require(try await stores.messages.messageAndOrigin(id: reply.id))
+            #expect(pair.message == reply)
+            #expect(pair.origin?.id == message.id)
+            #expect(try await stores.messages.messageAndOrigin(id: message.id)?.origin == nil)
+            #expect(try await stores.messages.messageAndOrigin(id: reply.id + 1000) == nil)
+            // Only once: a completed (or cancelled) turn is not completed again.
+            #expect(try await stores.messages.completeTurn(id: message.id, topic: "other", language: "de") == false)
+            #expect(try await stores.messages.message(id: message.id)?.topic == "billing")
+        }
+    }
+
+    @Test func aFirstPlansRowsInOneStatementStartOverOnARerun() async throws {
+        try await TestDatabase.with { _, stores in
+            let ada = try await stores.users.createUser(email: "ada@example.com", name: "", role: .user)
+            let chat = try await stores.chats.createChat(ownerID: ada.id, title: "", channel: .web, externalThreadKey: nil)
+            let message = try await stores.messages.insertMessage(NewMessage(chatID: chat.id, ownerID: ada.id, content: "q"))
+            let plan = [PlannedTask(nodeID: "a", capability: "summarize"), PlannedTask(nodeID: "reply", capability: "compose_reply", dependsOn: ["a"])]
+            try await stores.tasks.insertTasks(messageID: message.id, tasks: plan)
+            #expect(try await stores.tasks.updateTask(messageID: message.id, nodeID: "a", state: .done, output: "x", error: nil, started: true))
+            let ran = try await stores.tasks.tasks(messageID: message.id)
+            #expect(ran.map(\.state) == [.done, .pending])
+            #expect(ran[0].startedAt != nil && ran[0].finishedAt != nil && ran[0].output == "x")
+            #expect(ran[1].dependsOn == ["a"])
+            // The same plan inserted again (a run that never claimed the turn left these rows): pending again.
+            try await stores.tasks.insertTasks(messageID: message.id, tasks: plan)
+            let again = try await stores.tasks.tasks(messageID: message.id)
+            #expect(again.map(\.state) == [.pending, .pending])
+            #expect(again[0].startedAt == nil && again[0].finishedAt == nil && again[0].output == nil)
+        }
+    }
+
     @Test func usageRecords() async throws {
         try await TestDatabase.with { _, stores in
             let ada = try await stores.users.createUser(email: "ada@example.com", name: "", role: .user)
@@ -295,7 +341,13 @@ struct StoreTests {
             #expect(try await stores.usage.usageTotals(userID: ada.id, since: nil) == UsageTotals(requests: 2, promptTokens: 11, completionTokens: 22))
             #expect(try await stores.usage.usageTotals(userID: bob.id, since: nil) == UsageTotals(requests: 0, promptTokens: 0, completionTokens: 0))
             #expect(try await stores.usage.usageTotals(userID: ada.id, since: Date().addingTimeInterval(60)).requests == 0)
-            #expect(try await stores.usage.deleteUsage(before: Date().addingTimeInterval(60)) == 2)
+            try await stores.usage.recordUsage([
+                UsageCall(userID: bob.id, messageID: message.id, provider: "p", model: "sort", promptTokens: 3, completionTokens: 1, latencyMs: 2),
+                UsageCall(userID: bob.id, messageID: message.id, provider: "p", model: "chat", promptTokens: 5, completionTokens: 7, latencyMs: 9),
+            ])
+            #expect(try await stores.usage.usage(userID: bob.id, since: nil, limit: 10).map(\.model) == ["chat", "sort"])
+            #expect(try await stores.usage.usageTotals(userID: bob.id, since: nil) == UsageTotals(requests: 2, promptTokens: 8, completionTokens: 8))
+            #expect(try await stores.usage.deleteUsage(before: Date().addingTimeInterval(60)) == 4)
             #expect(try await stores.usage.usage(userID: ada.id, since: nil, limit: 10).isEmpty)
         }
     }

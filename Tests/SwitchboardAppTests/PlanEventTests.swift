@@ -15,8 +15,9 @@ import Turns
         let redis = RedisClient(configuration: configuration, logger: Logger(label: "test"))
         let result = await capture {
             let writer = TurnStreamWriter(redis: redis, messageID: 1)
-            let sink = EmitterSink(emitter: TurnEmitter(writer: writer))
-            try await sink.emit(.plan(nodes: [PlanNodeSummary(id: "reply", capability: "chat", kind: "reply")], replyNode: "reply", fallbackReason: fallbackReason))
+            let emitter = TurnEmitter(writer: writer)
+            try await EmitterSink(emitter: emitter).emit(.plan(nodes: [PlanNodeSummary(id: "reply", capability: "chat", kind: "reply")], replyNode: "reply", fallbackReason: fallbackReason))
+            try await emitter.flush()
             let entries = try await TurnStreamReader(redis: redis).all(messageID: 1)
             #expect(entries.map(\.type) == ["plan"], "one event, no separate status")
             let first = try #require(entries.first)

@@ -10,7 +10,7 @@ import Testing
 struct TurnRunnerTests {
     static func runner(_ env: TestEnvironment, responder: any TurnResponder = EchoResponder()) -> TurnRunner {
         TurnRunner(dependencies: TurnDependencies(
-            redis: env.redis, messages: env.stores.messages, chats: env.stores.chats, responder: responder,
+            redis: env.redis, messages: env.stores.messages, responder: responder,
             cancelPollInterval: .milliseconds(20)))
     }
 
@@ -131,4 +131,65 @@ struct TurnRunnerDeletionTests {
             #expect(try await env.stores.messages.message(id: message.id) == nil)
         }
     }
+}
+
+/// A stop request that lands after the worker read the message but before its `queued → running`
+/// commit: the api ends the stream, and the worker's run must add nothing after that end.
+@Suite("Turn runner, a stop racing the claim")
+struct TurnRunnerClaimRaceTests {
+    @Test func aStopJustBeforeTheClaimEndsTheTurnOnceWithNothingAfter() async throws {
+        try await TestEnvironment.with { env in
+            let message = try await env.queuedMessage("please explain the tides in some detail")
+            // What the api's stop route does for a queued turn, run just before the worker's claim.
+            let stop: @Sendable () async throws -> Void = {
+                try await TurnCancellation(redis: env.redis).request(messageID: message.id)
+                #expect(try await env.stores.messages.updateStatus(id: message.id, to: .cancelled, error: "stopped by the user", from: [.queued]))
+                try await TurnStreamWriter(redis: env.redis, messageID: message.id).append(.error(code: "cancelled", message: "stopped by the user"))
+            }
+            let runner = TurnRunner(dependencies: TurnDependencies(
+                redis: env.redis, messages: StopBeforeClaim(base: env.stores.messages, stop: stop), responder: EchoResponder(),
+                cancelPollInterval: .milliseconds(20)))
+            try await runner.run(messageID: message.id, logger: TestEnvironment.logger)
+
+            let entries = try await TurnStreamReader(redis: env.redis).all(messageID: message.id)
+            #expect(entries.map(\.type) == ["error"], "the stop's end is the whole stream: no `started`, no chunk after it")
+            #expect(try await env.stores.messages.message(id: message.id)?.status == .cancelled)
+            #expect(try await env.stores.messages.message(ownerID: message.ownerID, idempotencyKey: Turns.replyKey(for: message.id)) == nil)
+        }
+    }
+}
+
+/// The real message store, running `stop` before the first `queued → running` update goes through.
+private final class StopBeforeClaim: MessageStore, @unchecked Sendable {
+    let base: any MessageStore
+    let stop: @Sendable () async throws -> Void
+
+    init(base: any MessageStore, stop: @escaping @Sendable () async throws -> Void) {
+        self.base = base
+        self.stop = stop
+    }
+
+    func updateStatus(id: Int64, to status: MessageStatus, error: String?, from: Set<MessageStatus>?) async throws -> Bool {
+        if status == .running, from == [.queued] { try await stop() }
+        return try await base.updateStatus(id: id, to: status, error: error, from: from)
+    }
+
+    func insertMessage(_ message: NewMessage) async throws -> Message { try await base.insertMessage(message) }
+    func startChat(title: String, externalThreadKey: String?, firstMessage message: NewMessage) async throws -> (chat: Chat, message: Message) {
+        try await base.startChat(title: title, externalThreadKey: externalThreadKey, firstMessage: message)
+    }
+    func message(id: Int64, ownerID: Int64) async throws -> Message? { try await base.message(id: id, ownerID: ownerID) }
+    func message(id: Int64) async throws -> Message? { try await base.message(id: id) }
+    func message(channel: Channel, externalID: String) async throws -> Message? { try await base.message(channel: channel, externalID: externalID) }
+    func message(ownerID: Int64, idempotencyKey: String) async throws -> Message? { try await base.message(ownerID: ownerID, idempotencyKey: idempotencyKey) }
+    func messageAndOrigin(id: Int64) async throws -> (message: Message, origin: Message?)? { try await base.messageAndOrigin(id: id) }
+    func messages(chatID: Int64, ownerID: Int64, limit: Int, beforeID: Int64?, afterID: Int64?) async throws -> [Message] {
+        try await base.messages(chatID: chatID, ownerID: ownerID, limit: limit, beforeID: beforeID, afterID: afterID)
+    }
+    func queuedMessageIDs(createdBefore: Date, limit: Int) async throws -> [Int64] { try await base.queuedMessageIDs(createdBefore: createdBefore, limit: limit) }
+    func setClassification(id: Int64, topic: String?, language: String?) async throws -> Bool { try await base.setClassification(id: id, topic: topic, language: language) }
+    func completeTurn(id: Int64, topic: String?, language: String?) async throws -> Bool { try await base.completeTurn(id: id, topic: topic, language: language) }
+    func markDelivered(id: Int64) async throws -> Bool { try await base.markDelivered(id: id) }
+    func updateContent(id: Int64, content: String) async throws -> Bool { try await base.updateContent(id: id, content: content) }
+    func deleteMessage(id: Int64, ownerID: Int64) async throws -> Bool { try await base.deleteMessage(id: id, ownerID: ownerID) }
 }

@@ -64,3 +64,60 @@ struct TurnStreamTests {
         #expect(EchoResponder.chunks(of: reply).count == 6)
     }
 }
+
+/// How a running turn writes its events: queued in order without a round trip each, content only
+/// once the turn owns its message.
+@Suite("Turn event queue")
+struct TurnEventQueueTests {
+    @Test func queuedEventsReachTheStreamInOrder() async throws {
+        try await TestEnvironment.with { env in
+            // A small high-water mark makes appends wait for the drain part of the time.
+            let queue = TurnEventQueue(writer: TurnStreamWriter(redis: env.redis, messageID: 11), highWater: 16)
+            let events = (0..<300).map { TurnEvent.chunk(TextChunk(text: "\($0) ")) }
+            for event in events { try await queue.append(event) }
+            try await queue.flush()
+            #expect(try await TurnStreamReader(redis: env.redis).all(messageID: 11).compactMap(\.event) == events)
+            let ttl = try await env.redis.ttl(TurnKeys.stream(11))
+            #expect(ttl > 0)
+        }
+    }
+
+    @Test func aFailedWriteIsReportedByFlushAndTheNextAppend() async throws {
+        // Nothing listens on port 1: every write fails.
+        let configuration = try RedisConfiguration(url: "redis://127.0.0.1:1/0")
+        let redis = RedisClient(configuration: configuration, logger: TestEnvironment.logger)
+        let queue = TurnEventQueue(writer: TurnStreamWriter(redis: redis, messageID: 1))
+        try await queue.append(.status(.classifying))
+        await #expect(throws: (any Error).self) { try await queue.flush() }
+        await #expect(throws: (any Error).self) { try await queue.append(.chunk(TextChunk(text: "x"))) }
+        await redis.close()
+    }
+
+    @Test func eventsWaitForTheClaimAndAreDroppedWhenItIsLost() async throws {
+        try await TestEnvironment.with { env in
+            // A stop request won the race: the stream already ended, and the run that lost its
+            // claim must not add anything after that end.
+            let writer = TurnStreamWriter(redis: env.redis, messageID: 12)
+            try await writer.append(.error(code: "cancelled", message: "stopped by the user"))
+            let lost = TurnClaim { false }
+            let events = TurnEventQueue(writer: writer, gate: { try await lost.confirm() })
+            try await events.append(.status(.started))
+            try await events.append(.chunk("never shown"))
+            await #expect(throws: TurnClaimLost.self) { try await events.flush() }
+            await #expect(throws: TurnClaimLost.self) { try await events.append(.chunk("nor this")) }
+            #expect(try await TurnStreamReader(redis: env.redis).all(messageID: 12).map(\.type) == ["error"])
+
+            // A claim that commits later: the events wait for it, then all go out in order.
+            let owned = TurnClaim {
+                try await Task.sleep(for: .milliseconds(50))
+                return true
+            }
+            let later = TurnEventQueue(writer: TurnStreamWriter(redis: env.redis, messageID: 13), gate: { try await owned.confirm() })
+            try await later.append(.status(.started))
+            try await later.append(.chunk("shown"))
+            #expect(try await TurnStreamReader(redis: env.redis).all(messageID: 13).isEmpty, "nothing before the claim commits")
+            try await later.flush()
+            #expect(try await TurnStreamReader(redis: env.redis).all(messageID: 13).map(\.type) == ["status", "chunk"])
+        }
+    }
+}

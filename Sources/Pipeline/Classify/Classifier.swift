@@ -85,7 +85,7 @@ public struct Classifier: Sendable {
         if let rule {
             return (Classification(topic: rule.topic, language: guessed, source: .rule, detail: rule.rule.pattern), nil)
         }
-        let known = try await topics.topics(visibleTo: turn.userID)
+        let known = try await rules.topics(ownerID: turn.userID)
         var spent: TokenUsage?
         if settings.useEmbeddingRouter {
             do {

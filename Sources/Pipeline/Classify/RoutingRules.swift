@@ -45,8 +45,8 @@ public struct CompiledRule: Sendable {
     }
 }
 
-/// Topic rules per owner, loaded from MariaDB on first use and kept until an edit is announced on
-/// the Redis channel `routing:changed` (payload: the owner id, or `*` for global rules), or a TTL
+/// Topic rules and topics per owner, loaded from MariaDB on first use and kept until an edit is announced on
+/// the Redis channel `routing:changed` (payload: the owner id, or `*` for global ones), or a TTL
 /// passes (pub/sub is at-most-once; the TTL bounds staleness after a lost message).
 public actor RoutingRulesCache {
     public static let channel = "routing:changed"
@@ -55,6 +55,9 @@ public actor RoutingRulesCache {
     private let ttl: Duration
     private let logger: Logger
     private var entries: [Int64: (rules: [CompiledRule], loaded: ContinuousClock.Instant)] = [:]
+    /// The topics each owner sees (for the embedding router and the sorter): edited through the
+    /// same API and announced on the same channel as rules.
+    private var topicEntries: [Int64: (topics: [Topic], loaded: ContinuousClock.Instant)] = [:]
     private var listener: Task<Void, Never>?
     private var subscriber: RedisSubscriber?
     /// Loads so far (for tests and metrics).
@@ -92,11 +95,28 @@ public actor RoutingRulesCache {
     }
 
     func invalidate(_ payload: String) {
-        if let owner = Int64(payload) { entries[owner] = nil } else { entries.removeAll() }
+        if let owner = Int64(payload) {
+            entries[owner] = nil
+            topicEntries[owner] = nil
+        } else {
+            invalidateAll()
+        }
     }
 
-    /// Drops every cached rule set.
-    public func invalidateAll() { entries.removeAll() }
+    /// Drops every cached rule set and topic list.
+    public func invalidateAll() {
+        entries.removeAll()
+        topicEntries.removeAll()
+    }
+
+    /// The topics `ownerID` sees (global and own).
+    public func topics(ownerID: Int64) async throws -> [Topic] {
+        if let entry = topicEntries[ownerID], ContinuousClock.now - entry.loaded < ttl { return entry.topics }
+        let loaded = try await topics.topics(visibleTo: ownerID)
+        loads += 1
+        topicEntries[ownerID] = (loaded, .now)
+        return loaded
+    }
 
     /// The enabled rules `ownerID` sees (global and own), highest priority first.
     public func rules(ownerID: Int64) async throws -> [CompiledRule] {

@@ -7,54 +7,76 @@ import SwitchboardCore
 /// commit (an fsync), and the rows are for `GET /messages/{id}`, not for the stream. The pipeline
 /// hands the writes over and goes on; `finish()` waits until every one is stored, and the pipeline
 /// calls it before it returns, so the rows are complete by the time the turn's final event is written.
+/// A node's `running` write still waiting when its final state arrives is folded into that one
+/// write (fast nodes cost one statement, not two).
 final class TaskRowWriter: MessageTaskStore {
-    private let store: any MessageTaskStore
-    private let logger: Logger
-    private let writes: AsyncStream<@Sendable () async -> Void>.Continuation
-    private let drain: Task<Void, Never>
+    private enum Write: Sendable {
+        case insert([PlannedTask])
+        case replace([PlannedTask])
+        case update(nodeID: String, state: MessageTask.State, output: String?, error: String?, started: Bool)
+    }
 
-    init(store: any MessageTaskStore, logger: Logger) {
+    private let store: any MessageTaskStore
+    private let drain: SerialDrain<Write>
+
+    init(store: any MessageTaskStore, messageID: Int64, logger: Logger) {
         self.store = store
-        self.logger = logger
-        let (stream, continuation) = AsyncStream<@Sendable () async -> Void>.makeStream()
-        writes = continuation
-        // Unstructured on purpose: a cancelled turn still records how far its nodes got.
-        drain = Task { for await write in stream { await write() } }
+        drain = SerialDrain { writes in
+            for write in writes { await Self.perform(write, store: store, messageID: messageID, logger: logger) }
+        }
     }
 
     /// Waits until every write handed over so far is stored; later writes are dropped.
     func finish() async {
-        writes.finish()
-        await drain.value
+        drain.close()
+        try? await drain.flush()  // writes log their own failures; the drain never fails
     }
 
     /// Queued; answers no rows (the pipeline does not read them back).
     func saveTasks(messageID: Int64, tasks: [PlannedTask]) async throws -> [MessageTask] {
-        let (store, logger) = (store, logger)
-        writes.yield {
-            do {
-                _ = try await store.saveTasks(messageID: messageID, tasks: tasks)
-            } catch {
-                logger.warning("task rows not saved", metadata: ["error": "\(error)"])
-            }
-        }
+        enqueue(.replace(tasks))
         return []
     }
 
+    /// Queued.
+    func insertTasks(messageID: Int64, tasks: [PlannedTask]) async throws {
+        enqueue(.insert(tasks))
+    }
+
     /// Queued; answers true (a failed write is logged).
-    func updateTask(messageID: Int64, nodeID: String, state: MessageTask.State, output: String?, error: String?) async throws -> Bool {
-        let (store, logger) = (store, logger)
-        writes.yield {
-            do {
-                _ = try await store.updateTask(messageID: messageID, nodeID: nodeID, state: state, output: output, error: error)
-            } catch let failure {
-                logger.warning("task row not updated", metadata: ["node": "\(nodeID)", "error": "\(failure)"])
-            }
-        }
+    func updateTask(messageID: Int64, nodeID: String, state: MessageTask.State, output: String?, error: String?, started: Bool) async throws -> Bool {
+        enqueue(.update(nodeID: nodeID, state: state, output: output, error: error, started: started))
         return true
     }
 
     func tasks(messageID: Int64) async throws -> [MessageTask] { try await store.tasks(messageID: messageID) }
     func tasks(messageID: Int64, ownerID: Int64) async throws -> [MessageTask] { try await store.tasks(messageID: messageID, ownerID: ownerID) }
     func deleteTasks(messageID: Int64) async throws -> Int { try await store.deleteTasks(messageID: messageID) }
+
+    private func enqueue(_ write: Write) {
+        _ = try? drain.enqueue(write) { pending, write in
+            // A final state whose `running` write is still waiting replaces it (and sets started_at).
+            guard case .update(let node, let state, let output, let error, _) = write, state != .running,
+                  let last = pending.lastIndex(where: { if case .update(node, _, _, _, _) = $0 { true } else { false } }),
+                  case .update(_, .running, _, _, _) = pending[last]
+            else { return false }
+            pending[last] = .update(nodeID: node, state: state, output: output, error: error, started: true)
+            return true
+        }
+    }
+
+    private static func perform(_ write: Write, store: any MessageTaskStore, messageID: Int64, logger: Logger) async {
+        do {
+            switch write {
+            case .insert(let tasks):
+                try await store.insertTasks(messageID: messageID, tasks: tasks)
+            case .replace(let tasks):
+                _ = try await store.saveTasks(messageID: messageID, tasks: tasks)
+            case .update(let nodeID, let state, let output, let error, let started):
+                _ = try await store.updateTask(messageID: messageID, nodeID: nodeID, state: state, output: output, error: error, started: started)
+            }
+        } catch {
+            logger.warning("task rows not written", metadata: ["error": "\(error)"])
+        }
+    }
 }

@@ -104,6 +104,19 @@ public struct MariaDBMessageStore: MessageStore {
         ).map(Message.init(row:))
     }
 
+    public func messageAndOrigin(id: Int64) async throws -> (message: Message, origin: Message?)? {
+        let rows = try await database.query(
+            """
+            SELECT \(Message.columns) FROM messages WHERE id = ?
+            UNION ALL
+            SELECT \(prefixed("o", Message.columns)) FROM messages r JOIN messages o ON o.id = r.reply_to_id WHERE r.id = ?
+            """,
+            [.int(id), .int(id)]
+        ).map(Message.init(row:))
+        guard let message = rows.first(where: { $0.id == id }) else { return nil }
+        return (message, rows.first { $0.id != id })
+    }
+
     public func message(id: Int64) async throws -> Message? {
         try await database.queryFirst("SELECT \(Message.columns) FROM messages WHERE id = ?", [.int(id)]).map(Message.init(row:))
     }
@@ -161,6 +174,19 @@ public struct MariaDBMessageStore: MessageStore {
         ).affectedRows > 0
     }
 
+    public func completeTurn(id: Int64, topic: String?, language: String?) async throws -> Bool {
+        let now = Date.databaseNow()
+        return try await database.execute(
+            """
+            UPDATE messages m JOIN chats c ON c.id = m.chat_id
+            SET m.status = 'completed', m.error = NULL, m.topic = COALESCE(?, m.topic), m.language = COALESCE(?, m.language),
+                m.updated_at = ?, c.updated_at = ?
+            WHERE m.id = ? AND m.status IN ('queued', 'running')
+            """,
+            [.optional(topic), .optional(language), .date(now), .date(now), .int(id)]
+        ).affectedRows > 0
+    }
+
     public func markDelivered(id: Int64) async throws -> Bool {
         try await database.execute(
             "UPDATE messages SET delivered_at = ? WHERE id = ? AND delivered_at IS NULL", [.date(.databaseNow()), .int(id)]
@@ -209,6 +235,23 @@ public struct MariaDBMessageTaskStore: MessageTaskStore {
         }
     }
 
+    public func insertTasks(messageID: Int64, tasks: [PlannedTask]) async throws {
+        guard !tasks.isEmpty else { return }
+        let now = Date.databaseNow()
+        var values: [DatabaseValue] = []
+        for task in tasks {
+            values += [.int(messageID), .string(task.nodeID), .string(task.capability), try jsonValue(task.dependsOn), .date(now)]
+        }
+        _ = try await database.execute(
+            """
+            INSERT INTO message_tasks (message_id, node_id, capability, state, depends_on, created_at)
+            VALUES \(Array(repeating: "(?, ?, ?, 'pending', ?, ?)", count: tasks.count).joined(separator: ", "))
+            ON DUPLICATE KEY UPDATE capability = VALUES(capability), state = 'pending', depends_on = VALUES(depends_on),
+                output = NULL, error = NULL, started_at = NULL, finished_at = NULL, created_at = VALUES(created_at)
+            """,
+            values)
+    }
+
     public func tasks(messageID: Int64) async throws -> [MessageTask] {
         try await database.query("SELECT \(MessageTask.columns) FROM message_tasks WHERE message_id = ? ORDER BY id", [.int(messageID)])
             .map(MessageTask.init(row:))
@@ -225,7 +268,7 @@ public struct MariaDBMessageTaskStore: MessageTaskStore {
     }
 
     public func updateTask(
-        messageID: Int64, nodeID: String, state: MessageTask.State, output: String?, error: String?
+        messageID: Int64, nodeID: String, state: MessageTask.State, output: String?, error: String?, started: Bool
     ) async throws -> Bool {
         let now = Date.databaseNow()
         let finished = state == .done || state == .failed || state == .skipped
@@ -236,7 +279,7 @@ public struct MariaDBMessageTaskStore: MessageTaskStore {
                 finished_at = IF(?, ?, finished_at)
             WHERE message_id = ? AND node_id = ?
             """,
-            [.string(state.rawValue), .optional(output), .optional(error), .bool(state == .running), .date(now),
+            [.string(state.rawValue), .optional(output), .optional(error), .bool(started), .date(now),
              .bool(finished), .date(now), .int(messageID), .string(nodeID)]
         ).affectedRows > 0
     }

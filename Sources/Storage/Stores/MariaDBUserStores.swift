@@ -117,6 +117,18 @@ public struct MariaDBUsageStore: UsageStore {
             promptTokens: promptTokens, completionTokens: completionTokens, latencyMs: latencyMs, createdAt: now)
     }
 
+    public func recordUsage(_ calls: [UsageCall]) async throws {
+        guard !calls.isEmpty else { return }
+        let now = Date.databaseNow()
+        let rows = Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?)", count: calls.count).joined(separator: ", ")
+        _ = try await database.execute(
+            "INSERT INTO `usage` (user_id, message_id, provider, model, prompt_tokens, completion_tokens, latency_ms, created_at) VALUES \(rows)",
+            calls.flatMap { call -> [DatabaseValue] in
+                [.int(call.userID), .optional(call.messageID), .string(call.provider), .string(call.model), .int(call.promptTokens),
+                 .int(call.completionTokens), .int(call.latencyMs), .date(now)]
+            })
+    }
+
     public func usage(userID: Int64, since: Date?, limit: Int) async throws -> [UsageRecord] {
         try await database.query(
             "SELECT \(UsageRecord.columns) FROM `usage` WHERE user_id = ? AND created_at >= ? ORDER BY id DESC LIMIT ?",

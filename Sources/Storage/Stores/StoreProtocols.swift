@@ -80,6 +80,8 @@ public protocol MessageStore: Sendable {
     func message(id: Int64) async throws -> Message?
     func message(channel: Channel, externalID: String) async throws -> Message?
     func message(ownerID: Int64, idempotencyKey: String) async throws -> Message?
+    /// A message and the one it replies to, in one query; nil when the message does not exist.
+    func messageAndOrigin(id: Int64) async throws -> (message: Message, origin: Message?)?
     /// With `afterID`: oldest first, ids greater than it. Otherwise newest first, ids below `beforeID`.
     func messages(chatID: Int64, ownerID: Int64, limit: Int, beforeID: Int64?, afterID: Int64?) async throws -> [Message]
     /// Ids of user messages still `queued` that were created before `createdBefore`, oldest
@@ -88,6 +90,10 @@ public protocol MessageStore: Sendable {
     /// Sets the status when the current one is in `from` (any when nil). False when nothing changed.
     func updateStatus(id: Int64, to status: MessageStatus, error: String?, from: Set<MessageStatus>?) async throws -> Bool
     func setClassification(id: Int64, topic: String?, language: String?) async throws -> Bool
+    /// Ends a `queued` or `running` turn as `completed` with its classification (nil keeps what
+    /// is stored) and bumps its chat's `updated_at`, in one statement; false when the message
+    /// had another status.
+    func completeTurn(id: Int64, topic: String?, language: String?) async throws -> Bool
     /// Records that a reply reached its channel; false when it was recorded before (or the message is gone).
     func markDelivered(id: Int64) async throws -> Bool
     func updateContent(id: Int64, content: String) async throws -> Bool
@@ -110,12 +116,24 @@ public struct PlannedTask: Sendable, Hashable {
 public protocol MessageTaskStore: Sendable {
     /// Replaces the message's task rows with `tasks`, all `pending` (a re-planned turn starts over).
     func saveTasks(messageID: Int64, tasks: [PlannedTask]) async throws -> [MessageTask]
+    /// A turn's first plan, in one statement: inserts the rows `pending`; rows of the same nodes
+    /// left by a run that never got to claim the turn start over. (`saveTasks` replaces a
+    /// restarted turn's rows, whichever nodes they had.)
+    func insertTasks(messageID: Int64, tasks: [PlannedTask]) async throws
     func tasks(messageID: Int64) async throws -> [MessageTask]
     /// Only when the message belongs to `ownerID`.
     func tasks(messageID: Int64, ownerID: Int64) async throws -> [MessageTask]
-    /// `running` sets started_at; `done`, `failed` and `skipped` set finished_at.
-    func updateTask(messageID: Int64, nodeID: String, state: MessageTask.State, output: String?, error: String?) async throws -> Bool
+    /// `done`, `failed` and `skipped` set finished_at; `started` sets started_at (unless set):
+    /// a node that ran and finished before its `running` row was written is one write.
+    func updateTask(messageID: Int64, nodeID: String, state: MessageTask.State, output: String?, error: String?, started: Bool) async throws -> Bool
     func deleteTasks(messageID: Int64) async throws -> Int
+}
+
+extension MessageTaskStore {
+    /// `running` sets started_at; `done`, `failed` and `skipped` set finished_at.
+    public func updateTask(messageID: Int64, nodeID: String, state: MessageTask.State, output: String?, error: String?) async throws -> Bool {
+        try await updateTask(messageID: messageID, nodeID: nodeID, state: state, output: output, error: error, started: state == .running)
+    }
 }
 
 /// A file to store.
@@ -244,6 +262,8 @@ public struct UsageTotals: Sendable, Hashable {
 
 public protocol UsageStore: Sendable {
     func recordUsage(userID: Int64, messageID: Int64?, provider: String, model: String, promptTokens: Int, completionTokens: Int, latencyMs: Int) async throws -> UsageRecord
+    /// Several calls in one statement (a turn's sorter, planner and nodes).
+    func recordUsage(_ calls: [UsageCall]) async throws
     /// Newest first.
     func usage(userID: Int64, since: Date?, limit: Int) async throws -> [UsageRecord]
     func usageTotals(userID: Int64, since: Date?) async throws -> UsageTotals
