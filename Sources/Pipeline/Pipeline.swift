@@ -87,31 +87,19 @@ public struct TurnOutcome: Sendable, Equatable {
 }
 
 /// A failure the user sees as the turn's `error` event. Cancellation is thrown as `CancellationError`.
-public struct PipelineError: Error, Sendable, Hashable, CustomStringConvertible {
-    public struct Code: RawRepresentable, Hashable, Sendable, ExpressibleByStringLiteral, CustomStringConvertible {
-        public let rawValue: String
-        public init(rawValue: String) { self.rawValue = rawValue }
-        public init(stringLiteral value: String) { self.rawValue = value }
-        public var description: String { rawValue }
+public typealias PipelineError = CodedError<PipelineFailure>
 
-        /// The node that produces the reply failed or was skipped.
-        public static let replyFailed: Code = "reply_failed"
-        /// An attachment cannot be read (unsupported or corrupt).
-        public static let extractionFailed: Code = "extraction_failed"
-        /// The provider failed before any reply could be produced (the provider's own code is in the message).
-        public static let providerFailed: Code = "provider_failed"
-        public static let internalError: Code = "internal_error"
-    }
+/// The kind of `PipelineError`s.
+public enum PipelineFailure {}
 
-    public var code: Code
-    public var message: String
-
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-
-    public var description: String { "\(code): \(message)" }
+extension ErrorCode where Kind == PipelineFailure {
+    /// The node that produces the reply failed or was skipped.
+    public static var replyFailed: Self { "reply_failed" }
+    /// An attachment cannot be read (unsupported or corrupt).
+    public static var extractionFailed: Self { "extraction_failed" }
+    /// The provider failed before any reply could be produced (the provider's own code is in the message).
+    public static var providerFailed: Self { "provider_failed" }
+    public static var internalError: Self { "internal_error" }
 }
 
 // MARK: events

@@ -1,4 +1,5 @@
 import Foundation
+import SwitchboardCore
 import Logging
 import NIOPosix
 
@@ -26,30 +27,18 @@ public enum DocumentKind: String, Sendable, Hashable, CaseIterable {
 }
 
 /// Why a file has no text.
-public struct ExtractionError: Error, Sendable, Hashable, CustomStringConvertible {
-    public struct Code: RawRepresentable, Hashable, Sendable, ExpressibleByStringLiteral, CustomStringConvertible {
-        public let rawValue: String
-        public init(rawValue: String) { self.rawValue = rawValue }
-        public init(stringLiteral value: String) { self.rawValue = value }
-        public var description: String { rawValue }
+public typealias ExtractionError = CodedError<ExtractionFailure>
 
-        public static let unsupported: Code = "unsupported_file"
-        public static let corrupt: Code = "corrupt_file"
-        public static let tooLarge: Code = "file_too_large"
-        public static let unreadable: Code = "file_unreadable"
-        /// A helper program (pdftotext, unzip) is missing or failed to start.
-        public static let toolUnavailable: Code = "extractor_unavailable"
-    }
+/// The kind of `ExtractionError`s.
+public enum ExtractionFailure {}
 
-    public var code: Code
-    public var message: String
-
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-
-    public var description: String { "\(code): \(message)" }
+extension ErrorCode where Kind == ExtractionFailure {
+    public static var unsupported: Self { "unsupported_file" }
+    public static var corrupt: Self { "corrupt_file" }
+    public static var tooLarge: Self { "file_too_large" }
+    public static var unreadable: Self { "file_unreadable" }
+    /// A helper program (pdftotext, unzip) is missing or failed to start.
+    public static var toolUnavailable: Self { "extractor_unavailable" }
 }
 
 /// Turns a document into plain text. Blocking work (files, helper processes) runs on an
