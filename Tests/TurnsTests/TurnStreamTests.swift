@@ -99,7 +99,10 @@ struct TurnEventQueueTests {
             // claim must not add anything after that end.
             let writer = TurnStreamWriter(redis: env.redis, messageID: 12)
             try await writer.append(.error(code: "cancelled", message: "stopped by the user"))
-            let lost = TurnClaim { false }
+            let lost = TurnClaim {
+                try await Task.sleep(for: .milliseconds(50))  // the commit takes a while, then changes nothing
+                return false
+            }
             let events = TurnEventQueue(writer: writer, gate: { try await lost.confirm() })
             try await events.append(.status(.started))
             try await events.append(.chunk("never shown"))
