@@ -183,10 +183,17 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
-        .testTarget(name: "RedisClientTests", dependencies: ["RedisClient"], swiftSettings: swiftSettings),
-        .testTarget(name: "StorageTests", dependencies: ["Storage", "SwitchboardCore"], swiftSettings: swiftSettings),
+        // What the test targets share about the real Redis and MariaDB they run against.
+        .target(
+            name: "TestSupport",
+            dependencies: ["RedisClient", "Storage", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/TestSupport",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "RedisClientTests", dependencies: ["RedisClient", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "StorageTests", dependencies: ["Storage", "SwitchboardCore", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "SwitchboardConfigTests", dependencies: ["SwitchboardConfig"], swiftSettings: swiftSettings),
-        .testTarget(name: "QueueTests", dependencies: ["Queue", "RedisClient"], swiftSettings: swiftSettings),
+        .testTarget(name: "QueueTests", dependencies: ["Queue", "RedisClient", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "GatewayTests",
             dependencies: [
@@ -199,18 +206,18 @@ let package = Package(
         .testTarget(name: "AIProvidersTests", dependencies: ["AIProviders"], swiftSettings: swiftSettings),
         .testTarget(
             name: "PipelineTests",
-            dependencies: ["Pipeline", "AIProviders", "RedisClient", "Storage"],
+            dependencies: ["Pipeline", "AIProviders", "RedisClient", "Storage", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "TurnsTests",
-            dependencies: ["Turns", "RedisClient", "Storage", "Queue"],
+            dependencies: ["Turns", "RedisClient", "Storage", "Queue", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "APIServerTests",
             dependencies: [
-                "APIServer", "Turns", "RedisClient", "Storage", "Queue", "Pipeline",
+                "APIServer", "Turns", "RedisClient", "Storage", "Queue", "Pipeline", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
@@ -219,7 +226,7 @@ let package = Package(
             name: "SwitchboardAppTests",
             dependencies: [
                 "SwitchboardApp", "APIServer", "Queue", "Storage", "RedisClient", "SwitchboardConfig",
-                "Turns", "Pipeline", "AIProviders",
+                "Turns", "Pipeline", "AIProviders", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

@@ -4,6 +4,7 @@ import Pipeline
 import RedisClient
 import Storage
 import SwitchboardCore
+import TestSupport
 import Testing
 
 /// Every classification step decides at least once, against real MariaDB, Redis and the real
@@ -71,7 +72,7 @@ struct ClassifierTests {
             let cached = try await redis.send(RedisCommand("KEYS", redis.configuration.keyPrefix + "emb:*")).array?.count ?? 0
             #expect(cached == 11)
         }
-        await TestRedis.clean(redis)
+        await TestRedis.discard(redis)
         try await real.shutdown()
     }
 
@@ -118,7 +119,7 @@ struct ClassifierTests {
                 await cache.stop()
             }
         }
-        await TestRedis.clean(redis)
+        await TestRedis.discard(redis)
     }
 
     @Test func keywordsMatchWholeWordsIgnoringCaseAndAccents() async throws {

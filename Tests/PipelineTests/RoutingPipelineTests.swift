@@ -3,6 +3,7 @@ import Foundation
 import Pipeline
 import Storage
 import SwitchboardCore
+import TestSupport
 import Testing
 
 /// The whole pipeline against real MariaDB (task rows, usage) with a scripted provider.
@@ -179,7 +180,7 @@ struct RealModelPipelineTests {
             let usage = try await stores.usage.usage(userID: user.id, since: nil, limit: 10)
             #expect(usage.first?.model == "smollm2-135m")
         }
-        await TestRedis.clean(redis)
+        await TestRedis.discard(redis)
         try await provider.shutdown()
     }
 }

@@ -5,56 +5,13 @@ import Pipeline
 import RedisClient
 import Storage
 import SwitchboardCore
+import TestSupport
 import Testing
 
-/// A throw-away `switchboard_test_<random>` database on the server at SB_TEST_DATABASE_URL, dropped at the end.
+/// A throw-away `switchboard_test_<random>` database (see TestSupport), as stores.
 enum TestDatabase {
-    static var url: String {
-        ProcessInfo.processInfo.environment["SB_TEST_DATABASE_URL"] ?? "mariadb://switchboard:switchboard@127.0.0.1:3307/switchboard"
-    }
-
     static func with<T>(_ body: (Stores) async throws -> T) async throws -> T {
-        var configuration = try DatabaseConfiguration(url: url)
-        configuration.poolSize = 1
-        let admin = try await Database.connect(configuration)
-        let name = "switchboard_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
-        try await admin.withSession { try await $0.executeText("CREATE DATABASE `\(name)` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci") }
-        configuration.database = name
-        configuration.poolSize = 4
-        let result: Result<T, any Error>
-        do {
-            let database = try await Database.connect(configuration)
-            do {
-                try await Migrator(database: database).migrate()
-                result = .success(try await body(Stores(database: database)))
-            } catch {
-                result = .failure(error)
-            }
-            await database.shutdown()
-        } catch {
-            result = .failure(error)
-        }
-        _ = try? await admin.withSession { try await $0.executeText("DROP DATABASE IF EXISTS `\(name)`") }
-        await admin.shutdown()
-        return try result.get()
-    }
-}
-
-/// A Redis client whose keys and channels carry a random prefix, so parallel tests never meet.
-enum TestRedis {
-    static func client() throws -> RedisClient {
-        var configuration = try RedisConfiguration(url: ProcessInfo.processInfo.environment["SB_TEST_REDIS_URL"] ?? "redis://127.0.0.1:6380/0")
-        configuration.keyPrefix = "sbtest:\(UUID().uuidString.prefix(8)):"
-        return RedisClient(configuration: configuration, logger: Logger(label: "test.redis"))
-    }
-
-    /// Deletes every key under the client's prefix.
-    static func clean(_ redis: RedisClient) async {
-        if let keys = try? await redis.send(RedisCommand("KEYS", redis.configuration.keyPrefix + "*")).array {
-            let names = keys.compactMap(\.string)
-            if !names.isEmpty { _ = try? await redis.send(RedisCommand("DEL", arguments: names)) }
-        }
-        await redis.close()
+        try await ThrowawayDatabase.with(poolSize: 4) { database, _ in try await body(Stores(database: database)) }
     }
 }
 

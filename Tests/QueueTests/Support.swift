@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Queue
 import RedisClient
+import TestSupport
 import Testing
 
 /// A test's own corner of the shared Redis: a random key prefix, removed afterwards.
@@ -12,9 +13,7 @@ struct TestEnvironment {
     var queue: JobQueue { JobQueue(client: client) }
     var failed: FailedJobs { FailedJobs(client: client) }
 
-    static var sharedRedisURL: String {
-        ProcessInfo.processInfo.environment["SB_TEST_REDIS_URL"] ?? "redis://127.0.0.1:6380/0"
-    }
+    static var sharedRedisURL: String { TestServices.redisURL }
 
     init(url: String = TestEnvironment.sharedRedisURL) throws {
         self.url = url
@@ -39,15 +38,7 @@ struct TestEnvironment {
     }
 
     func cleanUp() async {
-        var cursor = "0"
-        repeat {
-            guard let reply = try? await client.send(RedisCommand("SCAN", cursor, "MATCH", prefix + "*", "COUNT", 1000)),
-                let parts = reply.array, parts.count == 2, let next = parts[0].string
-            else { break }
-            let keys = (parts[1].array ?? []).compactMap(\.string)
-            if !keys.isEmpty { _ = try? await client.send(RedisCommand("DEL", arguments: keys)) }
-            cursor = next
-        } while cursor != "0"
+        await TestRedis.deleteKeys(on: client, prefix: prefix)
         await client.close()
     }
 

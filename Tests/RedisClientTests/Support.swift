@@ -3,22 +3,12 @@ import Logging
 import NIOCore
 import NIOPosix
 import RedisClient
+import TestSupport
 
 /// The shared Redis the suites use, with a random key prefix per test.
-enum TestRedis {
-    static var url: String {
-        ProcessInfo.processInfo.environment["SB_TEST_REDIS_URL"] ?? "redis://127.0.0.1:6380/0"
-    }
-
-    static var logger: Logger {
-        var logger = Logger(label: "redis-tests")
-        logger.logLevel = .warning
-        return logger
-    }
-
-    static func randomPrefix() -> String {
-        "sbtest:\(UInt64.random(in: 0...UInt64.max)):"
-    }
+extension TestRedis {
+    static var url: String { TestServices.redisURL }
+    static var logger: Logger { TestServices.logger("redis-tests") }
 
     /// A client on the shared server with its own prefix; deletes its keys when `body` ends.
     static func withClient(
@@ -39,18 +29,7 @@ enum TestRedis {
     }
 
     static func cleanUp(_ client: RedisClient) async {
-        var cursor = "0"
-        repeat {
-            guard
-                let reply = try? await client.send(
-                    RedisCommand("SCAN", cursor, "MATCH", client.configuration.keyPrefix + "*", "COUNT", 1000)),
-                let parts = reply.array, parts.count == 2, let next = parts[0].string
-            else { break }
-            let keys = (parts[1].array ?? []).compactMap(\.bytes)
-            if !keys.isEmpty { _ = try? await client.send(RedisCommand("DEL", arguments: keys)) }
-            cursor = next
-        } while cursor != "0"
-        await client.close()
+        await discard(client)
     }
 }
 

@@ -6,6 +6,7 @@ import Queue
 import RedisClient
 import Storage
 import SwitchboardConfig
+import TestSupport
 import Testing
 
 @testable import APIServer
@@ -30,12 +31,7 @@ struct ErrorJSON: Decodable {
     let error: Detail
 }
 
-enum TestServices {
-    static var redisURL: String { ProcessInfo.processInfo.environment["SB_TEST_REDIS_URL"] ?? "redis://127.0.0.1:6380/0" }
-    static var databaseURL: String {
-        ProcessInfo.processInfo.environment["SB_TEST_DATABASE_URL"] ?? "mariadb://switchboard:switchboard@127.0.0.1:3307/switchboard"
-    }
-
+extension TestServices {
     static func settings(_ env: [String: String] = [:]) throws -> Settings {
         var environment = ["SB_REDIS_URL": redisURL, "SB_DATABASE_URL": databaseURL]
         environment.merge(env) { $1 }

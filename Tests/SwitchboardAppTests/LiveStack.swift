@@ -9,6 +9,7 @@ import Queue
 import RedisClient
 import Storage
 import Synchronization
+import TestSupport
 import Testing
 
 /// A throw-away `switchboard_test_<random>` database, a random Redis key prefix, and an api node
@@ -29,56 +30,33 @@ struct LiveStack: Sendable {
     }
 
     static func with<T: Sendable>(_ body: (LiveStack) async throws -> T) async throws -> T {
-        let prefix = "sbtest:\(UInt64.random(in: 0...UInt64.max)):"
-        var redisConfiguration = try RedisConfiguration(url: TestServices.redisURL)
-        redisConfiguration.keyPrefix = prefix
+        let prefix = TestRedis.randomPrefix()
         // A stuck Redis call fails the test instead of hanging it past every deadline.
-        redisConfiguration.commandTimeout = .seconds(10)
-        let redis = RedisClient(configuration: redisConfiguration, logger: logger)
-        var configuration = try DatabaseConfiguration(url: TestServices.databaseURL)
-        configuration.poolSize = 1
-        let admin = try await Database.connect(configuration, logger: logger)
-        let name = "switchboard_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
-        try await admin.withSession { try await $0.executeText("CREATE DATABASE `\(name)` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci") }
-        configuration.database = name
-        configuration.poolSize = 8
-        let databaseURL = try Self.url(TestServices.databaseURL, database: name)
-
+        let redis = try TestRedis.client(prefix: prefix, logger: logger) { $0.commandTimeout = .seconds(10) }
         let result: Result<T, any Error>
         do {
-            let database = try await Database.connect(configuration, logger: logger)
-            do {
-                try await Migrator(database: database, logger: logger).migrate()
+            result = try await ThrowawayDatabase.with(logger: logger) { database, name in
+                let databaseURL = try Self.url(TestServices.databaseURL, database: name)
                 let stores = Stores(database: database)
                 let accounts = Accounts(stores: stores)
                 let email = "e2e\(UInt32.random(in: 0...UInt32.max))@example.com"
                 _ = try await accounts.createUser(email: email)
                 let key = try await accounts.createAPIKey(userEmail: email).secret
                 let dependencies = APIDependencies(redis: redis, stores: stores, jobs: JobQueue(client: redis, logger: logger), limits: .disabled)
-                result = await capture {
+                return await capture {
                     try await Self.serving(dependencies) { port in
                         try await body(LiveStack(
                             redis: redis, stores: stores, databaseURL: databaseURL, keyPrefix: prefix, port: port, apiKey: key))
                     }
                 }
-            } catch {
-                result = .failure(error)
             }
-            await database.shutdown()
         } catch {
             result = .failure(error)
         }
-        _ = try? await admin.withSession { try await $0.executeText("DROP DATABASE IF EXISTS `\(name)`") }
-        await admin.shutdown()
-        if let keys = try? await redis.send(RedisCommand("KEYS", prefix + "*")).array {
-            let names = keys.compactMap(\.bytes)
-            if !names.isEmpty { _ = try? await redis.send(RedisCommand("DEL", arguments: names)) }
-        }
-        await redis.close()
+        await TestRedis.discard(redis)
         return try result.get()
     }
 
-    /// The api application listening on a free port while `body` runs.
     static func serving<T>(_ dependencies: APIDependencies, _ body: (Int) async throws -> T) async throws -> T {
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         let app = APIApplication.build(host: "127.0.0.1", port: 0, dependencies: dependencies, logger: logger) { channel in

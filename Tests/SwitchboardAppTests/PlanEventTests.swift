@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Pipeline
 import RedisClient
+import TestSupport
 import Testing
 import Turns
 

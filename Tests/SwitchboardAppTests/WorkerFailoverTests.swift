@@ -5,6 +5,7 @@ import FoundationNetworking
 import RedisClient
 import Storage
 import SwitchboardCore
+import TestSupport
 import Testing
 import Turns
 

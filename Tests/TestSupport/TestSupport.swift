@@ -1,0 +1,107 @@
+/// TestSupport owns what the test targets share about the real services they run against (the
+/// Redis and MariaDB of `scripts/services`): where they are, a throw-away database per test, and
+/// a Redis corner per test (a random key prefix, deleted afterwards). Never linked into a product.
+import Foundation
+import Logging
+import RedisClient
+import Storage
+
+/// Where the shared test servers are (`SB_TEST_REDIS_URL`, `SB_TEST_DATABASE_URL`).
+public enum TestServices {
+    public static var redisURL: String { ProcessInfo.processInfo.environment["SB_TEST_REDIS_URL"] ?? "redis://127.0.0.1:6380/0" }
+    public static var databaseURL: String {
+        ProcessInfo.processInfo.environment["SB_TEST_DATABASE_URL"] ?? "mariadb://switchboard:switchboard@127.0.0.1:3307/switchboard"
+    }
+
+    /// Warnings and worse only: test output stays readable.
+    public static func logger(_ label: String) -> Logger {
+        var logger = Logger(label: label)
+        logger.logLevel = .warning
+        return logger
+    }
+}
+
+/// A `switchboard_test_<random>` database on the server at `TestServices.databaseURL`, migrated
+/// (unless asked not to), handed to `body`, and dropped afterwards however `body` ends.
+public enum ThrowawayDatabase {
+    public static func with<T>(
+        poolSize: Int = 8, migrate: Bool = true, logger: Logger = TestServices.logger("test.database"),
+        _ body: (_ database: Database, _ name: String) async throws -> T
+    ) async throws -> T {
+        var configuration = try DatabaseConfiguration(url: TestServices.databaseURL)
+        configuration.poolSize = 1
+        let admin = try await Database.connect(configuration, logger: logger)
+        let name = "switchboard_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
+        do {
+            try await admin.withSession { try await $0.executeText("CREATE DATABASE `\(name)` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci") }
+        } catch {
+            await admin.shutdown()
+            throw error
+        }
+        configuration.database = name
+        configuration.poolSize = poolSize
+        let result: Result<T, any Error>
+        do {
+            let database = try await Database.connect(configuration, logger: logger)
+            do {
+                if migrate { _ = try await Migrator(database: database, logger: logger).migrate() }
+                result = .success(try await body(database, name))
+            } catch {
+                result = .failure(error)
+            }
+            await database.shutdown()
+        } catch {
+            result = .failure(error)
+        }
+        var dropError: (any Error)?
+        do {
+            try await admin.withSession { try await $0.executeText("DROP DATABASE IF EXISTS `\(name)`") }
+        } catch {
+            dropError = error
+        }
+        await admin.shutdown()
+        let value = try result.get()
+        if let dropError { throw dropError }
+        return value
+    }
+}
+
+/// A test's own corner of the shared Redis: a random key prefix on every key and channel.
+public enum TestRedis {
+    public static func randomPrefix(_ scope: String = "") -> String {
+        "sbtest:\(scope.isEmpty ? "" : scope + ":")\(UInt64.random(in: 0...UInt64.max)):"
+    }
+
+    /// A client whose keys carry a fresh random prefix.
+    public static func client(
+        url: String = TestServices.redisURL, prefix: String = randomPrefix(), logger: Logger = TestServices.logger("test.redis"),
+        configure: (inout RedisConfiguration) -> Void = { _ in }
+    ) throws -> RedisClient {
+        var configuration = try RedisConfiguration(url: url)
+        configuration.keyPrefix = prefix
+        configure(&configuration)
+        return RedisClient(configuration: configuration, logger: logger)
+    }
+
+    /// Deletes every key under `prefix` (the client's own prefix when nil); the client stays open.
+    public static func deleteKeys(on client: RedisClient, prefix: String? = nil) async {
+        let pattern = (prefix ?? client.configuration.keyPrefix) + "*"
+        var cursor = "0"
+        repeat {
+            guard let reply = try? await client.send(RedisCommand("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)),
+                  let parts = reply.array, parts.count == 2, let next = parts[0].string
+            else { break }
+            let keys = (parts[1].array ?? []).compactMap(\.bytes)
+            if !keys.isEmpty { _ = try? await client.send(RedisCommand("DEL", arguments: keys)) }
+            cursor = next
+        } while cursor != "0"
+    }
+}
+
+extension TestRedis {
+    /// Deletes the client's keys and closes it (the end of a test's Redis corner).
+    public static func discard(_ client: RedisClient) async {
+        await deleteKeys(on: client)
+        await client.close()
+    }
+}
