@@ -52,7 +52,7 @@ public final class RoutingPipeline: Sendable {
         self.logger = logger
         rules = RoutingRulesCache(topics: stores.topics, ttl: configuration.rulesCacheTTL, logger: logger)
         classifier = Classifier(
-            provider: provider, topics: stores.topics, rules: rules, redis: redis, settings: configuration.classifier, logger: logger
+            provider: provider, rules: rules, redis: redis, settings: configuration.classifier, logger: logger
         )
     }
 

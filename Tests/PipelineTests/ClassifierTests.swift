@@ -59,7 +59,7 @@ struct ClassifierTests {
             let user = try await stores.users.createUser(email: "c@example.com", name: "C", role: .user)
             try await Self.seed(stores, owner: user.id)
             let provider = ScriptedChatRealEmbeddings(script: Self.sorter, embedder: real)
-            let classifier = Classifier(provider: provider, topics: stores.topics, rules: RoutingRulesCache(topics: stores.topics), redis: redis)
+            let classifier = Classifier(provider: provider, rules: RoutingRulesCache(topics: stores.topics), redis: redis)
             for testCase in Self.cases {
                 let turn = TurnInput(messageID: 1, userID: user.id, text: testCase.text, attachments: testCase.attachments)
                 let (result, _) = try await classifier.classify(turn)
@@ -83,7 +83,7 @@ struct ClassifierTests {
             let stranger = try await stores.users.createUser(email: "s@example.com", name: "S", role: .user)
             try await Self.seed(stores, owner: owner.id)
             let classifier = Classifier(
-                provider: ScriptedChatRealEmbeddings(script: Self.sorter, embedder: real), topics: stores.topics,
+                provider: ScriptedChatRealEmbeddings(script: Self.sorter, embedder: real),
                 rules: RoutingRulesCache(topics: stores.topics), redis: nil
             )
             let (result, _) = try await classifier.classify(TurnInput(messageID: 1, userID: stranger.id, text: "Which hiking trails do you recommend near the lake?"))

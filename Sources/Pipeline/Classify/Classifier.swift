@@ -45,18 +45,16 @@ struct SorterAnswer: Decodable {
 /// keyword/regex rule, embedding router, AI sorter; a safe fallback when nothing decides.
 public struct Classifier: Sendable {
     public var provider: any AIProvider
-    public var topics: any TopicStore
     public var rules: RoutingRulesCache
     public var router: EmbeddingRouter
     public var settings: ClassifierSettings
     public var logger: Logger
 
     public init(
-        provider: any AIProvider, topics: any TopicStore, rules: RoutingRulesCache, redis: RedisClient?, settings: ClassifierSettings = .init(),
+        provider: any AIProvider, rules: RoutingRulesCache, redis: RedisClient?, settings: ClassifierSettings = .init(),
         logger: Logger = Logger(label: "switchboard.classifier")
     ) {
         self.provider = provider
-        self.topics = topics
         self.rules = rules
         self.router = EmbeddingRouter(provider: provider, redis: redis, threshold: settings.embeddingThreshold, margin: settings.embeddingMargin)
         self.settings = settings
