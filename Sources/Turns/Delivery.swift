@@ -64,24 +64,19 @@ public struct StoredReplyDelivery: ChannelDelivery {
 }
 
 /// Why a delivery cannot succeed; retrying would not help, so the job goes to `failed` at once.
-public struct DeliveryError: PermanentJobError, Sendable, Equatable, CustomStringConvertible {
-    public enum Code: String, Sendable {
-        /// No deliverer is registered for the message's channel.
-        case noDeliverer = "no_deliverer"
-        /// The message is not a reply that can be delivered.
-        case notDeliverable = "not_deliverable"
-    }
+public typealias DeliveryError = CodedError<DeliveryFailure>
 
-    public let code: Code
-    public let message: String
+/// The kind of `DeliveryError`s.
+public enum DeliveryFailure {}
 
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-
-    public var description: String { "\(code.rawValue): \(message)" }
+extension ErrorCode where Kind == DeliveryFailure {
+    /// No deliverer is registered for the message's channel.
+    public static var noDeliverer: Self { "no_deliverer" }
+    /// The message is not a reply that can be delivered.
+    public static var notDeliverable: Self { "not_deliverable" }
 }
+
+extension CodedError: PermanentJobError where Kind == DeliveryFailure {}
 
 /// Runs a `DeliveryJob`: looks the reply up, hands it to its channel's deliverer and records
 /// `delivered_at`. Idempotent: a reply already delivered is not handed over again.
