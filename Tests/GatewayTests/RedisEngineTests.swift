@@ -36,119 +36,122 @@ final class RecordingHandler: BrokerEventHandler {
         await redis.close()
     }
 
-    static func waitFor(_ condition: () -> Bool) async {
-        for _ in 0..<100 where !condition() { try? await Task.sleep(for: .milliseconds(20)) }
-    }
-
-    @Test func publishesKeepsCappedHistoryAndDeliversToSubscribedNodes() async throws {
+    /// Two gateway nodes' brokers on one Redis, each with its handler; stopped and cleaned up
+    /// however `body` ends.
+    func withTwoNodes(
+        _ body: (_ nodeA: RedisBroker, _ nodeB: RedisBroker, _ handlerA: RecordingHandler, _ handlerB: RecordingHandler) async throws -> Void
+    ) async throws {
         let redis = try client()
         let nodeA = RedisBroker(redis: redis, prefix: "gw:", logger: Logger(label: "a"))
         let nodeB = RedisBroker(redis: redis, prefix: "gw:", logger: Logger(label: "b"))
         let handlerA = RecordingHandler()
         let handlerB = RecordingHandler()
-        try await nodeA.start(handler: handlerA)
-        try await nodeB.start(handler: handlerB)
-        try await nodeB.subscribe("chat:x")
-        let options = PublishOptions(historySize: 3, historyTTL: 60, historyMetaTTL: 600)
-        var positions: [StreamPosition] = []
-        for n in 1...5 {
-            positions.append(try await nodeA.publish(channel: "chat:x", publication: Publication(data: "\(n)"), options: options))
+        let outcome: Result<Void, any Error>
+        do {
+            try await nodeA.start(handler: handlerA)
+            try await nodeB.start(handler: handlerB)
+            try await body(nodeA, nodeB, handlerA, handlerB)
+            outcome = .success(())
+        } catch {
+            outcome = .failure(error)
         }
-        #expect(positions.map(\.offset) == [1, 2, 3, 4, 5])
-        #expect(Set(positions.map(\.epoch)).count == 1)
-
-        await Self.waitFor { handlerB.publications.withLock { $0.count } == 5 }
-        #expect(handlerB.publications.withLock { $0.map(\.1.offset) } == [1, 2, 3, 4, 5])
-        #expect(handlerA.publications.withLock { $0.isEmpty })  // node A has no subscribers
-
-        let all = try await nodeA.history(channel: "chat:x", query: HistoryQuery(limit: -1))
-        #expect(all.publications.map(\.data) == ["3", "4", "5"])
-        #expect(all.position == positions[4])
-        let since = try await nodeA.history(channel: "chat:x", query: HistoryQuery(since: positions[3], limit: 10))
-        #expect(since.publications.map(\.offset) == [5])
-        let reversed = try await nodeA.history(channel: "chat:x", query: HistoryQuery(limit: 2, reverse: true))
-        #expect(reversed.publications.map(\.offset) == [5, 4])
-
-        try await nodeB.unsubscribe("chat:x")
-        _ = try await nodeA.publish(channel: "chat:x", publication: Publication(data: "6"), options: options)
-        try await nodeA.publishControl(ControlCommand(kind: .disconnect, user: "u"))
-        await Self.waitFor { handlerB.controls.withLock { $0.count } == 1 && handlerA.controls.withLock { $0.count } == 1 }
-        #expect(handlerB.publications.withLock { $0.count } == 5)
-        #expect(handlerA.controls.withLock { $0 } == [ControlCommand(kind: .disconnect, user: "u")])
-
         await nodeA.stop()
         await nodeB.stop()
         try await cleanUp(redis)
+        try outcome.get()
+    }
+
+    static func waitFor(_ condition: () -> Bool) async {
+        for _ in 0..<100 where !condition() { try? await Task.sleep(for: .milliseconds(20)) }
+    }
+
+    @Test func publishesKeepsCappedHistoryAndDeliversToSubscribedNodes() async throws {
+        try await withTwoNodes { nodeA, nodeB, handlerA, handlerB in
+            try await nodeB.subscribe("chat:x")
+            let options = PublishOptions(historySize: 3, historyTTL: 60, historyMetaTTL: 600)
+            var positions: [StreamPosition] = []
+            for n in 1...5 {
+                positions.append(try await nodeA.publish(channel: "chat:x", publication: Publication(data: "\(n)"), options: options))
+            }
+            #expect(positions.map(\.offset) == [1, 2, 3, 4, 5])
+            #expect(Set(positions.map(\.epoch)).count == 1)
+
+            await Self.waitFor { handlerB.publications.withLock { $0.count } == 5 }
+            #expect(handlerB.publications.withLock { $0.map(\.1.offset) } == [1, 2, 3, 4, 5])
+            #expect(handlerA.publications.withLock { $0.isEmpty })  // node A has no subscribers
+
+            let all = try await nodeA.history(channel: "chat:x", query: HistoryQuery(limit: -1))
+            #expect(all.publications.map(\.data) == ["3", "4", "5"])
+            #expect(all.position == positions[4])
+            let since = try await nodeA.history(channel: "chat:x", query: HistoryQuery(since: positions[3], limit: 10))
+            #expect(since.publications.map(\.offset) == [5])
+            let reversed = try await nodeA.history(channel: "chat:x", query: HistoryQuery(limit: 2, reverse: true))
+            #expect(reversed.publications.map(\.offset) == [5, 4])
+
+            try await nodeB.unsubscribe("chat:x")
+            _ = try await nodeA.publish(channel: "chat:x", publication: Publication(data: "6"), options: options)
+            try await nodeA.publishControl(ControlCommand(kind: .disconnect, user: "u"))
+            await Self.waitFor { handlerB.controls.withLock { $0.count } == 1 && handlerA.controls.withLock { $0.count } == 1 }
+            #expect(handlerB.publications.withLock { $0.count } == 5)
+            #expect(handlerA.controls.withLock { $0 } == [ControlCommand(kind: .disconnect, user: "u")])
+
+        }
     }
 
     @Test func anIdempotentPublishReachesHistoryAndSubscribersOnce() async throws {
-        let redis = try client()
-        let nodeA = RedisBroker(redis: redis, prefix: "gw:", logger: Logger(label: "a"))
-        let nodeB = RedisBroker(redis: redis, prefix: "gw:", logger: Logger(label: "b"))
-        let handlerB = RecordingHandler()
-        try await nodeA.start(handler: RecordingHandler())
-        try await nodeB.start(handler: handlerB)
-        try await nodeB.subscribe("chat:i")
-        try await nodeB.subscribe("feed:i")
-        var options = PublishOptions(historySize: 10, historyTTL: 60, historyMetaTTL: 600)
-        options.idempotencyKey = "retry-1"
-        let first = try await nodeA.publish(channel: "chat:i", publication: Publication(data: "1"), options: options)
-        let again = try await nodeA.publish(channel: "chat:i", publication: Publication(data: "1"), options: options)
-        #expect(first.offset == 1)
-        #expect(again == first)
-        var noHistory = PublishOptions()
-        noHistory.idempotencyKey = "retry-1"
-        _ = try await nodeA.publish(channel: "feed:i", publication: Publication(data: "2"), options: noHistory)
-        _ = try await nodeA.publish(channel: "feed:i", publication: Publication(data: "2"), options: noHistory)
+        try await withTwoNodes { nodeA, nodeB, _, handlerB in
+            try await nodeB.subscribe("chat:i")
+            try await nodeB.subscribe("feed:i")
+            var options = PublishOptions(historySize: 10, historyTTL: 60, historyMetaTTL: 600)
+            options.idempotencyKey = "retry-1"
+            let first = try await nodeA.publish(channel: "chat:i", publication: Publication(data: "1"), options: options)
+            let again = try await nodeA.publish(channel: "chat:i", publication: Publication(data: "1"), options: options)
+            #expect(first.offset == 1)
+            #expect(again == first)
+            var noHistory = PublishOptions()
+            noHistory.idempotencyKey = "retry-1"
+            _ = try await nodeA.publish(channel: "feed:i", publication: Publication(data: "2"), options: noHistory)
+            _ = try await nodeA.publish(channel: "feed:i", publication: Publication(data: "2"), options: noHistory)
 
-        await Self.waitFor { handlerB.publications.withLock { $0.count } >= 2 }
-        try await Task.sleep(for: .milliseconds(200))
-        #expect(handlerB.publications.withLock { $0.map { "\($0.0)=\($0.1.data)" } } == ["chat:i=1", "feed:i=2"])
-        #expect(try await nodeA.history(channel: "chat:i", query: HistoryQuery(limit: -1)).publications.count == 1)
+            await Self.waitFor { handlerB.publications.withLock { $0.count } >= 2 }
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(handlerB.publications.withLock { $0.map { "\($0.0)=\($0.1.data)" } } == ["chat:i=1", "feed:i=2"])
+            #expect(try await nodeA.history(channel: "chat:i", query: HistoryQuery(limit: -1)).publications.count == 1)
 
-        await nodeA.stop()
-        await nodeB.stop()
-        try await cleanUp(redis)
+        }
     }
 
     /// Publishes started without waiting (as a connection with several in flight does) keep their
     /// order in history, offsets and delivery, and each answers its own position.
     @Test func publishesStartedTogetherKeepTheirOrder() async throws {
-        let redis = try client()
-        let nodeA = RedisBroker(redis: redis, prefix: "gw:", logger: Logger(label: "a"))
-        let nodeB = RedisBroker(redis: redis, prefix: "gw:", logger: Logger(label: "b"))
-        let handlerB = RecordingHandler()
-        try await nodeA.start(handler: RecordingHandler())
-        try await nodeB.start(handler: handlerB)
-        for channel in ["chat:o1", "chat:o2", "feed:o"] { try await nodeB.subscribe(channel) }
-        let history = PublishOptions(historySize: 1000, historyTTL: 60, historyMetaTTL: 600)
-        let count = 300
-        let results = Mutex<[Int: StreamPosition]>([:])
-        for n in 0..<count {
-            let channel = ["chat:o1", "chat:o2", "feed:o"][n % 3]
-            var options = channel == "feed:o" ? PublishOptions() : history
-            if n % 30 == 1 { options.idempotencyKey = "key-\(n)" }
-            nodeA.startPublish(channel: channel, publication: Publication(data: "\(n)"), options: options) { result in
-                if case .success(let position) = result { results.withLock { $0[n] = position } }
+        try await withTwoNodes { nodeA, nodeB, _, handlerB in
+            for channel in ["chat:o1", "chat:o2", "feed:o"] { try await nodeB.subscribe(channel) }
+            let history = PublishOptions(historySize: 1000, historyTTL: 60, historyMetaTTL: 600)
+            let count = 300
+            let results = Mutex<[Int: StreamPosition]>([:])
+            for n in 0..<count {
+                let channel = ["chat:o1", "chat:o2", "feed:o"][n % 3]
+                var options = channel == "feed:o" ? PublishOptions() : history
+                if n % 30 == 1 { options.idempotencyKey = "key-\(n)" }
+                nodeA.startPublish(channel: channel, publication: Publication(data: "\(n)"), options: options) { result in
+                    if case .success(let position) = result { results.withLock { $0[n] = position } }
+                }
             }
-        }
-        await Self.waitFor { results.withLock { $0.count } == count && handlerB.publications.withLock { $0.count } == count }
-        let positions = results.withLock { $0 }
-        #expect(positions.count == count)
-        for (index, channel) in ["chat:o1", "chat:o2"].enumerated() {
-            let mine = stride(from: index, to: count, by: 3)
-            #expect(mine.map { positions[$0]?.offset } == (1...UInt64(count / 3)).map { $0 })
-            let stored = try await nodeA.history(channel: channel, query: HistoryQuery(limit: -1))
-            #expect(stored.publications.map(\.data) == mine.map { "\($0)" })
-            let delivered = handlerB.publications.withLock { $0.filter { $0.0 == channel } }
-            #expect(delivered.map(\.1.data) == mine.map { "\($0)" })
-            #expect(delivered.map(\.1.offset) == (1...UInt64(count / 3)).map { $0 })
-        }
-        #expect(handlerB.publications.withLock { $0.filter { $0.0 == "feed:o" }.map(\.1.data) } == stride(from: 2, to: count, by: 3).map { "\($0)" })
+            await Self.waitFor { results.withLock { $0.count } == count && handlerB.publications.withLock { $0.count } == count }
+            let positions = results.withLock { $0 }
+            #expect(positions.count == count)
+            for (index, channel) in ["chat:o1", "chat:o2"].enumerated() {
+                let mine = stride(from: index, to: count, by: 3)
+                #expect(mine.map { positions[$0]?.offset } == (1...UInt64(count / 3)).map { $0 })
+                let stored = try await nodeA.history(channel: channel, query: HistoryQuery(limit: -1))
+                #expect(stored.publications.map(\.data) == mine.map { "\($0)" })
+                let delivered = handlerB.publications.withLock { $0.filter { $0.0 == channel } }
+                #expect(delivered.map(\.1.data) == mine.map { "\($0)" })
+                #expect(delivered.map(\.1.offset) == (1...UInt64(count / 3)).map { $0 })
+            }
+            #expect(handlerB.publications.withLock { $0.filter { $0.0 == "feed:o" }.map(\.1.data) } == stride(from: 2, to: count, by: 3).map { "\($0)" })
 
-        await nodeA.stop()
-        await nodeB.stop()
-        try await cleanUp(redis)
+        }
     }
 
     /// A connection's publishes overlap on the Redis engine, yet it gets its replies in order, a
