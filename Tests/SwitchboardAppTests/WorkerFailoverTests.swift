@@ -22,12 +22,7 @@ final class SlowModelServer: Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", "-u", "-c", Self.script, "\(port)", "\(tokens)", "\(interval)"]
-        FileManager.default.createFile(atPath: log.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: log)
-        process.standardOutput = handle
-        process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        try process.run(loggingTo: log)
         self.process = process
     }
 
@@ -114,13 +109,7 @@ final class WorkerProcesses: @unchecked Sendable {
         env.merge(environment) { $1 }
         process.environment = env
         process.currentDirectoryURL = directory
-        let log = directory.appendingPathComponent("\(name).log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: log)
-        process.standardOutput = handle
-        process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        try process.run(loggingTo: directory.appendingPathComponent("\(name).log"))
         lock.withLock { processes.append(process) }
         return process
     }
@@ -217,5 +206,17 @@ struct WorkerFailoverTests {
             }
             #expect(delivered, "the reply was not delivered; worker B's log:\n\(workers.log("worker-b").suffix(2000))")
         }
+    }
+}
+
+extension Process {
+    /// Starts the process with its output and errors in `log` (created empty) and no input.
+    func run(loggingTo log: URL) throws {
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        standardOutput = handle
+        standardError = handle
+        standardInput = FileHandle.nullDevice
+        try run()
     }
 }
