@@ -3,6 +3,7 @@ for the server HTTP API (plus raw `websockets` frames where an exact code must b
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -266,6 +267,32 @@ async def connect_raw(gateway, token_value, extra_headers=None):
     return ws, json.loads((await ws.recv()).split("\n")[0])
 
 
+async def close_code(ws, timeout=10):
+    """Reads until the server closes the connection; returns its close code."""
+    try:
+        while True:
+            await asyncio.wait_for(ws.recv(), timeout)
+    except websockets.ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd else None
+
+
+@contextlib.asynccontextmanager
+async def well_behaved_ticker_client(gateway):
+    """An SDK client subscribed to feed:ticker (the one that must keep receiving) and an API client."""
+    api = AsyncClient(gateway.api_url, API_KEY)
+    good = Client(gateway.ws_url, token=token("good"))
+    events = Recorder()
+    sub = good.new_subscription("feed:ticker", events=events)
+    try:
+        await good.connect()
+        await sub.subscribe()
+        await sub.ready(timeout=5)
+        yield api, events
+    finally:
+        await good.disconnect()
+        await api.close()
+
+
 async def test_expired_token_is_error_109(start_gateway):
     gateway = start_gateway()
     ws, reply = await connect_raw(gateway, token("1", ttl=-10))
@@ -292,9 +319,7 @@ async def test_bad_signature_is_disconnect_3500(start_gateway):
     gateway = start_gateway()
     ws = await websockets.connect(gateway.ws_url)
     await ws.send(json.dumps({"id": 1, "connect": {"token": token("1", secret="wrong")}}))
-    with pytest.raises(websockets.ConnectionClosed) as closed:
-        await ws.recv()
-    assert closed.value.rcvd.code == 3500
+    assert await close_code(ws) == 3500
 
     recorder = ClientRecorder()
     client = Client(gateway.ws_url, token=token("1", secret="wrong"), events=recorder)
@@ -342,21 +367,11 @@ async def test_permission_denied_103_and_unknown_namespace_102(start_gateway):
 
 async def test_slow_or_oversized_clients_are_cut_off_while_others_keep_receiving(start_gateway):
     gateway = start_gateway(gateway_config(max_message_size=4096, client_queue_max_size=131072))
-    api = AsyncClient(gateway.api_url, API_KEY)
-    good = Client(gateway.ws_url, token=token("good"))
-    events = Recorder()
-    sub = good.new_subscription("feed:ticker", events=events)
-    try:
-        await good.connect()
-        await sub.subscribe()
-        await sub.ready(timeout=5)
-
+    async with well_behaved_ticker_client(gateway) as (api, events):
         # An oversized frame closes that connection.
         big, _ = await connect_raw(gateway, token("big"))
         await big.send(json.dumps({"id": 2, "publish": {"channel": "feed:ticker", "data": "x" * 10000}}))
-        with pytest.raises(websockets.ConnectionClosed):
-            while True:
-                await big.recv()
+        await close_code(big)  # closed, not left open (a timeout fails the test)
 
         # A subscriber that stops reading a busy channel is disconnected as slow (3008), while the
         # good client keeps getting every ticker publication.
@@ -378,52 +393,26 @@ async def test_slow_or_oversized_clients_are_cut_off_while_others_keep_receiving
             await api.publish(PublishRequest(channel="feed:ticker", data={"n": sent}))
             sent += 1
 
-        code = None
-        try:
-            while True:
-                await asyncio.wait_for(slow.recv(), 10)
-        except websockets.ConnectionClosed as closed:
-            code = closed.rcvd.code if closed.rcvd else None
-        assert code == 3008
+        assert await close_code(slow) == 3008
 
         for n in range(sent, sent + 20):
             await api.publish(PublishRequest(channel="feed:ticker", data={"n": n}))
         await events.wait_for(lambda: len(events.publications) == sent + 20, timeout=30)
         assert [p.data["n"] for p in events.publications] == list(range(sent + 20))
-    finally:
-        await good.disconnect()
-        await api.close()
 
 
 async def test_a_client_flooding_commands_is_disconnected_while_others_keep_receiving(start_gateway):
     gateway = start_gateway(gateway_config(client_command_rate=20, client_command_burst=20))
-    api = AsyncClient(gateway.api_url, API_KEY)
-    good = Client(gateway.ws_url, token=token("good"))
-    events = Recorder()
-    sub = good.new_subscription("feed:ticker", events=events)
-    try:
-        await good.connect()
-        await sub.subscribe()
-        await sub.ready(timeout=5)
-
+    async with well_behaved_ticker_client(gateway) as (api, events):
         flooder, _ = await connect_raw(gateway, token("flooder"))
         for n in range(2, 202):
             await flooder.send(json.dumps({"id": n, "ping": {}}))
-        code = None
-        try:
-            while True:
-                await asyncio.wait_for(flooder.recv(), 10)
-        except websockets.ConnectionClosed as closed:
-            code = closed.rcvd.code if closed.rcvd else None
-        assert code == 3013
+        assert await close_code(flooder) == 3013
 
         for n in range(10):
             await api.publish(PublishRequest(channel="feed:ticker", data={"n": n}))
         await events.wait_for(lambda: len(events.publications) == 10)
         assert [p.data["n"] for p in events.publications] == list(range(10))
-    finally:
-        await good.disconnect()
-        await api.close()
 
 
 async def test_api_rejects_a_wrong_key(start_gateway):
