@@ -387,6 +387,13 @@ public struct UsageRecord: Codable, Sendable, Hashable {
 
     public var totalTokens: Int { promptTokens + completionTokens }
 
+    /// The call this row records.
+    public var call: UsageCall {
+        UsageCall(
+            userID: userID, messageID: messageID, provider: provider, model: model, promptTokens: promptTokens,
+            completionTokens: completionTokens, latencyMs: latencyMs)
+    }
+
     public init(
         id: Int64, userID: Int64, messageID: Int64?, provider: String, model: String, promptTokens: Int,
         completionTokens: Int, latencyMs: Int, createdAt: Date

@@ -14,13 +14,13 @@ struct UsageTests {
             let (alice, aliceKey) = try await env.makeUser()
             let (bob, bobKey) = try await env.makeUser()
             for (tokens, latency) in [(10, 100), (20, 200)] {
-                _ = try await env.stores.usage.recordUsage(
+                try await env.stores.usage.recordUsage([UsageCall(
                     userID: alice.id, messageID: nil, provider: "openai-compatible", model: "smollm2-135m",
-                    promptTokens: tokens, completionTokens: tokens / 2, latencyMs: latency)
+                    promptTokens: tokens, completionTokens: tokens / 2, latencyMs: latency)])
             }
-            _ = try await env.stores.usage.recordUsage(
+            try await env.stores.usage.recordUsage([UsageCall(
                 userID: bob.id, messageID: nil, provider: "openai-compatible", model: "other", promptTokens: 999,
-                completionTokens: 999, latencyMs: 1)
+                completionTokens: 999, latencyMs: 1)])
             try await env.application().test(.router) { client in
                 let mine = try await client.execute(uri: "/api/v1/usage", method: .get, headers: .auth(aliceKey))
                 #expect(mine.status == .ok)

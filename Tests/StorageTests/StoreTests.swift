@@ -332,11 +332,13 @@ struct StoreTests {
             let bob = try await stores.users.createUser(email: "bob@example.com", name: "", role: .user)
             let chat = try await stores.chats.createChat(ownerID: ada.id, title: "", channel: .web, externalThreadKey: nil)
             let message = try await stores.messages.insertMessage(NewMessage(chatID: chat.id, ownerID: ada.id, content: "q"))
-            let first = try await stores.usage.recordUsage(
-                userID: ada.id, messageID: message.id, provider: "openai", model: "gpt", promptTokens: 10, completionTokens: 20, latencyMs: 300)
-            let second = try await stores.usage.recordUsage(
-                userID: ada.id, messageID: nil, provider: "ollama", model: "smol", promptTokens: 1, completionTokens: 2, latencyMs: 40)
-            #expect(try await stores.usage.usage(userID: ada.id, since: nil, limit: 10) == [second, first])
+            let first = UsageCall(userID: ada.id, messageID: message.id, provider: "openai", model: "gpt", promptTokens: 10, completionTokens: 20, latencyMs: 300)
+            let second = UsageCall(userID: ada.id, messageID: nil, provider: "ollama", model: "smol", promptTokens: 1, completionTokens: 2, latencyMs: 40)
+            try await stores.usage.recordUsage([first])
+            try await stores.usage.recordUsage([second])
+            let stored = try await stores.usage.usage(userID: ada.id, since: nil, limit: 10)
+            #expect(stored.map(\.call) == [second, first])
+            #expect(stored[0].id > stored[1].id)
             #expect(try await stores.usage.usage(userID: bob.id, since: nil, limit: 10).isEmpty)
             #expect(try await stores.usage.usageTotals(userID: ada.id, since: nil) == UsageTotals(requests: 2, promptTokens: 11, completionTokens: 22))
             #expect(try await stores.usage.usageTotals(userID: bob.id, since: nil) == UsageTotals(requests: 0, promptTokens: 0, completionTokens: 0))

@@ -100,23 +100,6 @@ public struct MariaDBUsageStore: UsageStore {
 
     public init(database: Database) { self.database = database }
 
-    public func recordUsage(
-        userID: Int64, messageID: Int64?, provider: String, model: String, promptTokens: Int, completionTokens: Int,
-        latencyMs: Int
-    ) async throws -> UsageRecord {
-        let now = Date.databaseNow()
-        let result = try await database.execute(
-            """
-            INSERT INTO `usage` (user_id, message_id, provider, model, prompt_tokens, completion_tokens, latency_ms, created_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            """,
-            [.int(userID), .optional(messageID), .string(provider), .string(model), .int(promptTokens), .int(completionTokens),
-             .int(latencyMs), .date(now)])
-        return UsageRecord(
-            id: result.lastInsertID, userID: userID, messageID: messageID, provider: provider, model: model,
-            promptTokens: promptTokens, completionTokens: completionTokens, latencyMs: latencyMs, createdAt: now)
-    }
-
     public func recordUsage(_ calls: [UsageCall]) async throws {
         guard !calls.isEmpty else { return }
         let now = Date.databaseNow()

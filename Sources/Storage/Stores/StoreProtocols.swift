@@ -261,8 +261,7 @@ public struct UsageTotals: Sendable, Hashable {
 }
 
 public protocol UsageStore: Sendable {
-    func recordUsage(userID: Int64, messageID: Int64?, provider: String, model: String, promptTokens: Int, completionTokens: Int, latencyMs: Int) async throws -> UsageRecord
-    /// Several calls in one statement (a turn's sorter, planner and nodes).
+    /// Records provider calls in one statement (a turn's sorter, planner and nodes).
     func recordUsage(_ calls: [UsageCall]) async throws
     /// Newest first.
     func usage(userID: Int64, since: Date?, limit: Int) async throws -> [UsageRecord]
