@@ -375,10 +375,7 @@ final class PublishQueue: Sendable {
         case .plain(let command):
             return command
         case .script(let script, let keys, let args):
-            var arguments: [any RESPArgument] = [withSource ? script.source : script.sha1, keys.count]
-            arguments += keys.map { redis.key($0) }
-            arguments += args
-            return RedisCommand(withSource ? "EVAL" : "EVALSHA", arguments: arguments)
+            return redis.scriptCommand(script, keys: keys, args: args, withSource: withSource)
         }
     }
 }

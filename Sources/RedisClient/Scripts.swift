@@ -17,15 +17,20 @@ extension RedisClient {
     /// script and caches it again in one step: a SCRIPT LOAD followed by EVALSHA could lose a
     /// race with another flush. Script errors throw `RedisError.server`.
     public func evalScript(_ script: RedisScript, keys: [String], args: [any RESPArgument]) async throws -> RESPValue {
-        var arguments: [any RESPArgument] = [script.sha1, keys.count]
+        do {
+            return try await send(scriptCommand(script, keys: keys, args: args, withSource: false))
+        } catch let error as RedisError where error.serverErrorCode == "NOSCRIPT" {
+            return try await send(scriptCommand(script, keys: keys, args: args, withSource: true))
+        }
+    }
+
+    /// The EVALSHA (or, `withSource`, EVAL) command that runs `script`, keys prefixed: for
+    /// callers that pipeline scripts and handle NOSCRIPT replies themselves.
+    public func scriptCommand(_ script: RedisScript, keys: [String], args: [any RESPArgument], withSource: Bool) -> RedisCommand {
+        var arguments: [any RESPArgument] = [withSource ? script.source : script.sha1, keys.count]
         arguments += keys.map { key($0) }
         arguments += args
-        do {
-            return try await send(RedisCommand("EVALSHA", arguments: arguments))
-        } catch let error as RedisError where error.serverErrorCode == "NOSCRIPT" {
-            arguments[0] = script.source
-            return try await send(RedisCommand("EVAL", arguments: arguments))
-        }
+        return RedisCommand(withSource ? "EVAL" : "EVALSHA", arguments: arguments)
     }
 
     /// SCRIPT LOAD; returns the SHA-1 Redis computed.
