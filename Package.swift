@@ -203,7 +203,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "AIProvidersTests", dependencies: ["AIProviders"], swiftSettings: swiftSettings),
+        .testTarget(name: "AIProvidersTests", dependencies: ["AIProviders", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "PipelineTests",
             dependencies: ["Pipeline", "AIProviders", "RedisClient", "Storage", "TestSupport"],

@@ -2,6 +2,7 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+import TestSupport
 import Testing
 
 /// A tiny HTTP server in a Python subprocess that plays a scripted OpenAI-compatible server:
@@ -119,15 +120,16 @@ s.serve_forever()
 }
 
 /// A loopback port with nothing listening: bound, then closed again.
-func closedPort() throws -> Int {
+func closedPort() async throws -> Int {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = ["python3", "-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1]); s.close()"]
     let out = Pipe()
     process.standardOutput = out
     try process.run()
-    process.waitUntilExit()
-    let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    let data = await Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
+    await process.waitForExit()
+    let text = String(decoding: data, as: UTF8.self)
     return try #require(Int(text.trimmingCharacters(in: .whitespacesAndNewlines)))
 }
 
@@ -144,7 +146,7 @@ enum LocalModelServer {
         process.standardError = FileHandle.nullDevice
         try process.run()
         let data = await Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
-        process.waitUntilExit()
+        await process.waitForExit()
         guard process.terminationStatus == 0 else { throw ModelServerUnavailable(status: process.terminationStatus) }
         return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }

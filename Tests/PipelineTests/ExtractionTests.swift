@@ -2,6 +2,7 @@ import Foundation
 import Pipeline
 import Storage
 import SwitchboardCore
+import TestSupport
 import Testing
 
 @Suite struct ExtractionTests {
@@ -31,7 +32,7 @@ import Testing
     }
 
     /// A minimal DOCX (a ZIP holding word/document.xml), made with the `zip` tool.
-    static func docx(paragraphs: [String]) throws -> Data {
+    static func docx(paragraphs: [String]) async throws -> Data {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("docx-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder.appendingPathComponent("word"), withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -43,7 +44,7 @@ import Testing
         process.arguments = ["zip", "-q", "-r", "out.docx", "word"]
         process.currentDirectoryURL = folder
         try process.run()
-        process.waitUntilExit()
+        await process.waitForExit()
         return try Data(contentsOf: folder.appendingPathComponent("out.docx"))
     }
 
@@ -71,7 +72,7 @@ import Testing
     }
 
     @Test func docxParagraphs() async throws {
-        let data = try Self.docx(paragraphs: ["First paragraph", "Second &amp; last"])
+        let data = try await Self.docx(paragraphs: ["First paragraph", "Second &amp; last"])
         let text = try await extractor.extract(data: data, name: "letter.docx", mimeType: "application/octet-stream")
         #expect(text == "First paragraph\nSecond & last")
     }

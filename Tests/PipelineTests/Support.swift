@@ -28,7 +28,7 @@ enum LocalModelServer {
         process.standardError = FileHandle.nullDevice
         try process.run()
         let data = await Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
-        process.waitUntilExit()
+        await process.waitForExit()
         guard process.terminationStatus == 0 else { throw ModelServerUnavailable() }
         return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }

@@ -40,12 +40,13 @@ import Testing
         return (process, out, err)
     }
 
-    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Finished {
+    static func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> Finished {
         let (process, out, err) = try launch(arguments, environment: environment)
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Finished(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+        async let stdout = Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
+        async let stderr = Task.detached { err.fileHandleForReading.readDataToEndOfFile() }.value
+        let (stdoutData, stderrData) = await (stdout, stderr)
+        await process.waitForExit()
+        return Finished(status: process.terminationStatus, stdout: String(decoding: stdoutData, as: UTF8.self), stderr: String(decoding: stderrData, as: UTF8.self))
     }
 
     static func httpStatus(_ url: String) async -> Int? {
@@ -55,29 +56,29 @@ import Testing
         return (response as? HTTPURLResponse)?.statusCode
     }
 
-    @Test func versionPrintsTheVersion() throws {
-        let finished = try Self.run(["version"])
+    @Test func versionPrintsTheVersion() async throws {
+        let finished = try await Self.run(["version"])
         #expect(finished.status == 0)
         #expect(finished.stdout.hasPrefix("switchboard "))
     }
 
-    @Test func invalidConfigurationStopsStartUpNamingTheKey() throws {
-        let finished = try Self.run(["serve"], environment: ["SB_HTTP_PORT": "not-a-port"])
+    @Test func invalidConfigurationStopsStartUpNamingTheKey() async throws {
+        let finished = try await Self.run(["serve"], environment: ["SB_HTTP_PORT": "not-a-port"])
         #expect(finished.status != 0)
         #expect(finished.stderr.contains("http.port"))
         #expect(finished.stderr.contains("SB_HTTP_PORT"))
     }
 
-    @Test func productionRefusesPlaceholderSecrets() throws {
-        let finished = try Self.run(["serve"], environment: ["SB_ENV": "production", "SB_GATEWAY_TOKEN_SECRET": "change-me"])
+    @Test func productionRefusesPlaceholderSecrets() async throws {
+        let finished = try await Self.run(["serve"], environment: ["SB_ENV": "production", "SB_GATEWAY_TOKEN_SECRET": "change-me"])
         #expect(finished.status != 0)
         #expect(finished.stderr.contains("gateway.token_secret"))
     }
 
-    @Test func migrateSucceedsTwice() throws {
-        let first = try Self.run(["migrate"])
+    @Test func migrateSucceedsTwice() async throws {
+        let first = try await Self.run(["migrate"])
         #expect(first.status == 0, "\(first.stderr)")
-        let second = try Self.run(["migrate"])
+        let second = try await Self.run(["migrate"])
         #expect(second.status == 0, "\(second.stderr)")
         #expect(second.stdout.contains("up to date"))
     }
@@ -112,7 +113,7 @@ import Testing
             kill(process.processIdentifier, SIGKILL)
             Issue.record("serve did not stop within 30 s of SIGTERM")
         }
-        process.waitUntilExit()
+        await process.waitForExit()
         let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(process.terminationReason == .exit)
         #expect(process.terminationStatus == 0, "stderr: \(stderr.suffix(2000))")

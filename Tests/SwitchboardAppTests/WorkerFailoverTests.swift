@@ -37,9 +37,9 @@ final class SlowModelServer: Sendable {
         if !ready { throw StackError("the model server did not start") }
     }
 
-    func stop() {
+    func stop() async {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
+        await process.waitForExit()
     }
 
     static let script = #"""
@@ -125,10 +125,10 @@ final class WorkerProcesses: @unchecked Sendable {
         if !gone { throw StackError("process \(process.processIdentifier) survived SIGKILL") }
     }
 
-    func killAll() {
+    func killAll() async {
         for process in lock.withLock({ processes }) where process.isRunning {
             kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            await process.waitForExit()
         }
         try? FileManager.default.removeItem(at: directory)
     }
@@ -143,10 +143,15 @@ struct WorkerFailoverTests {
         try #require(FileManager.default.isExecutableFile(atPath: binary.path), "build the switchboard binary first (\(binary.path))")
         let workers = try WorkerProcesses()
         let model = try SlowModelServer(tokens: 12, interval: 0.25, log: workers.directory.appendingPathComponent("model.log"))
-        defer {
-            workers.killAll()
-            model.stop()
+        let outcome = await capture {
+            try await Self.failover(workers: workers, model: model)
         }
+        await workers.killAll()
+        await model.stop()
+        try outcome.get()
+    }
+
+    static func failover(workers: WorkerProcesses, model: SlowModelServer) async throws {
         try await model.waitUntilReady()
 
         try await LiveStack.with { stack in

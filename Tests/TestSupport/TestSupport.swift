@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import RedisClient
 import Storage
+import Synchronization
 
 /// Where the shared test servers are (`SB_TEST_REDIS_URL`, `SB_TEST_DATABASE_URL`).
 public enum TestServices {
@@ -103,5 +104,21 @@ extension TestRedis {
     public static func discard(_ client: RedisClient) async {
         await deleteKeys(on: client)
         await client.close()
+    }
+}
+
+extension Process {
+    /// Waits until the process has ended without blocking a thread. Foundation's `waitUntilExit`
+    /// spins the calling thread's run loop, and on a thread of the cooperative pool it can starve
+    /// the dispatch thread that would report the exit (the test process then never ends).
+    public func waitForExit() async {
+        let resumed = Mutex(false)
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let resume: @Sendable () -> Void = {
+                if resumed.withLock({ done in defer { done = true }; return !done }) { continuation.resume() }
+            }
+            terminationHandler = { _ in resume() }
+            if !isRunning { resume() }
+        }
     }
 }
