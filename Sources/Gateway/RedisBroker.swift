@@ -348,11 +348,19 @@ final class PublishQueue: Sendable {
         for (entry, reply) in zip(batch, replies) { entry.completion(reply) }
     }
 
-    /// One pipeline and its replies, in order.
+    /// One pipeline and its replies, in order. The pipeline opens with a SCRIPT LOAD of each
+    /// script it runs: a Redis that lost its scripts (restart, SCRIPT FLUSH, another node having
+    /// loaded only some of them since) would otherwise run the EVALSHAs of one script and refuse
+    /// those of another, and the retried ones would land after later publishes to their channel.
     private func exchange(_ batch: [Entry]) async -> [Result<RESPValue, any Error>] {
+        var scripts: [RedisScript] = []
+        for entry in batch {
+            if case .script(let script, _, _) = entry.command, !scripts.contains(script) { scripts.append(script) }
+        }
         do {
-            var replies = try await redis.pipeline(batch.map { redisCommand($0.command, withSource: false) })
-            // NOSCRIPT (a restarted or flushed Redis): those scripts did not run; run them with their source.
+            let loads = scripts.map { RedisCommand("SCRIPT", "LOAD", $0.source) }
+            var replies = Array(try await redis.pipeline(loads + batch.map { redisCommand($0.command, withSource: false) }).dropFirst(loads.count))
+            // NOSCRIPT (flushed while this very pipeline ran): those scripts did not run; run them with their source.
             let missing = batch.indices.filter { index in
                 if case .script = batch[index].command, replies[index].errorMessage?.hasPrefix("NOSCRIPT") == true { return true }
                 return false

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import AIProviders
@@ -96,7 +97,7 @@ import Testing
     }
 
     @Test func connectionRefusedIsATypedError() async throws {
-        let port = try await closedPort()
+        let port = try TestServices.freePort()
         var configuration = AIProviderConfiguration(baseURL: "http://127.0.0.1:\(port)/v1", model: "m", embedModel: "e")
         configuration.retry = RetryPolicy(maxAttempts: 2, baseDelay: .milliseconds(10), maxDelay: .milliseconds(20))
         let provider = try OpenAICompatibleProvider(configuration: configuration)

@@ -119,20 +119,6 @@ s.serve_forever()
 """#
 }
 
-/// A loopback port with nothing listening: bound, then closed again.
-func closedPort() async throws -> Int {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", "-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1]); s.close()"]
-    let out = Pipe()
-    process.standardOutput = out
-    try process.run()
-    let data = await Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
-    await process.waitForExit()
-    let text = String(decoding: data, as: UTF8.self)
-    return try #require(Int(text.trimmingCharacters(in: .whitespacesAndNewlines)))
-}
-
 /// The model server of `scripts/llm`, started once per test process (it builds llama.cpp on first use).
 enum LocalModelServer {
     static let enabled = ProcessInfo.processInfo.environment["SB_TEST_LLM"] != "0"

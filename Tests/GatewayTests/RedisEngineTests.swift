@@ -1,9 +1,8 @@
 import Foundation
 import Logging
-import NIOCore
-import NIOPosix
 import RedisClient
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import Gateway
@@ -23,18 +22,9 @@ final class RecordingHandler: BrokerEventHandler {
 
 /// The Redis engine against a real Redis (SB_TEST_REDIS_URL), each test under its own key prefix.
 @Suite struct RedisEngineTests {
-    func client() throws -> RedisClient {
-        let url = ProcessInfo.processInfo.environment["SB_TEST_REDIS_URL"] ?? "redis://127.0.0.1:6380/0"
-        var configuration = try RedisConfiguration(url: url)
-        configuration.keyPrefix = "sbtest:\(UUID().uuidString.prefix(8)):"
-        return RedisClient(configuration: configuration, logger: Logger(label: "test"))
-    }
+    func client() throws -> RedisClient { try TestRedis.client(prefix: TestRedis.randomPrefix("gateway")) }
 
-    func cleanUp(_ redis: RedisClient) async throws {
-        let keys = try await redis.send(RedisCommand("KEYS", redis.key("*"))).array?.compactMap(\.string) ?? []
-        if !keys.isEmpty { _ = try await redis.send(RedisCommand("DEL", arguments: keys)) }
-        await redis.close()
-    }
+    func cleanUp(_ redis: RedisClient) async throws { await TestRedis.discard(redis) }
 
     /// Two gateway nodes' brokers on one Redis, each with its handler; stopped and cleaned up
     /// however `body` ends.
@@ -213,29 +203,38 @@ final class RecordingHandler: BrokerEventHandler {
     }
 
     /// A Redis that lost its scripts (restarted, SCRIPT FLUSH) still takes pipelined scripted
-    /// publishes: they run again with their source.
-    @Test func pipelinedPublishesSurviveALostScriptCache() async throws {
+    /// publishes in order, even when another node has loaded one of the two publish scripts
+    /// again since and a pipeline mixes both on one channel.
+    @Test(arguments: [false, true])
+    func pipelinedPublishesSurviveALostScriptCache(anotherNodeReloadedOneScript: Bool) async throws {
         let server = try await PrivateRedisServer()
-        defer { server.stop() }
         let redis = RedisClient(configuration: try RedisConfiguration(url: server.url), logger: Logger(label: "test"))
         let broker = RedisBroker(redis: redis, prefix: "gw:", logger: Logger(label: "a"))
-        try await broker.start(handler: RecordingHandler())
-        let options = PublishOptions(historySize: 10, historyTTL: 60, historyMetaTTL: 600)
-        _ = try await broker.publish(channel: "chat:s", publication: Publication(data: "0"), options: options)
-        _ = try await redis.send(RedisCommand("SCRIPT", "FLUSH"))
-        let results = Mutex<[Int: Result<StreamPosition, any Error>]>([:])
-        for n in 1...5 {
-            broker.startPublish(channel: "chat:s", publication: Publication(data: "\(n)"), options: options) { result in
-                results.withLock { $0[n] = result }
+        do {
+            try await broker.start(handler: RecordingHandler())
+            let options = PublishOptions(historySize: 10, historyTTL: 60, historyMetaTTL: 600)
+            _ = try await broker.publish(channel: "chat:s", publication: Publication(data: "0"), options: options)
+            _ = try await redis.send(RedisCommand("SCRIPT", "FLUSH"))
+            if anotherNodeReloadedOneScript { try await redis.scriptLoad(RedisBroker.idempotentPublishScript.source) }
+            let results = Mutex<[Int: Result<StreamPosition, any Error>]>([:])
+            for n in 1...6 {
+                var publishOptions = options
+                if n.isMultiple(of: 2) { publishOptions.idempotencyKey = "k\(n)" }
+                broker.startPublish(channel: "chat:s", publication: Publication(data: "\(n)"), options: publishOptions) { result in
+                    results.withLock { $0[n] = result }
+                }
             }
+            await Self.waitFor { results.withLock { $0.count } == 6 }
+            let offsets = results.withLock { results in (1...6).map { try? results[$0]?.get().offset } }
+            #expect(offsets == [2, 3, 4, 5, 6, 7])
+            let stored = try await broker.history(channel: "chat:s", query: HistoryQuery(limit: -1))
+            #expect(stored.publications.map(\.data) == ["0", "1", "2", "3", "4", "5", "6"])
+        } catch {
+            Issue.record(error)
         }
-        await Self.waitFor { results.withLock { $0.count } == 5 }
-        let offsets = results.withLock { results in (1...5).map { try? results[$0]?.get().offset } }
-        #expect(offsets == [2, 3, 4, 5, 6])
-        let stored = try await broker.history(channel: "chat:s", query: HistoryQuery(limit: -1))
-        #expect(stored.publications.map(\.data) == ["0", "1", "2", "3", "4", "5"])
         await broker.stop()
         await redis.close()
+        await server.destroy()
     }
 
     @Test func nodesFindEachOtherThroughTheDirectory() async throws {
@@ -282,39 +281,3 @@ final class RecordingHandler: BrokerEventHandler {
     }
 }
 
-/// A redis-server of the test's own on a free port (for a test that flushes its script cache).
-final class PrivateRedisServer: @unchecked Sendable {
-    let port: Int
-    private let process: Process
-    private let directory: String
-
-    init() async throws {
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
-        port = channel.localAddress?.port ?? 0
-        try await channel.close()
-        directory = NSTemporaryDirectory() + "sb-gateway-redis-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["redis-server", "--port", "\(port)", "--bind", "127.0.0.1", "--dir", directory, "--save", "", "--appendonly", "no"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let probe = RedisClient(configuration: try RedisConfiguration(url: url), logger: Logger(label: "probe"))
-        defer { Task { await probe.close() } }
-        for _ in 0..<200 {
-            if (try? await probe.ping()) != nil { return }
-            try await Task.sleep(for: .milliseconds(25))
-        }
-        stop()
-        throw RedisError.unavailable("test redis-server on port \(port) did not start")
-    }
-
-    var url: String { "redis://127.0.0.1:\(port)/0" }
-
-    func stop() {
-        // SIGKILL: the test runner blocks SIGTERM and children inherit that mask.
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        try? FileManager.default.removeItem(atPath: directory)
-    }
-}

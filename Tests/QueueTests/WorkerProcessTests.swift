@@ -1,6 +1,7 @@
 import Foundation
 import Queue
 import RedisClient
+import TestSupport
 import Testing
 
 /// Worker processes against a real Redis: crashes, signals and sharing, counted in Redis.
@@ -144,8 +145,7 @@ struct WorkerProcessTests {
 
     @Test("Redis restarted mid-run (AOF, fsync always): workers reconnect and every job completes")
     func redisRestart() async throws {
-        let redis = try PrivateRedis()
-        try await redis.start()
+        let redis = try await PrivateRedisServer(extraArguments: ["--appendonly", "yes", "--appendfsync", "always"])
         do {
             try await TestEnvironment.with(url: redis.url) { env in
                 let workers = try ["a", "b"].map {
@@ -161,7 +161,7 @@ struct WorkerProcessTests {
                 try await env.eventually("a third done before the restart") {
                     try await env.setSize("diag:restart:done") >= total / 3
                 }
-                try await redis.kill()
+                await redis.kill()
                 try await Task.sleep(for: .seconds(1))
                 try await redis.start()
                 do {
@@ -200,9 +200,9 @@ struct WorkerProcessTests {
                 for worker in workers { #expect(try await worker.terminate() == 0) }
             }
         } catch {
-            await redis.stop()
+            await redis.destroy()
             throw error
         }
-        await redis.stop()
+        await redis.destroy()
     }
 }

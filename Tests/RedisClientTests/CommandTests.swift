@@ -272,7 +272,7 @@ struct CommandTests {
     }
 
     @Test func scriptsRunByShaAndReloadAfterSCRIPTFLUSH() async throws {
-        try await TestRedis.withClient { (redis: RedisClient) async throws in
+        try await TestRedis.withPrivateServer { (redis: RedisClient) async throws in
             let script = RedisScript("redis.call('SET', KEYS[1], ARGV[1]); return redis.call('INCRBY', KEYS[2], ARGV[2])")
             #expect(try await redis.scriptLoad(script.source) == script.sha1)
             #expect(try await redis.evalScript(script, keys: ["value", "count"], args: ["v", 5]).int == 5)

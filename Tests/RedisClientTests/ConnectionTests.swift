@@ -83,7 +83,7 @@ struct ConnectionTests {
     }
 
     @Test func authDatabaseAndPrefixFromTheURL() async throws {
-        let server = try await OwnRedisServer(extraArguments: [
+        let server = try await PrivateRedisServer(extraArguments: [
             "--requirepass", "topsecret", "--user", "alice", "on", ">wonderland", "~*", "&*", "+@all",
         ])
         do {
@@ -126,7 +126,7 @@ struct ConnectionTests {
     }
 
     @Test func reconnectsAfterRedisRestartsWithoutANewClient() async throws {
-        let server = try await OwnRedisServer()
+        let server = try await PrivateRedisServer()
         do {
             var configuration = try RedisConfiguration(url: server.url)
             configuration.connectTimeout = .milliseconds(500)
@@ -141,7 +141,7 @@ struct ConnectionTests {
                 try await redis.xreadgroup(group: "g", consumer: "c", streams: [("s", ">")], block: .seconds(30))
             }
             try await Task.sleep(for: .milliseconds(200))
-            await server.stop()
+            await server.kill()
             await #expect(throws: RedisError.connectionClosed) { try await blocked.value }
 
             // While it is down: commands and health checks fail clearly.
@@ -175,7 +175,7 @@ struct ConnectionTests {
     }
 
     @Test func busyCallersGetTypedErrorsDuringARestartAndRecover() async throws {
-        let server = try await OwnRedisServer()
+        let server = try await PrivateRedisServer()
         do {
             var configuration = try RedisConfiguration(url: server.url)
             configuration.connectTimeout = .milliseconds(300)
@@ -204,7 +204,7 @@ struct ConnectionTests {
                     }
                 }
                 try await Task.sleep(for: .milliseconds(100))
-                await server.stop()
+                await server.kill()
                 try await Task.sleep(for: .milliseconds(400))
                 try await server.start()
                 restarted.set()
@@ -281,7 +281,7 @@ struct ConnectionTests {
     }
 
     @Test func subscriberResubscribesAfterRedisRestarts() async throws {
-        let server = try await OwnRedisServer()
+        let server = try await PrivateRedisServer()
         do {
             var configuration = try RedisConfiguration(url: server.url)
             configuration.connectTimeout = .milliseconds(500)
@@ -293,7 +293,7 @@ struct ConnectionTests {
             #expect(try await redis.publish("events", "one") == 1)
             #expect(try await collector.wait(for: 1).count == 1)
 
-            await server.stop()
+            await server.kill()
             try await Task.sleep(for: .milliseconds(300))
             try await server.start()
 
@@ -315,8 +315,8 @@ struct ConnectionTests {
     }
 
     @Test func subscribeWhileRedisIsDownTakesEffectWhenItReturns() async throws {
-        let server = try await OwnRedisServer()
-        await server.stop()
+        let server = try await PrivateRedisServer()
+        await server.kill()
         do {
             var configuration = try RedisConfiguration(url: server.url)
             configuration.connectTimeout = .milliseconds(300)
