@@ -6,7 +6,8 @@ import SwitchboardCore
 
 /// The job that hands a stored reply to the channel its question came from: queued by the turn
 /// on the `delivery` queue once the reply is stored, under an idempotency key per reply, so a
-/// turn that runs twice still queues one delivery.
+/// turn that runs twice still queues one delivery. Channels whose clients read the turn stream
+/// need no job: the turn delivers their reply as it stores it (`ChannelDelivery.isTurnStream`).
 public struct DeliveryJob: JobPayload, Equatable {
     public static let name = "deliver_reply"
     public var replyId: Int64
@@ -25,6 +26,13 @@ public protocol ChannelDelivery: Sendable {
     var channels: Set<Channel> { get }
     /// Sends `reply` (an assistant message) as the answer to `origin` (the user's message).
     func deliver(reply: Message, origin: Message) async throws
+    /// True when the turn stream and the stored reply are the delivery itself (nothing leaves the
+    /// server): the turn then stores its reply as delivered and queues no job.
+    var isTurnStream: Bool { get }
+}
+
+extension ChannelDelivery {
+    public var isTurnStream: Bool { false }
 }
 
 /// Deliverers by channel. A later registration for a channel replaces the earlier one.
@@ -53,6 +61,7 @@ public struct ChannelDeliveries: Sendable {
 /// nothing leaves the server; delivering is recording that the reply is there to read.
 public struct StoredReplyDelivery: ChannelDelivery {
     public var channels: Set<Channel> { [.web, .api, .widget] }
+    public var isTurnStream: Bool { true }
 
     public init() {}
 

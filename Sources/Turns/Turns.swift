@@ -2,7 +2,8 @@
 /// (`TurnEvent`), the Redis stream `turn:{messageId}` that carries it (`TurnStreamWriter`,
 /// `TurnStreamReader`), the stop flag (`TurnCancellation`), the `ai` job (`TurnJob`) whose
 /// handler runs the turn through a `TurnResponder` and stores its outcome, and the `delivery` job
-/// (`DeliveryJob`) that hands the stored reply to its channel of origin (`ChannelDelivery`).
+/// (`DeliveryJob`) that hands the stored reply to a channel outside the server (`ChannelDelivery`;
+/// the turn stream's own channels are delivered as the reply is stored).
 import Foundation
 import Logging
 import Queue
@@ -204,19 +205,24 @@ public struct TurnRunner: Sendable {
 
     private func finishCompleted(_ message: Message, reply: TurnReply, isRestart: Bool, writer: TurnStreamWriter) async throws {
         let key = Turns.replyKey(for: message.id)
+        // Web chat, the API and the widget read the stream and the stored reply: storing it is
+        // delivering it, so no delivery job (a job hand-off, a read and a write less per turn).
+        let deliveredByStoring = dependencies.deliveries.deliverer(for: message.channel)?.isTurnStream == true
         let stored: Message
         // Only a run that restarted an earlier one can find a stored reply: a reply is stored
         // after its run claimed the turn, which makes every later run a restart.
         if isRestart, let existing = try await messages.message(ownerID: message.ownerID, idempotencyKey: key) {
             stored = existing
+            if deliveredByStoring, existing.deliveredAt == nil { _ = try await messages.markDelivered(id: existing.id) }
         } else {
             stored = try await messages.insertMessage(NewMessage(
                 chatID: message.chatID, ownerID: message.ownerID, role: .assistant, content: reply.content, status: .completed,
-                channel: message.channel, idempotencyKey: key, replyToID: message.id))
+                channel: message.channel, idempotencyKey: key, replyToID: message.id,
+                deliveredAt: deliveredByStoring ? .databaseNow() : nil))
         }
         // Before the status changes: a crash from here on redelivers the turn, which finds the
         // stored reply and queues again under the same key, so the reply is delivered exactly once.
-        try await Turns.enqueueDelivery(replyID: stored.id, on: dependencies.jobs)
+        if !deliveredByStoring { try await Turns.enqueueDelivery(replyID: stored.id, on: dependencies.jobs) }
         guard try await messages.completeTurn(id: message.id, topic: reply.topic, language: reply.language) else {
             if let current = try await messages.message(id: message.id) { try await ensureFinalEvent(current, writer: writer) }
             return

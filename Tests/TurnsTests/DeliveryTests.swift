@@ -30,13 +30,15 @@ struct DeliveryTests {
         func deliver(reply: Message, origin: Message) async throws { delivered.withLock { $0.append(reply.id) } }
     }
 
+    /// A reply to a message from outside the server (email here) is handed over by a job.
     @Test func aCompletedTurnQueuesOneDeliveryEvenWhenItRunsTwice() async throws {
         try await TestEnvironment.with { env in
-            let message = try await env.queuedMessage("deliver me")
+            let message = try await env.queuedMessage("deliver me", channel: .email)
             let runner = TurnRunnerTests.runner(env)
             try await runner.run(messageID: message.id, logger: TestEnvironment.logger)
             let reply = try await Self.reply(to: message, env)
             #expect(try await Self.queuedDeliveries(env) == [reply.id])
+            #expect(reply.deliveredAt == nil, "delivered when the job ran, not before")
 
             // The worker died after the reply was stored and before the turn was marked done:
             // the redelivered turn runs again, finds the stored reply and queues nothing new.
@@ -52,7 +54,7 @@ struct DeliveryTests {
 
     @Test func aReplyStoredWithoutItsDeliveryGetsOneWhenTheTurnIsRedelivered() async throws {
         try await TestEnvironment.with { env in
-            let message = try await env.queuedMessage("crash after storing")
+            let message = try await env.queuedMessage("crash after storing", channel: .email)
             // The worker stored the reply and died before it could queue the delivery.
             #expect(try await env.stores.messages.updateStatus(id: message.id, to: .running, error: nil, from: [.queued]))
             let stored = try await env.stores.messages.insertMessage(NewMessage(
@@ -67,22 +69,24 @@ struct DeliveryTests {
         }
     }
 
-    @Test func aFailedTurnQueuesNoDelivery() async throws {
+    @Test(arguments: [Channel.web, .email])
+    func aFailedTurnQueuesNoDelivery(channel: Channel) async throws {
         try await TestEnvironment.with { env in
-            let message = try await env.queuedMessage("/fail now")
+            let message = try await env.queuedMessage("/fail now", channel: channel)
             try await TurnRunnerTests.runner(env).run(messageID: message.id, logger: TestEnvironment.logger)
             #expect(try await Self.queuedDeliveries(env).isEmpty)
+            #expect(try await env.stores.messages.message(ownerID: message.ownerID, idempotencyKey: Turns.replyKey(for: message.id)) == nil)
         }
     }
 
     @Test func theDeliveryHandlerMarksTheReplyDeliveredOnce() async throws {
         try await TestEnvironment.with { env in
-            let message = try await env.queuedMessage("once please")
+            let message = try await env.queuedMessage("once please", channel: .email)
             try await TurnRunnerTests.runner(env).run(messageID: message.id, logger: TestEnvironment.logger)
             let reply = try await Self.reply(to: message, env)
             #expect(reply.deliveredAt == nil)
 
-            let counting = CountingDelivery([.web])
+            let counting = CountingDelivery([.email])
             let delivery = DeliveryRunner(messages: env.stores.messages, deliveries: ChannelDeliveries([counting]))
             #expect(try await delivery.run(replyID: reply.id, logger: TestEnvironment.logger) == .delivered)
             let delivered = try #require(try await Self.reply(to: message, env).deliveredAt)
@@ -93,13 +97,46 @@ struct DeliveryTests {
         }
     }
 
-    @Test func webRepliesAreDeliveredByTheStandardDeliverer() async throws {
+    /// Web chat, the API and the widget read the turn stream and the stored reply: the reply is
+    /// delivered as it is stored, with no job, also when the turn runs again.
+    @Test(arguments: [Channel.web, .api, .widget])
+    func turnStreamRepliesAreDeliveredAsTheyAreStored(channel: Channel) async throws {
         try await TestEnvironment.with { env in
-            let message = try await env.queuedMessage("standard")
-            try await TurnRunnerTests.runner(env).run(messageID: message.id, logger: TestEnvironment.logger)
+            let message = try await env.queuedMessage("standard", channel: channel)
+            let runner = TurnRunnerTests.runner(env)
+            try await runner.run(messageID: message.id, logger: TestEnvironment.logger)
             let reply = try await Self.reply(to: message, env)
-            #expect(try await DeliveryRunner(messages: env.stores.messages).run(replyID: reply.id, logger: TestEnvironment.logger) == .delivered)
+            let delivered = try #require(reply.deliveredAt)
+            #expect(try await Self.queuedDeliveries(env).isEmpty)
+
+            #expect(try await env.stores.messages.updateStatus(id: message.id, to: .running, error: nil, from: nil))
+            try await runner.run(messageID: message.id, attempt: 2, logger: TestEnvironment.logger)
+            #expect(try await Self.reply(to: message, env).deliveredAt == delivered)
+            #expect(try await Self.queuedDeliveries(env).isEmpty)
+            // A delivery job left from before (queued by an earlier version) finds it delivered.
+            #expect(try await DeliveryRunner(messages: env.stores.messages).run(replyID: reply.id, logger: TestEnvironment.logger) == .alreadyDelivered)
+        }
+    }
+
+    /// A reply stored undelivered (by an earlier version, which queued a job for every channel)
+    /// is recorded as delivered when its turn runs again.
+    @Test func anUndeliveredTurnStreamReplyIsDeliveredWhenTheTurnRunsAgain() async throws {
+        try await TestEnvironment.with { env in
+            let message = try await env.queuedMessage("upgrade")
+            #expect(try await env.stores.messages.updateStatus(id: message.id, to: .running, error: nil, from: [.queued]))
+            let stored = try await env.stores.messages.insertMessage(NewMessage(
+                chatID: message.chatID, ownerID: message.ownerID, role: .assistant, content: "earlier answer", status: .completed,
+                channel: message.channel, idempotencyKey: Turns.replyKey(for: message.id), replyToID: message.id))
+            #expect(stored.deliveredAt == nil)
+            try await TurnRunnerTests.runner(env).run(messageID: message.id, attempt: 2, logger: TestEnvironment.logger)
             #expect(try await Self.reply(to: message, env).deliveredAt != nil)
+            #expect(try await Self.queuedDeliveries(env).isEmpty)
+        }
+    }
+
+    @Test func onlyRepliesCanBeDelivered() async throws {
+        try await TestEnvironment.with { env in
+            let message = try await env.queuedMessage("not a reply")
             // A user message is not a reply: nothing to deliver, and retrying will not change that.
             await #expect(throws: DeliveryError.self) {
                 try await DeliveryRunner(messages: env.stores.messages).run(replyID: message.id, logger: TestEnvironment.logger)

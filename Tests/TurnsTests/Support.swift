@@ -32,11 +32,11 @@ struct TestEnvironment: Sendable {
         return try result.get()
     }
 
-    /// A user, a chat and a queued message in it.
-    func queuedMessage(_ content: String) async throws -> Message {
+    /// A user, a chat and a queued message in it, from `channel`.
+    func queuedMessage(_ content: String, channel: Channel = .web) async throws -> Message {
         let user = try await stores.users.createUser(email: "u\(UInt32.random(in: 0...UInt32.max))@example.com", name: "u", role: .user)
         return try await stores.messages.startChat(
-            title: "t", externalThreadKey: nil, firstMessage: NewMessage(chatID: 0, ownerID: user.id, content: content)
+            title: "t", externalThreadKey: nil, firstMessage: NewMessage(chatID: 0, ownerID: user.id, content: content, channel: channel)
         ).message
     }
 }

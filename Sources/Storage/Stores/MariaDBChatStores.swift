@@ -74,16 +74,17 @@ public struct MariaDBMessageStore: MessageStore {
         let result = try await executor.execute(
             """
             INSERT INTO messages (chat_id, user_id, reply_to_id, role, content, status, channel, external_id, idempotency_key,
-                                  created_at, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                  delivered_at, created_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             [.int(message.chatID), .int(message.ownerID), .optional(message.replyToID), .string(message.role.rawValue),
              .string(message.content), .string(message.status.rawValue), .string(message.channel.rawValue),
-             .optional(message.externalID), .optional(message.idempotencyKey), .date(now), .date(now)])
+             .optional(message.externalID), .optional(message.idempotencyKey), .optional(message.deliveredAt), .date(now), .date(now)])
         return Message(
             id: result.lastInsertID, chatID: message.chatID, ownerID: message.ownerID, replyToID: message.replyToID,
             role: message.role, content: message.content, status: message.status, channel: message.channel,
-            externalID: message.externalID, idempotencyKey: message.idempotencyKey, createdAt: now, updatedAt: now)
+            externalID: message.externalID, idempotencyKey: message.idempotencyKey, deliveredAt: message.deliveredAt,
+            createdAt: now, updatedAt: now)
     }
 
     public func startChat(

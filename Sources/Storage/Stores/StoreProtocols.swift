@@ -53,10 +53,13 @@ public struct NewMessage: Sendable, Hashable {
     public var externalID: String?
     public var idempotencyKey: String?
     public var replyToID: Int64?
+    /// Set for a reply that reaches its channel as it is stored (the turn stream's channels).
+    public var deliveredAt: Date?
 
     public init(
         chatID: Int64, ownerID: Int64, role: MessageRole = .user, content: String, status: MessageStatus = .queued,
-        channel: Channel = .web, externalID: String? = nil, idempotencyKey: String? = nil, replyToID: Int64? = nil
+        channel: Channel = .web, externalID: String? = nil, idempotencyKey: String? = nil, replyToID: Int64? = nil,
+        deliveredAt: Date? = nil
     ) {
         self.chatID = chatID
         self.ownerID = ownerID
@@ -67,6 +70,7 @@ public struct NewMessage: Sendable, Hashable {
         self.externalID = externalID
         self.idempotencyKey = idempotencyKey
         self.replyToID = replyToID
+        self.deliveredAt = deliveredAt
     }
 }
 
