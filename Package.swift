@@ -89,6 +89,7 @@ let package = Package(
             name: "Gateway",
             dependencies: [
                 "RedisClient",
+                "Observability",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

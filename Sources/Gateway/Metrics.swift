@@ -1,4 +1,5 @@
 import Foundation
+import Observability
 import Synchronization
 
 /// Counters of one gateway process, rendered in the Prometheus text format at `/metrics`.
@@ -10,9 +11,10 @@ final class Metrics: Sendable {
     let apiRequests = Atomic<Int>(0)
 
     func render(connections: Int, subscriptions: Int, channels: Int) -> String {
-        var text = ""
+        var out = PrometheusText()
         func metric(_ name: String, _ type: String, _ help: String, _ value: Int) {
-            text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n\(name) \(value)\n"
+            out.family(name, type, help)
+            out.sample(name, [], Double(value))
         }
         metric("switchboard_gateway_connections", "gauge", "Open client connections on this node.", connections)
         metric("switchboard_gateway_subscriptions", "gauge", "Client subscriptions on this node.", subscriptions)
@@ -22,6 +24,6 @@ final class Metrics: Sendable {
         metric("switchboard_gateway_messages_out_total", "counter", "Replies and pushes queued to clients.", messagesOut.load(ordering: .relaxed))
         metric("switchboard_gateway_slow_disconnects_total", "counter", "Clients disconnected because their write queue was full.", slowDisconnects.load(ordering: .relaxed))
         metric("switchboard_gateway_api_requests_total", "counter", "Server API commands handled.", apiRequests.load(ordering: .relaxed))
-        return text
+        return out.text
     }
 }

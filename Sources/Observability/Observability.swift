@@ -1,5 +1,7 @@
 /// Observability owns how Switchboard is watched: the process-wide swift-log bootstrap (level and
-/// format) and the Prometheus registry behind swift-metrics, rendered as text at `/metrics`.
+/// format), the Prometheus registry behind swift-metrics, rendered as text at `/metrics`, and the
+/// text builder for the metrics a role renders itself (worker queues, gateway counters).
+import Foundation
 import Logging
 import Metrics
 import Prometheus
@@ -46,4 +48,36 @@ public enum LoggingSetup {
             }
         }
     }
+}
+
+/// Renders Prometheus text exposition format 0.0.4.
+public struct PrometheusText {
+    public init() {}
+
+    public private(set) var text = ""
+
+    public mutating func family(_ name: String, _ type: String, _ help: String) {
+        text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+    }
+
+    public mutating func sample(_ name: String, _ labels: [(String, String)] = [], _ value: Double) {
+        text += name
+        if !labels.isEmpty {
+            text += "{" + labels.map { "\($0.0)=\"\(Self.escape($0.1))\"" }.joined(separator: ",") + "}"
+        }
+        text += " " + Self.format(value) + "\n"
+    }
+
+    public static func escape(_ value: String) -> String {
+        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            .replacingOccurrences(of: "\n", with: "\\n")
+    }
+
+    public static func format(_ value: Double) -> String {
+        if value.isNaN { return "NaN" }
+        if value.isInfinite { return value > 0 ? "+Inf" : "-Inf" }
+        if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
+        return String(value)
+    }
+
 }

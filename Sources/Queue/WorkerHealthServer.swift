@@ -52,7 +52,7 @@ public struct WorkerHealthServer: Service {
             }
         }
         let failed = try? await worker.client.xlen(QueueKeys.failed)
-        return PrometheusText.render(
+        return WorkerMetricsPage.render(
             stats: stats, failedJobs: failed, metrics: worker.metrics, activeJobs: worker.activeJobs,
             uptime: RetryPolicy.seconds(worker.uptime))
     }

@@ -1,5 +1,6 @@
 import CoreMetrics
 import Foundation
+import Observability
 import Synchronization
 
 /// The worker's own counters and job-duration histogram, per queue, rendered as Prometheus text
@@ -83,34 +84,8 @@ public final class WorkerMetrics: Sendable {
     var perQueue: [QueueName: PerQueue] { state.withLock { $0 } }
 }
 
-/// Renders Prometheus text exposition format 0.0.4.
-struct PrometheusText {
-    private(set) var text = ""
-
-    mutating func family(_ name: String, _ type: String, _ help: String) {
-        text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
-    }
-
-    mutating func sample(_ name: String, _ labels: [(String, String)] = [], _ value: Double) {
-        text += name
-        if !labels.isEmpty {
-            text += "{" + labels.map { "\($0.0)=\"\(Self.escape($0.1))\"" }.joined(separator: ",") + "}"
-        }
-        text += " " + Self.format(value) + "\n"
-    }
-
-    static func escape(_ value: String) -> String {
-        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-            .replacingOccurrences(of: "\n", with: "\\n")
-    }
-
-    static func format(_ value: Double) -> String {
-        if value.isNaN { return "NaN" }
-        if value.isInfinite { return value > 0 ? "+Inf" : "-Inf" }
-        if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
-        return String(value)
-    }
-
+/// The worker's `/metrics` page.
+enum WorkerMetricsPage {
     /// The worker's metrics: Redis-side queue state first, then this process's counters.
     static func render(stats: [QueueStats], failedJobs: Int?, metrics: WorkerMetrics, activeJobs: Int, uptime: Double) -> String {
         var out = PrometheusText()
@@ -148,7 +123,7 @@ struct PrometheusText {
             var cumulative = 0
             for (index, bound) in WorkerMetrics.durationBuckets.enumerated() {
                 cumulative += values.duration.counts[index]
-                out.sample("\(histogram)_bucket", queueLabel(queue) + [("le", format(bound))], Double(cumulative))
+                out.sample("\(histogram)_bucket", queueLabel(queue) + [("le", PrometheusText.format(bound))], Double(cumulative))
             }
             out.sample("\(histogram)_bucket", queueLabel(queue) + [("le", "+Inf")], Double(values.duration.count))
             out.sample("\(histogram)_sum", queueLabel(queue), values.duration.sum)
