@@ -1,5 +1,6 @@
 import Foundation
 import RedisClient
+import SwitchboardCore
 
 /// A job's identity, stable across retries (unlike its stream entry id).
 public struct JobID: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible {

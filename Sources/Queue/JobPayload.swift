@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import SwitchboardCore
 import Synchronization
 
 /// A typed job. Its `name` is the wire identity (stable across releases); `version` grows when the

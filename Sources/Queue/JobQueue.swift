@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import RedisClient
+import SwitchboardCore
 
 /// Options of one enqueue.
 public struct EnqueueOptions: Sendable {

@@ -8,6 +8,7 @@
 /// Multi-key changes are Lua scripts (`QueueScripts`) so a crash can neither lose nor double a job.
 /// Key families, TTLs and failure semantics: docs/queues.md.
 import Foundation
+import SwitchboardCore
 
 /// The name of a queue (one Redis stream). The standard queues are static members; `failed` is
 /// the dead-letter stream and is never served by workers.
@@ -68,39 +69,30 @@ enum QueueKeys {
 }
 
 /// An error of the queue module. `code` can grow without breaking callers that switch on it.
-public struct QueueError: Error, Sendable, Equatable, CustomStringConvertible {
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
-        let name: String
-        public var description: String { name }
-        /// A queue name is malformed or not allowed here.
-        public static let invalidQueue = Code(name: "invalidQueue")
-        /// A job payload could not be encoded.
-        public static let encodingFailed = Code(name: "encodingFailed")
-        /// A job payload could not be decoded (corrupt, or from an incompatible version).
-        public static let decodingFailed = Code(name: "decodingFailed")
-        /// No handler is registered for a job's name.
-        public static let unknownJob = Code(name: "unknownJob")
-        /// A job is of a newer version than this worker understands.
-        public static let unsupportedVersion = Code(name: "unsupportedVersion")
-        /// A job ran longer than the worker's job timeout.
-        public static let jobTimedOut = Code(name: "jobTimedOut")
-        /// A job was delivered more often than its attempts allow (its workers kept dying).
-        public static let tooManyDeliveries = Code(name: "tooManyDeliveries")
-        /// Redis answered something this module did not expect.
-        public static let unexpectedReply = Code(name: "unexpectedReply")
-        /// Invalid configuration or options.
-        public static let invalidConfiguration = Code(name: "invalidConfiguration")
-    }
+public typealias QueueError = CodedError<QueueFailure>
 
-    public let code: Code
-    public let message: String
+/// The kind of `QueueError`s.
+public enum QueueFailure {}
 
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-
-    public var description: String { "\(code): \(message)" }
+extension ErrorCode where Kind == QueueFailure {
+    /// A queue name is malformed or not allowed here.
+    public static var invalidQueue: Self { "invalidQueue" }
+    /// A job payload could not be encoded.
+    public static var encodingFailed: Self { "encodingFailed" }
+    /// A job payload could not be decoded (corrupt, or from an incompatible version).
+    public static var decodingFailed: Self { "decodingFailed" }
+    /// No handler is registered for a job's name.
+    public static var unknownJob: Self { "unknownJob" }
+    /// A job is of a newer version than this worker understands.
+    public static var unsupportedVersion: Self { "unsupportedVersion" }
+    /// A job ran longer than the worker's job timeout.
+    public static var jobTimedOut: Self { "jobTimedOut" }
+    /// A job was delivered more often than its attempts allow (its workers kept dying).
+    public static var tooManyDeliveries: Self { "tooManyDeliveries" }
+    /// Redis answered something this module did not expect.
+    public static var unexpectedReply: Self { "unexpectedReply" }
+    /// Invalid configuration or options.
+    public static var invalidConfiguration: Self { "invalidConfiguration" }
 }
 
 /// Mark an error thrown by a job handler as permanent: the job goes to `failed` at once instead

@@ -1,4 +1,5 @@
 import Foundation
+import SwitchboardCore
 
 /// Everything a worker process is tuned by. Defaults suit production; tests shorten the times.
 public struct WorkerConfiguration: Sendable {

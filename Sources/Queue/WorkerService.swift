@@ -2,8 +2,9 @@ import Foundation
 import Logging
 import RedisClient
 import ServiceLifecycle
-import UnixSignals
+import SwitchboardCore
 import Synchronization
+import UnixSignals
 
 /// The worker runtime: drains the configured queues with `concurrency` slots.
 ///

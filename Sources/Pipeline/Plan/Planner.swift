@@ -1,6 +1,7 @@
 import AIProviders
 import Foundation
 import Logging
+import SwitchboardCore
 
 /// A plan ready to run, and whether it is the planner's own or the fallback.
 public struct PlanDecision: Sendable, Hashable {

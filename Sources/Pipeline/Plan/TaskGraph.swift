@@ -1,4 +1,5 @@
 import Foundation
+import SwitchboardCore
 
 /// One node of a task graph: a capability applied to inputs.
 ///
@@ -91,22 +92,21 @@ struct LooseString: Decodable, Hashable {
 }
 
 /// Why a graph was refused.
-public struct PlanValidationError: Error, Sendable, Hashable, CustomStringConvertible {
-    public enum Reason: String, Sendable, Hashable {
-        case empty, tooManyNodes = "too_many_nodes", invalidID = "invalid_id", duplicateID = "duplicate_id"
-        case unknownCapability = "unknown_capability", unknownDependency = "unknown_dependency", cycle
-        case missingReplyNode = "missing_reply_node", malformed
-    }
+public typealias PlanValidationError = CodedError<PlanValidationFailure>
 
-    public var reason: Reason
-    public var message: String
+/// The kind of `PlanValidationError`s; the code is what the `plan` event's `fallback_reason` starts with.
+public enum PlanValidationFailure {}
 
-    public init(_ reason: Reason, _ message: String) {
-        self.reason = reason
-        self.message = message
-    }
-
-    public var description: String { "\(reason.rawValue): \(message)" }
+extension ErrorCode where Kind == PlanValidationFailure {
+    public static var empty: Self { "empty" }
+    public static var tooManyNodes: Self { "too_many_nodes" }
+    public static var invalidID: Self { "invalid_id" }
+    public static var duplicateID: Self { "duplicate_id" }
+    public static var unknownCapability: Self { "unknown_capability" }
+    public static var unknownDependency: Self { "unknown_dependency" }
+    public static var cycle: Self { "cycle" }
+    public static var missingReplyNode: Self { "missing_reply_node" }
+    public static var malformed: Self { "malformed" }
 }
 
 /// The rules every graph must pass before it runs.
