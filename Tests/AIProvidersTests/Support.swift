@@ -119,26 +119,3 @@ s.serve_forever()
 """#
 }
 
-/// The model server of `scripts/llm`, started once per test process (it builds llama.cpp on first use).
-enum LocalModelServer {
-    static let enabled = ProcessInfo.processInfo.environment["SB_TEST_LLM"] != "0"
-
-    private static let started = Task<String, any Error> {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let process = Process()
-        process.executableURL = root.appendingPathComponent("scripts/llm")
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = await Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
-        await process.waitForExit()
-        guard process.terminationStatus == 0 else { throw ModelServerUnavailable(status: process.terminationStatus) }
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-    }
-
-    struct ModelServerUnavailable: Error { var status: Int32 }
-
-    /// The OpenAI base URL (ends in /v1).
-    static func baseURL() async throws -> String { try await started.value }
-}
