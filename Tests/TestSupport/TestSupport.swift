@@ -1,7 +1,8 @@
 /// TestSupport owns what the test targets share about the real services they run against (the
 /// Redis and MariaDB of `scripts/services`): where they are, a throw-away database per test, a
-/// Redis corner per test (a random key prefix, deleted afterwards), and a private redis-server for
-/// the tests that must not disturb the shared one. Never linked into a product.
+/// Redis corner per test (a random key prefix, deleted afterwards), a private redis-server for
+/// the tests that must not disturb the shared one, and the model server of `scripts/llm`. Never
+/// linked into a product.
 import Foundation
 import Logging
 import RedisClient
