@@ -373,39 +373,22 @@ public struct UsageCall: Sendable, Hashable {
     }
 }
 
-/// Tokens and latency of one provider call, per user.
-public struct UsageRecord: Codable, Sendable, Hashable {
+/// Tokens and latency of one provider call, per user: a stored `UsageCall` (its fields read
+/// through, `record.model`).
+@dynamicMemberLookup
+public struct UsageRecord: Sendable, Hashable {
     public var id: Int64
-    public var userID: Int64
-    public var messageID: Int64?
-    public var provider: String
-    public var model: String
-    public var promptTokens: Int
-    public var completionTokens: Int
-    public var latencyMs: Int
+    /// The call this row records.
+    public var call: UsageCall
     public var createdAt: Date
 
-    public var totalTokens: Int { promptTokens + completionTokens }
+    public var totalTokens: Int { call.promptTokens + call.completionTokens }
 
-    /// The call this row records.
-    public var call: UsageCall {
-        UsageCall(
-            userID: userID, messageID: messageID, provider: provider, model: model, promptTokens: promptTokens,
-            completionTokens: completionTokens, latencyMs: latencyMs)
-    }
+    public subscript<T>(dynamicMember field: KeyPath<UsageCall, T>) -> T { call[keyPath: field] }
 
-    public init(
-        id: Int64, userID: Int64, messageID: Int64?, provider: String, model: String, promptTokens: Int,
-        completionTokens: Int, latencyMs: Int, createdAt: Date
-    ) {
+    public init(id: Int64, call: UsageCall, createdAt: Date) {
         self.id = id
-        self.userID = userID
-        self.messageID = messageID
-        self.provider = provider
-        self.model = model
-        self.promptTokens = promptTokens
-        self.completionTokens = completionTokens
-        self.latencyMs = latencyMs
+        self.call = call
         self.createdAt = createdAt
     }
 }

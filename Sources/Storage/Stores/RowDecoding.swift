@@ -151,10 +151,12 @@ extension UsageRecord {
 
     init(row: Row) throws {
         self.init(
-            id: try row.int("id"), userID: try row.int("user_id"), messageID: try row.optionalInt("message_id"),
-            provider: try row.string("provider"), model: try row.string("model"),
-            promptTokens: Int(try row.int("prompt_tokens")), completionTokens: Int(try row.int("completion_tokens")),
-            latencyMs: Int(try row.int("latency_ms")), createdAt: try row.date("created_at"))
+            id: try row.int("id"),
+            call: UsageCall(
+                userID: try row.int("user_id"), messageID: try row.optionalInt("message_id"), provider: try row.string("provider"),
+                model: try row.string("model"), promptTokens: Int(try row.int("prompt_tokens")),
+                completionTokens: Int(try row.int("completion_tokens")), latencyMs: Int(try row.int("latency_ms"))),
+            createdAt: try row.date("created_at"))
     }
 }
 
