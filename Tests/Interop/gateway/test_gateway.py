@@ -9,6 +9,7 @@ import hmac
 import json
 import time
 import urllib.request
+from types import SimpleNamespace
 
 import pytest
 import websockets
@@ -108,14 +109,8 @@ async def wait_until(predicate, timeout=10):
 
 async def test_sdk_receives_api_publications_and_reads_presence_and_history(start_gateway):
     gateway = start_gateway()
-    api = AsyncClient(gateway.api_url, API_KEY)
-    client = Client(gateway.ws_url, token=token("42", info={"name": "Ada"}))
-    events = Recorder()
-    sub = client.new_subscription("chat:room1", events=events)
-    try:
-        await client.connect()
-        await sub.subscribe()
-        await sub.ready(timeout=5)
+    async with subscribed_client(gateway, "42", "chat:room1", token_claims={"info": {"name": "Ada"}}) as c:
+        api, client, sub, events = c.api, c.client, c.sub, c.events
 
         for n in range(3):
             result = await api.publish(PublishRequest(channel="chat:room1", data={"n": n}))
@@ -144,21 +139,12 @@ async def test_sdk_receives_api_publications_and_reads_presence_and_history(star
 
         info = await api.info(InfoRequest())
         assert info.nodes[0].num_clients == 1
-    finally:
-        await client.disconnect()
-        await api.close()
 
 
 async def test_sdk_recovers_missed_publications_after_forced_reconnect(start_gateway):
     gateway = start_gateway()
-    api = AsyncClient(gateway.api_url, API_KEY)
-    client = Client(gateway.ws_url, token=token("7"), min_reconnect_delay=1.0, max_reconnect_delay=1.5)
-    events = Recorder()
-    sub = client.new_subscription("chat:recover", events=events)
-    try:
-        await client.connect()
-        await sub.subscribe()
-        await sub.ready(timeout=5)
+    async with subscribed_client(gateway, "7", "chat:recover", min_reconnect_delay=1.0, max_reconnect_delay=1.5) as c:
+        api, events = c.api, c.events
         await api.publish(PublishRequest(channel="chat:recover", data={"n": 1}))
         await events.wait_for(lambda: len(events.publications) == 1)
 
@@ -178,9 +164,6 @@ async def test_sdk_recovers_missed_publications_after_forced_reconnect(start_gat
         await api.publish(PublishRequest(channel="chat:recover", data={"n": 5}))
         await events.wait_for(lambda: len(events.publications) == 5)
         assert [p.offset for p in events.publications] == [1, 2, 3, 4, 5]
-    finally:
-        await client.disconnect()
-        await api.close()
 
 
 async def test_recovery_reports_false_when_history_no_longer_covers_the_gap(start_gateway):
@@ -189,14 +172,8 @@ async def test_recovery_reports_false_when_history_no_longer_covers_the_gap(star
         "allow_subscribe_for_client": True,
     }])
     gateway = start_gateway(config)
-    api = AsyncClient(gateway.api_url, API_KEY)
-    client = Client(gateway.ws_url, token=token("8"), min_reconnect_delay=1.0, max_reconnect_delay=1.5)
-    events = Recorder()
-    sub = client.new_subscription("chat:small", events=events)
-    try:
-        await client.connect()
-        await sub.subscribe()
-        await sub.ready(timeout=5)
+    async with subscribed_client(gateway, "8", "chat:small", min_reconnect_delay=1.0, max_reconnect_delay=1.5) as c:
+        api, events = c.api, c.events
         await api.publish(PublishRequest(channel="chat:small", data={"n": 1}))
         await events.wait_for(lambda: len(events.publications) == 1)
         await api.disconnect(DisconnectRequest(user="8", disconnect=Disconnect(code=3011, reason="force reconnect")))
@@ -206,9 +183,6 @@ async def test_recovery_reports_false_when_history_no_longer_covers_the_gap(star
         await events.wait_for(lambda: len(events.subscribed) == 2, timeout=15)
         assert events.subscribed[1].was_recovering
         assert not events.subscribed[1].recovered
-    finally:
-        await client.disconnect()
-        await api.close()
 
 
 async def test_two_nodes_share_one_redis(start_gateway):
@@ -277,19 +251,20 @@ async def close_code(ws, timeout=10):
 
 
 @contextlib.asynccontextmanager
-async def well_behaved_ticker_client(gateway):
-    """An SDK client subscribed to feed:ticker (the one that must keep receiving) and an API client."""
+async def subscribed_client(gateway, user, channel, token_claims=None, **client_options):
+    """An SDK client of `user` connected and subscribed to `channel`, and a server API client;
+    both closed afterwards however the test ends."""
     api = AsyncClient(gateway.api_url, API_KEY)
-    good = Client(gateway.ws_url, token=token("good"))
+    client = Client(gateway.ws_url, token=token(user, **(token_claims or {})), **client_options)
     events = Recorder()
-    sub = good.new_subscription("feed:ticker", events=events)
+    sub = client.new_subscription(channel, events=events)
     try:
-        await good.connect()
+        await client.connect()
         await sub.subscribe()
         await sub.ready(timeout=5)
-        yield api, events
+        yield SimpleNamespace(api=api, client=client, sub=sub, events=events)
     finally:
-        await good.disconnect()
+        await client.disconnect()
         await api.close()
 
 
@@ -367,7 +342,8 @@ async def test_permission_denied_103_and_unknown_namespace_102(start_gateway):
 
 async def test_slow_or_oversized_clients_are_cut_off_while_others_keep_receiving(start_gateway):
     gateway = start_gateway(gateway_config(max_message_size=4096, client_queue_max_size=131072))
-    async with well_behaved_ticker_client(gateway) as (api, events):
+    async with subscribed_client(gateway, "good", "feed:ticker") as good:
+        api, events = good.api, good.events
         # An oversized frame closes that connection.
         big, _ = await connect_raw(gateway, token("big"))
         await big.send(json.dumps({"id": 2, "publish": {"channel": "feed:ticker", "data": "x" * 10000}}))
@@ -403,7 +379,8 @@ async def test_slow_or_oversized_clients_are_cut_off_while_others_keep_receiving
 
 async def test_a_client_flooding_commands_is_disconnected_while_others_keep_receiving(start_gateway):
     gateway = start_gateway(gateway_config(client_command_rate=20, client_command_burst=20))
-    async with well_behaved_ticker_client(gateway) as (api, events):
+    async with subscribed_client(gateway, "good", "feed:ticker") as good:
+        api, events = good.api, good.events
         flooder, _ = await connect_raw(gateway, token("flooder"))
         for n in range(2, 202):
             await flooder.send(json.dumps({"id": n, "ping": {}}))
