@@ -117,8 +117,20 @@ protocol Broker: Sendable {
 extension Broker {
     /// Publishes and waits for the new position.
     func publish(channel: String, publication: Publication, options: PublishOptions) async throws -> StreamPosition {
-        try await withCheckedThrowingContinuation { continuation in
-            startPublish(channel: channel, publication: publication, options: options) { continuation.resume(with: $0) }
+        try await awaitCompletion { startPublish(channel: channel, publication: publication, options: options, completion: $0) }
+    }
+}
+
+/// Awaits an operation that reports through a completion handler (publishes are started that way
+/// so a caller can queue several without waiting); an error thrown by `start` itself counts too.
+func awaitCompletion<T: Sendable, Failure: Error>(
+    _ start: (@escaping @Sendable (Result<T, Failure>) -> Void) throws -> Void
+) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        do {
+            try start { continuation.resume(with: $0.mapError { $0 }) }
+        } catch {
+            continuation.resume(throwing: error)
         }
     }
 }

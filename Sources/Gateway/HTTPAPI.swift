@@ -183,13 +183,7 @@ struct HTTPAPI: Sendable {
     }
 
     private func publish(channel: String, params: JSONValue) async throws -> StreamPosition {
-        try await withCheckedThrowingContinuation { continuation in
-            do {
-                try startPublish(channel: channel, params: params) { continuation.resume(with: $0) }
-            } catch {
-                continuation.resume(throwing: error)
-            }
-        }
+        try await awaitCompletion { try startPublish(channel: channel, params: params, completion: $0) }
     }
 
     /// Checks the parameters and queues the publish; `completion` runs once with its outcome.

@@ -182,11 +182,10 @@ final class Node: BrokerEventHandler {
         channel: String, data: String, info: ClientInfo?, options: ChannelOptions, skipHistory: Bool = false,
         tags: [String: String]? = nil, idempotencyKey: String? = nil
     ) async throws -> StreamPosition {
-        try await withCheckedThrowingContinuation { continuation in
+        try await awaitCompletion {
             startPublish(
                 channel: channel, data: data, info: info, options: options, skipHistory: skipHistory, tags: tags,
-                idempotencyKey: idempotencyKey
-            ) { continuation.resume(with: $0) }
+                idempotencyKey: idempotencyKey, completion: $0)
         }
     }
 
