@@ -39,12 +39,7 @@ public final class TurnEventQueue: Sendable {
     public func flush() async throws { try await drain.flush() }
 
     private static func write(_ batch: [Pending], with writer: TurnStreamWriter) async throws {
-        let key = writer.redis.key(TurnKeys.stream(writer.messageID))
-        var commands = batch.map { item in
-            RedisClient.xaddCommand(key, fields: [("type", item.type), ("data", item.data)], maxLength: .approximately(writer.settings.maxLength))
-        }
-        commands.append(RedisCommand("PEXPIRE", key, TurnStreamWriter.milliseconds(writer.settings.ttl)))
-        for reply in try await writer.redis.pipeline(commands) {
+        for reply in try await writer.redis.pipeline(writer.appendCommands(batch.map { ($0.type, $0.data) })) {
             if case .error(let message) = reply { throw RedisError.server(message) }
         }
     }

@@ -75,16 +75,19 @@ public struct TurnStreamWriter: Sendable {
                 args: [settings.maxLength, Self.milliseconds(settings.ttl), event.type, try event.encodedData()])
             return reply.string
         }
-        let key = redis.key(TurnKeys.stream(messageID))
-        var fields: [(String, any RESPArgument)] = [("type", event.type), ("data", try event.encodedData())]
-        if event.isFinal { fields.append(("final", "1")) }
-        let replies = try await redis.pipeline([
-            RedisClient.xaddCommand(key, fields: fields, maxLength: .approximately(settings.maxLength)),
-            RedisCommand("PEXPIRE", key, Self.milliseconds(settings.ttl)),
-        ])
+        let replies = try await redis.pipeline(appendCommands([(event.type, try event.encodedData())]))
         if case .error(let message) = replies[0] { throw RedisError.server(message) }
         guard let id = replies[0].string else { throw RedisError.protocolError("XADD returned \(replies[0])") }
         return id
+    }
+
+    /// The pipeline that appends non-final entries (`type`, encoded `data`) in order: one XADD
+    /// each, then one PEXPIRE that keeps the stream for `settings.ttl` after its latest entry.
+    func appendCommands(_ entries: [(type: String, data: [UInt8])]) -> [RedisCommand] {
+        let key = redis.key(TurnKeys.stream(messageID))
+        return entries.map { entry in
+            RedisClient.xaddCommand(key, fields: [("type", entry.type), ("data", entry.data)], maxLength: .approximately(settings.maxLength))
+        } + [RedisCommand("PEXPIRE", key, Self.milliseconds(settings.ttl))]
     }
 
     static let appendFinalScript = RedisScript("""
