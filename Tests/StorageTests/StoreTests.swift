@@ -79,7 +79,7 @@ struct StoreTests {
 
             #expect(try await stores.messages.updateStatus(id: second.id, to: .running, error: nil, from: [.queued]))
             #expect(try await stores.messages.updateStatus(id: second.id, to: .running, error: nil, from: [.queued]) == false)
-            #expect(try await stores.messages.setClassification(id: second.id, topic: "billing", language: "de"))
+            #expect(try await stores.messages.completeTurn(id: second.id, topic: "billing", language: "de"))
             #expect(try await stores.messages.updateContent(id: answer.id, content: "the answer"))
             #expect(try await stores.messages.updateStatus(id: second.id, to: .failed, error: "provider down", from: nil))
             let updated = try #require(try await stores.messages.message(id: second.id, ownerID: ada.id))

@@ -187,7 +187,6 @@ private final class StopBeforeClaim: MessageStore, @unchecked Sendable {
         try await base.messages(chatID: chatID, ownerID: ownerID, limit: limit, beforeID: beforeID, afterID: afterID)
     }
     func queuedMessageIDs(createdBefore: Date, limit: Int) async throws -> [Int64] { try await base.queuedMessageIDs(createdBefore: createdBefore, limit: limit) }
-    func setClassification(id: Int64, topic: String?, language: String?) async throws -> Bool { try await base.setClassification(id: id, topic: topic, language: language) }
     func completeTurn(id: Int64, topic: String?, language: String?) async throws -> Bool { try await base.completeTurn(id: id, topic: topic, language: language) }
     func markDelivered(id: Int64) async throws -> Bool { try await base.markDelivered(id: id) }
     func updateContent(id: Int64, content: String) async throws -> Bool { try await base.updateContent(id: id, content: content) }

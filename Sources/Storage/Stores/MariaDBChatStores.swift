@@ -168,13 +168,6 @@ public struct MariaDBMessageStore: MessageStore {
         return try await database.execute(sql, values).affectedRows > 0
     }
 
-    public func setClassification(id: Int64, topic: String?, language: String?) async throws -> Bool {
-        try await database.execute(
-            "UPDATE messages SET topic = ?, language = ?, updated_at = ? WHERE id = ?",
-            [.optional(topic), .optional(language), .date(.databaseNow()), .int(id)]
-        ).affectedRows > 0
-    }
-
     public func completeTurn(id: Int64, topic: String?, language: String?) async throws -> Bool {
         let now = Date.databaseNow()
         return try await database.execute(

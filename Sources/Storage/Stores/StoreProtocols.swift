@@ -93,7 +93,6 @@ public protocol MessageStore: Sendable {
     func queuedMessageIDs(createdBefore: Date, limit: Int) async throws -> [Int64]
     /// Sets the status when the current one is in `from` (any when nil). False when nothing changed.
     func updateStatus(id: Int64, to status: MessageStatus, error: String?, from: Set<MessageStatus>?) async throws -> Bool
-    func setClassification(id: Int64, topic: String?, language: String?) async throws -> Bool
     /// Ends a `queued` or `running` turn as `completed` with its classification (nil keeps what
     /// is stored) and bumps its chat's `updated_at`, in one statement; false when the message
     /// had another status.
