@@ -72,17 +72,28 @@ public final class RoutingPipeline: Sendable {
         async let earlierMessages = historyLimit > 0
             ? stores.messages.messages(chatID: message.chatID, ownerID: message.ownerID, limit: historyLimit + 1, beforeID: message.id, afterID: nil)
             : []
-        let files = try await attachedFiles
-        var history: [ChatMessage] = []
-        if historyLimit > 0 {
-            let earlier = try await earlierMessages
-            history = earlier.reversed().compactMap { stored in
-                guard stored.status == .completed || stored.role == .user, !stored.content.isEmpty else { return nil }
-                switch stored.role {
-                case .user: return .user(stored.content)
-                case .assistant, .operator: return .assistant(stored.content)
-                case .system: return nil
-                }
+        let (files, earlier) = try await (attachedFiles, earlierMessages)
+        return try await run(message: message, files: files, earlier: earlier, historyLimit: historyLimit, isRestart: isRestart, sink: sink)
+    }
+
+    /// Runs a message read with its context (`MessageStore.messageContext`, read with
+    /// `historyLimit + 1` earlier messages); its files are read only when it has some.
+    public func run(context: MessageContext, sink: any TurnEventSink, historyLimit: Int = 10, isRestart: Bool = false) async throws -> TurnOutcome {
+        let files = context.attachmentCount > 0 ? try await stores.files.files(messageID: context.message.id) : []
+        return try await run(
+            message: context.message, files: files, earlier: context.earlier, historyLimit: historyLimit, isRestart: isRestart, sink: sink)
+    }
+
+    /// `earlier`: the chat's messages before `message`, newest first.
+    private func run(
+        message: Message, files: [StoredFile], earlier: [Message], historyLimit: Int, isRestart: Bool, sink: any TurnEventSink
+    ) async throws -> TurnOutcome {
+        let history: [ChatMessage] = earlier.reversed().compactMap { stored in
+            guard stored.status == .completed || stored.role == .user, !stored.content.isEmpty else { return nil }
+            switch stored.role {
+            case .user: return .user(stored.content)
+            case .assistant, .operator: return .assistant(stored.content)
+            case .system: return nil
             }
         }
         var turn = TurnInput(

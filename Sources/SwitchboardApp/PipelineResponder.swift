@@ -16,7 +16,7 @@ struct PipelineResponder: TurnResponder {
     func respond(to request: TurnRequest, emitter: TurnEmitter) async throws -> TurnReply {
         let sink = EmitterSink(emitter: emitter)
         do {
-            let outcome = try await pipeline.run(message: request.message, sink: sink, isRestart: request.isRestart)
+            let outcome = try await pipeline.run(context: request.context, sink: sink, isRestart: request.isRestart)
             return TurnReply(
                 content: outcome.reply,
                 topic: outcome.classification.topic,

@@ -1,18 +1,24 @@
 import Foundation
 import Logging
+import Storage
 import SwitchboardCore
 
 /// What a responder gets to answer: the user's message and where to report progress.
 public struct TurnRequest: Sendable {
-    public var message: Message
+    /// The message with its attachment count and the chat's earlier messages (read in one query).
+    public var context: MessageContext
+    public var message: Message {
+        get { context.message }
+        set { context.message = newValue }
+    }
     /// 1 on the first run; more when the job was redelivered after a failure or a dead worker.
     public var attempt: Int
     /// An earlier run had started this turn (it shows as `restarted`).
     public var isRestart: Bool
     public var logger: Logger
 
-    public init(message: Message, attempt: Int, isRestart: Bool = false, logger: Logger) {
-        self.message = message
+    public init(context: MessageContext, attempt: Int, isRestart: Bool = false, logger: Logger) {
+        self.context = context
         self.attempt = attempt
         self.isRestart = isRestart
         self.logger = logger

@@ -31,6 +31,9 @@ public struct TurnDependencies: Sendable {
     public var jobs: any JobProducer
     /// Who delivers replies, by channel (the `deliver_reply` handler's registry).
     public var deliveries: ChannelDeliveries
+    /// How many of the chat's earlier messages a turn reads with its message (the pipeline
+    /// keeps the last ten it can use as history).
+    public var earlierMessages = 11
 
     public init(
         redis: RedisClient, messages: any MessageStore, responder: any TurnResponder = EchoResponder(),
@@ -95,10 +98,11 @@ public struct TurnRunner: Sendable {
     public func run(messageID: Int64, attempt: Int = 1, isLastAttempt: Bool = true, logger: Logger) async throws {
         var logger = logger
         logger[metadataKey: "message_id"] = "\(messageID)"
-        guard var message = try await messages.message(id: messageID) else {
+        guard var context = try await messages.messageContext(id: messageID, historyLimit: dependencies.earlierMessages) else {
             logger.info("turn skipped: the message no longer exists")
             return
         }
+        var message = context.message
         guard message.role == .user else {
             logger.warning("turn skipped: not a user message")
             return
@@ -126,8 +130,9 @@ public struct TurnRunner: Sendable {
             try await events.append(.status(TurnStatus(stage: .restarted, attempt: attempt)))
         }
         message.status = .running
+        context.message = message
 
-        let request = TurnRequest(message: message, attempt: attempt, isRestart: claim == nil, logger: logger)
+        let request = TurnRequest(context: context, attempt: attempt, isRestart: claim == nil, logger: logger)
         let cancellation = TurnCancellation(redis: dependencies.redis, settings: dependencies.stream)
         let outcome: Result<TurnReply?, any Error>
         do {

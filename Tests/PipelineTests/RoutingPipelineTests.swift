@@ -54,6 +54,51 @@ import Testing
         }
     }
 
+    /// What the chat model is asked, recorded.
+    actor ChatRequests {
+        var all: [[ChatMessage]] = []
+        func record(_ messages: [ChatMessage]) { all.append(messages) }
+    }
+
+    @Test(arguments: [false, true])
+    func aStoredMessagesFileAndEarlierMessagesReachTheModel(readWithItsContext: Bool) async throws {
+        try await TestDatabase.with { stores in
+            let requests = ChatRequests()
+            let provider = ScriptedProvider { request in
+                if request.slot == .sort { return .init(text: #"{"topic":"general","language":"en","web_search":false,"multi":false}"#) }
+                await requests.record(request.messages)
+                return .init(text: "the final answer")
+            }
+            let pipeline = RoutingPipeline(provider: provider, stores: stores, redis: nil)
+            let first = try await Self.message(stores, "Which city is the capital of France, please?")
+            func add(_ role: MessageRole, _ content: String, _ status: MessageStatus) async throws -> Message {
+                try await stores.messages.insertMessage(NewMessage(chatID: first.chatID, ownerID: first.ownerID, role: role, content: content, status: status))
+            }
+            _ = try await add(.assistant, "Paris is the capital.", .completed)
+            _ = try await add(.assistant, "half an answer that failed", .failed)
+            let message = try await add(.user, "Please read the attached notes and tell me what you think of them", .queued)
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("notes-\(UUID().uuidString).txt")
+            try Data("Quarterly numbers rose by four percent.".utf8).write(to: path)
+            defer { try? FileManager.default.removeItem(at: path) }
+            let file = try await stores.files.createFile(NewFile(
+                ownerID: first.ownerID, chatID: first.chatID, messageID: message.id, name: "notes.txt", mimeType: "text/plain", size: 39,
+                sha256: String(repeating: "0", count: 64), storagePath: path.path))
+
+            if readWithItsContext {
+                let context = try #require(try await stores.messages.messageContext(id: message.id, historyLimit: 11))
+                _ = try await pipeline.run(context: context, sink: RecordingEventSink())
+            } else {
+                _ = try await pipeline.run(message: message, sink: RecordingEventSink())
+            }
+            let chat = try #require(await requests.all.last)
+            let asked = chat.map(\.content).joined(separator: "\n")
+            #expect(asked.contains("Quarterly numbers rose by four percent."), "the attached file's text is in the prompt")
+            let earlier = chat.filter { $0.role != .system }.dropLast().map(\.content)
+            #expect(earlier == ["Which city is the capital of France, please?", "Paris is the capital."], "the failed reply is not history")
+            #expect(try await stores.files.file(id: file.id)?.extractStatus == .done)
+        }
+    }
+
     @Test func aMultiIntentMessageRunsThePlannersGraph() async throws {
         let plan = #"{"reply_node":"answer","tasks":[{"id":"sum","capability":"summarize","inputs":{"text":"message"}},{"id":"de","capability":"translate","inputs":{"text":"message"},"params":{"target":"de"}},{"id":"answer","capability":"compose_reply","depends_on":["sum","de"]}]}"#
         try await TestDatabase.with { stores in

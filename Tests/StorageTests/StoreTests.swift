@@ -280,6 +280,39 @@ struct StoreTests {
         }
     }
 
+    @Test func aMessagesContextIsItsAttachmentCountAndItsChatsEarlierMessages() async throws {
+        try await TestDatabase.with { _, stores in
+            let ada = try await stores.users.createUser(email: "ada@example.com", name: "", role: .user)
+            let (chat, first) = try await stores.messages.startChat(
+                title: "t", externalThreadKey: nil, firstMessage: NewMessage(chatID: 0, ownerID: ada.id, content: "one"))
+            let other = try await stores.chats.createChat(ownerID: ada.id, title: "other", channel: .web, externalThreadKey: nil)
+            _ = try await stores.messages.insertMessage(NewMessage(chatID: other.id, ownerID: ada.id, content: "elsewhere"))
+            var earlier = [first]
+            for content in ["two", "three", "four"] {
+                earlier.append(try await stores.messages.insertMessage(NewMessage(chatID: chat.id, ownerID: ada.id, content: content)))
+            }
+            let message = try await stores.messages.insertMessage(NewMessage(chatID: chat.id, ownerID: ada.id, content: "five"))
+            _ = try await stores.messages.insertMessage(NewMessage(chatID: chat.id, ownerID: ada.id, content: "after"))
+
+            let plain = try #require(try await stores.messages.messageContext(id: message.id, historyLimit: 3))
+            #expect(plain.message == message)
+            #expect(plain.attachmentCount == 0)
+            #expect(plain.earlier.map(\.content) == ["four", "three", "two"], "newest first, this chat only, limited")
+            #expect(try await stores.messages.messageContext(id: first.id, historyLimit: 3)?.earlier.isEmpty == true)
+            #expect(try await stores.messages.messageContext(id: message.id, historyLimit: 0)?.earlier.isEmpty == true)
+            #expect(try await stores.messages.messageContext(id: message.id + 1000, historyLimit: 3) == nil)
+
+            for name in ["a.txt", "b.txt"] {
+                _ = try await stores.files.createFile(NewFile(
+                    ownerID: ada.id, chatID: chat.id, messageID: message.id, name: name, mimeType: "text/plain", size: 1,
+                    sha256: String(repeating: "0", count: 64), storagePath: "files/\(name)"))
+            }
+            let withFiles = try #require(try await stores.messages.messageContext(id: message.id, historyLimit: 10))
+            #expect(withFiles.attachmentCount == 2)
+            #expect(withFiles.earlier.map(\.id) == earlier.reversed().map(\.id))
+        }
+    }
+
     @Test func completingATurnStoresItsClassificationAndBumpsTheChat() async throws {
         try await TestDatabase.with { _, stores in
             let ada = try await stores.users.createUser(email: "ada@example.com", name: "", role: .user)

@@ -182,6 +182,7 @@ private final class StopBeforeClaim: MessageStore, @unchecked Sendable {
     func message(id: Int64) async throws -> Message? { try await base.message(id: id) }
     func message(channel: Channel, externalID: String) async throws -> Message? { try await base.message(channel: channel, externalID: externalID) }
     func message(ownerID: Int64, idempotencyKey: String) async throws -> Message? { try await base.message(ownerID: ownerID, idempotencyKey: idempotencyKey) }
+    func messageContext(id: Int64, historyLimit: Int) async throws -> MessageContext? { try await base.messageContext(id: id, historyLimit: historyLimit) }
     func messageAndOrigin(id: Int64) async throws -> (message: Message, origin: Message?)? { try await base.messageAndOrigin(id: id) }
     func messages(chatID: Int64, ownerID: Int64, limit: Int, beforeID: Int64?, afterID: Int64?) async throws -> [Message] {
         try await base.messages(chatID: chatID, ownerID: ownerID, limit: limit, beforeID: beforeID, afterID: afterID)

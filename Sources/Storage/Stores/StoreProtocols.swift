@@ -86,6 +86,8 @@ public protocol MessageStore: Sendable {
     func message(ownerID: Int64, idempotencyKey: String) async throws -> Message?
     /// A message and the one it replies to, in one query; nil when the message does not exist.
     func messageAndOrigin(id: Int64) async throws -> (message: Message, origin: Message?)?
+    /// A message with what its turn reads before it runs, in one query (nil when it does not exist).
+    func messageContext(id: Int64, historyLimit: Int) async throws -> MessageContext?
     /// With `afterID`: oldest first, ids greater than it. Otherwise newest first, ids below `beforeID`.
     func messages(chatID: Int64, ownerID: Int64, limit: Int, beforeID: Int64?, afterID: Int64?) async throws -> [Message]
     /// Ids of user messages still `queued` that were created before `createdBefore`, oldest
@@ -101,6 +103,20 @@ public protocol MessageStore: Sendable {
     func markDelivered(id: Int64) async throws -> Bool
     func updateContent(id: Int64, content: String) async throws -> Bool
     func deleteMessage(id: Int64, ownerID: Int64) async throws -> Bool
+}
+
+/// A message, how many files are attached to it, and up to a limit of the messages before it in
+/// its chat (newest first): what a turn reads before it runs.
+public struct MessageContext: Sendable {
+    public var message: Message
+    public var attachmentCount: Int
+    public var earlier: [Message]
+
+    public init(message: Message, attachmentCount: Int, earlier: [Message]) {
+        self.message = message
+        self.attachmentCount = attachmentCount
+        self.earlier = earlier
+    }
 }
 
 /// A node of a planned task graph, to store.
