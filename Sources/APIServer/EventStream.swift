@@ -36,7 +36,9 @@ struct TurnEventRelay: Sendable {
             // The client saw the end already: 204 tells an EventSource to stop reconnecting.
             return Response(status: .noContent)
         }
-        return Response(status: .ok, headers: Self.streamHeaders, body: body(message: message, after: lastEventID, logger: context.logger))
+        return Response(
+            status: .ok, headers: Self.streamHeaders,
+            body: body(messageID: message.id, status: message.status, after: lastEventID, logger: context.logger))
     }
 
     /// POST /messages/stream: submit, then stream the turn in the same response. With an
@@ -61,7 +63,9 @@ struct TurnEventRelay: Sendable {
                 headers[Self.messageIDHeader] = "\(message.id)"
                 headers[Self.chatIDHeader] = "\(message.chatID)"
                 headers[IdempotencyStore.replayedHeader] = "true"
-                return Response(status: .ok, headers: headers, body: body(message: message, after: lastEventID, logger: context.logger))
+                return Response(
+                    status: .ok, headers: headers,
+                    body: body(messageID: message.id, status: message.status, after: lastEventID, logger: context.logger))
             }
         }
 
@@ -89,14 +93,13 @@ struct TurnEventRelay: Sendable {
             try await store.complete(
                 userID: caller.user.id, key: key, fingerprint: fingerprint, status: 202, body: Array(try APIJSON.encoder.encode(accepted)))
         }
-        guard let message = try await api.stores.messages.message(id: accepted.messageId, ownerID: caller.user.id) else {
-            throw SwitchboardError.notFound("no message \(accepted.messageId)")
-        }
         var headers = Self.streamHeaders
         headers[Self.messageIDHeader] = "\(accepted.messageId)"
         headers[Self.chatIDHeader] = "\(accepted.chatId)"
         headers[.location] = accepted.events
-        return Response(status: .ok, headers: headers, body: body(message: message, after: nil, logger: context.logger))
+        // Just stored as `queued`: no need to read it back.
+        return Response(
+            status: .ok, headers: headers, body: body(messageID: accepted.messageId, status: .queued, after: nil, logger: context.logger))
     }
 
     static func lastEventID(_ request: Request) throws -> String? {
@@ -108,14 +111,13 @@ struct TurnEventRelay: Sendable {
         return value
     }
 
-    /// The body: frames from the stream after `after`, a heartbeat comment whenever it is idle,
-    /// finished after the final event.
-    func body(message: Message, after: String?, logger: Logger) -> ResponseBody {
+    /// The body of `messageID`'s stream, whose message had `initialStatus` when the request came:
+    /// frames from the stream after `after`, a heartbeat comment whenever it is idle, finished
+    /// after the final event.
+    func body(messageID: Int64, status initialStatus: MessageStatus, after: String?, logger: Logger) -> ResponseBody {
         let reader = TurnStreamReader(redis: api.dependencies.redis)
         let messages = api.stores.messages
         let heartbeat = api.settings.heartbeatInterval
-        let messageID = message.id
-        let initialStatus = message.status
         return ResponseBody { writer in
             var cursor = after ?? "0-0"
             try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
