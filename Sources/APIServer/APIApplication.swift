@@ -60,7 +60,8 @@ public enum APIApplication {
         if let rule = limits.perIP {
             v1.add(middleware: RateLimitMiddleware(limiter: limiter, rule: rule, subject: .clientIP, trustForwardedFor: limits.trustForwardedFor))
         }
-        v1.add(middleware: APIKeyAuthenticator(apiKeys: dependencies.stores.apiKeys))
+        v1.add(middleware: APIKeyAuthenticator(
+            apiKeys: dependencies.stores.apiKeys, cache: APIKeyCache(store: dependencies.stores.apiKeys, redis: dependencies.redis)))
         if let rule = limits.perUser {
             v1.add(middleware: RateLimitMiddleware(limiter: limiter, rule: rule, subject: .user, trustForwardedFor: limits.trustForwardedFor))
         }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import RedisClient
 import Storage
 import SwitchboardCore
 
@@ -70,10 +71,14 @@ public struct Accounts: Sendable {
 
     let users: any UserStore
     let apiKeys: any APIKeyStore
+    /// Where key changes are announced to the api nodes' caches (`APIKeyCache`).
+    let redis: RedisClient?
 
-    public init(stores: Stores) {
+    /// Without `redis`, a revocation reaches api nodes only when their cached entries expire.
+    public init(stores: Stores, redis: RedisClient? = nil) {
         users = stores.users
         apiKeys = stores.apiKeys
+        self.redis = redis
     }
 
     public func createUser(email: String, name: String? = nil, role: User.Role = .user) async throws -> User {
@@ -100,9 +105,26 @@ public struct Accounts: Sendable {
         return CreatedKey(key: key, secret: secret)
     }
 
-    /// False when no such key or it was revoked already.
+    /// False when no such key or it was revoked already. Throws `RevocationNotAnnounced` when the
+    /// key is revoked but the api nodes could not be told (they stop accepting it within
+    /// `APIKeyCache`'s TTL).
     public func revokeAPIKey(id: Int64) async throws -> Bool {
-        try await apiKeys.revokeAPIKey(id: id, ownerID: nil)
+        guard try await apiKeys.revokeAPIKey(id: id, ownerID: nil) else { return false }
+        do {
+            guard let redis else { throw RedisError.unavailable("no Redis configured") }
+            try await APIKeyCache.announceChange(redis: redis)
+        } catch {
+            throw RevocationNotAnnounced(reason: "\(error)")
+        }
+        return true
+    }
+
+    /// The key is revoked in the database, but api nodes may accept it from their caches until the entries expire.
+    public struct RevocationNotAnnounced: Error, CustomStringConvertible {
+        public var reason: String
+        public var description: String {
+            "the key is revoked, but the api nodes could not be told (\(reason)); they stop accepting it within \(APIKeyCache.defaultTTL)"
+        }
     }
 
     static func isPlausibleEmail(_ email: String) -> Bool {

@@ -6,7 +6,8 @@ import Storage
 import SwitchboardCore
 
 /// Identifies the caller from `Authorization: Bearer sk_...` or `X-API-Key: sk_...`. The key's
-/// SHA-256 finds the row; the stored hash is compared in constant time before it is trusted.
+/// SHA-256 finds the row (through `APIKeyCache`); the stored hash is compared in constant time
+/// before it is trusted.
 struct APIKeyAuthenticator: RouterMiddleware {
     typealias Context = APIRequestContext
     static let apiKeyHeader = HTTPField.Name("X-API-Key")!
@@ -14,6 +15,7 @@ struct APIKeyAuthenticator: RouterMiddleware {
     static let touchInterval: TimeInterval = 60
 
     let apiKeys: any APIKeyStore
+    let cache: APIKeyCache
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let presented = Self.presentedKey(request.headers) else {
@@ -21,12 +23,13 @@ struct APIKeyAuthenticator: RouterMiddleware {
         }
         guard APIKeySecret.isWellFormed(presented) else { throw Self.unauthorized("the API key is not valid") }
         let hash = APIKeySecret.hash(presented)
-        guard let (key, user) = try await apiKeys.activeAPIKey(hash: hash),
+        guard let (key, user) = try await cache.activeAPIKey(hash: hash),
               APIKeySecret.constantTimeEquals(key.keyHash, hash)
         else { throw Self.unauthorized("the API key is not valid") }
 
         if key.lastUsedAt.map({ Date().timeIntervalSince($0) > Self.touchInterval }) ?? true {
-            try? await apiKeys.touchAPIKey(id: key.id, at: Date())
+            let now = Date()
+            if (try? await apiKeys.touchAPIKey(id: key.id, at: now)) != nil { cache.touched(hash: hash, at: now) }
         }
         var context = context
         context.caller = AuthenticatedCaller(user: user, keyID: key.id)

@@ -157,21 +157,32 @@ public enum Launcher {
         }
     }
 
-    public static func revokeAPIKey(settings: Settings, id: Int64) async throws -> Bool {
-        try await withAccounts(settings) { accounts in try await accounts.revokeAPIKey(id: id) }
+    /// False when there is no active key `id`; `warning` when the api nodes could not be told.
+    public static func revokeAPIKey(settings: Settings, id: Int64) async throws -> (revoked: Bool, warning: String?) {
+        try await withAccounts(settings) { accounts in
+            do {
+                return (try await accounts.revokeAPIKey(id: id), nil)
+            } catch let unannounced as Accounts.RevocationNotAnnounced {
+                return (true, unannounced.description)
+            }
+        }
     }
 
-    /// Account commands run against a migrated database, so they work on a fresh install too.
+    /// Account commands run against a migrated database, so they work on a fresh install too;
+    /// key changes are announced through Redis to the api nodes' key caches.
     private static func withAccounts<T: Sendable>(_ settings: Settings, _ body: (Accounts) async throws -> T) async throws -> T {
         LoggingSetup.bootstrap(level: .warning)
         let logger = Logger(label: "switchboard.cli")
         let database = try await makeDatabase(settings: settings, logger: logger)
+        let redis = try makeRedis(settings: settings, logger: logger)
         do {
             try await Migrator(database: database, logger: logger).migrate()
-            let result = try await body(Accounts(stores: Stores(database: database)))
+            let result = try await body(Accounts(stores: Stores(database: database), redis: redis))
+            await redis.close()
             await database.shutdown()
             return result
         } catch {
+            await redis.close()
             await database.shutdown()
             throw error
         }

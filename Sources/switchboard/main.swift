@@ -169,9 +169,9 @@ struct Keys: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
         @Argument(help: "The key's id.") var id: Int64
         func run() async throws {
-            guard try await Launcher.revokeAPIKey(settings: options.settings(), id: id) else {
-                throw ValidationError("no active key with id \(id)")
-            }
+            let outcome = try await Launcher.revokeAPIKey(settings: options.settings(), id: id)
+            guard outcome.revoked else { throw ValidationError("no active key with id \(id)") }
+            if let warning = outcome.warning { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
             print("revoked key \(id)")
         }
     }

@@ -35,14 +35,25 @@ struct ChatsAndMessagesTests {
                     #expect(response.status == .unauthorized)
                 }
             }
-            // A revoked key stops working at once, on every node (nothing is cached in process).
-            let keys = try await env.stores.apiKeys.apiKeys(ownerID: user.id)
-            #expect(try await Accounts(stores: env.stores).revokeAPIKey(id: keys[0].id))
-            try await env.application().test(.router) { client in
-                try await client.execute(uri: "/api/v1/me", method: .get, headers: .auth(key)) { response in
-                    #expect(response.status == .unauthorized)
+        }
+    }
+
+    @Test func aRevokedKeyStopsAtOnceOnEveryNodeThatCachedIt() async throws {
+        try await TestEnvironment.with { env in
+            let (user, key) = try await env.makeUser()
+            // Two routers are two api nodes, each with its own key cache, sharing Redis and MariaDB.
+            let nodes = [env.application(), env.application()]
+            func status(_ node: Int) async throws -> HTTPResponse.Status {
+                try await nodes[node].test(.router) { client in
+                    try await client.execute(uri: "/api/v1/me", method: .get, headers: .auth(key)) { $0.status }
                 }
             }
+            #expect(try await status(0) == .ok)
+            #expect(try await status(1) == .ok)
+            let keys = try await env.stores.apiKeys.apiKeys(ownerID: user.id)
+            #expect(try await Accounts(stores: env.stores, redis: env.redis).revokeAPIKey(id: keys[0].id))
+            #expect(try await status(0) == .unauthorized)
+            #expect(try await status(1) == .unauthorized)
         }
     }
 

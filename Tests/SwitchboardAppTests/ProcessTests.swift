@@ -2,6 +2,8 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+import APIServer
+import RedisClient
 import TestSupport
 import Testing
 
@@ -92,6 +94,39 @@ import Testing
         let second = try await Self.run(["migrate"])
         #expect(second.status == 0, "\(second.stderr)")
         #expect(second.stdout.contains("up to date"))
+    }
+
+    @Test func keysRevokeTellsTheAPINodesThroughRedisOrWarnsThatItCouldNot() async throws {
+        let prefix = "sbtest-keys-\(UUID().uuidString.prefix(8)):"
+        let environment = ["SB_REDIS_KEY_PREFIX": prefix]
+        let email = "cli-\(UUID().uuidString.prefix(8).lowercased())@example.com"
+        #expect(try await Self.run(["users", "create", "--email", email], environment: environment).status == 0)
+        func createKey() async throws -> Int64 {
+            let created = try await Self.run(["keys", "create", "--user", email], environment: environment)
+            #expect(created.stdout.hasPrefix("sk_"), "\(created.stderr)")
+            let id = created.stderr.split(separator: " ").dropFirst(2).first.flatMap { Int64($0) }
+            return try #require(id, "key id in: \(created.stderr)")
+        }
+        let redis = try TestRedis.client(prefix: prefix)
+        let first = try await createKey()
+        let revoked = try await Self.run(["keys", "revoke", "\(first)"], environment: environment)
+        #expect(revoked.status == 0, "\(revoked.stderr)")
+        #expect(revoked.stdout.contains("revoked key \(first)"))
+        #expect(!revoked.stderr.contains("warning"))
+        #expect(try await redis.get(APIKeyCache.generationKey) != nil, "the revocation is announced")
+        let again = try await Self.run(["keys", "revoke", "\(first)"], environment: environment)
+        #expect(again.status != 0)
+        #expect(again.stderr.contains("no active key with id \(first)"))
+
+        // Redis down: the key is revoked all the same, and the operator learns that nodes may still accept it for a while.
+        let second = try await createKey()
+        let unannounced = try await Self.run(
+            ["keys", "revoke", "\(second)"], environment: environment.merging(["SB_REDIS_URL": "redis://127.0.0.1:1/0?connect_timeout=0.3"]) { $1 })
+        #expect(unannounced.status == 0, "\(unannounced.stderr)")
+        #expect(unannounced.stdout.contains("revoked key \(second)"))
+        #expect(unannounced.stderr.contains("warning: the key is revoked, but the api nodes could not be told"))
+        #expect(try await Self.run(["keys", "revoke", "\(second)"], environment: environment).status != 0)
+        await TestRedis.discard(redis)
     }
 
     @Test func serveAnswersHealthzAndExitsZeroOnSIGTERM() async throws {
