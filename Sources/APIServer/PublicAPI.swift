@@ -143,12 +143,13 @@ struct PublicAPI: Sendable {
         let newMessage = NewMessage(chatID: chatID ?? 0, ownerID: caller.user.id, role: .user, content: content, status: .queued, channel: .web)
         let message: Message
         if let chatID {
-            // Not one INSERT … SELECT: that takes InnoDB's table-level AUTO-INC lock for the
-            // statement (innodb_autoinc_lock_mode=1) and fails with 1467 under concurrent turns.
-            guard try await stores.chats.chat(id: chatID, ownerID: caller.user.id) != nil else {
+            // The (chat_id, user_id) foreign key refuses a chat that does not exist or is not the
+            // caller's, so no read of the chat comes first.
+            do {
+                message = try await stores.messages.insertMessage(newMessage)
+            } catch let error as DatabaseError where error.code == .foreignKeyViolation {
                 throw SwitchboardError.notFound("no chat \(chatID)")
             }
-            message = try await stores.messages.insertMessage(newMessage)
         } else {
             message = try await stores.messages.startChat(
                 title: title ?? Self.title(from: content), externalThreadKey: nil, firstMessage: newMessage

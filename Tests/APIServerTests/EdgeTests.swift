@@ -144,6 +144,7 @@ struct EdgeTests {
             // Nothing changed for the owner.
             #expect(try await env.stores.chats.chat(id: chat.id, ownerID: owner.id) != nil)
             #expect(try await env.stores.messages.message(id: message.id, ownerID: owner.id)?.status == .queued)
+            #expect(try await env.stores.messages.messages(chatID: chat.id, ownerID: owner.id, limit: 10, beforeID: nil, afterID: nil).count == 1)
             #expect(try await env.jobs.stats(for: .ai).depth == 0)
         }
     }

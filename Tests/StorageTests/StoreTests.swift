@@ -280,6 +280,25 @@ struct StoreTests {
         }
     }
 
+    @Test func aMessageCanOnlyBeStoredInAChatOfItsOwner() async throws {
+        try await TestDatabase.with { _, stores in
+            let ada = try await stores.users.createUser(email: "ada@example.com", name: "", role: .user)
+            let bob = try await stores.users.createUser(email: "bob@example.com", name: "", role: .user)
+            let chat = try await stores.chats.createChat(ownerID: ada.id, title: "", channel: .web, externalThreadKey: nil)
+            _ = try await stores.messages.insertMessage(NewMessage(chatID: chat.id, ownerID: ada.id, content: "mine"))
+            for (chatID, ownerID) in [(chat.id, bob.id), (chat.id + 1000, ada.id)] {
+                let error = await #expect(throws: DatabaseError.self) {
+                    _ = try await stores.messages.insertMessage(NewMessage(chatID: chatID, ownerID: ownerID, content: "not mine"))
+                }
+                #expect(error?.code == .foreignKeyViolation)
+            }
+            #expect(try await stores.messages.messages(chatID: chat.id, ownerID: ada.id, limit: 10, beforeID: nil, afterID: nil).map(\.content) == ["mine"])
+            // Deleting the chat still takes its messages with it.
+            #expect(try await stores.chats.deleteChat(id: chat.id, ownerID: ada.id))
+            #expect(try await stores.messages.messages(chatID: chat.id, ownerID: ada.id, limit: 10, beforeID: nil, afterID: nil).isEmpty)
+        }
+    }
+
     @Test func aMessagesContextIsItsAttachmentCountAndItsChatsEarlierMessages() async throws {
         try await TestDatabase.with { _, stores in
             let ada = try await stores.users.createUser(email: "ada@example.com", name: "", role: .user)

@@ -7,6 +7,21 @@ public enum Schema {
         Migration(version: 1, name: "initial schema", statements: initial),
         Migration(version: 2, name: "delivery state of replies", statements: deliveryState),
         Migration(version: 3, name: "queued messages by age", statements: queuedByAge),
+        Migration(version: 4, name: "messages belong to their chat's owner", statements: chatOwnership),
+    ]
+
+    /// A message's (chat_id, user_id) must be a chat and its owner: storing a message in a chat
+    /// checks ownership by itself, without a read of the chat first (`PublicAPI.submit`). The
+    /// (chat_id, user_id, id) index serves that key and every message listing and history read.
+    static let chatOwnership: [String] = [
+        "ALTER TABLE chats ADD UNIQUE KEY IF NOT EXISTS chats_id_user (id, user_id)",
+        "ALTER TABLE messages ADD KEY IF NOT EXISTS messages_chat_user (chat_id, user_id, id)",
+        "ALTER TABLE messages DROP FOREIGN KEY IF EXISTS messages_chat_fk",
+        """
+        ALTER TABLE messages ADD CONSTRAINT messages_chat_owner_fk FOREIGN KEY IF NOT EXISTS (chat_id, user_id)
+            REFERENCES chats (id, user_id) ON DELETE CASCADE
+        """,
+        "DROP INDEX IF EXISTS messages_chat ON messages",
     ]
 
     /// For the workers' sweep of messages left `queued` (`MessageStore.queuedMessageIDs`).
