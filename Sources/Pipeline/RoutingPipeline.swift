@@ -163,7 +163,17 @@ public final class RoutingPipeline: Sendable {
             try await sink.emit(.plan(nodes: graph.summaries, replyNode: graph.replyNode, fallbackReason: decision.fallbackReason))
         }
         let rows = TaskRowWriter(store: stores.tasks, messageID: turn.messageID, logger: logger)
-        let planned = graph.tasks.map { PlannedTask(nodeID: $0.id, capability: $0.capability, dependsOn: graph.dependencies(of: $0)) }
+        let executor = GraphExecutor(
+            registry: registry, maximumConcurrency: configuration.maximumConcurrency, nodeTimeout: configuration.nodeTimeout,
+            maximumInputCharacters: configuration.maximumInputCharacters, maximumOutputTokens: configuration.maximumOutputTokens,
+            taskStore: rows, logger: logger
+        )
+        // The nodes the executor starts at once are stored `running` by the plan's own insert.
+        let startsAtOnce = Set(executor.startedAtOnce(graph))
+        let planned = graph.tasks.map {
+            PlannedTask(
+                nodeID: $0.id, capability: $0.capability, dependsOn: graph.dependencies(of: $0), startsRunning: startsAtOnce.contains($0.id))
+        }
         if turn.isRestart {
             _ = try await rows.saveTasks(messageID: turn.messageID, tasks: planned)
         } else {
@@ -173,11 +183,6 @@ public final class RoutingPipeline: Sendable {
         let result: GraphRun
         do {
             try await sink.emit(.stage(.generating))
-            let executor = GraphExecutor(
-                registry: registry, maximumConcurrency: configuration.maximumConcurrency, nodeTimeout: configuration.nodeTimeout,
-                maximumInputCharacters: configuration.maximumInputCharacters, maximumOutputTokens: configuration.maximumOutputTokens,
-                taskStore: rows, logger: logger
-            )
             result = try await executor.run(graph, turn: turn, classification: classification, provider: provider, sink: sink, emitUpdates: showsPlan)
         } catch {
             await rows.finish()

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Storage
+import Synchronization
 import SwitchboardCore
 import Testing
 
@@ -42,4 +43,46 @@ import Testing
             #expect(try await stores.tasks.tasks(messageID: message.id)[2].state == .skipped)
         }
     }
+
+    @Test func aNodeTheInsertStoredRunningGetsNoSecondRunningWrite() async throws {
+        try await TestDatabase.with { stores in
+            let user = try await stores.users.createUser(email: "t@example.com", name: "", role: .user)
+            let chat = try await stores.chats.createChat(ownerID: user.id, title: "", channel: .web, externalThreadKey: nil)
+            let message = try await stores.messages.insertMessage(NewMessage(chatID: chat.id, ownerID: user.id, content: "hello"))
+            let counted = CountingTaskStore(stores.tasks)
+            let rows = TaskRowWriter(store: counted, messageID: message.id, logger: Logger(label: "test"))
+            try await rows.insertTasks(messageID: message.id, tasks: [
+                PlannedTask(nodeID: "reply", capability: "chat", startsRunning: true),
+                PlannedTask(nodeID: "after", capability: "summarize", dependsOn: ["reply"]),
+            ])
+            _ = try await rows.updateTask(messageID: message.id, nodeID: "reply", state: .running, output: nil, error: nil)
+            // A streaming node's `done` comes long after: nothing waits to fold it into.
+            try await Task.sleep(for: .milliseconds(200))
+            _ = try await rows.updateTask(messageID: message.id, nodeID: "reply", state: .done, output: "hi", error: nil)
+            _ = try await rows.updateTask(messageID: message.id, nodeID: "after", state: .running, output: nil, error: nil)
+            await rows.finish()
+
+            #expect(counted.updates.withLock { $0 } == ["reply:done", "after:running"], "one insert, then no `running` write for the node it started")
+            let stored = try await stores.tasks.tasks(messageID: message.id)
+            #expect(stored.map(\.state) == [.done, .running])
+            #expect(stored[0].startedAt != nil && stored[0].finishedAt != nil && stored[0].output == "hi")
+        }
+    }
+}
+
+/// The real task store, recording the updates it is asked for.
+private final class CountingTaskStore: MessageTaskStore {
+    let base: any MessageTaskStore
+    let updates = Mutex<[String]>([])
+    init(_ base: any MessageTaskStore) { self.base = base }
+
+    func updateTask(messageID: Int64, nodeID: String, state: MessageTask.State, output: String?, error: String?, started: Bool) async throws -> Bool {
+        updates.withLock { $0.append("\(nodeID):\(state.rawValue)") }
+        return try await base.updateTask(messageID: messageID, nodeID: nodeID, state: state, output: output, error: error, started: started)
+    }
+    func saveTasks(messageID: Int64, tasks: [PlannedTask]) async throws -> [MessageTask] { try await base.saveTasks(messageID: messageID, tasks: tasks) }
+    func insertTasks(messageID: Int64, tasks: [PlannedTask]) async throws { try await base.insertTasks(messageID: messageID, tasks: tasks) }
+    func tasks(messageID: Int64) async throws -> [MessageTask] { try await base.tasks(messageID: messageID) }
+    func tasks(messageID: Int64, ownerID: Int64) async throws -> [MessageTask] { try await base.tasks(messageID: messageID, ownerID: ownerID) }
+    func deleteTasks(messageID: Int64) async throws -> Int { try await base.deleteTasks(messageID: messageID) }
 }

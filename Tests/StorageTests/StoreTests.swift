@@ -375,6 +375,16 @@ struct StoreTests {
             let again = try await stores.tasks.tasks(messageID: message.id)
             #expect(again.map(\.state) == [.pending, .pending])
             #expect(again[0].startedAt == nil && again[0].finishedAt == nil && again[0].output == nil)
+
+            // A node the executor starts at once is stored running, by the insert and by a replacement.
+            let started = [PlannedTask(nodeID: "a", capability: "summarize", startsRunning: true), plan[1]]
+            try await stores.tasks.insertTasks(messageID: message.id, tasks: started)
+            let running = try await stores.tasks.tasks(messageID: message.id)
+            #expect(running.map(\.state) == [.running, .pending])
+            #expect(running[0].startedAt != nil && running[1].startedAt == nil)
+            let replaced = try await stores.tasks.saveTasks(messageID: message.id, tasks: started)
+            #expect(replaced.map(\.state) == [.running, .pending])
+            #expect(try await stores.tasks.tasks(messageID: message.id).map(\.state) == [.running, .pending])
         }
     }
 

@@ -54,6 +54,16 @@ public struct GraphExecutor: Sendable {
         case cancelled
     }
 
+    /// The nodes with no dependencies, in the graph's order: the first ones started.
+    static func roots(_ graph: TaskGraph) -> [String] {
+        graph.tasks.filter { graph.dependencies(of: $0).isEmpty }.map(\.id)
+    }
+
+    /// The nodes `run` starts before any other finishes.
+    func startedAtOnce(_ graph: TaskGraph) -> [String] {
+        Array(Self.roots(graph).prefix(maximumConcurrency))
+    }
+
     /// Runs `graph` (already validated) for `turn`, emitting `task_update`, `task_chunk` and `chunk`.
     /// `emitUpdates` false leaves out `task_update` (a one-node answer needs no task cards).
     public func run(
@@ -70,7 +80,7 @@ public struct GraphExecutor: Sendable {
         }
         var run = GraphRun(states: [:], results: [:], errors: [:], timings: [:])
         for node in graph.tasks { run.states[node.id] = .pending }
-        var ready = graph.tasks.filter { waitingOn[$0.id]?.isEmpty ?? true }.map(\.id)
+        var ready = Self.roots(graph)
 
         func update(_ id: String, _ state: NodeState, output: String? = nil, error: String? = nil) async throws {
             run.states[id] = state

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Storage
+import Synchronization
 import SwitchboardCore
 
 /// Stores a turn's task rows in order, off the path to the first token: each write is a MariaDB
@@ -8,7 +9,8 @@ import SwitchboardCore
 /// hands the writes over and goes on; `finish()` waits until every one is stored, and the pipeline
 /// calls it before it returns, so the rows are complete by the time the turn's final event is written.
 /// A node's `running` write still waiting when its final state arrives is folded into that one
-/// write (fast nodes cost one statement, not two).
+/// write (fast nodes cost one statement, not two), and a node stored `running` by the plan's own
+/// insert (`PlannedTask.startsRunning`) gets no second `running` write.
 final class TaskRowWriter: MessageTaskStore {
     private enum Write: Sendable {
         case insert([PlannedTask])
@@ -18,6 +20,8 @@ final class TaskRowWriter: MessageTaskStore {
 
     private let store: any MessageTaskStore
     private let drain: SerialDrain<Write>
+    /// Nodes whose planned row says `running` already.
+    private let startedByPlan = Mutex<Set<String>>([])
 
     init(store: any MessageTaskStore, messageID: Int64, logger: Logger) {
         self.store = store
@@ -34,19 +38,26 @@ final class TaskRowWriter: MessageTaskStore {
 
     /// Queued; answers no rows (the pipeline does not read them back).
     func saveTasks(messageID: Int64, tasks: [PlannedTask]) async throws -> [MessageTask] {
+        plan(tasks)
         enqueue(.replace(tasks))
         return []
     }
 
     /// Queued.
     func insertTasks(messageID: Int64, tasks: [PlannedTask]) async throws {
+        plan(tasks)
         enqueue(.insert(tasks))
     }
 
     /// Queued; answers true (a failed write is logged).
     func updateTask(messageID: Int64, nodeID: String, state: MessageTask.State, output: String?, error: String?, started: Bool) async throws -> Bool {
+        if state == .running, startedByPlan.withLock({ $0.remove(nodeID) }) != nil { return true }
         enqueue(.update(nodeID: nodeID, state: state, output: output, error: error, started: started))
         return true
+    }
+
+    private func plan(_ tasks: [PlannedTask]) {
+        startedByPlan.withLock { $0 = Set(tasks.filter(\.startsRunning).map(\.nodeID)) }
     }
 
     func tasks(messageID: Int64) async throws -> [MessageTask] { try await store.tasks(messageID: messageID) }

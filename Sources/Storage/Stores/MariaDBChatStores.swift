@@ -245,14 +245,14 @@ public struct MariaDBMessageTaskStore: MessageTaskStore {
             for task in tasks {
                 let result = try await tx.execute(
                     """
-                    INSERT INTO message_tasks (message_id, node_id, capability, state, depends_on, created_at)
-                    VALUES (?, ?, ?, 'pending', ?, ?)
+                    INSERT INTO message_tasks (message_id, node_id, capability, state, depends_on, started_at, created_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
                     """,
-                    [.int(messageID), .string(task.nodeID), .string(task.capability), try jsonValue(task.dependsOn), .date(now)])
+                    Self.insertValues(messageID: messageID, task: task, now: now))
                 saved.append(
                     MessageTask(
                         id: result.lastInsertID, messageID: messageID, nodeID: task.nodeID, capability: task.capability,
-                        state: .pending, dependsOn: task.dependsOn, createdAt: now))
+                        state: task.initialState, dependsOn: task.dependsOn, createdAt: now, startedAt: task.startsRunning ? now : nil))
             }
             return saved
         }
@@ -262,17 +262,20 @@ public struct MariaDBMessageTaskStore: MessageTaskStore {
         guard !tasks.isEmpty else { return }
         let now = Date.databaseNow()
         var values: [DatabaseValue] = []
-        for task in tasks {
-            values += [.int(messageID), .string(task.nodeID), .string(task.capability), try jsonValue(task.dependsOn), .date(now)]
-        }
+        for task in tasks { values += try Self.insertValues(messageID: messageID, task: task, now: now) }
         _ = try await database.execute(
             """
-            INSERT INTO message_tasks (message_id, node_id, capability, state, depends_on, created_at)
-            VALUES \(Array(repeating: "(?, ?, ?, 'pending', ?, ?)", count: tasks.count).joined(separator: ", "))
-            ON DUPLICATE KEY UPDATE capability = VALUES(capability), state = 'pending', depends_on = VALUES(depends_on),
-                output = NULL, error = NULL, started_at = NULL, finished_at = NULL, created_at = VALUES(created_at)
+            INSERT INTO message_tasks (message_id, node_id, capability, state, depends_on, started_at, created_at)
+            VALUES \(Array(repeating: "(?, ?, ?, ?, ?, ?, ?)", count: tasks.count).joined(separator: ", "))
+            ON DUPLICATE KEY UPDATE capability = VALUES(capability), state = VALUES(state), depends_on = VALUES(depends_on),
+                output = NULL, error = NULL, started_at = VALUES(started_at), finished_at = NULL, created_at = VALUES(created_at)
             """,
             values)
+    }
+
+    private static func insertValues(messageID: Int64, task: PlannedTask, now: Date) throws -> [DatabaseValue] {
+        [.int(messageID), .string(task.nodeID), .string(task.capability), .string(task.initialState.rawValue), try jsonValue(task.dependsOn),
+         task.startsRunning ? .date(now) : .null, .date(now)]
     }
 
     public func tasks(messageID: Int64) async throws -> [MessageTask] {

@@ -124,18 +124,26 @@ public struct PlannedTask: Sendable, Hashable {
     public var nodeID: String
     public var capability: String
     public var dependsOn: [String]
+    /// Stored `running` (with started_at) instead of `pending`: the executor starts it at once,
+    /// so its row needs no `running` update of its own.
+    public var startsRunning: Bool
 
-    public init(nodeID: String, capability: String, dependsOn: [String] = []) {
+    public init(nodeID: String, capability: String, dependsOn: [String] = [], startsRunning: Bool = false) {
         self.nodeID = nodeID
         self.capability = capability
         self.dependsOn = dependsOn
+        self.startsRunning = startsRunning
     }
+
+    var initialState: MessageTask.State { startsRunning ? .running : .pending }
 }
 
 public protocol MessageTaskStore: Sendable {
-    /// Replaces the message's task rows with `tasks`, all `pending` (a re-planned turn starts over).
+    /// Replaces the message's task rows with `tasks`, `pending` unless they start running (a
+    /// re-planned turn starts over).
     func saveTasks(messageID: Int64, tasks: [PlannedTask]) async throws -> [MessageTask]
-    /// A turn's first plan, in one statement: inserts the rows `pending`; rows of the same nodes
+    /// A turn's first plan, in one statement: inserts the rows (`pending` unless they start
+    /// running); rows of the same nodes
     /// left by a run that never got to claim the turn start over. (`saveTasks` replaces a
     /// restarted turn's rows, whichever nodes they had.)
     func insertTasks(messageID: Int64, tasks: [PlannedTask]) async throws
