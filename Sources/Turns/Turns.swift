@@ -102,21 +102,20 @@ public struct TurnRunner: Sendable {
             logger.info("turn skipped: the message no longer exists")
             return
         }
-        var message = context.message
-        guard message.role == .user else {
+        guard context.message.role == .user else {
             logger.warning("turn skipped: not a user message")
             return
         }
         let writer = TurnStreamWriter(redis: dependencies.redis, messageID: messageID, settings: dependencies.stream)
 
-        if message.status.isFinal {
-            try await ensureFinalEvent(message, writer: writer)
+        if context.message.status.isFinal {
+            try await ensureFinalEvent(context.message, writer: writer)
             return
         }
         // The `queued → running` commit runs while the turn reads, classifies and plans; its
         // events wait for it (the queue's gate), so its fsync is no longer a step of its own.
         var claim: TurnClaim?
-        if message.status == .queued {
+        if context.message.status == .queued {
             let messages = self.messages
             claim = TurnClaim { try await messages.updateStatus(id: messageID, to: .running, error: nil, from: [.queued]) }
         }
@@ -129,8 +128,8 @@ public struct TurnRunner: Sendable {
             logger.info("turn restarted after a redelivery", metadata: ["attempt": "\(attempt)"])
             try await events.append(.status(TurnStatus(stage: .restarted, attempt: attempt)))
         }
-        message.status = .running
-        context.message = message
+        context.message.status = .running
+        let message = context.message
 
         let request = TurnRequest(context: context, attempt: attempt, isRestart: claim == nil, logger: logger)
         let cancellation = TurnCancellation(redis: dependencies.redis, settings: dependencies.stream)
