@@ -146,28 +146,42 @@ public final class WorkerService: Service, Sendable {
                 let reserved = await reserveSlots(upTo: configuration.batchSize)
                 if reserved == 0 { break }
                 var remaining = reserved
+                // A queue that filled its read may hold more: sweep again before going idle.
+                var mayHoldMore = false
                 let queues = configuration.queues
                 for offset in 0..<queues.count where remaining > 0 {
                     let queue = queues[(rotation + offset) % queues.count]
+                    let requested = remaining
                     let batches = try await client.xreadgroup(
-                        group: group, consumer: consumer, streams: [(QueueKeys.stream(queue), ">")], count: remaining)
+                        group: group, consumer: consumer, streams: [(QueueKeys.stream(queue), ">")], count: requested)
+                    var read = 0
                     for batch in batches {
                         for entry in batch.entries.prefix(remaining) {
                             remaining -= 1
+                            read += 1
                             start(entry, queue: queue, deliveries: 1)
                         }
                     }
+                    if read >= requested { mayHoldMore = true }
                 }
                 rotation &+= 1
                 releaseSlots(remaining)
                 failures = 0
-                if remaining < reserved {
+                if mayHoldMore || remaining == 0 {
                     idleMarks = nil
                     continue
                 }
+                // Found less than it asked for everywhere (or nothing): go idle. The marks are
+                // followed by one more sweep before the blocking read, so nothing added in
+                // between is missed; a sweep that found jobs needs no empty sweep before them.
+                if remaining < reserved { idleMarks = nil }
                 if let marks = idleMarks {
                     // Wakes as soon as anything is added after the marks; claims nothing itself.
-                    _ = try await client.xread(streams: marks, count: 1, block: configuration.blockTime)
+                    let woken = try await client.xread(streams: marks, count: 1, block: configuration.blockTime)
+                    // The next sweep starts with the queue that woke us: one read less before the job.
+                    if let stream = woken.first?.stream, let index = queues.firstIndex(where: { QueueKeys.stream($0) == stream }) {
+                        rotation = index
+                    }
                     idleMarks = nil
                 } else {
                     idleMarks = try await lastGeneratedIDs()
