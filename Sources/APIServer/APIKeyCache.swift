@@ -28,6 +28,8 @@ public final class APIKeyCache: Sendable {
     private let ttl: Duration
     private let capacity: Int
     private let entries = Mutex<[String: Entry]>([:])
+    /// Whether the last read of the generation failed (logged once per outage, not per request).
+    private let bypassed = Atomic<Bool>(false)
     private let logger: Logger
 
     public init(
@@ -51,8 +53,11 @@ public final class APIKeyCache: Sendable {
         let generation: Int64?
         do {
             generation = try await currentGeneration()
+            if bypassed.exchange(false, ordering: .relaxed) { logger.info("api key cache in use again") }
         } catch {
-            logger.warning("api key cache bypassed: the generation could not be read", metadata: ["error": "\(error)"])
+            if !bypassed.exchange(true, ordering: .relaxed) {
+                logger.warning("api key cache bypassed until Redis answers: the generation could not be read", metadata: ["error": "\(error)"])
+            }
             generation = nil
         }
         let now = ContinuousClock.now
@@ -90,6 +95,4 @@ public final class APIKeyCache: Sendable {
     func touched(hash: String, at date: Date) {
         entries.withLock { $0[hash]?.key.lastUsedAt = date }
     }
-
-    var count: Int { entries.withLock { $0.count } }
 }
