@@ -9,7 +9,8 @@ import Synchronization
 /// rather than a database query.
 ///
 /// Every change to keys (`Accounts`) increments the Redis counter `api_keys:generation` after it is
-/// committed. A cached key is used only while the counter still has the value read before the key
+/// committed; so must any future change to what a key carries (its user's role, the user's
+/// deletion). A cached key is used only while the counter still has the value read before the key
 /// was loaded, so once a revocation has returned no node accepts the key any more. When Redis
 /// cannot be read, every request asks the database; `ttl` bounds how long an entry lives at all.
 public final class APIKeyCache: Sendable {

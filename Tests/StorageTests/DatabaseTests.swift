@@ -38,6 +38,37 @@ struct DatabaseTests {
         }
     }
 
+    @Test(arguments: [false, true])
+    func theChatOwnershipMigrationKeepsMessagesAndStopsSafelyOnAStrayOne(withStrayMessage: Bool) async throws {
+        try await TestDatabase.with(migrate: false) { db, _ in
+            let before = Schema.migrations.filter { $0.version < 4 }
+            _ = try await Migrator(database: db, migrations: before).migrate()
+            let stores = Stores(database: db)
+            let ada = try await stores.users.createUser(email: "ada@example.com", name: "", role: .user)
+            let bob = try await stores.users.createUser(email: "bob@example.com", name: "", role: .user)
+            let chat = try await stores.chats.createChat(ownerID: ada.id, title: "t", channel: .web, externalThreadKey: nil)
+            _ = try await stores.messages.insertMessage(NewMessage(chatID: chat.id, ownerID: ada.id, content: "kept"))
+            if withStrayMessage {
+                // Version 3 accepted a message whose user is not the chat's owner.
+                _ = try await stores.messages.insertMessage(NewMessage(chatID: chat.id, ownerID: bob.id, content: "stray"))
+            }
+            func foreignKeys() async throws -> Set<String> {
+                Set(try await db.query(
+                    "SELECT CONSTRAINT_NAME AS name FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = 'messages'"
+                ).map { try $0.string("name") })
+            }
+            if withStrayMessage {
+                await #expect(throws: DatabaseError.self) { _ = try await Migrator(database: db).migrate() }
+                #expect(try await foreignKeys().contains("messages_chat_fk"), "the old key stays when the new one cannot be added")
+                #expect(try await db.queryFirst("SELECT MAX(version) AS v FROM schema_migrations")?.int("v") == 3)
+            } else {
+                #expect(try await Migrator(database: db).migrate().applied == [4])
+                #expect(try await foreignKeys() == ["messages_chat_owner_fk", "messages_reply_to_fk", "messages_user_fk"])
+                #expect(try await stores.messages.messages(chatID: chat.id, ownerID: ada.id, limit: 10, beforeID: nil, afterID: nil).map(\.content) == ["kept"])
+            }
+        }
+    }
+
     @Test func foreignKeysCascadeFromTheOwner() async throws {
         try await TestDatabase.with { db, stores in
             let user = try await stores.users.createUser(email: "cascade@example.com", name: "C", role: .user)

@@ -16,11 +16,12 @@ public enum Schema {
     static let chatOwnership: [String] = [
         "ALTER TABLE chats ADD UNIQUE KEY IF NOT EXISTS chats_id_user (id, user_id)",
         "ALTER TABLE messages ADD KEY IF NOT EXISTS messages_chat_user (chat_id, user_id, id)",
-        "ALTER TABLE messages DROP FOREIGN KEY IF EXISTS messages_chat_fk",
+        // Added before the old key goes: a table that breaks the rule keeps its old key.
         """
         ALTER TABLE messages ADD CONSTRAINT messages_chat_owner_fk FOREIGN KEY IF NOT EXISTS (chat_id, user_id)
             REFERENCES chats (id, user_id) ON DELETE CASCADE
         """,
+        "ALTER TABLE messages DROP FOREIGN KEY IF EXISTS messages_chat_fk",
         "DROP INDEX IF EXISTS messages_chat ON messages",
     ]
 
