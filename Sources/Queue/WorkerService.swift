@@ -171,7 +171,16 @@ public final class WorkerService: Service, Sendable {
                     idleMarks = nil
                     continue
                 }
-                // Found less than it asked for everywhere (or nothing): go idle. The marks are
+                // Found less than it asked for everywhere (or nothing): go idle. With more free
+                // slots than served streams, one blocking XREADGROUP of at most one entry per stream
+                // waits and claims in the same round trip; it cannot miss what was added since the
+                // sweep (`>` is everything not yet delivered) nor claim beyond the slots it holds,
+                // and leaves the other free slots to the reclaimer meanwhile.
+                if try await waitAndClaim(queues) {
+                    idleMarks = nil
+                    continue
+                }
+                // Fewer free slots than streams: wait without claiming. The marks are
                 // followed by one more sweep before the blocking read, so nothing added in
                 // between is missed; a sweep that found jobs needs no empty sweep before them.
                 if remaining < reserved { idleMarks = nil }
@@ -198,6 +207,38 @@ public final class WorkerService: Service, Sendable {
                 try? await Task.sleep(for: Self.backoff(failures))
             }
         }
+    }
+
+    /// Blocks until an entry arrives on any of `queues` (or the block time passes) and starts what
+    /// came, at most one per stream, in slots reserved for it. False, without reading, unless more
+    /// slots than streams are free: at least one stays free meanwhile, or the reclaimer could not
+    /// take over a dead worker's jobs while this reader waits.
+    private func waitAndClaim(_ queues: [QueueName]) async throws -> Bool {
+        let reserved = state.withLock { state -> Int in
+            guard !state.stopping, state.freeSlots > queues.count else { return 0 }
+            state.freeSlots -= queues.count
+            return queues.count
+        }
+        guard reserved > 0 else { return false }
+        let batches: [StreamBatch]
+        do {
+            batches = try await client.xreadgroup(
+                group: group, consumer: consumer, streams: queues.map { (QueueKeys.stream($0), ">") }, count: 1,
+                block: configuration.blockTime)
+        } catch {
+            releaseSlots(reserved)
+            throw error
+        }
+        var started = 0
+        for batch in batches {
+            guard let queue = queues.first(where: { QueueKeys.stream($0) == batch.stream }) else { continue }
+            for entry in batch.entries.prefix(1) {
+                started += 1
+                start(entry, queue: queue, deliveries: 1)
+            }
+        }
+        releaseSlots(reserved - started)
+        return true
     }
 
     /// For each served stream, the id of the last entry ever added ("0-0" when none).

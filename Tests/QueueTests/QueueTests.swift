@@ -162,6 +162,29 @@ struct QueueAPITests {
         }
     }
 
+    @Test(
+        "an idle worker woken by jobs on every queue at once claims no more entries than it has slots",
+        arguments: [4, 3])  // 4 slots: one blocking read claims one per queue; 3: no slot would be left over, it waits without claiming
+    func anIdleWorkerClaimsNoMoreThanItsSlots(concurrency: Int) async throws {
+        try await TestEnvironment.with { env in
+            var configuration = Self.fastConfiguration([.ai, .extract, .index])
+            configuration.concurrency = concurrency
+            let (worker, task) = try env.startWorker(configuration)
+            // Idle: past its first sweeps and waiting.
+            try await Task.sleep(for: .milliseconds(300))
+            for queue in [QueueName.ai, .extract, .index] {
+                for _ in 0..<2 { try await env.queue.enqueue(DiagnosticJobs.Sleep(tag: "burst", milliseconds: 800), on: queue) }
+            }
+            try await env.eventually("every slot busy") { try await env.list("diag:burst:starts").count == concurrency }
+            var claimed = 0
+            for queue in [QueueName.ai, .extract, .index] { claimed += try await env.pending(queue) }
+            #expect(claimed == concurrency, "entries claimed while every slot runs a job")
+            try await env.eventually("all six done") { try await env.setSize("diag:burst:done") == 6 }
+            worker.beginStopping()
+            _ = await task.result
+        }
+    }
+
     @Test("GET /health and /metrics report the worker and its queues")
     func healthAndMetrics() async throws {
         try await TestEnvironment.with { env in

@@ -138,20 +138,23 @@ final class WorkerProcesses: @unchecked Sendable {
 /// streaming the turn all along sees it end with exactly one `complete`.
 @Suite(.serialized, .timeLimit(.minutes(5)))
 struct WorkerFailoverTests {
-    @Test func aWorkerKilledMidTurnIsReplacedAndTheStreamEndsWithOneComplete() async throws {
+    /// 2 slots for 2 queues: the idle reader waits without claiming. 4: it waits in a blocking
+    /// XREADGROUP holding a slot per queue, and the reclaimer must still take the turn over.
+    @Test(arguments: [2, 4])
+    func aWorkerKilledMidTurnIsReplacedAndTheStreamEndsWithOneComplete(concurrency: Int) async throws {
         let binary = ProcessTests.binary
         try #require(FileManager.default.isExecutableFile(atPath: binary.path), "build the switchboard binary first (\(binary.path))")
         let workers = try WorkerProcesses()
         let model = try SlowModelServer(tokens: 12, interval: 0.25, log: workers.directory.appendingPathComponent("model.log"))
         let outcome = await capture {
-            try await Self.failover(workers: workers, model: model)
+            try await Self.failover(workers: workers, model: model, concurrency: concurrency)
         }
         await workers.killAll()
         await model.stop()
         try outcome.get()
     }
 
-    static func failover(workers: WorkerProcesses, model: SlowModelServer) async throws {
+    static func failover(workers: WorkerProcesses, model: SlowModelServer, concurrency: Int) async throws {
         try await model.waitUntilReady()
 
         try await LiveStack.with { stack in
@@ -160,7 +163,7 @@ struct WorkerFailoverTests {
                     "SB_REDIS_URL": TestServices.redisURL + (TestServices.redisURL.contains("?") ? "&" : "?") + "command_timeout=10",
                     "SB_REDIS_KEY_PREFIX": stack.keyPrefix, "SB_DATABASE_URL": stack.databaseURL,
                     "SB_WORKER_ID": id, "SB_WORKER_QUEUES": "ai,delivery", "SB_WORKER_HEALTH_PORT": "\(try TestServices.freePort())",
-                    "SB_WORKER_VISIBILITY_TIMEOUT": "\(visibility)", "SB_WORKER_CONCURRENCY": "2",
+                    "SB_WORKER_VISIBILITY_TIMEOUT": "\(visibility)", "SB_WORKER_CONCURRENCY": "\(concurrency)",
                     "SB_AI_BASE_URL": model.baseURL, "SB_AI_MODEL": "slow", "SB_AI_EMBED_MODEL": "slow-embed", "SB_LOG_LEVEL": "info",
                 ]
             }
