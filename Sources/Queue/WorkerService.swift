@@ -188,7 +188,7 @@ public final class WorkerService: Service, Sendable {
                     // Wakes as soon as anything is added after the marks; claims nothing itself.
                     let woken = try await client.xread(streams: marks, count: 1, block: configuration.blockTime)
                     // The next sweep starts with the queue that woke us: one read less before the job.
-                    if let stream = woken.first?.stream, let index = queues.firstIndex(where: { QueueKeys.stream($0) == stream }) {
+                    if let queue = woken.first.flatMap({ Self.queue(of: $0, in: queues) }), let index = queues.firstIndex(of: queue) {
                         rotation = index
                     }
                     idleMarks = nil
@@ -231,7 +231,7 @@ public final class WorkerService: Service, Sendable {
         }
         var started = 0
         for batch in batches {
-            guard let queue = queues.first(where: { QueueKeys.stream($0) == batch.stream }) else { continue }
+            guard let queue = Self.queue(of: batch, in: queues) else { continue }
             for entry in batch.entries.prefix(1) {
                 started += 1
                 start(entry, queue: queue, deliveries: 1)
@@ -239,6 +239,11 @@ public final class WorkerService: Service, Sendable {
         }
         releaseSlots(reserved - started)
         return true
+    }
+
+    /// The served queue a read's batch came from.
+    private static func queue(of batch: StreamBatch, in queues: [QueueName]) -> QueueName? {
+        queues.first { QueueKeys.stream($0) == batch.stream }
     }
 
     /// For each served stream, the id of the last entry ever added ("0-0" when none).
