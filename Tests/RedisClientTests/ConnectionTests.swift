@@ -140,7 +140,14 @@ struct ConnectionTests {
             let blocked = Task {
                 try await redis.xreadgroup(group: "g", consumer: "c", streams: [("s", ">")], block: .seconds(30))
             }
-            try await Task.sleep(for: .milliseconds(200))
+            // Kill only once Redis holds the read: a fixed sleep can end before a busy machine sent it.
+            let clock = ContinuousClock()
+            let deadline = clock.now + .seconds(10)
+            while clock.now < deadline {
+                let info = try await redis.send(RedisCommand("INFO", "clients"))
+                if info.string?.contains("blocked_clients:1") == true { break }
+                try await Task.sleep(for: .milliseconds(10))
+            }
             await server.kill()
             await #expect(throws: RedisError.connectionClosed) { try await blocked.value }
 
