@@ -242,8 +242,12 @@ final class LeasePool: Sendable {
     func lease() async throws -> RedisConnection {
         let (reusable, stale): (RedisConnection?, [RedisConnection]) = try state.withLock { state in
             if state.closed { throw RedisError.unavailable("the client is closed") }
-            let stale = Self.pruneStale(&state)
-            return (state.idle.popLast()?.connection, stale)
+            var stale = Self.pruneStale(&state)
+            while let entry = state.idle.popLast() {
+                if entry.connection.isActive { return (entry.connection, stale) }
+                stale.append(entry.connection)
+            }
+            return (nil, stale)
         }
         for connection in stale { await connection.close() }
         if let reusable { return reusable }
@@ -263,15 +267,17 @@ final class LeasePool: Sendable {
         if !keep { await connection.close() }
     }
 
+    /// Removes the connections idle for longer than `maximumIdleTime`. `idle` is in release order,
+    /// so they are a prefix: the lookup stops at the first recent one instead of visiting every
+    /// idle connection on each lease (a node with hundreds of open SSE streams keeps as many).
+    /// One that broke while idle is found when it is next taken.
     private static func pruneStale(_ state: inout State) -> [RedisConnection] {
+        guard let oldest = state.idle.first else { return [] }
         let cutoff = NIODeadline.now() - maximumIdleTime
-        var stale: [RedisConnection] = []
-        state.idle.removeAll { entry in
-            let drop = !entry.connection.isActive || entry.since < cutoff
-            if drop { stale.append(entry.connection) }
-            return drop
-        }
-        return stale
+        guard oldest.since < cutoff else { return [] }
+        let count = state.idle.firstIndex { $0.since >= cutoff } ?? state.idle.count
+        defer { state.idle.removeFirst(count) }
+        return state.idle.prefix(count).map(\.connection)
     }
 
     func close() async {
