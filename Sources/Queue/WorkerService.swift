@@ -137,11 +137,21 @@ public final class WorkerService: Service, Sendable {
         // After a sweep found nothing: the ids up to which we know everything was delivered.
         var idleMarks: [(key: String, id: String)]?
         var failures = 0
+        // The last blocking read found every stream empty past what it claimed: the next one
+        // needs no sweep before it, since `>` answers at once with anything added meanwhile.
+        var drained = false
         while !stopping && !Task.isCancelled {
             do {
                 if !groupsReady {
                     try await ensureGroups()
                     groupsReady = true
+                }
+                if drained {
+                    drained = false
+                    if case .claimed(let stillDrained) = try await waitAndClaim(configuration.queues) {
+                        drained = stillDrained
+                        continue
+                    }
                 }
                 let reserved = await reserveSlots(upTo: configuration.batchSize)
                 if reserved == 0 { break }
@@ -172,11 +182,12 @@ public final class WorkerService: Service, Sendable {
                     continue
                 }
                 // Found less than it asked for everywhere (or nothing): go idle. With more free
-                // slots than served streams, one blocking XREADGROUP of at most one entry per stream
-                // waits and claims in the same round trip; it cannot miss what was added since the
-                // sweep (`>` is everything not yet delivered) nor claim beyond the slots it holds,
-                // and leaves the other free slots to the reclaimer meanwhile.
-                if try await waitAndClaim(queues) {
+                // slots than served streams, one blocking XREADGROUP waits and claims in the same
+                // round trip; it cannot miss what was added since the sweep (`>` is everything not
+                // yet delivered) nor claim beyond the slots it holds, and leaves a free slot to the
+                // reclaimer meanwhile.
+                if case .claimed(let stillDrained) = try await waitAndClaim(queues) {
+                    drained = stillDrained
                     idleMarks = nil
                     continue
                 }
@@ -203,42 +214,56 @@ public final class WorkerService: Service, Sendable {
                 }
                 failures += 1
                 idleMarks = nil
+                drained = false
                 logger.warning("read failed", metadata: ["error": "\(error)"])
                 try? await Task.sleep(for: Self.backoff(failures))
             }
         }
     }
 
+    enum IdleRead: Equatable {
+        /// Not read: no more free slots than served streams.
+        case skipped
+        /// Read (or timed out); `drained` when no stream gave as many entries as were asked of it,
+        /// so none held more at that moment.
+        case claimed(drained: Bool)
+    }
+
     /// Blocks until an entry arrives on any of `queues` (or the block time passes) and starts what
-    /// came, at most one per stream, in slots reserved for it. False, without reading, unless more
-    /// slots than streams are free: at least one stays free meanwhile, or the reclaimer could not
-    /// take over a dead worker's jobs while this reader waits.
-    private func waitAndClaim(_ queues: [QueueName]) async throws -> Bool {
-        let reserved = state.withLock { state -> Int in
+    /// came, in slots reserved for it: two per stream when that many are free, so that a job
+    /// arriving alone also tells that its stream held nothing more, else one. Skipped unless more
+    /// slots than streams are free: the rest stay free meanwhile, or the reclaimer could not take
+    /// over a dead worker's jobs while this reader waits.
+    private func waitAndClaim(_ queues: [QueueName]) async throws -> IdleRead {
+        let perStream = state.withLock { state -> Int in
             guard !state.stopping, state.freeSlots > queues.count else { return 0 }
-            state.freeSlots -= queues.count
-            return queues.count
+            let share = min((state.freeSlots - 1) / queues.count, 2)
+            state.freeSlots -= share * queues.count
+            return share
         }
-        guard reserved > 0 else { return false }
+        guard perStream > 0 else { return .skipped }
+        let reserved = perStream * queues.count
         let batches: [StreamBatch]
         do {
             batches = try await client.xreadgroup(
-                group: group, consumer: consumer, streams: queues.map { (QueueKeys.stream($0), ">") }, count: 1,
+                group: group, consumer: consumer, streams: queues.map { (QueueKeys.stream($0), ">") }, count: perStream,
                 block: configuration.blockTime)
         } catch {
             releaseSlots(reserved)
             throw error
         }
         var started = 0
+        var drained = true
         for batch in batches {
             guard let queue = Self.queue(of: batch, in: queues) else { continue }
-            for entry in batch.entries.prefix(1) {
+            if batch.entries.count >= perStream { drained = false }
+            for entry in batch.entries.prefix(perStream) {
                 started += 1
                 start(entry, queue: queue, deliveries: 1)
             }
         }
         releaseSlots(reserved - started)
-        return true
+        return .claimed(drained: drained)
     }
 
     /// The served queue a read's batch came from.
@@ -319,10 +344,10 @@ public final class WorkerService: Service, Sendable {
             return state.nextRunID
         }
         var logger = self.logger
-        logger[metadataKey: "job_id"] = "\(envelope.id)"
-        logger[metadataKey: "job_name"] = "\(envelope.name)"
-        logger[metadataKey: "queue"] = "\(queue)"
-        logger[metadataKey: "attempt"] = "\(attempt)"
+        // One assignment: a stream handler renders its metadata again on every change.
+        logger.handler.metadata.merge(
+            ["job_id": "\(envelope.id)", "job_name": "\(envelope.name)", "queue": "\(queue)", "attempt": "\(attempt)"]
+        ) { _, new in new }
         let context = JobContext(
             jobID: envelope.id, queue: queue, name: envelope.name, attempt: attempt, deliveryCount: deliveries,
             maxAttempts: maxAttempts, enqueuedAt: envelope.enqueuedAt, workerID: configuration.workerID,
