@@ -5,17 +5,23 @@ import Storage
 import SwitchboardCore
 import Synchronization
 
-/// Active API keys by hash, kept in process so that authenticating a request costs a Redis GET
-/// rather than a database query.
+/// Active API keys by hash, kept in process so that authenticating a request costs at most a
+/// Redis GET rather than a database query.
 ///
 /// Every change to keys (`Accounts`) increments the Redis counter `api_keys:generation` after it is
 /// committed; so must any future change to what a key carries (its user's role, the user's
 /// deletion). A cached key is used only while the counter still has the value read before the key
-/// was loaded, so once a revocation has returned no node accepts the key any more. When Redis
-/// cannot be read, every request asks the database; `ttl` bounds how long an entry lives at all.
+/// was loaded. A node reads the counter at most once per `generationReuse` (a busy node would
+/// otherwise read it on every request) and `announceChange` returns only after that long, so
+/// once a revocation has returned no node accepts the key any more. When Redis cannot be read,
+/// every request asks the database; `ttl` bounds how long an entry lives at all.
 public final class APIKeyCache: Sendable {
     public static let generationKey = "api_keys:generation"
     public static let defaultTTL: Duration = .seconds(60)
+    /// How long a node keeps using a counter value it read, measured from when it asked.
+    public static let generationReuse: Duration = .milliseconds(200)
+    /// What `announceChange` waits beyond `generationReuse` (timer slack on either side).
+    static let announceMargin: Duration = .milliseconds(50)
 
     struct Entry {
         var key: APIKey
@@ -29,6 +35,8 @@ public final class APIKeyCache: Sendable {
     private let ttl: Duration
     private let capacity: Int
     private let entries = Mutex<[String: Entry]>([:])
+    /// The counter as last read, and when the read was sent.
+    private let lastGeneration = Mutex<(value: Int64, asked: ContinuousClock.Instant)?>(nil)
     /// Whether the last read of the generation failed (logged once per outage, not per request).
     private let bypassed = Atomic<Bool>(false)
     private let logger: Logger
@@ -44,9 +52,11 @@ public final class APIKeyCache: Sendable {
         self.logger = logger
     }
 
-    /// Announces a committed change to keys: every node reloads the keys it cached before.
+    /// Announces a committed change to keys: every node reloads the keys it cached before. Returns
+    /// once no node can still be using the counter's earlier value.
     public static func announceChange(redis: RedisClient) async throws {
         _ = try await redis.incr(generationKey)
+        try await Task.sleep(for: generationReuse + announceMargin)
     }
 
     /// The key with this hash and its user, when the key is not revoked.
@@ -79,6 +89,16 @@ public final class APIKeyCache: Sendable {
     }
 
     private func currentGeneration() async throws -> Int64 {
+        let asked = ContinuousClock.now
+        if let last = lastGeneration.withLock({ $0 }), asked - last.asked < Self.generationReuse { return last.value }
+        let value = try await readGeneration()
+        lastGeneration.withLock { last in
+            if last.map({ $0.asked < asked }) ?? true { last = (value, asked) }
+        }
+        return value
+    }
+
+    private func readGeneration() async throws -> Int64 {
         if let value = try await redis.get(Self.generationKey) { return try Self.parse(value) }
         // A Redis that lost the counter (or never had one) starts it at a random value, so that
         // entries cached under an earlier count cannot match it again.
