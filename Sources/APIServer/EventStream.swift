@@ -130,9 +130,11 @@ struct TurnEventRelay: Sendable {
             while true {
                 let entries = try await reader.read(messageID: messageID, after: cursor, block: heartbeat)
                 if entries.isEmpty {
-                    if let current = try await messages.message(id: messageID), current.status.isFinal,
-                       Date().timeIntervalSince(current.updatedAt) > Self.lostFinalGrace,
-                       try await reader.last(messageID: messageID)?.isFinal != true {
+                    // A deleted message gets no answer; a finished one whose final event never
+                    // came (lost with its stream) is answered from the database.
+                    let current = try await messages.message(id: messageID)
+                    let ended = current.map { $0.status.isFinal && Date().timeIntervalSince($0.updatedAt) > Self.lostFinalGrace } ?? true
+                    if ended, try await reader.last(messageID: messageID)?.isFinal != true {
                         logger.warning("turn stream ended without its final event; answering from the database")
                         try await Self.writeSynthesizedEnd(messageID: messageID, messages: messages, writer: &writer)
                         break
@@ -158,9 +160,13 @@ struct TurnEventRelay: Sendable {
     }
 
     static func writeSynthesizedEnd(messageID: Int64, messages: any MessageStore, writer: inout any ResponseBodyWriter) async throws {
-        guard let message = try await messages.message(id: messageID) else { return }
-        let reply = try await messages.message(ownerID: message.ownerID, idempotencyKey: Turns.replyKey(for: messageID))
-        let event = TurnRunner.finalEvent(for: message, replyID: reply?.id)
+        let event: TurnEvent
+        if let message = try await messages.message(id: messageID) {
+            let reply = try await messages.message(ownerID: message.ownerID, idempotencyKey: Turns.replyKey(for: messageID))
+            event = TurnRunner.finalEvent(for: message, replyID: reply?.id)
+        } else {
+            event = TurnRunner.deletedEvent
+        }
         var frame = ByteBuffer()
         appendFrame(id: nil, type: event.type, data: try event.encodedData(), to: &frame)
         try await writer.write(frame)

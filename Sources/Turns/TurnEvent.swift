@@ -277,4 +277,6 @@ public struct TurnErrorEvent: Codable, Sendable, Equatable {
     }
 
     public static let cancelledCode = "cancelled"
+    /// The message (with its chat) was deleted before its turn finished.
+    public static let deletedCode = "message_deleted"
 }

@@ -98,15 +98,16 @@ public struct TurnRunner: Sendable {
     public func run(messageID: Int64, attempt: Int = 1, isLastAttempt: Bool = true, logger: Logger) async throws {
         var logger = logger
         logger[metadataKey: "message_id"] = "\(messageID)"
+        let writer = TurnStreamWriter(redis: dependencies.redis, messageID: messageID, settings: dependencies.stream)
         guard var context = try await messages.messageContext(id: messageID, historyLimit: dependencies.earlierMessages) else {
             logger.info("turn skipped: the message no longer exists")
+            try await endDeleted(writer: writer)
             return
         }
         guard context.message.role == .user else {
             logger.warning("turn skipped: not a user message")
             return
         }
-        let writer = TurnStreamWriter(redis: dependencies.redis, messageID: messageID, settings: dependencies.stream)
 
         if context.message.status.isFinal {
             try await ensureFinalEvent(context.message, writer: writer)
@@ -145,7 +146,10 @@ public struct TurnRunner: Sendable {
         // Nothing final is written before the claim settled and the queued events are in the
         // stream. A run that lost its claim wrote no event: what it queued is dropped.
         if let claim, !(try await claim.owned) {
-            guard let current = try await messages.message(id: messageID) else { return }
+            guard let current = try await messages.message(id: messageID) else {
+                try await endDeleted(writer: writer)
+                return
+            }
             if current.status.isFinal {
                 try await ensureFinalEvent(current, writer: writer)
                 return
@@ -180,6 +184,7 @@ public struct TurnRunner: Sendable {
             // The chat was deleted while the turn ran: there is nothing left to answer.
             if (try? await messages.message(id: messageID)) == nil {
                 logger.info("turn dropped: its message was deleted while it ran")
+                try await endDeleted(writer: writer)
                 return
             }
             throw error
@@ -228,7 +233,7 @@ public struct TurnRunner: Sendable {
         // stored reply and queues again under the same key, so the reply is delivered exactly once.
         if !deliveredByStoring { try await Turns.enqueueDelivery(replyID: stored.id, on: dependencies.jobs) }
         guard try await messages.completeTurn(id: message.id, topic: reply.topic, language: reply.language) else {
-            if let current = try await messages.message(id: message.id) { try await ensureFinalEvent(current, writer: writer) }
+            try await ensureFinalEvent(ofStored: message.id, writer: writer)
             return
         }
         try await writer.append(.complete(TurnCompletion(
@@ -238,16 +243,34 @@ public struct TurnRunner: Sendable {
 
     private func finishCancelled(_ message: Message, writer: TurnStreamWriter) async throws {
         _ = try await messages.updateStatus(id: message.id, to: .cancelled, error: "stopped by the user", from: [.running, .queued])
-        if let current = try await messages.message(id: message.id) { try await ensureFinalEvent(current, writer: writer) }
+        try await ensureFinalEvent(ofStored: message.id, writer: writer)
     }
 
     private func finishFailed(_ message: Message, code: String, text: String, writer: TurnStreamWriter) async throws {
         if try await messages.updateStatus(id: message.id, to: .failed, error: text, from: [.running, .queued]) {
             try await writer.append(.error(code: code, message: text))
-        } else if let current = try await messages.message(id: message.id) {
-            try await ensureFinalEvent(current, writer: writer)
+        } else {
+            try await ensureFinalEvent(ofStored: message.id, writer: writer)
         }
     }
+
+    /// The final event for the message as stored now, or the deleted one's if it is gone.
+    private func ensureFinalEvent(ofStored messageID: Int64, writer: TurnStreamWriter) async throws {
+        if let current = try await messages.message(id: messageID) {
+            try await ensureFinalEvent(current, writer: writer)
+        } else {
+            try await endDeleted(writer: writer)
+        }
+    }
+
+    /// Ends the stream of a turn whose message (with its chat) was deleted: a client still
+    /// reading it learns that no answer will come instead of waiting on heartbeats.
+    private func endDeleted(writer: TurnStreamWriter) async throws {
+        try await writer.append(Self.deletedEvent)
+    }
+
+    public static let deletedEvent = TurnEvent.error(
+        code: TurnErrorEvent.deletedCode, message: "the message was deleted before its turn finished")
 
     /// Writes the final event of a finished turn unless the stream already ended.
     func ensureFinalEvent(_ message: Message, writer: TurnStreamWriter) async throws {

@@ -224,6 +224,29 @@ struct TurnStreamSSETests {
         }
     }
 
+    /// No worker is left to end it: the api notices the message is gone on an idle beat.
+    @Test(.timeLimit(.minutes(1))) func deletingTheChatEndsAnOpenStreamWithMessageDeleted() async throws {
+        try await TestEnvironment.with { env in
+            let (_, key) = try await env.makeUser()
+            let settings = APISettings(heartbeatInterval: .milliseconds(100))
+            try await LiveServer.with(env.dependencies(settings: settings)) { port in
+                let (messageID, chatID) = try await Self.submit(port: port, key: key, content: "deleted before an answer")
+                let client = try await Self.openEvents(port: port, key: key, messageID: messageID)
+                var reader = SSEReader(client)
+                #expect(try await reader.readHead().status == 200)
+                let delete = try await StreamingHTTPClient.send(
+                    port: port, method: .DELETE, path: "/api/v1/chats/\(chatID)", headers: [("Authorization", "Bearer \(key)")])
+                var deleteReader = SSEReader(delete)
+                #expect(try await deleteReader.readHead().status == 204)
+                await delete.close()
+                let frames = try await reader.events()
+                #expect(frames.last?.event == "error")
+                #expect(frames.last?.json["code"] as? String == "message_deleted")
+                await client.close()
+            }
+        }
+    }
+
     @Test func eventsOfAnUnknownOrForeignMessageAre404BeforeAnyStream() async throws {
         try await TestEnvironment.with { env in
             let (_, key) = try await env.makeUser()

@@ -120,15 +120,42 @@ struct TurnRunnerTests {
 
 @Suite("Turn runner, deleted chats")
 struct TurnRunnerDeletionTests {
-    @Test func aTurnWhoseChatIsDeletedMidwayEndsQuietly() async throws {
+    /// The run ends without an error (the queue does not retry a turn with nothing left to
+    /// answer), and a client still reading the stream sees it end.
+    @Test func aTurnWhoseChatIsDeletedMidwayEndsItsStreamWithMessageDeleted() async throws {
         try await TestEnvironment.with { env in
             let message = try await env.queuedMessage("a b c d e f g h i j")
             let runner = TurnRunnerTests.runner(env, responder: EchoResponder(chunkDelay: .milliseconds(30)))
             async let run: Void = runner.run(messageID: message.id, isLastAttempt: false, logger: TestEnvironment.logger)
-            try await Task.sleep(for: .milliseconds(100))
+            // Deleted once the reply has begun to stream.
+            let reader = TurnStreamReader(redis: env.redis)
+            var cursor = "0-0"
+            streaming: while true {
+                let entries = try await reader.read(messageID: message.id, after: cursor, block: .seconds(10))
+                try #require(!entries.isEmpty, "no chunk within 10 s")
+                for entry in entries {
+                    cursor = entry.id
+                    if entry.type == "chunk" { break streaming }
+                }
+            }
             #expect(try await env.stores.chats.deleteChat(id: message.chatID, ownerID: message.ownerID))
-            try await run  // no error: the queue does not retry a turn that has nothing left to answer
+            try await run
             #expect(try await env.stores.messages.message(id: message.id) == nil)
+            let entries = try await reader.all(messageID: message.id)
+            #expect(entries.contains { $0.type == "chunk" })
+            #expect(entries.last?.event == TurnRunner.deletedEvent)
+            #expect(entries.filter(\.isFinal).count == 1)
+        }
+    }
+
+    @Test func aTurnWhoseChatWasDeletedWhileQueuedEndsItsStreamWithMessageDeleted() async throws {
+        try await TestEnvironment.with { env in
+            let message = try await env.queuedMessage("never answered")
+            #expect(try await env.stores.chats.deleteChat(id: message.chatID, ownerID: message.ownerID))
+            try await TurnRunnerTests.runner(env).run(messageID: message.id, logger: TestEnvironment.logger)
+            let entries = try await TurnStreamReader(redis: env.redis).all(messageID: message.id)
+            #expect(entries.map(\.type) == ["error"])
+            #expect(entries.last?.event == TurnRunner.deletedEvent)
         }
     }
 }
