@@ -29,16 +29,27 @@ struct TurnEventRelay: Sendable {
 
     /// GET /messages/{id}/events
     func events(_ request: Request, _ context: APIRequestContext) async throws -> Response {
-        let message = try await api.ownedMessage(context)
+        let (messageID, status) = try await streamedMessage(context)
         let lastEventID = try Self.lastEventID(request)
         let reader = TurnStreamReader(redis: api.dependencies.redis)
-        if let lastEventID, let tail = try await reader.last(messageID: message.id), tail.isFinal, tail.id == lastEventID {
+        if let lastEventID, let tail = try await reader.last(messageID: messageID), tail.isFinal, tail.id == lastEventID {
             // The client saw the end already: 204 tells an EventSource to stop reconnecting.
             return Response(status: .noContent)
         }
         return Response(
             status: .ok, headers: Self.streamHeaders,
-            body: body(messageID: message.id, status: message.status, after: lastEventID, logger: context.logger))
+            body: body(messageID: messageID, status: status, after: lastEventID, logger: context.logger))
+    }
+
+    /// The caller's message whose stream is asked for, and its status as far as the stream needs
+    /// it. One this node accepted from the caller within the last minute needs no database read:
+    /// its stream is young (streams live an hour), so it is read like a queued one's.
+    private func streamedMessage(_ context: APIRequestContext) async throws -> (id: Int64, status: MessageStatus) {
+        let caller = try context.requireCaller()
+        let id = try api.pathID(context, "messageId", what: "message")
+        if api.recentSubmissions.owner(of: id) == caller.user.id { return (id, .queued) }
+        let message = try await api.ownedMessage(context)
+        return (message.id, message.status)
     }
 
     /// POST /messages/stream: submit, then stream the turn in the same response. With an

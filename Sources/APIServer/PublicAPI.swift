@@ -13,6 +13,7 @@ import Turns
 /// user is answered exactly like a row that does not exist (404).
 struct PublicAPI: Sendable {
     let dependencies: APIDependencies
+    let recentSubmissions = RecentSubmissions()
     var settings: APISettings { dependencies.settings }
     var stores: Stores { dependencies.stores }
     var idempotency: IdempotencyStore {
@@ -164,6 +165,7 @@ struct PublicAPI: Sendable {
             _ = try? await writer.append(.error(code: "queue_unavailable", message: "the turn could not be queued"))
             throw SwitchboardError.unavailable("the message could not be queued (it was stored as failed); send it again")
         }
+        recentSubmissions.accepted(messageID: message.id, ownerID: caller.user.id)
         return AcceptedJSON(messageId: message.id, chatId: message.chatID, status: "queued", events: Links.events(message.id))
     }
 
