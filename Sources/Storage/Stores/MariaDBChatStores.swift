@@ -118,20 +118,20 @@ public struct MariaDBMessageStore: MessageStore {
         return (message, rows.first { $0.id != id })
     }
 
+    /// Built once: every turn runs it, and its column lists are long.
+    static let messageContextSQL = """
+        SELECT \(Message.columns), (SELECT COUNT(*) FROM files f WHERE f.message_id = messages.id) AS attachment_count
+        FROM messages WHERE id = ?
+        UNION ALL
+        (SELECT \(prefixed("h", Message.columns)), 0 FROM messages m
+         JOIN messages h ON h.chat_id = m.chat_id AND h.user_id = m.user_id AND h.id < m.id
+         WHERE m.id = ? ORDER BY h.id DESC LIMIT ?)
+        """
+
     public func messageContext(id: Int64, historyLimit: Int) async throws -> MessageContext? {
         // One statement instead of three (message, files, history): each costs the database more
         // CPU to receive and answer than its index lookups do.
-        let rows = try await database.query(
-            """
-            SELECT \(Message.columns), (SELECT COUNT(*) FROM files f WHERE f.message_id = messages.id) AS attachment_count
-            FROM messages WHERE id = ?
-            UNION ALL
-            (SELECT \(prefixed("h", Message.columns)), 0 FROM messages m
-             JOIN messages h ON h.chat_id = m.chat_id AND h.user_id = m.user_id AND h.id < m.id
-             WHERE m.id = ? ORDER BY h.id DESC LIMIT ?)
-            """,
-            [.int(id), .int(id), .int(max(0, historyLimit))]
-        )
+        let rows = try await database.query(Self.messageContextSQL, [.int(id), .int(id), .int(max(0, historyLimit))])
         // UNION ALL does not promise its parts' order: the message is the row with its id.
         var context: MessageContext?
         var earlier: [Message] = []
