@@ -21,9 +21,10 @@ import Turns
 enum PipelineLoad {
     static let usage = """
         usage: switchboard-bench pipeline [--redis URL] [--database URL] [--turns N] [--rate R] [--warmup N]
-                   [--mode post|stream] [--concurrency N]
+                   [--mode post|stream] [--concurrency N] [--timeline FILE]
           post:   POST /api/v1/chats/{id}/messages, then GET /api/v1/messages/{id}/events (default)
           stream: POST /api/v1/messages/stream (one request)
+          --timeline FILE: the open-loop turns as CSV (when each was due, how long each took)
         """
 
     struct BenchError: Error, CustomStringConvertible {
@@ -43,6 +44,7 @@ enum PipelineLoad {
         let rate = Double(options["rate"] ?? "200") ?? 200
         let warmup = options.int("warmup", 50)
         let mode = options["mode"] ?? "post"
+        let timeline = options["timeline"]
         guard mode == "post" || mode == "stream" else { throw BenchError(usage) }
         let environment = ProcessInfo.processInfo.environment
         let redisURL = options["redis"] ?? environment["SB_REDIS_URL"] ?? "redis://127.0.0.1:6380/0"
@@ -70,7 +72,7 @@ enum PipelineLoad {
                 try await Migrator(database: database, logger: logger).migrate()
                 try await measure(
                     redis: redis, stores: Stores(database: database), turns: turns, rate: rate, warmup: warmup, mode: mode,
-                    workerConcurrency: options.int("concurrency", 16), logger: logger)
+                    workerConcurrency: options.int("concurrency", 16), timeline: timeline, logger: logger)
                 outcome = .success(())
             } catch {
                 outcome = .failure(error)
@@ -90,7 +92,8 @@ enum PipelineLoad {
     }
 
     static func measure(
-        redis: RedisClient, stores: Stores, turns: Int, rate: Double, warmup: Int, mode: String, workerConcurrency: Int, logger: Logger
+        redis: RedisClient, stores: Stores, turns: Int, rate: Double, warmup: Int, mode: String, workerConcurrency: Int,
+        timeline: String?, logger: Logger
     ) async throws {
         let accounts = Accounts(stores: stores)
         let email = "bench@example.com"
@@ -133,6 +136,7 @@ enum PipelineLoad {
 
             // Open loop: turn i is due at i/rate and timed from then, whatever the others do.
             let start = ContinuousClock.now
+            let startDate = Date()
             let paced = try await withThrowingTaskGroup(of: TurnTiming.self) { group in
                 for index in 0..<turns {
                     let due = start + .microseconds(Int64(Double(index) / rate * 1_000_000))
@@ -152,6 +156,7 @@ enum PipelineLoad {
             if !accepted.isEmpty { print(line("  of which: until the 202", accepted)) }
             print(line("  of which: until the first event (`started`)", sequential.map(\.firstEvent)))
             print(line(String(format: "open loop %.0f turns/s (achieved %.0f/s)", rate, Double(turns) / elapsed), paced.map(\.firstChunk)))
+            if let timeline { try writeTimeline(paced, rate: rate, start: startDate, to: timeline) }
             outcome = .success(())
         } catch {
             outcome = .failure(error)
@@ -169,6 +174,7 @@ enum PipelineLoad {
     /// When, from the start of a turn, the client got the 202 (two-request mode), the first SSE
     /// event and the first `chunk`.
     struct TurnTiming: Sendable {
+        var index: Int
         var accepted: Duration?
         var firstEvent: Duration
         var firstChunk: Duration
@@ -191,6 +197,7 @@ enum PipelineLoad {
             if mode == "stream" {
                 request = HTTPClientRequest(url: base + "/api/v1/messages/stream")
                 request.method = .POST
+                request.headers.add(name: "Content-Type", value: "application/json")
                 request.body = .bytes(ByteBuffer(string: #"{"content":"\#(content)","chatId":\#(chatID)}"#))
             } else {
                 var post = HTTPClientRequest(url: base + "/api/v1/chats/\(chatID)/messages")
@@ -200,30 +207,68 @@ enum PipelineLoad {
                 post.body = .bytes(ByteBuffer(string: #"{"content":"\#(content)"}"#))
                 let response = try await http.execute(post, timeout: .seconds(30))
                 let body = try await response.body.collect(upTo: 1 << 16)
-                guard response.status.code == 202,
-                    let answer = try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any],
-                    let events = answer["events"] as? String
+                guard response.status.code == 202, let events = try? JSONDecoder().decode(Accepted.self, from: Data(body.readableBytesView)).events
                 else { throw BenchError("POST answered \(response.status.code): \(String(buffer: body))") }
                 accepted = .now - started
                 request = HTTPClientRequest(url: base + events)
             }
             request.headers.add(name: "Authorization", value: "Bearer \(key)")
-            request.headers.add(name: "Content-Type", value: "application/json")
             let response = try await http.execute(request, timeout: .seconds(30))
             guard response.status.code == 200 else { throw BenchError("events answered \(response.status.code)") }
-            var text = ""
+            var lines = EventLines()
             var firstChunk: ContinuousClock.Instant?
             var firstEvent: ContinuousClock.Instant?
-            for try await part in response.body {
-                text += String(buffer: part)
-                if firstEvent == nil, text.contains("event: ") { firstEvent = .now }
-                if firstChunk == nil, text.contains("event: chunk\n") { firstChunk = .now }
-                if text.contains("event: complete\n") || text.contains("event: error\n") { break }
+            var final: String?
+            reading: for try await part in response.body {
+                for type in lines.eventTypes(in: part) {
+                    if firstEvent == nil { firstEvent = .now }
+                    if firstChunk == nil, type == "chunk" { firstChunk = .now }
+                    if type == "complete" || type == "error" {
+                        final = type
+                        break reading
+                    }
+                }
             }
-            if text.contains("event: error\n") { throw BenchError("the turn failed: \(text.suffix(300))") }
-            guard let firstChunk, let firstEvent else { throw BenchError("no chunk in the stream: \(text.suffix(300))") }
-            return TurnTiming(accepted: accepted, firstEvent: firstEvent - started, firstChunk: firstChunk - started)
+            if final == "error" { throw BenchError("the turn failed") }
+            guard let firstChunk, let firstEvent else { throw BenchError("no chunk in the stream (it ended with \(final ?? "nothing"))") }
+            return TurnTiming(index: index, accepted: accepted, firstEvent: firstEvent - started, firstChunk: firstChunk - started)
         }
+    }
+
+    struct Accepted: Decodable { var events: String }
+
+    /// The `event:` lines of an SSE byte stream, read as the bytes arrive (a line may span parts).
+    struct EventLines {
+        private var line: [UInt8] = []
+        private static let prefix = Array("event: ".utf8)
+
+        mutating func eventTypes(in part: ByteBuffer) -> [String] {
+            var types: [String] = []
+            for byte in part.readableBytesView {
+                guard byte == UInt8(ascii: "\n") else {
+                    line.append(byte)
+                    continue
+                }
+                if line.starts(with: Self.prefix) { types.append(String(decoding: line.dropFirst(Self.prefix.count), as: UTF8.self)) }
+                line.removeAll(keepingCapacity: true)
+            }
+            return types
+        }
+    }
+
+    /// The open-loop turns in the order they were due, as CSV (milliseconds): when each was due
+    /// (from the start, and as Unix time to line it up with other records) and how long it took
+    /// to its 202, first event and first chunk. Shows whether slow turns come alone or together
+    /// (a stall of the machine or of a server).
+    static func writeTimeline(_ turns: [TurnTiming], rate: Double, start: Date, to path: String) throws {
+        func ms(_ duration: Duration?) -> String { duration.map { String(format: "%.3f", seconds($0) * 1000) } ?? "" }
+        var csv = "index,due_ms,due_unix_ms,accepted_ms,first_event_ms,first_chunk_ms\n"
+        for turn in turns.sorted(by: { $0.index < $1.index }) {
+            let due = Double(turn.index) / rate * 1000
+            csv += "\(turn.index),\(String(format: "%.3f,%.3f", due, start.timeIntervalSince1970 * 1000 + due)),"
+                + "\(ms(turn.accepted)),\(ms(turn.firstEvent)),\(ms(turn.firstChunk))\n"
+        }
+        try csv.write(toFile: path, atomically: true, encoding: .utf8)
     }
 
     static func createChat(_ client: HTTPClient, base: String, key: String) async throws -> Int64 {
