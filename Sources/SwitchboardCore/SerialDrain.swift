@@ -14,10 +14,16 @@ public final class SerialDrain<Item: Sendable>: Sendable {
     }
 
     private let state = Mutex(State())
+    private let beforeBatch: (@Sendable () async throws -> Void)?
     private let process: @Sendable ([Item]) async throws -> Void
 
     /// `process` gets every item enqueued while the previous batch ran, oldest first.
-    public init(process: @escaping @Sendable ([Item]) async throws -> Void) {
+    /// `beforeBatch` runs before each batch is taken, so what is enqueued while it waits goes
+    /// into that batch; when it throws, the pending items are dropped as when a batch fails.
+    public init(
+        beforeBatch: (@Sendable () async throws -> Void)? = nil, process: @escaping @Sendable ([Item]) async throws -> Void
+    ) {
+        self.beforeBatch = beforeBatch
         self.process = process
     }
 
@@ -58,14 +64,17 @@ public final class SerialDrain<Item: Sendable>: Sendable {
 
     private func drain() async {
         while true {
+            var failure: (any Error)?
+            do {
+                try await beforeBatch?()
+            } catch {
+                failure = error
+            }
             let batch = state.withLock { state -> [Item] in
                 defer { state.pending.removeAll(keepingCapacity: true) }
                 return state.pending
             }
-            let failure: (any Error)?
-            if batch.isEmpty {
-                failure = nil
-            } else {
+            if failure == nil, !batch.isEmpty {
                 do {
                     try await process(batch)
                     continue

@@ -22,8 +22,9 @@ public final class TurnEventQueue: Sendable {
     public init(writer: TurnStreamWriter, highWater: Int = 512, gate: (@Sendable () async throws -> Void)? = nil) {
         self.writer = writer
         self.highWater = highWater
-        drain = SerialDrain { batch in
-            try await gate?()
+        // The gate is awaited before a batch is taken: the events queued while the claim commits
+        // go out together, in one round trip and one wake-up of the readers.
+        drain = SerialDrain(beforeBatch: gate) { batch in
             try await Self.write(batch, with: writer)
         }
     }
