@@ -201,10 +201,12 @@ public struct TurnRunner: Sendable {
                 try await responder.respond(to: request, emitter: emitter)
             }
             group.addTask {
-                // The first look runs alongside the responder's start instead of before it.
+                // The first look comes one interval in: a stop sent while the turn was still queued
+                // has cancelled it in the database already (the claim then fails), so a turn that
+                // ends sooner (most do, with a fast provider) never asks Redis.
                 while true {
-                    if (try? await cancellation.isRequested(messageID: messageID)) == true { return nil }
                     try await Task.sleep(for: poll)
+                    if (try? await cancellation.isRequested(messageID: messageID)) == true { return nil }
                 }
             }
             defer { group.cancelAll() }
