@@ -10,8 +10,10 @@
 #   MODE post:   POST /api/v1/chats/{id}/messages, then GET the events link (two requests)
 #   MODE stream: POST /api/v1/messages/stream (one request)
 # SWIFT overrides the swift command, BUILD_DIR the build folder (default .build), SKIP_BUILD=1
-# uses the binary already built. SB_BENCH_PIPELINE_ALONE=1 also runs the RoutingPipeline-only
-# measurement (run → first chunk, no api/Redis hops; the gated PipelineOverheadBenchmark suite).
+# uses the binary already built, TIMELINE=FILE writes each open-loop turn's timings there as CSV
+# (when it was due, its 202, first event and first chunk). SB_BENCH_PIPELINE_ALONE=1 also runs
+# the RoutingPipeline-only measurement (run → first chunk, no api/Redis hops; the gated
+# PipelineOverheadBenchmark suite).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SWIFT=${SWIFT:-swift}
@@ -20,7 +22,7 @@ TURNS=${1:-1000} RATE=${2:-200} MODE=${3:-post}
 eval "$(./scripts/services start)"
 [ -n "${SKIP_BUILD:-}" ] || $SWIFT build -c release --product switchboard-bench >&2
 "$BUILD_DIR/release/switchboard-bench" pipeline --redis "$SB_REDIS_URL" --database "$SB_DATABASE_URL" \
-  --turns "$TURNS" --rate "$RATE" --mode "$MODE" 2>&1 | { grep -v "HummingbirdCore" || true; }
+  --turns "$TURNS" --rate "$RATE" --mode "$MODE" ${TIMELINE:+--timeline "$TIMELINE"} 2>&1 | { grep -v "HummingbirdCore" || true; }
 
 if [ -n "${SB_BENCH_PIPELINE_ALONE:-}" ]; then
   export SB_BENCH_PIPELINE=1 SB_BENCH_TURNS=$TURNS SB_BENCH_RATE=$RATE SB_TEST_LLM=0
