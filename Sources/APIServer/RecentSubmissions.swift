@@ -12,26 +12,32 @@ final class RecentSubmissions: Sendable {
 
     private struct State {
         var owners: [Int64: Entry] = [:]
-        /// Insertion order, as a ring: the oldest entry is replaced first.
-        var ring: [Int64?]
+        /// Insertion order, as a ring filled on demand: once full, the oldest entry is replaced first.
+        var ring: [Int64] = []
         var next = 0
     }
 
     /// How long after acceptance an entry answers (the stream is normally opened within a second).
     let lifetime: Duration
-    private let state: Mutex<State>
+    let capacity: Int
+    private let state = Mutex(State())
 
+    /// Costs nothing until used: `PublicAPI` values are also made for their helpers alone.
     init(capacity: Int = 4096, lifetime: Duration = .seconds(60)) {
+        self.capacity = max(1, capacity)
         self.lifetime = lifetime
-        state = Mutex(State(ring: Array(repeating: nil, count: max(1, capacity))))
     }
 
     func accepted(messageID: Int64, ownerID: Int64) {
         let now = ContinuousClock.now
         state.withLock { state in
-            if let evicted = state.ring[state.next] { state.owners[evicted] = nil }
-            state.ring[state.next] = messageID
-            state.next = (state.next + 1) % state.ring.count
+            if state.ring.count < capacity {
+                state.ring.append(messageID)
+            } else {
+                state.owners[state.ring[state.next]] = nil
+                state.ring[state.next] = messageID
+                state.next = (state.next + 1) % capacity
+            }
             state.owners[messageID] = Entry(ownerID: ownerID, accepted: now)
         }
     }

@@ -221,7 +221,7 @@ public final class WorkerService: Service, Sendable {
         }
     }
 
-    enum IdleRead: Equatable {
+    enum IdleRead {
         /// Not read: no more free slots than served streams.
         case skipped
         /// Read (or timed out); `drained` when no stream gave as many entries as were asked of it,
