@@ -29,7 +29,7 @@ public final class RedisClient: Sendable {
         self.configuration = configuration
         self.group = eventLoopGroup
         var logger = logger
-        logger[metadataKey: "redis"] = "\(configuration.host):\(configuration.port)/\(configuration.database)"
+        logger[metadataKey: "redis"] = "\(configuration.endpoint)/\(configuration.database)"
         self.logger = logger
         let connector = Connector(configuration: configuration, group: eventLoopGroup, logger: logger)
         self.connector = connector

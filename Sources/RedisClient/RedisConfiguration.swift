@@ -4,6 +4,9 @@ import NIOCore
 public struct RedisConfiguration: Sendable {
     public var host: String
     public var port: Int
+    /// A Unix socket to connect to instead of host:port (Redis's `unixsocket`): on one machine it
+    /// skips the TCP stack on both sides of every round trip.
+    public var socketPath: String?
     public var password: String?
     /// ACL user name; with a password the handshake sends `AUTH user password`.
     public var username: String?
@@ -33,10 +36,12 @@ public struct RedisConfiguration: Sendable {
         poolSize: Int = 4,
         connectTimeout: TimeAmount = .seconds(5),
         commandTimeout: TimeAmount? = .seconds(10),
-        maxIdleBlockingConnections: Int = 16
+        maxIdleBlockingConnections: Int = 16,
+        socketPath: String? = nil
     ) {
         self.host = host
         self.port = port
+        self.socketPath = socketPath
         self.password = password
         self.username = username
         self.database = database
@@ -47,8 +52,9 @@ public struct RedisConfiguration: Sendable {
         self.maxIdleBlockingConnections = max(0, maxIdleBlockingConnections)
     }
 
-    /// Parses `redis://[user[:password]@]host[:port][/db][?prefix=sb:&pool=4&connect_timeout=5&command_timeout=2]`.
-    /// User and password may be percent-encoded; timeouts are in seconds (decimals allowed).
+    /// Parses `redis://[user[:password]@]host[:port][/db][?prefix=sb:&pool=4&connect_timeout=5&command_timeout=2&socket=/path]`.
+    /// User and password may be percent-encoded; timeouts are in seconds (decimals allowed); with
+    /// `socket` the connection goes to that Unix socket and host and port only name the server in logs.
     public init(url: String) throws {
         self.init()
         let schemeSeparator = "://"
@@ -141,12 +147,20 @@ public struct RedisConfiguration: Sendable {
                         throw RedisError.invalidURL("invalid database number '\(value)' (expected a non-negative integer)")
                     }
                     database = db
+                case "socket":
+                    guard value.hasPrefix("/") else {
+                        throw RedisError.invalidURL("invalid socket '\(value)' (expected an absolute path)")
+                    }
+                    socketPath = value
                 default:
-                    throw RedisError.invalidURL("unknown parameter '\(name)' (known: prefix, pool, db, connect_timeout, command_timeout)")
+                    throw RedisError.invalidURL("unknown parameter '\(name)' (known: prefix, pool, db, connect_timeout, command_timeout, socket)")
                 }
             }
         }
     }
+
+    /// Where connections go, for logs and errors.
+    public var endpoint: String { socketPath ?? "\(host):\(port)" }
 
     private static func seconds(_ value: String, name: String) throws -> TimeAmount {
         guard let s = Double(value), s > 0, s.isFinite else {

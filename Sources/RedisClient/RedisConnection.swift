@@ -105,11 +105,8 @@ public final class RedisConnection: Sendable {
         closeOnCancel: Bool = false,
         pushHandler: (@Sendable (RESPValue) -> Void)? = nil
     ) async throws -> RedisConnection {
-        let bootstrap = ClientBootstrap(group: eventLoop)
+        var bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            // Notices a peer that vanished without closing (idle subscriber and leased connections).
-            .channelOption(.socketOption(.so_keepalive), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(RESPHandler(pushHandler: pushHandler))
@@ -117,9 +114,17 @@ public final class RedisConnection: Sendable {
             }
         let channel: any Channel
         do {
-            channel = try await bootstrap.connect(host: configuration.host, port: configuration.port).get()
+            if let socketPath = configuration.socketPath {
+                channel = try await bootstrap.connect(unixDomainSocketPath: socketPath).get()
+            } else {
+                bootstrap = bootstrap
+                    .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                    // Notices a peer that vanished without closing (idle subscriber and leased connections).
+                    .channelOption(.socketOption(.so_keepalive), value: 1)
+                channel = try await bootstrap.connect(host: configuration.host, port: configuration.port).get()
+            }
         } catch {
-            throw RedisError.unavailable("cannot connect to \(configuration.host):\(configuration.port): \(error)")
+            throw RedisError.unavailable("cannot connect to \(configuration.endpoint): \(error)")
         }
         let connection = RedisConnection(
             channel: channel, commandTimeout: configuration.commandTimeout, closeOnCancel: closeOnCancel)
@@ -188,7 +193,7 @@ struct Connector: Sendable {
                     logger.warning(
                         "redis connect failed", metadata: ["attempts": "\(attempt)", "error": "\(Self.reason(error))"])
                     throw RedisError.unavailable(
-                        "\(configuration.host):\(configuration.port) unreachable after \(attempt) attempt(s): \(Self.reason(error))")
+                        "\(configuration.endpoint) unreachable after \(attempt) attempt(s): \(Self.reason(error))")
                 }
                 try await Task.sleep(for: delay)
             }

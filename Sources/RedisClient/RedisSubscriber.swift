@@ -134,7 +134,7 @@ public final class RedisSubscriber: Sendable {
                 let waiter = self.state.withLock { $0.waiters.removeValue(forKey: id) }
                 waiter?.resume(
                     throwing: RedisError.unavailable(
-                        "\(self.connector.configuration.host):\(self.connector.configuration.port) unreachable; the subscription stays registered"))
+                        "\(self.connector.configuration.endpoint) unreachable; the subscription stays registered"))
             }
             defer { timer.cancel() }
             return try await withCheckedThrowingContinuation { continuation in

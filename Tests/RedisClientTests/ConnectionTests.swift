@@ -61,6 +61,31 @@ struct ConnectionTests {
         }
     }
 
+    @Test func connectsOverTheUnixSocket() async throws {
+        let socket = TestServices.redisSocket
+        try await TestRedis.withClient(url: TestRedis.url + "?socket=" + socket) { (redis: RedisClient) async throws in
+            try await redis.set("k", "v")
+            #expect(try await redis.get("k")?.text == "v")
+            // Redis flags a Unix-socket client `U` and names the socket as its address; the
+            // blocking connections (leased ones) go the same way.
+            let info = try #require(try await redis.send(RedisCommand("CLIENT", "INFO")).string)
+            #expect(info.contains("addr=\(socket):0"))
+            #expect(info.split(separator: " ").contains("flags=U"))
+            let leased = try await redis.withBlockingConnection { try await $0.send(RedisCommand("CLIENT", "INFO")).string }
+            #expect(leased?.split(separator: " ").contains("flags=U") == true)
+        }
+        var missing = try RedisConfiguration(url: TestRedis.url + "?socket=/nonexistent/redis.sock")
+        missing.connectTimeout = .milliseconds(300)
+        let nowhere = RedisClient(configuration: missing, logger: TestRedis.logger)
+        do {
+            _ = try await nowhere.get("k")
+            Issue.record("a missing socket was reached")
+        } catch let RedisError.unavailable(reason) {
+            #expect(reason.contains("/nonexistent/redis.sock"))
+        }
+        await nowhere.close()
+    }
+
     @Test func thousandConcurrentCallersShareThePool() async throws {
         try await TestRedis.withClient(poolSize: 4) { (redis: RedisClient) async throws in
             let values = try await withThrowingTaskGroup(of: Int64.self) { group in

@@ -34,6 +34,14 @@ struct UnitTests {
         #expect(passwordOnly.port == 7000)
         let emptyPrefix = try RedisConfiguration(url: "redis://h/0?prefix=")
         #expect(emptyPrefix.keyPrefix == "")
+        #expect(c.socketPath == nil && c.endpoint == "127.0.0.1:6379")
+    }
+
+    @Test func socketFromTheURL() throws {
+        let c = try RedisConfiguration(url: "redis://127.0.0.1:6380/2?socket=/run/redis/redis.sock")
+        #expect(c.socketPath == "/run/redis/redis.sock")
+        #expect(c.endpoint == "/run/redis/redis.sock")
+        #expect(c.database == 2)
     }
 
     @Test(arguments: [
@@ -46,6 +54,7 @@ struct UnitTests {
         ("redis://127.0.0.1/x", "database number 'x'"),
         ("redis://127.0.0.1/0?pool=0", "pool '0'"),
         ("redis://127.0.0.1/0?colour=red", "unknown parameter 'colour'"),
+        ("redis://127.0.0.1/0?socket=redis.sock", "socket 'redis.sock'"),
         ("redis://u:%zz@127.0.0.1", "percent-encoding"),
     ])
     func rejectsInvalidURLs(url: String, problem: String) {

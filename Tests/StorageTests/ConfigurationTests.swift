@@ -12,6 +12,13 @@ struct ConfigurationTests {
         #expect(c.password == "s3cret")
         #expect(c.database == "switchboard")
         #expect(c.poolSize == 16)
+        #expect(c.socketPath == nil && c.endpoint == "127.0.0.1:3307")
+    }
+
+    @Test func socketFromTheURL() throws {
+        let c = try DatabaseConfiguration(url: "mariadb://sb:pw@127.0.0.1:3307/switchboard?socket=/run/mysqld/mysqld.sock")
+        #expect(c.socketPath == "/run/mysqld/mysqld.sock")
+        #expect(c.endpoint == "/run/mysqld/mysqld.sock")
     }
 
     @Test func acceptsMySQLSchemeAndDefaults() throws {
@@ -37,6 +44,7 @@ struct ConfigurationTests {
         ("mariadb://u:p@127.0.0.1/db?pool=0", .invalidOption("pool", "0")),
         ("mariadb://u:p@127.0.0.1/db?pool=lots", .invalidOption("pool", "lots")),
         ("mariadb://u:p@127.0.0.1/db?charset=latin1", .unknownOption("charset")),
+        ("mariadb://u:p@127.0.0.1/db?socket=mysqld.sock", .invalidOption("socket", "mysqld.sock")),
     ])
     func rejectsBadURLs(url: String, expected: DatabaseConfigurationError) {
         #expect(throws: expected) { try DatabaseConfiguration(url: url) }

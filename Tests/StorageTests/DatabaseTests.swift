@@ -1,6 +1,7 @@
 import Foundation
 import Storage
 import SwitchboardCore
+import TestSupport
 import Testing
 
 @Suite("Database (real MariaDB)")
@@ -268,6 +269,23 @@ struct DatabaseTests {
             #expect(error?.code == .poolTimeout)
             await small.shutdown()
         }
+    }
+
+    @Test func connectsOverTheUnixSocket() async throws {
+        var configuration = try TestDatabase.baseConfiguration
+        configuration.socketPath = TestServices.mariadbSocket
+        configuration.poolSize = 1
+        let overSocket = try await Database.connect(configuration)
+        // The server sees a socket client as coming from `localhost`, a TCP one as `127.0.0.1:port`.
+        let host = try await overSocket.queryFirst(
+            "SELECT host FROM information_schema.processlist WHERE id = CONNECTION_ID()")?.string("host")
+        #expect(host == "localhost")
+        await overSocket.shutdown()
+
+        configuration.socketPath = "/nonexistent/mysqld.sock"
+        let missing = await #expect(throws: DatabaseError.self) { try await Database.connect(configuration) }
+        #expect(missing?.code == .connectFailed)
+        #expect(missing?.message.contains("/nonexistent/mysqld.sock") == true)
     }
 
     @Test func connectFailsFastWithATypedError() async throws {

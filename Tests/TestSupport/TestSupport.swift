@@ -9,11 +9,18 @@ import RedisClient
 import Storage
 import Synchronization
 
-/// Where the shared test servers are (`SB_TEST_REDIS_URL`, `SB_TEST_DATABASE_URL`).
+/// Where the shared test servers are (`SB_TEST_REDIS_URL`, `SB_TEST_DATABASE_URL`, and their Unix
+/// sockets `SB_TEST_REDIS_SOCKET`, `SB_TEST_MARIADB_SOCKET`).
 public enum TestServices {
     public static var redisURL: String { ProcessInfo.processInfo.environment["SB_TEST_REDIS_URL"] ?? "redis://127.0.0.1:6380/0" }
     public static var databaseURL: String {
         ProcessInfo.processInfo.environment["SB_TEST_DATABASE_URL"] ?? "mariadb://switchboard:switchboard@127.0.0.1:3307/switchboard"
+    }
+    public static var redisSocket: String {
+        ProcessInfo.processInfo.environment["SB_TEST_REDIS_SOCKET"] ?? "/tmp/switchboard-redis-6380.sock"
+    }
+    public static var mariadbSocket: String {
+        ProcessInfo.processInfo.environment["SB_TEST_MARIADB_SOCKET"] ?? "/tmp/switchboard-mariadb-3307.sock"
     }
 
     /// Warnings and worse only: test output stays readable.

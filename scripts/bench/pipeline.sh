@@ -9,6 +9,8 @@
 # Usage: scripts/bench/pipeline.sh [TURNS] [RATE] [MODE]      (defaults: 1000, 200, post)
 #   MODE post:   POST /api/v1/chats/{id}/messages, then GET the events link (two requests)
 #   MODE stream: POST /api/v1/messages/stream (one request)
+# TRANSPORT=unix (default, as scripts/run deploys) reaches Redis and MariaDB over their Unix
+# sockets, TRANSPORT=tcp over TCP loopback (as servers on other machines would be reached).
 # SWIFT overrides the swift command, BUILD_DIR the build folder (default .build), SKIP_BUILD=1
 # uses the binary already built, TIMELINE=FILE writes each open-loop turn's timings there as CSV
 # (when it was due, its 202, first event and first chunk). SB_BENCH_PIPELINE_ALONE=1 also runs
@@ -20,8 +22,14 @@ SWIFT=${SWIFT:-swift}
 BUILD_DIR=${BUILD_DIR:-.build}
 TURNS=${1:-1000} RATE=${2:-200} MODE=${3:-post}
 eval "$(./scripts/services start)"
+case "${TRANSPORT:=unix}" in
+  unix) REDIS_URL="$SB_REDIS_URL?socket=$SB_REDIS_SOCKET" DATABASE_URL="$SB_DATABASE_URL?socket=$SB_MARIADB_SOCKET" ;;
+  tcp) REDIS_URL=$SB_REDIS_URL DATABASE_URL=$SB_DATABASE_URL ;;
+  *) echo "TRANSPORT is unix or tcp" >&2; exit 2 ;;
+esac
+echo "Redis and MariaDB over $TRANSPORT" >&2
 [ -n "${SKIP_BUILD:-}" ] || $SWIFT build -c release --product switchboard-bench >&2
-"$BUILD_DIR/release/switchboard-bench" pipeline --redis "$SB_REDIS_URL" --database "$SB_DATABASE_URL" \
+"$BUILD_DIR/release/switchboard-bench" pipeline --redis "$REDIS_URL" --database "$DATABASE_URL" \
   --turns "$TURNS" --rate "$RATE" --mode "$MODE" ${TIMELINE:+--timeline "$TIMELINE"} 2>&1 | { grep -v "HummingbirdCore" || true; }
 
 if [ -n "${SB_BENCH_PIPELINE_ALONE:-}" ]; then

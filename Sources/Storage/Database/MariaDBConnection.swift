@@ -37,7 +37,7 @@ final class MariaDBConnection: @unchecked Sendable {
         mysql_close(mysql)
     }
 
-    /// Opens a TCP connection (Unix socket when host is `localhost`) in utf8mb4 with the session in UTC.
+    /// Opens a TCP connection (or one over `socketPath`) in utf8mb4 with the session in UTC.
     static func connect(_ configuration: DatabaseConfiguration) throws(DatabaseError) -> MariaDBConnection {
         MariaDBLibrary.prepareCurrentThread()
         guard let mysql = mysql_init(nil) else {
@@ -50,12 +50,13 @@ final class MariaDBConnection: @unchecked Sendable {
         _ = mysql_options(mysql, MYSQL_OPT_RECONNECT, &reconnect)
         guard
             mysql_real_connect(
-                mysql, configuration.host, configuration.user, configuration.password, configuration.database,
-                UInt32(configuration.port), nil, 0) != nil
+                // Connector/C takes the socket only for the host `localhost`.
+                mysql, configuration.socketPath == nil ? configuration.host : "localhost", configuration.user, configuration.password,
+                configuration.database, UInt32(configuration.port), configuration.socketPath, 0) != nil
         else {
             let error = DatabaseError(
                 code: .connectFailed, errorNumber: mysql_errno(mysql), sqlState: String(cString: mysql_sqlstate(mysql)),
-                message: "cannot connect to \(configuration.host):\(configuration.port)/\(configuration.database) as "
+                message: "cannot connect to \(configuration.endpoint)/\(configuration.database) as "
                     + "\(configuration.user): \(String(cString: mysql_error(mysql)))")
             mysql_close(mysql)
             throw error
