@@ -115,6 +115,7 @@ public final class RedisConnection: Sendable {
         let channel: any Channel
         do {
             if let socketPath = configuration.socketPath {
+                // No TCP options: a Unix socket has no Nagle delay, and a vanished server closes it.
                 channel = try await bootstrap.connect(unixDomainSocketPath: socketPath).get()
             } else {
                 bootstrap = bootstrap
