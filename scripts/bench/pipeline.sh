@@ -23,7 +23,9 @@ BUILD_DIR=${BUILD_DIR:-.build}
 TURNS=${1:-1000} RATE=${2:-200} MODE=${3:-post}
 eval "$(./scripts/services start)"
 case "${TRANSPORT:=unix}" in
-  unix) REDIS_URL="$SB_REDIS_URL?socket=$SB_REDIS_SOCKET" DATABASE_URL="$SB_DATABASE_URL?socket=$SB_MARIADB_SOCKET" ;;
+  unix)
+    [ -S "$SB_REDIS_SOCKET" ] || { echo "no Redis socket at $SB_REDIS_SOCKET (a Redis started by an older scripts/services): run scripts/services stop, or TRANSPORT=tcp" >&2; exit 1; }
+    REDIS_URL="$SB_REDIS_URL?socket=$SB_REDIS_SOCKET" DATABASE_URL="$SB_DATABASE_URL?socket=$SB_MARIADB_SOCKET" ;;
   tcp) REDIS_URL=$SB_REDIS_URL DATABASE_URL=$SB_DATABASE_URL ;;
   *) echo "TRANSPORT is unix or tcp" >&2; exit 2 ;;
 esac
