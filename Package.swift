@@ -33,12 +33,11 @@ let package = Package(
 
         .target(
             name: "SwitchboardCore",
-            dependencies: [.product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "SwitchboardConfig",
-            dependencies: ["SwitchboardCore", .product(name: "Yams", package: "Yams")],
+            dependencies: [.product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -113,22 +112,27 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The routing pipeline run on workers: extract, classify, plan, execute.
+        // The routing pipeline run on workers (extract, classify, plan, execute) and the jobs around it (turn, extract).
         .target(
             name: "Pipeline",
             dependencies: [
-                "AIProviders", "RedisClient", "Storage", "SwitchboardCore",
+                "AIProviders", "Channels", "Queue", "RedisClient", "Storage", "SwitchboardCore", "Turns",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
-        // A turn's life: its event vocabulary, the Redis stream that carries it, and the `ai` job that runs it.
+        // What the api and workers share about a turn: its events, its Redis stream, how it ends, its stop flag, the `turn` job.
         .target(
             name: "Turns",
+            dependencies: ["RedisClient", "Queue", "SwitchboardCore"],
+            swiftSettings: swiftSettings
+        ),
+        // The channel seam: inbound adapters into one intake, outbound deliverers, the `deliver_reply` job.
+        .target(
+            name: "Channels",
             dependencies: [
-                "RedisClient", "Storage", "Queue", "SwitchboardCore",
+                "RedisClient", "Storage", "Queue", "Turns", "SwitchboardCore",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -137,7 +141,7 @@ let package = Package(
         .target(
             name: "APIServer",
             dependencies: [
-                "RedisClient", "Storage", "Queue", "Turns", "Pipeline", "SwitchboardCore", "Observability",
+                "RedisClient", "Storage", "Queue", "Turns", "Channels", "SwitchboardCore", "Observability",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -153,16 +157,14 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "switchboard",
             dependencies: [
-                "SwitchboardApp", "SwitchboardConfig", "RedisClient", "Storage", "Queue", "Gateway",
+                "SwitchboardApp", "SwitchboardConfig", "SwitchboardCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -175,7 +177,6 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -191,9 +192,19 @@ let package = Package(
             path: "Tests/TestSupport",
             swiftSettings: swiftSettings
         ),
+        // What the tests of turns share: per-test Redis and MariaDB, and a deterministic responder.
+        .target(
+            name: "TurnTestSupport",
+            dependencies: [
+                "AIProviders", "Pipeline", "Queue", "RedisClient", "Storage", "SwitchboardCore", "TestSupport", "Turns",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/TurnTestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "SwitchboardCore", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "SwitchboardConfigTests", dependencies: ["SwitchboardConfig"], swiftSettings: swiftSettings),
+        .testTarget(name: "SwitchboardConfigLogicTests", dependencies: ["SwitchboardConfig"], swiftSettings: swiftSettings),
         .testTarget(name: "QueueTests", dependencies: ["Queue", "RedisClient", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "GatewayTests",
@@ -207,18 +218,21 @@ let package = Package(
         .testTarget(name: "AIProvidersTests", dependencies: ["AIProviders", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "PipelineTests",
-            dependencies: ["Pipeline", "AIProviders", "RedisClient", "Storage", "TestSupport"],
+            dependencies: [
+                "Pipeline", "AIProviders", "Channels", "Queue", "RedisClient", "Storage", "SwitchboardCore", "TestSupport",
+                "TurnTestSupport", "Turns",
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "TurnsTests",
-            dependencies: ["Turns", "RedisClient", "Storage", "Queue", "TestSupport"],
+            dependencies: ["Turns", "RedisClient", "TestSupport", "TurnTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "APIServerTests",
             dependencies: [
-                "APIServer", "Turns", "RedisClient", "Storage", "Queue", "Pipeline", "TestSupport",
+                "APIServer", "Channels", "Turns", "RedisClient", "Storage", "Queue", "Pipeline", "SwitchboardCore", "TestSupport", "TurnTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
@@ -226,10 +240,32 @@ let package = Package(
         .testTarget(
             name: "SwitchboardAppTests",
             dependencies: [
-                "SwitchboardApp", "APIServer", "Queue", "Storage", "RedisClient", "SwitchboardConfig",
+                "SwitchboardApp", "APIServer", "Queue", "Storage", "RedisClient", "SwitchboardConfig", "SwitchboardCore",
                 "Turns", "Pipeline", "AIProviders", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // Logic tests: no server, seconds to run (`./scripts/test --fast`). Their targets end in `LogicTests`.
+        .testTarget(name: "RedisClientLogicTests", dependencies: ["RedisClient", .product(name: "NIOCore", package: "swift-nio")], swiftSettings: swiftSettings),
+        .testTarget(name: "StorageLogicTests", dependencies: ["Storage"], swiftSettings: swiftSettings),
+        .testTarget(name: "AIProvidersLogicTests", dependencies: ["AIProviders"], swiftSettings: swiftSettings),
+        .testTarget(name: "TurnsLogicTests", dependencies: ["Turns", "SwitchboardCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "ChannelsLogicTests", dependencies: ["Channels", "SwitchboardCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "PipelineLogicTests",
+            dependencies: ["Pipeline", "AIProviders", "Turns", "TurnTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "APIServerLogicTests", dependencies: ["APIServer"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "SwitchboardAppLogicTests",
+            dependencies: ["SwitchboardApp", "APIServer", "Gateway", "SwitchboardConfig", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ChannelsTests",
+            dependencies: ["Channels", "Queue", "RedisClient", "Storage", "SwitchboardCore", "TurnTestSupport", "Turns"],
             swiftSettings: swiftSettings
         ),
     ]

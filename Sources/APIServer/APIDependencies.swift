@@ -1,3 +1,4 @@
+import Channels
 import Queue
 import RedisClient
 import Storage
@@ -23,4 +24,9 @@ public struct APIDependencies: Sendable {
         self.limits = limits
         self.healthChecks = healthChecks
     }
+}
+
+extension APIDependencies {
+    /// Where the api's channels hand their messages to the turn path.
+    var intake: ChannelIntake { ChannelIntake(stores: stores, jobs: jobs, redis: redis, stream: settings.turnStream) }
 }

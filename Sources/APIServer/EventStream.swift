@@ -174,9 +174,9 @@ struct TurnEventRelay: Sendable {
         let event: TurnEvent
         if let message = try await messages.message(id: messageID) {
             let reply = try await messages.message(ownerID: message.ownerID, idempotencyKey: Turns.replyKey(for: messageID))
-            event = TurnRunner.finalEvent(for: message, replyID: reply?.id)
+            event = TurnEnding.of(finished: message, replyID: reply?.id).event
         } else {
-            event = TurnRunner.deletedEvent
+            event = TurnEnding.deleted.event
         }
         var frame = ByteBuffer()
         appendFrame(id: nil, type: event.type, data: try event.encodedData(), to: &frame)

@@ -1,3 +1,4 @@
+import Channels
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -127,7 +128,7 @@ struct PublicAPI: Sendable {
         if message.status == .queued,
            try await stores.messages.updateStatus(id: message.id, to: .cancelled, error: "stopped by the user", from: [.queued]) {
             let writer = TurnStreamWriter(redis: dependencies.redis, messageID: message.id, settings: settings.turnStream)
-            try await writer.append(.error(code: TurnErrorEvent.cancelledCode, message: "stopped by the user"))
+            try await writer.end(.cancelled)
             status = "cancelled"
         }
         return try APIJSON.response(StopJSON(messageId: message.id, status: status), status: .accepted)
@@ -135,44 +136,18 @@ struct PublicAPI: Sendable {
 
     // MARK: - Submitting a turn
 
-    /// Stores the message (status `queued`) and queues its turn. If queuing fails the message is
-    /// marked `failed` (and its stream ended) before the error is answered, so nothing waits for a
-    /// job that does not exist; the client may send it again.
+    /// Hands the message to the web chat channel (`WebChatInbound` → `ChannelIntake`), which
+    /// stores it as `queued` and queues its turn (or stores it as failed and answers 503 when the
+    /// queue is unreachable, so nothing waits for a job that does not exist).
     func submit(caller: AuthenticatedCaller, content: String, chatID: Int64?, title: String?, logger: Logger) async throws -> AcceptedJSON {
-        let content = try validContent(content)
-        let title = try validTitle(title)
-        let newMessage = NewMessage(chatID: chatID ?? 0, ownerID: caller.user.id, role: .user, content: content, status: .queued, channel: .web)
-        let message: Message
-        if let chatID {
-            // The (chat_id, user_id) foreign key refuses a chat that does not exist or is not the
-            // caller's, so no read of the chat comes first.
-            do {
-                message = try await stores.messages.insertMessage(newMessage)
-            } catch let error as DatabaseError where error.code == .foreignKeyViolation {
-                throw SwitchboardError.notFound("no chat \(chatID)")
-            }
-        } else {
-            message = try await stores.messages.startChat(
-                title: title ?? Self.title(from: content), externalThreadKey: nil, firstMessage: newMessage
-            ).message
+        let submission = WebSubmission(userID: caller.user.id, content: try validContent(content), chatID: chatID, title: try validTitle(title))
+        var accepted: ChannelIntake.Accepted?
+        for inbound in try WebChatInbound().accept(submission) {
+            accepted = try await dependencies.intake.accept(inbound, logger: logger)
         }
-        do {
-            try await Turns.enqueue(messageID: message.id, on: dependencies.jobs)
-        } catch {
-            logger.error("could not queue a turn", metadata: ["message_id": "\(message.id)", "error": "\(error)"])
-            _ = try? await stores.messages.updateStatus(id: message.id, to: .failed, error: "the turn could not be queued", from: [.queued])
-            let writer = TurnStreamWriter(redis: dependencies.redis, messageID: message.id, settings: settings.turnStream)
-            _ = try? await writer.append(.error(code: "queue_unavailable", message: "the turn could not be queued"))
-            throw SwitchboardError.unavailable("the message could not be queued (it was stored as failed); send it again")
-        }
+        guard let message = accepted?.message else { throw SwitchboardError.badRequest("the submission carried no message") }
         recentSubmissions.accepted(messageID: message.id, ownerID: caller.user.id)
         return AcceptedJSON(messageId: message.id, chatId: message.chatID, status: "queued", events: Links.events(message.id))
-    }
-
-    static func title(from content: String) -> String {
-        let line = content.split(whereSeparator: \.isNewline).first.map(String.init) ?? content
-        let trimmed = line.trimmingCharacters(in: .whitespaces)
-        return trimmed.count > 60 ? String(trimmed.prefix(59)) + "…" : (trimmed.isEmpty ? "New chat" : trimmed)
     }
 
     // MARK: - Validation and lookups

@@ -1,6 +1,6 @@
 import Foundation
 import Hummingbird
-import Pipeline
+import RedisClient
 import Storage
 import SwitchboardCore
 
@@ -162,7 +162,7 @@ struct TopicsAPI: Sendable {
     }
 
     private func announce(owner: Int64?) async throws {
-        try await RoutingRulesCache.announceChange(redis: dependencies.redis, ownerID: owner)
+        _ = try await dependencies.redis.publish(TopicChanges.channel, TopicChanges.payload(ownerID: owner))
     }
 
     // MARK: - Validation
@@ -215,7 +215,7 @@ struct TopicsAPI: Sendable {
         if pattern.count > Self.maxPatternCharacters {
             throw SwitchboardError.invalidField("pattern", "is longer than \(Self.maxPatternCharacters) characters")
         }
-        if let problem = CompiledRule.problem(kind: kind, pattern: pattern) { throw SwitchboardError.invalidField("pattern", problem) }
+        if let problem = RulePattern.problem(kind: kind, pattern: pattern) { throw SwitchboardError.invalidField("pattern", problem) }
         return pattern
     }
 

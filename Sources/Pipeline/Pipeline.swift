@@ -4,11 +4,13 @@
 /// messages, keyword/regex topic rules from MariaDB cached and invalidated over Redis pub/sub, an
 /// embedding router over example phrases, then the AI sorter), Plan (an AI planner's task graph,
 /// validated, with a single `chat` node as fallback) and Execute (a bounded concurrent DAG
-/// executor over a registry of capabilities that streams progress through a `TurnEventSink`).
-/// `RoutingPipeline` is the entry point a turn job calls; docs/pipeline.md describes the whole.
+/// executor over a registry of capabilities that streams progress as `TurnEvent`s to a
+/// `TurnEventSink`). `RoutingPipeline` answers a turn; the `turn` job that runs it on workers, with
+/// the other jobs around the pipeline, is in `TurnJob/`. docs/pipeline.md describes the whole.
 import AIProviders
 import Foundation
 import SwitchboardCore
+import Turns
 
 /// A message to answer, with what the pipeline needs around it.
 public struct TurnInput: Sendable {
@@ -102,50 +104,20 @@ extension ErrorCode where Kind == PipelineFailure {
     public static var internalError: Self { "internal_error" }
 }
 
-// MARK: events
-
-/// Where a turn's progress goes. `RoutingPipeline` never emits the final `complete`/`error`:
-/// the caller does, from the returned `TurnOutcome` or the thrown error.
-public protocol TurnEventSink: Sendable {
-    func emit(_ event: PipelineEvent) async throws
-}
-
-/// The progress events of a turn (ARCHITECTURE §3, without the final ones).
-public enum PipelineEvent: Sendable, Hashable {
-    /// `status` with a stage: extracting, classifying, planning, generating.
-    case stage(PipelineStage)
-    /// `status` `classified` {topic, language, source}.
-    case classified(topic: String, language: String?, source: ClassificationSource)
-    /// `plan` {nodes[{id, capability, kind}], reply_node}; `fallbackReason` says why the planner's graph was replaced.
-    case plan(nodes: [PlanNodeSummary], replyNode: String, fallbackReason: String?)
-    /// `task_update` {node_id, state, error?}.
-    case taskUpdate(nodeID: String, state: NodeState, error: String?)
-    /// `task_chunk` {node_id, text}: text of a node that is not the reply.
-    case taskChunk(nodeID: String, text: String)
-    /// `chunk` {text}: tokens of the reply.
-    case chunk(String)
-}
-
-public enum PipelineStage: String, Sendable, Hashable {
-    case extracting, classifying, planning, generating
-}
-
-public struct PlanNodeSummary: Sendable, Hashable, Codable {
-    public var id: String
-    public var capability: String
-    /// `reply` for the node whose output is the answer, `task` otherwise.
-    public var kind: String
-
-    public init(id: String, capability: String, kind: String) {
-        self.id = id
-        self.capability = capability
-        self.kind = kind
-    }
-}
-
 /// A node's state as `task_update` reports it and `message_tasks` stores it.
 public enum NodeState: String, Sendable, Hashable, Codable {
     case pending, running, done, failed, skipped
+
+    /// The state a `task_update` event reports (a pending node is not reported).
+    var reported: TaskUpdate.State? {
+        switch self {
+        case .pending: nil
+        case .running: .running
+        case .done: .done
+        case .failed: .failed
+        case .skipped: .skipped
+        }
+    }
 
     var taskState: MessageTask.State {
         switch self {
@@ -156,11 +128,4 @@ public enum NodeState: String, Sendable, Hashable, Codable {
         case .skipped: .skipped
         }
     }
-}
-
-/// Keeps every event, in order (tests, benchmarks, and callers that want the transcript).
-public actor RecordingEventSink: TurnEventSink {
-    public private(set) var events: [PipelineEvent] = []
-    public init() {}
-    public func emit(_ event: PipelineEvent) async throws { events.append(event) }
 }

@@ -4,6 +4,7 @@ import Logging
 import RedisClient
 import Storage
 import SwitchboardCore
+import Turns
 
 /// Settings of the routing pipeline (models and provider timeouts live in `AIProviderConfiguration`).
 public struct PipelineConfiguration: Sendable, Hashable {
@@ -20,6 +21,8 @@ public struct PipelineConfiguration: Sendable, Hashable {
     public var maximumOutputTokens: Int? = 1024
     /// How long topic rules are trusted without an invalidation message.
     public var rulesCacheTTL: Duration = .seconds(60)
+    /// Earlier messages of the chat handed to the models as history.
+    public var historyLimit = 10
 
     public init() {}
 }
@@ -66,7 +69,8 @@ public final class RoutingPipeline: Sendable {
     }
 
     /// Runs a stored message: loads its attachments and the chat's recent history, then `run(turn:)`.
-    public func run(message: Message, sink: any TurnEventSink, historyLimit: Int = 10, isRestart: Bool = false) async throws -> TurnOutcome {
+    public func run(message: Message, sink: any TurnEventSink, isRestart: Bool = false) async throws -> TurnOutcome {
+        let historyLimit = configuration.historyLimit
         // Both reads at once: they sit on the path to the first token.
         async let attachedFiles = stores.files.files(messageID: message.id)
         async let earlierMessages = historyLimit > 0
@@ -77,8 +81,9 @@ public final class RoutingPipeline: Sendable {
     }
 
     /// Runs a message read with its context (`MessageStore.messageContext`, read with
-    /// `historyLimit + 1` earlier messages); its files are read only when it has some.
-    public func run(context: MessageContext, sink: any TurnEventSink, historyLimit: Int = 10, isRestart: Bool = false) async throws -> TurnOutcome {
+    /// `earlierMessages` earlier messages); its files are read only when it has some.
+    public func run(context: MessageContext, sink: any TurnEventSink, isRestart: Bool = false) async throws -> TurnOutcome {
+        let historyLimit = configuration.historyLimit
         let files = context.attachmentCount > 0 ? try await stores.files.files(messageID: context.message.id) : []
         return try await run(
             message: context.message, files: files, earlier: context.earlier, historyLimit: historyLimit, isRestart: isRestart, sink: sink)
@@ -112,7 +117,7 @@ public final class RoutingPipeline: Sendable {
 
         // Extract what was not extracted yet (the `extract` job usually has).
         if turn.attachments.contains(where: { $0.text == nil && $0.extractError == nil }) {
-            try await sink.emit(.stage(.extracting))
+            try await sink.emit(.status(.extracting))
             for index in turn.attachments.indices where turn.attachments[index].text == nil && turn.attachments[index].extractError == nil {
                 try Task.checkCancellation()
                 turn.attachments[index] = await extract(turn.attachments[index], logger: logger)
@@ -124,7 +129,7 @@ public final class RoutingPipeline: Sendable {
             throw PipelineError(.extractionFailed, "\(broken.name): \(broken.extractError ?? "no text could be extracted")")
         }
 
-        try await sink.emit(.stage(.classifying))
+        try await sink.emit(.status(.classifying))
         // Every model call of the turn is recorded in one INSERT once the graph ran (or failed):
         // a commit is not something the first token should wait for.
         var calls: [UsageCall] = []
@@ -133,7 +138,8 @@ public final class RoutingPipeline: Sendable {
             let (classification, classifyUsage) = try await classifier.classify(turn)
             usage = usage + (classifyUsage ?? .zero)
             appendCall(classifyUsage, model: provider.model(for: .sort), latency: .now - classifyStarted, turn: turn, to: &calls)
-            try await sink.emit(.classified(topic: classification.topic, language: classification.language, source: classification.source))
+            try await sink.emit(.status(TurnStatus(
+                stage: .classified, topic: classification.topic, language: classification.language, source: classification.source.rawValue)))
             logger.debug("classified", metadata: ["topic": "\(classification.topic)", "source": "\(classification.source.rawValue)"])
             try Task.checkCancellation()
 
@@ -160,7 +166,7 @@ public final class RoutingPipeline: Sendable {
         let graph = decision.graph
         let showsPlan = graph.tasks.count > 1 || decision.fallbackReason != nil
         if showsPlan {
-            try await sink.emit(.plan(nodes: graph.summaries, replyNode: graph.replyNode, fallbackReason: decision.fallbackReason))
+            try await sink.emit(.plan(TurnPlan(nodes: graph.planNodes, replyNode: graph.replyNode, fallbackReason: decision.fallbackReason)))
         }
         let rows = TaskRowWriter(store: stores.tasks, messageID: turn.messageID, logger: logger)
         let executor = GraphExecutor(
@@ -182,7 +188,7 @@ public final class RoutingPipeline: Sendable {
 
         let result: GraphRun
         do {
-            try await sink.emit(.stage(.generating))
+            try await sink.emit(.status(.generating))
             result = try await executor.run(graph, turn: turn, classification: classification, provider: provider, sink: sink, emitUpdates: showsPlan)
         } catch {
             await rows.finish()
@@ -228,7 +234,7 @@ public final class RoutingPipeline: Sendable {
             break
         }
         guard classification.multi, configuration.planningEnabled else { return PlanDecision(graph: .singleChat) }
-        try await sink.emit(.stage(.planning))
+        try await sink.emit(.status(.planning))
         let planner = Planner(
             provider: provider, validator: PlanValidator(maximumNodes: configuration.maximumPlanNodes, knownCapabilities: registry.names),
             logger: logger

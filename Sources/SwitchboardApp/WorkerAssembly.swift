@@ -1,4 +1,7 @@
+import AIProviders
+import Foundation
 import Logging
+import Pipeline
 import Queue
 import RedisClient
 import ServiceLifecycle
@@ -48,5 +51,29 @@ enum WorkerAssembly {
         return PeriodicService(name: "queued-turn-sweep", interval: .seconds(30), logger: logger) { logger in
             try await recovery.sweep(lockFor: .seconds(25), logger: logger)
         }
+    }
+}
+
+/// Everything the worker needs to run turns through the pipeline.
+final class PipelineRuntime: Sendable {
+    let provider: OpenAICompatibleProvider
+    let pipeline: RoutingPipeline
+
+    init(environment: [String: String], stores: Stores, redis: RedisClient, logger: Logger) throws {
+        let configuration = try AIProviderConfiguration(environment: environment) ?? .localModelServer()
+        provider = try OpenAICompatibleProvider(configuration: configuration)
+        pipeline = RoutingPipeline(provider: provider, stores: stores, redis: redis, logger: logger)
+        if environment["SB_AI_BASE_URL"] == nil {
+            logger.notice("SB_AI_BASE_URL is not set: using the local model server (scripts/llm) at \(configuration.baseURL)")
+        }
+    }
+
+    func register(in registry: inout JobRegistry, stores: Stores, redis: RedisClient) {
+        PipelineJobs.register(in: &registry, pipeline: pipeline, stores: stores, redis: redis)
+    }
+
+    func shutdown() async {
+        await pipeline.shutdown()
+        try? await provider.shutdown()
     }
 }

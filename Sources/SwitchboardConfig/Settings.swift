@@ -66,6 +66,8 @@ public struct Settings: Sendable {
     public var gatewaySection: JSONValue?
     /// Secrets that the gateway section or the environment supplies; checked in production.
     public var gatewayTokenSecret: String?
+    /// The secret tokens were signed with before the last rotation (accepted until they expire).
+    public var gatewayPreviousTokenSecret: String?
     public var gatewayAPIKey: String?
     public var gatewayHost: String?
     public var gatewayPort: Int
@@ -147,6 +149,7 @@ public struct Settings: Sendable {
         aiEnvironment = source.environmentStyle(section: "ai")
         gatewaySection = source.section("gateway")
         gatewayTokenSecret = try source.optionalString("gateway.token_secret")
+        gatewayPreviousTokenSecret = try source.optionalString("gateway.previous_token_secret")
         gatewayAPIKey = try source.optionalString("gateway.api_key")
         gatewayHost = try source.optionalString("gateway.host")
         gatewayPort = try source.int("gateway.port", default: 8000, range: 0...65535)

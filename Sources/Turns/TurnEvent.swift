@@ -1,3 +1,5 @@
+/// The vocabulary of a turn's progress: every event a client reads from a turn stream, encoded
+/// and decoded in one place. The pipeline emits these, the stream carries them, the api relays them.
 import Foundation
 
 /// The vocabulary of a turn's progress, as clients read it from the turn stream (SSE `event:`
@@ -275,8 +277,4 @@ public struct TurnErrorEvent: Codable, Sendable, Equatable {
         self.code = code
         self.message = message
     }
-
-    public static let cancelledCode = "cancelled"
-    /// The message (with its chat) was deleted before its turn finished.
-    public static let deletedCode = "message_deleted"
 }

@@ -1,3 +1,4 @@
+/// Batches a running turn's events into the turn stream: in order, pipelined, gated by the claim.
 import RedisClient
 import SwitchboardCore
 

@@ -59,7 +59,7 @@ struct Migrate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Apply database migrations and exit.")
     @OptionGroup var options: ConfigOption
     func run() async throws {
-        let applied = try await Launcher.migrate(settings: options.settings())
+        let applied = try await AdminCommands.migrate(settings: options.settings())
         print(applied.isEmpty ? "schema is up to date" : "applied migrations: \(applied.map(String.init).joined(separator: ", "))")
     }
 }
@@ -81,7 +81,7 @@ struct Token: AsyncParsableCommand {
     }
 
     func run() async throws {
-        print(try Launcher.mintToken(settings: options.settings(), user: user, channel: channel, ttl: ttl))
+        print(try AdminCommands.mintToken(settings: options.settings(), user: user, channel: channel, ttl: ttl))
     }
 }
 
@@ -99,7 +99,7 @@ struct Jobs: AsyncParsableCommand {
             @OptionGroup var options: ConfigOption
             @Option(help: "At most this many.") var limit = 50
             func run() async throws {
-                for line in try await Launcher.failedJobs(settings: options.settings(), limit: limit) { print(line) }
+                for line in try await AdminCommands.failedJobs(settings: options.settings(), limit: limit) { print(line) }
             }
         }
 
@@ -112,7 +112,7 @@ struct Jobs: AsyncParsableCommand {
                 if all == (id != nil) { throw ValidationError("give either a job id or --all") }
             }
             func run() async throws {
-                let count = try await Launcher.retryFailedJobs(settings: options.settings(), id: id)
+                let count = try await AdminCommands.retryFailedJobs(settings: options.settings(), id: id)
                 print("requeued \(count) job(s)")
             }
         }
@@ -121,7 +121,7 @@ struct Jobs: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Delete every failed job.")
             @OptionGroup var options: ConfigOption
             func run() async throws {
-                let count = try await Launcher.purgeFailedJobs(settings: options.settings())
+                let count = try await AdminCommands.purgeFailedJobs(settings: options.settings())
                 print("purged \(count) job(s)")
             }
         }
@@ -143,7 +143,7 @@ struct Users: AsyncParsableCommand {
             }
         }
         func run() async throws {
-            let user = try await Launcher.createUser(settings: options.settings(), email: email, name: name, role: role)
+            let user = try await AdminCommands.createUser(settings: options.settings(), email: email, name: name, role: role)
             print("created user \(user.id) <\(user.email)> (\(role))")
         }
     }
@@ -158,7 +158,7 @@ struct Keys: AsyncParsableCommand {
         @Option(help: "The user's email address.") var user: String
         @Option(help: "A name for the key.") var name = "default"
         func run() async throws {
-            let created = try await Launcher.createAPIKey(settings: options.settings(), userEmail: user, name: name)
+            let created = try await AdminCommands.createAPIKey(settings: options.settings(), userEmail: user, name: name)
             print(created.secret)
             FileHandle.standardError.write(Data("key id \(created.id) for \(user); store it now, it is not shown again\n".utf8))
         }
@@ -169,7 +169,7 @@ struct Keys: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
         @Argument(help: "The key's id.") var id: Int64
         func run() async throws {
-            let outcome = try await Launcher.revokeAPIKey(settings: options.settings(), id: id)
+            let outcome = try await AdminCommands.revokeAPIKey(settings: options.settings(), id: id)
             guard outcome.revoked else { throw ValidationError("no active key with id \(id)") }
             if let warning = outcome.warning { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
             print("revoked key \(id)")

@@ -1,6 +1,7 @@
 import APIServer
 import Foundation
 import Testing
+import TurnTestSupport
 import Turns
 
 /// Not a test: the server side of scripts/bench/api.sh, enabled only when SB_API_BENCH_INFO is set.

@@ -1,14 +1,17 @@
 import APIServer
+import Channels
 import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Logging
+import Pipeline
 import Queue
 import RedisClient
 import Storage
 import SwitchboardCore
 import TestSupport
 import Testing
+import TurnTestSupport
 import Turns
 
 /// Real Redis and MariaDB for a test: a random Redis key prefix and a migrated
@@ -63,9 +66,9 @@ struct TestEnvironment: Sendable {
     /// A worker running turn and delivery jobs with `responder` for the duration of `body`.
     func withWorker<T>(responder: any TurnResponder = EchoResponder(), _ body: () async throws -> T) async throws -> T {
         var registry = JobRegistry()
-        Turns.register(in: &registry, dependencies: TurnDependencies(redis: redis, stores: stores, responder: responder))
+        PipelineJobs.register(in: &registry, responder: responder, stores: stores, redis: redis)
         let configuration = WorkerConfiguration(
-            workerID: "test-worker-\(UInt32.random(in: 0...UInt32.max))", queues: [Turns.queue, Turns.deliveryQueue], concurrency: 4,
+            workerID: "test-worker-\(UInt32.random(in: 0...UInt32.max))", queues: [Turns.queue, Deliveries.queue], concurrency: 4,
             healthPort: 0, blockTime: .milliseconds(200))
         let worker = try WorkerService(client: redis, registry: registry, configuration: configuration, logger: Self.logger)
         let task = Task { try await worker.run() }

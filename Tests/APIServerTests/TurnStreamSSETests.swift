@@ -10,6 +10,7 @@ import RedisClient
 import Storage
 import SwitchboardCore
 import Testing
+import TurnTestSupport
 import Turns
 
 @Suite("Turn streams over SSE")

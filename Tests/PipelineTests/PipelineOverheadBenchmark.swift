@@ -4,6 +4,7 @@ import Pipeline
 import Storage
 import SwitchboardCore
 import Testing
+import Turns
 
 /// The pipeline's own time per turn with an instant provider: from `run` to the first `chunk`
 /// (classification with cached rules, topic lookup, task rows, executor). Not a test: it measures,
@@ -13,7 +14,7 @@ struct PipelineOverheadBenchmark {
     /// Records when the first chunk arrived.
     actor FirstChunk: TurnEventSink {
         var at: ContinuousClock.Instant?
-        func emit(_ event: PipelineEvent) async throws {
+        func emit(_ event: TurnEvent) async throws {
             if at == nil, case .chunk = event { at = .now }
         }
     }

@@ -5,6 +5,8 @@ import Storage
 import SwitchboardCore
 import TestSupport
 import Testing
+import TurnTestSupport
+import Turns
 
 /// The whole pipeline against real MariaDB (task rows, usage) with a scripted provider.
 @Suite struct RoutingPipelineTests {
@@ -39,8 +41,8 @@ import Testing
             let events = await sink.events
             #expect(outcome.reply == "the final answer")
             #expect(events.chunks == "the final answer")
-            #expect(events.first == .stage(.classifying))
-            #expect(events.contains(.classified(topic: "general", language: "en", source: .sorter)))
+            #expect(events.first == .status(.classifying))
+            #expect(events.contains(.status(TurnStatus(stage: .classified, topic: "general", language: "en", source: ClassificationSource.sorter.rawValue))))
             #expect(!events.contains { if case .plan = $0 { true } else { false } })
             #expect(outcome.provider == "scripted")
             #expect(outcome.usage.completionTokens > 0)
@@ -107,12 +109,12 @@ import Testing
             let sink = RecordingEventSink()
             let outcome = try await pipeline.run(message: message, sink: sink)
             let events = await sink.events
-            #expect(events.contains(.stage(.planning)))
-            #expect(events.contains(.plan(
+            #expect(events.contains(.status(.planning)))
+            #expect(events.contains(.plan(TurnPlan(
                 nodes: [.init(id: "sum", capability: "summarize", kind: "task"), .init(id: "de", capability: "translate", kind: "task"), .init(id: "answer", capability: "compose_reply", kind: "reply")],
                 replyNode: "answer", fallbackReason: nil
-            )))
-            #expect(events.contains(.taskChunk(nodeID: "de", text: "übersetzter ")))
+            ))))
+            #expect(events.contains(.taskChunk(TaskChunk(nodeID: "de", text: "übersetzter "))))
             #expect(events.chunks == "the final answer")
             #expect(outcome.tasks == ["sum": .done, "de": .done, "answer": .done])
             let rows = try await stores.tasks.tasks(messageID: message.id)
@@ -130,7 +132,7 @@ import Testing
             let sink = RecordingEventSink()
             let outcome = try await pipeline.run(message: message, sink: sink)
             let events = await sink.events
-            let plan = events.compactMap { if case .plan(let nodes, _, let reason) = $0 { (nodes, reason) } else { nil } }.first
+            let plan = events.compactMap { if case .plan(let plan) = $0 { (plan.nodes, plan.fallbackReason) } else { nil } }.first
             #expect(plan?.0 == [.init(id: "reply", capability: "chat", kind: "reply")])
             #expect(plan?.1?.hasPrefix("cycle") == true)
             #expect(outcome.reply == "the final answer")
@@ -170,7 +172,7 @@ import Testing
             let error = await #expect(throws: PipelineError.self) { _ = try await pipeline.run(turn: turn, sink: sink) }
             #expect(error?.code == .extractionFailed)
             #expect(error?.message.contains("unsupported_file") == true)
-            #expect(await sink.events.first == .stage(.extracting))
+            #expect(await sink.events.first == .status(.extracting))
         }
     }
 

@@ -7,6 +7,7 @@ import Storage
 import SwitchboardCore
 import TestSupport
 import Testing
+import Turns
 
 /// A throw-away `switchboard_test_<random>` database (see TestSupport), as stores.
 enum TestDatabase {
@@ -31,14 +32,4 @@ struct ScriptedChatRealEmbeddings: AIProvider {
     func streamChat(_ request: ChatRequest) async throws -> ChatStream { try await script.streamChat(request) }
     func chat(_ request: ChatRequest) async throws -> ChatCompletion { try await script.chat(request) }
     func embed(_ texts: [String], model: String?) async throws -> EmbeddingResult { try await embedder.embed(texts, model: model) }
-}
-
-extension Array where Element == PipelineEvent {
-    var chunks: String {
-        compactMap { if case .chunk(let text) = $0 { text } else { nil } }.joined()
-    }
-
-    var updates: [(String, NodeState)] {
-        compactMap { if case .taskUpdate(let id, let state, _) = $0 { (id, state) } else { nil } }
-    }
 }

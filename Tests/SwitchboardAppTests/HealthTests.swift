@@ -51,12 +51,9 @@ extension TestServices {
 
     @Test func healthzReportsRedisAndDatabaseOK() async throws {
         let settings = try TestServices.settings()
-        let redis = try Launcher.makeRedis(settings: settings, logger: logger)
-        let database = try await Launcher.makeDatabase(settings: settings, logger: logger)
-        let router = Self.router(redis: redis, database: database, checks: [
-            HealthCheck(name: "redis") { try await redis.ping() },
-            HealthCheck(name: "database") { _ = try await database.query("SELECT 1", []) },
-        ])
+        let redis = try Clients.redis(settings: settings, logger: logger)
+        let database = try await Clients.database(settings: settings, logger: logger)
+        let router = Self.router(redis: redis, database: database, checks: Launcher.healthChecks(redis: redis, database: database))
         let app = Application(router: router)
         try await app.test(.router) { client in
             try await client.execute(uri: "/healthz", method: .get) { response in
@@ -74,12 +71,9 @@ extension TestServices {
     @Test func healthzIs503WhenRedisIsDown() async throws {
         let port = try TestServices.freePort()
         let settings = try TestServices.settings(["SB_REDIS_URL": "redis://127.0.0.1:\(port)/0"])
-        let redis = try Launcher.makeRedis(settings: settings, logger: logger)
-        let database = try await Launcher.makeDatabase(settings: settings, logger: logger)
-        let router = Self.router(redis: redis, database: database, checks: [
-            HealthCheck(name: "redis") { try await redis.ping() },
-            HealthCheck(name: "database") { _ = try await database.query("SELECT 1", []) },
-        ])
+        let redis = try Clients.redis(settings: settings, logger: logger)
+        let database = try await Clients.database(settings: settings, logger: logger)
+        let router = Self.router(redis: redis, database: database, checks: Launcher.healthChecks(redis: redis, database: database))
         try await Application(router: router).test(.router) { client in
             try await client.execute(uri: "/healthz", method: .get) { response in
                 #expect(response.status == .serviceUnavailable)
@@ -105,8 +99,8 @@ extension TestServices {
 
     @Test func unknownRoutesAnswerJSON404WithRequestID() async throws {
         let settings = try TestServices.settings()
-        let redis = try Launcher.makeRedis(settings: settings, logger: logger)
-        let database = try await Launcher.makeDatabase(settings: settings, logger: logger)
+        let redis = try Clients.redis(settings: settings, logger: logger)
+        let database = try await Clients.database(settings: settings, logger: logger)
         defer { Task { await redis.close(); await database.shutdown() } }
         let app = Application(router: Self.router(redis: redis, database: database, checks: []))
         try await app.test(.router) { client in
@@ -123,8 +117,8 @@ extension TestServices {
 
     @Test func metricsArePrometheusText() async throws {
         let settings = try TestServices.settings()
-        let redis = try Launcher.makeRedis(settings: settings, logger: logger)
-        let database = try await Launcher.makeDatabase(settings: settings, logger: logger)
+        let redis = try Clients.redis(settings: settings, logger: logger)
+        let database = try await Clients.database(settings: settings, logger: logger)
         defer { Task { await redis.close(); await database.shutdown() } }
         let app = Application(router: Self.router(redis: redis, database: database, checks: []))
         try await app.test(.router) { client in

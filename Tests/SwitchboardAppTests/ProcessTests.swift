@@ -11,10 +11,14 @@ import Testing
 @Suite(.serialized) struct ProcessTests {
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
+    /// The `switchboard` built with these tests: it sits next to the test bundle in the same build
+    /// products folder (whatever the configuration, triple or scratch path), so a binary left from
+    /// another build is never picked up.
     static var binary: URL {
-        let candidates = [".build/debug/switchboard", ".build/x86_64-unknown-linux-gnu/debug/switchboard"]
-        return candidates.map { packageRoot.appendingPathComponent($0) }.first { FileManager.default.isExecutableFile(atPath: $0.path) }
-            ?? packageRoot.appendingPathComponent(candidates[0])
+        let products = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        let beside = products.appendingPathComponent("switchboard")
+        if FileManager.default.isExecutableFile(atPath: beside.path) { return beside }
+        return packageRoot.appendingPathComponent(".build/debug/switchboard")
     }
 
     struct Finished {

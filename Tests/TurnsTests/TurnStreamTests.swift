@@ -1,12 +1,13 @@
 import Foundation
 import RedisClient
 import Testing
-@testable import Turns
+@testable import TurnTestSupport
+import Turns
 
 @Suite("Turn stream")
 struct TurnStreamTests {
     @Test func eventsRoundTripThroughTheStreamAndTheFinalOneIsWrittenOnce() async throws {
-        try await TestEnvironment.with { env in
+        try await TurnTestEnvironment.with { env in
             let writer = TurnStreamWriter(redis: env.redis, messageID: 7, settings: TurnStreamSettings(maxLength: 100, ttl: .seconds(60)))
             let events: [TurnEvent] = [
                 .status(.started),
@@ -40,7 +41,7 @@ struct TurnStreamTests {
     }
 
     @Test func aBlockingReadWaitsForTheNextEvent() async throws {
-        try await TestEnvironment.with { env in
+        try await TurnTestEnvironment.with { env in
             let reader = TurnStreamReader(redis: env.redis)
             #expect(try await reader.read(messageID: 9, after: "0-0", block: .milliseconds(50)).isEmpty)
             async let read = reader.read(messageID: 9, after: "0-0", block: .seconds(5))
@@ -49,20 +50,6 @@ struct TurnStreamTests {
             #expect(try await read.map(\.type) == ["chunk"])
         }
     }
-
-    @Test func entryIDsAreValidated() {
-        #expect(TurnStreamReader.isValidEntryID("1700000000000-0"))
-        #expect(!TurnStreamReader.isValidEntryID("0"))
-        #expect(!TurnStreamReader.isValidEntryID("abc-1"))
-        #expect(!TurnStreamReader.isValidEntryID("1-2-3"))
-        #expect(!TurnStreamReader.isValidEntryID("$"))
-    }
-
-    @Test func echoChunksJoinToTheReply() {
-        let reply = EchoResponder.reply(to: "one  two three")
-        #expect(EchoResponder.chunks(of: reply).joined() == reply)
-        #expect(EchoResponder.chunks(of: reply).count == 6)
-    }
 }
 
 /// How a running turn writes its events: queued in order without a round trip each, content only
@@ -70,7 +57,7 @@ struct TurnStreamTests {
 @Suite("Turn event queue")
 struct TurnEventQueueTests {
     @Test func queuedEventsReachTheStreamInOrder() async throws {
-        try await TestEnvironment.with { env in
+        try await TurnTestEnvironment.with { env in
             // A small high-water mark makes appends wait for the drain part of the time.
             let queue = TurnEventQueue(writer: TurnStreamWriter(redis: env.redis, messageID: 11), highWater: 16)
             let events = (0..<300).map { TurnEvent.chunk(TextChunk(text: "\($0) ")) }
@@ -85,7 +72,7 @@ struct TurnEventQueueTests {
     @Test func aFailedWriteIsReportedByFlushAndTheNextAppend() async throws {
         // Nothing listens on port 1: every write fails.
         let configuration = try RedisConfiguration(url: "redis://127.0.0.1:1/0")
-        let redis = RedisClient(configuration: configuration, logger: TestEnvironment.logger)
+        let redis = RedisClient(configuration: configuration, logger: TurnTestEnvironment.logger)
         let queue = TurnEventQueue(writer: TurnStreamWriter(redis: redis, messageID: 1))
         try await queue.append(.status(.classifying))
         await #expect(throws: (any Error).self) { try await queue.flush() }
@@ -94,28 +81,29 @@ struct TurnEventQueueTests {
     }
 
     @Test func eventsWaitForTheClaimAndAreDroppedWhenItIsLost() async throws {
-        try await TestEnvironment.with { env in
+        try await TurnTestEnvironment.with { env in
             // A stop request won the race: the stream already ended, and the run that lost its
             // claim must not add anything after that end.
             let writer = TurnStreamWriter(redis: env.redis, messageID: 12)
             try await writer.append(.error(code: "cancelled", message: "stopped by the user"))
-            let lost = TurnClaim {
+            struct ClaimLost: Error {}
+            let lost = Task {
                 try await Task.sleep(for: .milliseconds(50))  // the commit takes a while, then changes nothing
                 return false
             }
-            let events = TurnEventQueue(writer: writer, gate: { try await lost.confirm() })
+            let events = TurnEventQueue(writer: writer, gate: { guard try await lost.value else { throw ClaimLost() } })
             try await events.append(.status(.started))
             try await events.append(.chunk("never shown"))
-            await #expect(throws: TurnClaimLost.self) { try await events.flush() }
-            await #expect(throws: TurnClaimLost.self) { try await events.append(.chunk("nor this")) }
+            await #expect(throws: ClaimLost.self) { try await events.flush() }
+            await #expect(throws: ClaimLost.self) { try await events.append(.chunk("nor this")) }
             #expect(try await TurnStreamReader(redis: env.redis).all(messageID: 12).map(\.type) == ["error"])
 
             // A claim that commits later: the events wait for it, then all go out in order.
-            let owned = TurnClaim {
+            let owned = Task {
                 try await Task.sleep(for: .milliseconds(50))
                 return true
             }
-            let later = TurnEventQueue(writer: TurnStreamWriter(redis: env.redis, messageID: 13), gate: { try await owned.confirm() })
+            let later = TurnEventQueue(writer: TurnStreamWriter(redis: env.redis, messageID: 13), gate: { guard try await owned.value else { throw ClaimLost() } })
             try await later.append(.status(.started))
             try await later.append(.chunk("shown"))
             #expect(try await TurnStreamReader(redis: env.redis).all(messageID: 13).isEmpty, "nothing before the claim commits")

@@ -8,49 +8,26 @@ import SwitchboardCore
 public struct CompiledRule: Sendable {
     public var rule: RoutingRule
     public var topic: String
-    let regex: NSRegularExpression?
+    let pattern: RulePattern
 
-    /// Keywords match whole words, ignoring case and accents; regexes match anywhere, ignoring case.
     init?(rule: RoutingRule, topic: String) {
+        guard let pattern = RulePattern(kind: rule.kind, pattern: rule.pattern) else { return nil }
         self.rule = rule
         self.topic = topic
-        switch rule.kind {
-        case .keyword:
-            let keyword = Self.fold(rule.pattern).trimmingCharacters(in: .whitespaces)
-            guard !keyword.isEmpty else { return nil }
-            regex = try? NSRegularExpression(pattern: "(?<![\\p{L}\\p{N}])" + NSRegularExpression.escapedPattern(for: keyword) + "(?![\\p{L}\\p{N}])")
-        case .regex:
-            regex = try? NSRegularExpression(pattern: rule.pattern, options: [.caseInsensitive])
-        }
-        if regex == nil { return nil }
-    }
-
-    /// Why `pattern` cannot be a rule of `kind` (nil when it can): what the API answers before
-    /// storing a rule every worker would otherwise skip.
-    public static func problem(kind: RoutingRule.Kind, pattern: String) -> String? {
-        let probe = RoutingRule(
-            id: 0, topicID: 0, kind: kind, pattern: pattern, priority: 0, enabled: true, createdAt: Date(), updatedAt: Date())
-        guard CompiledRule(rule: probe, topic: "") == nil else { return nil }
-        return kind == .keyword ? "must contain a word" : "is not a valid regular expression"
+        self.pattern = pattern
     }
 
     func matches(original: String, folded: String) -> Bool {
-        guard let regex else { return false }
-        let text = rule.kind == .keyword ? folded : original
-        return regex.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil
+        pattern.matches(original: original, folded: folded)
     }
 
-    static func fold(_ text: String) -> String {
-        text.folding(options: [.caseInsensitive, .diacriticInsensitive], locale: nil)
-    }
+    static func fold(_ text: String) -> String { RulePattern.fold(text) }
 }
 
 /// Topic rules and topics per owner, loaded from MariaDB on first use and kept until an edit is announced on
-/// the Redis channel `routing:changed` (payload: the owner id, or `*` for global ones), or a TTL
+/// the Redis channel `TopicChanges.channel` (payload: the owner id, or `*` for global ones), or a TTL
 /// passes (pub/sub is at-most-once; the TTL bounds staleness after a lost message).
 public actor RoutingRulesCache {
-    public static let channel = "routing:changed"
-
     private let topics: any TopicStore
     private let ttl: Duration
     private let logger: Logger
@@ -73,7 +50,7 @@ public actor RoutingRulesCache {
     public func start(redis: RedisClient) async throws {
         guard listener == nil else { return }
         let subscriber = redis.makeSubscriber()
-        try await subscriber.subscribe([Self.channel])
+        try await subscriber.subscribe([TopicChanges.channel])
         self.subscriber = subscriber
         listener = Task { [weak self] in
             for await message in subscriber.messages {
@@ -89,13 +66,8 @@ public actor RoutingRulesCache {
         subscriber = nil
     }
 
-    /// Announces an edit of `ownerID`'s rules (nil: global rules, which every owner sees) to every process.
-    public static func announceChange(redis: RedisClient, ownerID: Int64?) async throws {
-        _ = try await redis.publish(channel, ownerID.map(String.init) ?? "*")
-    }
-
     func invalidate(_ payload: String) {
-        if let owner = Int64(payload) {
+        if let owner = TopicChanges.ownerID(payload: payload) {
             entries[owner] = nil
             topicEntries[owner] = nil
         } else {

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Storage
 import SwitchboardCore
+import Turns
 
 /// When a node ran, for traces and tests.
 public struct NodeTiming: Sendable, Hashable {
@@ -84,7 +85,7 @@ public struct GraphExecutor: Sendable {
 
         func update(_ id: String, _ state: NodeState, output: String? = nil, error: String? = nil) async throws {
             run.states[id] = state
-            if emitUpdates { try await sink.emit(.taskUpdate(nodeID: id, state: state, error: error)) }
+            if emitUpdates, let reported = state.reported { try await sink.emit(.taskUpdate(TaskUpdate(nodeID: id, state: reported, error: error))) }
             if let taskStore {
                 do {
                     _ = try await taskStore.updateTask(messageID: turn.messageID, nodeID: id, state: state.taskState, output: output, error: error)
@@ -179,7 +180,7 @@ public struct GraphExecutor: Sendable {
             maximumOutputTokens: maximumOutputTokens,
             emit: { piece in
                 guard !piece.isEmpty else { return }
-                try await sink.emit(isReply ? .chunk(piece) : .taskChunk(nodeID: nodeID, text: piece))
+                try await sink.emit(isReply ? .chunk(piece) : .taskChunk(TaskChunk(nodeID: nodeID, text: piece)))
             }
         )
     }

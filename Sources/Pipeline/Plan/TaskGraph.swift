@@ -1,4 +1,5 @@
 import Foundation
+import Turns
 import SwitchboardCore
 
 /// One node of a task graph: a capability applied to inputs.
@@ -61,8 +62,8 @@ public struct TaskGraph: Sendable, Hashable, Codable {
     /// One `chat` node answering the message.
     public static let singleChat = TaskGraph(replyNode: "reply", tasks: [TaskNode(id: "reply", capability: "chat", inputs: ["text": "message"])])
 
-    public var summaries: [PlanNodeSummary] {
-        tasks.map { PlanNodeSummary(id: $0.id, capability: $0.capability, kind: $0.id == replyNode ? "reply" : "task") }
+    public var planNodes: [TurnPlan.Node] {
+        tasks.map { TurnPlan.Node(id: $0.id, capability: $0.capability, kind: $0.id == replyNode ? "reply" : "task") }
     }
 
     /// Every node's dependencies: `depends_on` plus the nodes its inputs refer to.

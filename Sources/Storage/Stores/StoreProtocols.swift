@@ -254,6 +254,18 @@ public protocol WidgetStore: Sendable {
     func deleteSession(id: Int64, ownerID: Int64) async throws -> Bool
 }
 
+/// The Redis pub/sub channel on which an edit of topics or routing rules is announced, and its
+/// payload: the owner's id, or `*` for global ones. The api publishes; every worker's rules cache
+/// listens (`RoutingRulesCache`).
+public enum TopicChanges {
+    public static let channel = "routing:changed"
+
+    public static func payload(ownerID: Int64?) -> String { ownerID.map(String.init) ?? "*" }
+
+    /// The owner whose topics changed; nil for global ones (which every owner sees).
+    public static func ownerID(payload: String) -> Int64? { Int64(payload) }
+}
+
 public protocol TopicStore: Sendable {
     /// `ownerID` nil creates a global topic.
     func createTopic(ownerID: Int64?, name: String, description: String, examples: [String]) async throws -> Topic

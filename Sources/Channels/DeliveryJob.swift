@@ -1,3 +1,5 @@
+/// The `deliver_reply` job: hands a stored reply to the deliverer of the channel its question
+/// came from, once per reply, on the `delivery` queue.
 import Foundation
 import Logging
 import Queue
@@ -13,63 +15,6 @@ public struct DeliveryJob: JobPayload, Equatable {
     public var replyId: Int64
 
     public init(replyId: Int64) { self.replyId = replyId }
-}
-
-/// Hands replies to one or more channels. Web chat, the API and the widget are served by
-/// `StoredReplyDelivery`; WhatsApp and email plug in here with their own senders.
-///
-/// `deliver` may run more than once for a reply (a worker can die after sending and before the
-/// delivery is recorded): senders to outside systems pass `reply.id` along as their own
-/// idempotency key where the channel has one.
-public protocol ChannelDelivery: Sendable {
-    /// The channels this deliverer serves.
-    var channels: Set<Channel> { get }
-    /// Sends `reply` (an assistant message) as the answer to `origin` (the user's message).
-    func deliver(reply: Message, origin: Message) async throws
-    /// True when the turn stream and the stored reply are the delivery itself (nothing leaves the
-    /// server): the turn then stores its reply as delivered and queues no job.
-    var isTurnStream: Bool { get }
-}
-
-extension ChannelDelivery {
-    public var isTurnStream: Bool { false }
-}
-
-/// Deliverers by channel. A later registration for a channel replaces the earlier one.
-public struct ChannelDeliveries: Sendable {
-    private var deliverers: [Channel: any ChannelDelivery] = [:]
-
-    public init(_ deliverers: [any ChannelDelivery] = []) {
-        for deliverer in deliverers { register(deliverer) }
-    }
-
-    public mutating func register(_ deliverer: any ChannelDelivery) {
-        for channel in deliverer.channels { deliverers[channel] = deliverer }
-    }
-
-    public func deliverer(for channel: Channel) -> (any ChannelDelivery)? { deliverers[channel] }
-
-    /// The channels something can deliver to.
-    public var channels: Set<Channel> { Set(deliverers.keys) }
-
-    /// What this build delivers: the channels whose clients read the stored reply and the turn stream.
-    public static let standard = ChannelDeliveries([StoredReplyDelivery()])
-}
-
-/// Web chat, the API and the widget: their clients already have the answer from the turn stream
-/// (`chunk` … `complete`) and read it back from the stored reply (GET /api/v1/messages/{id}), so
-/// nothing leaves the server; delivering is recording that the reply is there to read.
-public struct StoredReplyDelivery: ChannelDelivery {
-    public var channels: Set<Channel> { [.web, .api, .widget] }
-    public var isTurnStream: Bool { true }
-
-    public init() {}
-
-    public func deliver(reply: Message, origin: Message) async throws {
-        guard reply.status == .completed else {
-            throw DeliveryError(.notDeliverable, "reply \(reply.id) is \(reply.status.rawValue), not completed")
-        }
-    }
 }
 
 /// Why a delivery cannot succeed; retrying would not help, so the job goes to `failed` at once.
@@ -132,23 +77,24 @@ public struct DeliveryRunner: Sendable {
     }
 }
 
-extension Turns {
+/// Queuing and running `deliver_reply` jobs.
+public enum Deliveries {
     /// The queue delivery jobs run on.
-    public static let deliveryQueue: QueueName = .delivery
+    public static let queue: QueueName = .delivery
 
     /// The enqueue key of a reply's delivery: one job per reply, however often it is queued.
     public static func deliveryKey(for replyID: Int64) -> String { "reply:\(replyID)" }
 
     /// Queues the delivery of a stored reply (a duplicate within a week answers the first job's id).
     @discardableResult
-    public static func enqueueDelivery(replyID: Int64, on producer: any JobProducer) async throws -> JobID {
+    public static func enqueue(replyID: Int64, on producer: any JobProducer) async throws -> JobID {
         try await producer.enqueue(
-            DeliveryJob(replyId: replyID), on: deliveryQueue,
+            DeliveryJob(replyId: replyID), on: queue,
             options: EnqueueOptions(idempotencyKey: deliveryKey(for: replyID), idempotencyTTL: .seconds(7 * 86_400)))
     }
 
     /// Registers the `deliver_reply` job handler (for the worker role).
-    public static func registerDelivery(in registry: inout JobRegistry, messages: any MessageStore, deliveries: ChannelDeliveries = .standard) {
+    public static func register(in registry: inout JobRegistry, messages: any MessageStore, deliveries: ChannelDeliveries = .standard) {
         let runner = DeliveryRunner(messages: messages, deliveries: deliveries)
         registry.register(DeliveryJob.self) { job, context in
             try await runner.run(replyID: job.replyId, logger: context.logger)

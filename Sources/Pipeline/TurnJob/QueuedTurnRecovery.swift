@@ -3,6 +3,7 @@ import Logging
 import Queue
 import RedisClient
 import Storage
+import Turns
 
 /// Finds accepted messages whose turn job was never queued and queues it.
 ///

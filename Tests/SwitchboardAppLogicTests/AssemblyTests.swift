@@ -14,7 +14,7 @@ import Testing
 
     @Test func exampleGatewaySectionDecodesWithSwitchboardsNamespaces() throws {
         let settings = try Settings.load(path: Self.example, environment: ["SB_GATEWAY_TOKEN_SECRET": "s3cr3t-for-this-test-only", "SB_GATEWAY_PORT": "8123"])
-        let gateway = try Launcher.gatewayConfiguration(settings: settings, logger: Logger(label: "test"))
+        let gateway = try GatewayAssembly.configuration(settings: settings, logger: Logger(label: "test"))
         #expect(Set(gateway.namespaces.map(\.name)) == ["widget", "widgettyping", "user", "system", "admin"])
         #expect(gateway.port == 8123)
         #expect(gateway.tokenSecret == "s3cr3t-for-this-test-only")
@@ -26,8 +26,8 @@ import Testing
 
     @Test func missingGatewaySecretsAreRandomPerProcessInDevelopment() throws {
         let settings = try Settings.load(path: Self.example, environment: [:])
-        let first = try Launcher.gatewayConfiguration(settings: settings, logger: Logger(label: "test"))
-        let second = try Launcher.gatewayConfiguration(settings: settings, logger: Logger(label: "test"))
+        let first = try GatewayAssembly.configuration(settings: settings, logger: Logger(label: "test"))
+        let second = try GatewayAssembly.configuration(settings: settings, logger: Logger(label: "test"))
         #expect((first.tokenSecret?.count ?? 0) >= 32)
         #expect(first.tokenSecret != second.tokenSecret)
         #expect(first.apiKey != second.apiKey)
@@ -46,7 +46,7 @@ import Testing
 
     @Test func rateLimitsOfZeroAreDisabled() throws {
         let settings = try Settings(source: ConfigSource(yaml: "limits:\n  per_ip_per_minute: 0\n  per_user_per_minute: 60\n  per_user_burst: 5\n", environment: [:]))
-        let limits = Launcher.rateLimits(settings.limits)
+        let limits = Clients.rateLimits(settings.limits)
         #expect(limits.perIP == nil)
         #expect(limits.perUser?.limit == 60)
         #expect(limits.perUser?.burst == 5)

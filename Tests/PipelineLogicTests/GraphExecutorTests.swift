@@ -2,6 +2,8 @@ import AIProviders
 import Foundation
 import Pipeline
 import Testing
+import TurnTestSupport
+import Turns
 
 /// Waits, then answers with its node id (and the inputs it saw); fails when `params.fail` is set.
 struct PauseCapability: Capability {
@@ -76,7 +78,7 @@ struct PauseCapability: Capability {
         #expect(skipped.count == 2)
         // Skipped nodes never ran.
         #expect(!events.updates.contains { $0.0 == "child" && $0.1 == .running })
-        #expect(events.contains(.taskUpdate(nodeID: "bad", state: .failed, error: "no luck")))
+        #expect(events.contains(.taskUpdate(TaskUpdate(nodeID: "bad", state: .failed, error: "no luck"))))
     }
 
     @Test func aNodeOverItsTimeoutFails() async throws {
@@ -97,7 +99,7 @@ struct PauseCapability: Capability {
         let sink = RecordingEventSink()
         let run = try await Self.executor().run(graph, turn: Self.turn, classification: nil, provider: provider, sink: sink)
         let events = await sink.events
-        let taskText = events.compactMap { if case .taskChunk("sum", let text) = $0 { text } else { nil } }.joined()
+        let taskText = events.compactMap { if case .taskChunk(let chunk) = $0, chunk.nodeID == "sum" { chunk.text } else { nil } }.joined()
         #expect(taskText == "short version")
         #expect(events.chunks == "final answer here")
         #expect(run.results["answer"]?.text == "final answer here")
@@ -121,7 +123,7 @@ struct PauseCapability: Capability {
         let events = await sink.events
         let chunksAtStop = events.chunks.count
         #expect(chunksAtStop < 500 * 5)
-        #expect(!events.contains(.taskUpdate(nodeID: "reply", state: .done, error: nil)))
+        #expect(!events.contains(.taskUpdate(TaskUpdate(nodeID: "reply", state: .done))))
         // Nothing more arrives afterwards.
         try await Task.sleep(for: .milliseconds(100))
         #expect(await sink.events.chunks.count == chunksAtStop)

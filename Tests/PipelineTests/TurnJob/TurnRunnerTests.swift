@@ -1,26 +1,30 @@
+import Channels
 import Foundation
 import Logging
+import Pipeline
+import Queue
 import RedisClient
 import Storage
 import SwitchboardCore
 import Testing
-@testable import Turns
+import TurnTestSupport
+import Turns
 
 @Suite("Turn runner")
 struct TurnRunnerTests {
-    static func runner(_ env: TestEnvironment, responder: any TurnResponder = EchoResponder()) -> TurnRunner {
-        TurnRunner(dependencies: TurnDependencies(
+    static func runner(_ env: TurnTestEnvironment, responder: any TurnResponder = EchoResponder()) -> TurnRunner {
+        TurnRunner(dependencies: TurnJobDependencies(
             redis: env.redis, messages: env.stores.messages, responder: responder,
             cancelPollInterval: .milliseconds(20)))
     }
 
     @Test func aTurnStoresItsReplyAndEndsWithOneComplete() async throws {
-        try await TestEnvironment.with { env in
+        try await TurnTestEnvironment.with { env in
             let message = try await env.queuedMessage("hi there")
             let runner = Self.runner(env)
-            try await runner.run(messageID: message.id, logger: TestEnvironment.logger)
+            try await runner.run(messageID: message.id, logger: TurnTestEnvironment.logger)
             // Redelivered after it finished: not run again.
-            try await runner.run(messageID: message.id, attempt: 2, logger: TestEnvironment.logger)
+            try await runner.run(messageID: message.id, attempt: 2, logger: TurnTestEnvironment.logger)
 
             let entries = try await TurnStreamReader(redis: env.redis).all(messageID: message.id)
             #expect(entries.first?.event == .status(TurnStatus(stage: .started, attempt: 1)))
@@ -44,14 +48,14 @@ struct TurnRunnerTests {
     }
 
     @Test func aTurnRedeliveredMidwayRestartsAndStillEndsOnce() async throws {
-        try await TestEnvironment.with { env in
+        try await TurnTestEnvironment.with { env in
             let message = try await env.queuedMessage("again")
             // A worker died after marking it running and streaming a little.
             #expect(try await env.stores.messages.updateStatus(id: message.id, to: .running, error: nil, from: [.queued]))
             let writer = TurnStreamWriter(redis: env.redis, messageID: message.id)
             try await writer.append(.status(.started))
             try await writer.append(.chunk("You "))
-            try await Self.runner(env).run(messageID: message.id, attempt: 2, logger: TestEnvironment.logger)
+            try await Self.runner(env).run(messageID: message.id, attempt: 2, logger: TurnTestEnvironment.logger)
             let types = try await TurnStreamReader(redis: env.redis).all(messageID: message.id).map(\.type)
             #expect(types.filter { $0 == "complete" }.count == 1)
             let statuses = try await TurnStreamReader(redis: env.redis).all(messageID: message.id).compactMap { entry -> TurnStatus.Stage? in
@@ -63,19 +67,19 @@ struct TurnRunnerTests {
     }
 
     @Test func aFinishedTurnWhoseFinalEventWasLostGetsItOnRedelivery() async throws {
-        try await TestEnvironment.with { env in
+        try await TurnTestEnvironment.with { env in
             let message = try await env.queuedMessage("lost end")
             #expect(try await env.stores.messages.updateStatus(id: message.id, to: .completed, error: nil, from: nil))
-            try await Self.runner(env).run(messageID: message.id, attempt: 2, logger: TestEnvironment.logger)
+            try await Self.runner(env).run(messageID: message.id, attempt: 2, logger: TurnTestEnvironment.logger)
             let entries = try await TurnStreamReader(redis: env.redis).all(messageID: message.id)
             #expect(entries.map(\.type) == ["complete"])
         }
     }
 
     @Test func aResponderFailureEndsTheTurnWithAnError() async throws {
-        try await TestEnvironment.with { env in
+        try await TurnTestEnvironment.with { env in
             let message = try await env.queuedMessage("/fail please")
-            try await Self.runner(env).run(messageID: message.id, logger: TestEnvironment.logger)
+            try await Self.runner(env).run(messageID: message.id, logger: TurnTestEnvironment.logger)
             let last = try await TurnStreamReader(redis: env.redis).last(messageID: message.id)
             #expect(last?.event == .error(code: "responder_failed", message: "the responder was asked to fail"))
             #expect(try await env.stores.messages.message(id: message.id)?.status == .failed)
@@ -84,28 +88,29 @@ struct TurnRunnerTests {
 
     @Test func anInfrastructureErrorIsRetriedUntilTheLastAttempt() async throws {
         struct Broken: TurnResponder {
-            func respond(to request: TurnRequest, emitter: TurnEmitter) async throws -> TurnReply {
+            var earlierMessages: Int { 0 }
+            func respond(to request: TurnRequest, events: any TurnEventSink) async throws -> TurnOutcome {
                 throw RedisError.connectionClosed
             }
         }
-        try await TestEnvironment.with { env in
+        try await TurnTestEnvironment.with { env in
             let message = try await env.queuedMessage("x")
             let runner = Self.runner(env, responder: Broken())
             await #expect(throws: RedisError.self) {
-                try await runner.run(messageID: message.id, attempt: 1, isLastAttempt: false, logger: TestEnvironment.logger)
+                try await runner.run(messageID: message.id, attempt: 1, isLastAttempt: false, logger: TurnTestEnvironment.logger)
             }
             #expect(try await env.stores.messages.message(id: message.id)?.status == .running)
-            try await runner.run(messageID: message.id, attempt: 2, isLastAttempt: true, logger: TestEnvironment.logger)
+            try await runner.run(messageID: message.id, attempt: 2, isLastAttempt: true, logger: TurnTestEnvironment.logger)
             #expect(try await env.stores.messages.message(id: message.id)?.status == .failed)
             #expect(try await TurnStreamReader(redis: env.redis).last(messageID: message.id)?.type == "error")
         }
     }
 
     @Test func aStopRequestCancelsTheResponder() async throws {
-        try await TestEnvironment.with { env in
+        try await TurnTestEnvironment.with { env in
             let message = try await env.queuedMessage(Array(repeating: "w", count: 500).joined(separator: " "))
             let runner = Self.runner(env, responder: EchoResponder(chunkDelay: .milliseconds(10)))
-            async let run: Void = runner.run(messageID: message.id, logger: TestEnvironment.logger)
+            async let run: Void = runner.run(messageID: message.id, logger: TurnTestEnvironment.logger)
             try await Task.sleep(for: .milliseconds(100))
             try await TurnCancellation(redis: env.redis).request(messageID: message.id)
             try await run
@@ -123,10 +128,10 @@ struct TurnRunnerDeletionTests {
     /// The run ends without an error (the queue does not retry a turn with nothing left to
     /// answer), and a client still reading the stream sees it end.
     @Test func aTurnWhoseChatIsDeletedMidwayEndsItsStreamWithMessageDeleted() async throws {
-        try await TestEnvironment.with { env in
+        try await TurnTestEnvironment.with { env in
             let message = try await env.queuedMessage("a b c d e f g h i j")
             let runner = TurnRunnerTests.runner(env, responder: EchoResponder(chunkDelay: .milliseconds(30)))
-            async let run: Void = runner.run(messageID: message.id, isLastAttempt: false, logger: TestEnvironment.logger)
+            async let run: Void = runner.run(messageID: message.id, isLastAttempt: false, logger: TurnTestEnvironment.logger)
             // Deleted once the reply has begun to stream.
             let reader = TurnStreamReader(redis: env.redis)
             var cursor = "0-0"
@@ -143,19 +148,19 @@ struct TurnRunnerDeletionTests {
             #expect(try await env.stores.messages.message(id: message.id) == nil)
             let entries = try await reader.all(messageID: message.id)
             #expect(entries.contains { $0.type == "chunk" })
-            #expect(entries.last?.event == TurnRunner.deletedEvent)
+            #expect(entries.last?.event == TurnEnding.deleted.event)
             #expect(entries.filter(\.isFinal).count == 1)
         }
     }
 
     @Test func aTurnWhoseChatWasDeletedWhileQueuedEndsItsStreamWithMessageDeleted() async throws {
-        try await TestEnvironment.with { env in
+        try await TurnTestEnvironment.with { env in
             let message = try await env.queuedMessage("never answered")
             #expect(try await env.stores.chats.deleteChat(id: message.chatID, ownerID: message.ownerID))
-            try await TurnRunnerTests.runner(env).run(messageID: message.id, logger: TestEnvironment.logger)
+            try await TurnRunnerTests.runner(env).run(messageID: message.id, logger: TurnTestEnvironment.logger)
             let entries = try await TurnStreamReader(redis: env.redis).all(messageID: message.id)
             #expect(entries.map(\.type) == ["error"])
-            #expect(entries.last?.event == TurnRunner.deletedEvent)
+            #expect(entries.last?.event == TurnEnding.deleted.event)
         }
     }
 }
@@ -165,7 +170,7 @@ struct TurnRunnerDeletionTests {
 @Suite("Turn runner, a stop racing the claim")
 struct TurnRunnerClaimRaceTests {
     @Test func aStopJustBeforeTheClaimEndsTheTurnOnceWithNothingAfter() async throws {
-        try await TestEnvironment.with { env in
+        try await TurnTestEnvironment.with { env in
             let message = try await env.queuedMessage("please explain the tides in some detail")
             // What the api's stop route does for a queued turn, run just before the worker's claim.
             let stop: @Sendable () async throws -> Void = {
@@ -173,10 +178,10 @@ struct TurnRunnerClaimRaceTests {
                 #expect(try await env.stores.messages.updateStatus(id: message.id, to: .cancelled, error: "stopped by the user", from: [.queued]))
                 try await TurnStreamWriter(redis: env.redis, messageID: message.id).append(.error(code: "cancelled", message: "stopped by the user"))
             }
-            let runner = TurnRunner(dependencies: TurnDependencies(
+            let runner = TurnRunner(dependencies: TurnJobDependencies(
                 redis: env.redis, messages: StopBeforeClaim(base: env.stores.messages, stop: stop), responder: EchoResponder(),
                 cancelPollInterval: .milliseconds(20)))
-            try await runner.run(messageID: message.id, logger: TestEnvironment.logger)
+            try await runner.run(messageID: message.id, logger: TurnTestEnvironment.logger)
 
             let entries = try await TurnStreamReader(redis: env.redis).all(messageID: message.id)
             #expect(entries.map(\.type) == ["error"], "the stop's end is the whole stream: no `started`, no chunk after it")

@@ -1,3 +1,5 @@
+/// What the tests of turns share: real Redis and MariaDB per test (`TurnTestEnvironment`) and a
+/// deterministic responder (`EchoResponder`). Never linked into a product.
 import Foundation
 import Logging
 import Queue
@@ -8,22 +10,22 @@ import TestSupport
 import Turns
 
 /// Real Redis and MariaDB for a test: a random key prefix and a migrated throw-away database.
-struct TestEnvironment: Sendable {
-    let redis: RedisClient
-    let stores: Stores
+public struct TurnTestEnvironment: Sendable {
+    public let redis: RedisClient
+    public let stores: Stores
 
-    static var logger: Logger {
-        var logger = Logger(label: "turns-tests")
+    public static var logger: Logger {
+        var logger = Logger(label: "turn-tests")
         logger.logLevel = .warning
         return logger
     }
 
-    static func with<T>(_ body: (TestEnvironment) async throws -> T) async throws -> T {
+    public static func with<T>(_ body: (TurnTestEnvironment) async throws -> T) async throws -> T {
         let redis = try TestRedis.client(logger: logger)
         let result: Result<T, any Error>
         do {
             result = .success(try await ThrowawayDatabase.with(poolSize: 4, logger: logger) { database, _ in
-                try await body(TestEnvironment(redis: redis, stores: Stores(database: database)))
+                try await body(TurnTestEnvironment(redis: redis, stores: Stores(database: database)))
             })
         } catch {
             result = .failure(error)
@@ -33,10 +35,17 @@ struct TestEnvironment: Sendable {
     }
 
     /// A user, a chat and a queued message in it, from `channel`.
-    func queuedMessage(_ content: String, channel: Channel = .web) async throws -> Message {
+    public func queuedMessage(_ content: String, channel: Channel = .web) async throws -> Message {
         let user = try await stores.users.createUser(email: "u\(UInt32.random(in: 0...UInt32.max))@example.com", name: "u", role: .user)
         return try await stores.messages.startChat(
             title: "t", externalThreadKey: nil, firstMessage: NewMessage(chatID: 0, ownerID: user.id, content: content, channel: channel)
         ).message
+    }
+
+    /// The message ids of the turn jobs waiting on the `ai` queue, in order.
+    public func queuedTurnIDs() async throws -> [Int64] {
+        try await redis.xrange("queue:\(Turns.queue.rawValue)").map { entry in
+            try JSONDecoder().decode(TurnJob.self, from: Data(entry.fields["data"] ?? [])).messageId
+        }.sorted()
     }
 }

@@ -1,0 +1,92 @@
+/// Where every channel's messages enter the turn path: an `InboundMessage` is stored as a
+/// `queued` user message in its chat (found or started) and its turn is queued on the `ai` queue.
+/// A message a channel delivers twice (same `externalID`) is stored and queued once.
+import Foundation
+import Logging
+import Queue
+import RedisClient
+import Storage
+import SwitchboardCore
+import Turns
+
+public struct ChannelIntake: Sendable {
+    public let stores: Stores
+    public let jobs: any JobProducer
+    public let redis: RedisClient
+    public let stream: TurnStreamSettings
+
+    public init(stores: Stores, jobs: any JobProducer, redis: RedisClient, stream: TurnStreamSettings = .init()) {
+        self.stores = stores
+        self.jobs = jobs
+        self.redis = redis
+        self.stream = stream
+    }
+
+    /// What became of an inbound message.
+    public struct Accepted: Sendable, Equatable {
+        public var message: Message
+        /// The channel had delivered this message before: nothing new was stored or queued.
+        public var isDuplicate: Bool
+    }
+
+    /// Stores `inbound` and queues its turn. If queuing fails the message is marked `failed` and
+    /// its stream ended (`queue_unavailable`) before the error is thrown, so nothing waits for a
+    /// job that does not exist; the sender may send it again.
+    public func accept(_ inbound: InboundMessage, logger: Logger) async throws -> Accepted {
+        if let externalID = inbound.externalID,
+           let earlier = try await stores.messages.message(channel: inbound.channel, externalID: externalID),
+           earlier.ownerID == inbound.ownerID {
+            return Accepted(message: earlier, isDuplicate: true)
+        }
+        let message = try await store(inbound)
+        do {
+            try await Turns.enqueue(messageID: message.id, on: jobs)
+        } catch {
+            logger.error("could not queue a turn", metadata: ["message_id": "\(message.id)", "error": "\(error)"])
+            _ = try? await stores.messages.updateStatus(id: message.id, to: .failed, error: "the turn could not be queued", from: [.queued])
+            _ = try? await TurnStreamWriter(redis: redis, messageID: message.id, settings: stream).end(.queueUnavailable)
+            throw SwitchboardError.unavailable("the message could not be queued (it was stored as failed); send it again")
+        }
+        return Accepted(message: message, isDuplicate: false)
+    }
+
+    private func store(_ inbound: InboundMessage) async throws -> Message {
+        var row = NewMessage(
+            chatID: 0, ownerID: inbound.ownerID, role: .user, content: inbound.content, status: .queued, channel: inbound.channel)
+        row.externalID = inbound.externalID
+        switch inbound.chat {
+        case .existing(let chatID):
+            row.chatID = chatID
+            // The (chat_id, user_id) foreign key refuses a chat that does not exist or is not the
+            // owner's, so no read of the chat comes first.
+            do {
+                return try await stores.messages.insertMessage(row)
+            } catch let error as DatabaseError where error.code == .foreignKeyViolation {
+                throw SwitchboardError.notFound("no chat \(chatID)")
+            }
+        case .new(let title):
+            return try await stores.messages.startChat(
+                title: title ?? Self.title(from: inbound.content), externalThreadKey: nil, firstMessage: row
+            ).message
+        case .thread(let key, let title):
+            if let chat = try await stores.chats.chat(ownerID: inbound.ownerID, channel: inbound.channel, externalThreadKey: key) {
+                row.chatID = chat.id
+                do {
+                    return try await stores.messages.insertMessage(row)
+                } catch let error as DatabaseError where error.code == .foreignKeyViolation {
+                    // The chat was deleted since it was found: the conversation starts over.
+                }
+            }
+            return try await stores.messages.startChat(
+                title: title ?? Self.title(from: inbound.content), externalThreadKey: key, firstMessage: row
+            ).message
+        }
+    }
+
+    /// A chat's title from its first message: the first line, at most 60 characters.
+    public static func title(from content: String) -> String {
+        let line = content.split(whereSeparator: \.isNewline).first.map(String.init) ?? content
+        let trimmed = line.trimmingCharacters(in: .whitespaces)
+        return trimmed.count > 60 ? String(trimmed.prefix(59)) + "…" : (trimmed.isEmpty ? "New chat" : trimmed)
+    }
+}

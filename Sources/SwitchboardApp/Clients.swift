@@ -1,0 +1,43 @@
+/// The clients every role and command builds from `Settings`: Redis, MariaDB, and the api's rate
+/// limits.
+import APIServer
+import Logging
+import RedisClient
+import Storage
+import SwitchboardConfig
+
+enum Clients {
+    static func rateLimits(_ limits: Settings.Limits) -> RateLimitSettings {
+        func rule(_ perMinute: Int, _ burst: Int) -> RateLimitRule? {
+            perMinute > 0 ? RateLimitRule(limit: perMinute, period: .seconds(60), burst: burst) : nil
+        }
+        return RateLimitSettings(
+            perUser: rule(limits.perUserPerMinute, limits.perUserBurst),
+            perIP: rule(limits.perIPPerMinute, limits.perIPBurst),
+            trustForwardedFor: limits.trustForwardedFor
+        )
+    }
+
+    static func redis(settings: Settings, logger: Logger) throws -> RedisClient {
+        var configuration: RedisConfiguration
+        do {
+            configuration = try RedisConfiguration(url: settings.redis.url)
+        } catch {
+            throw ConfigError(key: "redis.url", "\(error)")
+        }
+        if let prefix = settings.redis.keyPrefix { configuration.keyPrefix = prefix }
+        configuration.poolSize = settings.redis.poolSize
+        return RedisClient(configuration: configuration, logger: logger)
+    }
+
+    static func database(settings: Settings, logger: Logger) async throws -> Database {
+        var configuration: DatabaseConfiguration
+        do {
+            configuration = try DatabaseConfiguration(url: settings.database.url)
+        } catch {
+            throw ConfigError(key: "database.url", "\(error)")
+        }
+        configuration.poolSize = settings.database.poolSize
+        return try await Database.connect(configuration, logger: logger)
+    }
+}
