@@ -133,7 +133,11 @@ let package = Package(
             name: "Channels",
             dependencies: [
                 "RedisClient", "Storage", "Queue", "Turns", "SwitchboardCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -152,7 +156,7 @@ let package = Package(
             name: "SwitchboardApp",
             dependencies: [
                 "SwitchboardCore", "SwitchboardConfig", "Observability", "RedisClient", "Storage", "Queue", "Gateway",
-                "Turns", "APIServer", "AIProviders", "Pipeline",
+                "Turns", "Channels", "APIServer", "AIProviders", "Pipeline",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

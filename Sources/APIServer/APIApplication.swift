@@ -56,6 +56,18 @@ public enum APIApplication {
         let relay = TurnEventRelay(api: api)
         let limits = dependencies.limits
         let limiter = RateLimiter(redis: dependencies.redis)
+
+        // Webhooks carry no API key: each channel authenticates its own deliveries.
+        let webhooks = router.group("/api/v1/webhooks")
+        if let rule = limits.perIP {
+            webhooks.add(middleware: RateLimitMiddleware(limiter: limiter, rule: rule, subject: .clientIP, trustForwardedFor: limits.trustForwardedFor))
+        }
+        let whatsapp = WhatsAppWebhookAPI(dependencies: dependencies)
+        recorder.record(.get, "/api/v1/webhooks/whatsapp/:channelId")
+        webhooks.get("/whatsapp/:channelId", use: whatsapp.verify)
+        recorder.record(.post, "/api/v1/webhooks/whatsapp/:channelId")
+        webhooks.post("/whatsapp/:channelId", use: whatsapp.receive)
+
         let v1 = router.group("/api/v1")
         if let rule = limits.perIP {
             v1.add(middleware: RateLimitMiddleware(limiter: limiter, rule: rule, subject: .clientIP, trustForwardedFor: limits.trustForwardedFor))
@@ -97,6 +109,12 @@ public enum APIApplication {
         on(.post, "/topics/:topicId/rules", topics.createRule)
         on(.patch, "/topics/:topicId/rules/:ruleId", topics.updateRule)
         on(.delete, "/topics/:topicId/rules/:ruleId", topics.deleteRule)
+        let channels = ChannelsAPI(dependencies: dependencies)
+        on(.get, "/channels", channels.list)
+        on(.post, "/channels", channels.create)
+        on(.get, "/channels/:channelId", channels.get)
+        on(.patch, "/channels/:channelId", channels.update)
+        on(.delete, "/channels/:channelId", channels.delete)
         return (router, recorder.routes)
     }
 }

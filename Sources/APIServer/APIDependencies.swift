@@ -12,10 +12,12 @@ public struct APIDependencies: Sendable {
     public var settings: APISettings
     public var limits: RateLimitSettings
     public var healthChecks: [HealthCheck]
+    /// Seals and opens the secrets of channel connections.
+    public var secrets: SecretBox
 
     public init(
         redis: RedisClient, stores: Stores, jobs: any JobProducer, settings: APISettings = .init(),
-        limits: RateLimitSettings = .init(), healthChecks: [HealthCheck] = []
+        limits: RateLimitSettings = .init(), healthChecks: [HealthCheck] = [], secrets: SecretBox = .development()
     ) {
         self.redis = redis
         self.stores = stores
@@ -23,6 +25,7 @@ public struct APIDependencies: Sendable {
         self.settings = settings
         self.limits = limits
         self.healthChecks = healthChecks
+        self.secrets = secrets
     }
 }
 

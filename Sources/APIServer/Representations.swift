@@ -30,6 +30,8 @@ struct MessageJSON: Encodable {
     let error: String?
     /// For a reply: when it was delivered on its channel of origin (null until then).
     let deliveredAt: Date?
+    /// For a reply sent to an outside channel: `sent`, `delivered`, `read` or `failed` (null otherwise).
+    let deliveryStatus: String?
     let createdAt: Date
     let updatedAt: Date
 
@@ -44,6 +46,7 @@ struct MessageJSON: Encodable {
         language = message.language
         error = message.error
         deliveredAt = message.deliveredAt
+        deliveryStatus = message.deliveryStatus?.name
         createdAt = message.createdAt
         updatedAt = message.updatedAt
     }
@@ -60,12 +63,13 @@ struct MessageJSON: Encodable {
         try c.encode(language, forKey: .language)
         try c.encode(error, forKey: .error)
         try c.encode(deliveredAt, forKey: .deliveredAt)
+        try c.encode(deliveryStatus, forKey: .deliveryStatus)
         try c.encode(createdAt, forKey: .createdAt)
         try c.encode(updatedAt, forKey: .updatedAt)
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, chatId, role, content, status, replyToId, topic, language, error, deliveredAt, createdAt, updatedAt
+        case id, chatId, role, content, status, replyToId, topic, language, error, deliveredAt, deliveryStatus, createdAt, updatedAt
     }
 }
 

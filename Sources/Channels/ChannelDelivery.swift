@@ -18,10 +18,15 @@ public protocol ChannelDelivery: Sendable {
     /// True when the turn stream and the stored reply are the delivery itself (nothing leaves the
     /// server): the turn then stores its reply as delivered and queues no job.
     var isTurnStream: Bool { get }
+    /// Called (without waiting) when a worker starts answering `origin`: a channel that shows the
+    /// sender that an answer is coming (WhatsApp's read mark and typing indicator) does it here.
+    /// Failures are the deliverer's to log; they never fail the turn.
+    func turnStarted(origin: Message) async
 }
 
 extension ChannelDelivery {
     public var isTurnStream: Bool { false }
+    public func turnStarted(origin: Message) async {}
 }
 
 /// Deliverers by channel. A later registration for a channel replaces the earlier one.

@@ -33,12 +33,15 @@ public struct ChannelIntake: Sendable {
     /// its stream ended (`queue_unavailable`) before the error is thrown, so nothing waits for a
     /// job that does not exist; the sender may send it again.
     public func accept(_ inbound: InboundMessage, logger: Logger) async throws -> Accepted {
-        if let externalID = inbound.externalID,
-           let earlier = try await stores.messages.message(channel: inbound.channel, externalID: externalID),
-           earlier.ownerID == inbound.ownerID {
+        if let earlier = try await earlierDelivery(of: inbound) { return Accepted(message: earlier, isDuplicate: true) }
+        let message: Message
+        do {
+            message = try await store(inbound)
+        } catch let error as DatabaseError where error.code == .duplicateKey {
+            // The same delivery arrived twice at once and the other one stored it first.
+            guard let earlier = try await earlierDelivery(of: inbound) else { throw error }
             return Accepted(message: earlier, isDuplicate: true)
         }
-        let message = try await store(inbound)
         do {
             try await Turns.enqueue(messageID: message.id, on: jobs)
         } catch {
@@ -48,6 +51,12 @@ public struct ChannelIntake: Sendable {
             throw SwitchboardError.unavailable("the message could not be queued (it was stored as failed); send it again")
         }
         return Accepted(message: message, isDuplicate: false)
+    }
+
+    /// The message stored for an earlier delivery of `inbound` (same owner, channel and id).
+    private func earlierDelivery(of inbound: InboundMessage) async throws -> Message? {
+        guard let externalID = inbound.externalID else { return nil }
+        return try await stores.messages.message(ownerID: inbound.ownerID, channel: inbound.channel, externalID: externalID)
     }
 
     private func store(_ inbound: InboundMessage) async throws -> Message {

@@ -1,8 +1,9 @@
 /// Channels owns the channel seam: how messages from the outside arrive (`InboundAdapter` →
 /// `InboundMessage` → `ChannelIntake`, which stores them and queues their turn) and how replies go
 /// back (`ChannelDelivery`, run by the `deliver_reply` job). Every channel this build has is
-/// registered here, in `ChannelRegistry.standard`; docs/channels.md says how to add one.
+/// registered here, in `ChannelRegistry.configured`; docs/channels.md says how to add one.
 import Foundation
+import Storage
 import SwitchboardCore
 
 /// The channels this build has: for each, its deliverer (inbound adapters are called by the
@@ -14,7 +15,16 @@ public struct ChannelRegistry: Sendable {
         self.deliveries = deliveries
     }
 
-    /// Web chat and the REST API (`WebChatInbound`; replies read from the turn stream and the
-    /// stored reply, `StoredReplyDelivery`). The widget's replies are delivered the same way.
+    /// The channels that need no configuration: web chat and the REST API (`WebChatInbound`;
+    /// replies read from the turn stream and the stored reply, `StoredReplyDelivery`). The
+    /// widget's replies are delivered the same way.
     public static let standard = ChannelRegistry(deliveries: ChannelDeliveries([StoredReplyDelivery()]))
+
+    /// Every channel of this build, as the worker role runs them: the standard ones and WhatsApp
+    /// (`WhatsAppReplies`, sending through the Graph API at `whatsAppGraphURL`).
+    public static func configured(stores: Stores, secrets: SecretBox, whatsAppGraphURL: String) -> ChannelRegistry {
+        var deliveries = standard.deliveries
+        deliveries.register(WhatsAppReplies(stores: stores, secrets: secrets, graphURL: whatsAppGraphURL))
+        return ChannelRegistry(deliveries: deliveries)
+    }
 }

@@ -1,6 +1,7 @@
-/// The clients every role and command builds from `Settings`: Redis, MariaDB, and the api's rate
-/// limits.
+/// The clients every role and command builds from `Settings`: Redis, MariaDB, the api's rate
+/// limits, and the box that seals channel secrets.
 import APIServer
+import Channels
 import Logging
 import RedisClient
 import Storage
@@ -39,5 +40,13 @@ enum Clients {
         }
         configuration.poolSize = settings.database.poolSize
         return try await Database.connect(configuration, logger: logger)
+    }
+
+    /// What seals channel secrets: the configured key, or in development the fixed public one
+    /// (production has refused to start without a key already).
+    static func secrets(settings: Settings, logger: Logger) -> SecretBox {
+        if let key = settings.secretsKey { return SecretBox(key: key) }
+        logger.warning("secrets.key is not set: channel secrets are sealed with the public development key (set SB_SECRETS_KEY)")
+        return .development()
     }
 }

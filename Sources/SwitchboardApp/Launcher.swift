@@ -1,6 +1,7 @@
 /// The assembly of roles: settings → clients → services → one `ServiceGroup` that runs until
 /// SIGTERM/SIGINT and drains on the way out. Admin commands are in `AdminCommands`.
 import APIServer
+import Channels
 import Foundation
 import Gateway
 import Hummingbird
@@ -55,7 +56,8 @@ public enum Launcher {
             let dependencies = APIDependencies(
                 redis: redis, stores: stores, jobs: JobQueue(client: redis, logger: logger),
                 settings: APISettings(maxBodyBytes: settings.http.maxBodySize),
-                limits: Clients.rateLimits(settings.limits), healthChecks: checks
+                limits: Clients.rateLimits(settings.limits), healthChecks: checks,
+                secrets: Clients.secrets(settings: settings, logger: logger)
             )
             services.append(APIApplication.build(host: settings.http.host, port: settings.http.port, dependencies: dependencies, logger: logger))
         }
@@ -65,7 +67,9 @@ public enum Launcher {
             try await runtime.pipeline.start()
             pipeline = runtime
             var registry = JobRegistry()
-            runtime.register(in: &registry, stores: stores, redis: redis)
+            let channels = ChannelRegistry.configured(
+                stores: stores, secrets: Clients.secrets(settings: settings, logger: logger), whatsAppGraphURL: settings.whatsAppGraphURL)
+            runtime.register(in: &registry, stores: stores, redis: redis, deliveries: channels.deliveries)
             services.append(contentsOf: try WorkerAssembly.make(settings: settings, redis: redis, registry: registry, logger: logger))
             services.append(WorkerAssembly.queuedTurnSweeper(stores: stores, redis: redis, logger: logger))
         }

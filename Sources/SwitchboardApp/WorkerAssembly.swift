@@ -1,4 +1,5 @@
 import AIProviders
+import Channels
 import Foundation
 import Logging
 import Pipeline
@@ -68,8 +69,8 @@ final class PipelineRuntime: Sendable {
         }
     }
 
-    func register(in registry: inout JobRegistry, stores: Stores, redis: RedisClient) {
-        PipelineJobs.register(in: &registry, pipeline: pipeline, stores: stores, redis: redis)
+    func register(in registry: inout JobRegistry, stores: Stores, redis: RedisClient, deliveries: ChannelDeliveries) {
+        PipelineJobs.register(in: &registry, pipeline: pipeline, stores: stores, redis: redis, deliveries: deliveries)
     }
 
     func shutdown() async {

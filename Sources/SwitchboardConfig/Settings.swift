@@ -72,6 +72,11 @@ public struct Settings: Sendable {
     public var gatewayHost: String?
     public var gatewayPort: Int
     public var gatewayAllowedOrigins: [String]?
+    /// The key that seals channel secrets at rest (AES-256-GCM): 32 bytes, base64. Production
+    /// refuses to start without one; development uses a fixed, public key and says so.
+    public var secretsKey: Data?
+    /// Where WhatsApp's Graph API is (a fake one on loopback in tests).
+    public var whatsAppGraphURL: String
 
     /// Conventional names accepted besides `SB_...`.
     public static let aliases: [String: [String]] = [
@@ -79,6 +84,7 @@ public struct Settings: Sendable {
         "worker.job_timeout": ["WORKER_JOB_TIMEOUT"],
         "worker.max_retries": ["WORKER_MAX_RETRIES"],
         "environment": ["SB_ENV"],
+        "channels.whatsapp_graph_url": ["SB_WHATSAPP_GRAPH_URL"],
     ]
 
     /// The sections whose every key `Settings` reads; anything else in them is a typo.
@@ -91,6 +97,7 @@ public struct Settings: Sendable {
         "worker.visibility_timeout", "worker.grace_period", "worker.health_host", "worker.health_port",
         "limits.per_user_per_minute", "limits.per_user_burst", "limits.per_ip_per_minute", "limits.per_ip_burst",
         "limits.trust_forwarded_for",
+        "secrets.key",
     ]
     /// Sections owned by other modules (decoded there) or by later features.
     static let delegatedSections: Set<String> = ["gateway", "ai", "channels"]
@@ -154,6 +161,15 @@ public struct Settings: Sendable {
         gatewayHost = try source.optionalString("gateway.host")
         gatewayPort = try source.int("gateway.port", default: 8000, range: 0...65535)
         gatewayAllowedOrigins = source.rawList("gateway.allowed_origins")
+        if let encoded = try source.optionalString("secrets.key") {
+            guard let key = Data(base64Encoded: encoded), key.count == 32 else {
+                throw ConfigError(key: "secrets.key", "must be 32 random bytes in base64 (openssl rand -base64 32)")
+            }
+            secretsKey = key
+        } else {
+            secretsKey = nil
+        }
+        whatsAppGraphURL = try source.string("channels.whatsapp_graph_url", default: "https://graph.facebook.com/v21.0")
 
         try validateURLs()
         if environment == .production { try refusePlaceholders() }
@@ -203,6 +219,9 @@ public struct Settings: Sendable {
         if redis.url == Self.developmentRedisURL || database.url == Self.developmentDatabaseURL {
             let key = redis.url == Self.developmentRedisURL ? "redis.url" : "database.url"
             throw ConfigError(key: key, "production must set this explicitly")
+        }
+        if secretsKey == nil {
+            throw ConfigError(key: "secrets.key", "production needs a key that seals channel secrets (openssl rand -base64 32)")
         }
     }
 

@@ -112,14 +112,16 @@ public struct Message: Codable, Sendable, Hashable {
     public var idempotencyKey: String?
     /// For an answer: when the `delivery` job handed it to the channel of origin.
     public var deliveredAt: Date?
+    /// For an answer sent to an outside channel: how far the channel says it got.
+    public var deliveryStatus: DeliveryStatus?
     public var createdAt: Date
     public var updatedAt: Date
 
     public init(
         id: Int64, chatID: Int64, ownerID: Int64, replyToID: Int64? = nil, role: MessageRole, content: String,
         status: MessageStatus, topic: String? = nil, language: String? = nil, error: String? = nil,
-        channel: Channel, externalID: String? = nil, idempotencyKey: String? = nil, deliveredAt: Date? = nil, createdAt: Date,
-        updatedAt: Date
+        channel: Channel, externalID: String? = nil, idempotencyKey: String? = nil, deliveredAt: Date? = nil,
+        deliveryStatus: DeliveryStatus? = nil, createdAt: Date, updatedAt: Date
     ) {
         self.id = id
         self.chatID = chatID
@@ -135,6 +137,7 @@ public struct Message: Codable, Sendable, Hashable {
         self.externalID = externalID
         self.idempotencyKey = idempotencyKey
         self.deliveredAt = deliveredAt
+        self.deliveryStatus = deliveryStatus
         self.createdAt = createdAt
         self.updatedAt = updatedAt
     }
@@ -243,6 +246,77 @@ public struct Chunk: Codable, Sendable, Hashable {
 }
 
 /// An embeddable chat widget.
+/// How far an outside channel says a reply got; only ever raised (a late `delivered` after
+/// `read` changes nothing).
+public enum DeliveryStatus: Int, Codable, Sendable, Comparable, CaseIterable {
+    case sent = 1, delivered = 2, read = 3, failed = 4
+
+    public var name: String {
+        switch self {
+        case .sent: "sent"
+        case .delivered: "delivered"
+        case .read: "read"
+        case .failed: "failed"
+        }
+    }
+
+    public init?(name: String) {
+        guard let status = Self.allCases.first(where: { $0.name == name }) else { return nil }
+        self = status
+    }
+
+    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }
+}
+
+/// A user's connection to an outside channel (a WhatsApp number): its settings in clear and its
+/// secrets sealed (AES-GCM, opened only by the application with the configured key). `publicID`
+/// is the unguessable id in its webhook URL.
+public struct ChannelConnection: Sendable, Hashable {
+    public var id: Int64
+    public var ownerID: Int64
+    /// `whatsapp`, …: which adapter reads its traffic.
+    public var type: String
+    public var name: String
+    public var publicID: String
+    public var settings: [String: String]
+    public var sealedSecrets: Data
+    public var createdAt: Date
+    public var updatedAt: Date
+
+    public init(
+        id: Int64, ownerID: Int64, type: String, name: String, publicID: String, settings: [String: String], sealedSecrets: Data,
+        createdAt: Date, updatedAt: Date
+    ) {
+        self.id = id
+        self.ownerID = ownerID
+        self.type = type
+        self.name = name
+        self.publicID = publicID
+        self.settings = settings
+        self.sealedSecrets = sealedSecrets
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+}
+
+public struct NewChannelConnection: Sendable, Hashable {
+    public var ownerID: Int64
+    public var type: String
+    public var name: String
+    public var publicID: String
+    public var settings: [String: String]
+    public var sealedSecrets: Data
+
+    public init(ownerID: Int64, type: String, name: String, publicID: String, settings: [String: String], sealedSecrets: Data) {
+        self.ownerID = ownerID
+        self.type = type
+        self.name = name
+        self.publicID = publicID
+        self.settings = settings
+        self.sealedSecrets = sealedSecrets
+    }
+}
+
 public struct Widget: Codable, Sendable, Hashable {
     public var id: Int64
     public var ownerID: Int64

@@ -64,9 +64,11 @@ struct TestEnvironment: Sendable {
     }
 
     /// A worker running turn and delivery jobs with `responder` for the duration of `body`.
-    func withWorker<T>(responder: any TurnResponder = EchoResponder(), _ body: () async throws -> T) async throws -> T {
+    func withWorker<T>(
+        responder: any TurnResponder = EchoResponder(), deliveries: ChannelDeliveries = .standard, _ body: () async throws -> T
+    ) async throws -> T {
         var registry = JobRegistry()
-        PipelineJobs.register(in: &registry, responder: responder, stores: stores, redis: redis)
+        PipelineJobs.register(in: &registry, responder: responder, stores: stores, redis: redis, deliveries: deliveries)
         let configuration = WorkerConfiguration(
             workerID: "test-worker-\(UInt32.random(in: 0...UInt32.max))", queues: [Turns.queue, Deliveries.queue], concurrency: 4,
             healthPort: 0, blockTime: .milliseconds(200))

@@ -45,6 +45,20 @@ struct ChannelIntakeTests {
         }
     }
 
+    @Test func twoOwnersMayReceiveTheSameChannelMessage() async throws {
+        try await TurnTestEnvironment.with { env in
+            // One email sent to two tenants' support addresses carries one Message-ID.
+            for _ in 0..<2 {
+                let user = try await Self.user(env)
+                let accepted = try await Self.intake(env).accept(
+                    InboundMessage(ownerID: user.id, channel: .email, content: "hi both", chat: .thread(key: "t", title: nil), externalID: "<m1@x>"),
+                    logger: TurnTestEnvironment.logger)
+                #expect(!accepted.isDuplicate)
+                #expect(accepted.message.ownerID == user.id)
+            }
+        }
+    }
+
     @Test func oneExternalConversationKeepsOneChat() async throws {
         try await TurnTestEnvironment.with { env in
             let user = try await Self.user(env)

@@ -88,8 +88,15 @@ import Testing
             gateway:
               token_secret: \(String(repeating: "k", count: 40))
               api_key: \(String(repeating: "a", count: 32))
+            secrets:
+              key: \(Data(repeating: 9, count: 32).base64EncodedString())
             """
         #expect(configError(base) == nil)
+        // Channel secrets need their own key in production, and a key must be 32 bytes.
+        let withoutKey = base.components(separatedBy: "\nsecrets:")[0]
+        #expect(configError(withoutKey)?.key == "secrets.key")
+        #expect(configError(base, env: ["SB_SECRETS_KEY": Data(repeating: 9, count: 16).base64EncodedString()])?.key == "secrets.key")
+        #expect(configError(withoutKey, env: ["SB_SECRETS_KEY": Data(repeating: 9, count: 32).base64EncodedString()]) == nil)
         #expect(configError(base.replacingOccurrences(of: String(repeating: "k", count: 40), with: "change-me-please-change-me"))?.key == "gateway.token_secret")
         #expect(configError(base.replacingOccurrences(of: String(repeating: "a", count: 32), with: "short"))?.key == "gateway.api_key")
         #expect(configError(base.replacingOccurrences(of: "Zt8q-long-db-password", with: "switchboard"))?.key == "database.url")

@@ -43,7 +43,10 @@ public struct TurnTestEnvironment: Sendable {
     }
 
     /// The message ids of the turn jobs waiting on the `ai` queue, in order.
-    public func queuedTurnIDs() async throws -> [Int64] {
+    public func queuedTurnIDs() async throws -> [Int64] { try await Self.queuedTurnIDs(redis) }
+
+    /// The message ids of the turn jobs waiting on `redis`'s `ai` queue, in order.
+    public static func queuedTurnIDs(_ redis: RedisClient) async throws -> [Int64] {
         try await redis.xrange("queue:\(Turns.queue.rawValue)").map { entry in
             try JSONDecoder().decode(TurnJob.self, from: Data(entry.fields["data"] ?? [])).messageId
         }.sorted()

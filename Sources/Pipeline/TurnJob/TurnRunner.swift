@@ -77,6 +77,10 @@ public struct TurnRunner: Sendable {
         let events = TurnEventQueue(writer: writer, gate: gate)
         if claim != nil {
             try await events.append(.status(TurnStatus(stage: .started, attempt: attempt)))
+            if let deliverer = dependencies.deliveries.deliverer(for: context.message.channel), !deliverer.isTurnStream {
+                let origin = context.message
+                Task { await deliverer.turnStarted(origin: origin) }
+            }
         } else {
             logger.info("turn restarted after a redelivery", metadata: ["attempt": "\(attempt)"])
             try await events.append(.status(TurnStatus(stage: .restarted, attempt: attempt)))

@@ -8,6 +8,7 @@ public enum Schema {
         Migration(version: 2, name: "delivery state of replies", statements: deliveryState),
         Migration(version: 3, name: "queued messages by age", statements: queuedByAge),
         Migration(version: 4, name: "messages belong to their chat's owner", statements: chatOwnership),
+        Migration(version: 5, name: "channel connections and outbound delivery status", statements: channelConnections),
     ]
 
     /// A message's (chat_id, user_id) must be a chat and its owner: storing a message in a chat
@@ -23,6 +24,34 @@ public enum Schema {
         """,
         "ALTER TABLE messages DROP FOREIGN KEY IF EXISTS messages_chat_fk",
         "DROP INDEX IF EXISTS messages_chat ON messages",
+    ]
+
+    /// A user's connections to outside channels (a WhatsApp number, later mailboxes): settings in
+    /// clear, secrets sealed with AES-GCM by the application (never readable from the table alone).
+    /// A channel's message ids are unique per owner (two tenants may receive the same email), and
+    /// a reply sent to a channel records how far the peer says it got (`delivery_status`: 1 sent,
+    /// 2 delivered, 3 read, 4 failed; only ever raised).
+    static let channelConnections: [String] = [
+        """
+        CREATE TABLE IF NOT EXISTS channel_connections (
+            id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            user_id BIGINT UNSIGNED NOT NULL,
+            type VARCHAR(32) NOT NULL,
+            name VARCHAR(200) NOT NULL,
+            public_id VARCHAR(64) NOT NULL,
+            settings JSON NOT NULL DEFAULT '{}',
+            sealed_secrets BLOB NOT NULL,
+            created_at DATETIME(6) NOT NULL,
+            updated_at DATETIME(6) NOT NULL,
+            UNIQUE KEY channel_connections_public_id (public_id),
+            KEY channel_connections_user (user_id, id),
+            CONSTRAINT channel_connections_user_fk FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE
+        ) \(table)
+        """,
+        "ALTER TABLE messages ADD UNIQUE KEY IF NOT EXISTS messages_owner_channel_external (user_id, channel, external_id)",
+        "ALTER TABLE messages DROP INDEX IF EXISTS messages_channel_external",
+        "ALTER TABLE messages ADD KEY IF NOT EXISTS messages_channel_external_id (channel, external_id)",
+        "ALTER TABLE messages ADD COLUMN IF NOT EXISTS delivery_status TINYINT UNSIGNED NULL AFTER delivered_at",
     ]
 
     /// For the workers' sweep of messages left `queued` (`MessageStore.queuedMessageIDs`).

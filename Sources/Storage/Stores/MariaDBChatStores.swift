@@ -151,11 +151,32 @@ public struct MariaDBMessageStore: MessageStore {
         try await database.queryFirst("SELECT \(Message.columns) FROM messages WHERE id = ?", [.int(id)]).map(Message.init(row:))
     }
 
-    public func message(channel: Channel, externalID: String) async throws -> Message? {
+    public func message(ownerID: Int64, channel: Channel, externalID: String) async throws -> Message? {
         try await database.queryFirst(
-            "SELECT \(Message.columns) FROM messages WHERE channel = ? AND external_id = ?",
-            [.string(channel.rawValue), .string(externalID)]
+            "SELECT \(Message.columns) FROM messages WHERE user_id = ? AND channel = ? AND external_id = ?",
+            [.int(ownerID), .string(channel.rawValue), .string(externalID)]
         ).map(Message.init(row:))
+    }
+
+    public func recordSent(id: Int64, externalID: String) async throws -> Bool {
+        try await database.execute(
+            """
+            UPDATE messages SET external_id = ?, delivery_status = GREATEST(COALESCE(delivery_status, 0), ?), updated_at = ?
+            WHERE id = ?
+            """,
+            [.string(externalID), .int(Int64(DeliveryStatus.sent.rawValue)), .date(.databaseNow()), .int(id)]
+        ).affectedRows > 0
+    }
+
+    public func raiseDeliveryStatus(ownerID: Int64, channel: Channel, externalID: String, to status: DeliveryStatus) async throws -> Bool {
+        try await database.execute(
+            """
+            UPDATE messages SET delivery_status = ?, updated_at = ?
+            WHERE user_id = ? AND channel = ? AND external_id = ? AND COALESCE(delivery_status, 0) < ?
+            """,
+            [.int(Int64(status.rawValue)), .date(.databaseNow()), .int(ownerID), .string(channel.rawValue), .string(externalID),
+             .int(Int64(status.rawValue))]
+        ).affectedRows > 0
     }
 
     public func message(ownerID: Int64, idempotencyKey: String) async throws -> Message? {

@@ -38,7 +38,7 @@ extension Chat {
 extension Message {
     static let columns = """
         id, chat_id, user_id, reply_to_id, role, content, status, topic, language, error, channel, external_id, \
-        idempotency_key, delivered_at, created_at, updated_at
+        idempotency_key, delivered_at, delivery_status, created_at, updated_at
         """
 
     init(row: Row) throws {
@@ -49,6 +49,18 @@ extension Message {
             language: try row.optionalString("language"), error: try row.optionalString("error"),
             channel: try row.enumValue("channel"), externalID: try row.optionalString("external_id"),
             idempotencyKey: try row.optionalString("idempotency_key"), deliveredAt: try row.optionalDate("delivered_at"),
+            deliveryStatus: try row.optionalInt("delivery_status").flatMap { DeliveryStatus(rawValue: Int($0)) },
+            createdAt: try row.date("created_at"), updatedAt: try row.date("updated_at"))
+    }
+}
+
+extension ChannelConnection {
+    static let columns = "id, user_id, type, name, public_id, settings, sealed_secrets, created_at, updated_at"
+
+    init(row: Row) throws {
+        self.init(
+            id: try row.int("id"), ownerID: try row.int("user_id"), type: try row.string("type"), name: try row.string("name"),
+            publicID: try row.string("public_id"), settings: try row.json("settings"), sealedSecrets: try row.data("sealed_secrets"),
             createdAt: try row.date("created_at"), updatedAt: try row.date("updated_at"))
     }
 }

@@ -75,14 +75,15 @@ public struct NewMessage: Sendable, Hashable {
 }
 
 public protocol MessageStore: Sendable {
-    /// Throws `DatabaseError` with code `.duplicateKey` when (channel, externalID) was stored before.
+    /// Throws `DatabaseError` with code `.duplicateKey` when (owner, channel, externalID) was stored before.
     func insertMessage(_ message: NewMessage) async throws -> Message
     /// Creates a chat and its first message in one transaction (`message.chatID` is ignored).
     func startChat(title: String, externalThreadKey: String?, firstMessage message: NewMessage) async throws -> (chat: Chat, message: Message)
     func message(id: Int64, ownerID: Int64) async throws -> Message?
     /// Unscoped: for workers holding an id from a queued job.
     func message(id: Int64) async throws -> Message?
-    func message(channel: Channel, externalID: String) async throws -> Message?
+    /// The owner's message that `channel` knows as `externalID` (a WhatsApp wamid, an email Message-ID).
+    func message(ownerID: Int64, channel: Channel, externalID: String) async throws -> Message?
     func message(ownerID: Int64, idempotencyKey: String) async throws -> Message?
     /// A message and the one it replies to, in one query; nil when the message does not exist.
     func messageAndOrigin(id: Int64) async throws -> (message: Message, origin: Message?)?
@@ -103,6 +104,11 @@ public protocol MessageStore: Sendable {
     func markDelivered(id: Int64) async throws -> Bool
     func updateContent(id: Int64, content: String) async throws -> Bool
     func deleteMessage(id: Int64, ownerID: Int64) async throws -> Bool
+    /// Records the id the channel gave a reply it accepted (a WhatsApp wamid) and its status `sent`.
+    func recordSent(id: Int64, externalID: String) async throws -> Bool
+    /// Raises the delivery status of the owner's reply known to `channel` as `externalID`; a
+    /// status reported late (`delivered` after `read`) changes nothing. False when nothing changed.
+    func raiseDeliveryStatus(ownerID: Int64, channel: Channel, externalID: String, to status: DeliveryStatus) async throws -> Bool
 }
 
 /// A message, how many files are attached to it, and up to a limit of the messages before it in
@@ -266,6 +272,20 @@ public enum TopicChanges {
     public static func ownerID(payload: String) -> Int64? { Int64(payload) }
 }
 
+/// A user's connections to outside channels (`channel_connections`).
+public protocol ChannelConnectionStore: Sendable {
+    func createConnection(_ connection: NewChannelConnection) async throws -> ChannelConnection
+    func connection(id: Int64, ownerID: Int64) async throws -> ChannelConnection?
+    /// By the public id in a webhook URL (unscoped: the webhook is how the owner is found).
+    func connection(publicID: String) async throws -> ChannelConnection?
+    /// Unscoped: for workers delivering a reply on it.
+    func connection(id: Int64) async throws -> ChannelConnection?
+    func connections(ownerID: Int64) async throws -> [ChannelConnection]
+    /// Changes what is given (nil keeps it); nil when the owner has no such connection.
+    func updateConnection(id: Int64, ownerID: Int64, name: String?, settings: [String: String]?, sealedSecrets: Data?) async throws -> ChannelConnection?
+    func deleteConnection(id: Int64, ownerID: Int64) async throws -> Bool
+}
+
 public protocol TopicStore: Sendable {
     /// `ownerID` nil creates a global topic.
     func createTopic(ownerID: Int64?, name: String, description: String, examples: [String]) async throws -> Topic
@@ -318,6 +338,7 @@ public struct Stores: Sendable {
     public var files: any FileStore
     public var chunks: any ChunkStore
     public var widgets: any WidgetStore
+    public var connections: any ChannelConnectionStore
     public var topics: any TopicStore
     public var usage: any UsageStore
 
@@ -331,6 +352,7 @@ public struct Stores: Sendable {
         files = MariaDBFileStore(database: database)
         chunks = MariaDBChunkStore(database: database)
         widgets = MariaDBWidgetStore(database: database)
+        connections = MariaDBChannelConnectionStore(database: database)
         topics = MariaDBTopicStore(database: database)
         usage = MariaDBUsageStore(database: database)
     }

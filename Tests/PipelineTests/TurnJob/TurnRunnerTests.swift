@@ -212,7 +212,13 @@ private final class StopBeforeClaim: MessageStore, @unchecked Sendable {
     }
     func message(id: Int64, ownerID: Int64) async throws -> Message? { try await base.message(id: id, ownerID: ownerID) }
     func message(id: Int64) async throws -> Message? { try await base.message(id: id) }
-    func message(channel: Channel, externalID: String) async throws -> Message? { try await base.message(channel: channel, externalID: externalID) }
+    func message(ownerID: Int64, channel: Channel, externalID: String) async throws -> Message? {
+        try await base.message(ownerID: ownerID, channel: channel, externalID: externalID)
+    }
+    func recordSent(id: Int64, externalID: String) async throws -> Bool { try await base.recordSent(id: id, externalID: externalID) }
+    func raiseDeliveryStatus(ownerID: Int64, channel: Channel, externalID: String, to status: DeliveryStatus) async throws -> Bool {
+        try await base.raiseDeliveryStatus(ownerID: ownerID, channel: channel, externalID: externalID, to: status)
+    }
     func message(ownerID: Int64, idempotencyKey: String) async throws -> Message? { try await base.message(ownerID: ownerID, idempotencyKey: idempotencyKey) }
     func messageContext(id: Int64, historyLimit: Int) async throws -> MessageContext? { try await base.messageContext(id: id, historyLimit: historyLimit) }
     func messageAndOrigin(id: Int64) async throws -> (message: Message, origin: Message?)? { try await base.messageAndOrigin(id: id) }

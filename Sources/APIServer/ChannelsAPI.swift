@@ -1,0 +1,151 @@
+import Channels
+import Foundation
+import Hummingbird
+import Storage
+import SwitchboardCore
+
+/// `/api/v1/channels`: a user's connections to outside channels (today: WhatsApp numbers). The
+/// secrets given at creation are sealed (`SecretBox`) and never returned; a connection shows
+/// which ones are set and the webhook URL to give the channel's peer.
+struct ChannelsAPI: Sendable {
+    let dependencies: APIDependencies
+    var connections: any ChannelConnectionStore { dependencies.stores.connections }
+    var api: PublicAPI { PublicAPI(dependencies: dependencies) }
+
+    static let maxNameCharacters = 200
+    static let maxSecretCharacters = 4096
+    static let secretFields = ["accessToken", "appSecret", "verifyToken"]
+
+    func create(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let caller = try context.requireCaller()
+        var request = request
+        let body = try await APIJSON.decode(ChannelBody.self, from: &request, maxBytes: dependencies.settings.maxBodyBytes)
+        guard body.type == WhatsAppConnection.type else {
+            throw SwitchboardError.invalidField("type", "must be one of: whatsapp")
+        }
+        let name = try Self.required(body.name, "name", limit: Self.maxNameCharacters)
+        let phoneNumberID = try Self.phoneNumberID(body.phoneNumberId)
+        var secrets: [String: String] = [:]
+        for (field, value) in [("accessToken", body.accessToken), ("appSecret", body.appSecret), ("verifyToken", body.verifyToken)] {
+            secrets[field] = try Self.required(value, field, limit: Self.maxSecretCharacters)
+        }
+        let created = try await connections.createConnection(NewChannelConnection(
+            ownerID: caller.user.id, type: WhatsAppConnection.type, name: name, publicID: Self.newPublicID(),
+            settings: ["phoneNumberId": phoneNumberID], sealedSecrets: try dependencies.secrets.seal(secrets)))
+        return try APIJSON.response(
+            ChannelJSON(created, secretsSet: Self.secretFields), status: .created, headers: [.location: "/api/v1/channels/\(created.id)"])
+    }
+
+    func list(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let caller = try context.requireCaller()
+        let all = try await connections.connections(ownerID: caller.user.id)
+        return try APIJSON.response(PageJSON(data: all.map { ChannelJSON($0, secretsSet: Self.secretFields) }, nextCursor: nil))
+    }
+
+    func get(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        try APIJSON.response(ChannelJSON(try await owned(context), secretsSet: Self.secretFields))
+    }
+
+    func update(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let caller = try context.requireCaller()
+        let connection = try await owned(context)
+        var request = request
+        let body = try await APIJSON.decode(ChannelPatchBody.self, from: &request, maxBytes: dependencies.settings.maxBodyBytes)
+        let name = try body.name.map { try Self.required($0, "name", limit: Self.maxNameCharacters) }
+        var settings: [String: String]?
+        if let phone = body.phoneNumberId {
+            settings = connection.settings.merging(["phoneNumberId": try Self.phoneNumberID(phone)]) { $1 }
+        }
+        var sealed: Data?
+        let changed = [("accessToken", body.accessToken), ("appSecret", body.appSecret), ("verifyToken", body.verifyToken)]
+            .filter { $0.1 != nil }
+        if !changed.isEmpty {
+            // Secrets sealed under another key cannot be opened: then the given ones replace them all.
+            var secrets = (try? dependencies.secrets.open(connection.sealedSecrets)) ?? [:]
+            for (field, value) in changed { secrets[field] = try Self.required(value, field, limit: Self.maxSecretCharacters) }
+            sealed = try dependencies.secrets.seal(secrets)
+        }
+        guard let updated = try await connections.updateConnection(
+            id: connection.id, ownerID: caller.user.id, name: name, settings: settings, sealedSecrets: sealed)
+        else { throw SwitchboardError.notFound("no channel \(connection.id)") }
+        return try APIJSON.response(ChannelJSON(updated, secretsSet: Self.secretFields))
+    }
+
+    func delete(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let caller = try context.requireCaller()
+        let id = try api.pathID(context, "channelId", what: "channel")
+        guard try await connections.deleteConnection(id: id, ownerID: caller.user.id) else { throw SwitchboardError.notFound("no channel \(id)") }
+        return Response(status: .noContent)
+    }
+
+    private func owned(_ context: APIRequestContext) async throws -> ChannelConnection {
+        let caller = try context.requireCaller()
+        let id = try api.pathID(context, "channelId", what: "channel")
+        guard let connection = try await connections.connection(id: id, ownerID: caller.user.id) else {
+            throw SwitchboardError.notFound("no channel \(id)")
+        }
+        return connection
+    }
+
+    static func required(_ value: String?, _ field: String, limit: Int) throws -> String {
+        guard let value, !value.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+            throw SwitchboardError.invalidField(field, "is required")
+        }
+        if value.count > limit { throw SwitchboardError.invalidField(field, "is longer than \(limit) characters") }
+        return value
+    }
+
+    static func phoneNumberID(_ value: String?) throws -> String {
+        let id = try required(value, "phoneNumberId", limit: 64)
+        guard id.allSatisfy(\.isASCII), id.allSatisfy(\.isNumber) else { throw SwitchboardError.invalidField("phoneNumberId", "must be digits") }
+        return id
+    }
+
+    /// 128 random bits: a webhook URL nobody can guess.
+    static func newPublicID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return "ch_" + (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+    }
+}
+
+struct ChannelBody: Decodable {
+    var type: String
+    var name: String?
+    var phoneNumberId: String?
+    var accessToken: String?
+    var appSecret: String?
+    var verifyToken: String?
+}
+
+struct ChannelPatchBody: Decodable {
+    var name: String?
+    var phoneNumberId: String?
+    var accessToken: String?
+    var appSecret: String?
+    var verifyToken: String?
+}
+
+/// A connection as the API shows it: never its secrets, only which of them are set.
+struct ChannelJSON: Encodable {
+    var id: Int64
+    var type: String
+    var name: String
+    var publicId: String
+    var phoneNumberId: String?
+    var webhookUrl: String
+    var secretsSet: [String]
+    var createdAt: String
+    var updatedAt: String
+
+    init(_ connection: ChannelConnection, secretsSet: [String]) {
+        id = connection.id
+        type = connection.type
+        name = connection.name
+        publicId = connection.publicID
+        phoneNumberId = connection.settings["phoneNumberId"]
+        webhookUrl = "/api/v1/webhooks/\(connection.type)/\(connection.publicID)"
+        self.secretsSet = secretsSet
+        createdAt = APIJSON.timestamp(connection.createdAt)
+        updatedAt = APIJSON.timestamp(connection.updatedAt)
+    }
+}
