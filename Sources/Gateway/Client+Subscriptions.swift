@@ -1,0 +1,209 @@
+/// The client's subscriptions: `subscribe` (with recovery), server-side subscriptions, `unsubscribe`.
+import Foundation
+import Logging
+import NIOCore
+import Synchronization
+
+extension Client {
+    func subscribe(id: UInt32, _ request: SubscribeRequest) async throws {
+        let channel = try require(request.channel)
+        let body = try await prepareSubscription(channel: channel, request: request, serverSide: false)
+        activate(channels: [channel], after: Reply.result(id: id, method: "subscribe") { $0.raw(String(body.dropFirst().dropLast())) })
+    }
+
+    /// Subscribes on behalf of the server API and tells the client with a subscribe push.
+    func serverSubscribe(channel: String) async {
+        guard state.withLock({ $0.status == .connected && $0.subscriptions[channel] == nil }) else { return }
+        do {
+            let body = try await prepareSubscription(channel: channel, request: SubscribeRequest(channel: channel), serverSide: true)
+            activate(channels: [channel], after: Reply.push(channel: channel, kind: "subscribe") { $0.raw(body) })
+        } catch {
+            node.logger.debug("server subscribe failed", metadata: ["channel": "\(channel)", "error": "\(error)"])
+        }
+    }
+
+    /// Registers the subscription (buffering live publications), joins the broker channel, reads
+    /// the position or recovers history; answers the subscribe result as a JSON object. The
+    /// subscription stays buffering until `activate` writes the reply.
+    func prepareSubscription(channel: String, request: SubscribeRequest, serverSide: Bool) async throws -> String {
+        let configuration = node.configuration
+        guard node.rules.isValidName(channel) else { throw GatewayError.badRequest }
+        guard let namespaceOptions = node.rules.options(for: channel) else { throw GatewayError.unknownChannel }
+        let now = Clock.seconds()
+        let (user, connInfo) = state.withLock { ($0.user, $0.connInfo) }
+
+        var token: SubscriptionToken?
+        if let text = request.token, !text.isEmpty {
+            token = try verifySubscriptionToken(text, channel: channel, now: now)
+        } else if !serverSide, !node.rules.maySubscribeWithoutToken(channel: channel, user: user, options: namespaceOptions) {
+            throw GatewayError.permissionDenied
+        }
+        var options = namespaceOptions
+        if let override = token?.override {
+            if let value = override["presence"] { options.presence = value }
+            if let value = override["join_leave"] { options.joinLeave = value }
+            if let value = override["force_push_join_leave"] { options.forcePushJoinLeave = value }
+            if let value = override["force_recovery"] { options.forceRecovery = value }
+            if let value = override["force_positioning"] { options.forcePositioning = value }
+        }
+        let recoverable = options.historyEnabled && (options.forceRecovery || request.recoverable == true || serverSide)
+        let positioned = options.historyEnabled && (recoverable || options.forcePositioning || request.positioned == true)
+        let joinLeave = options.joinLeave && (options.forcePushJoinLeave || request.join_leave == true)
+        let chanInfo = token?.info
+
+        let registered = state.withLock { state -> GatewayError? in
+            guard state.status == .connected else { return .internal }
+            guard state.subscriptions[channel] == nil else { return .alreadySubscribed }
+            guard state.subscriptions.count < configuration.clientChannelLimit else { return .limitExceeded }
+            var subscription = Subscription()
+            subscription.tracksPosition = positioned
+            subscription.expiresAt = token?.expiresAt
+            subscription.joinLeave = joinLeave
+            subscription.presence = options.presence
+            subscription.chanInfo = chanInfo
+            subscription.serverSide = serverSide
+            state.subscriptions[channel] = subscription
+            return nil
+        }
+        if let registered { throw registered }
+
+        do {
+            // Subscribe in the broker before reading history so nothing published in between is lost.
+            node.hub.addSubscriber(self, to: channel)
+            try await node.brokerSubscriptions.acquire(channel)
+        } catch {
+            node.hub.removeSubscriber(self, from: channel)
+            state.withLock { _ = $0.subscriptions.removeValue(forKey: channel) }
+            throw error
+        }
+
+        var publications: [Publication] = []
+        var position: StreamPosition?
+        var recovered = false
+        let wasRecovering = request.recover == true && recoverable
+        do {
+            if positioned {
+                if wasRecovering, let epoch = request.epoch {
+                    let since = StreamPosition(offset: request.offset ?? 0, epoch: epoch)
+                    let result = try await node.broker.history(
+                        channel: channel,
+                        query: HistoryQuery(since: since, limit: options.historySize, metaTTL: configuration.historyMetaTTL))
+                    position = result.position
+                    if result.position.epoch == since.epoch {
+                        publications = result.publications
+                        if let first = publications.first {
+                            recovered = first.offset == since.offset + 1
+                        } else {
+                            recovered = result.position.offset == since.offset
+                        }
+                    }
+                    if !recovered, let flag = request.flag, flag & 2 != 0 {
+                        throw GatewayError.unrecoverablePosition
+                    }
+                } else {
+                    position = try await node.broker.history(
+                        channel: channel, query: HistoryQuery(limit: 0, metaTTL: configuration.historyMetaTTL)
+                    ).position
+                }
+            }
+            if options.presence {
+                try await node.presence.add(
+                    channel: channel, info: ClientInfo(user: user, client: id, connInfo: connInfo, chanInfo: chanInfo),
+                    ttl: configuration.presenceTTL)
+            }
+        } catch {
+            await abandon(channel: channel)
+            throw error
+        }
+        if let position {
+            state.withLock { state in
+                state.subscriptions[channel]?.offset = max(position.offset, publications.last?.offset ?? 0)
+                state.subscriptions[channel]?.epoch = position.epoch
+            }
+        }
+        if options.joinLeave {
+            try? await node.broker.publishJoin(
+                channel: channel, info: ClientInfo(user: user, client: id, connInfo: connInfo, chanInfo: chanInfo))
+        }
+
+        var writer = JSONWriter(capacity: 128)
+        writer.beginObject()
+        if let expiresAt = token?.expiresAt {
+            writer.field("expires", true)
+            writer.field("ttl", max(0, expiresAt - now))
+        }
+        if recoverable { writer.field("recoverable", true) }
+        if positioned { writer.field("positioned", true) }
+        if let position {
+            if !position.epoch.isEmpty { writer.field("epoch", position.epoch) }
+            let offset = max(position.offset, publications.last?.offset ?? 0)
+            if offset > 0 { writer.field("offset", offset) }
+        }
+        if !publications.isEmpty {
+            writer.key("publications")
+            writer.beginArray()
+            for publication in publications { publication.write(to: &writer) }
+            writer.endArray()
+        }
+        if wasRecovering { writer.field("was_recovering", true) }
+        if recovered { writer.field("recovered", true) }
+        if let data = token?.data { writer.rawField("data", data) }
+        writer.endObject()
+        return writer.output
+    }
+
+    /// Writes `message` (the subscribe reply or push) and then, in order, the publications that
+    /// arrived while the subscriptions were prepared; drops those the reply already holds.
+    func activate(channels: [String], after message: String) {
+        node.metrics.messagesOut.add(1, ordering: .relaxed)
+        let ok = state.withLock { state -> Bool in
+            guard state.status == .connected else { return true }
+            guard transport.write(message) else { return false }
+            for channel in channels {
+                guard var subscription = state.subscriptions[channel] else { continue }
+                let buffered = subscription.buffer
+                subscription.buffer = []
+                subscription.buffering = false
+                for publication in buffered {
+                    if subscription.tracksPosition, publication.offset > 0 {
+                        if publication.offset <= subscription.offset { continue }
+                        subscription.offset = publication.offset
+                    }
+                    guard transport.write(publication.message) else { return false }
+                }
+                state.subscriptions[channel] = subscription
+            }
+            return true
+        }
+        if !ok { slow() }
+    }
+
+    /// Undoes a half-made subscription.
+    func abandon(channel: String) async {
+        let removed = state.withLock { $0.subscriptions.removeValue(forKey: channel) != nil }
+        guard removed else { return }
+        if node.hub.removeSubscriber(self, from: channel) {}
+        await node.brokerSubscriptions.release(channel)
+    }
+
+    func unsubscribe(id: UInt32, channel: String) async throws {
+        let removed = state.withLock { $0.subscriptions.removeValue(forKey: channel) }
+        if let removed {
+            await node.leave(self, user: user, channel: channel, subscription: removed)
+        }
+        reply(Reply.result(id: id, method: "unsubscribe") { _ in })
+    }
+
+    /// Ends a subscription from the server side with an unsubscribe push.
+    func serverUnsubscribe(channel: String, code: Int, reason: String) async {
+        let removed = state.withLock { $0.subscriptions.removeValue(forKey: channel) }
+        guard let removed else { return }
+        reply(Reply.push(channel: channel, kind: "unsubscribe") { writer in
+            writer.beginObject()
+            writer.field("code", code)
+            writer.field("reason", reason)
+            writer.endObject()
+        })
+        await node.leave(self, user: user, channel: channel, subscription: removed)
+    }
+}
