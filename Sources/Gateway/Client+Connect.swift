@@ -26,18 +26,9 @@ extension Client {
             return
         }
         let user = token?.user ?? ""
-        let pingInterval = Int64(configuration.pingInterval)
-        let connected = state.withLock { state -> Bool in
-            guard state.status == .connecting else { return false }
-            state.status = .connected
-            state.user = user
-            state.connInfo = token?.info
-            state.expiresAt = token?.expiresAt
-            // The first ping comes at a random moment in the second half of the interval, so a
-            // reconnect storm does not ping in lockstep.
-            state.nextPingAt = now + max(1, Int64.random(in: (pingInterval / 2)...max(pingInterval / 2, pingInterval)))
-            state.lastPresenceRefresh = now
-            return true
+        let firstPingAt = ConnectionState.firstPingAt(now: now, pingInterval: configuration.pingInterval)
+        let connected = state.withLock {
+            $0.connect(user: user, connInfo: token?.info, expiresAt: token?.expiresAt, now: now, firstPingAt: firstPingAt)
         }
         guard connected else { return }
         node.hub.add(self, user: user)
@@ -82,12 +73,7 @@ extension Client {
         } catch {
             throw Disconnect.invalidToken
         }
-        let sameUser = state.withLock { state in
-            guard state.user == token.user else { return false }
-            state.expiresAt = token.expiresAt
-            if let info = token.info { state.connInfo = info }
-            return true
-        }
+        let sameUser = state.withLock { $0.refresh(user: token.user, expiresAt: token.expiresAt, connInfo: token.info) }
         guard sameUser else { throw Disconnect.invalidToken }
         reply(Reply.result(id: id, method: "refresh") { writer in
             writer.field("client", self.id)
@@ -102,11 +88,7 @@ extension Client {
     func subRefresh(id: UInt32, channel: String, token text: String) throws {
         let now = Clock.seconds()
         let token = try verifySubscriptionToken(text, channel: channel, now: now)
-        let found = state.withLock { state in
-            guard state.subscriptions[channel] != nil else { return false }
-            state.subscriptions[channel]?.expiresAt = token.expiresAt
-            return true
-        }
+        let found = state.withLock { $0.refreshSubscription(channel, expiresAt: token.expiresAt) }
         guard found else { throw GatewayError.permissionDenied }
         reply(Reply.result(id: id, method: "sub_refresh") { writer in
             if let expiresAt = token.expiresAt {

@@ -51,20 +51,14 @@ extension Client {
         let joinLeave = options.joinLeave && (options.forcePushJoinLeave || request.join_leave == true)
         let chanInfo = token?.info
 
-        let registered = state.withLock { state -> GatewayError? in
-            guard state.status == .connected else { return .internal }
-            guard state.subscriptions[channel] == nil else { return .alreadySubscribed }
-            guard state.subscriptions.count < configuration.clientChannelLimit else { return .limitExceeded }
-            var subscription = Subscription()
-            subscription.tracksPosition = positioned
-            subscription.expiresAt = token?.expiresAt
-            subscription.joinLeave = joinLeave
-            subscription.presence = options.presence
-            subscription.chanInfo = chanInfo
-            subscription.serverSide = serverSide
-            state.subscriptions[channel] = subscription
-            return nil
-        }
+        var subscription = Subscription()
+        subscription.tracksPosition = positioned
+        subscription.expiresAt = token?.expiresAt
+        subscription.joinLeave = joinLeave
+        subscription.presence = options.presence
+        subscription.chanInfo = chanInfo
+        subscription.serverSide = serverSide
+        let registered = state.withLock { $0.addSubscription(channel, subscription, limit: configuration.clientChannelLimit) }
         if let registered { throw registered }
 
         do {
@@ -73,7 +67,7 @@ extension Client {
             try await node.brokerSubscriptions.acquire(channel)
         } catch {
             node.hub.removeSubscriber(self, from: channel)
-            state.withLock { _ = $0.subscriptions.removeValue(forKey: channel) }
+            state.withLock { _ = $0.removeSubscription(channel) }
             throw error
         }
 
@@ -180,14 +174,14 @@ extension Client {
 
     /// Undoes a half-made subscription.
     func abandon(channel: String) async {
-        let removed = state.withLock { $0.subscriptions.removeValue(forKey: channel) != nil }
+        let removed = state.withLock { $0.removeSubscription(channel) != nil }
         guard removed else { return }
         if node.hub.removeSubscriber(self, from: channel) {}
         await node.brokerSubscriptions.release(channel)
     }
 
     func unsubscribe(id: UInt32, channel: String) async throws {
-        let removed = state.withLock { $0.subscriptions.removeValue(forKey: channel) }
+        let removed = state.withLock { $0.removeSubscription(channel) }
         if let removed {
             await node.leave(self, user: user, channel: channel, subscription: removed)
         }
@@ -196,7 +190,7 @@ extension Client {
 
     /// Ends a subscription from the server side with an unsubscribe push.
     func serverUnsubscribe(channel: String, code: Int, reason: String) async {
-        let removed = state.withLock { $0.subscriptions.removeValue(forKey: channel) }
+        let removed = state.withLock { $0.removeSubscription(channel) }
         guard let removed else { return }
         reply(Reply.push(channel: channel, kind: "unsubscribe") { writer in
             writer.beginObject()

@@ -5,41 +5,13 @@ import Logging
 import NIOCore
 import Synchronization
 
-/// The protocol state machine of one connection: decodes commands, enforces the connect-first
-/// rule, permissions and limits, tracks subscriptions (with recovery buffering) and answers.
+/// One connection: decodes its commands and carries them out against the node (permissions,
+/// limits, broker, presence), writes replies and pushes, and closes it. What may happen in which
+/// state is decided by its `ConnectionState`, kept under `state`.
 final class Client: Sendable {
-    enum Status: Sendable { case connecting, connected, closed }
-
-    struct Subscription: Sendable {
-        /// Live publications are buffered while the subscribe reply (and recovered history) is prepared.
-        var buffering = true
-        var buffer: [(offset: UInt64, message: OutboundMessage)] = []
-        /// Offsets are tracked (duplicates dropped, gaps detected) for positioned or recoverable subscriptions.
-        var tracksPosition = false
-        var offset: UInt64 = 0
-        var epoch = ""
-        var expiresAt: Int64?
-        var joinLeave = false
-        var presence = false
-        var chanInfo: String?
-        var serverSide = false
-    }
-
-    struct State: Sendable {
-        var status = Status.connecting
-        var user = ""
-        var connInfo: String?
-        var expiresAt: Int64?
-        var subscriptions: [String: Subscription] = [:]
-        var nextPingAt: Int64 = 0
-        var pongDeadline: Int64?
-        var lastPresenceRefresh: Int64 = 0
-        var commandAllowance = CommandAllowance()
-        /// Publishes sent to the broker whose replies are still to come.
-        var publishesInFlight = 0
-        /// The command loop waiting until at most `limit` publishes are in flight.
-        var publishWaiter: (limit: Int, continuation: CheckedContinuation<Void, Never>)?
-    }
+    typealias Status = ConnectionState.Status
+    typealias Subscription = ConnectionState.Subscription
+    typealias State = ConnectionState
 
     /// Publishes one connection may have in flight before its next command waits.
     static let maxPublishesInFlight = 64
@@ -112,33 +84,26 @@ final class Client: Sendable {
     }
 
     private func dispatch(_ command: Command) async {
-        let status = state.withLock { $0.status }
-        guard status != .closed else { return }
-        let id = command.id ?? 0
-        if command.isEmpty { return }  // pong
+        let admission = state.withLock { $0.admit(command) }
+        if case .skip = admission { return }  // closed, or a pong
         // Publishes overlap; any other command waits for their replies, so it sees their effects
         // (history, for one) and its reply comes after theirs.
         if command.publish == nil { await publishesBelow(1) }
-        if status == .connecting {
-            guard let connect = command.connect, id > 0 else {
-                disconnect(.badRequest)
-                return
-            }
-            await self.connect(id: id, connect)
+        let id: UInt32
+        switch admission {
+        case .skip, .accept:
             return
-        }
-        if let send = command.send {
-            _ = send
+        case .disconnect(let reason):
+            disconnect(reason)
             return
-        }
-        guard id > 0 else {
-            disconnect(.badRequest)
+        case .connect(let connectID, let request):
+            await connect(id: connectID, request)
             return
+        case .run(let runID):
+            id = runID
         }
         do {
-            if command.connect != nil {
-                disconnect(.badRequest)
-            } else if let request = command.subscribe {
+            if let request = command.subscribe {
                 try await subscribe(id: id, request)
             } else if let request = command.unsubscribe {
                 try await unsubscribe(id: id, channel: try require(request.channel))
@@ -238,14 +203,6 @@ final class Client: Sendable {
     }
 
     private func markClosed() -> (user: String, subscriptions: [String: Subscription], wasConnected: Bool)? {
-        state.withLock { state in
-            guard state.status != .closed else { return nil }
-            let wasConnected = state.status == .connected
-            state.status = .closed
-            let subscriptions = state.subscriptions
-            state.subscriptions = [:]
-            return (state.user, subscriptions, wasConnected)
-        }
+        state.withLock { $0.close() }
     }
-
 }
