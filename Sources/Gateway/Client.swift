@@ -9,7 +9,6 @@ import Synchronization
 /// limits, broker, presence), writes replies and pushes, and closes it. What may happen in which
 /// state is decided by its `ConnectionState`, kept under `state`.
 final class Client: Sendable {
-    typealias Status = ConnectionState.Status
     typealias Subscription = ConnectionState.Subscription
     typealias State = ConnectionState
 

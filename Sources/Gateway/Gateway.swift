@@ -2,9 +2,10 @@
 /// `/connection/websocket` and its server HTTP API at `/api/<method>`, so the official SDKs and
 /// `cent` work against it unchanged. Modelled on centrifuge: a `Node` owns the `Hub` of local
 /// connections, a `Broker` (publications, history, control) and a `PresenceManager`, each in memory
-/// for one process or in Redis so any number of gateway processes act as one. `Client` is the
-/// per-connection protocol state machine; `GatewayListener` serves WebSockets and HTTP from NIO
-/// channel handlers (no task or actor per connection).
+/// for one process or in Redis so any number of gateway processes act as one. `Client` is one
+/// connection (its protocol state machine is the value type `ConnectionState`); `GatewayListener`
+/// serves WebSockets and HTTP from NIO channel handlers (no task or actor per connection). This
+/// file owns `GatewayServer`, the service that assembles and runs all of it.
 import Foundation
 import Logging
 import NIOCore
