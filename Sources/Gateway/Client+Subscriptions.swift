@@ -22,9 +22,10 @@ extension Client {
         }
     }
 
-    /// Registers the subscription (buffering live publications), joins the broker channel, reads
-    /// the position or recovers history; answers the subscribe result as a JSON object. The
-    /// subscription stays buffering until `activate` writes the reply.
+    /// Checks the channel and token, registers the subscription (buffering live publications) as
+    /// its `SubscriptionPlan` decides, joins the broker channel, reads the position or recovers
+    /// history; answers the subscribe result as a JSON object. The subscription stays buffering
+    /// until `activate` writes the reply.
     func prepareSubscription(channel: String, request: SubscribeRequest, serverSide: Bool) async throws -> String {
         let configuration = node.configuration
         guard node.rules.isValidName(channel) else { throw GatewayError.badRequest }
@@ -38,23 +39,14 @@ extension Client {
         } else if !serverSide, !node.rules.maySubscribeWithoutToken(channel: channel, user: user, options: namespaceOptions) {
             throw GatewayError.permissionDenied
         }
-        var options = namespaceOptions
-        if let override = token?.override {
-            if let value = override["presence"] { options.presence = value }
-            if let value = override["join_leave"] { options.joinLeave = value }
-            if let value = override["force_push_join_leave"] { options.forcePushJoinLeave = value }
-            if let value = override["force_recovery"] { options.forceRecovery = value }
-            if let value = override["force_positioning"] { options.forcePositioning = value }
-        }
-        let recoverable = options.historyEnabled && (options.forceRecovery || request.recoverable == true || serverSide)
-        let positioned = options.historyEnabled && (recoverable || options.forcePositioning || request.positioned == true)
-        let joinLeave = options.joinLeave && (options.forcePushJoinLeave || request.join_leave == true)
+        let plan = SubscriptionPlan(namespaceOptions: namespaceOptions, override: token?.override, request: request, serverSide: serverSide)
+        let options = plan.options
         let chanInfo = token?.info
 
         var subscription = Subscription()
-        subscription.tracksPosition = positioned
+        subscription.tracksPosition = plan.positioned
         subscription.expiresAt = token?.expiresAt
-        subscription.joinLeave = joinLeave
+        subscription.joinLeave = plan.joinLeave
         subscription.presence = options.presence
         subscription.chanInfo = chanInfo
         subscription.serverSide = serverSide
@@ -74,24 +66,15 @@ extension Client {
         var publications: [Publication] = []
         var position: StreamPosition?
         var recovered = false
-        let wasRecovering = request.recover == true && recoverable
         do {
-            if positioned {
-                if wasRecovering, let epoch = request.epoch {
-                    let since = StreamPosition(offset: request.offset ?? 0, epoch: epoch)
+            if plan.positioned {
+                if let since = plan.recoverySince {
                     let result = try await node.broker.history(
                         channel: channel,
                         query: HistoryQuery(since: since, limit: options.historySize, metaTTL: configuration.historyMetaTTL))
                     position = result.position
-                    if result.position.epoch == since.epoch {
-                        publications = result.publications
-                        if let first = publications.first {
-                            recovered = first.offset == since.offset + 1
-                        } else {
-                            recovered = result.position.offset == since.offset
-                        }
-                    }
-                    if !recovered, let flag = request.flag, flag & 2 != 0 {
+                    (publications, recovered) = SubscriptionPlan.recovery(since: since, from: result)
+                    if !recovered, plan.rejectsUnrecovered {
                         throw GatewayError.unrecoverablePosition
                     }
                 } else {
@@ -111,7 +94,7 @@ extension Client {
         }
         if let position {
             state.withLock { state in
-                state.subscriptions[channel]?.offset = max(position.offset, publications.last?.offset ?? 0)
+                state.subscriptions[channel]?.offset = SubscriptionPlan.offset(position: position, publications: publications)
                 state.subscriptions[channel]?.epoch = position.epoch
             }
         }
@@ -119,31 +102,8 @@ extension Client {
             try? await node.broker.publishJoin(
                 channel: channel, info: ClientInfo(user: user, client: id, connInfo: connInfo, chanInfo: chanInfo))
         }
-
-        var writer = JSONWriter(capacity: 128)
-        writer.beginObject()
-        if let expiresAt = token?.expiresAt {
-            writer.field("expires", true)
-            writer.field("ttl", max(0, expiresAt - now))
-        }
-        if recoverable { writer.field("recoverable", true) }
-        if positioned { writer.field("positioned", true) }
-        if let position {
-            if !position.epoch.isEmpty { writer.field("epoch", position.epoch) }
-            let offset = max(position.offset, publications.last?.offset ?? 0)
-            if offset > 0 { writer.field("offset", offset) }
-        }
-        if !publications.isEmpty {
-            writer.key("publications")
-            writer.beginArray()
-            for publication in publications { publication.write(to: &writer) }
-            writer.endArray()
-        }
-        if wasRecovering { writer.field("was_recovering", true) }
-        if recovered { writer.field("recovered", true) }
-        if let data = token?.data { writer.rawField("data", data) }
-        writer.endObject()
-        return writer.output
+        return plan.result(
+            position: position, publications: publications, recovered: recovered, expiresAt: token?.expiresAt, now: now, data: token?.data)
     }
 
     /// Writes `message` (the subscribe reply or push) and then, in order, the publications that
