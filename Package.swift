@@ -83,13 +83,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The realtime gateway depends on no Switchboard module but the Redis client.
+        // The realtime gateway depends on no Switchboard module but the Redis client and Observability.
         .target(
             name: "Gateway",
             dependencies: [
                 "RedisClient",
                 "Observability",
-                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -210,12 +209,28 @@ let package = Package(
         .testTarget(name: "StorageTests", dependencies: ["Storage", "SwitchboardCore", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "SwitchboardConfigLogicTests", dependencies: ["SwitchboardConfig"], swiftSettings: swiftSettings),
         .testTarget(name: "QueueTests", dependencies: ["Queue", "RedisClient", "TestSupport"], swiftSettings: swiftSettings),
+        // The gateway's logic without servers (protocol, tokens, channel rules, the client over the
+        // memory engine, the HTTP API in process): runs in seconds, needs no Redis.
+        .testTarget(
+            name: "GatewayLogicTests",
+            dependencies: [
+                "Gateway",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The gateway's Redis engine against a real Redis (SB_TEST_REDIS_URL).
         .testTarget(
             name: "GatewayTests",
             dependencies: [
                 "Gateway", "RedisClient", "TestSupport",
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
-                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -1,3 +1,6 @@
+/// The broker abstraction (after centrifuge's broker.go): the `Broker` protocol, the handler it delivers to,
+/// and the options and results of publishing and reading history.
+
 /// Receives what a broker delivers to this node. Called from the broker's delivery context;
 /// implementations must not block.
 protocol BrokerEventHandler: AnyObject, Sendable {
@@ -50,49 +53,6 @@ struct HistoryResult: Sendable {
     var position: StreamPosition
 }
 
-/// A command every node must act on (from the server API): it reaches all nodes through the broker.
-struct ControlCommand: Sendable, Hashable {
-    enum Kind: String, Sendable { case disconnect, unsubscribe, subscribe }
-    var kind: Kind
-    var user: String
-    var client: String?
-    var channel: String?
-    var code: Int?
-    var reason: String?
-
-    var json: String {
-        var writer = JSONWriter()
-        writer.beginObject()
-        writer.field("kind", kind.rawValue)
-        writer.field("user", user)
-        if let client { writer.field("client", client) }
-        if let channel { writer.field("channel", channel) }
-        if let code { writer.field("code", code) }
-        if let reason { writer.field("reason", reason) }
-        writer.endObject()
-        return writer.output
-    }
-
-    init(kind: Kind, user: String, client: String? = nil, channel: String? = nil, code: Int? = nil, reason: String? = nil) {
-        self.kind = kind
-        self.user = user
-        self.client = client
-        self.channel = channel
-        self.code = code
-        self.reason = reason
-    }
-
-    init?(json value: JSONValue) {
-        guard let kind = value["kind"]?.stringValue.flatMap(Kind.init(rawValue:)), let user = value["user"]?.stringValue else {
-            return nil
-        }
-        self.init(
-            kind: kind, user: user, client: value["client"]?.stringValue, channel: value["channel"]?.stringValue,
-            code: value["code"]?.int64Value.map { Int($0) }, reason: value["reason"]?.stringValue
-        )
-    }
-}
-
 /// Moves publications, join/leave events and control commands between nodes, and keeps history.
 /// `subscribe`/`unsubscribe` tell it which channels this node has local subscribers for.
 protocol Broker: Sendable {
@@ -132,20 +92,5 @@ func awaitCompletion<T: Sendable, Failure: Error>(
         } catch {
             continuation.resume(throwing: error)
         }
-    }
-}
-
-/// Who is subscribed to a channel, across all nodes; entries expire unless refreshed.
-protocol PresenceManager: Sendable {
-    func add(channel: String, info: ClientInfo, ttl: Int) async throws
-    func remove(channel: String, clientID: String) async throws
-    func presence(channel: String) async throws -> [String: ClientInfo]
-    func stats(channel: String) async throws -> (numClients: Int, numUsers: Int)
-}
-
-extension PresenceManager {
-    func stats(channel: String) async throws -> (numClients: Int, numUsers: Int) {
-        let entries = try await presence(channel: channel)
-        return (entries.count, Set(entries.values.map(\.user)).count)
     }
 }

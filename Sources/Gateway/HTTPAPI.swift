@@ -1,3 +1,4 @@
+/// The server HTTP API's methods (after Centrifugo's server API), their authorisation and answers.
 import Foundation
 import Synchronization
 
@@ -269,16 +270,6 @@ func constantTimeEquals(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {
     var difference: UInt8 = 0
     for index in lhs.indices { difference |= lhs[index] ^ rhs[index] }
     return difference == 0
-}
-
-enum ProcessStats {
-    /// Resident set size from /proc (0 where unavailable).
-    static func residentBytes() -> Int {
-        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
-        let fields = text.split(separator: " ")
-        guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
-        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
-    }
 }
 
 /// Gathers the outcomes of publishes started together, in their order; hands them over once all

@@ -1,3 +1,4 @@
+/// The hub (after centrifuge's hub.go): this node's connections and local channel subscribers, sharded.
 import Synchronization
 
 /// This node's connections and local channel subscribers, sharded by name so fan-out and
@@ -107,18 +108,5 @@ final class Hub: Sendable {
         channelShards.reduce(0) { total, shard in
             total + shard.withLock { $0.channels.values.reduce(0) { $0 + $1.count } }
         }
-    }
-}
-
-/// A mutex in a box, so locks can live in arrays (Mutex itself cannot be copied).
-final class Locked<Value: Sendable>: Sendable {
-    private let mutex: Mutex<Value>
-
-    init(_ value: Value) {
-        mutex = Mutex(value)
-    }
-
-    func withLock<Result>(_ body: (inout sending Value) throws -> sending Result) rethrows -> sending Result {
-        try mutex.withLock(body)
     }
 }

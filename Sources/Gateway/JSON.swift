@@ -1,3 +1,4 @@
+/// `JSONValue` (a decoded JSON value that re-emits verbatim) and `JSONWriter` (compact JSON text built by hand).
 import Foundation
 
 /// A JSON value decoded from a request, kept so payloads can be re-emitted verbatim as raw JSON.

@@ -1,3 +1,4 @@
+/// HMAC JSON Web Tokens as Centrifugo reads them: verification, connection and subscription token claims, minting.
 import Crypto
 import Foundation
 

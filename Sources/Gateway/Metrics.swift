@@ -1,3 +1,4 @@
+/// The gateway's Prometheus counters and their text rendering at `/metrics`.
 import Foundation
 import Observability
 import Synchronization

@@ -1,3 +1,4 @@
+/// How gateway nodes find each other for `info` and `channels`: `NodeInfo` and the local and Redis directories.
 import Foundation
 import RedisClient
 

@@ -6,54 +6,8 @@ import Testing
 
 @testable import Gateway
 
-/// Records what the client writes and how it was closed.
-final class RecordingTransport: Transport {
-    private let state = Mutex<(messages: [String], closed: Disconnect?, accept: Bool)>(([], nil, true))
-
-    var messages: [String] { state.withLock { $0.messages } }
-    var closed: Disconnect? { state.withLock { $0.closed } }
-
-    func refuseWrites() { state.withLock { $0.accept = false } }
-
-    func write(_ message: OutboundMessage) -> Bool {
-        state.withLock { state in
-            guard state.accept else { return false }
-            state.messages.append(String(buffer: message.payload))
-            return true
-        }
-    }
-
-    func close(_ disconnect: Disconnect) {
-        state.withLock { $0.closed = disconnect }
-    }
-
-    /// Parsed messages (each may hold one JSON object).
-    var replies: [JSONValue] { messages.compactMap { JSONValue.parse(Array($0.utf8)) } }
-}
-
-func makeNode(_ configure: (inout GatewayConfiguration) -> Void = { _ in }) -> Node {
-    var configuration = GatewayConfiguration()
-    configuration.tokenSecret = "secret"
-    var chat = ChannelOptions()
-    chat.allowSubscribeForClient = true
-    chat.presence = true
-    chat.historySize = 10
-    chat.historyTTL = 60
-    chat.forceRecovery = true
-    chat.allowPublishForSubscriber = true
-    chat.allowPresenceForSubscriber = true
-    chat.allowHistoryForSubscriber = true
-    configuration.namespaces = [NamespaceConfiguration(name: "chat", options: chat), NamespaceConfiguration(name: "locked")]
-    configure(&configuration)
-    return Node(configuration: configuration, broker: MemoryBroker(), presence: MemoryPresenceManager(), logger: Logger(label: "test"))
-}
-
-extension Client {
-    func send(_ json: String) async {
-        await handle(ByteBuffer(string: json))
-    }
-}
-
+/// The client's protocol state machine over the memory engine, driven through a `RecordingTransport`
+/// (no sockets, no Redis).
 @Suite struct ClientTests {
     let token = GatewayTokens.mint(secret: "secret", user: "42", ttl: 3600)
 

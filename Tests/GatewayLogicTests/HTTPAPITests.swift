@@ -33,7 +33,7 @@ import Testing
     }
 
     @Test func aWrongKeyIs401() async throws {
-        try await server().buildApplication().test(.router) { client in
+        try await server().testApplication().test(.router) { client in
             #expect(try await post(client, "info", "{}", key: "nope").0 == .unauthorized)
             #expect(try await post(client, "info", "{}", key: nil).0 == .unauthorized)
             let status = try await client.execute(uri: "/api/info", method: .post, headers: [.authorization: "apikey key"]) { $0.status }
@@ -42,7 +42,7 @@ import Testing
     }
 
     @Test func publishKeepsHistoryAndAnswersPositions() async throws {
-        try await server().buildApplication().test(.router) { client in
+        try await server().testApplication().test(.router) { client in
             let (_, first) = try await post(client, "publish", #"{"channel":"chat:a","data":{"n":1}}"#)
             #expect(first?["result"]?["offset"] == .int(1))
             let epoch = first?["result"]?["epoch"]
@@ -64,7 +64,7 @@ import Testing
     }
 
     @Test func aRepeatedIdempotencyKeyPublishesOnce() async throws {
-        try await server().buildApplication().test(.router) { client in
+        try await server().testApplication().test(.router) { client in
             let body = #"{"channel":"chat:i","data":{"n":1},"idempotency_key":"k1"}"#
             let first = try await post(client, "publish", body).1
             let repeated = try await post(client, "publish", body).1
@@ -80,7 +80,7 @@ import Testing
     }
 
     @Test func answersErrorsInTheBody() async throws {
-        try await server().buildApplication().test(.router) { client in
+        try await server().testApplication().test(.router) { client in
             let unknown = try await post(client, "publish", #"{"channel":"nowhere:a","data":1}"#).1
             let noData = try await post(client, "publish", #"{"channel":"chat:a"}"#).1
             let noHistory = try await post(client, "history", #"{"channel":"plain"}"#).1
@@ -91,7 +91,7 @@ import Testing
     }
 
     @Test func broadcastAndBatchAnswerPerCommand() async throws {
-        try await server().buildApplication().test(.router) { client in
+        try await server().testApplication().test(.router) { client in
             let (_, broadcast) = try await post(client, "broadcast", #"{"channels":["chat:x","nowhere:y"],"data":{}}"#)
             #expect(broadcast?["result"]?["responses"]?.serialized == #"[{"result":{"epoch":\#(broadcast?["result"]?["responses"]?.arrayFirst?["result"]?["epoch"]?.serialized ?? "null"),"offset":1}},{"error":{"code":102,"message":"unknown channel"}}]"#)
             let (_, batch) = try await post(client, "batch", #"{"commands":[{"publish":{"channel":"plain","data":1}},{"presence_stats":{"channel":"chat:x"}}]}"#)
@@ -102,7 +102,7 @@ import Testing
     }
 
     @Test func servesMetricsAndHealth() async throws {
-        try await server().buildApplication().test(.router) { client in
+        try await server().testApplication().test(.router) { client in
             let metrics = try await client.execute(uri: "/metrics", method: .get) { String(buffer: $0.body) }
             #expect(metrics.contains("switchboard_gateway_connections 0"))
             #expect(metrics.contains("# TYPE switchboard_gateway_slow_disconnects_total counter"))

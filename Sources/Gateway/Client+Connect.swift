@@ -1,0 +1,116 @@
+/// The client's `connect`, `refresh` and `sub_refresh` commands, and token verification.
+import Foundation
+import Logging
+import NIOCore
+import Synchronization
+
+extension Client {
+    func connect(id: UInt32, _ request: ConnectRequest) async {
+        let configuration = node.configuration
+        let now = Clock.seconds()
+        var token: ConnectionToken?
+        if let text = request.token, !text.isEmpty {
+            do throws(JWT.Failure) {
+                let claims = try JWT.verify(text, secrets: node.tokenSecrets, now: now)
+                token = try ConnectionToken(claims: claims)
+            } catch .expired {
+                reply(Reply.error(id: id, .tokenExpired))
+                return
+            } catch {
+                node.logger.debug("invalid connection token", metadata: ["client": "\(self.id)", "reason": "\(error)"])
+                disconnect(.invalidToken)
+                return
+            }
+        } else if !configuration.allowAnonymousConnectWithoutToken {
+            disconnect(.badRequest)
+            return
+        }
+        let user = token?.user ?? ""
+        let firstPingAt = ConnectionState.firstPingAt(now: now, pingInterval: configuration.pingInterval)
+        let connected = state.withLock {
+            $0.connect(user: user, connInfo: token?.info, expiresAt: token?.expiresAt, now: now, firstPingAt: firstPingAt)
+        }
+        guard connected else { return }
+        node.hub.add(self, user: user)
+
+        var serverSubscriptions: [(channel: String, body: String)] = []
+        for channel in token?.channels ?? [] {
+            do {
+                let body = try await prepareSubscription(channel: channel, request: SubscribeRequest(channel: channel), serverSide: true)
+                serverSubscriptions.append((channel, body))
+            } catch {
+                node.logger.debug("server-side subscription failed", metadata: ["channel": "\(channel)", "error": "\(error)"])
+            }
+        }
+        let expiresAt = token?.expiresAt
+        let message = Reply.result(id: id, method: "connect") { writer in
+            writer.field("client", self.id)
+            writer.field("version", Node.version)
+            if let expiresAt {
+                writer.field("expires", true)
+                writer.field("ttl", max(0, expiresAt - now))
+            }
+            if !serverSubscriptions.isEmpty {
+                writer.key("subs")
+                writer.beginObject()
+                for subscription in serverSubscriptions { writer.rawField(subscription.channel, subscription.body) }
+                writer.endObject()
+            }
+            writer.field("ping", configuration.pingInterval)
+            writer.field("pong", true)
+            writer.field("node", node.id)
+        }
+        activate(channels: serverSubscriptions.map(\.channel), after: message)
+    }
+
+    func refresh(id: UInt32, token text: String) throws {
+        let now = Clock.seconds()
+        let token: ConnectionToken
+        do throws(JWT.Failure) {
+            token = try ConnectionToken(claims: try JWT.verify(text, secrets: node.tokenSecrets, now: now))
+        } catch .expired {
+            throw GatewayError.tokenExpired
+        } catch {
+            throw Disconnect.invalidToken
+        }
+        let sameUser = state.withLock { $0.refresh(user: token.user, expiresAt: token.expiresAt, connInfo: token.info) }
+        guard sameUser else { throw Disconnect.invalidToken }
+        reply(Reply.result(id: id, method: "refresh") { writer in
+            writer.field("client", self.id)
+            writer.field("version", Node.version)
+            if let expiresAt = token.expiresAt {
+                writer.field("expires", true)
+                writer.field("ttl", max(0, expiresAt - now))
+            }
+        })
+    }
+
+    func subRefresh(id: UInt32, channel: String, token text: String) throws {
+        let now = Clock.seconds()
+        let token = try verifySubscriptionToken(text, channel: channel, now: now)
+        let found = state.withLock { $0.refreshSubscription(channel, expiresAt: token.expiresAt) }
+        guard found else { throw GatewayError.permissionDenied }
+        reply(Reply.result(id: id, method: "sub_refresh") { writer in
+            if let expiresAt = token.expiresAt {
+                writer.field("expires", true)
+                writer.field("ttl", max(0, expiresAt - now))
+            }
+        })
+    }
+
+    func verifySubscriptionToken(_ text: String, channel: String, now: Int64) throws(GatewayError) -> SubscriptionToken {
+        let token: SubscriptionToken
+        do throws(JWT.Failure) {
+            token = try SubscriptionToken(claims: try JWT.verify(text, secrets: node.tokenSecrets, now: now))
+        } catch .expired {
+            throw .tokenExpired
+        } catch {
+            throw .permissionDenied
+        }
+        let user = self.user
+        guard token.channel == channel, token.user == user, token.client == nil || token.client == id else {
+            throw .permissionDenied
+        }
+        return token
+    }
+}

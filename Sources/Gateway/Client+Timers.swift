@@ -1,0 +1,24 @@
+/// The client's once-a-second timers: carries out what `ConnectionState.tick` decides (pings, disconnects,
+/// expired subscriptions, presence refreshes).
+import Foundation
+import Logging
+import NIOCore
+import Synchronization
+
+extension Client {
+    func tick(now: Int64) async {
+        let configuration = node.configuration
+        let actions = state.withLock { $0.tick(now: now, createdAt: createdAt, clientID: id, configuration: configuration) }
+        switch actions.action {
+        case .none: break
+        case .disconnect(let reason): disconnect(reason)
+        case .ping: reply(Reply.ping)
+        }
+        for channel in actions.expiredSubscriptions {
+            await serverUnsubscribe(channel: channel, code: UnsubscribeCode.expired, reason: "subscription expired")
+        }
+        for (channel, info) in actions.presenceRefreshes {
+            try? await node.presence.add(channel: channel, info: info, ttl: configuration.presenceTTL)
+        }
+    }
+}

@@ -1,0 +1,79 @@
+/// The NIO handler that answers plain HTTP requests from `HTTPRoutes`.
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOWebSocket
+
+/// Answers one plain HTTP request at a time (the server API, metrics, health, and refused upgrades).
+final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private struct Request {
+        var head: HTTPRequestHead
+        var body: ByteBuffer
+        var tooLarge = false
+    }
+
+    private let routes: HTTPRoutes
+    static let name = "gateway-http"
+
+    private var request: Request?
+
+    init(routes: HTTPRoutes) {
+        self.routes = routes
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            request = Request(head: head, body: context.channel.allocator.buffer(capacity: 0))
+        case .body(var chunk):
+            guard request != nil else { return }
+            if request!.body.readableBytes + chunk.readableBytes > HTTPRoutes.maxBodySize {
+                request!.tooLarge = true
+            } else {
+                request!.body.writeBuffer(&chunk)
+            }
+        case .end:
+            guard let request else { return }
+            self.request = nil
+            respond(context: context, request)
+        }
+    }
+
+    private func respond(context: ChannelHandlerContext, _ request: Request) {
+        let head = request.head
+        let keepAlive = head.isKeepAlive
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let promise = context.eventLoop.makePromise(of: HTTPRoutes.Answer.self)
+        if request.tooLarge {
+            promise.succeed(HTTPRoutes.Answer(status: 413, body: ""))
+        } else {
+            let routes = self.routes
+            let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+            let headers = head.headers
+            let body = request.body
+            promise.completeWithTask {
+                await routes.respond(method: head.method.rawValue, path: path, header: { headers.first(name: $0) }, body: body)
+            }
+        }
+        promise.futureResult.whenSuccess { answer in
+            let context = bound.value
+            var headers = HTTPHeaders()
+            if let contentType = answer.contentType { headers.add(name: "Content-Type", value: contentType) }
+            headers.add(name: "Content-Length", value: String(answer.body.utf8.count))
+            if !keepAlive { headers.add(name: "Connection", value: "close") }
+            let responseHead = HTTPResponseHead(
+                version: head.version, status: HTTPResponseStatus(statusCode: answer.status), headers: headers)
+            context.write(NIOAny(HTTPServerResponsePart.head(responseHead)), promise: nil)
+            if !answer.body.isEmpty {
+                context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: answer.body)))), promise: nil)
+            }
+            context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil))).whenComplete { _ in
+                if !keepAlive { bound.value.close(promise: nil) }
+            }
+        }
+    }
+}

@@ -1,0 +1,51 @@
+/// Server WebSocket frames written as bytes (headers, whole frames, frames built in place).
+import NIOCore
+
+/// Server frames (unmasked) written as bytes, so a shared frame goes out without per-connection work.
+enum WebSocketFraming {
+    /// Room for the longest header (opcode byte, length byte, 64-bit length).
+    static let maxHeaderSize = 10
+
+    static func headerSize(payloadLength: Int) -> Int {
+        payloadLength < 126 ? 2 : payloadLength <= 0xFFFF ? 4 : 10
+    }
+
+    static func writeHeader(opcode: UInt8, payloadLength length: Int, to buffer: inout ByteBuffer, at index: Int) {
+        buffer.setInteger(0x80 | opcode, at: index)
+        if length < 126 {
+            buffer.setInteger(UInt8(length), at: index + 1)
+        } else if length <= 0xFFFF {
+            buffer.setInteger(UInt8(126), at: index + 1)
+            buffer.setInteger(UInt16(length), at: index + 2)
+        } else {
+            buffer.setInteger(UInt8(127), at: index + 1)
+            buffer.setInteger(UInt64(length), at: index + 2)
+        }
+    }
+
+    /// A new frame holding `payload`.
+    static func frame(_ payload: ByteBuffer, opcode: UInt8 = 0x1) -> ByteBuffer {
+        let header = headerSize(payloadLength: payload.readableBytes)
+        var frame = ByteBufferAllocator().buffer(capacity: header + payload.readableBytes)
+        frame.moveWriterIndex(forwardBy: header)
+        writeHeader(opcode: opcode, payloadLength: payload.readableBytes, to: &frame, at: 0)
+        frame.writeImmutableBuffer(payload)
+        return frame
+    }
+
+    /// An empty buffer with room in front for the header, to append payloads to.
+    static func payloadBuffer(capacity: Int) -> ByteBuffer {
+        var buffer = ByteBufferAllocator().buffer(capacity: maxHeaderSize + capacity)
+        buffer.moveWriterIndex(forwardBy: maxHeaderSize)
+        buffer.moveReaderIndex(forwardBy: maxHeaderSize)
+        return buffer
+    }
+
+    /// Turns a buffer from `payloadBuffer` into a frame in place.
+    static func frame(inPlace buffer: inout ByteBuffer) {
+        let length = buffer.readableBytes
+        let start = buffer.readerIndex - headerSize(payloadLength: length)
+        writeHeader(opcode: 0x1, payloadLength: length, to: &buffer, at: start)
+        buffer.moveReaderIndex(to: start)
+    }
+}

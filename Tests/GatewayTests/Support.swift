@@ -1,0 +1,60 @@
+/// What the Redis engine tests need to drive clients: a transport that records what a client writes,
+/// the test configuration (a `chat` namespace with presence, history and recovery, and a `locked`
+/// one), and sending raw text as one WebSocket message. The same helpers as GatewayLogicTests'
+/// Support/Clients.swift (test targets share no sources, and a shared module would need a
+/// testable import of Gateway outside a test target).
+import Foundation
+import Logging
+import NIOCore
+import Synchronization
+
+@testable import Gateway
+
+/// Records what the client writes and how it was closed.
+final class RecordingTransport: Transport {
+    private let state = Mutex<(messages: [String], closed: Disconnect?, accept: Bool)>(([], nil, true))
+
+    var messages: [String] { state.withLock { $0.messages } }
+    var closed: Disconnect? { state.withLock { $0.closed } }
+
+    func refuseWrites() { state.withLock { $0.accept = false } }
+
+    func write(_ message: OutboundMessage) -> Bool {
+        state.withLock { state in
+            guard state.accept else { return false }
+            state.messages.append(String(buffer: message.payload))
+            return true
+        }
+    }
+
+    func close(_ disconnect: Disconnect) {
+        state.withLock { $0.closed = disconnect }
+    }
+
+    /// Parsed messages (each may hold one JSON object).
+    var replies: [JSONValue] { messages.compactMap { JSONValue.parse(Array($0.utf8)) } }
+}
+
+/// A node on the memory engine; the Redis tests take its configuration.
+func makeNode(_ configure: (inout GatewayConfiguration) -> Void = { _ in }) -> Node {
+    var configuration = GatewayConfiguration()
+    configuration.tokenSecret = "secret"
+    var chat = ChannelOptions()
+    chat.allowSubscribeForClient = true
+    chat.presence = true
+    chat.historySize = 10
+    chat.historyTTL = 60
+    chat.forceRecovery = true
+    chat.allowPublishForSubscriber = true
+    chat.allowPresenceForSubscriber = true
+    chat.allowHistoryForSubscriber = true
+    configuration.namespaces = [NamespaceConfiguration(name: "chat", options: chat), NamespaceConfiguration(name: "locked")]
+    configure(&configuration)
+    return Node(configuration: configuration, broker: MemoryBroker(), presence: MemoryPresenceManager(), logger: Logger(label: "test"))
+}
+
+extension Client {
+    func send(_ json: String) async {
+        await handle(ByteBuffer(string: json))
+    }
+}
