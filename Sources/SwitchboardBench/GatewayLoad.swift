@@ -27,13 +27,12 @@ enum GatewayLoad {
     }
 
     /// Runs a gateway: `--port P --host H --redis URL --config JSON` (JSON is the `gateway:` section;
-    /// also read from SB_GATEWAY_CONFIG_JSON, SB_REDIS_URL and the SB_GATEWAY_* overrides).
+    /// also read from SB_GATEWAY_CONFIG_JSON and SB_REDIS_URL).
     static func serve(_ options: Options) async throws {
         var configuration = GatewayConfiguration()
         if let json = options["config"] ?? ProcessInfo.processInfo.environment["SB_GATEWAY_CONFIG_JSON"], !json.isEmpty {
             configuration = try JSONDecoder().decode(GatewayConfiguration.self, from: Data(json.utf8))
         }
-        configuration.applyEnvironment()
         if let port = options["port"].flatMap(Int.init) { configuration.port = port }
         if let host = options["host"] { configuration.host = host }
         var logger = Logger(label: "gateway")

@@ -59,9 +59,6 @@ import Testing
         #expect(configuration.channelDefaults.presence)
         #expect(configuration.namespaces.first?.options.historyTTL == 600)
         #expect(configuration.namespaces.first?.options.forceRecovery == true)
-        var overridden = configuration
-        overridden.applyEnvironment(["SB_GATEWAY_PORT": "9100", "SB_GATEWAY_API_KEY": "k"])
-        #expect(overridden.port == 9100 && overridden.apiKey == "k")
     }
 
     @Test func checksOrigins() {
