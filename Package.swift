@@ -204,7 +204,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "AIProvidersTests", dependencies: ["AIProviders", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "AIProvidersTests", dependencies: ["AIProviders", "SwitchboardCore", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "PipelineTests",
             dependencies: ["Pipeline", "AIProviders", "RedisClient", "Storage", "TestSupport"],
