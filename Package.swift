@@ -170,7 +170,7 @@ let package = Package(
         .executableTarget(
             name: "switchboard-bench",
             dependencies: [
-                "CHiredis", "RedisClient", "Storage", "Queue", "Gateway", "SwitchboardCore",
+                "CHiredis", "RedisClient", "Storage", "Queue", "QueueTestJobs", "Gateway", "SwitchboardCore",
                 "SwitchboardApp", "APIServer", "Pipeline", "AIProviders", "Turns",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -194,9 +194,16 @@ let package = Package(
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "SwitchboardCore", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "SwitchboardConfigTests", dependencies: ["SwitchboardConfig"], swiftSettings: swiftSettings),
+        // Diagnostic jobs (they record their runs in Redis) for the queue tests and the benchmark harness.
+        .target(
+            name: "QueueTestJobs",
+            dependencies: ["Queue", "RedisClient"],
+            path: "Tests/QueueTestJobs",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "QueueTests",
-            dependencies: ["Queue", "RedisClient", "SwitchboardCore", "TestSupport"],
+            dependencies: ["Queue", "QueueTestJobs", "RedisClient", "SwitchboardCore", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

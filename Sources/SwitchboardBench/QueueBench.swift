@@ -3,6 +3,7 @@
 import Foundation
 import Logging
 import Queue
+import QueueTestJobs
 import RedisClient
 import SwitchboardCore
 
