@@ -206,6 +206,8 @@ let package = Package(
             dependencies: ["Queue", "QueueTestJobs", "RedisClient", "SwitchboardCore", "TestSupport"],
             swiftSettings: swiftSettings
         ),
+        // The worker runtime's logic on the in-memory driver: no server needed.
+        .testTarget(name: "QueueLogicTests", dependencies: ["Queue", "SwitchboardCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "GatewayTests",
             dependencies: [
