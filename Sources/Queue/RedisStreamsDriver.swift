@@ -4,9 +4,9 @@ import SwitchboardCore
 /// The real `JobQueueDriver`: one Redis stream per queue read through the consumer group
 /// `group` as consumer `consumer` (the worker id), a sorted set of delayed jobs per queue, and the
 /// failed stream. Multi-key changes are the Lua scripts of `QueueScripts`; key names are
-/// `QueueKeys`. Each method is one round trip (plus a group re-creation after a Redis that lost
-/// its groups), except `claim`/`reclaim` of several queues, which the caller never asks for
-/// without blocking. Layout and scripts: docs/queues.md.
+/// `QueueKeys`. Every method is one command, script or pipeline, i.e. one round trip (`prepare`:
+/// one per queue; `claim` adds a group re-creation and a second read only after Redis lost the
+/// group). Layout and scripts: docs/queues.md.
 package struct RedisStreamsDriver: JobQueueDriver {
     package let client: RedisClient
     package let group: String

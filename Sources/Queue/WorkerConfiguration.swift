@@ -42,6 +42,7 @@ public struct WorkerConfiguration: Sendable {
     /// Consumer group name shared by all workers of a queue.
     public var consumerGroup: String
 
+    /// `maxRetries`, when given, sets `retryPolicy.maxAttempts` to `maxRetries + 1`.
     public init(
         workerID: String = WorkerConfiguration.defaultWorkerID(),
         queues: [QueueName] = QueueName.workQueues,

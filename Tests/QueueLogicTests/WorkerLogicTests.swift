@@ -221,6 +221,22 @@ struct WorkerLogicTests {
         try await task.value
     }
 
+    @Test("a job whose workers keep dying is not run again once its deliveries exceed its attempts")
+    func tooManyDeliveries() async throws {
+        let driver = MemoryJobQueueDriver()
+        let recorder = Recorder()
+        try await driver.enqueue(Nap(milliseconds: 0), on: .ai, options: EnqueueOptions(maxAttempts: 1))
+        #expect(try await driver.forConsumer("dead-worker").claim(from: [.ai], limitPerQueue: 1, wait: nil).count == 1)
+        let (worker, task) = try Logic.start(driver, registry: .logic(recorder), configuration: Logic.configuration())
+        try await Logic.eventually("buried") { driver.failedJobs.count == 1 }
+        #expect(recorder.started == 0, "the handler never ran")
+        #expect(driver.failedJobs.first?.error.contains("tooManyDeliveries") == true)
+        #expect(driver.failedJobs.first?.envelope?.attempts == 1)
+        #expect(driver.pendingCount(.ai) == 0)
+        worker.beginStopping()
+        try await task.value
+    }
+
     @Test("a long job is not taken over by another worker while its own lives (its claim is extended)")
     func longJobIsNotReclaimed() async throws {
         let driver = MemoryJobQueueDriver()
