@@ -76,7 +76,6 @@ let package = Package(
                 "SwitchboardCore",
                 "Observability",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -174,7 +173,7 @@ let package = Package(
         .executableTarget(
             name: "switchboard-bench",
             dependencies: [
-                "CHiredis", "RedisClient", "Storage", "Queue", "Gateway", "SwitchboardCore",
+                "CHiredis", "RedisClient", "Storage", "Queue", "QueueTestJobs", "Gateway", "SwitchboardCore",
                 "SwitchboardApp", "APIServer", "Pipeline", "AIProviders", "Turns",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -207,7 +206,6 @@ let package = Package(
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "SwitchboardCore", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "SwitchboardConfigLogicTests", dependencies: ["SwitchboardConfig"], swiftSettings: swiftSettings),
-        .testTarget(name: "QueueTests", dependencies: ["Queue", "RedisClient", "TestSupport"], swiftSettings: swiftSettings),
         // The gateway's logic without servers (protocol, tokens, channel rules, the client over the
         // memory engine, the HTTP API in process): runs in seconds, needs no Redis.
         .testTarget(
@@ -224,6 +222,20 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // The gateway's Redis engine against a real Redis (SB_TEST_REDIS_URL).
+        // Diagnostic jobs (they record their runs in Redis) for the queue tests and the benchmark harness.
+        .target(
+            name: "QueueTestJobs",
+            dependencies: ["Queue", "RedisClient"],
+            path: "Tests/QueueTestJobs",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "QueueTests",
+            dependencies: ["Queue", "QueueTestJobs", "RedisClient", "SwitchboardCore", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        // The worker runtime's logic on the in-memory driver: no server needed.
+        .testTarget(name: "QueueLogicTests", dependencies: ["Queue", "SwitchboardCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "GatewayTests",
             dependencies: [
@@ -233,7 +245,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "AIProvidersTests", dependencies: ["AIProviders", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "AIProvidersTests", dependencies: ["AIProviders", "SwitchboardCore", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "PipelineTests",
             dependencies: [

@@ -1,4 +1,5 @@
 import Foundation
+import SwitchboardCore
 
 /// Where the OpenAI-compatible server is and how patiently to talk to it.
 ///
@@ -22,6 +23,7 @@ public struct AIProviderConfiguration: Sendable, Hashable {
     public var streamIdleTimeout: Duration
     /// A whole streamed answer.
     public var streamTimeout: Duration
+    /// Retries of 429, 5xx and unreachable servers (full jitter; `maxRetryAfter` bounds a `Retry-After`).
     public var retry: RetryPolicy
 
     public init(
@@ -92,34 +94,6 @@ public struct AIProviderConfiguration: Sendable, Hashable {
     /// The local llama.cpp server that `scripts/llm` starts (SmolLM2-135M for chat, MiniLM for embeddings).
     public static func localModelServer(baseURL: String = "http://127.0.0.1:8089/v1") -> Self {
         .init(baseURL: baseURL, model: "smollm2-135m", embedModel: "all-minilm-l6-v2")
-    }
-}
-
-/// Exponential backoff with full jitter, for 429, 5xx and unreachable servers.
-public struct RetryPolicy: Sendable, Hashable {
-    /// Attempts in all, including the first.
-    public var maxAttempts: Int
-    public var baseDelay: Duration
-    public var maxDelay: Duration
-    /// The most a server's `Retry-After` may make us wait; longer waits give up instead.
-    public var maxRetryAfter: Duration
-
-    public init(maxAttempts: Int = 3, baseDelay: Duration = .milliseconds(250), maxDelay: Duration = .seconds(4), maxRetryAfter: Duration = .seconds(10)) {
-        self.maxAttempts = max(1, maxAttempts)
-        self.baseDelay = baseDelay
-        self.maxDelay = maxDelay
-        self.maxRetryAfter = maxRetryAfter
-    }
-
-    public static let none = RetryPolicy(maxAttempts: 1)
-
-    /// The wait before attempt `attempt + 1` (attempt counts from 1): random in [base/2, min(max, base·2^(attempt-1))].
-    public func delay(afterAttempt attempt: Int) -> Duration {
-        let exponent = min(attempt - 1, 16)
-        let ceiling = min(maxDelay, baseDelay * (1 << exponent))
-        let floor = min(baseDelay / 2, ceiling)
-        let floorMs = floor.milliseconds, ceilingMs = max(ceiling.milliseconds, floorMs)
-        return .milliseconds(Int64.random(in: floorMs...ceilingMs))
     }
 }
 

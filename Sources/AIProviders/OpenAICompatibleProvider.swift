@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import SwitchboardCore
 
 /// Speaks the OpenAI HTTP API (`/chat/completions`, streamed or not, and `/embeddings`), which
 /// OpenAI, Ollama, vLLM and llama.cpp's server all serve. Retries 429, 5xx and unreachable

@@ -13,35 +13,35 @@ public struct JobID: RawRepresentable, Hashable, Sendable, Codable, CustomString
 
 /// The wire form of a job: the fields of its stream entry (and, JSON-encoded as a flat array of
 /// alternating names and values, the member of the delayed set).
-struct JobEnvelope: Sendable, Equatable {
-    enum Field {
-        static let id = "id"
-        static let name = "name"
-        static let version = "v"
-        static let payload = "data"
-        static let attempts = "att"      // runs already used up by failures
-        static let maxAttempts = "max"   // 0: the worker's default
-        static let enqueuedAt = "enq"    // first enqueue, microseconds since 1970
-        static let lastError = "err"
+package struct JobEnvelope: Sendable, Equatable {
+    package enum Field {
+        package static let id = "id"
+        package static let name = "name"
+        package static let version = "v"
+        package static let payload = "data"
+        package static let attempts = "att"      // runs already used up by failures
+        package static let maxAttempts = "max"   // 0: the worker's default
+        package static let enqueuedAt = "enq"    // first enqueue, microseconds since 1970
+        package static let lastError = "err"
         // only in the failed stream
-        static let queue = "queue"
-        static let failedAt = "failed_at"
+        package static let queue = "queue"
+        package static let failedAt = "failed_at"
     }
 
-    var id: JobID
-    var name: String
-    var version: Int
-    var payload: [UInt8]
-    var attempts: Int
-    var maxAttempts: Int
-    var enqueuedAtMicros: Int64
-    var lastError: String?
+    package var id: JobID
+    package var name: String
+    package var version: Int
+    package var payload: [UInt8]
+    package var attempts: Int
+    package var maxAttempts: Int
+    package var enqueuedAtMicros: Int64
+    package var lastError: String?
 
-    var enqueuedAt: Date { Date(timeIntervalSince1970: Double(enqueuedAtMicros) / 1_000_000) }
+    package var enqueuedAt: Date { Date(timeIntervalSince1970: Double(enqueuedAtMicros) / 1_000_000) }
 
-    static func nowMicros() -> Int64 { Int64((Date().timeIntervalSince1970 * 1_000_000).rounded()) }
+    package static func nowMicros() -> Int64 { Int64((Date().timeIntervalSince1970 * 1_000_000).rounded()) }
 
-    var fields: [(String, [UInt8])] {
+    package var fields: [(String, [UInt8])] {
         var fields: [(String, [UInt8])] = [
             (Field.id, Array(id.rawValue.utf8)),
             (Field.name, Array(name.utf8)),
@@ -56,13 +56,13 @@ struct JobEnvelope: Sendable, Equatable {
     }
 
     /// Alternating names and values, as XADD wants them after the id.
-    var flatArguments: [any RESPArgument] {
+    package var flatArguments: [any RESPArgument] {
         fields.flatMap { [$0.0 as any RESPArgument, $0.1 as any RESPArgument] }
     }
 
     /// The delayed-set member: a JSON array `[name, value, name, value, ...]` that the promote
     /// script unpacks into XADD. Payloads are JSON text, so every value is valid UTF-8.
-    func delayedMember() throws(QueueError) -> String {
+    package func delayedMember() throws(QueueError) -> String {
         let strings = fields.map { [$0.0, String(decoding: $0.1, as: UTF8.self)] }.flatMap { $0 }
         do {
             return String(decoding: try JobCoding.encoder.encode(strings), as: UTF8.self)
@@ -71,7 +71,7 @@ struct JobEnvelope: Sendable, Equatable {
         }
     }
 
-    init(id: JobID, name: String, version: Int, payload: [UInt8], attempts: Int, maxAttempts: Int,
+    package init(id: JobID, name: String, version: Int, payload: [UInt8], attempts: Int, maxAttempts: Int,
          enqueuedAtMicros: Int64, lastError: String? = nil) {
         self.id = id
         self.name = name
@@ -84,7 +84,7 @@ struct JobEnvelope: Sendable, Equatable {
     }
 
     /// Reads the envelope from stream entry fields; nil when required fields are missing.
-    init?(fields: [String: [UInt8]]) {
+    package init?(fields: [String: [UInt8]]) {
         func string(_ key: String) -> String? { fields[key].map { String(decoding: $0, as: UTF8.self) } }
         guard let id = string(Field.id), let name = string(Field.name), let payload = fields[Field.payload] else {
             return nil

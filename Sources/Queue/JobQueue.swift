@@ -54,7 +54,7 @@ public struct JobQueue: JobProducer {
         let envelope = JobEnvelope(
             id: .make(), name: P.name, version: P.version, payload: try job.encodedPayload(), attempts: 0,
             maxAttempts: max(0, options.maxAttempts ?? 0), enqueuedAtMicros: JobEnvelope.nowMicros())
-        let delayMillis = options.delay.map { max(0, Self.milliseconds($0)) } ?? 0
+        let delayMillis = options.delay.map { max(0, Int($0.inMilliseconds)) } ?? 0
 
         // The common case (no key, no delay) is a plain XADD; everything else is one script so the
         // idempotency key and the job are written together or not at all.
@@ -70,7 +70,7 @@ public struct JobQueue: JobProducer {
             keys.append(QueueKeys.idempotency(queue, key))
         }
         let args: [any RESPArgument] = [
-            envelope.id.rawValue, max(1, Self.milliseconds(options.idempotencyTTL)), delayMillis,
+            envelope.id.rawValue, max(1, Int(options.idempotencyTTL.inMilliseconds)), delayMillis,
             delayMillis > 0 ? try envelope.delayedMember() : "",
         ] + envelope.flatArguments
         let reply = try await client.evalScript(QueueScripts.enqueue, keys: keys, args: args)
@@ -113,11 +113,6 @@ public struct JobQueue: JobProducer {
 
     static func checkWritable(_ queue: QueueName) throws(QueueError) {
         if queue == .failed { throw QueueError(.invalidQueue, "jobs cannot be enqueued on 'failed'") }
-    }
-
-    static func milliseconds(_ duration: Duration) -> Int {
-        let (seconds, attoseconds) = duration.components
-        return Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
     }
 }
 

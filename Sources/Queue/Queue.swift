@@ -2,10 +2,12 @@
 ///
 /// Owns everything between "a producer wants work done" and "the work is done or has failed for
 /// good": the Redis Streams wire format of a job, enqueueing (`JobQueue`, idempotent and delayed),
-/// the worker (`WorkerService`: consumer groups, concurrency slots, timeouts, retries with
-/// backoff, reclaiming jobs of dead workers, graceful drain), the dead-letter stream
-/// (`FailedJobs`), and the worker's `/health` + `/metrics` endpoint (`WorkerHealthServer`).
-/// Multi-key changes are Lua scripts (`QueueScripts`) so a crash can neither lose nor double a job.
+/// the worker runtime (`WorkerService`: concurrency slots, timeouts, retries with backoff,
+/// reclaiming jobs of dead workers, graceful drain) and the driver seam it talks through
+/// (`JobQueueDriver`: `RedisStreamsDriver` with consumer groups, `MemoryJobQueueDriver` for logic
+/// tests), the dead-letter stream (`FailedJobs`), and the worker's `/health` + `/metrics`
+/// endpoint (`WorkerHealthServer`). Multi-key changes are Lua scripts (`QueueScripts`) so a crash
+/// can neither lose nor double a job.
 /// Key families, TTLs and failure semantics: docs/queues.md.
 import Foundation
 import SwitchboardCore

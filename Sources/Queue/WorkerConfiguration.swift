@@ -2,8 +2,12 @@ import Foundation
 import SwitchboardCore
 
 /// Everything a worker process is tuned by. Defaults suit production; tests shorten the times.
+/// `switchboard` fills it from `Settings` (the `worker` section and its WORKER_* variables).
 public struct WorkerConfiguration: Sendable {
     public static let defaultConsumerGroup = "workers"
+    /// 6 attempts (5 retries), waiting 1 s × 2ⁿ⁻¹ (at most 600 s) stretched by up to 20 %.
+    public static let defaultRetryPolicy = RetryPolicy(
+        maxAttempts: 6, baseDelay: .seconds(1), factor: 2, maxDelay: .seconds(600), jitter: .proportional(0.2))
 
     /// Consumer name in every group; must be unique per live process. Default `hostname-pid`.
     public var workerID: String
@@ -13,8 +17,12 @@ public struct WorkerConfiguration: Sendable {
     public var concurrency: Int
     /// A run longer than this is cancelled and counts as a failed attempt (WORKER_JOB_TIMEOUT).
     public var jobTimeout: Duration
-    /// Retries after the first run, unless the job's own `maxAttempts` says otherwise (WORKER_MAX_RETRIES).
-    public var maxRetries: Int
+    /// Retries after the first run, unless the job's own `maxAttempts` says otherwise (WORKER_MAX_RETRIES):
+    /// `retryPolicy.maxAttempts - 1`.
+    public var maxRetries: Int {
+        get { retryPolicy.maxAttempts - 1 }
+        set { retryPolicy.maxAttempts = newValue + 1 }
+    }
     /// An entry pending this long without its worker extending the claim is taken over by
     /// another worker (the first worker is presumed dead).
     public var visibilityTimeout: Duration
@@ -29,17 +37,18 @@ public struct WorkerConfiguration: Sendable {
     public var blockTime: Duration
     /// Longest sleep of the delayed-set promoter (it wakes earlier when something is due sooner).
     public var promoteInterval: Duration
-    /// Backoff between attempts.
+    /// Attempts of a job (unless the job sets its own) and the backoff between them.
     public var retryPolicy: RetryPolicy
     /// Consumer group name shared by all workers of a queue.
     public var consumerGroup: String
 
+    /// `maxRetries`, when given, sets `retryPolicy.maxAttempts` to `maxRetries + 1`.
     public init(
         workerID: String = WorkerConfiguration.defaultWorkerID(),
         queues: [QueueName] = QueueName.workQueues,
         concurrency: Int = 8,
         jobTimeout: Duration = .seconds(300),
-        maxRetries: Int = 5,
+        maxRetries: Int? = nil,
         visibilityTimeout: Duration = .seconds(30),
         gracePeriod: Duration = .seconds(60),
         healthHost: String = "127.0.0.1",
@@ -47,14 +56,13 @@ public struct WorkerConfiguration: Sendable {
         batchSize: Int = 64,
         blockTime: Duration = .seconds(2),
         promoteInterval: Duration = .seconds(1),
-        retryPolicy: RetryPolicy = RetryPolicy(),
+        retryPolicy: RetryPolicy = WorkerConfiguration.defaultRetryPolicy,
         consumerGroup: String = WorkerConfiguration.defaultConsumerGroup
     ) {
         self.workerID = workerID
         self.queues = queues
         self.concurrency = concurrency
         self.jobTimeout = jobTimeout
-        self.maxRetries = maxRetries
         self.visibilityTimeout = visibilityTimeout
         self.gracePeriod = gracePeriod
         self.healthHost = healthHost
@@ -64,6 +72,7 @@ public struct WorkerConfiguration: Sendable {
         self.promoteInterval = promoteInterval
         self.retryPolicy = retryPolicy
         self.consumerGroup = consumerGroup
+        if let maxRetries { self.maxRetries = maxRetries }
     }
 
     /// `hostname-pid`.
@@ -91,74 +100,5 @@ public struct WorkerConfiguration: Sendable {
         if batchSize < 1 { throw bad("batchSize must be at least 1") }
         if blockTime < .milliseconds(1) { throw bad("blockTime must be at least 1 ms") }
         if !(0...65535).contains(healthPort) { throw bad("healthPort must be 0–65535") }
-    }
-}
-
-/// Exponential backoff with jitter: attempt n waits `base * factor^(n-1)`, capped at `maximum`,
-/// stretched by a random 0…`jitter` fraction so retries of many jobs spread out.
-public struct RetryPolicy: Sendable, Equatable {
-    public var base: Duration
-    public var factor: Double
-    public var maximum: Duration
-    public var jitter: Double
-
-    public init(base: Duration = .seconds(1), factor: Double = 2, maximum: Duration = .seconds(600), jitter: Double = 0.2) {
-        self.base = base
-        self.factor = factor
-        self.maximum = maximum
-        self.jitter = jitter
-    }
-
-    /// The wait before the next run after `failedAttempt` (1-based) failed.
-    public func delay(afterAttempt failedAttempt: Int, random: Double = Double.random(in: 0...1)) -> Duration {
-        let baseSeconds = Self.seconds(base)
-        let exponent = Double(max(0, failedAttempt - 1))
-        let raw = min(Self.seconds(maximum), baseSeconds * pow(factor, exponent))
-        return .milliseconds(Int64((raw * (1 + max(0, jitter) * random) * 1000).rounded()))
-    }
-
-    static func seconds(_ duration: Duration) -> Double {
-        let (seconds, attoseconds) = duration.components
-        return Double(seconds) + Double(attoseconds) / 1e18
-    }
-}
-
-extension WorkerConfiguration {
-    /// Applies the worker's environment variables over `self`: WORKER_ID, WORKER_QUEUES
-    /// (comma-separated), WORKER_CONCURRENCY, WORKER_JOB_TIMEOUT, WORKER_MAX_RETRIES,
-    /// WORKER_VISIBILITY_TIMEOUT, WORKER_GRACE_PERIOD (seconds, fractions allowed),
-    /// WORKER_HEALTH_HOST, WORKER_HEALTH_PORT. Unset variables leave fields as they are.
-    public func overriding(environment: [String: String]) throws(QueueError) -> WorkerConfiguration {
-        var configuration = self
-        func value(_ name: String) -> String? {
-            environment[name].map { $0.trimmingCharacters(in: .whitespaces) }.flatMap { $0.isEmpty ? nil : $0 }
-        }
-        func int(_ name: String) throws(QueueError) -> Int? {
-            guard let text = value(name) else { return nil }
-            guard let n = Int(text) else { throw QueueError(.invalidConfiguration, "\(name) must be an integer, got '\(text)'") }
-            return n
-        }
-        func seconds(_ name: String) throws(QueueError) -> Duration? {
-            guard let text = value(name) else { return nil }
-            guard let s = Double(text), s.isFinite, s >= 0 else {
-                throw QueueError(.invalidConfiguration, "\(name) must be a number of seconds, got '\(text)'")
-            }
-            return .milliseconds(Int64((s * 1000).rounded()))
-        }
-        if let id = value("WORKER_ID") { configuration.workerID = id }
-        if let queues = value("WORKER_QUEUES") {
-            var parsed: [QueueName] = []
-            for name in queues.split(separator: ",") { parsed.append(try QueueName.parse(String(name))) }
-            configuration.queues = parsed
-        }
-        if let n = try int("WORKER_CONCURRENCY") { configuration.concurrency = n }
-        if let d = try seconds("WORKER_JOB_TIMEOUT") { configuration.jobTimeout = d }
-        if let n = try int("WORKER_MAX_RETRIES") { configuration.maxRetries = n }
-        if let d = try seconds("WORKER_VISIBILITY_TIMEOUT") { configuration.visibilityTimeout = d }
-        if let d = try seconds("WORKER_GRACE_PERIOD") { configuration.gracePeriod = d }
-        if let host = value("WORKER_HEALTH_HOST") { configuration.healthHost = host }
-        if let n = try int("WORKER_HEALTH_PORT") { configuration.healthPort = n }
-        try configuration.validate()
-        return configuration
     }
 }

@@ -2,8 +2,8 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
-import RedisClient
 import ServiceLifecycle
+import SwitchboardCore
 
 /// `GET /health` and `GET /metrics` of a worker process, on its own port (default 9000).
 public struct WorkerHealthServer: Service {
@@ -29,7 +29,7 @@ public struct WorkerHealthServer: Service {
             let body = WorkerHealth(
                 status: worker.isDraining ? "draining" : "ok", worker_id: worker.configuration.workerID,
                 hostname: WorkerConfiguration.hostName(), active_jobs: worker.activeJobs,
-                uptime: (RetryPolicy.seconds(worker.uptime) * 1000).rounded() / 1000)
+                uptime: (worker.uptime.inSeconds * 1000).rounded() / 1000)
             let data = try JSONEncoder().encode(body)
             return Response(
                 status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
@@ -43,18 +43,16 @@ public struct WorkerHealthServer: Service {
         return router
     }
 
-    /// Prometheus text for `worker`. Queue state that Redis cannot provide right now is left out.
+    /// Prometheus text for `worker`. Queue state that its driver cannot provide right now is left out.
     public static func metricsText(worker: WorkerService) async -> String {
         var stats: [QueueStats] = []
         for queue in worker.configuration.queues {
-            if let s = try? await QueueStats.read(queue: queue, group: worker.configuration.consumerGroup, client: worker.client) {
-                stats.append(s)
-            }
+            if let s = try? await worker.driver.stats(of: queue) { stats.append(s) }
         }
-        let failed = try? await worker.client.xlen(QueueKeys.failed)
+        let failed = try? await worker.driver.failedCount()
         return WorkerMetricsPage.render(
             stats: stats, failedJobs: failed, metrics: worker.metrics, activeJobs: worker.activeJobs,
-            uptime: RetryPolicy.seconds(worker.uptime))
+            uptime: worker.uptime.inSeconds)
     }
 
     public func run() async throws {

@@ -1,6 +1,7 @@
 import CoreMetrics
 import Foundation
 import Observability
+import SwitchboardCore
 import Synchronization
 
 /// The worker's own counters and job-duration histogram, per queue, rendered as Prometheus text
@@ -98,7 +99,7 @@ enum WorkerMetricsPage {
         for s in stats { out.sample("switchboard_queue_delayed", queueLabel(s.queue), Double(s.delayed)) }
         out.family("switchboard_queue_oldest_age_seconds", "gauge", "Age of the oldest entry in the queue stream.")
         for s in stats {
-            out.sample("switchboard_queue_oldest_age_seconds", queueLabel(s.queue), RetryPolicy.seconds(s.oldestAge))
+            out.sample("switchboard_queue_oldest_age_seconds", queueLabel(s.queue), s.oldestAge.inSeconds)
         }
         if let failedJobs {
             out.family("switchboard_queue_failed_jobs", "gauge", "Jobs in the failed (dead-letter) stream.")

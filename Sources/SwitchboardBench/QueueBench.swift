@@ -3,7 +3,9 @@
 import Foundation
 import Logging
 import Queue
+import QueueTestJobs
 import RedisClient
+import SwitchboardCore
 
 enum QueueBench {
     static func run(_ arguments: [String]) async throws {
@@ -55,7 +57,7 @@ enum QueueBench {
         if let n = try options.int("batch") { configuration.batchSize = n }
         if let n = try options.int("block-ms") { configuration.blockTime = .milliseconds(n) }
         if let n = try options.int("promote-ms") { configuration.promoteInterval = .milliseconds(n) }
-        if let n = try options.int("backoff-base-ms") { configuration.retryPolicy.base = .milliseconds(n) }
+        if let n = try options.int("backoff-base-ms") { configuration.retryPolicy.baseDelay = .milliseconds(n) }
         let healthPort = try options.int("health-port")
         if let healthPort { configuration.healthPort = healthPort }
 

@@ -1,7 +1,9 @@
 import Foundation
 import Logging
 import Queue
+import QueueTestJobs
 import RedisClient
+import SwitchboardCore
 import Testing
 
 #if canImport(FoundationNetworking)
@@ -91,7 +93,7 @@ struct QueueAPITests {
             registry.register(Bad.self) { _, _ in throw Rejected() }
             var configuration = Self.fastConfiguration()
             configuration.maxRetries = 1
-            configuration.retryPolicy.base = .milliseconds(50)
+            configuration.retryPolicy.baseDelay = .milliseconds(50)
             let worker = try WorkerService(client: env.client, registry: registry, configuration: configuration)
             let task = Task { try await worker.run() }
             try await env.queue.enqueue(Bad(), on: .ai)
@@ -261,7 +263,7 @@ actor PortBox {
 struct QueueUnitTests {
     @Test("backoff grows exponentially, is capped, and jitter only stretches it")
     func backoff() {
-        let policy = RetryPolicy(base: .milliseconds(100), factor: 2, maximum: .seconds(1), jitter: 0.2)
+        let policy = RetryPolicy(baseDelay: .milliseconds(100), factor: 2, maxDelay: .seconds(1), jitter: .proportional(0.2))
         #expect(policy.delay(afterAttempt: 1, random: 0) == .milliseconds(100))
         #expect(policy.delay(afterAttempt: 2, random: 0) == .milliseconds(200))
         #expect(policy.delay(afterAttempt: 3, random: 1) == .milliseconds(480))
@@ -283,22 +285,6 @@ struct QueueUnitTests {
         #expect(throws: QueueError.self) { try WorkerConfiguration(queues: []).validate() }
         #expect(throws: Never.self) { try WorkerConfiguration().validate() }
         #expect(WorkerConfiguration().workerID.hasSuffix("-\(getpid())"))
-    }
-
-    @Test("worker settings come from WORKER_* environment variables")
-    func environment() throws {
-        let configuration = try WorkerConfiguration().overriding(environment: [
-            "WORKER_CONCURRENCY": "12", "WORKER_JOB_TIMEOUT": "90", "WORKER_MAX_RETRIES": "2",
-            "WORKER_QUEUES": "ai, delivery", "WORKER_VISIBILITY_TIMEOUT": "2.5", "WORKER_HEALTH_PORT": "9100",
-        ])
-        #expect(configuration.concurrency == 12)
-        #expect(configuration.jobTimeout == .seconds(90))
-        #expect(configuration.maxRetries == 2)
-        #expect(configuration.queues == [.ai, .delivery])
-        #expect(configuration.visibilityTimeout == .milliseconds(2500))
-        #expect(configuration.healthPort == 9100)
-        #expect(throws: QueueError.self) { try WorkerConfiguration().overriding(environment: ["WORKER_CONCURRENCY": "many"]) }
-        #expect(throws: QueueError.self) { try WorkerConfiguration().overriding(environment: ["WORKER_QUEUES": "failed"]) }
     }
 
     @Test("payload versions newer than the worker's are rejected, older ones decoded")

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Queue
+import QueueTestJobs
 import RedisClient
 import TestSupport
 import Testing

@@ -1,5 +1,6 @@
 import Foundation
 import Queue
+import QueueTestJobs
 import RedisClient
 import TestSupport
 import Testing

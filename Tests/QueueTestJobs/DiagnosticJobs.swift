@@ -1,11 +1,12 @@
 import Foundation
+import Queue
 import RedisClient
 import Synchronization
 
-/// Jobs that exercise the queue itself: the worker harness of the tests and the benchmark runs
-/// them, and an operator can enqueue them to check a deployment end to end. Each records what
-/// happened under `diag:{tag}:...` keys (prefixed by the client), so a test counts executions
-/// in Redis across worker processes.
+/// QueueTestJobs: jobs that exercise the queue itself, shared by the queue tests and the
+/// benchmark harness (`switchboard-bench queue worker`), and shipped in no product. Each records
+/// what happened under `diag:{tag}:...` keys (prefixed by the client), so a test counts
+/// executions in Redis across worker processes.
 public enum DiagnosticJobs {
     /// Does nothing (throughput benchmark). Optionally feeds a latency recorder.
     public struct Noop: JobPayload {
@@ -74,7 +75,7 @@ public enum DiagnosticJobs {
     public static func register(in registry: inout JobRegistry, client: RedisClient, latency: LatencyRecorder? = nil) {
         registry.register(Noop.self) { _, context in
             if let latency {
-                latency.record(JobEnvelope.nowMicros() - Int64((context.enqueuedAt.timeIntervalSince1970 * 1_000_000).rounded()))
+                latency.record(Int64((Date().timeIntervalSince(context.enqueuedAt) * 1_000_000).rounded()))
             }
         }
         registry.register(Mark.self) { job, context in
