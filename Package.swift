@@ -31,8 +31,15 @@ let package = Package(
         .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
         .systemLibrary(name: "CMariaDB", pkgConfig: "libmariadb", providers: [.apt(["libmariadb-dev"])]),
 
+        // RE2 (Debian's libre2-dev) behind a small C face, for routing rules.
+        .target(
+            name: "CRE2",
+            path: "Sources/CRE2",
+            linkerSettings: [.linkedLibrary("re2")]
+        ),
         .target(
             name: "SwitchboardCore",
+            dependencies: ["CRE2"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -280,6 +287,7 @@ let package = Package(
         .testTarget(name: "RedisClientLogicTests", dependencies: ["RedisClient", .product(name: "NIOCore", package: "swift-nio")], swiftSettings: swiftSettings),
         .testTarget(name: "StorageLogicTests", dependencies: ["Storage"], swiftSettings: swiftSettings),
         .testTarget(name: "AIProvidersLogicTests", dependencies: ["AIProviders"], swiftSettings: swiftSettings),
+        .testTarget(name: "SwitchboardCoreLogicTests", dependencies: ["SwitchboardCore"], swiftSettings: swiftSettings),
         .testTarget(name: "TurnsLogicTests", dependencies: ["Turns", "SwitchboardCore"], swiftSettings: swiftSettings),
         .testTarget(name: "ChannelsLogicTests", dependencies: ["Channels", "SwitchboardCore"], swiftSettings: swiftSettings),
         .testTarget(

@@ -60,7 +60,7 @@ public enum APIApplication {
         // Webhooks carry no API key: each channel authenticates its own deliveries.
         let webhooks = router.group("/api/v1/webhooks")
         if let rule = limits.perIP {
-            webhooks.add(middleware: RateLimitMiddleware(limiter: limiter, rule: rule, subject: .clientIP, trustForwardedFor: limits.trustForwardedFor))
+            webhooks.add(middleware: RateLimitMiddleware(limiter: limiter, rule: rule, subject: .clientIP, trustedProxies: limits.trustedProxies))
         }
         let whatsapp = WhatsAppWebhookAPI(dependencies: dependencies)
         recorder.record(.get, "/api/v1/webhooks/whatsapp/:channelId")
@@ -70,12 +70,12 @@ public enum APIApplication {
 
         let v1 = router.group("/api/v1")
         if let rule = limits.perIP {
-            v1.add(middleware: RateLimitMiddleware(limiter: limiter, rule: rule, subject: .clientIP, trustForwardedFor: limits.trustForwardedFor))
+            v1.add(middleware: RateLimitMiddleware(limiter: limiter, rule: rule, subject: .clientIP, trustedProxies: limits.trustedProxies))
         }
         v1.add(middleware: APIKeyAuthenticator(
             apiKeys: dependencies.stores.apiKeys, cache: APIKeyCache(store: dependencies.stores.apiKeys, redis: dependencies.redis)))
         if let rule = limits.perUser {
-            v1.add(middleware: RateLimitMiddleware(limiter: limiter, rule: rule, subject: .user, trustForwardedFor: limits.trustForwardedFor))
+            v1.add(middleware: RateLimitMiddleware(limiter: limiter, rule: rule, subject: .user, trustedProxies: limits.trustedProxies))
         }
         v1.add(middleware: IdempotencyMiddleware(
             store: api.idempotency, maxBodyBytes: dependencies.settings.maxBodyBytes, excludedPaths: ["/api/v1/messages/stream"]))

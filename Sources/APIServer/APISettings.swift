@@ -21,17 +21,19 @@ public struct RateLimitSettings: Sendable, Equatable {
     public var perUser: RateLimitRule?
     /// Per client IP, checked before authentication (so it also slows key guessing).
     public var perIP: RateLimitRule?
-    /// Take the client IP from the first `X-Forwarded-For` address (only behind a proxy you trust).
-    public var trustForwardedFor: Bool
+    /// How many proxies of yours stand in front of the api (0: none, `X-Forwarded-For` is
+    /// ignored). The client is the address that many hops from the right of `X-Forwarded-For`:
+    /// what the outermost of your proxies saw, whatever the client wrote into the header.
+    public var trustedProxies: Int
 
     public init(
         perUser: RateLimitRule? = RateLimitRule(limit: 600, period: .seconds(60), burst: 100),
         perIP: RateLimitRule? = RateLimitRule(limit: 1_200, period: .seconds(60), burst: 200),
-        trustForwardedFor: Bool = false
+        trustedProxies: Int = 0
     ) {
         self.perUser = perUser
         self.perIP = perIP
-        self.trustForwardedFor = trustForwardedFor
+        self.trustedProxies = trustedProxies
     }
 
     public static let disabled = RateLimitSettings(perUser: nil, perIP: nil)

@@ -63,7 +63,7 @@ struct RateLimitMiddleware: RouterMiddleware {
     let limiter: RateLimiter
     let rule: RateLimitRule
     let subject: Subject
-    let trustForwardedFor: Bool
+    let trustedProxies: Int
 
     static let limitHeader = HTTPField.Name("RateLimit-Limit")!
     static let remainingHeader = HTTPField.Name("RateLimit-Remaining")!
@@ -102,11 +102,21 @@ struct RateLimitMiddleware: RouterMiddleware {
     }
 
     func clientIP(_ request: Request, _ context: Context) -> String {
-        if trustForwardedFor, let forwarded = request.headers[HTTPField.Name("X-Forwarded-For")!],
-           let first = forwarded.split(separator: ",").first?.trimmingCharacters(in: .whitespaces), !first.isEmpty {
-            return String(first.prefix(64))
-        }
-        return context.remoteAddress?.ipAddress ?? "unknown"
+        Self.clientIP(
+            forwardedFor: request.headers[values: HTTPField.Name("X-Forwarded-For")!], peer: context.remoteAddress?.ipAddress,
+            trustedProxies: trustedProxies)
+    }
+
+    /// The client's address: the peer's when no proxy is trusted; else the `trustedProxies`-th
+    /// address from the right of every `X-Forwarded-For` line joined (each proxy appends the
+    /// address it received from), so entries a client wrote itself, on the left, are never taken.
+    static func clientIP(forwardedFor lines: [String], peer: String?, trustedProxies: Int) -> String {
+        let peer = peer ?? "unknown"
+        guard trustedProxies > 0 else { return peer }
+        let hops = lines.flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
+        guard hops.count >= trustedProxies else { return peer }
+        let client = hops[hops.count - trustedProxies]
+        return client.isEmpty ? peer : String(client.prefix(64))
     }
 
     static func seconds(_ milliseconds: Int) -> Int { (milliseconds + 999) / 1000 }

@@ -20,6 +20,8 @@ struct TopicsAPI: Sendable {
     static let maxExamples = 200
     static let maxExampleCharacters = 500
     static let maxPatternCharacters = 1000
+    /// Rules one user's topics may hold (each runs on every one of that user's messages).
+    static let maxRulesPerOwner = 500
     static let priorities = -1000...1000
 
     // MARK: - Topics
@@ -99,6 +101,9 @@ struct TopicsAPI: Sendable {
             throw SwitchboardError.invalidField("kind", "must be one of \(RoutingRule.Kind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         let pattern = try validPattern(body.pattern, kind: kind)
+        if try await topics.ruleCount(ownerID: topic.ownerID) >= Self.maxRulesPerOwner {
+            throw SwitchboardError(.limitExceeded, status: 409, "a user's topics hold at most \(Self.maxRulesPerOwner) rules; delete one first")
+        }
         let rule = try await topics.createRule(
             topicID: topic.id, ownerID: topic.ownerID, kind: kind, pattern: pattern, priority: try validPriority(body.priority) ?? 0,
             enabled: body.enabled ?? true)

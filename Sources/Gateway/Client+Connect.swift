@@ -13,6 +13,11 @@ extension Client {
             do throws(JWT.Failure) {
                 let claims = try JWT.verify(text, secrets: node.tokenSecrets, now: now)
                 token = try ConnectionToken(claims: claims)
+                if configuration.requireTokenExpiry, token?.expiresAt == nil {
+                    node.logger.debug("connection token without exp refused", metadata: ["client": "\(self.id)"])
+                    disconnect(.invalidToken)
+                    return
+                }
             } catch .expired {
                 reply(Reply.error(id: id, .tokenExpired))
                 return

@@ -32,6 +32,9 @@ public struct GatewayConfiguration: Sendable, Codable {
     public var clientCommandBurst = 500
     /// Let clients connect without a token as anonymous users.
     public var allowAnonymousConnectWithoutToken = false
+    /// Refuse connection tokens without `exp` (a token that never expires). Switchboard's
+    /// assembly turns it on in production unless the section sets it.
+    public var requireTokenExpiry = false
     /// Answer `rpc` commands (echoing the data) instead of error 104.
     public var rpc = false
     /// Seconds of grace after a token expires before the client is disconnected.
@@ -63,6 +66,7 @@ public struct GatewayConfiguration: Sendable, Codable {
         case clientCommandRate = "client_command_rate"
         case clientCommandBurst = "client_command_burst"
         case allowAnonymousConnectWithoutToken = "allow_anonymous_connect_without_token"
+        case requireTokenExpiry = "require_token_expiry"
         case expiryGrace = "expiry_grace"
         case presenceTTL = "presence_ttl"
         case historyMetaTTL = "history_meta_ttl"
@@ -91,6 +95,7 @@ public struct GatewayConfiguration: Sendable, Codable {
         clientCommandBurst = try container.decodeIfPresent(Int.self, forKey: .clientCommandBurst) ?? clientCommandBurst
         allowAnonymousConnectWithoutToken =
             try container.decodeIfPresent(Bool.self, forKey: .allowAnonymousConnectWithoutToken) ?? false
+        requireTokenExpiry = try container.decodeIfPresent(Bool.self, forKey: .requireTokenExpiry) ?? false
         rpc = try container.decodeIfPresent(Bool.self, forKey: .rpc) ?? false
         expiryGrace = try decodeSeconds(container, .expiryGrace) ?? expiryGrace
         presenceTTL = try decodeSeconds(container, .presenceTTL) ?? presenceTTL
@@ -118,6 +123,7 @@ public struct GatewayConfiguration: Sendable, Codable {
         try container.encode(clientCommandRate, forKey: .clientCommandRate)
         try container.encode(clientCommandBurst, forKey: .clientCommandBurst)
         try container.encode(allowAnonymousConnectWithoutToken, forKey: .allowAnonymousConnectWithoutToken)
+        try container.encode(requireTokenExpiry, forKey: .requireTokenExpiry)
         try container.encode(rpc, forKey: .rpc)
         try container.encode(expiryGrace, forKey: .expiryGrace)
         try container.encode(presenceTTL, forKey: .presenceTTL)

@@ -139,14 +139,14 @@ private func tokenInfo(_ claims: [String: JSONValue]) -> String? {
 public enum GatewayTokens {
     /// A connection token when `channel` is nil, a subscription token for `channel` otherwise.
     /// - Parameters:
-    ///   - ttl: seconds until the token expires; nil or ≤ 0 for a token that never expires.
+    ///   - ttl: seconds until the token expires (at least 1: every minted token expires).
     ///   - info: JSON that becomes `conn_info` (connection) or `chan_info` (subscription).
     ///   - channels: server-side subscriptions for a connection token.
     public static func mint(
         secret: String,
         user: String,
         channel: String? = nil,
-        ttl: Int?,
+        ttl: Int,
         info: JSONValue? = nil,
         channels: [String] = [],
         client: String? = nil,
@@ -156,7 +156,8 @@ public enum GatewayTokens {
         var claims: [String: JSONValue] = ["sub": .string(user)]
         let issued = Int64(now.timeIntervalSince1970)
         claims["iat"] = .int(issued)
-        if let ttl, ttl > 0 { claims["exp"] = .int(issued + Int64(ttl)) }
+        precondition(ttl > 0, "every minted token expires")
+        claims["exp"] = .int(issued + Int64(ttl))
         if let info { claims["info"] = info }
         if let channel {
             claims["channel"] = .string(channel)

@@ -55,11 +55,23 @@ public struct RedisConfiguration: Sendable {
     /// Parses `redis://[user[:password]@]host[:port][/db][?prefix=sb:&pool=4&connect_timeout=5&command_timeout=2&socket=/path]`.
     /// User and password may be percent-encoded; timeouts are in seconds (decimals allowed); with
     /// `socket` the connection goes to that Unix socket and host and port only name the server in logs.
+    /// `url` with the password of its user part replaced by `***` (for errors and logs).
+    public static func redacted(_ url: String) -> String {
+        guard let schemeEnd = url.firstRange(of: "://") else { return url.contains("@") ? "***" : url }
+        let rest = url[schemeEnd.upperBound...]
+        guard let at = rest.lastIndex(of: "@") else { return url }
+        let userInfo = rest[..<at]
+        guard let colon = userInfo.firstIndex(of: ":") else { return url }
+        return String(url[..<schemeEnd.upperBound]) + userInfo[..<colon] + ":***" + rest[at...]
+    }
+
     public init(url: String) throws {
         self.init()
+        // What errors may quote of the URL: never its password.
+        let shown = Self.redacted(url)
         let schemeSeparator = "://"
         guard let schemeEnd = url.firstRange(of: schemeSeparator) else {
-            throw RedisError.invalidURL("missing scheme (expected redis://host:port/db) in '\(url)'")
+            throw RedisError.invalidURL("missing scheme (expected redis://host:port/db) in '\(shown)'")
         }
         let scheme = url[..<schemeEnd.lowerBound].lowercased()
         guard scheme == "redis" else {
@@ -97,7 +109,7 @@ public struct RedisConfiguration: Sendable {
         var portPart: Substring?
         if hostPart.hasPrefix("[") {
             guard let close = hostPart.firstIndex(of: "]") else {
-                throw RedisError.invalidURL("unterminated IPv6 host in '\(url)'")
+                throw RedisError.invalidURL("unterminated IPv6 host in '\(shown)'")
             }
             let after = hostPart[hostPart.index(after: close)...]
             if after.hasPrefix(":") { portPart = after.dropFirst() } else if !after.isEmpty {
@@ -108,7 +120,7 @@ public struct RedisConfiguration: Sendable {
             portPart = hostPart[hostPart.index(after: colon)...]
             hostPart = hostPart[..<colon]
         }
-        guard !hostPart.isEmpty else { throw RedisError.invalidURL("missing host in '\(url)'") }
+        guard !hostPart.isEmpty else { throw RedisError.invalidURL("missing host in '\(shown)'") }
         host = String(hostPart)
         if let portPart {
             guard let p = Int(portPart), (1...65535).contains(p) else {

@@ -27,7 +27,7 @@ public enum AdminCommands {
         }
     }
 
-    public static func mintToken(settings: Settings, user: String, channel: String?, ttl: Int?) throws -> String {
+    public static func mintToken(settings: Settings, user: String, channel: String?, ttl: Int) throws -> String {
         let configuration = try GatewayAssembly.configuration(settings: settings, logger: Logger(label: "switchboard.token"))
         guard let secret = configuration.tokenSecret, !secret.isEmpty else {
             throw ConfigError(key: "gateway.token_secret", "no token secret configured (set SB_GATEWAY_TOKEN_SECRET)")

@@ -15,7 +15,7 @@ enum Clients {
         return RateLimitSettings(
             perUser: rule(limits.perUserPerMinute, limits.perUserBurst),
             perIP: rule(limits.perIPPerMinute, limits.perIPBurst),
-            trustForwardedFor: limits.trustForwardedFor
+            trustedProxies: limits.trustedProxies
         )
     }
 

@@ -25,6 +25,12 @@ enum GatewayAssembly {
         if let secret = settings.gatewayTokenSecret { configuration.tokenSecret = secret }
         if let previous = settings.gatewayPreviousTokenSecret, !previous.isEmpty { configuration.previousTokenSecret = previous }
         if let key = settings.gatewayAPIKey { configuration.apiKey = key }
+        // Production refuses tokens that never expire unless the gateway section says otherwise.
+        var sectionDecides = false
+        if case .object(let keys)? = settings.gatewaySection { sectionDecides = keys["require_token_expiry"] != nil }
+        if settings.environment == .production, !sectionDecides {
+            configuration.requireTokenExpiry = true
+        }
         if let origins = settings.gatewayAllowedOrigins { configuration.allowedOrigins = origins }
         if configuration.tokenSecret?.isEmpty ?? true {
             configuration.tokenSecret = randomSecret()

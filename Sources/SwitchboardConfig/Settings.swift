@@ -49,7 +49,8 @@ public struct Settings: Sendable {
         public var perUserBurst: Int
         public var perIPPerMinute: Int
         public var perIPBurst: Int
-        public var trustForwardedFor: Bool
+        /// Proxies of yours in front of the api (0: the peer address is the client).
+        public var trustedProxies: Int
     }
 
     public var environment: DeploymentEnvironment
@@ -96,7 +97,7 @@ public struct Settings: Sendable {
         "worker.id", "worker.queues", "worker.concurrency", "worker.job_timeout", "worker.max_retries",
         "worker.visibility_timeout", "worker.grace_period", "worker.health_host", "worker.health_port",
         "limits.per_user_per_minute", "limits.per_user_burst", "limits.per_ip_per_minute", "limits.per_ip_burst",
-        "limits.trust_forwarded_for",
+        "limits.trusted_proxies",
         "secrets.key",
     ]
     /// Sections owned by other modules (decoded there) or by later features.
@@ -151,7 +152,7 @@ public struct Settings: Sendable {
             perUserBurst: try source.int("limits.per_user_burst", default: 100, range: 1...1_000_000),
             perIPPerMinute: try source.int("limits.per_ip_per_minute", default: 1_200, range: 0...1_000_000),
             perIPBurst: try source.int("limits.per_ip_burst", default: 200, range: 1...1_000_000),
-            trustForwardedFor: try source.bool("limits.trust_forwarded_for", default: false)
+            trustedProxies: try source.int("limits.trusted_proxies", default: 0, range: 0...16)
         )
         aiEnvironment = source.environmentStyle(section: "ai")
         gatewaySection = source.section("gateway")

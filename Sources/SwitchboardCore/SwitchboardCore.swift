@@ -25,6 +25,8 @@ public struct SwitchboardError: Error, Sendable, Equatable, CustomStringConverti
         public static let payloadTooLarge: Code = "payload_too_large"
         public static let unprocessable: Code = "unprocessable"
         public static let rateLimited: Code = "rate_limited"
+        /// A count the caller may not exceed (rules per user, …) is reached.
+        public static let limitExceeded: Code = "limit_exceeded"
         public static let internalError: Code = "internal_error"
         public static let unavailable: Code = "unavailable"
     }

@@ -74,10 +74,10 @@ struct Token: AsyncParsableCommand {
     @OptionGroup var options: ConfigOption
     @Option(help: "User id (the token's sub claim).") var user: String
     @Option(help: "Mint a subscription token for this channel instead of a connection token.") var channel: String?
-    @Option(help: "Lifetime in seconds (omit for a token that does not expire).") var ttl: Int?
+    @Option(help: "Lifetime in seconds (every token expires).") var ttl: Int = 3600
 
     func validate() throws {
-        if let ttl, ttl <= 0 { throw ValidationError("--ttl must be positive") }
+        if ttl <= 0 { throw ValidationError("--ttl must be positive") }
     }
 
     func run() async throws {

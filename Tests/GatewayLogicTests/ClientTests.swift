@@ -31,6 +31,20 @@ import Testing
         #expect(transport.messages.isEmpty)
     }
 
+    @Test func aTokenThatNeverExpiresIsRefusedWhenExpiryIsRequired() async throws {
+        let forever = JWT.sign(claims: ["sub": .string("42")], secret: "secret")
+        let strict = RecordingTransport()
+        await makeNode { $0.requireTokenExpiry = true }.makeClient(transport: strict).send(#"{"id":1,"connect":{"token":"\#(forever)"}}"#)
+        #expect(strict.closed == .invalidToken)
+        let expiring = RecordingTransport()
+        await makeNode { $0.requireTokenExpiry = true }.makeClient(transport: expiring).send(#"{"id":1,"connect":{"token":"\#(token)"}}"#)
+        #expect(expiring.closed == nil)
+        #expect(expiring.replies.first?["connect"] != nil)
+        let lenient = RecordingTransport()
+        await makeNode().makeClient(transport: lenient).send(#"{"id":1,"connect":{"token":"\#(forever)"}}"#)
+        #expect(lenient.closed == nil)
+    }
+
     @Test func connectWithoutTokenNeedsAnonymousAccess() async throws {
         let transport = RecordingTransport()
         await makeNode().makeClient(transport: transport).send(#"{"id":1,"connect":{}}"#)
@@ -172,7 +186,7 @@ import Testing
         try await node.start()
         let transport = RecordingTransport()
         let client = node.makeClient(transport: transport)
-        let token = GatewayTokens.mint(secret: "secret", user: "9", ttl: nil, channels: ["locked:inbox"])
+        let token = GatewayTokens.mint(secret: "secret", user: "9", ttl: 3600, channels: ["locked:inbox"])
         await client.send(#"{"id":1,"connect":{"token":"\#(token)"}}"#)
         #expect(transport.replies.first?["connect"]?["subs"]?["locked:inbox"] != nil)
         _ = try await node.publish(channel: "locked:inbox", data: #""hello""#, info: nil, options: ChannelOptions())

@@ -106,3 +106,19 @@ struct UnitTests {
         #expect(RESPValue.integer(3).string == nil)
     }
 }
+
+/// No error about a Redis URL repeats the password in it.
+@Suite struct RedisURLSecrecyTests {
+    @Test func anInvalidURLsErrorDoesNotCarryItsPassword() {
+        for url in ["redis://user:hunter2-secret@:6379/0", "redis://:hunter2-secret@[::1/0", "redis://:hunter2-secret@host:99999/0", "redis:/:hunter2-secret@host"] {
+            do {
+                _ = try RedisConfiguration(url: url)
+                Issue.record("\(url) was accepted")
+            } catch {
+                #expect(!"\(error)".contains("hunter2"), "\(error)")
+            }
+        }
+        #expect(RedisConfiguration.redacted("redis://u:p4ss@h:1/0") == "redis://u:***@h:1/0")
+        #expect(RedisConfiguration.redacted("redis://h:1/0") == "redis://h:1/0")
+    }
+}

@@ -29,6 +29,20 @@ import Testing
         #expect(widget.options.historyTTL == 600)
     }
 
+    @Test func productionGatewaysRefuseTokensThatNeverExpireUnlessConfigured() throws {
+        let production = [
+            "SB_ENV": "production", "SB_GATEWAY_TOKEN_SECRET": "Qx7-long-token-signing-value", "SB_GATEWAY_API_KEY": "Kp9-long-gateway-http-api-key",
+            "SB_REDIS_URL": "redis://redis.internal:6379/0", "SB_DATABASE_URL": "mariadb://sb:Zt8q-long-db-password@db:3306/sb",
+            "SB_SECRETS_KEY": Data(repeating: 3, count: 32).base64EncodedString(),
+        ]
+        let settings = try Settings.load(path: Self.example, environment: production)
+        #expect(try GatewayAssembly.configuration(settings: settings, logger: Logger(label: "test")).requireTokenExpiry)
+        let development = try Settings.load(path: Self.example, environment: [:])
+        #expect(try !GatewayAssembly.configuration(settings: development, logger: Logger(label: "test")).requireTokenExpiry)
+        let optedOut = try Settings(source: ConfigSource(yaml: "gateway:\n  require_token_expiry: false\n", environment: production))
+        #expect(try !GatewayAssembly.configuration(settings: optedOut, logger: Logger(label: "test")).requireTokenExpiry)
+    }
+
     @Test func missingGatewaySecretsAreRandomPerProcessInDevelopment() throws {
         let settings = try Settings.load(path: Self.example, environment: [:])
         let first = try GatewayAssembly.configuration(settings: settings, logger: Logger(label: "test"))

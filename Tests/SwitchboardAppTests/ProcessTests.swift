@@ -48,8 +48,8 @@ import Testing
 
     static func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> Finished {
         let (process, out, err) = try launch(arguments, environment: environment)
-        async let stdout = Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
-        async let stderr = Task.detached { err.fileHandleForReading.readDataToEndOfFile() }.value
+        async let stdout = out.fileHandleForReading.readToEndOffPool()
+        async let stderr = err.fileHandleForReading.readToEndOffPool()
         let (stdoutData, stderrData) = await (stdout, stderr)
         await process.waitForExit()
         return Finished(status: process.terminationStatus, stdout: String(decoding: stdoutData, as: UTF8.self), stderr: String(decoding: stderrData, as: UTF8.self))
@@ -90,6 +90,21 @@ import Testing
         let finished = try await Self.run(["serve"], environment: ["SB_ENV": "production", "SB_GATEWAY_TOKEN_SECRET": "change-me"])
         #expect(finished.status != 0)
         #expect(finished.stderr.contains("gateway.token_secret"))
+    }
+
+    @Test func tokenMintsATokenThatExpires() async throws {
+        let minted = try await Self.run(["token", "--user", "42"], environment: ["SB_GATEWAY_TOKEN_SECRET": "cli-test-secret-0123456789"])
+        #expect(minted.status == 0, "\(minted.stderr)")
+        let parts = minted.stdout.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ".")
+        #expect(parts.count == 3)
+        var payload = String(parts[1]).replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while payload.count % 4 != 0 { payload += "=" }
+        let json = try #require(Data(base64Encoded: payload))
+        let claims = try #require(try JSONSerialization.jsonObject(with: json) as? [String: Any])
+        #expect(claims["sub"] as? String == "42")
+        let expiry = try #require(claims["exp"] as? Int, "every minted token has exp")
+        #expect(abs(expiry - Int(Date().timeIntervalSince1970) - 3600) < 120)
+        #expect(try await Self.run(["token", "--user", "42", "--ttl", "0"]).status != 0)
     }
 
     @Test func migrateSucceedsTwice() async throws {
@@ -158,7 +173,7 @@ import Testing
             Issue.record("serve did not stop within 30 s of SIGTERM")
         }
         await process.waitForExit()
-        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let stderr = String(decoding: await err.fileHandleForReading.readToEndOffPool(), as: UTF8.self)
         #expect(process.terminationReason == .exit)
         #expect(process.terminationStatus == 0, "stderr: \(stderr.suffix(2000))")
     }

@@ -53,12 +53,15 @@ import Turns
             title: "drain", externalThreadKey: nil, firstMessage: NewMessage(chatID: 0, ownerID: user.id, content: "hello there", channel: .web)
         ).message
 
-        let (process, _, err) = try ProcessTests.launch(
+        let (process, out, err) = try ProcessTests.launch(
             ["worker"],
             environment: [
                 "SB_REDIS_KEY_PREFIX": prefix, "SB_WORKER_HEALTH_PORT": "\(try TestServices.freePort())",
                 "SB_AI_BASE_URL": "http://127.0.0.1:\(modelPort)/v1", "SB_AI_MODEL": "slow-test-model",
             ])
+        // Drained from the start, so the worker never blocks on a full pipe while it logs.
+        async let logs = out.fileHandleForReading.readToEndOffPool()
+        async let errors = err.fileHandleForReading.readToEndOffPool()
         try await Turns.enqueue(messageID: message.id, on: JobQueue(client: redis))
 
         // Wait for the reply to stream, then stop the worker in the middle of it.
@@ -78,7 +81,7 @@ import Turns
             Issue.record("the worker did not stop within 30 s of SIGTERM")
         }
         await process.waitForExit()
-        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let stderr = String(decoding: await errors, as: UTF8.self) + String(decoding: await logs, as: UTF8.self)
         #expect(process.terminationStatus == 0, "stderr: \(stderr.suffix(2000))")
 
         let entries = try await reader.all(messageID: message.id)

@@ -19,7 +19,7 @@ public enum LocalModelServer {
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice
         try process.run()
-        let data = await Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
+        let data = await out.fileHandleForReading.readToEndOffPool()
         await process.waitForExit()
         guard process.terminationStatus == 0 else { throw Unavailable(status: process.terminationStatus) }
         return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)

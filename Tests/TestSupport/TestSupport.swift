@@ -131,3 +131,20 @@ extension Process {
         }
     }
 }
+
+extension FileHandle {
+    /// Everything until the writer closes it, read on a thread of its own: a blocking read on the
+    /// cooperative pool (two threads on a two-core machine) would stall every other test meanwhile.
+    public func readToEndOffPool() async -> Data {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Data, Never>) in
+            let handle = UncheckedSendableBox(self)
+            Thread { continuation.resume(returning: handle.value.readDataToEndOfFile()) }.start()
+        }
+    }
+}
+
+/// Carries a value that is only touched by one thread at a time across a `@Sendable` boundary.
+struct UncheckedSendableBox<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}

@@ -11,7 +11,7 @@ public struct CompiledRule: Sendable {
     let pattern: RulePattern
 
     init?(rule: RoutingRule, topic: String) {
-        guard let pattern = RulePattern(kind: rule.kind, pattern: rule.pattern) else { return nil }
+        guard let pattern = try? RulePattern(kind: rule.kind, pattern: rule.pattern) else { return nil }
         self.rule = rule
         self.topic = topic
         self.pattern = pattern

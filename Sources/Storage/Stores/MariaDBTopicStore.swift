@@ -67,6 +67,12 @@ public struct MariaDBTopicStore: TopicStore {
             createdAt: now, updatedAt: now)
     }
 
+    public func ruleCount(ownerID: Int64?) async throws -> Int {
+        let row = try await database.queryFirst(
+            "SELECT COUNT(*) AS n FROM routing_rules r JOIN topics t ON t.id = r.topic_id WHERE t.user_id <=> ?", [.optional(ownerID)])
+        return Int(try row?.int("n") ?? 0)
+    }
+
     public func rules(topicID: Int64, visibleTo ownerID: Int64?) async throws -> [RoutingRule] {
         try await database.query(
             """

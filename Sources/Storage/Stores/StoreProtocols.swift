@@ -300,6 +300,8 @@ public protocol TopicStore: Sendable {
     /// nil when the topic is not the owner's (`ownerID` nil: not global).
     func createRule(topicID: Int64, ownerID: Int64?, kind: RoutingRule.Kind, pattern: String, priority: Int, enabled: Bool) async throws -> RoutingRule?
     func rules(topicID: Int64, visibleTo ownerID: Int64?) async throws -> [RoutingRule]
+    /// How many rules the topics of `ownerID` (nil: the global topics) hold.
+    func ruleCount(ownerID: Int64?) async throws -> Int
     /// Enabled rules of global topics and the owner's, highest priority first, with their topic's name.
     func activeRules(visibleTo ownerID: Int64?) async throws -> [(rule: RoutingRule, topic: String)]
     func updateRule(id: Int64, ownerID: Int64?, pattern: String?, priority: Int?, enabled: Bool?) async throws -> Bool
