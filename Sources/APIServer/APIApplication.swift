@@ -53,7 +53,8 @@ public enum APIApplication {
         }
 
         let api = PublicAPI(dependencies: dependencies)
-        let relay = TurnEventRelay(api: api)
+        // One hub per router: its few Redis connections read every stream this node serves.
+        let relay = TurnEventRelay(api: api, hub: TurnStreamHub(redis: dependencies.redis, settings: dependencies.settings.streamHub))
         let limits = dependencies.limits
         let limiter = RateLimiter(redis: dependencies.redis)
 

@@ -57,12 +57,14 @@ public struct APISettings: Sendable, Equatable {
     /// How long a request holds its Idempotency-Key while it runs (a crash frees it after this).
     public var idempotencyLockTTL: Duration
     public var turnStream: TurnStreamSettings
+    /// How this node reads turn streams for its open SSE streams (TurnStreamHub).
+    public var streamHub: TurnStreamHubSettings
 
     public init(
         maxBodyBytes: Int = 256 * 1024, maxMessageCharacters: Int = 32_000, maxTitleCharacters: Int = 200,
         maxPageSize: Int = 100, defaultPageSize: Int = 20, heartbeatInterval: Duration = .seconds(15),
         idempotencyTTL: Duration = .seconds(86_400), idempotencyLockTTL: Duration = .seconds(60),
-        turnStream: TurnStreamSettings = .init()
+        turnStream: TurnStreamSettings = .init(), streamHub: TurnStreamHubSettings = .init()
     ) {
         self.maxBodyBytes = maxBodyBytes
         self.maxMessageCharacters = maxMessageCharacters
@@ -73,5 +75,6 @@ public struct APISettings: Sendable, Equatable {
         self.idempotencyTTL = idempotencyTTL
         self.idempotencyLockTTL = idempotencyLockTTL
         self.turnStream = turnStream
+        self.streamHub = streamHub
     }
 }

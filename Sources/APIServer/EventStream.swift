@@ -9,9 +9,11 @@ import Turns
 
 /// Server-sent events relaying a turn stream. Every frame carries the Redis entry id as `id:`, so
 /// a client reconnecting with `Last-Event-ID` continues right after the last event it saw; any
-/// api node can serve any stream because the events live in Redis.
+/// api node can serve any stream because the events live in Redis. The node's `TurnStreamHub`
+/// reads them for all its open streams over a fixed number of Redis connections.
 struct TurnEventRelay: Sendable {
     let api: PublicAPI
+    let hub: TurnStreamHub
 
     static let lastEventIDHeader = HTTPField.Name("Last-Event-ID")!
     static let messageIDHeader = HTTPField.Name("X-Message-ID")!
@@ -129,6 +131,7 @@ struct TurnEventRelay: Sendable {
         let reader = TurnStreamReader(redis: api.dependencies.redis)
         let messages = api.stores.messages
         let heartbeat = api.settings.heartbeatInterval
+        let hub = self.hub
         return ResponseBody { writer in
             var cursor = after ?? "0-0"
             try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
@@ -138,36 +141,60 @@ struct TurnEventRelay: Sendable {
                 try await writer.finish(nil)
                 return
             }
-            while true {
-                let entries = try await reader.read(messageID: messageID, after: cursor, block: heartbeat)
-                if entries.isEmpty {
+            // From here the hub reads the stream for this response (and every other viewer of
+            // the turn on this node); what it read before this viewer came is read here once.
+            let (viewer, catchUpTo) = hub.subscribe(messageID: messageID, after: cursor)
+            defer { viewer.cancel() }
+            var ended = false
+            if let catchUpTo {
+                while !ended, StreamEntryID.isAfter(catchUpTo, cursor) {
+                    let entries = try await reader.read(messageID: messageID, after: cursor, block: nil)
+                    if entries.isEmpty { break }
+                    ended = try await Self.write(entries, cursor: &cursor, to: &writer)
+                }
+            }
+            while !ended {
+                switch await viewer.next(timeout: heartbeat) {
+                case .entries(let entries):
+                    ended = try await Self.write(entries, cursor: &cursor, to: &writer)
+                case .idle:
                     // A deleted message gets no answer; a finished one whose final event never
                     // came (lost with its stream) is answered from the database.
                     let current = try await messages.message(id: messageID)
-                    let ended = current.map { $0.status.isFinal && Date().timeIntervalSince($0.updatedAt) > Self.lostFinalGrace } ?? true
-                    if ended, try await reader.last(messageID: messageID)?.isFinal != true {
+                    let over = current.map { $0.status.isFinal && Date().timeIntervalSince($0.updatedAt) > Self.lostFinalGrace } ?? true
+                    if over, try await reader.last(messageID: messageID)?.isFinal != true {
                         logger.warning("turn stream ended without its final event; answering from the database")
                         try await Self.writeSynthesizedEnd(messageID: messageID, messages: messages, writer: &writer)
-                        break
-                    }
-                    try await writer.write(ByteBuffer(string: ": heartbeat\n\n"))
-                    continue
-                }
-                var frames = ByteBuffer()
-                var ended = false
-                for entry in entries {
-                    Self.appendFrame(id: entry.id, type: entry.type, data: entry.data, to: &frames)
-                    cursor = entry.id
-                    if entry.isFinal {
                         ended = true
-                        break
+                    } else {
+                        try await writer.write(ByteBuffer(string: ": heartbeat\n\n"))
                     }
+                case .cutOff:
+                    // Too far behind: end the response; the client resumes with Last-Event-ID.
+                    logger.info("sse client fell behind; ending its stream so it resumes", metadata: ["cursor": "\(cursor)"])
+                    ended = true
+                case .cancelled:
+                    throw CancellationError()
                 }
-                try await writer.write(frames)
-                if ended { break }
             }
             try await writer.finish(nil)
         }
+    }
+
+    /// Writes the entries after `cursor` as frames, moving `cursor`; true when the final one was among them.
+    static func write(_ entries: [TurnStreamEntry], cursor: inout String, to writer: inout any ResponseBodyWriter) async throws -> Bool {
+        var frames = ByteBuffer()
+        var ended = false
+        for entry in entries where StreamEntryID.isAfter(entry.id, cursor) {
+            appendFrame(id: entry.id, type: entry.type, data: entry.data, to: &frames)
+            cursor = entry.id
+            if entry.isFinal {
+                ended = true
+                break
+            }
+        }
+        if frames.readableBytes > 0 { try await writer.write(frames) }
+        return ended
     }
 
     static func writeSynthesizedEnd(messageID: Int64, messages: any MessageStore, writer: inout any ResponseBodyWriter) async throws {

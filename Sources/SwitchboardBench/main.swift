@@ -9,6 +9,8 @@ let areas: [String: ([String]) async throws -> Void] = [
     "queue": QueueBench.run,
     "gateway": GatewayLoad.run,
     "pipeline": PipelineLoad.run,
+    "sse": SSEStreamsLoad.run,
+    "slow-turns": SlowTurnsLoad.run,
 ]
 guard let area = arguments.first, let run = areas[area] else {
     FileHandle.standardError.write(Data("usage: switchboard-bench \(areas.keys.sorted().joined(separator: "|")) [options]\n".utf8))

@@ -45,7 +45,7 @@ public struct TurnStreamEntry: Sendable, Equatable {
 
     public var event: TurnEvent? { try? TurnEvent.decode(type: type, data: data) }
 
-    init(_ entry: StreamEntry) {
+    public init(_ entry: StreamEntry) {
         id = entry.id
         type = entry.string("type") ?? "unknown"
         data = entry.fields["data"] ?? Array("{}".utf8)
