@@ -181,7 +181,7 @@ let package = Package(
             name: "switchboard-bench",
             dependencies: [
                 "CHiredis", "RedisClient", "Storage", "Queue", "QueueTestJobs", "Gateway", "SwitchboardCore",
-                "SwitchboardApp", "APIServer", "Pipeline", "AIProviders", "Turns",
+                "SwitchboardApp", "APIServer", "Channels", "Pipeline", "AIProviders", "Turns",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),

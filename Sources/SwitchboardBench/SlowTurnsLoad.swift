@@ -4,13 +4,16 @@
 // over HTTP, open loop at --rate turns/s for --seconds) and one WorkerService with that many
 // slots, in this process; then turns/s completed, the queue wait (submit -> `started`) and the
 // process's CPU, RSS and Redis connections. All loops are bounded in time.
+import AIProviders
 import APIServer
+import Channels
 import AsyncHTTPClient
 import Foundation
 import Hummingbird
 import Logging
 import NIOCore
 import NIOHTTP1
+import Pipeline
 import Queue
 import RedisClient
 import Storage
@@ -22,16 +25,20 @@ enum SlowTurnsLoad {
         var tokens: Int
         var tokenRate: Double
 
-        func respond(to request: TurnRequest, emitter: TurnEmitter) async throws -> TurnReply {
+        var earlierMessages: Int { 0 }
+
+        func respond(to request: TurnRequest, events: any TurnEventSink) async throws -> TurnOutcome {
             try await Task.sleep(for: firstToken)
             var text = ""
             for i in 0..<tokens {
                 let token = "w\(i) "
                 text += token
-                try await emitter.emit(.chunk(token))
+                try await events.emit(.chunk(token))
                 try await Task.sleep(for: .seconds(1 / tokenRate))
             }
-            return TurnReply(content: text)
+            return TurnOutcome(
+                reply: text, classification: Classification(topic: "bench", source: .fallback), provider: "slow", model: "slow-1",
+                usage: TokenUsage(promptTokens: 1, completionTokens: tokens), tasks: [:])
         }
     }
 
@@ -103,11 +110,11 @@ enum SlowTurnsLoad {
         guard let port = await portIterator.next(), port > 0 else { throw SSEStreamsLoad.BenchError("the api did not start") }
 
         var registry = JobRegistry()
-        Turns.register(in: &registry, dependencies: TurnDependencies(redis: redis, stores: stores, responder: responder, jobs: jobs))
+        PipelineJobs.register(in: &registry, responder: responder, stores: stores, redis: redis)
         let worker = try WorkerService(
             client: redis, registry: registry,
             configuration: WorkerConfiguration(
-                workerID: "slow-\(concurrency)", queues: [Turns.queue, Turns.deliveryQueue], concurrency: concurrency, healthPort: 0),
+                workerID: "slow-\(concurrency)", queues: [Turns.queue, Deliveries.queue], concurrency: concurrency, healthPort: 0),
             logger: logger)
         let workerTask = Task { try await worker.run() }
 
