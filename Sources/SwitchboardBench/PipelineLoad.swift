@@ -54,35 +54,18 @@ enum PipelineLoad {
 
         var redisConfiguration = try RedisConfiguration(url: redisURL)
         redisConfiguration.keyPrefix = "sbbench:\(UInt32.random(in: 0...UInt32.max)):"
-        // Every open SSE stream holds a blocking read: keep that many connections for reuse.
-        redisConfiguration.maxIdleBlockingConnections = 512
         let redis = RedisClient(configuration: redisConfiguration, logger: logger)
-        var adminConfiguration = try DatabaseConfiguration(url: databaseURL)
-        adminConfiguration.poolSize = 1
-        let admin = try await Database.connect(adminConfiguration, logger: logger)
-        let name = "switchboard_test_bench_\(UInt32.random(in: 0...UInt32.max))"
-        try await admin.withSession { try await $0.executeText("CREATE DATABASE `\(name)` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci") }
-        var configuration = adminConfiguration
-        configuration.database = name
-        configuration.poolSize = 16
         let outcome: Result<Void, any Error>
         do {
-            let database = try await Database.connect(configuration, logger: logger)
-            do {
-                try await Migrator(database: database, logger: logger).migrate()
+            try await BenchDatabase.with(url: databaseURL, poolSize: 16, label: "", logger: logger) { stores in
                 try await measure(
-                    redis: redis, stores: Stores(database: database), turns: turns, rate: rate, warmup: warmup, mode: mode,
+                    redis: redis, stores: stores, turns: turns, rate: rate, warmup: warmup, mode: mode,
                     workerConcurrency: options.int("concurrency", 16), timeline: timeline, logger: logger)
-                outcome = .success(())
-            } catch {
-                outcome = .failure(error)
             }
-            await database.shutdown()
+            outcome = .success(())
         } catch {
             outcome = .failure(error)
         }
-        _ = try? await admin.withSession { try await $0.executeText("DROP DATABASE IF EXISTS `\(name)`") }
-        await admin.shutdown()
         if let keys = try? await redis.send(RedisCommand("KEYS", redisConfiguration.keyPrefix + "*")).array {
             let names = keys.compactMap(\.bytes)
             if !names.isEmpty { _ = try? await redis.send(RedisCommand("DEL", arguments: names)) }

@@ -70,32 +70,16 @@ enum SSEStreamsLoad {
         var redisConfiguration = try RedisConfiguration(url: redisURL)
         redisConfiguration.keyPrefix = "sbbench:\(UInt32.random(in: 0...UInt32.max)):"
         let redis = RedisClient(configuration: redisConfiguration, logger: logger)
-        var adminConfiguration = try DatabaseConfiguration(url: databaseURL)
-        adminConfiguration.poolSize = 1
-        let admin = try await Database.connect(adminConfiguration, logger: logger)
-        let name = "switchboard_test_bench_sse_\(UInt32.random(in: 0...UInt32.max))"
-        try await admin.withSession { try await $0.executeText("CREATE DATABASE `\(name)` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci") }
-        var configuration = adminConfiguration
-        configuration.database = name
-        configuration.poolSize = 8
         let outcome: Result<Void, any Error>
         do {
-            let database = try await Database.connect(configuration, logger: logger)
-            do {
-                try await Migrator(database: database, logger: logger).migrate()
+            try await BenchDatabase.with(url: databaseURL, poolSize: 8, label: "sse_", logger: logger) { stores in
                 let heartbeat = Duration.seconds(options.int("heartbeat", 15))
-                try await serve(
-                    redis: redis, stores: Stores(database: database), streams: streams, heartbeat: heartbeat, planPath: planPath, logger: logger)
-                outcome = .success(())
-            } catch {
-                outcome = .failure(error)
+                try await serve(redis: redis, stores: stores, streams: streams, heartbeat: heartbeat, planPath: planPath, logger: logger)
             }
-            await database.shutdown()
+            outcome = .success(())
         } catch {
             outcome = .failure(error)
         }
-        _ = try? await admin.withSession { try await $0.executeText("DROP DATABASE IF EXISTS `\(name)`") }
-        await admin.shutdown()
         await redis.close()
         try? FileManager.default.removeItem(atPath: planPath)
         try outcome.get()

@@ -56,40 +56,17 @@ enum SlowTurnsLoad {
             tokenRate: Double(options["token-rate"] ?? "20") ?? 20)
         var logger = Logger(label: "switchboard-bench.slow-turns")
         logger.logLevel = .error
-        var adminConfiguration = try DatabaseConfiguration(url: databaseURL)
-        adminConfiguration.poolSize = 1
-        let admin = try await Database.connect(adminConfiguration, logger: logger)
-        let name = "switchboard_test_bench_slow_\(UInt32.random(in: 0...UInt32.max))"
-        try await admin.withSession { try await $0.executeText("CREATE DATABASE `\(name)` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci") }
-        var configuration = adminConfiguration
-        configuration.database = name
-        configuration.poolSize = 16
-        let outcome: Result<Void, any Error>
-        do {
-            let database = try await Database.connect(configuration, logger: logger)
-            do {
-                try await Migrator(database: database, logger: logger).migrate()
-                let stores = Stores(database: database)
-                let accounts = Accounts(stores: stores)
-                _ = try await accounts.createUser(email: "slow@example.com")
-                let key = try await accounts.createAPIKey(userEmail: "slow@example.com").secret
-                print("== slow provider: \(responder.firstToken) to the first token, \(responder.tokens) tokens at \(responder.tokenRate)/s; \(rate) turns/s for \(seconds) s; database pool 16")
-                for concurrency in concurrencies {
-                    try await step(
-                        concurrency: concurrency, redisURL: redisURL, stores: stores, key: key, responder: responder, rate: rate,
-                        seconds: seconds, logger: logger)
-                }
-                outcome = .success(())
-            } catch {
-                outcome = .failure(error)
+        try await BenchDatabase.with(url: databaseURL, poolSize: 16, label: "slow_", logger: logger) { stores in
+            let accounts = Accounts(stores: stores)
+            _ = try await accounts.createUser(email: "slow@example.com")
+            let key = try await accounts.createAPIKey(userEmail: "slow@example.com").secret
+            print("== slow provider: \(responder.firstToken) to the first token, \(responder.tokens) tokens at \(responder.tokenRate)/s; \(rate) turns/s for \(seconds) s; database pool 16")
+            for concurrency in concurrencies {
+                try await step(
+                    concurrency: concurrency, redisURL: redisURL, stores: stores, key: key, responder: responder, rate: rate,
+                    seconds: seconds, logger: logger)
             }
-            await database.shutdown()
-        } catch {
-            outcome = .failure(error)
         }
-        _ = try? await admin.withSession { try await $0.executeText("DROP DATABASE IF EXISTS `\(name)`") }
-        await admin.shutdown()
-        try outcome.get()
     }
 
     static func step(

@@ -26,22 +26,6 @@ final class StreamingHTTPClient: Sendable {
         var headers: HTTPHeaders
     }
 
-    private final class Collector: ChannelInboundHandler, @unchecked Sendable {
-        typealias InboundIn = HTTPClientResponsePart
-        let continuation: AsyncStream<HTTPClientResponsePart>.Continuation
-        init(_ continuation: AsyncStream<HTTPClientResponsePart>.Continuation) { self.continuation = continuation }
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            let part = unwrapInboundIn(data)
-            continuation.yield(part)
-            if case .end = part { continuation.finish() }
-        }
-        func channelInactive(context: ChannelHandlerContext) { continuation.finish() }
-        func errorCaught(context: ChannelHandlerContext, error: any Error) {
-            continuation.finish()
-            context.close(promise: nil)
-        }
-    }
-
     private init(channel: any Channel, parts: AsyncStream<HTTPClientResponsePart>) {
         self.channel = channel
         self.parts = parts
@@ -55,7 +39,7 @@ final class StreamingHTTPClient: Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(Collector(continuation))
+                    try channel.pipeline.syncOperations.addHandler(ResponsePartCollector(continuation))
                 }
             }
             .connect(host: "127.0.0.1", port: port).get()
@@ -174,5 +158,23 @@ struct SSEReader {
             if stop(frame) { break }
         }
         return frames
+    }
+}
+
+/// Hands every response part a client channel reads to an `AsyncStream`, finishing it at the end
+/// of the response or of the connection.
+final class ResponsePartCollector: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = HTTPClientResponsePart
+    let continuation: AsyncStream<HTTPClientResponsePart>.Continuation
+    init(_ continuation: AsyncStream<HTTPClientResponsePart>.Continuation) { self.continuation = continuation }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        continuation.yield(part)
+        if case .end = part { continuation.finish() }
+    }
+    func channelInactive(context: ChannelHandlerContext) { continuation.finish() }
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        continuation.finish()
+        context.close(promise: nil)
     }
 }

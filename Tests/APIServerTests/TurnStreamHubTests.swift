@@ -239,22 +239,6 @@ final class PausedSSEClient: Sendable {
     let channel: any Channel
     let parts: AsyncStream<HTTPClientResponsePart>
 
-    private final class Collector: ChannelInboundHandler, @unchecked Sendable {
-        typealias InboundIn = HTTPClientResponsePart
-        let continuation: AsyncStream<HTTPClientResponsePart>.Continuation
-        init(_ continuation: AsyncStream<HTTPClientResponsePart>.Continuation) { self.continuation = continuation }
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            let part = unwrapInboundIn(data)
-            continuation.yield(part)
-            if case .end = part { continuation.finish() }
-        }
-        func channelInactive(context: ChannelHandlerContext) { continuation.finish() }
-        func errorCaught(context: ChannelHandlerContext, error: any Error) {
-            continuation.finish()
-            context.close(promise: nil)
-        }
-    }
-
     private init(channel: any Channel, parts: AsyncStream<HTTPClientResponsePart>) {
         self.channel = channel
         self.parts = parts
@@ -268,7 +252,7 @@ final class PausedSSEClient: Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(Collector(continuation))
+                    try channel.pipeline.syncOperations.addHandler(ResponsePartCollector(continuation))
                 }
             }
             .connect(host: "127.0.0.1", port: port).get()
