@@ -77,6 +77,14 @@ public struct ChannelIntake: Sendable {
             return try await stores.messages.startChat(
                 title: title ?? Self.title(from: inbound.content), externalThreadKey: nil, firstMessage: row
             ).message
+        case .newWithHistory(let title, let history):
+            let now = Date()
+            let earlier = history.map { earlier in
+                NewMessage(
+                    chatID: 0, ownerID: inbound.ownerID, role: earlier.role, content: earlier.content, status: .completed,
+                    channel: inbound.channel, deliveredAt: earlier.role == .user ? nil : now)
+            }
+            return try await stores.messages.startChat(title: title ?? Self.title(from: inbound.content), history: earlier, then: row).message
         case .thread(let key, let title):
             if let chat = try await stores.chats.chat(ownerID: inbound.ownerID, channel: inbound.channel, externalThreadKey: key) {
                 row.chatID = chat.id
