@@ -115,6 +115,11 @@ public enum APIApplication {
         on(.get, "/channels/:channelId", channels.get)
         on(.patch, "/channels/:channelId", channels.update)
         on(.delete, "/channels/:channelId", channels.delete)
+        let generic = GenericWebhookAPI(dependencies: dependencies)
+        on(.post, "/webhooks/generic", generic.receive)
+        on(.post, "/webhooks/generic/secret", generic.rotateSecret)
+
+        OpenAICompatibleAPI.register(on: router, recorder: recorder, dependencies: dependencies, limiter: limiter)
         return (router, recorder.routes)
     }
 }

@@ -55,12 +55,14 @@ public struct APISettings: Sendable, Equatable {
     /// How long a request holds its Idempotency-Key while it runs (a crash frees it after this).
     public var idempotencyLockTTL: Duration
     public var turnStream: TurnStreamSettings
+    /// Generic webhook callbacks may name loopback, private and link-local hosts (`channels.allow_private_callbacks`).
+    public var allowPrivateCallbacks: Bool
 
     public init(
         maxBodyBytes: Int = 256 * 1024, maxMessageCharacters: Int = 32_000, maxTitleCharacters: Int = 200,
         maxPageSize: Int = 100, defaultPageSize: Int = 20, heartbeatInterval: Duration = .seconds(15),
         idempotencyTTL: Duration = .seconds(86_400), idempotencyLockTTL: Duration = .seconds(60),
-        turnStream: TurnStreamSettings = .init()
+        turnStream: TurnStreamSettings = .init(), allowPrivateCallbacks: Bool = false
     ) {
         self.maxBodyBytes = maxBodyBytes
         self.maxMessageCharacters = maxMessageCharacters
@@ -71,5 +73,6 @@ public struct APISettings: Sendable, Equatable {
         self.idempotencyTTL = idempotencyTTL
         self.idempotencyLockTTL = idempotencyLockTTL
         self.turnStream = turnStream
+        self.allowPrivateCallbacks = allowPrivateCallbacks
     }
 }
