@@ -527,7 +527,7 @@ struct ChunkFrames: Sendable {
 
 extension OpenAICompatibleAPI {
     /// Registers `/v1` on `router`: OpenAI's error shape outermost, then the same per-IP limit,
-    /// API-key authentication and per-user limit as `/api/v1`.
+    /// API-key authentication and per-user limit as `/api/v1`, then OpenAI's error shape again.
     static func register(on router: Router<APIRequestContext>, recorder: RouteRecorder, dependencies: APIDependencies, limiter: RateLimiter) {
         let limits = dependencies.limits
         let v1 = router.group("/v1")
@@ -540,6 +540,9 @@ extension OpenAICompatibleAPI {
         if let rule = limits.perUser {
             v1.add(middleware: RateLimitMiddleware(limiter: limiter, rule: rule, subject: .user, trustForwardedFor: limits.trustForwardedFor))
         }
+        // Innermost too: the rate limiters turn what is thrown inside them into Switchboard's
+        // shape, so the handlers' errors become OpenAI answers before they reach them.
+        v1.add(middleware: OpenAIErrorMiddleware())
         let api = OpenAICompatibleAPI(dependencies: dependencies)
         recorder.record(.get, "/v1/models")
         v1.get("/models", use: api.models)

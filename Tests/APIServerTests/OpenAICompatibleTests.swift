@@ -143,7 +143,8 @@ struct OpenAICompatibleTests {
     @Test func badInputIsA400InOpenAIsShapeAndStoresNothing() async throws {
         try await TestEnvironment.with { env in
             let (user, key) = try await env.makeUser()
-            try await env.application().test(.router) { client in
+            // With the rate limits on, as `serve` runs: errors pass through the limiters too.
+            try await env.application(limits: RateLimitSettings()).test(.router) { client in
                 let bodies: [(String, String?)] = [
                     (#"{"model":"m","messages":[]}"#, "messages"),
                     (#"{"model":"m"}"#, "messages"),
@@ -174,7 +175,7 @@ struct OpenAICompatibleTests {
 
     @Test func aWrongKeyIs401InOpenAIsShape() async throws {
         try await TestEnvironment.with { env in
-            try await env.application().test(.router) { client in
+            try await env.application(limits: RateLimitSettings()).test(.router) { client in
                 let wrong = "sk_" + String(repeating: "0", count: 40)
                 for (uri, method) in [("/v1/chat/completions", HTTPRequest.Method.post), ("/v1/models", .get)] {
                     try await client.execute(
