@@ -8,10 +8,12 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import NIOHTTP1
 import Storage
 import SwitchboardCore
 import Testing
 import TurnTestSupport
+import Turns
 
 @Suite("OpenAI-compatible endpoint", .serialized)
 struct OpenAICompatibleTests {
@@ -189,6 +191,47 @@ struct OpenAICompatibleTests {
                     }
                 }
                 try await client.execute(uri: "/v1/models", method: .get) { #expect($0.status == .unauthorized) }
+            }
+        }
+    }
+
+    @Test func aClientThatLeavesMidStreamBreaksNothing() async throws {
+        try await TestEnvironment.with { env in
+            let (user, key) = try await env.makeUser()
+            try await env.withWorker(responder: EchoResponder(chunkDelay: .milliseconds(100))) {
+                try await LiveServer.with(env.dependencies()) { port in
+                    let body = try JSONSerialization.data(withJSONObject: [
+                        "model": "m", "stream": true, "messages": [["role": "user", "content": "a long enough answer to leave in the middle of"]],
+                    ])
+                    let client = try await StreamingHTTPClient.send(
+                        port: port, method: .POST, path: "/v1/chat/completions",
+                        headers: [("Authorization", "Bearer \(key)"), ("Content-Type", "application/json")], body: Array(body))
+                    var reader = SSEReader(client)
+                    let head = try await reader.readHead()
+                    #expect(head.status == 200)
+                    let messageID = try #require(head.headers.first(name: "X-Switchboard-Message-Id").flatMap { Int64($0) })
+                    _ = try await reader.next()
+                    await client.close()
+
+                    // The turn goes on without its reader, and its reply is stored.
+                    var reply: SwitchboardCore.Message?
+                    for _ in 0..<200 {
+                        reply = try await env.stores.messages.message(ownerID: user.id, idempotencyKey: Turns.replyKey(for: messageID))
+                        if reply?.status == .completed { break }
+                        try await Task.sleep(for: .milliseconds(50))
+                    }
+                    #expect(reply?.content == EchoResponder.reply(to: "a long enough answer to leave in the middle of"))
+
+                    // And the server answers the next request as usual.
+                    let next = try await StreamingHTTPClient.send(
+                        port: port, method: .POST, path: "/v1/chat/completions",
+                        headers: [("Authorization", "Bearer \(key)"), ("Content-Type", "application/json")],
+                        body: Array(try JSONSerialization.data(withJSONObject: ["model": "m", "messages": [["role": "user", "content": "still there?"]]])))
+                    var nextReader = SSEReader(next)
+                    #expect(try await nextReader.readHead().status == 200)
+                    let text = try await nextReader.remainingBody()
+                    #expect(text.contains(EchoResponder.reply(to: "still there?")))
+                }
             }
         }
     }
