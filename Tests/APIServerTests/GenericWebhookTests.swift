@@ -90,6 +90,10 @@ struct GenericWebhookTests {
                     #expect(reply["text"] as? String == EchoResponder.reply(to: "ping"))
                     #expect((reply["metadata"] as? [String: Any])?["topic"] as? String == "echo")
                     #expect((response.json["metadata"] as? [String: Any])?["ticket"] as? Int == 42, "the request's metadata is echoed")
+
+                    let failed = try await Self.post(client, key: key, ["message": "/fail on purpose", "wait": 30])
+                    #expect(failed.status == .badGateway, "a turn that fails within wait answers its error")
+                    #expect(failed.errorCode == "responder_failed")
                 }
             }
         }
@@ -133,6 +137,10 @@ struct GenericWebhookTests {
                 try await client.execute(
                     uri: "/api/v1/webhooks/generic", method: .post, headers: .auth(key), body: ByteBuffer(string: "{\"message\":")
                 ) { #expect($0.status == .badRequest) }
+                try await client.execute(
+                    uri: "/api/v1/webhooks/generic", method: .post, headers: .auth(key),
+                    body: jsonBody(["message": String(repeating: "x", count: 300 * 1024)])
+                ) { #expect($0.status == .contentTooLarge) }
                 try await client.execute(
                     uri: "/api/v1/webhooks/generic", method: .post, headers: .auth("sk_wrong"), body: jsonBody(["message": "hi"])
                 ) { #expect($0.status == .unauthorized) }

@@ -170,6 +170,14 @@ struct OpenAICompatibleTests {
                         #expect(error["param"] as? String == param, "\(body)")
                     }
                 }
+                let huge = String(repeating: "x", count: 300 * 1024)
+                try await client.execute(
+                    uri: "/v1/chat/completions", method: .post, headers: .auth(key),
+                    body: jsonBody(["model": "m", "messages": [["role": "user", "content": huge]]])
+                ) { response in
+                    #expect(response.status == .contentTooLarge)
+                    #expect(Self.openAIError(response)["type"] as? String == "invalid_request_error")
+                }
                 #expect(try await env.stores.chats.chats(ownerID: user.id, limit: 10, beforeID: nil).isEmpty, "nothing stored")
             }
         }
