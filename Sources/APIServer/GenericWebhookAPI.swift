@@ -88,13 +88,19 @@ struct GenericWebhookAPI: Sendable {
         }
         let metadataText = try submission.metadata.map { String(decoding: try APIJSON.encoder.encode($0), as: UTF8.self) }
 
+        // What the request asked for is kept beside its message before the turn can start, so
+        // the delivery always finds its callback.
+        let webhooks = dependencies.stores.webhooks
+        let keyID = caller.keyID
+        let callbackURL = submission.callbackURL
+        let record: @Sendable (Message) async throws -> Void = { message in
+            try await webhooks.recordRequest(WebhookRequest(messageID: message.id, apiKeyID: keyID, callbackURL: callbackURL, metadata: metadataText))
+        }
         var accepted: ChannelIntake.Accepted?
         for inbound in try GenericWebhookInbound().accept(GenericWebhookSubmission(userID: caller.user.id, message: submission.message)) {
-            accepted = try await dependencies.intake.accept(inbound, logger: context.logger)
+            accepted = try await dependencies.intake.accept(inbound, logger: context.logger, beforeQueuing: record)
         }
         guard let message = accepted?.message else { throw SwitchboardError.badRequest("the request carried no message") }
-        try await dependencies.stores.webhooks.recordRequest(
-            WebhookRequest(messageID: message.id, apiKeyID: caller.keyID, callbackURL: submission.callbackURL, metadata: metadataText))
 
         let pending = WebhookAcceptedJSON(
             messageId: message.id, chatId: message.chatID, status: "queued", events: Links.events(message.id),

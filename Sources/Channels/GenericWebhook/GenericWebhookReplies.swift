@@ -41,12 +41,9 @@ public struct GenericWebhookReplies: ChannelDelivery {
         guard reply.status == .completed else {
             throw DeliveryError(.notDeliverable, "reply \(reply.id) is \(reply.status.rawValue), not completed")
         }
-        guard let request = try await stores.webhooks.request(messageID: origin.id) else {
-            // The api records the request right after the intake queued its turn: a fast turn can
-            // get here first. Retried.
-            throw CallbackRetryableError(message: "the webhook request of message \(origin.id) is not recorded yet")
-        }
-        guard let callback = request.callbackURL else { return }
+        // The request is recorded before its turn is queued (`ChannelIntake.accept`'s
+        // `beforeQueuing`): without one, or without a callback, there is nothing to send.
+        guard let request = try await stores.webhooks.request(messageID: origin.id), let callback = request.callbackURL else { return }
         guard let keyID = request.apiKeyID, let sealed = try await stores.webhooks.signingSecret(apiKeyID: keyID),
               let secret = try secrets.open(sealed)["secret"]
         else { throw DeliveryError(.callbackUnsigned, "the API key that sent message \(origin.id) has no signing secret any more") }
