@@ -1,4 +1,5 @@
-"""The OpenAI-compatible endpoint driven by the official `openai` Python package.
+"""The OpenAI-compatible endpoint driven by the official `openai` Python package, and the generic
+webhook's signed callback checked with the receiver code docs/api.md gives.
 
 A real `switchboard serve` (api + worker + gateway) runs against the test Redis (a prefix of its
 own) and a throw-away MariaDB database, with its AI provider pointed at a small fake
@@ -147,6 +148,8 @@ def stack(fake_model, tmp_path_factory):
         "SB_HTTP_PORT": str(http_port), "SB_GATEWAY_PORT": str(free_port()), "SB_WORKER_HEALTH_PORT": str(free_port()),
         "SB_AI_BASE_URL": fake_model, "SB_AI_MODEL": "fake-model", "SB_AI_EMBED_MODEL": "fake-embed",
         "SB_LOG_LEVEL": "warning",
+        # The generic webhook test's receiver listens on loopback.
+        "SB_CHANNELS_ALLOW_PRIVATE_CALLBACKS": "true",
     })
     command = switchboard()
     logs = tmp_path_factory.mktemp("switchboard")
@@ -171,7 +174,7 @@ def stack(fake_model, tmp_path_factory):
             if time.time() > deadline:
                 raise RuntimeError("serve did not become healthy")
             time.sleep(0.2)
-        yield {"base_url": f"http://127.0.0.1:{http_port}/v1", "key": key}
+        yield {"base_url": f"http://127.0.0.1:{http_port}/v1", "api": f"http://127.0.0.1:{http_port}/api/v1", "key": key}
     finally:
         if process is not None and process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -243,3 +246,67 @@ def test_errors_are_openai_errors(client, stack):
     assert bad.value.status_code == 400
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=stack["base_url"], api_key="sk_" + "0" * 48, max_retries=0).models.list()
+
+
+# The receiver check of docs/api.md ("Signed callbacks"), as written there.
+import hashlib, hmac  # noqa: E401,E402
+
+
+def verify(secret: str, header: str, body: bytes, tolerance: int = 300) -> bool:
+    fields = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
+    t, v1 = fields.get("t", ""), fields.get("v1", "")
+    if not t.isdigit() or abs(time.time() - int(t)) > tolerance:
+        return False
+    expected = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, v1)
+
+
+def api_post(stack, path, body=None):
+    request = urllib.request.Request(
+        stack["api"] + path, data=json.dumps(body or {}).encode(), method="POST",
+        headers={"Authorization": f"Bearer {stack['key']}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return response.status, json.loads(response.read())
+
+
+def test_generic_webhook_wait_and_a_signed_callback(stack):
+    status, answer = api_post(stack, "/webhooks/generic", {"message": "Say hello.", "metadata": {"ticket": "T-1"}, "wait": 30})
+    assert status == 200
+    assert answer["response"]["text"] == FIXED_REPLY
+    assert answer["metadata"] == {"ticket": "T-1"}
+
+    received = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            received.append((self.headers.get("X-Switchboard-Signature"), body))
+            self.send_response(204)
+            self.end_headers()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        status, created = api_post(stack, "/webhooks/generic/secret")
+        assert status == 201
+        secret = created["secret"]
+        status, accepted = api_post(stack, "/webhooks/generic", {
+            "message": "Call me back.", "metadata": {"ticket": "T-2"},
+            "callbackUrl": f"http://127.0.0.1:{server.server_address[1]}/hook"})
+        assert status == 202
+        deadline = time.time() + 30
+        while not received and time.time() < deadline:
+            time.sleep(0.1)
+        assert received, "the callback arrived"
+        signature, body = received[0]
+        assert verify(secret, signature, body)
+        assert not verify(secret, signature, body + b" ")
+        callback = json.loads(body)
+        assert callback["messageId"] == accepted["messageId"]
+        assert callback["response"]["text"] == FIXED_REPLY
+        assert callback["metadata"] == {"ticket": "T-2"}
+    finally:
+        server.shutdown()
