@@ -78,7 +78,7 @@ public enum APIApplication {
             v1.add(middleware: RateLimitMiddleware(limiter: limiter, rule: rule, subject: .user, trustForwardedFor: limits.trustForwardedFor))
         }
         v1.add(middleware: IdempotencyMiddleware(
-            store: api.idempotency, maxBodyBytes: dependencies.settings.maxBodyBytes, excludedPaths: ["/api/v1/messages/stream"]))
+            store: api.idempotency, maxBodyBytes: dependencies.settings.maxBodyBytes, excludedPaths: ["/api/v1/messages/stream", "/api/v1/webhooks/generic/secret"]))
 
         func on(
             _ method: HTTPRequest.Method, _ path: String,

@@ -233,9 +233,22 @@ struct GenericWebhookTests {
                         try #require($0.json["secret"] as? String)
                     }
                     #expect(rotated != secret)
+                    // A secret is never kept for an Idempotency-Key replay: each answer is a new one.
+                    var headers = HTTPFields.auth(key)
+                    headers[HTTPField.Name("Idempotency-Key")!] = "rotate-once"
+                    let keyed = try await client.execute(uri: "/api/v1/webhooks/generic/secret", method: .post, headers: headers) {
+                        try #require($0.json["secret"] as? String)
+                    }
+                    let keyedAgain = try await client.execute(uri: "/api/v1/webhooks/generic/secret", method: .post, headers: headers) {
+                        try #require($0.json["secret"] as? String)
+                    }
+                    #expect(keyed != keyedAgain)
+                    let latest = try await client.execute(uri: "/api/v1/webhooks/generic/secret", method: .post, headers: .auth(key)) {
+                        try #require($0.json["secret"] as? String)
+                    }
                     _ = try await Self.post(client, key: key, ["message": "again", "callbackUrl": "http://127.0.0.1:\(port)/hook"])
                     let third = try #require(try await receiver.waitFor(3).dropFirst(2).first)
-                    #expect(Self.verify(third.signature, body: third.body, secret: rotated))
+                    #expect(Self.verify(third.signature, body: third.body, secret: latest))
                     #expect(!Self.verify(third.signature, body: third.body, secret: secret))
                 }
             }
