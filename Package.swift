@@ -277,7 +277,11 @@ let package = Package(
             dependencies: ["Pipeline", "AIProviders", "Turns", "TurnTestSupport"],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "APIServerLogicTests", dependencies: ["APIServer"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "APIServerLogicTests",
+            dependencies: ["APIServer", "Channels", "SwitchboardCore", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "SwitchboardAppLogicTests",
             dependencies: ["SwitchboardApp", "APIServer", "Gateway", "SwitchboardConfig", .product(name: "Logging", package: "swift-log")],
