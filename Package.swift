@@ -142,6 +142,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -271,6 +272,7 @@ let package = Package(
             dependencies: [
                 "APIServer", "Channels", "Turns", "RedisClient", "Storage", "Queue", "Pipeline", "SwitchboardCore", "TestSupport", "TurnTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -295,7 +297,11 @@ let package = Package(
             dependencies: ["Pipeline", "AIProviders", "Turns", "TurnTestSupport"],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "APIServerLogicTests", dependencies: ["APIServer"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "APIServerLogicTests",
+            dependencies: ["APIServer", "Channels", "SwitchboardCore", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "SwitchboardAppLogicTests",
             dependencies: ["SwitchboardApp", "APIServer", "Gateway", "SwitchboardConfig", .product(name: "Logging", package: "swift-log")],

@@ -79,7 +79,7 @@ public enum APIApplication {
             v1.add(middleware: RateLimitMiddleware(limiter: limiter, rule: rule, subject: .user, trustedProxies: limits.trustedProxies))
         }
         v1.add(middleware: IdempotencyMiddleware(
-            store: api.idempotency, maxBodyBytes: dependencies.settings.maxBodyBytes, excludedPaths: ["/api/v1/messages/stream"]))
+            store: api.idempotency, maxBodyBytes: dependencies.settings.maxBodyBytes, excludedPaths: ["/api/v1/messages/stream", "/api/v1/webhooks/generic/secret"]))
 
         func on(
             _ method: HTTPRequest.Method, _ path: String,
@@ -116,6 +116,11 @@ public enum APIApplication {
         on(.get, "/channels/:channelId", channels.get)
         on(.patch, "/channels/:channelId", channels.update)
         on(.delete, "/channels/:channelId", channels.delete)
+        let generic = GenericWebhookAPI(dependencies: dependencies)
+        on(.post, "/webhooks/generic", generic.receive)
+        on(.post, "/webhooks/generic/secret", generic.rotateSecret)
+
+        OpenAICompatibleAPI.register(on: router, recorder: recorder, dependencies: dependencies, limiter: limiter)
         return (router, recorder.routes)
     }
 }

@@ -59,12 +59,14 @@ public struct APISettings: Sendable, Equatable {
     public var turnStream: TurnStreamSettings
     /// How this node reads turn streams for its open SSE streams (TurnStreamHub).
     public var streamHub: TurnStreamHubSettings
+    /// Generic webhook callbacks may name loopback, private and link-local hosts (`channels.allow_private_callbacks`).
+    public var allowPrivateCallbacks: Bool
 
     public init(
         maxBodyBytes: Int = 256 * 1024, maxMessageCharacters: Int = 32_000, maxTitleCharacters: Int = 200,
         maxPageSize: Int = 100, defaultPageSize: Int = 20, heartbeatInterval: Duration = .seconds(15),
         idempotencyTTL: Duration = .seconds(86_400), idempotencyLockTTL: Duration = .seconds(60),
-        turnStream: TurnStreamSettings = .init(), streamHub: TurnStreamHubSettings = .init()
+        turnStream: TurnStreamSettings = .init(), streamHub: TurnStreamHubSettings = .init(), allowPrivateCallbacks: Bool = false
     ) {
         self.maxBodyBytes = maxBodyBytes
         self.maxMessageCharacters = maxMessageCharacters
@@ -76,5 +78,6 @@ public struct APISettings: Sendable, Equatable {
         self.idempotencyLockTTL = idempotencyLockTTL
         self.turnStream = turnStream
         self.streamHub = streamHub
+        self.allowPrivateCallbacks = allowPrivateCallbacks
     }
 }

@@ -32,7 +32,13 @@ public struct ChannelIntake: Sendable {
     /// Stores `inbound` and queues its turn. If queuing fails the message is marked `failed` and
     /// its stream ended (`queue_unavailable`) before the error is thrown, so nothing waits for a
     /// job that does not exist; the sender may send it again.
-    public func accept(_ inbound: InboundMessage, logger: Logger) async throws -> Accepted {
+    ///
+    /// `beforeQueuing` records what the channel keeps beside a new message (the generic webhook's
+    /// callback) once it is stored and before its turn can start; if it throws, the message is
+    /// marked `failed`, its stream ended, and the error rethrown, and no turn is queued.
+    public func accept(
+        _ inbound: InboundMessage, logger: Logger, beforeQueuing: (@Sendable (Message) async throws -> Void)? = nil
+    ) async throws -> Accepted {
         if let earlier = try await earlierDelivery(of: inbound) { return Accepted(message: earlier, isDuplicate: true) }
         let message: Message
         do {
@@ -41,6 +47,17 @@ public struct ChannelIntake: Sendable {
             // The same delivery arrived twice at once and the other one stored it first.
             guard let earlier = try await earlierDelivery(of: inbound) else { throw error }
             return Accepted(message: earlier, isDuplicate: true)
+        }
+        if let beforeQueuing {
+            do {
+                try await beforeQueuing(message)
+            } catch {
+                logger.error("could not record a message's channel details", metadata: ["message_id": "\(message.id)", "error": "\(error)"])
+                _ = try? await stores.messages.updateStatus(id: message.id, to: .failed, error: "the message could not be recorded", from: [.queued])
+                _ = try? await TurnStreamWriter(redis: redis, messageID: message.id, settings: stream)
+                    .end(.failed(code: "internal_error", message: "the message could not be recorded"))
+                throw error
+            }
         }
         do {
             try await Turns.enqueue(messageID: message.id, on: jobs)
@@ -77,6 +94,14 @@ public struct ChannelIntake: Sendable {
             return try await stores.messages.startChat(
                 title: title ?? Self.title(from: inbound.content), externalThreadKey: nil, firstMessage: row
             ).message
+        case .newWithHistory(let title, let history):
+            let now = Date()
+            let earlier = history.map { earlier in
+                NewMessage(
+                    chatID: 0, ownerID: inbound.ownerID, role: earlier.role, content: earlier.content, status: .completed,
+                    channel: inbound.channel, deliveredAt: earlier.role == .user ? nil : now)
+            }
+            return try await stores.messages.startChat(title: title ?? Self.title(from: inbound.content), history: earlier, then: row).message
         case .thread(let key, let title):
             if let chat = try await stores.chats.chat(ownerID: inbound.ownerID, channel: inbound.channel, externalThreadKey: key) {
                 row.chatID = chat.id

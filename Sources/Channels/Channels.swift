@@ -21,10 +21,14 @@ public struct ChannelRegistry: Sendable {
     public static let standard = ChannelRegistry(deliveries: ChannelDeliveries([StoredReplyDelivery()]))
 
     /// Every channel of this build, as the worker role runs them: the standard ones and WhatsApp
-    /// (`WhatsAppReplies`, sending through the Graph API at `whatsAppGraphURL`).
-    public static func configured(stores: Stores, secrets: SecretBox, whatsAppGraphURL: String) -> ChannelRegistry {
+    /// (`WhatsAppReplies`, sending through the Graph API at `whatsAppGraphURL`), and the generic
+    /// webhook's callbacks (`GenericWebhookReplies`).
+    public static func configured(
+        stores: Stores, secrets: SecretBox, whatsAppGraphURL: String, allowPrivateCallbacks: Bool = false
+    ) -> ChannelRegistry {
         var deliveries = standard.deliveries
         deliveries.register(WhatsAppReplies(stores: stores, secrets: secrets, graphURL: whatsAppGraphURL))
+        deliveries.register(GenericWebhookReplies(stores: stores, secrets: secrets, allowPrivateCallbacks: allowPrivateCallbacks))
         return ChannelRegistry(deliveries: deliveries)
     }
 }

@@ -16,6 +16,19 @@ public struct InboundMessage: Sendable, Equatable {
         /// The chat of an external conversation (a WhatsApp contact, an email thread), found by
         /// its key on this channel, or started with `title` on its first message.
         case thread(key: String, title: String?)
+        /// A new chat that arrives with its conversation so far (the OpenAI-compatible endpoint's
+        /// earlier messages): they are stored before the message as already answered history.
+        case newWithHistory(title: String?, history: [Earlier])
+    }
+
+    /// A message that came before this one in a conversation the channel hands over whole.
+    public struct Earlier: Sendable, Equatable {
+        public var role: MessageRole
+        public var content: String
+        public init(role: MessageRole, content: String) {
+            self.role = role
+            self.content = content
+        }
     }
 
     /// The user the message belongs to (the API key's user, or the channel's owner).

@@ -55,7 +55,7 @@ public enum Launcher {
             let checks = healthChecks(redis: redis, database: database)
             let dependencies = APIDependencies(
                 redis: redis, stores: stores, jobs: JobQueue(client: redis, logger: logger),
-                settings: APISettings(maxBodyBytes: settings.http.maxBodySize),
+                settings: APISettings(maxBodyBytes: settings.http.maxBodySize, allowPrivateCallbacks: settings.allowPrivateCallbacks),
                 limits: Clients.rateLimits(settings.limits), healthChecks: checks,
                 secrets: Clients.secrets(settings: settings, logger: logger)
             )
@@ -68,7 +68,8 @@ public enum Launcher {
             pipeline = runtime
             var registry = JobRegistry()
             let channels = ChannelRegistry.configured(
-                stores: stores, secrets: Clients.secrets(settings: settings, logger: logger), whatsAppGraphURL: settings.whatsAppGraphURL)
+                stores: stores, secrets: Clients.secrets(settings: settings, logger: logger), whatsAppGraphURL: settings.whatsAppGraphURL,
+                allowPrivateCallbacks: settings.allowPrivateCallbacks)
             runtime.register(in: &registry, stores: stores, redis: redis, deliveries: channels.deliveries)
             services.append(contentsOf: try WorkerAssembly.make(settings: settings, redis: redis, registry: registry, logger: logger))
             services.append(WorkerAssembly.queuedTurnSweeper(stores: stores, redis: redis, logger: logger))

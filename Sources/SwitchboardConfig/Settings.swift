@@ -78,6 +78,9 @@ public struct Settings: Sendable {
     public var secretsKey: Data?
     /// Where WhatsApp's Graph API is (a fake one on loopback in tests).
     public var whatsAppGraphURL: String
+    /// Generic webhook callbacks may go to loopback, private and link-local addresses
+    /// (`channels.allow_private_callbacks`; off by default: such callbacks are refused, against SSRF).
+    public var allowPrivateCallbacks: Bool
 
     /// Conventional names accepted besides `SB_...`.
     public static let aliases: [String: [String]] = [
@@ -171,6 +174,7 @@ public struct Settings: Sendable {
             secretsKey = nil
         }
         whatsAppGraphURL = try source.string("channels.whatsapp_graph_url", default: "https://graph.facebook.com/v21.0")
+        allowPrivateCallbacks = try source.bool("channels.allow_private_callbacks", default: false)
 
         try validateURLs()
         if environment == .production { try refusePlaceholders() }

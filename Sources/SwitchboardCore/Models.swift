@@ -5,7 +5,7 @@ import Foundation
 
 /// Where a message came from and where its answer goes back to.
 public enum Channel: String, Codable, Sendable, CaseIterable {
-    case web, widget, whatsapp, email, api
+    case web, widget, whatsapp, email, api, webhook
 }
 
 public struct User: Codable, Sendable, Hashable {

@@ -79,6 +79,9 @@ public protocol MessageStore: Sendable {
     func insertMessage(_ message: NewMessage) async throws -> Message
     /// Creates a chat and its first message in one transaction (`message.chatID` is ignored).
     func startChat(title: String, externalThreadKey: String?, firstMessage message: NewMessage) async throws -> (chat: Chat, message: Message)
+    /// Creates a chat holding `history` (already answered earlier messages, in order) and then
+    /// `message`, in one transaction: all of it is stored or none.
+    func startChat(title: String, history: [NewMessage], then message: NewMessage) async throws -> (chat: Chat, message: Message)
     func message(id: Int64, ownerID: Int64) async throws -> Message?
     /// Unscoped: for workers holding an id from a queued job.
     func message(id: Int64) async throws -> Message?
@@ -343,6 +346,7 @@ public struct Stores: Sendable {
     public var connections: any ChannelConnectionStore
     public var topics: any TopicStore
     public var usage: any UsageStore
+    public var webhooks: any WebhookStore
 
     /// The MariaDB implementation of every store.
     public init(database: Database) {
@@ -357,5 +361,6 @@ public struct Stores: Sendable {
         connections = MariaDBChannelConnectionStore(database: database)
         topics = MariaDBTopicStore(database: database)
         usage = MariaDBUsageStore(database: database)
+        webhooks = MariaDBWebhookStore(database: database)
     }
 }
