@@ -533,12 +533,12 @@ extension OpenAICompatibleAPI {
         let v1 = router.group("/v1")
         v1.add(middleware: OpenAIErrorMiddleware())
         if let rule = limits.perIP {
-            v1.add(middleware: RateLimitMiddleware(limiter: limiter, rule: rule, subject: .clientIP, trustForwardedFor: limits.trustForwardedFor))
+            v1.add(middleware: RateLimitMiddleware(limiter: limiter, rule: rule, subject: .clientIP, trustedProxies: limits.trustedProxies))
         }
         v1.add(middleware: APIKeyAuthenticator(
             apiKeys: dependencies.stores.apiKeys, cache: APIKeyCache(store: dependencies.stores.apiKeys, redis: dependencies.redis)))
         if let rule = limits.perUser {
-            v1.add(middleware: RateLimitMiddleware(limiter: limiter, rule: rule, subject: .user, trustForwardedFor: limits.trustForwardedFor))
+            v1.add(middleware: RateLimitMiddleware(limiter: limiter, rule: rule, subject: .user, trustedProxies: limits.trustedProxies))
         }
         // Innermost too: the rate limiters turn what is thrown inside them into Switchboard's
         // shape, so the handlers' errors become OpenAI answers before they reach them.
