@@ -78,6 +78,8 @@ public struct Settings: Sendable {
     public var secretsKey: Data?
     /// Where WhatsApp's Graph API is (a fake one on loopback in tests).
     public var whatsAppGraphURL: String
+    /// How long a role keeps retrying Redis and MariaDB at start-up before it gives up (0: no wait).
+    public var startupWaitSeconds: Int
 
     /// Conventional names accepted besides `SB_...`.
     public static let aliases: [String: [String]] = [
@@ -99,6 +101,7 @@ public struct Settings: Sendable {
         "limits.per_user_per_minute", "limits.per_user_burst", "limits.per_ip_per_minute", "limits.per_ip_burst",
         "limits.trusted_proxies",
         "secrets.key",
+        "startup.wait_seconds",
     ]
     /// Sections owned by other modules (decoded there) or by later features.
     static let delegatedSections: Set<String> = ["gateway", "ai", "channels"]
@@ -171,6 +174,7 @@ public struct Settings: Sendable {
             secretsKey = nil
         }
         whatsAppGraphURL = try source.string("channels.whatsapp_graph_url", default: "https://graph.facebook.com/v21.0")
+        startupWaitSeconds = try source.int("startup.wait_seconds", default: 60, range: 0...3_600)
 
         try validateURLs()
         if environment == .production { try refusePlaceholders() }
