@@ -29,9 +29,17 @@ public enum Launcher {
         var logger = Logger(label: "switchboard")
         logger[metadataKey: "roles"] = .string(Role.allCases.filter(roles.contains).map(\.rawValue).joined(separator: ","))
 
+        // Servers started alongside (compose, a reboot) may not answer yet: wait for them a while.
         let redis = try Clients.redis(settings: settings, logger: logger)
         let needsDatabase = roles.contains(.api) || roles.contains(.worker)
-        let database = needsDatabase ? try await Clients.database(settings: settings, logger: logger) : nil
+        let database: Database?
+        do {
+            try await StartupWait.redis(redis, settings: settings, logger: logger)
+            database = needsDatabase ? try await StartupWait.database(settings: settings, logger: logger) : nil
+        } catch {
+            await redis.close()
+            throw error
+        }
         do {
             if let database, settings.database.migrateOnStart {
                 let report = try await Migrator(database: database, logger: logger).migrate()

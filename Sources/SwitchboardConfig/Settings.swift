@@ -81,6 +81,8 @@ public struct Settings: Sendable {
     /// Generic webhook callbacks may go to loopback, private and link-local addresses
     /// (`channels.allow_private_callbacks`; off by default: such callbacks are refused, against SSRF).
     public var allowPrivateCallbacks: Bool
+    /// How long a role keeps retrying Redis and MariaDB at start-up before it gives up (0: no wait).
+    public var startupWaitSeconds: Int
 
     /// Conventional names accepted besides `SB_...`.
     public static let aliases: [String: [String]] = [
@@ -102,6 +104,7 @@ public struct Settings: Sendable {
         "limits.per_user_per_minute", "limits.per_user_burst", "limits.per_ip_per_minute", "limits.per_ip_burst",
         "limits.trusted_proxies",
         "secrets.key",
+        "startup.wait_seconds",
     ]
     /// Sections owned by other modules (decoded there) or by later features.
     static let delegatedSections: Set<String> = ["gateway", "ai", "channels"]
@@ -175,6 +178,7 @@ public struct Settings: Sendable {
         }
         whatsAppGraphURL = try source.string("channels.whatsapp_graph_url", default: "https://graph.facebook.com/v21.0")
         allowPrivateCallbacks = try source.bool("channels.allow_private_callbacks", default: false)
+        startupWaitSeconds = try source.int("startup.wait_seconds", default: 60, range: 0...3_600)
 
         try validateURLs()
         if environment == .production { try refusePlaceholders() }

@@ -43,6 +43,30 @@ import Testing
         #expect(try !GatewayAssembly.configuration(settings: optedOut, logger: Logger(label: "test")).requireTokenExpiry)
     }
 
+    /// What compose/compose.yaml gives every role: its mounted file and the production environment.
+    @Test func composeConfigurationLoadsInProductionWithTheGatewayNamespaces() throws {
+        let composeFile = URL(fileURLWithPath: Self.example).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("compose/switchboard.yaml").path
+        let environment = [
+            "SB_ENV": "production", "SB_CONFIG": composeFile, "SB_REDIS_URL": "redis://redis:6379/0",
+            "SB_DATABASE_URL": "mariadb://switchboard:Zt8q-long-db-password@mariadb:3306/switchboard",
+            "SB_GATEWAY_TOKEN_SECRET": "Qx7-long-token-signing-value", "SB_GATEWAY_API_KEY": "Kp9-long-gateway-http-api-key",
+            "SB_SECRETS_KEY": Data(repeating: 7, count: 32).base64EncodedString(),
+            "SB_AI_BASE_URL": "http://ollama:11434/v1", "SB_AI_MODEL": "llama3.1:8b",
+        ]
+        let settings = try Settings.load(environment: environment)
+        #expect(settings.http.host == "0.0.0.0")
+        #expect(settings.worker.healthHost == "0.0.0.0")
+        #expect(settings.limits.trustedProxies == 1)
+        #expect(settings.startupWaitSeconds == 120)
+        #expect(settings.aiEnvironment["SB_AI_BASE_URL"] == "http://ollama:11434/v1")
+        let gateway = try GatewayAssembly.configuration(settings: settings, logger: Logger(label: "test"))
+        #expect(Set(gateway.namespaces.map(\.name)) == ["widget", "widgettyping", "user", "system", "admin"])
+        #expect(gateway.host == "0.0.0.0")
+        #expect(gateway.port == 8000)
+        #expect(gateway.requireTokenExpiry)
+    }
+
     @Test func missingGatewaySecretsAreRandomPerProcessInDevelopment() throws {
         let settings = try Settings.load(path: Self.example, environment: [:])
         let first = try GatewayAssembly.configuration(settings: settings, logger: Logger(label: "test"))

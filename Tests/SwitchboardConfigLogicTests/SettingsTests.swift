@@ -54,8 +54,19 @@ import Testing
         #expect(loaded.gatewayPort == 8000)
     }
 
+    @Test func startupWaitDefaultsToAMinuteAndIsOverridable() throws {
+        #expect(try settings("").startupWaitSeconds == 60)
+        #expect(try settings("startup:\n  wait_seconds: 5\n").startupWaitSeconds == 5)
+        #expect(try settings("startup:\n  wait_seconds: 5\n", env: ["SB_STARTUP_WAIT_SECONDS": "0"]).startupWaitSeconds == 0)
+        let path = Self.packageRoot.appendingPathComponent("config/switchboard.example.yaml").path
+        #expect(try Settings.load(path: path, environment: [:]).startupWaitSeconds == 60)
+    }
+
     @Test(arguments: [
-        ("http:\n  port: eighty\n", [String: String](), "http.port"),
+        ("startup:\n  wait_seconds: -1\n", [String: String](), "startup.wait_seconds"),
+        ("", ["SB_STARTUP_WAIT_SECONDS": "soon"], "startup.wait_seconds"),
+        ("startup:\n  wait_secs: 5\n", [:], "startup.wait_secs"),
+        ("http:\n  port: eighty\n", [:], "http.port"),
         ("http:\n  port: 70000\n", [:], "http.port"),
         ("", ["SB_HTTP_PORT": "-1"], "http.port"),
         ("database:\n  migrate_on_start: perhaps\n", [:], "database.migrate_on_start"),
