@@ -70,14 +70,7 @@ public enum APIApplication {
         webhooks.post("/whatsapp/:channelId", use: whatsapp.receive)
 
         let v1 = router.group("/api/v1")
-        if let rule = limits.perIP {
-            v1.add(middleware: RateLimitMiddleware(limiter: limiter, rule: rule, subject: .clientIP, trustedProxies: limits.trustedProxies))
-        }
-        v1.add(middleware: APIKeyAuthenticator(
-            apiKeys: dependencies.stores.apiKeys, cache: APIKeyCache(store: dependencies.stores.apiKeys, redis: dependencies.redis)))
-        if let rule = limits.perUser {
-            v1.add(middleware: RateLimitMiddleware(limiter: limiter, rule: rule, subject: .user, trustedProxies: limits.trustedProxies))
-        }
+        v1.addCallerChecks(dependencies: dependencies, limiter: limiter)
         v1.add(middleware: IdempotencyMiddleware(
             store: api.idempotency, maxBodyBytes: dependencies.settings.maxBodyBytes, excludedPaths: ["/api/v1/messages/stream", "/api/v1/webhooks/generic/secret"]))
 
@@ -122,5 +115,21 @@ public enum APIApplication {
 
         OpenAICompatibleAPI.register(on: router, recorder: recorder, dependencies: dependencies, limiter: limiter)
         return (router, recorder.routes)
+    }
+}
+
+extension RouterGroup where Context == APIRequestContext {
+    /// What every API-key route passes through, in order: the per-IP limit (before
+    /// authentication, which also slows key guessing), the API key, the per-user limit.
+    func addCallerChecks(dependencies: APIDependencies, limiter: RateLimiter) {
+        let limits = dependencies.limits
+        if let rule = limits.perIP {
+            add(middleware: RateLimitMiddleware(limiter: limiter, rule: rule, subject: .clientIP, trustedProxies: limits.trustedProxies))
+        }
+        add(middleware: APIKeyAuthenticator(
+            apiKeys: dependencies.stores.apiKeys, cache: APIKeyCache(store: dependencies.stores.apiKeys, redis: dependencies.redis)))
+        if let rule = limits.perUser {
+            add(middleware: RateLimitMiddleware(limiter: limiter, rule: rule, subject: .user, trustedProxies: limits.trustedProxies))
+        }
     }
 }

@@ -529,17 +529,9 @@ extension OpenAICompatibleAPI {
     /// Registers `/v1` on `router`: OpenAI's error shape outermost, then the same per-IP limit,
     /// API-key authentication and per-user limit as `/api/v1`, then OpenAI's error shape again.
     static func register(on router: Router<APIRequestContext>, recorder: RouteRecorder, dependencies: APIDependencies, limiter: RateLimiter) {
-        let limits = dependencies.limits
         let v1 = router.group("/v1")
         v1.add(middleware: OpenAIErrorMiddleware())
-        if let rule = limits.perIP {
-            v1.add(middleware: RateLimitMiddleware(limiter: limiter, rule: rule, subject: .clientIP, trustedProxies: limits.trustedProxies))
-        }
-        v1.add(middleware: APIKeyAuthenticator(
-            apiKeys: dependencies.stores.apiKeys, cache: APIKeyCache(store: dependencies.stores.apiKeys, redis: dependencies.redis)))
-        if let rule = limits.perUser {
-            v1.add(middleware: RateLimitMiddleware(limiter: limiter, rule: rule, subject: .user, trustedProxies: limits.trustedProxies))
-        }
+        v1.addCallerChecks(dependencies: dependencies, limiter: limiter)
         // Innermost too: the rate limiters turn what is thrown inside them into Switchboard's
         // shape, so the handlers' errors become OpenAI answers before they reach them.
         v1.add(middleware: OpenAIErrorMiddleware())
