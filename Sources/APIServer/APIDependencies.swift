@@ -31,5 +31,7 @@ public struct APIDependencies: Sendable {
 
 extension APIDependencies {
     /// Where the api's channels hand their messages to the turn path.
-    var intake: ChannelIntake { ChannelIntake(stores: stores, jobs: jobs, redis: redis, stream: settings.turnStream) }
+    var intake: ChannelIntake {
+        ChannelIntake(stores: stores, jobs: jobs, redis: redis, stream: settings.turnStream, quotas: settings.quotas)
+    }
 }

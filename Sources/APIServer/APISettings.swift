@@ -1,4 +1,5 @@
 import Foundation
+import SwitchboardCore
 import Turns
 
 /// Limits of one rate-limited subject: `limit` requests per `period`, of which up to `burst`
@@ -61,12 +62,15 @@ public struct APISettings: Sendable, Equatable {
     public var streamHub: TurnStreamHubSettings
     /// Generic webhook callbacks may name loopback, private and link-local hosts (`channels.allow_private_callbacks`).
     public var allowPrivateCallbacks: Bool
+    /// The configured per-user quotas (a user's own in `user_quotas` override them).
+    public var quotas: QuotaLimits
 
     public init(
         maxBodyBytes: Int = 256 * 1024, maxMessageCharacters: Int = 32_000, maxTitleCharacters: Int = 200,
         maxPageSize: Int = 100, defaultPageSize: Int = 20, heartbeatInterval: Duration = .seconds(15),
         idempotencyTTL: Duration = .seconds(86_400), idempotencyLockTTL: Duration = .seconds(60),
-        turnStream: TurnStreamSettings = .init(), streamHub: TurnStreamHubSettings = .init(), allowPrivateCallbacks: Bool = false
+        turnStream: TurnStreamSettings = .init(), streamHub: TurnStreamHubSettings = .init(), allowPrivateCallbacks: Bool = false,
+        quotas: QuotaLimits = .unlimited
     ) {
         self.maxBodyBytes = maxBodyBytes
         self.maxMessageCharacters = maxMessageCharacters
@@ -79,5 +83,6 @@ public struct APISettings: Sendable, Equatable {
         self.turnStream = turnStream
         self.streamHub = streamHub
         self.allowPrivateCallbacks = allowPrivateCallbacks
+        self.quotas = quotas
     }
 }

@@ -71,14 +71,23 @@ public struct Accounts: Sendable {
 
     let users: any UserStore
     let apiKeys: any APIKeyStore
+    let quotas: any QuotaStore
     /// Where key changes are announced to the api nodes' caches (`APIKeyCache`).
     let redis: RedisClient?
 
     /// Without `redis`, a revocation reaches api nodes only when their cached entries expire.
     public init(stores: Stores, redis: RedisClient? = nil) {
+        quotas = stores.quotas
         users = stores.users
         apiKeys = stores.apiKeys
         self.redis = redis
+    }
+
+    /// Sets the user's own quotas (nil keeps the configured default for that one, 0 means none).
+    public func setQuota(email: String, limits: QuotaLimits) async throws {
+        let email = email.trimmingCharacters(in: .whitespaces).lowercased()
+        guard let user = try await users.user(email: email) else { throw Failure.noSuchUser(email) }
+        try await quotas.setQuota(userID: user.id, limits: limits)
     }
 
     public func createUser(email: String, name: String? = nil, role: User.Role = .user) async throws -> User {

@@ -21,12 +21,54 @@ struct UsageAPI: Sendable {
         let usage = dependencies.stores.usage
         async let totals = usage.usageTotals(userID: caller.user.id, since: since)
         async let recent = usage.usage(userID: caller.user.id, since: since, limit: limit)
-        return try APIJSON.response(UsageJSON(totals: UsageTotalsJSON(try await totals), data: try await recent.map(UsageRecordJSON.init)))
+        async let quota = quota(userID: caller.user.id)
+        return try APIJSON.response(UsageJSON(
+            totals: UsageTotalsJSON(try await totals), quota: try await quota, data: try await recent.map(UsageRecordJSON.init)))
+    }
+
+    /// The caller's quotas (their own, else the configured ones), what they used of them and when
+    /// each starts again.
+    func quota(userID: Int64, now: Date = Date()) async throws -> QuotaJSON {
+        let stores = dependencies.stores
+        let limits = dependencies.settings.quotas.overridden(by: try await stores.quotas.quota(userID: userID))
+        let windows = QuotaWindows(now: now)
+        async let messages = stores.quotas.messageCount(userID: userID, since: windows.dayStart)
+        async let month = stores.usage.usageTotals(userID: userID, since: windows.monthStart)
+        let tokens = try await month
+        return QuotaJSON(
+            messagesPerDay: limits.messagesPerDay.flatMap { $0 > 0 ? $0 : nil }, messagesToday: try await messages,
+            messagesResetAt: windows.nextDay, tokensPerMonth: limits.tokensPerMonth.flatMap { $0 > 0 ? $0 : nil },
+            tokensThisMonth: tokens.promptTokens + tokens.completionTokens, tokensResetAt: windows.nextMonth)
+    }
+}
+
+/// A user's quotas: null limits mean none.
+struct QuotaJSON: Encodable {
+    let messagesPerDay: Int?
+    let messagesToday: Int
+    let messagesResetAt: Date
+    let tokensPerMonth: Int?
+    let tokensThisMonth: Int
+    let tokensResetAt: Date
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(messagesPerDay, forKey: .messagesPerDay)
+        try c.encode(messagesToday, forKey: .messagesToday)
+        try c.encode(messagesResetAt, forKey: .messagesResetAt)
+        try c.encode(tokensPerMonth, forKey: .tokensPerMonth)
+        try c.encode(tokensThisMonth, forKey: .tokensThisMonth)
+        try c.encode(tokensResetAt, forKey: .tokensResetAt)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case messagesPerDay, messagesToday, messagesResetAt, tokensPerMonth, tokensThisMonth, tokensResetAt
     }
 }
 
 struct UsageJSON: Encodable {
     let totals: UsageTotalsJSON
+    let quota: QuotaJSON
     /// Newest first, at most `limit`.
     let data: [UsageRecordJSON]
 }

@@ -1,6 +1,8 @@
 /// Where every channel's messages enter the turn path: an `InboundMessage` is stored as a
 /// `queued` user message in its chat (found or started) and its turn is queued on the `ai` queue.
-/// A message a channel delivers twice (same `externalID`) is stored and queued once.
+/// A message a channel delivers twice (same `externalID`) is stored and queued once. A user past
+/// a quota (messages today, provider tokens this month) gets 429 `quota_exceeded` and nothing is
+/// stored.
 import Foundation
 import Logging
 import Queue
@@ -14,12 +16,17 @@ public struct ChannelIntake: Sendable {
     public let jobs: any JobProducer
     public let redis: RedisClient
     public let stream: TurnStreamSettings
+    /// The configured quotas, which a user's own (`user_quotas`) override.
+    public let quotas: QuotaLimits
 
-    public init(stores: Stores, jobs: any JobProducer, redis: RedisClient, stream: TurnStreamSettings = .init()) {
+    public init(
+        stores: Stores, jobs: any JobProducer, redis: RedisClient, stream: TurnStreamSettings = .init(), quotas: QuotaLimits = .unlimited
+    ) {
         self.stores = stores
         self.jobs = jobs
         self.redis = redis
         self.stream = stream
+        self.quotas = quotas
     }
 
     /// What became of an inbound message.
@@ -40,6 +47,7 @@ public struct ChannelIntake: Sendable {
         _ inbound: InboundMessage, logger: Logger, beforeQueuing: (@Sendable (Message) async throws -> Void)? = nil
     ) async throws -> Accepted {
         if let earlier = try await earlierDelivery(of: inbound) { return Accepted(message: earlier, isDuplicate: true) }
+        try await checkQuota(ownerID: inbound.ownerID)
         let message: Message
         do {
             message = try await store(inbound)
@@ -69,6 +77,29 @@ public struct ChannelIntake: Sendable {
         }
         return Accepted(message: message, isDuplicate: false)
     }
+
+    /// Throws 429 `quota_exceeded`, naming when the window starts again, when the owner has used
+    /// up a quota. A message is counted once, however often its turn runs.
+    public func checkQuota(ownerID: Int64, now: Date = Date()) async throws {
+        let limits = quotas.overridden(by: try await stores.quotas.quota(userID: ownerID))
+        let windows = QuotaWindows(now: now)
+        if let perDay = limits.messagesPerDay, perDay > 0,
+           try await stores.quotas.messageCount(userID: ownerID, since: windows.dayStart) >= perDay {
+            throw SwitchboardError(
+                .quotaExceeded, status: 429,
+                "the quota of \(perDay) messages a day is used up; it resets at \(Self.timestamp(windows.nextDay))")
+        }
+        if let perMonth = limits.tokensPerMonth, perMonth > 0 {
+            let totals = try await stores.usage.usageTotals(userID: ownerID, since: windows.monthStart)
+            if totals.promptTokens + totals.completionTokens >= perMonth {
+                throw SwitchboardError(
+                    .quotaExceeded, status: 429,
+                    "the quota of \(perMonth) provider tokens a month is used up; it resets at \(Self.timestamp(windows.nextMonth))")
+            }
+        }
+    }
+
+    static func timestamp(_ date: Date) -> String { date.formatted(.iso8601) }
 
     /// The message stored for an earlier delivery of `inbound` (same owner, channel and id).
     private func earlierDelivery(of inbound: InboundMessage) async throws -> Message? {

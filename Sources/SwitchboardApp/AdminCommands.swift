@@ -74,6 +74,13 @@ public enum AdminCommands {
         }
     }
 
+    /// Sets `email`'s own quotas; nil keeps the configured default, 0 means no limit.
+    public static func setQuota(settings: Settings, email: String, messagesPerDay: Int?, tokensPerMonth: Int?) async throws {
+        try await withAccounts(settings) { accounts in
+            try await accounts.setQuota(email: email, limits: QuotaLimits(messagesPerDay: messagesPerDay, tokensPerMonth: tokensPerMonth))
+        }
+    }
+
     public static func createAPIKey(settings: Settings, userEmail: String, name: String) async throws -> CreatedKey {
         try await withAccounts(settings) { accounts in
             let created = try await accounts.createAPIKey(userEmail: userEmail, name: name)

@@ -6,6 +6,7 @@ import Logging
 import RedisClient
 import Storage
 import SwitchboardConfig
+import SwitchboardCore
 
 enum Clients {
     static func rateLimits(_ limits: Settings.Limits) -> RateLimitSettings {
@@ -48,5 +49,12 @@ enum Clients {
         if let key = settings.secretsKey { return SecretBox(key: key) }
         logger.warning("secrets.key is not set: channel secrets are sealed with the public development key (set SB_SECRETS_KEY)")
         return .development()
+    }
+
+    /// The configured default quotas (0 in the settings: no limit).
+    static func quotas(_ settings: Settings) -> QuotaLimits {
+        QuotaLimits(
+            messagesPerDay: settings.quotaMessagesPerDay > 0 ? settings.quotaMessagesPerDay : nil,
+            tokensPerMonth: settings.quotaTokensPerMonth > 0 ? settings.quotaTokensPerMonth : nil)
     }
 }

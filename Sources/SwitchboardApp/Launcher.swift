@@ -63,7 +63,9 @@ public enum Launcher {
             let checks = healthChecks(redis: redis, database: database)
             let dependencies = APIDependencies(
                 redis: redis, stores: stores, jobs: JobQueue(client: redis, logger: logger),
-                settings: APISettings(maxBodyBytes: settings.http.maxBodySize, allowPrivateCallbacks: settings.allowPrivateCallbacks),
+                settings: APISettings(
+                    maxBodyBytes: settings.http.maxBodySize, allowPrivateCallbacks: settings.allowPrivateCallbacks,
+                    quotas: Clients.quotas(settings)),
                 limits: Clients.rateLimits(settings.limits), healthChecks: checks,
                 secrets: Clients.secrets(settings: settings, logger: logger)
             )

@@ -83,6 +83,9 @@ public struct Settings: Sendable {
     public var allowPrivateCallbacks: Bool
     /// How long a role keeps retrying Redis and MariaDB at start-up before it gives up (0: no wait).
     public var startupWaitSeconds: Int
+    /// Per-user quotas by default (0: none): messages a day, provider tokens a month.
+    public var quotaMessagesPerDay: Int
+    public var quotaTokensPerMonth: Int
 
     /// Conventional names accepted besides `SB_...`.
     public static let aliases: [String: [String]] = [
@@ -104,6 +107,7 @@ public struct Settings: Sendable {
         "limits.per_user_per_minute", "limits.per_user_burst", "limits.per_ip_per_minute", "limits.per_ip_burst",
         "limits.trusted_proxies",
         "secrets.key",
+        "quotas.messages_per_day", "quotas.tokens_per_month",
         "startup.wait_seconds",
     ]
     /// Sections owned by other modules (decoded there) or by later features.
@@ -179,6 +183,8 @@ public struct Settings: Sendable {
         whatsAppGraphURL = try source.string("channels.whatsapp_graph_url", default: "https://graph.facebook.com/v21.0")
         allowPrivateCallbacks = try source.bool("channels.allow_private_callbacks", default: false)
         startupWaitSeconds = try source.int("startup.wait_seconds", default: 60, range: 0...3_600)
+        quotaMessagesPerDay = try source.int("quotas.messages_per_day", default: 0, range: 0...10_000_000)
+        quotaTokensPerMonth = try source.int("quotas.tokens_per_month", default: 0, range: 0...1_000_000_000_000)
 
         try validateURLs()
         if environment == .production { try refusePlaceholders() }

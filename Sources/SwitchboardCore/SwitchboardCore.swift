@@ -27,6 +27,8 @@ public struct SwitchboardError: Error, Sendable, Equatable, CustomStringConverti
         public static let rateLimited: Code = "rate_limited"
         /// A count the caller may not exceed (rules per user, …) is reached.
         public static let limitExceeded: Code = "limit_exceeded"
+        /// The user has used up a quota (messages a day, provider tokens a month).
+        public static let quotaExceeded: Code = "quota_exceeded"
         public static let internalError: Code = "internal_error"
         public static let unavailable: Code = "unavailable"
     }

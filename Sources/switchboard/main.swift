@@ -129,7 +129,24 @@ struct Jobs: AsyncParsableCommand {
 }
 
 struct Users: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Manage users.", subcommands: [Create.self])
+    static let configuration = CommandConfiguration(abstract: "Manage users.", subcommands: [Create.self, Quota.self])
+
+    struct Quota: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Set a user's own quotas (0: no limit; an option left out keeps the configured default).")
+        @OptionGroup var options: ConfigOption
+        @Option(help: "The user's email address.") var email: String
+        @Option(help: "Messages the user may send per UTC day.") var messagesPerDay: Int?
+        @Option(help: "Provider tokens the user's turns may use per UTC month.") var tokensPerMonth: Int?
+        func validate() throws {
+            if messagesPerDay == nil && tokensPerMonth == nil { throw ValidationError("give --messages-per-day, --tokens-per-month or both") }
+            if (messagesPerDay ?? 0) < 0 || (tokensPerMonth ?? 0) < 0 { throw ValidationError("quotas are 0 (no limit) or positive") }
+        }
+        func run() async throws {
+            try await AdminCommands.setQuota(settings: options.settings(), email: email, messagesPerDay: messagesPerDay, tokensPerMonth: tokensPerMonth)
+            print("quota of <\(email)>: \(messagesPerDay.map { "\($0) messages a day" } ?? "default messages a day"), \(tokensPerMonth.map { "\($0) tokens a month" } ?? "default tokens a month")")
+        }
+    }
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a user.")

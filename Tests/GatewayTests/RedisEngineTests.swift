@@ -165,9 +165,11 @@ final class RecordingHandler: BrokerEventHandler {
         let count = 100
         let publishes = (0..<count).map { #"{"id":\#($0 + 3),"publish":{"channel":"chat:po","data":\#($0)}}"# }
         await publisher.send(publishes.joined(separator: "\n") + "\n" + #"{"id":\#(count + 3),"history":{"channel":"chat:po","limit":-1}}"#)
-        await Self.waitFor { transport.replies.count >= count + 3 }
-        #expect(transport.replies.compactMap { $0["id"]?.int64Value } == (1...Int64(count + 3)).map { $0 })
-        guard case .array(let history)? = transport.replies.last?["history"]?["publications"] else {
+        // The publisher is subscribed too: its replies (with ids) and pushes (without) interleave.
+        let lastID = Int64(count + 3)
+        await Self.waitFor { transport.replies.contains { $0["id"]?.int64Value == lastID } }
+        #expect(transport.replies.compactMap { $0["id"]?.int64Value } == (1...lastID).map { $0 })
+        guard case .array(let history)? = transport.replies.first(where: { $0["id"]?.int64Value == lastID })?["history"]?["publications"] else {
             Issue.record("no history in \(transport.messages.last ?? "")")
             return
         }

@@ -60,7 +60,7 @@ import Testing
         await TestRedis.discard(redis)
     }
 
-    @Test func usersAreCreatedWithARoleAndAnUnknownRoleIsRefused() async throws {
+    @Test func usersAreCreatedWithARoleAndGivenTheirOwnQuotas() async throws {
         let email = "admin-\(UUID().uuidString.prefix(8).lowercased())@example.com"
         let created = try await ProcessTests.run(["users", "create", "--email", email, "--role", "admin"])
         #expect(created.status == 0, "\(created.stderr)")
@@ -69,5 +69,13 @@ import Testing
         #expect(unknown.stderr.contains("--role must be user, operator or admin"))
         let again = try await ProcessTests.run(["users", "create", "--email", email])
         #expect(again.status != 0, "an email is one user")
+
+        let quota = try await ProcessTests.run(["users", "quota", "--email", email, "--messages-per-day", "25"])
+        #expect(quota.status == 0, "\(quota.stderr)")
+        #expect(quota.stdout.contains("25 messages a day"))
+        #expect(try await ProcessTests.run(["users", "quota", "--email", email]).status != 0, "a quota to set is required")
+        let stranger = try await ProcessTests.run(["users", "quota", "--email", "nobody-\(email)", "--tokens-per-month", "10"])
+        #expect(stranger.status != 0)
+        #expect(stranger.stderr.contains("no user with email"))
     }
 }

@@ -324,6 +324,15 @@ public struct UsageTotals: Sendable, Hashable {
     }
 }
 
+/// Per-user quota overrides and the message count a daily quota is checked against.
+public protocol QuotaStore: Sendable {
+    /// The user's own limits (nil: the configured defaults apply).
+    func quota(userID: Int64) async throws -> QuotaLimits?
+    func setQuota(userID: Int64, limits: QuotaLimits) async throws
+    /// The user's messages (role user) stored since `since`.
+    func messageCount(userID: Int64, since: Date) async throws -> Int
+}
+
 public protocol UsageStore: Sendable {
     /// Records provider calls in one statement (a turn's sorter, planner and nodes).
     func recordUsage(_ calls: [UsageCall]) async throws
@@ -346,6 +355,7 @@ public struct Stores: Sendable {
     public var connections: any ChannelConnectionStore
     public var topics: any TopicStore
     public var usage: any UsageStore
+    public var quotas: any QuotaStore
     public var webhooks: any WebhookStore
 
     /// The MariaDB implementation of every store.
@@ -361,6 +371,7 @@ public struct Stores: Sendable {
         connections = MariaDBChannelConnectionStore(database: database)
         topics = MariaDBTopicStore(database: database)
         usage = MariaDBUsageStore(database: database)
+        quotas = MariaDBQuotaStore(database: database)
         webhooks = MariaDBWebhookStore(database: database)
     }
 }

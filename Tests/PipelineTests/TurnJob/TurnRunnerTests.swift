@@ -1,3 +1,4 @@
+import AIProviders
 import Channels
 import Foundation
 import Logging
@@ -127,10 +128,25 @@ struct TurnRunnerTests {
 struct TurnRunnerDeletionTests {
     /// The run ends without an error (the queue does not retry a turn with nothing left to
     /// answer), and a client still reading the stream sees it end.
+    /// Streams one chunk, then holds the turn until the test lets it finish: the chat is deleted
+    /// while the turn is surely still running, however loaded the machine is.
+    struct HeldResponder: TurnResponder {
+        let release: AsyncStream<Void>
+        var earlierMessages: Int { 0 }
+        func respond(to request: TurnRequest, events: any TurnEventSink) async throws -> TurnOutcome {
+            try await events.emit(.chunk("first "))
+            for await _ in release { break }
+            return TurnOutcome(
+                reply: "first answer", classification: Classification(topic: "held", source: .fallback), provider: "held", model: "held-1",
+                usage: TokenUsage(promptTokens: 1, completionTokens: 2), tasks: [:])
+        }
+    }
+
     @Test func aTurnWhoseChatIsDeletedMidwayEndsItsStreamWithMessageDeleted() async throws {
         try await TurnTestEnvironment.with { env in
             let message = try await env.queuedMessage("a b c d e f g h i j")
-            let runner = TurnRunnerTests.runner(env, responder: EchoResponder(chunkDelay: .milliseconds(30)))
+            let (release, releaseNow) = AsyncStream<Void>.makeStream()
+            let runner = TurnRunnerTests.runner(env, responder: HeldResponder(release: release))
             async let run: Void = runner.run(messageID: message.id, isLastAttempt: false, logger: TurnTestEnvironment.logger)
             // Deleted once the reply has begun to stream.
             let reader = TurnStreamReader(redis: env.redis)
@@ -144,6 +160,8 @@ struct TurnRunnerDeletionTests {
                 }
             }
             #expect(try await env.stores.chats.deleteChat(id: message.chatID, ownerID: message.ownerID))
+            releaseNow.yield()
+            releaseNow.finish()
             try await run
             #expect(try await env.stores.messages.message(id: message.id) == nil)
             let entries = try await reader.all(messageID: message.id)
