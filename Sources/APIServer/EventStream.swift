@@ -18,8 +18,6 @@ struct TurnEventRelay: Sendable {
     static let lastEventIDHeader = HTTPField.Name("Last-Event-ID")!
     static let messageIDHeader = HTTPField.Name("X-Message-ID")!
     static let chatIDHeader = HTTPField.Name("X-Chat-ID")!
-    /// How old a finished message must be before a stream without its final event is presumed lost.
-    static let lostFinalGrace: TimeInterval = 10
 
     static var streamHeaders: HTTPFields {
         [
@@ -137,7 +135,7 @@ struct TurnEventRelay: Sendable {
             try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
             // A turn that ended long ago may have no stream left: answer its end from the database.
             if initialStatus.isFinal, try await reader.last(messageID: messageID) == nil {
-                try await Self.writeSynthesizedEnd(messageID: messageID, messages: messages, writer: &writer)
+                try await Self.writeSynthesizedEnd(try await StoredTurnEnding.event(messageID: messageID, messages: messages), writer: &writer)
                 try await writer.finish(nil)
                 return
             }
@@ -160,11 +158,9 @@ struct TurnEventRelay: Sendable {
                 case .idle:
                     // A deleted message gets no answer; a finished one whose final event never
                     // came (lost with its stream) is answered from the database.
-                    let current = try await messages.message(id: messageID)
-                    let over = current.map { $0.status.isFinal && Date().timeIntervalSince($0.updatedAt) > Self.lostFinalGrace } ?? true
-                    if over, try await reader.last(messageID: messageID)?.isFinal != true {
+                    if let end = try await StoredTurnEnding.lostEnding(messageID: messageID, messages: messages, reader: reader) {
                         logger.warning("turn stream ended without its final event; answering from the database")
-                        try await Self.writeSynthesizedEnd(messageID: messageID, messages: messages, writer: &writer)
+                        try await Self.writeSynthesizedEnd(end, writer: &writer)
                         ended = true
                     } else {
                         try await writer.write(ByteBuffer(string: ": heartbeat\n\n"))
@@ -197,14 +193,8 @@ struct TurnEventRelay: Sendable {
         return ended
     }
 
-    static func writeSynthesizedEnd(messageID: Int64, messages: any MessageStore, writer: inout any ResponseBodyWriter) async throws {
-        let event: TurnEvent
-        if let message = try await messages.message(id: messageID) {
-            let reply = try await messages.message(ownerID: message.ownerID, idempotencyKey: Turns.replyKey(for: messageID))
-            event = TurnEnding.of(finished: message, replyID: reply?.id).event
-        } else {
-            event = TurnEnding.deleted.event
-        }
+    /// Writes a final event made up from the database (no `id:`: it is not a stream entry).
+    static func writeSynthesizedEnd(_ event: TurnEvent, writer: inout any ResponseBodyWriter) async throws {
         var frame = ByteBuffer()
         appendFrame(id: nil, type: event.type, data: try event.encodedData(), to: &frame)
         try await writer.write(frame)

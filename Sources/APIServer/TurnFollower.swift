@@ -10,9 +10,6 @@ struct TurnFollower: Sendable {
     let reader: TurnStreamReader
     let messages: any MessageStore
     let messageID: Int64
-    /// How old a finished message must be before a stream without its final event is presumed lost.
-    static let lostFinalGrace: TimeInterval = 10
-
     /// The events after `cursor` (an entry id, "0-0" for all), waiting up to `block` for the
     /// first, and the cursor to continue from; no events when none came in time. The last event
     /// is final when the turn ended; a turn whose stream ended without its final event gets it
@@ -20,14 +17,8 @@ struct TurnFollower: Sendable {
     func next(after cursor: String, block: Duration) async throws -> (cursor: String, events: [TurnEvent]) {
         let entries = try await reader.read(messageID: messageID, after: cursor, block: block)
         if entries.isEmpty {
-            guard let message = try await messages.message(id: messageID) else {
-                return (cursor, [TurnEnding.deleted.event])
-            }
-            guard message.status.isFinal, Date().timeIntervalSince(message.updatedAt) > Self.lostFinalGrace,
-                  try await reader.last(messageID: messageID)?.isFinal != true
-            else { return (cursor, []) }
-            let reply = try await messages.message(ownerID: message.ownerID, idempotencyKey: Turns.replyKey(for: messageID))
-            return (cursor, [TurnEnding.of(finished: message, replyID: reply?.id).event])
+            let end = try await StoredTurnEnding.lostEnding(messageID: messageID, messages: messages, reader: reader)
+            return (cursor, end.map { [$0] } ?? [])
         }
         var events: [TurnEvent] = []
         var next = cursor
