@@ -170,6 +170,40 @@ struct WhatsAppWebhookTests {
         }
     }
 
+    @Test func badDeliveriesAreRefusedAsJSONAndStoreNothingForAnyTenant() async throws {
+        try await TestEnvironment.with { env in
+            let (alice, aliceKey) = try await env.makeUser()
+            let (bob, bobKey) = try await env.makeUser()
+            try await env.application(settings: APISettings(maxBodyBytes: 4096)).test(.router) { client in
+                let aliceURL = try #require(try await Self.createChannel(client, key: aliceKey)["webhookUrl"] as? String)
+                let bobChannel = try await client.execute(
+                    uri: "/api/v1/channels", method: .post, headers: .auth(bobKey),
+                    body: jsonBody(["type": "whatsapp", "name": "Bob's", "phoneNumberId": "222", "accessToken": "t", "appSecret": "bobs-app-secret",
+                                    "verifyToken": "v"]))
+                let bobURL = try #require(bobChannel.json["webhookUrl"] as? String)
+                // Signed by the right app secret, but not a webhook payload.
+                let garbled = try await Self.post(client, aliceURL, #"{"entry": [{"changes": "#)
+                #expect(garbled.status == .badRequest)
+                #expect(garbled.errorCode == "bad_request")
+                // Larger than the body limit.
+                let huge = try await Self.post(client, aliceURL, Self.message(from: "1", id: "w.big", text: String(repeating: "x", count: 8000)))
+                #expect(huge.status == .contentTooLarge)
+                #expect(huge.errorCode == "payload_too_large")
+                // Signed with Bob's app secret, sent to Alice's channel (and the other way round).
+                let crossed = try await Self.post(client, aliceURL, Self.message(from: "1", id: "w.x", text: "hi"), secret: "bobs-app-secret")
+                #expect(crossed.status == .unauthorized)
+                let reversed = try await Self.post(client, bobURL, Self.message(from: "1", id: "w.y", text: "hi"))
+                #expect(reversed.status == .unauthorized)
+                for user in [alice, bob] {
+                    #expect(try await env.stores.chats.chats(ownerID: user.id, limit: 10, beforeID: nil).isEmpty, "nothing stored")
+                }
+                #expect(try await TurnTestEnvironment.queuedTurnIDs(env.redis).isEmpty, "nothing queued")
+                // Alice's channel still works afterwards.
+                #expect(try await Self.post(client, aliceURL, Self.message(from: "1", id: "w.ok", text: "hi")).json["accepted"] as? Int == 1)
+            }
+        }
+    }
+
     @Test func aRepliesGoesBackThroughTheGraphAPIAndItsStatusOnlyMovesForward() async throws {
         try await TestEnvironment.with { env in
             let (user, key) = try await env.makeUser()
