@@ -254,13 +254,16 @@ public final class TurnStreamHub: Sendable {
                 try? await Task.sleep(for: min(.milliseconds(50) * (1 << min(failures, 6)), .seconds(2)))
                 continue
             }
-            deliver(batches, tier: tier, wakeKey: wakeKey, ids: snapshot.ids)
+            deliver(batches, tier: tier, wakeKey: wakeKey, ids: snapshot.ids, readFrom: Dictionary(snapshot.keys.map { ($0.key, $0.id) }, uniquingKeysWith: { first, _ in first }))
         }
     }
 
     /// Hands what a reader read to the viewers, in order (under the lock, so a turn moving from
     /// one reader to the other cannot overtake itself).
-    private func deliver(_ batches: [StreamBatch], tier: Tier, wakeKey: String, ids: [String: Int64]) {
+    /// `readFrom` is where each stream's read began: a batch read from beyond what its turn has
+    /// delivered (the turn was dropped and followed anew from an earlier id while the read was
+    /// under way) would leave a gap, so it is left for the next read from the turn's cursor.
+    private func deliver(_ batches: [StreamBatch], tier: Tier, wakeKey: String, ids: [String: Int64], readFrom: [String: String]) {
         let wakeHot: Tier? = state.withLock { state in
             var wakeHot: Tier?
             let now = ContinuousClock.now
@@ -271,6 +274,7 @@ public final class TurnStreamHub: Sendable {
                     continue
                 }
                 guard let messageID = ids[batch.stream], var turn = state.turns[messageID] else { continue }
+                if let start = readFrom[batch.stream], StreamEntryID.isAfter(start, turn.cursor) { continue }
                 // A newer cursor may have been set meanwhile only by this same reader; never go back.
                 guard StreamEntryID.isAfter(last.id, turn.cursor) else { continue }
                 let from = turn.cursor
