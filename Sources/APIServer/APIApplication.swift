@@ -54,7 +54,8 @@ public enum APIApplication {
 
         let api = PublicAPI(dependencies: dependencies)
         // One hub per router: its few Redis connections read every stream this node serves.
-        let relay = TurnEventRelay(api: api, hub: TurnStreamHub(redis: dependencies.redis, settings: dependencies.settings.streamHub))
+        let hub = TurnStreamHub(redis: dependencies.redis, settings: dependencies.settings.streamHub)
+        let relay = TurnEventRelay(api: api, hub: hub)
         let limits = dependencies.limits
         let limiter = RateLimiter(redis: dependencies.redis)
 
@@ -109,11 +110,11 @@ public enum APIApplication {
         on(.get, "/channels/:channelId", channels.get)
         on(.patch, "/channels/:channelId", channels.update)
         on(.delete, "/channels/:channelId", channels.delete)
-        let generic = GenericWebhookAPI(dependencies: dependencies)
+        let generic = GenericWebhookAPI(dependencies: dependencies, hub: hub)
         on(.post, "/webhooks/generic", generic.receive)
         on(.post, "/webhooks/generic/secret", generic.rotateSecret)
 
-        OpenAICompatibleAPI.register(on: router, recorder: recorder, dependencies: dependencies, limiter: limiter)
+        OpenAICompatibleAPI.register(on: router, recorder: recorder, dependencies: dependencies, hub: hub, limiter: limiter)
         return (router, recorder.routes)
     }
 }

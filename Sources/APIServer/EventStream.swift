@@ -131,7 +131,7 @@ struct TurnEventRelay: Sendable {
         let heartbeat = api.settings.heartbeatInterval
         let hub = self.hub
         return ResponseBody { writer in
-            var cursor = after ?? "0-0"
+            let cursor = after ?? "0-0"
             try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
             // A turn that ended long ago may have no stream left: answer its end from the database.
             if initialStatus.isFinal, try await reader.last(messageID: messageID) == nil {
@@ -140,35 +140,28 @@ struct TurnEventRelay: Sendable {
                 return
             }
             // From here the hub reads the stream for this response (and every other viewer of
-            // the turn on this node); what it read before this viewer came is read here once.
-            let (viewer, catchUpTo) = hub.subscribe(messageID: messageID, after: cursor)
-            defer { viewer.cancel() }
-            var ended = false
-            if let catchUpTo {
-                while !ended, StreamEntryID.isAfter(catchUpTo, cursor) {
-                    let entries = try await reader.read(messageID: messageID, after: cursor, block: nil)
-                    if entries.isEmpty { break }
-                    ended = try await Self.write(entries, cursor: &cursor, to: &writer)
-                }
-            }
-            while !ended {
-                switch await viewer.next(timeout: heartbeat) {
+            // the turn on this node).
+            var subscription = TurnStreamSubscription(hub: hub, reader: reader, messageID: messageID, after: cursor)
+            defer { subscription.cancel() }
+            while !subscription.ended {
+                switch try await subscription.next(timeout: heartbeat) {
                 case .entries(let entries):
-                    ended = try await Self.write(entries, cursor: &cursor, to: &writer)
+                    try await Self.write(entries, to: &writer)
                 case .idle:
                     // A deleted message gets no answer; a finished one whose final event never
                     // came (lost with its stream) is answered from the database.
                     if let end = try await StoredTurnEnding.lostEnding(messageID: messageID, messages: messages, reader: reader) {
                         logger.warning("turn stream ended without its final event; answering from the database")
                         try await Self.writeSynthesizedEnd(end, writer: &writer)
-                        ended = true
-                    } else {
-                        try await writer.write(ByteBuffer(string: ": heartbeat\n\n"))
+                        try await writer.finish(nil)
+                        return
                     }
+                    try await writer.write(ByteBuffer(string: ": heartbeat\n\n"))
                 case .cutOff:
                     // Too far behind: end the response; the client resumes with Last-Event-ID.
-                    logger.info("sse client fell behind; ending its stream so it resumes", metadata: ["cursor": "\(cursor)"])
-                    ended = true
+                    logger.info("sse client fell behind; ending its stream so it resumes", metadata: ["cursor": "\(subscription.cursor)"])
+                    try await writer.finish(nil)
+                    return
                 case .cancelled:
                     throw CancellationError()
                 }
@@ -177,20 +170,14 @@ struct TurnEventRelay: Sendable {
         }
     }
 
-    /// Writes the entries after `cursor` as frames, moving `cursor`; true when the final one was among them.
-    static func write(_ entries: [TurnStreamEntry], cursor: inout String, to writer: inout any ResponseBodyWriter) async throws -> Bool {
+    /// Writes `entries` as frames.
+    static func write(_ entries: [TurnStreamEntry], to writer: inout any ResponseBodyWriter) async throws {
+        guard !entries.isEmpty else { return }
         var frames = ByteBuffer()
-        var ended = false
-        for entry in entries where StreamEntryID.isAfter(entry.id, cursor) {
+        for entry in entries {
             appendFrame(id: entry.id, type: entry.type, data: entry.data, to: &frames)
-            cursor = entry.id
-            if entry.isFinal {
-                ended = true
-                break
-            }
         }
-        if frames.readableBytes > 0 { try await writer.write(frames) }
-        return ended
+        try await writer.write(frames)
     }
 
     /// Writes a final event made up from the database (no `id:`: it is not a stream entry).

@@ -15,6 +15,7 @@ import Turns
 
 struct GenericWebhookAPI: Sendable {
     let dependencies: APIDependencies
+    let hub: TurnStreamHub
     /// The longest `wait`, in seconds.
     static let maxWait: Double = 60
 
@@ -109,17 +110,15 @@ struct GenericWebhookAPI: Sendable {
             return try APIJSON.response(pending, status: .accepted, headers: [.location: pending.events])
         }
 
-        let follower = TurnFollower(reader: TurnStreamReader(redis: dependencies.redis), messages: dependencies.stores.messages, messageID: message.id)
+        var follower = TurnFollower(hub: hub, messages: dependencies.stores.messages, messageID: message.id)
+        defer { follower.cancel() }
         let deadline = ContinuousClock.now + .milliseconds(Int64(wait * 1000))
-        var cursor = "0-0"
         var streamed = ""
         var status = "queued"
         while ContinuousClock.now < deadline {
             let block = min(deadline - ContinuousClock.now, dependencies.settings.heartbeatInterval)
             guard block > .milliseconds(1) else { break }
-            let (next, events) = try await follower.next(after: cursor, block: block)
-            cursor = next
-            for event in events {
+            for event in try await follower.next(block: block) {
                 switch event {
                 case .status: status = "running"
                 case .chunk(let chunk): streamed += chunk.text

@@ -263,6 +263,7 @@ enum JSONValue: Decodable, Equatable, Sendable {
 /// The handlers of `/v1`.
 struct OpenAICompatibleAPI: Sendable {
     let dependencies: APIDependencies
+    let hub: TurnStreamHub
     /// The one model id `/v1/models` lists (any name is accepted and echoed back).
     static let modelID = "switchboard"
     static let messageIDHeader = HTTPField.Name("X-Switchboard-Message-Id")!
@@ -289,18 +290,18 @@ struct OpenAICompatibleAPI: Sendable {
             ownerID: caller.user.id, channel: .api, content: completion.question,
             chat: .newWithHistory(title: nil, history: completion.history))
         let message = try await dependencies.intake.accept(inbound, logger: context.logger).message
-        let follower = TurnFollower(reader: TurnStreamReader(redis: dependencies.redis), messages: dependencies.stores.messages, messageID: message.id)
+        var follower = TurnFollower(hub: hub, messages: dependencies.stores.messages, messageID: message.id)
+        // The streamed answer's body takes the follower over; any other way out ends it here.
+        var handedOver = false
+        defer { if !handedOver { follower.cancel() } }
         var headers: HTTPFields = [Self.messageIDHeader: "\(message.id)", Self.chatIDHeader: "\(message.chatID)"]
         let id = "chatcmpl-sb\(message.id)"
         let created = Int(Date().timeIntervalSince1970)
 
         if !completion.stream {
-            var cursor = "0-0"
             var streamed = ""
             while true {
-                let (next, events) = try await follower.next(after: cursor, block: settings.heartbeatInterval)
-                cursor = next
-                for event in events {
+                for event in try await follower.next(block: settings.heartbeatInterval) {
                     switch event {
                     case .chunk(let chunk):
                         streamed += chunk.text
@@ -324,12 +325,9 @@ struct OpenAICompatibleAPI: Sendable {
 
         // Streaming: wait for the first chunk (or the end) before answering, so a turn that fails
         // at once still gets an HTTP error status.
-        var cursor = "0-0"
         var pending: [TurnEvent] = []
         waiting: while true {
-            let (next, events) = try await follower.next(after: cursor, block: settings.heartbeatInterval)
-            cursor = next
-            for event in events {
+            for event in try await follower.next(block: settings.heartbeatInterval) {
                 switch event {
                 case .error(let failure) where pending.isEmpty:
                     var response = OpenAIError.turnFailed(failure).response
@@ -352,13 +350,15 @@ struct OpenAICompatibleAPI: Sendable {
         let ownerID = caller.user.id
         let logger = context.logger
         let firstEvents = pending
-        let firstCursor = cursor
+        handedOver = true
+        let streamFollower = follower
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            var follower = streamFollower
+            defer { follower.cancel() }
             let frames = ChunkFrames(id: id, created: created, model: model)
             var buffer = ByteBuffer()
             frames.append(ChunkFrames.Delta(role: "assistant", content: ""), finishReason: nil, to: &buffer)
             var events = firstEvents
-            var cursor = firstCursor
             var streamed = ""
             while true {
                 for event in events {
@@ -395,9 +395,7 @@ struct OpenAICompatibleAPI: Sendable {
                 if buffer.readableBytes == 0 { buffer.writeString(": keep-alive\n\n") }
                 try await writer.write(buffer)
                 buffer.clear()
-                let next = try await follower.next(after: cursor, block: heartbeat)
-                cursor = next.cursor
-                events = next.events
+                events = try await follower.next(block: heartbeat)
             }
         })
     }
@@ -528,14 +526,14 @@ struct ChunkFrames: Sendable {
 extension OpenAICompatibleAPI {
     /// Registers `/v1` on `router`: OpenAI's error shape outermost, then the same per-IP limit,
     /// API-key authentication and per-user limit as `/api/v1`, then OpenAI's error shape again.
-    static func register(on router: Router<APIRequestContext>, recorder: RouteRecorder, dependencies: APIDependencies, limiter: RateLimiter) {
+    static func register(on router: Router<APIRequestContext>, recorder: RouteRecorder, dependencies: APIDependencies, hub: TurnStreamHub, limiter: RateLimiter) {
         let v1 = router.group("/v1")
         v1.add(middleware: OpenAIErrorMiddleware())
         v1.addCallerChecks(dependencies: dependencies, limiter: limiter)
         // Innermost too: the rate limiters turn what is thrown inside them into Switchboard's
         // shape, so the handlers' errors become OpenAI answers before they reach them.
         v1.add(middleware: OpenAIErrorMiddleware())
-        let api = OpenAICompatibleAPI(dependencies: dependencies)
+        let api = OpenAICompatibleAPI(dependencies: dependencies, hub: hub)
         recorder.record(.get, "/v1/models")
         v1.get("/models", use: api.models)
         recorder.record(.post, "/v1/chat/completions")

@@ -1,35 +1,48 @@
 /// Following one turn's stream to its end from inside a request (the OpenAI-compatible endpoint
-/// and the generic webhook's `wait`): the next events as they come, and the end answered from the
-/// database when the stream lost its final event.
+/// and the generic webhook's `wait`): the next events as the node's `TurnStreamHub` reads them,
+/// and the end answered from the database when the stream lost its final event.
 import Foundation
 import Storage
 import SwitchboardCore
 import Turns
 
 struct TurnFollower: Sendable {
-    let reader: TurnStreamReader
     let messages: any MessageStore
     let messageID: Int64
-    /// The events after `cursor` (an entry id, "0-0" for all), waiting up to `block` for the
-    /// first, and the cursor to continue from; no events when none came in time. The last event
-    /// is final when the turn ended; a turn whose stream ended without its final event gets it
-    /// made up from the stored message.
-    func next(after cursor: String, block: Duration) async throws -> (cursor: String, events: [TurnEvent]) {
-        let entries = try await reader.read(messageID: messageID, after: cursor, block: block)
-        if entries.isEmpty {
+    private let reader: TurnStreamReader
+    private var subscription: TurnStreamSubscription
+
+    /// Follows `messageID` from its first event; `cancel()` when done.
+    init(hub: TurnStreamHub, messages: any MessageStore, messageID: Int64) {
+        self.messages = messages
+        self.messageID = messageID
+        reader = TurnStreamReader(redis: hub.redis)
+        subscription = TurnStreamSubscription(hub: hub, reader: reader, messageID: messageID, after: "0-0")
+    }
+
+    /// The events that came since the last call, waiting up to `block` for the first; none when
+    /// none came in time. The last event is final when the turn ended; a turn whose stream ended
+    /// without its final event gets it made up from the stored message. Events this build does
+    /// not know are skipped.
+    mutating func next(block: Duration) async throws -> [TurnEvent] {
+        switch try await subscription.next(timeout: block) {
+        case .entries(let entries):
+            return entries.compactMap(\.event)
+        case .idle:
             let end = try await StoredTurnEnding.lostEnding(messageID: messageID, messages: messages, reader: reader)
-            return (cursor, end.map { [$0] } ?? [])
+            return end.map { [$0] } ?? []
+        case .cutOff:
+            // Nobody downstream to resume: follow again from what was taken.
+            subscription.resubscribe()
+            return []
+        case .cancelled:
+            throw CancellationError()
         }
-        var events: [TurnEvent] = []
-        var next = cursor
-        for entry in entries {
-            next = entry.id
-            // An event this build does not know is skipped.
-            guard let event = entry.event else { continue }
-            events.append(event)
-            if event.isFinal { break }
-        }
-        return (next, events)
+    }
+
+    /// Stops following (the request is answered).
+    func cancel() {
+        subscription.cancel()
     }
 
     /// The text of the reply a `complete` event names (the stored reply), or `streamed` (the

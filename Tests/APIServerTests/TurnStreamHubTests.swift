@@ -1,5 +1,6 @@
 /// Tests of the node-wide turn stream reader (TurnStreamHub) through the public SSE endpoint:
-/// a fixed number of Redis connections for many open streams, several viewers of one turn, late
+/// a fixed number of Redis connections for many open streams and for requests waiting on their
+/// turn (the OpenAI endpoint, the generic webhook), several viewers of one turn, late
 /// joiners with Last-Event-ID, a slow client cut off without loss, and a Redis restart. Events are
 /// written straight into the turn streams, as the worker writes them.
 @testable import APIServer
@@ -13,6 +14,7 @@ import Storage
 import Synchronization
 import TestSupport
 import Testing
+import TurnTestSupport
 import Turns
 
 @Suite("Turn stream hub")
@@ -76,6 +78,65 @@ struct TurnStreamHubTests {
                     for id in messageIDs { try await Self.appendEnd(redis, id) }
                     for i in readers.indices {
                         #expect(try await readers[i].events().last?.event == "error")
+                        await clients[i].close()
+                    }
+                }
+            }
+            await redis.close()
+        } catch {
+            await server.destroy()
+            throw error
+        }
+        await server.destroy()
+    }
+
+    /// Requests that answer once their turn ends (`/v1/chat/completions`, the generic webhook's
+    /// `wait`) follow it through the same readers as the SSE streams: no Redis connection each.
+    @Test(.timeLimit(.minutes(2))) func requestsWaitingForTheirTurnShareTheHubsReaders() async throws {
+        let server = try await PrivateRedisServer()
+        do {
+            let redis = try TestRedis.client(url: server.url)
+            try await TestEnvironment.with { env in
+                let (_, key) = try await env.makeUser()
+                let dependencies = APIDependencies(
+                    redis: redis, stores: env.stores, jobs: JobQueue(client: redis, logger: TestEnvironment.logger),
+                    settings: APISettings(heartbeatInterval: .seconds(30)), limits: .disabled)
+                try await LiveServer.with(dependencies) { port in
+                    let waiting = 24
+                    var readers: [SSEReader] = []
+                    var clients: [StreamingHTTPClient] = []
+                    for i in 0..<waiting {
+                        let (path, body): (String, [String: Any]) = i.isMultiple(of: 2)
+                            ? ("/v1/chat/completions", ["model": "m", "messages": [["role": "user", "content": "q\(i)"]]])
+                            : ("/api/v1/webhooks/generic", ["message": "q\(i)", "wait": 60])
+                        let client = try await StreamingHTTPClient.send(
+                            port: port, method: .POST, path: path,
+                            headers: [("Authorization", "Bearer \(key)"), ("Content-Type", "application/json")],
+                            body: Array(try JSONSerialization.data(withJSONObject: body)))
+                        clients.append(client)
+                        readers.append(SSEReader(client))
+                    }
+                    var ids: [Int64] = []
+                    for _ in 0..<400 where ids.count < waiting {
+                        ids = try await TurnTestEnvironment.queuedTurnIDs(redis)
+                        try await Task.sleep(for: .milliseconds(25))
+                    }
+                    #expect(ids.count == waiting)
+                    try await Task.sleep(for: .milliseconds(300))  // each request is following its turn by now
+                    let counts = try await Self.clientCounts(redis)
+                    #expect(counts.connected <= redis.configuration.poolSize + 2, "\(counts)")
+                    #expect(counts.blocked <= 2, "\(counts)")
+
+                    for id in ids {
+                        let writer = TurnStreamWriter(redis: redis, messageID: id)
+                        try await writer.append(.chunk("answer \(id)"))
+                        try await writer.append(.complete(TurnCompletion(messageId: id)))
+                    }
+                    for i in readers.indices {
+                        let head = try await readers[i].readHead()
+                        let body = try await readers[i].remainingBody()
+                        #expect(head.status == 200, "\(body)")
+                        #expect(body.contains("answer "), "\(body)")
                         await clients[i].close()
                     }
                 }
