@@ -38,6 +38,7 @@ public enum APIApplication {
         router.add(middleware: RequestIDMiddleware())
         router.add(middleware: JSONErrorMiddleware())
         router.add(middleware: MetricsMiddleware())
+        router.add(middleware: OpenAIErrorMiddleware(onlyUnderV1: true))
         router.add(middleware: MethodNotAllowedMiddleware(routes: recorder))
 
         let healthChecks = dependencies.healthChecks

@@ -97,11 +97,18 @@ struct OpenAIError: Error, Sendable {
 }
 
 /// Gives every error on `/v1` OpenAI's shape: errors thrown inside, and the Switchboard-shaped
-/// answers of the middleware it wraps (authentication, rate limits).
+/// answers of the middleware it wraps (authentication, rate limits). On the router as a whole
+/// (`onlyUnderV1`) it gives the same shape to what no `/v1` route answers: an unknown path (404)
+/// or method (405).
 struct OpenAIErrorMiddleware: RouterMiddleware {
     typealias Context = APIRequestContext
+    var onlyUnderV1 = false
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if onlyUnderV1 {
+            let path = request.uri.path
+            guard path == "/v1" || path.hasPrefix("/v1/") else { return try await next(request, context) }
+        }
         let response: Response
         do {
             response = try await next(request, context)

@@ -203,6 +203,30 @@ struct OpenAICompatibleTests {
         }
     }
 
+    @Test func anUnknownPathOrMethodUnderV1IsAnOpenAIError() async throws {
+        try await TestEnvironment.with { env in
+            let (_, key) = try await env.makeUser()
+            try await env.application().test(.router) { client in
+                try await client.execute(uri: "/v1/chat/completions", method: .get, headers: .auth(key, json: false)) { response in
+                    #expect(response.status == .methodNotAllowed)
+                    #expect(response.headers[.allow] == "POST")
+                    #expect(Self.openAIError(response)["type"] as? String == "invalid_request_error")
+                    #expect((Self.openAIError(response)["message"] as? String)?.contains("POST") == true)
+                }
+                try await client.execute(uri: "/v1/embeddings", method: .post, headers: .auth(key), body: jsonBody(["input": "x"])) { response in
+                    #expect(response.status == .notFound)
+                    #expect(Self.openAIError(response)["type"] as? String == "invalid_request_error")
+                    #expect(Self.openAIError(response)["code"] as? String == "not_found")
+                }
+                // The rest of the API keeps Switchboard's shape.
+                try await client.execute(uri: "/api/v1/nothing-here", method: .get, headers: .auth(key, json: false)) { response in
+                    #expect(response.status == .notFound)
+                    #expect((response.json["error"] as? [String: Any])?["status"] as? Int == 404)
+                }
+            }
+        }
+    }
+
     @Test func aClientThatLeavesMidStreamBreaksNothing() async throws {
         try await TestEnvironment.with { env in
             let (user, key) = try await env.makeUser()
