@@ -56,6 +56,8 @@ struct TurnEventRelay: Sendable {
     /// Idempotency-Key a retry streams the turn the first request created.
     func submitAndStream(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let caller = try context.requireCaller()
+        // Read first, so a malformed one is refused whether or not this turns out to be a replay.
+        let lastEventID = try Self.lastEventID(request)
         var request = request
         let buffer = try await APIJSON.collect(&request, maxBytes: api.settings.maxBodyBytes)
         let key = try IdempotencyStore.key(of: request)
@@ -69,7 +71,6 @@ struct TurnEventRelay: Sendable {
                 guard status == 202, let accepted = try? JSONDecoder().decode(AcceptedJSON.self, from: Data(stored)),
                       let message = try await api.stores.messages.message(id: accepted.messageId, ownerID: caller.user.id)
                 else { return IdempotencyStore.replayResponse(status: status, body: stored) }
-                let lastEventID = try Self.lastEventID(request)
                 var headers = Self.streamHeaders
                 headers[Self.messageIDHeader] = "\(message.id)"
                 headers[Self.chatIDHeader] = "\(message.chatID)"

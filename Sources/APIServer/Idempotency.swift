@@ -166,6 +166,31 @@ struct IdempotencyMiddleware: RouterMiddleware {
 }
 
 enum APITime {
+    /// An RFC 3339 time as query parameters carry it (`2026-01-31T00:00:00Z`, with or without
+    /// fractional seconds, any offset up to ±23:59); nil for anything else.
+    static func date(_ text: String) -> Date? {
+        // The offset is applied here: Foundation refuses offsets past ±18 h, which RFC 3339 allows.
+        var local = Substring(text)
+        var offset = 0
+        if local.last == "Z" || local.last == "z" {
+            local = local.dropLast()
+        } else {
+            let tail = Array(local.suffix(6).utf8)
+            guard tail.count == 6, tail[0] == UInt8(ascii: "+") || tail[0] == UInt8(ascii: "-"), tail[3] == UInt8(ascii: ":"),
+                  let hours = Int(String(decoding: tail[1..<3], as: UTF8.self)), let minutes = Int(String(decoding: tail[4..<6], as: UTF8.self)),
+                  tail[1...2].allSatisfy({ $0 >= 48 && $0 <= 57 }), tail[4...5].allSatisfy({ $0 >= 48 && $0 <= 57 }),
+                  hours < 24, minutes < 60
+            else { return nil }
+            offset = (hours * 3600 + minutes * 60) * (tail[0] == UInt8(ascii: "-") ? -1 : 1)
+            local = local.dropLast(6)
+        }
+        let utc = local + "Z"
+        guard let date = (try? Date(String(utc), strategy: .iso8601))
+            ?? (try? Date(String(utc), strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)))
+        else { return nil }
+        return date.addingTimeInterval(TimeInterval(-offset))
+    }
+
     static func milliseconds(_ duration: Duration) -> Int {
         let (seconds, attoseconds) = duration.components
         return max(1, Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000))

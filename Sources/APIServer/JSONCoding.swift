@@ -32,12 +32,14 @@ enum APIJSON {
         return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
-    /// Reads and decodes a JSON request body; every failure names the field (or `body`).
-    static func decode<T: Decodable>(_ type: T.Type, from request: inout Request, maxBytes: Int) async throws -> T {
+    /// Reads and decodes a JSON request body; every failure names the field (or `body`). With
+    /// `emptyIs`, no body at all stands for that value (a route whose fields are all optional).
+    static func decode<T: Decodable>(_ type: T.Type, from request: inout Request, maxBytes: Int, emptyIs: T? = nil) async throws -> T {
         if let contentType = request.headers[.contentType], !contentType.lowercased().contains("json") {
             throw SwitchboardError(.unsupportedMediaType, status: 415, "Content-Type must be application/json")
         }
         let buffer = try await collect(&request, maxBytes: maxBytes)
+        if buffer.readableBytes == 0, let emptyIs { return emptyIs }
         guard buffer.readableBytes > 0 else { throw SwitchboardError.invalidField("body", "a JSON object is required") }
         do {
             return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))

@@ -33,7 +33,7 @@ struct PublicAPI: Sendable {
     func createChat(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let caller = try context.requireCaller()
         var request = request
-        let body = try await APIJSON.decode(CreateChatBody.self, from: &request, maxBytes: settings.maxBodyBytes)
+        let body = try await APIJSON.decode(CreateChatBody.self, from: &request, maxBytes: settings.maxBodyBytes, emptyIs: CreateChatBody(title: nil))
         let title = try validTitle(body.title) ?? "New chat"
         let chat = try await stores.chats.createChat(ownerID: caller.user.id, title: title, channel: .web, externalThreadKey: nil)
         return try APIJSON.response(ChatJSON(chat), status: .created, headers: [.location: "/api/v1/chats/\(chat.id)"])

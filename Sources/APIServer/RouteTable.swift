@@ -34,8 +34,13 @@ final class RouteRecorder: @unchecked Sendable {
         routes.append(RouteDescription(method: method, path: path))
     }
 
+    /// The methods of the routes the router would take for `path`: like its trie, a literal
+    /// segment wins over a parameter (`/messages/stream` is not `/messages/{messageId}`).
     func allowedMethods(for path: Substring) -> [HTTPRequest.Method] {
-        routes.filter { $0.matches(path) }.map(\.method)
+        let matching = routes.filter { $0.matches(path) }
+        func literals(_ route: RouteDescription) -> [Bool] { route.path.split(separator: "/").map { !$0.hasPrefix(":") } }
+        guard let best = matching.map(literals).max(by: { $0.lexicographicallyPrecedes($1) { !$0 && $1 } }) else { return [] }
+        return matching.filter { literals($0) == best }.map(\.method)
     }
 }
 

@@ -13,7 +13,7 @@ struct UsageAPI: Sendable {
         let limit = try PublicAPI(dependencies: dependencies).pageSize(request)
         var since: Date?
         if let raw = request.uri.queryParameters["since"] {
-            guard let date = try? Date(String(raw), strategy: .iso8601) else {
+            guard let date = APITime.date(String(raw)) else {
                 throw SwitchboardError.invalidField("since", "must be an ISO 8601 time such as 2026-01-31T00:00:00Z")
             }
             since = date

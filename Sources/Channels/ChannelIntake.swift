@@ -113,6 +113,8 @@ public struct ChannelIntake: Sendable {
         row.externalID = inbound.externalID
         switch inbound.chat {
         case .existing(let chatID):
+            // Ids are positive: the column would refuse anything else as out of range.
+            guard chatID > 0 else { throw SwitchboardError.notFound("no chat \(chatID)") }
             row.chatID = chatID
             // The (chat_id, user_id) foreign key refuses a chat that does not exist or is not the
             // owner's, so no read of the chat comes first.

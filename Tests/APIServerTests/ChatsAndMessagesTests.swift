@@ -170,6 +170,13 @@ struct ChatsAndMessagesTests {
                 ) { response in
                     #expect(response.status == .notFound)
                 }
+                // An id no row can have is the same 404, never a database error.
+                try await client.execute(
+                    uri: "/api/v1/messages", method: .post, headers: .auth(key), body: jsonBody(["content": "x", "chatId": -286612654])
+                ) { response in
+                    #expect(response.status == .notFound)
+                }
+                #expect(try await env.jobs.stats(for: .ai).depth == 3)
 
                 // Newest first; then everything after the first message, oldest first.
                 try await client.execute(uri: "/api/v1/chats/\(chatID)/messages?limit=2", method: .get, headers: .auth(key)) { response in

@@ -75,6 +75,11 @@ struct EdgeTests {
                 try await client.execute(uri: "/api/v1/messages/5/events", method: .delete, headers: .auth(key)) { response in
                     #expect(response.status == .methodNotAllowed)
                 }
+                // A literal segment is its own route, not a value of /messages/{messageId}.
+                try await client.execute(uri: "/api/v1/messages/stream", method: .get, headers: .auth(key)) { response in
+                    #expect(response.status == .methodNotAllowed)
+                    #expect(response.headers[.allow] == "POST")
+                }
                 try await client.execute(uri: "/api/v1/messages/abc", method: .get, headers: .auth(key)) { response in
                     #expect(response.status == .notFound)
                 }
