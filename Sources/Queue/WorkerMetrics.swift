@@ -95,6 +95,8 @@ enum WorkerMetricsPage {
         for s in stats { out.sample("switchboard_queue_depth", queueLabel(s.queue), Double(s.depth)) }
         out.family("switchboard_queue_pending", "gauge", "Entries delivered to a worker and not yet acknowledged.")
         for s in stats { out.sample("switchboard_queue_pending", queueLabel(s.queue), Double(s.pending)) }
+        out.family("switchboard_queue_lag", "gauge", "Entries no worker has taken yet (depth minus pending): the consumer group's backlog.")
+        for s in stats { out.sample("switchboard_queue_lag", queueLabel(s.queue), Double(s.waiting)) }
         out.family("switchboard_queue_delayed", "gauge", "Jobs waiting in the delayed set (scheduled or backing off).")
         for s in stats { out.sample("switchboard_queue_delayed", queueLabel(s.queue), Double(s.delayed)) }
         out.family("switchboard_queue_oldest_age_seconds", "gauge", "Age of the oldest entry in the queue stream.")
