@@ -25,6 +25,8 @@ public struct RedisConfiguration: Sendable {
     /// At most this many idle connections for blocking commands are kept for reuse (each is
     /// closed after a minute unused). Set it to the number of concurrent blocking readers.
     public var maxIdleBlockingConnections: Int
+    /// TLS to the server (`rediss://`, managed Redis services); nil for plain TCP.
+    public var tls: RedisTLS?
 
     public init(
         host: String = "127.0.0.1",
@@ -55,6 +57,9 @@ public struct RedisConfiguration: Sendable {
     /// Parses `redis://[user[:password]@]host[:port][/db][?prefix=sb:&pool=4&connect_timeout=5&command_timeout=2&socket=/path]`.
     /// User and password may be percent-encoded; timeouts are in seconds (decimals allowed); with
     /// `socket` the connection goes to that Unix socket and host and port only name the server in logs.
+    /// `rediss://` is the same over TLS, with `ca=/path.pem` (else the system's roots),
+    /// `cert=/path.pem&key=/path.pem` (a client certificate), `server_name=` (else the host) and
+    /// `verify=false` (no certificate check: for testing only).
     /// `url` with the password of its user part replaced by `***` (for errors and logs).
     public static func redacted(_ url: String) -> String {
         guard let schemeEnd = url.firstRange(of: "://") else { return url.contains("@") ? "***" : url }
@@ -74,10 +79,10 @@ public struct RedisConfiguration: Sendable {
             throw RedisError.invalidURL("missing scheme (expected redis://host:port/db) in '\(shown)'")
         }
         let scheme = url[..<schemeEnd.lowerBound].lowercased()
-        guard scheme == "redis" else {
-            if scheme == "rediss" { throw RedisError.invalidURL("TLS (rediss://) is not supported") }
-            throw RedisError.invalidURL("unsupported scheme '\(scheme)' (expected redis)")
+        guard scheme == "redis" || scheme == "rediss" else {
+            throw RedisError.invalidURL("unsupported scheme '\(scheme)' (expected redis or rediss)")
         }
+        if scheme == "rediss" { tls = RedisTLS() }
         var rest = Substring(url[schemeEnd.upperBound...])
 
         var query: Substring?
@@ -164,11 +169,32 @@ public struct RedisConfiguration: Sendable {
                         throw RedisError.invalidURL("invalid socket '\(value)' (expected an absolute path)")
                     }
                     socketPath = value
+                case "ca", "cert", "key", "server_name", "verify":
+                    guard tls != nil else { throw RedisError.invalidURL("'\(name)' is a TLS parameter: use rediss://") }
+                    switch name {
+                    case "ca": tls?.caFile = try Self.absolutePath(value, name: name)
+                    case "cert": tls?.certificateFile = try Self.absolutePath(value, name: name)
+                    case "key": tls?.keyFile = try Self.absolutePath(value, name: name)
+                    case "server_name": tls?.serverName = value.isEmpty ? nil : value
+                    default:
+                        guard let verify = Bool(value) else { throw RedisError.invalidURL("invalid verify '\(value)' (expected true or false)") }
+                        tls?.verify = verify
+                    }
                 default:
-                    throw RedisError.invalidURL("unknown parameter '\(name)' (known: prefix, pool, db, connect_timeout, command_timeout, socket)")
+                    throw RedisError.invalidURL(
+                        "unknown parameter '\(name)' (known: prefix, pool, db, connect_timeout, command_timeout, socket; with rediss: ca, cert, key, server_name, verify)")
                 }
             }
         }
+        if tls != nil, socketPath != nil { throw RedisError.invalidURL("rediss:// cannot use a Unix socket") }
+        if let tls, (tls.certificateFile == nil) != (tls.keyFile == nil) {
+            throw RedisError.invalidURL("cert and key go together")
+        }
+    }
+
+    private static func absolutePath(_ value: String, name: String) throws -> String {
+        guard value.hasPrefix("/") else { throw RedisError.invalidURL("invalid \(name) '\(value)' (expected an absolute path)") }
+        return value
     }
 
     /// Where connections go, for logs and errors.
@@ -205,5 +231,26 @@ public struct RedisConfiguration: Sendable {
         case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
         default: return nil
         }
+    }
+}
+
+/// How a `rediss://` connection checks the server and proves itself.
+public struct RedisTLS: Sendable, Equatable {
+    /// PEM file of the CA certificates to trust; nil trusts the system's roots.
+    public var caFile: String?
+    /// PEM client certificate and its key, for servers that ask for one (`tls-auth-clients yes`).
+    public var certificateFile: String?
+    public var keyFile: String?
+    /// The name the server's certificate must carry; nil means the host of the URL.
+    public var serverName: String?
+    /// Check the server's certificate chain and name. Off only for testing.
+    public var verify: Bool
+
+    public init(caFile: String? = nil, certificateFile: String? = nil, keyFile: String? = nil, serverName: String? = nil, verify: Bool = true) {
+        self.caFile = caFile
+        self.certificateFile = certificateFile
+        self.keyFile = keyFile
+        self.serverName = serverName
+        self.verify = verify
     }
 }

@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import NIOSSL
 import NIOPosix
 import Synchronization
 
@@ -105,10 +106,25 @@ public final class RedisConnection: Sendable {
         closeOnCancel: Bool = false,
         pushHandler: (@Sendable (RESPValue) -> Void)? = nil
     ) async throws -> RedisConnection {
+        // TLS settings that cannot work (an unreadable CA file, say) fail at once: retrying will not help.
+        let tls: (context: NIOSSLContext, hostname: String?, handshake: TLSHandshake)?
+        if let settings = configuration.tls {
+            do {
+                tls = (try settings.makeContext(), settings.hostname(for: configuration.host), TLSHandshake(eventLoop: eventLoop))
+            } catch {
+                throw HandshakeRejected(message: "TLS settings for \(configuration.endpoint) are unusable: \(error)")
+            }
+        } else {
+            tls = nil
+        }
         var bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls.context, serverHostname: tls.hostname))
+                        try channel.pipeline.syncOperations.addHandler(TLSHandshakeWaiter(handshake: tls.handshake))
+                    }
                     try channel.pipeline.syncOperations.addHandler(RESPHandler(pushHandler: pushHandler))
                 }
             }
@@ -125,7 +141,21 @@ public final class RedisConnection: Sendable {
                 channel = try await bootstrap.connect(host: configuration.host, port: configuration.port).get()
             }
         } catch {
+            tls?.handshake.finish(.failure(error))
             throw RedisError.unavailable("cannot connect to \(configuration.endpoint): \(error)")
+        }
+        if let tls {
+            do {
+                try await tls.handshake.promise.futureResult.get()
+            } catch {
+                channel.close(promise: nil)
+                // A certificate the client does not trust, or a server that speaks no TLS: not
+                // something another attempt fixes.
+                if error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError {
+                    throw HandshakeRejected(message: "TLS handshake with \(configuration.endpoint) failed: \(error)")
+                }
+                throw RedisError.unavailable("TLS handshake with \(configuration.endpoint) failed: \(error)")
+            }
         }
         let connection = RedisConnection(
             channel: channel, commandTimeout: configuration.commandTimeout, closeOnCancel: closeOnCancel)

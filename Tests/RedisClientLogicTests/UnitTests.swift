@@ -44,10 +44,23 @@ struct UnitTests {
         #expect(c.database == 2)
     }
 
+    @Test func tlsFromARedissURL() throws {
+        let c = try RedisConfiguration(url: "rediss://:pw@redis.example.com:6380/1?ca=/etc/ca.pem&cert=/etc/c.pem&key=/etc/c.key&server_name=r.internal")
+        #expect(c.tls == RedisTLS(caFile: "/etc/ca.pem", certificateFile: "/etc/c.pem", keyFile: "/etc/c.key", serverName: "r.internal"))
+        #expect(c.host == "redis.example.com" && c.port == 6380 && c.database == 1 && c.password == "pw")
+        #expect(try RedisConfiguration(url: "rediss://10.0.0.5").tls == RedisTLS())
+        #expect(try RedisConfiguration(url: "rediss://10.0.0.5?verify=false").tls?.verify == false)
+        #expect(try RedisConfiguration(url: "redis://10.0.0.5").tls == nil)
+    }
+
     @Test(arguments: [
         ("127.0.0.1:6379", "scheme"),
         ("http://127.0.0.1", "scheme 'http'"),
-        ("rediss://127.0.0.1", "TLS"),
+        ("redis://127.0.0.1/0?ca=/etc/ca.pem", "TLS parameter: use rediss://"),
+        ("rediss://127.0.0.1/0?cert=/c.pem", "cert and key go together"),
+        ("rediss://127.0.0.1/0?ca=ca.pem", "ca 'ca.pem'"),
+        ("rediss://127.0.0.1/0?verify=maybe", "verify 'maybe'"),
+        ("rediss://127.0.0.1/0?socket=/run/redis.sock", "Unix socket"),
         ("redis://", "missing host"),
         ("redis://127.0.0.1:abc", "port 'abc'"),
         ("redis://127.0.0.1:70000", "port '70000'"),
