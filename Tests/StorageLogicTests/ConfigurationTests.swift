@@ -21,6 +21,15 @@ struct ConfigurationTests {
         #expect(c.endpoint == "/run/mysqld/mysqld.sock")
     }
 
+    @Test func tlsFromTheURL() throws {
+        let c = try DatabaseConfiguration(url: "mariadb://sb:pw@db.example.com/app?ssl_ca=/etc/ca.pem&ssl_cert=/etc/c.pem&ssl_key=/etc/c.key")
+        #expect(c.tls == DatabaseTLS(caFile: "/etc/ca.pem", certificateFile: "/etc/c.pem", keyFile: "/etc/c.key"))
+        #expect(try DatabaseConfiguration(url: "mariadb://sb@db/app?ssl=true").tls == DatabaseTLS())
+        #expect(try DatabaseConfiguration(url: "mariadb://sb@db/app?ssl=true&ssl_verify=false").tls?.verify == false)
+        #expect(try DatabaseConfiguration(url: "mariadb://sb@db/app?ssl=false").tls == nil)
+        #expect(try DatabaseConfiguration(url: "mariadb://sb@db/app").tls == nil)
+    }
+
     @Test func acceptsMySQLSchemeAndDefaults() throws {
         let c = try DatabaseConfiguration(url: "mysql://root@db.internal/app")
         #expect(c.port == 3306)
@@ -45,6 +54,9 @@ struct ConfigurationTests {
         ("mariadb://u:p@127.0.0.1/db?pool=lots", .invalidOption("pool", "lots")),
         ("mariadb://u:p@127.0.0.1/db?charset=latin1", .unknownOption("charset")),
         ("mariadb://u:p@127.0.0.1/db?socket=mysqld.sock", .invalidOption("socket", "mysqld.sock")),
+        ("mariadb://u:p@127.0.0.1/db?ssl=yes", .invalidOption("ssl", "yes")),
+        ("mariadb://u:p@127.0.0.1/db?ssl_ca=ca.pem", .invalidOption("ssl_ca", "ca.pem")),
+        ("mariadb://u:p@127.0.0.1/db?ssl_cert=/c.pem", .invalidOption("ssl_cert", "needs ssl_key (and the other way round)")),
     ])
     func rejectsBadURLs(url: String, expected: DatabaseConfigurationError) {
         #expect(throws: expected) { try DatabaseConfiguration(url: url) }

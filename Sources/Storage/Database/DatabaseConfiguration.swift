@@ -1,6 +1,6 @@
 import Foundation
 
-/// Where and how to connect: parsed from `mariadb://user:pass@host:port/db?pool=N[&socket=/path]`.
+/// Where and how to connect: parsed from `mariadb://user:pass@host:port/db?pool=N[&socket=/path][&ssl=true&ssl_ca=/path]`.
 public struct DatabaseConfiguration: Sendable, Hashable {
     /// `127.0.0.1` for TCP; Connector/C treats `localhost` as the Unix socket.
     public var host: String
@@ -20,6 +20,8 @@ public struct DatabaseConfiguration: Sendable, Hashable {
     public var healthCheckAfterIdle: Duration
     /// Prepared statements kept per connection.
     public var statementCacheCapacity: Int
+    /// TLS to the server (managed MariaDB services); nil for a plain connection.
+    public var tls: DatabaseTLS?
 
     public static let defaultPort = 3306
     public static let defaultPoolSize = 8
@@ -44,7 +46,8 @@ public struct DatabaseConfiguration: Sendable, Hashable {
 
     /// Parses `mariadb://` or `mysql://` URLs; user, password and database name are percent-decoded.
     /// Query options: `pool` (1...1024), `acquire_timeout` and `connect_timeout` (seconds), `socket`
-    /// (an absolute path).
+    /// (an absolute path); TLS with `ssl=true` and `ssl_ca`, `ssl_cert`, `ssl_key` (absolute paths)
+    /// and `ssl_verify=false` (no certificate check: for testing only). Any `ssl_*` implies `ssl=true`.
     public init(url string: String) throws(DatabaseConfigurationError) {
         guard let schemeEnd = string.range(of: "://") else { throw .malformed(string, "expected scheme://") }
         let scheme = string[..<schemeEnd.lowerBound].lowercased()
@@ -83,10 +86,28 @@ public struct DatabaseConfiguration: Sendable, Hashable {
             case "socket":
                 guard value.hasPrefix("/") else { throw .invalidOption(item.name, value) }
                 socketPath = value
+            case "ssl", "tls":
+                guard let on = Bool(value) else { throw .invalidOption(item.name, value) }
+                tls = on ? (tls ?? DatabaseTLS()) : nil
+            case "ssl_ca", "ssl_cert", "ssl_key":
+                guard value.hasPrefix("/") else { throw .invalidOption(item.name, value) }
+                var settings = tls ?? DatabaseTLS()
+                switch item.name {
+                case "ssl_ca": settings.caFile = value
+                case "ssl_cert": settings.certificateFile = value
+                default: settings.keyFile = value
+                }
+                tls = settings
+            case "ssl_verify":
+                guard let verify = Bool(value) else { throw .invalidOption(item.name, value) }
+                var settings = tls ?? DatabaseTLS()
+                settings.verify = verify
+                tls = settings
             default:
                 throw .unknownOption(item.name)
             }
         }
+        if let tls, (tls.certificateFile == nil) != (tls.keyFile == nil) { throw .invalidOption("ssl_cert", "needs ssl_key (and the other way round)") }
     }
 
     /// Where connections go, for errors and logs.
@@ -113,7 +134,25 @@ public enum DatabaseConfigurationError: Error, Sendable, Equatable, CustomString
         case .missingDatabase: "database URL has no database name (mariadb://user:password@host:port/database)"
         case .invalidPort(let p): "database URL port `\(p)` is not in 1...65535"
         case .invalidOption(let name, let value): "database URL option `\(name)` has an invalid value `\(value)`"
-        case .unknownOption(let name): "database URL option `\(name)` is unknown (known: pool, acquire_timeout, connect_timeout, socket)"
+        case .unknownOption(let name): "database URL option `\(name)` is unknown (known: pool, acquire_timeout, connect_timeout, socket, ssl, ssl_ca, ssl_cert, ssl_key, ssl_verify)"
         }
+    }
+}
+
+/// How a TLS connection to MariaDB checks the server and proves itself (Connector/C's TLS options).
+public struct DatabaseTLS: Sendable, Hashable {
+    /// PEM file of the CA certificates to trust; nil trusts the system's.
+    public var caFile: String?
+    /// PEM client certificate and its key, for accounts that require one (`REQUIRE X509`).
+    public var certificateFile: String?
+    public var keyFile: String?
+    /// Check the server's certificate chain and host name. Off only for testing.
+    public var verify: Bool
+
+    public init(caFile: String? = nil, certificateFile: String? = nil, keyFile: String? = nil, verify: Bool = true) {
+        self.caFile = caFile
+        self.certificateFile = certificateFile
+        self.keyFile = keyFile
+        self.verify = verify
     }
 }

@@ -48,6 +48,18 @@ final class MariaDBConnection: @unchecked Sendable {
         _ = mysql_options(mysql, MYSQL_OPT_CONNECT_TIMEOUT, &connectTimeout)
         var reconnect: my_bool = 0  // reconnecting is the pool's job: a silent reconnect would lose session state
         _ = mysql_options(mysql, MYSQL_OPT_RECONNECT, &reconnect)
+        if let tls = configuration.tls {
+            // Enforced: a server that offers no TLS is refused rather than spoken to in the clear.
+            var enforce: my_bool = 1
+            _ = mysql_options(mysql, MYSQL_OPT_SSL_ENFORCE, &enforce)
+            if let ca = tls.caFile { _ = mysql_options(mysql, MYSQL_OPT_SSL_CA, ca) }
+            if let certificate = tls.certificateFile, let key = tls.keyFile {
+                _ = mysql_options(mysql, MYSQL_OPT_SSL_CERT, certificate)
+                _ = mysql_options(mysql, MYSQL_OPT_SSL_KEY, key)
+            }
+            var verify: my_bool = tls.verify ? 1 : 0
+            _ = mysql_options(mysql, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &verify)
+        }
         guard
             mysql_real_connect(
                 // Connector/C takes the socket only for the host `localhost`.

@@ -1,0 +1,73 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A mariadbd of one test's own on a free loopback port, for tests that need server options the
+/// shared one does not have (TLS certificates, say). Grant checks are off (`skip-grant-tables`),
+/// so any user connects to the `mysql` database; its data directory goes with `destroy()`.
+public final class PrivateMariaDBServer: @unchecked Sendable {
+    public let port: Int
+    public let directory: String
+    private let lock = NSLock()
+    private var process: Process?
+
+    public struct Failed: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// `extraArguments` go to mariadbd after the defaults.
+    public init(extraArguments: [String] = []) async throws {
+        port = try TestServices.freePort()
+        directory = NSTemporaryDirectory() + "sb-test-mariadb-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory + "/data", withIntermediateDirectories: true)
+        let install = Process()
+        install.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        install.arguments = [
+            "mariadb-install-db", "--no-defaults", "--datadir=\(directory)/data", "--user=root",
+            "--auth-root-authentication-method=normal", "--skip-test-db",
+        ]
+        install.standardInput = FileHandle.nullDevice
+        install.standardOutput = FileHandle.nullDevice
+        install.standardError = FileHandle.nullDevice
+        try install.run()
+        await install.waitForExit()
+        guard install.terminationStatus == 0 else {
+            throw Failed(description: "mariadb-install-db exited with \(install.terminationStatus)")
+        }
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [
+            "mariadbd", "--no-defaults", "--user=root", "--datadir=\(directory)/data", "--port=\(port)",
+            "--bind-address=127.0.0.1", "--socket=\(directory)/mysqld.sock", "--pid-file=\(directory)/mariadb.pid",
+            "--log-error=\(directory)/error.log", "--skip-name-resolve", "--skip-grant-tables",
+            "--innodb-buffer-pool-size=16M", "--skip-log-bin",
+        ] + extraArguments
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        lock.withLock { self.process = process }
+        for _ in 0..<600 {
+            if TestServices.accepts(port: port) { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        await destroy()
+        throw Failed(description: "test mariadbd on port \(port) did not start")
+    }
+
+    /// Kills the server and removes its data directory.
+    public func destroy() async {
+        if let process = lock.withLock({ self.process.take() }) {
+            Glibc.kill(process.processIdentifier, SIGKILL)
+            for _ in 0..<1000 where process.isRunning { try? await Task.sleep(for: .milliseconds(10)) }
+        }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    deinit {
+        if let process, process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
+    }
+}
