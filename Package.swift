@@ -92,12 +92,28 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The realtime gateway depends on no Switchboard module but the Redis client and Observability.
+        // The realtime engine's format (keys, publish script), channels of live support, tokens and
+        // publishers: shared by the gateway and by the api and workers that publish into it.
+        .target(
+            name: "Realtime",
+            dependencies: [
+                "RedisClient",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The realtime gateway depends on no Switchboard module but the Redis client, Observability and Realtime.
         .target(
             name: "Gateway",
             dependencies: [
                 "RedisClient",
                 "Observability",
+                "Realtime",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -139,7 +155,7 @@ let package = Package(
         .target(
             name: "Channels",
             dependencies: [
-                "RedisClient", "Storage", "Queue", "Turns", "SwitchboardCore",
+                "RedisClient", "Storage", "Queue", "Turns", "SwitchboardCore", "Realtime",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -153,7 +169,7 @@ let package = Package(
         .target(
             name: "APIServer",
             dependencies: [
-                "RedisClient", "Storage", "Queue", "Turns", "Channels", "SwitchboardCore", "Observability",
+                "RedisClient", "Storage", "Queue", "Turns", "Channels", "SwitchboardCore", "Observability", "Realtime",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -164,7 +180,7 @@ let package = Package(
             name: "SwitchboardApp",
             dependencies: [
                 "SwitchboardCore", "SwitchboardConfig", "Observability", "RedisClient", "Storage", "Queue", "Gateway",
-                "Turns", "Channels", "APIServer", "AIProviders", "Pipeline",
+                "Turns", "Channels", "APIServer", "AIProviders", "Pipeline", "Realtime",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -222,7 +238,7 @@ let package = Package(
         .testTarget(
             name: "GatewayLogicTests",
             dependencies: [
-                "Gateway",
+                "Gateway", "Realtime",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -273,7 +289,7 @@ let package = Package(
         .testTarget(
             name: "APIServerTests",
             dependencies: [
-                "APIServer", "Channels", "Turns", "RedisClient", "Storage", "Queue", "Pipeline", "SwitchboardCore", "TestSupport", "TurnTestSupport",
+                "APIServer", "Channels", "Turns", "Realtime", "RedisClient", "Storage", "Queue", "Pipeline", "SwitchboardCore", "TestSupport", "TurnTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],

@@ -40,6 +40,7 @@ public enum APIApplication {
         router.add(middleware: MetricsMiddleware())
         router.add(middleware: OpenAIErrorMiddleware(onlyUnderV1: true))
         router.add(middleware: MethodNotAllowedMiddleware(routes: recorder))
+        router.add(middleware: WidgetOriginMiddleware(widgets: dependencies.stores.widgets))
 
         let healthChecks = dependencies.healthChecks
         recorder.record(.get, "/healthz")
@@ -70,6 +71,22 @@ public enum APIApplication {
         webhooks.get("/whatsapp/:channelId", use: whatsapp.verify)
         recorder.record(.post, "/api/v1/webhooks/whatsapp/:channelId")
         webhooks.post("/whatsapp/:channelId", use: whatsapp.receive)
+
+        // The widget's visitors carry a session token, not an API key.
+        let visitor = WidgetVisitorAPI(dependencies: dependencies, relay: relay, limiter: limiter, trustedProxies: limits.trustedProxies)
+        let widget = router.group("/api/v1/widget")
+        for (method, path, handler) in [
+            (HTTPRequest.Method.get, "/:publicId/config", visitor.config),
+            (.post, "/:publicId/sessions", visitor.createSession),
+            (.post, "/:publicId/sessions/:sessionId/messages", visitor.postMessage),
+            (.get, "/:publicId/sessions/:sessionId/messages", visitor.transcript),
+            (.get, "/:publicId/sessions/:sessionId/messages/:messageId/events", visitor.events),
+            (.post, "/:publicId/sessions/:sessionId/handoff", visitor.handoff),
+            (.post, "/:publicId/sessions/:sessionId/realtime-token", visitor.realtimeToken),
+        ] as [(HTTPRequest.Method, String, @Sendable (Request, APIRequestContext) async throws -> Response)] {
+            recorder.record(method, "/api/v1/widget" + path)
+            widget.on(RouterPath(path), method: method, use: handler)
+        }
 
         let v1 = router.group("/api/v1")
         v1.addCallerChecks(dependencies: dependencies, limiter: limiter)
@@ -111,6 +128,21 @@ public enum APIApplication {
         on(.get, "/channels/:channelId", channels.get)
         on(.patch, "/channels/:channelId", channels.update)
         on(.delete, "/channels/:channelId", channels.delete)
+        let widgets = WidgetsAPI(dependencies: dependencies)
+        on(.post, "/realtime/token", widgets.realtimeToken)
+        on(.post, "/widgets", widgets.create)
+        on(.get, "/widgets", widgets.list)
+        on(.get, "/widgets/:widgetId", widgets.get)
+        on(.patch, "/widgets/:widgetId", widgets.update)
+        on(.delete, "/widgets/:widgetId", widgets.delete)
+        on(.post, "/widgets/:widgetId/operators", widgets.addOperator)
+        on(.delete, "/widgets/:widgetId/operators/:userId", widgets.removeOperator)
+        on(.get, "/widgets/:widgetId/sessions", widgets.sessions)
+        on(.get, "/widgets/:widgetId/sessions/:sessionId/messages", widgets.transcript)
+        on(.post, "/widgets/:widgetId/sessions/:sessionId/messages", widgets.reply)
+        on(.post, "/widgets/:widgetId/sessions/:sessionId/takeover", widgets.takeover)
+        on(.post, "/widgets/:widgetId/sessions/:sessionId/handback", widgets.handback)
+        on(.post, "/widgets/:widgetId/sessions/:sessionId/close", widgets.close)
         let generic = GenericWebhookAPI(dependencies: dependencies, hub: hub)
         on(.post, "/webhooks/generic", generic.receive)
         on(.post, "/webhooks/generic/secret", generic.rotateSecret)

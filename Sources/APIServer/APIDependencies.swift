@@ -14,10 +14,13 @@ public struct APIDependencies: Sendable {
     public var healthChecks: [HealthCheck]
     /// Seals and opens the secrets of channel connections.
     public var secrets: SecretBox
+    /// Live support's publisher, tokens and limits (nil: its routes answer 503).
+    public var liveSupport: LiveSupport?
 
     public init(
         redis: RedisClient, stores: Stores, jobs: any JobProducer, settings: APISettings = .init(),
-        limits: RateLimitSettings = .init(), healthChecks: [HealthCheck] = [], secrets: SecretBox = .development()
+        limits: RateLimitSettings = .init(), healthChecks: [HealthCheck] = [], secrets: SecretBox = .development(),
+        liveSupport: LiveSupport? = nil
     ) {
         self.redis = redis
         self.stores = stores
@@ -26,6 +29,7 @@ public struct APIDependencies: Sendable {
         self.limits = limits
         self.healthChecks = healthChecks
         self.secrets = secrets
+        self.liveSupport = liveSupport
     }
 }
 

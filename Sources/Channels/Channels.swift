@@ -3,6 +3,7 @@
 /// back (`ChannelDelivery`, run by the `deliver_reply` job). Every channel this build has is
 /// registered here, in `ChannelRegistry.configured`; docs/channels.md says how to add one.
 import Foundation
+import Realtime
 import Storage
 import SwitchboardCore
 
@@ -23,12 +24,15 @@ public struct ChannelRegistry: Sendable {
     /// Every channel of this build, as the worker role runs them: the standard ones and WhatsApp
     /// (`WhatsAppReplies`, sending through the Graph API at `whatsAppGraphURL`), and the generic
     /// webhook's callbacks (`GenericWebhookReplies`).
+    /// With a realtime publisher, widget replies go through the gateway behind the session's mode
+    /// gate (`WidgetReplies`).
     public static func configured(
-        stores: Stores, secrets: SecretBox, whatsAppGraphURL: String, allowPrivateCallbacks: Bool = false
+        stores: Stores, secrets: SecretBox, whatsAppGraphURL: String, allowPrivateCallbacks: Bool = false, realtime: LivePublisher? = nil
     ) -> ChannelRegistry {
         var deliveries = standard.deliveries
         deliveries.register(WhatsAppReplies(stores: stores, secrets: secrets, graphURL: whatsAppGraphURL))
         deliveries.register(GenericWebhookReplies(stores: stores, secrets: secrets, allowPrivateCallbacks: allowPrivateCallbacks))
+        if let realtime { deliveries.register(WidgetReplies(stores: stores, publisher: realtime)) }
         return ChannelRegistry(deliveries: deliveries)
     }
 }

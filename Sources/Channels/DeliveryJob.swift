@@ -32,6 +32,13 @@ extension ErrorCode where Kind == DeliveryFailure {
 
 extension CodedError: PermanentJobError where Kind == DeliveryFailure {}
 
+/// A deliverer's answer that the reply must not reach its channel (a widget session taken over
+/// by a human since the question): the reply stays stored and undelivered, the job succeeds.
+public struct DeliveryWithheld: Error, Sendable {
+    public var reason: String
+    public init(reason: String) { self.reason = reason }
+}
+
 /// Runs a `DeliveryJob`: looks the reply up, hands it to its channel's deliverer and records
 /// `delivered_at`. Idempotent: a reply already delivered is not handed over again.
 public struct DeliveryRunner: Sendable {
@@ -49,6 +56,8 @@ public struct DeliveryRunner: Sendable {
         case alreadyDelivered
         /// The reply or its question no longer exists (the chat was deleted): nothing to send.
         case dropped
+        /// The deliverer withheld it (`DeliveryWithheld`): it stays undelivered.
+        case withheld
     }
 
     @discardableResult
@@ -70,7 +79,12 @@ public struct DeliveryRunner: Sendable {
         guard let deliverer = deliveries.deliverer(for: origin.channel) else {
             throw DeliveryError(.noDeliverer, "no deliverer for channel '\(origin.channel.rawValue)' is configured (reply \(replyID))")
         }
-        try await deliverer.deliver(reply: reply, origin: origin)
+        do {
+            try await deliverer.deliver(reply: reply, origin: origin)
+        } catch let withheld as DeliveryWithheld {
+            logger.info("delivery withheld", metadata: ["reason": "\(withheld.reason)"])
+            return .withheld
+        }
         _ = try await messages.markDelivered(id: replyID)
         logger.debug("reply delivered", metadata: ["channel": "\(origin.channel.rawValue)"])
         return .delivered

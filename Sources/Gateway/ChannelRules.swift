@@ -1,6 +1,11 @@
+import Realtime
+
 /// Channel naming rules: `namespace:rest` picks a namespace's options, `$` marks a private channel
 /// (a subscription token is required), `#` limits a channel to the users listed after it
-/// (`dialog#42,43`).
+/// (`dialog#42,43`). Live support's namespaces (`widget`, `widgettyping`) are built in; a
+/// namespace of the same name in the configuration replaces the built-in one. A connection
+/// token's `caps` claim grants subscribing (`sub`), publishing (`pub`) and history (`hst`) on
+/// the channels it names, beyond what the namespace allows everyone.
 struct ChannelRules: Sendable {
     let defaults: ChannelOptions
     let namespaces: [String: ChannelOptions]
@@ -9,9 +14,20 @@ struct ChannelRules: Sendable {
     init(configuration: GatewayConfiguration) {
         defaults = configuration.channelDefaults
         var namespaces: [String: ChannelOptions] = [:]
+        for builtIn in Self.builtInNamespaces { namespaces[builtIn.name] = builtIn.options }
         for namespace in configuration.namespaces { namespaces[namespace.name] = namespace.options }
         self.namespaces = namespaces
         maxLength = configuration.channelMaxLength
+    }
+
+    /// The namespaces every gateway has unless its configuration names them itself.
+    static let builtInNamespaces: [NamespaceConfiguration] = LiveSupportChannels.namespaces.map { namespace in
+        var options = ChannelOptions()
+        options.historySize = namespace.historySize
+        options.historyTTL = namespace.historyTTL
+        options.forceRecovery = namespace.forceRecovery
+        options.allowPublishForSubscriber = namespace.allowPublishForSubscriber
+        return NamespaceConfiguration(name: namespace.name, options: options)
     }
 
     /// The options for a channel: nil when it names a namespace that does not exist (error 102).
@@ -41,12 +57,20 @@ struct ChannelRules: Sendable {
     }
 
     /// Whether a client may subscribe without a subscription token.
-    func maySubscribeWithoutToken(channel: String, user: String, options: ChannelOptions) -> Bool {
+    func maySubscribeWithoutToken(
+        channel: String, user: String, options: ChannelOptions, capabilities: [RealtimeCapability] = []
+    ) -> Bool {
         if Self.isPrivate(channel) { return false }
+        if Self.capabilities(capabilities, allow: "sub", on: channel) { return true }
         if let users = Self.allowedUsers(channel) {
             return !user.isEmpty && users.contains(Substring(user))
         }
         if user.isEmpty { return options.allowSubscribeForAnonymous }
         return options.allowSubscribeForClient
+    }
+
+    /// Whether the token's capabilities allow `action` on `channel`.
+    static func capabilities(_ capabilities: [RealtimeCapability], allow action: String, on channel: String) -> Bool {
+        RealtimeCapability.allowed(capabilities, channel: channel)?.contains(action) ?? false
     }
 }

@@ -1,6 +1,7 @@
 /// The client's `publish`, `presence`, `presence_stats` and `history` commands.
 import Foundation
 import Logging
+import Realtime
 import NIOCore
 import Synchronization
 
@@ -10,10 +11,12 @@ extension Client {
         guard let data = request.data else { throw GatewayError.badRequest }
         guard node.rules.isValidName(channel) else { throw GatewayError.badRequest }
         guard let options = node.rules.options(for: channel) else { throw GatewayError.unknownChannel }
-        let (user, connInfo, chanInfo, subscribed) = state.withLock { state in
-            (state.user, state.connInfo, state.subscriptions[channel]?.chanInfo, state.subscriptions[channel] != nil)
+        let (user, connInfo, chanInfo, subscribed, capabilities) = state.withLock { state in
+            (state.user, state.connInfo, state.subscriptions[channel]?.chanInfo, state.subscriptions[channel] != nil, state.capabilities)
         }
-        guard options.allowPublishForClient || (options.allowPublishForSubscriber && subscribed) else {
+        guard options.allowPublishForClient || (options.allowPublishForSubscriber && subscribed)
+            || ChannelRules.capabilities(capabilities, allow: "pub", on: channel)
+        else {
             throw GatewayError.permissionDenied
         }
         let info = ClientInfo(user: user, client: self.id, connInfo: connInfo, chanInfo: chanInfo)
@@ -28,8 +31,8 @@ extension Client {
     func checkReadAccess(channel: String, allowed: (ChannelOptions) -> Bool) throws(GatewayError) -> ChannelOptions {
         guard node.rules.isValidName(channel) else { throw .badRequest }
         guard let options = node.rules.options(for: channel) else { throw .unknownChannel }
-        let subscribed = state.withLock { $0.subscriptions[channel].map { !$0.buffering } ?? false }
-        guard allowed(options), subscribed else { throw .permissionDenied }
+        let (subscribed, capabilities) = state.withLock { ($0.subscriptions[channel].map { !$0.buffering } ?? false, $0.capabilities) }
+        guard allowed(options) || ChannelRules.capabilities(capabilities, allow: "hst", on: channel), subscribed else { throw .permissionDenied }
         return options
     }
 

@@ -36,6 +36,7 @@ extension Client {
             $0.connect(user: user, connInfo: token?.info, expiresAt: token?.expiresAt, now: now, firstPingAt: firstPingAt)
         }
         guard connected else { return }
+        if let capabilities = token?.capabilities, !capabilities.isEmpty { state.withLock { $0.capabilities = capabilities } }
         node.hub.add(self, user: user)
 
         var serverSubscriptions: [(channel: String, body: String)] = []
@@ -78,7 +79,7 @@ extension Client {
         } catch {
             throw Disconnect.invalidToken
         }
-        let sameUser = state.withLock { $0.refresh(user: token.user, expiresAt: token.expiresAt, connInfo: token.info) }
+        let sameUser = state.withLock { $0.refresh(user: token.user, expiresAt: token.expiresAt, connInfo: token.info, capabilities: token.capabilities) }
         guard sameUser else { throw Disconnect.invalidToken }
         reply(Reply.result(id: id, method: "refresh") { writer in
             writer.field("client", self.id)

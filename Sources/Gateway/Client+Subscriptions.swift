@@ -31,12 +31,12 @@ extension Client {
         guard node.rules.isValidName(channel) else { throw GatewayError.badRequest }
         guard let namespaceOptions = node.rules.options(for: channel) else { throw GatewayError.unknownChannel }
         let now = Clock.seconds()
-        let (user, connInfo) = state.withLock { ($0.user, $0.connInfo) }
+        let (user, connInfo, capabilities) = state.withLock { ($0.user, $0.connInfo, $0.capabilities) }
 
         var token: SubscriptionToken?
         if let text = request.token, !text.isEmpty {
             token = try verifySubscriptionToken(text, channel: channel, now: now)
-        } else if !serverSide, !node.rules.maySubscribeWithoutToken(channel: channel, user: user, options: namespaceOptions) {
+        } else if !serverSide, !node.rules.maySubscribeWithoutToken(channel: channel, user: user, options: namespaceOptions, capabilities: capabilities) {
             throw GatewayError.permissionDenied
         }
         let plan = SubscriptionPlan(namespaceOptions: namespaceOptions, override: token?.override, request: request, serverSide: serverSide)

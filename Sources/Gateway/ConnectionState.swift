@@ -4,6 +4,7 @@
 /// transition answers what the client must do; `Client` keeps one `ConnectionState` under its lock
 /// and carries the answers out (replies, broker and presence calls, disconnects). Nothing here does
 /// I/O, so all of it is tested without sockets.
+import Realtime
 
 /// One connection's protocol state.
 struct ConnectionState: Sendable {
@@ -27,6 +28,8 @@ struct ConnectionState: Sendable {
     var status = Status.connecting
     var user = ""
     var connInfo: String?
+    /// The connection token's `caps` claim.
+    var capabilities: [RealtimeCapability] = []
     var expiresAt: Int64?
     var subscriptions: [String: Subscription] = [:]
     var nextPingAt: Int64 = 0
@@ -95,9 +98,10 @@ struct ConnectionState: Sendable {
     }
 
     /// A new connection token: false when it names another user (the client is then disconnected).
-    mutating func refresh(user: String, expiresAt: Int64?, connInfo: String?) -> Bool {
+    mutating func refresh(user: String, expiresAt: Int64?, connInfo: String?, capabilities: [RealtimeCapability]? = nil) -> Bool {
         guard self.user == user else { return false }
         self.expiresAt = expiresAt
+        if let capabilities { self.capabilities = capabilities }
         if let connInfo { self.connInfo = connInfo }
         return true
     }

@@ -1,6 +1,7 @@
 /// HMAC JSON Web Tokens as Centrifugo reads them: verification, connection and subscription token claims, minting.
 import Crypto
 import Foundation
+import Realtime
 
 /// HMAC-signed JSON Web Tokens (HS256, HS384, HS512) as Centrifugo reads them.
 enum JWT {
@@ -81,8 +82,11 @@ struct ConnectionToken {
     var expiresAt: Int64?
     var info: String?
     var channels: [String]
+    /// The `caps` claim: what the holder may do on the channels it names.
+    var capabilities: [RealtimeCapability]
 
     init(claims: [String: JSONValue]) throws(JWT.Failure) {
+        capabilities = Self.capabilities(claims["caps"])
         if claims["channel"] != nil { throw .invalid("connection token has a channel claim") }
         user = claims["sub"]?.stringValue ?? ""
         let expiry = JWT.expiry(of: claims)
@@ -92,6 +96,18 @@ struct ConnectionToken {
             channels = list.compactMap(\.stringValue)
         } else {
             channels = []
+        }
+    }
+}
+
+extension ConnectionToken {
+    /// `[{"channels": [...], "match": "wildcard"?, "allow": ["sub", ...]}]`; malformed entries are ignored.
+    static func capabilities(_ claim: JSONValue?) -> [RealtimeCapability] {
+        guard case .array(let entries)? = claim else { return [] }
+        return entries.compactMap { entry in
+            guard case .array(let channels)? = entry["channels"], case .array(let allow)? = entry["allow"] else { return nil }
+            let match = entry["match"]?.stringValue.flatMap(RealtimeCapability.Match.init(rawValue:))
+            return RealtimeCapability(channels: channels.compactMap(\.stringValue), match: match, allow: allow.compactMap(\.stringValue))
         }
     }
 }

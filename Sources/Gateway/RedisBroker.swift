@@ -2,6 +2,7 @@
 /// shared by every node on one Redis.
 import Foundation
 import Logging
+import Realtime
 import RedisClient
 import Synchronization
 
@@ -11,11 +12,7 @@ import Synchronization
 /// the epoch. Publishing appends, trims, sets expiries and publishes in one Lua script, so history
 /// order and live order agree.
 ///
-/// Keys (under the Redis client's prefix and `redisPrefix`, default `gw:`):
-/// - `gw:ch:{channel}` pub/sub channel: `p\n{offset}\n{epoch}\n{publication}`, `j\n{info}`, `l\n{info}`
-/// - `gw:control` pub/sub channel: server API commands for every node
-/// - `gw:history:{channel}` stream, MAXLEN history_size, expires after history_ttl
-/// - `gw:meta:{channel}` hash `o` (offset) and `e` (epoch), expires after history_meta_ttl
+/// Keys and scripts: `RealtimeEngineKeys` and `RealtimeEngineScripts` (module `Realtime`).
 final class RedisBroker: Broker {
     private let redis: RedisClient
     private let prefix: String
@@ -32,13 +29,14 @@ final class RedisBroker: Broker {
         self.publishes = PublishQueue(redis: redis)
     }
 
-    private var controlChannel: String { prefix + "control" }
-    private func pubsubChannel(_ channel: String) -> String { prefix + "ch:" + channel }
-    private func streamKey(_ channel: String) -> String { prefix + "history:" + channel }
-    private func metaKey(_ channel: String) -> String { prefix + "meta:" + channel }
+    private var keys: RealtimeEngineKeys { RealtimeEngineKeys(prefix: prefix) }
+    private var controlChannel: String { keys.controlChannel }
+    private func pubsubChannel(_ channel: String) -> String { keys.pubsubChannel(channel) }
+    private func streamKey(_ channel: String) -> String { keys.streamKey(channel) }
+    private func metaKey(_ channel: String) -> String { keys.metaKey(channel) }
 
     func start(handler: any BrokerEventHandler) async throws {
-        let channelPrefix = prefix + "ch:"
+        let channelPrefix = keys.pubsubPrefix
         let controlChannel = self.controlChannel
         let messages = subscriber.messages
         let logger = self.logger
@@ -96,56 +94,12 @@ final class RedisBroker: Broker {
         try await subscriber.unsubscribe([pubsubChannel(channel)])
     }
 
-    /// Appends ARGV[1] to the channel's history with the next offset (Lua that sets `offset` and
-    /// `epoch`; shared by both publish scripts so they cannot drift apart).
-    private static let appendToHistory = """
-          offset = redis.call('hincrby', KEYS[2], 'o', 1)
-          epoch = redis.call('hget', KEYS[2], 'e')
-          if not epoch then
-            epoch = ARGV[6]
-            redis.call('hset', KEYS[2], 'e', epoch)
-          end
-          if offset == 1 then redis.call('del', KEYS[1]) end
-          redis.call('expire', KEYS[2], ARGV[4])
-          redis.call('xadd', KEYS[1], 'MAXLEN', ARGV[2], offset .. '-0', 'd', ARGV[1])
-          redis.call('expire', KEYS[1], ARGV[3])
-        """
-    private static let publishToNodes = """
-        redis.call('publish', ARGV[5], 'p\\n' .. offset .. '\\n' .. epoch .. '\\n' .. ARGV[1])
-        """
+    /// The publish scripts live in `Realtime`, shared with the api and workers that publish
+    /// into the engine without a gateway.
+    static let publishScript = RealtimeEngineScripts.publish
+    static let idempotentPublishScript = RealtimeEngineScripts.idempotentPublish
 
-    /// KEYS: history stream, meta hash. ARGV: publication JSON, history size, history ttl, meta
-    /// ttl, pub/sub channel, epoch for a new history. Returns {offset, epoch}.
-    static let publishScript = RedisScript(
-        """
-        local offset, epoch
-        \(appendToHistory)
-        \(publishToNodes)
-        return {offset, epoch}
-        """)
-
-    /// Publishes once per idempotency key: KEYS as `publishScript` plus the key holding the first
-    /// result (`offset:epoch`); ARGV as `publishScript` plus the result ttl and whether history is kept.
-    static let idempotentPublishScript = RedisScript(
-        """
-        local cached = redis.call('get', KEYS[3])
-        if cached then
-          local separator = string.find(cached, ':', 1, true)
-          return {tonumber(string.sub(cached, 1, separator - 1)), string.sub(cached, separator + 1)}
-        end
-        local offset = 0
-        local epoch = ''
-        if ARGV[8] == '1' then
-        \(appendToHistory)
-        end
-        \(publishToNodes)
-        redis.call('set', KEYS[3], offset .. ':' .. epoch, 'EX', ARGV[7])
-        return {offset, epoch}
-        """)
-
-    private func idempotencyKey(_ channel: String, _ key: String) -> String {
-        prefix + "idempotency:\(channel.utf8.count):" + channel + ":" + key
-    }
+    private func idempotencyKey(_ channel: String, _ key: String) -> String { keys.idempotencyKey(channel, key) }
 
     func startPublish(
         channel: String, publication: Publication, options: PublishOptions,
@@ -166,7 +120,7 @@ final class RedisBroker: Broker {
                 Self.publishScript, keys: [streamKey(channel), metaKey(channel)],
                 args: [json, options.historySize, options.historyTTL, metaTTL, redis.key(pubsubChannel(channel)), MemoryBroker.newEpoch()])
         } else {
-            command = .plain(RedisCommand("PUBLISH", redis.key(pubsubChannel(channel)), "p\n0\n\n" + json))
+            command = .plain(RedisCommand("PUBLISH", redis.key(pubsubChannel(channel)), RealtimeEngineScripts.unpositionedPayload(json)))
         }
         publishes.enqueue(command) { result in
             completion(

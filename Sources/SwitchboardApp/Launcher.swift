@@ -59,6 +59,9 @@ public enum Launcher {
 
         var services: [any Service] = []
         let stores = database.map { Stores(database: $0) }
+        // One gateway configuration for the process: a gateway run here and the api's tokens share its secret.
+        let gatewayConfiguration = try GatewayAssembly.configuration(settings: settings, logger: logger)
+        let realtime = RealtimeAssembly.publisher(settings: settings, gateway: gatewayConfiguration, redis: redis, logger: logger)
         if roles.contains(.api), let stores {
             let checks = healthChecks(redis: redis, database: database)
             let dependencies = APIDependencies(
@@ -67,7 +70,9 @@ public enum Launcher {
                     maxBodyBytes: settings.http.maxBodySize, allowPrivateCallbacks: settings.allowPrivateCallbacks,
                     quotas: Clients.quotas(settings)),
                 limits: Clients.rateLimits(settings.limits), healthChecks: checks,
-                secrets: Clients.secrets(settings: settings, logger: logger)
+                secrets: Clients.secrets(settings: settings, logger: logger),
+                liveSupport: RealtimeAssembly.liveSupport(
+                    settings: settings, gateway: gatewayConfiguration, gatewayInProcess: roles.contains(.gateway), publisher: realtime, logger: logger)
             )
             services.append(APIApplication.build(host: settings.http.host, port: settings.http.port, dependencies: dependencies, logger: logger))
         }
@@ -79,14 +84,13 @@ public enum Launcher {
             var registry = JobRegistry()
             let channels = ChannelRegistry.configured(
                 stores: stores, secrets: Clients.secrets(settings: settings, logger: logger), whatsAppGraphURL: settings.whatsAppGraphURL,
-                allowPrivateCallbacks: settings.allowPrivateCallbacks)
+                allowPrivateCallbacks: settings.allowPrivateCallbacks, realtime: realtime)
             runtime.register(in: &registry, stores: stores, redis: redis, deliveries: channels.deliveries)
             services.append(contentsOf: try WorkerAssembly.make(settings: settings, redis: redis, registry: registry, logger: logger))
             services.append(WorkerAssembly.queuedTurnSweeper(stores: stores, redis: redis, logger: logger))
         }
         if roles.contains(.gateway) {
-            let configuration = try GatewayAssembly.configuration(settings: settings, logger: logger)
-            services.append(GatewayServer(configuration: configuration, redis: redis, logger: logger))
+            services.append(GatewayServer(configuration: gatewayConfiguration, redis: redis, logger: logger))
         }
 
         logger.info("starting", metadata: ["version": "\(SwitchboardVersion.current)", "environment": "\(settings.environment.rawValue)"])

@@ -53,6 +53,27 @@ public struct Settings: Sendable {
         public var trustedProxies: Int
     }
 
+    /// Where the api and workers publish live-support events (`realtime.*`), and live support's limits (`live.*`).
+    public struct Realtime: Sendable {
+        public enum Publisher: String, Sendable, CaseIterable {
+            /// Into the gateway's Redis engine (the same Redis as Switchboard's).
+            case engine
+            /// Through a Centrifugo-compatible HTTP API (`centrifugo_url`, `centrifugo_api_key`).
+            case centrifugo
+        }
+        public var publisher: Publisher
+        public var centrifugoURL: String?
+        public var centrifugoAPIKey: String?
+        /// Seconds a minted gateway token lives.
+        public var tokenTTL: Int
+        /// The WebSocket URL handed to widgets and operators (default: the gateway's own address).
+        public var publicURL: String?
+        public var sessionsPerIPPerMinute: Int
+        public var messagesPerMinute: Int
+        public var messagesPerSession: Int
+        public var widgetMessagesPerMinute: Int
+    }
+
     public var environment: DeploymentEnvironment
     public var logLevel: LogLevelSetting
     public var http: HTTP
@@ -86,6 +107,7 @@ public struct Settings: Sendable {
     /// Per-user quotas by default (0: none): messages a day, provider tokens a month.
     public var quotaMessagesPerDay: Int
     public var quotaTokensPerMonth: Int
+    public var realtime: Realtime
 
     /// Conventional names accepted besides `SB_...`.
     public static let aliases: [String: [String]] = [
@@ -109,6 +131,8 @@ public struct Settings: Sendable {
         "secrets.key",
         "quotas.messages_per_day", "quotas.tokens_per_month",
         "startup.wait_seconds",
+        "realtime.publisher", "realtime.centrifugo_url", "realtime.centrifugo_api_key", "realtime.token_ttl", "realtime.public_url",
+        "live.sessions_per_ip_per_minute", "live.messages_per_minute", "live.messages_per_session", "live.widget_messages_per_minute",
     ]
     /// Sections owned by other modules (decoded there) or by later features.
     static let delegatedSections: Set<String> = ["gateway", "ai", "channels"]
@@ -185,6 +209,19 @@ public struct Settings: Sendable {
         startupWaitSeconds = try source.int("startup.wait_seconds", default: 60, range: 0...3_600)
         quotaMessagesPerDay = try source.int("quotas.messages_per_day", default: 0, range: 0...10_000_000)
         quotaTokensPerMonth = try source.int("quotas.tokens_per_month", default: 0, range: 0...1_000_000_000_000)
+        realtime = Realtime(
+            publisher: try source.oneOf("realtime.publisher", default: .engine),
+            centrifugoURL: try source.optionalString("realtime.centrifugo_url"),
+            centrifugoAPIKey: try source.optionalString("realtime.centrifugo_api_key"),
+            tokenTTL: try source.int("realtime.token_ttl", default: 600, range: 10...86_400),
+            publicURL: try source.optionalString("realtime.public_url"),
+            sessionsPerIPPerMinute: try source.int("live.sessions_per_ip_per_minute", default: 10, range: 0...100_000),
+            messagesPerMinute: try source.int("live.messages_per_minute", default: 20, range: 0...100_000),
+            messagesPerSession: try source.int("live.messages_per_session", default: 200, range: 0...1_000_000),
+            widgetMessagesPerMinute: try source.int("live.widget_messages_per_minute", default: 600, range: 0...1_000_000))
+        if realtime.publisher == .centrifugo, realtime.centrifugoURL?.isEmpty ?? true {
+            throw ConfigError(key: "realtime.centrifugo_url", "is required when realtime.publisher is centrifugo")
+        }
 
         try validateURLs()
         if environment == .production { try refusePlaceholders() }

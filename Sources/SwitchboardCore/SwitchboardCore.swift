@@ -31,6 +31,10 @@ public struct SwitchboardError: Error, Sendable, Equatable, CustomStringConverti
         public static let quotaExceeded: Code = "quota_exceeded"
         public static let internalError: Code = "internal_error"
         public static let unavailable: Code = "unavailable"
+        /// A live-support session was closed: nothing more can be sent in it.
+        public static let sessionClosed: Code = "session_closed"
+        /// A live-support request from an `Origin` the widget does not allow.
+        public static let originNotAllowed: Code = "origin_not_allowed"
     }
 
     public var code: Code

@@ -357,6 +357,7 @@ public struct Stores: Sendable {
     public var usage: any UsageStore
     public var quotas: any QuotaStore
     public var webhooks: any WebhookStore
+    public var liveSupport: any LiveSupportStore
 
     /// The MariaDB implementation of every store.
     public init(database: Database) {
@@ -373,5 +374,6 @@ public struct Stores: Sendable {
         usage = MariaDBUsageStore(database: database)
         quotas = MariaDBQuotaStore(database: database)
         webhooks = MariaDBWebhookStore(database: database)
+        liveSupport = MariaDBLiveSupportStore(database: database)
     }
 }
