@@ -26,7 +26,7 @@ import Testing
         let widget = try #require(gateway.namespaces.first { $0.name == "widget" })
         #expect(widget.options.presence)
         #expect(widget.options.historySize == 100)
-        #expect(widget.options.historyTTL == 600)
+        #expect(widget.options.historyTTL == 86_400)
     }
 
     @Test func productionGatewaysRefuseTokensThatNeverExpireUnlessConfigured() throws {

@@ -4,7 +4,7 @@ server (scripts/llm, SB_TEST_AI_URL) answering as the AI. Visitors and operators
 centrifuge-python client; HTTP calls use urllib.
 
 SB_TEST_DATABASE_URL  MariaDB (default mariadb://switchboard:switchboard@127.0.0.1:3307/switchboard);
-                      each stack creates and drops its own `switchboard_live_<random>` database.
+                      each stack creates and drops its own `switchboard_test_live<random>` database.
 SB_TEST_AI_URL        the model server's base URL (default http://127.0.0.1:8089/v1).
 """
 
@@ -77,12 +77,12 @@ class LiveStack:
         parsed = urllib.parse.urlparse(base)
         self.db_user, self.db_password = parsed.username or "root", parsed.password or ""
         self.db_host, self.db_port = parsed.hostname or "127.0.0.1", parsed.port or 3306
-        self.db_name = f"switchboard_live_{uuid.uuid4().hex[:10]}"
+        self.db_name = f"switchboard_test_live{uuid.uuid4().hex[:10]}"
         self.database_url = parsed._replace(path="/" + self.db_name).geturl()
         self.nodes = []
         self.config = tmp_path / "live.json"
         self.config.write_text("{}")
-        self.mysql(f"CREATE DATABASE `{self.db_name}`")
+        self.mysql(f"CREATE DATABASE `{self.db_name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
 
     def mysql(self, statement):
         subprocess.run(

@@ -18,6 +18,7 @@ from centrifuge import (
     PublicationContext,
     SubscribedContext,
     SubscriptionEventHandler,
+    UnsubscribedContext,
 )
 
 from gateway_harness import API_KEY, SECRET
@@ -40,6 +41,7 @@ class Events(SubscriptionEventHandler):
         self.items = []
         self.subscribed = []
         self.errors = []
+        self.unsubscribed = []
         self.changed = asyncio.Event()
 
     async def on_publication(self, ctx: PublicationContext) -> None:
@@ -52,6 +54,10 @@ class Events(SubscriptionEventHandler):
 
     async def on_error(self, ctx) -> None:
         self.errors.append(ctx)
+        self.changed.set()
+
+    async def on_unsubscribed(self, ctx: UnsubscribedContext) -> None:
+        self.unsubscribed.append(ctx)
         self.changed.set()
 
     def matching(self, predicate):
@@ -263,7 +269,7 @@ async def test_cross_boundary_attempts_are_refused(live_stack):
             await client.connect()
             await sub.subscribe()
             deadline = time.monotonic() + 15
-            while not events.subscribed and not events.errors and time.monotonic() < deadline:
+            while not events.subscribed and not events.errors and not events.unsubscribed and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
             return bool(events.subscribed)
         finally:
