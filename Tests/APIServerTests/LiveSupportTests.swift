@@ -214,6 +214,12 @@ struct LiveSupportTests {
                     let answer = try await live.waitForEvent(sessionChannel) { Self.data($0)["role"] as? String == "assistant" }
                     #expect(Self.data(answer)["content"] as? String == EchoResponder.reply(to: "hello"))
                     #expect(answer?["type"] as? String == "message" && answer?["ts"] != nil)
+                    // The turn's SSE stream, as for a web message (the turn has ended: it replays to `complete`).
+                    let eventsPath = first.json["events"] as? String ?? ""
+                    let stream = try await client.execute(uri: eventsPath, method: .get, headers: .auth(session.token))
+                    #expect(stream.status == .ok && stream.text.contains("event: complete"))
+                    let foreign = try await client.execute(uri: eventsPath, method: .get, headers: .auth("wst_not_the_token"))
+                    #expect(foreign.status == .unauthorized)
 
                     // Handoff: waiting, operators notified.
                     let handoff = try await client.execute(

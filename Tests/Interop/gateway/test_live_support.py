@@ -365,3 +365,33 @@ async def test_two_api_nodes_and_two_gateway_nodes(live_stack):
     finally:
         await visitor.client.disconnect()
         await operator.disconnect()
+
+
+async def test_events_through_the_centrifugo_http_api_publisher(live_stack):
+    """`realtime.publisher: centrifugo`: the api publishes through the gateway's HTTP API
+    (POST /api/publish with X-API-Key) instead of its engine; clients see the same events, with
+    history and recovery."""
+    stack = live_stack
+    gateway = stack.gateway()
+    api = stack.api(
+        gateway, SB_REALTIME_PUBLISHER="centrifugo", SB_REALTIME_CENTRIFUGO_URL=f"http://127.0.0.1:{gateway.port}",
+        SB_REALTIME_CENTRIFUGO_API_KEY=API_KEY)
+    owner_key = stack.user("owner@example.com", "Owner")
+    stack.user("olga@example.com", "Olga")
+    widget = setup_widget(stack, api, owner_key, "olga@example.com")
+    session = open_session(api, widget)
+    base = f"{api.url}/api/v1/widgets/{widget['id']}/sessions/{session['sessionId']}"
+    assert http("POST", f"{base}/takeover", token=owner_key).status == 200
+    assert http("POST", f"{base}/messages", {"content": "sent before you connected"}, token=owner_key).status == 201
+
+    # A visitor connecting later reads what was published before from the channel's history.
+    visitor = Visitor(gateway.ws_url, session)
+    try:
+        await visitor.start()
+        history = await visitor.sub.history(limit=10)
+        kinds = [p.data["type"] for p in history.publications]
+        assert kinds == ["mode", "message"]
+        http("POST", f"{base}/messages", {"content": "live now"}, token=owner_key)
+        await visitor.messages.wait_for(is_message("operator", "live now"))
+    finally:
+        await visitor.client.disconnect()
