@@ -85,13 +85,15 @@ struct WidgetVisitorAPI: Sendable {
             }
             message = accepted.message
             events = "/api/v1/widget/\(widget.publicKey)/sessions/\(session.sessionID)/messages/\(message.id)/events"
+            live.publishMessage(widget: widget, session: session, message: message, role: "visitor", notify: "new_message")
         } else {
+            // Stored first; published as soon as it is (the operators wait for it), logged meanwhile.
             message = try await stores.messages.insertMessage(NewMessage(
                 chatID: chatID, ownerID: widget.ownerID, role: .user, content: content, status: .completed, channel: .widget))
+            live.publishMessage(widget: widget, session: session, message: message, role: "visitor", notify: "new_message")
             try await stores.liveSupport.recordMessage(
                 sessionRowID: session.id, messageID: message.id, role: "visitor", preview: content, actorUserID: nil)
         }
-        live.publishMessage(widget: widget, session: session, message: message, role: "visitor", notify: "new_message")
         return try APIJSON.response(
             VisitorMessageAcceptedJSON(messageId: message.id, mode: session.mode.rawValue, events: events), status: .accepted)
     }

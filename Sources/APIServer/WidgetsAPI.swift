@@ -164,10 +164,11 @@ struct WidgetsAPI: Sendable {
         let message = try await stores.messages.insertMessage(NewMessage(
             chatID: chatID, ownerID: widget.ownerID, role: .operator, content: content, status: .completed, channel: .widget,
             deliveredAt: .databaseNow()))
+        let name = caller.user.name.isEmpty ? caller.user.email : caller.user.name
+        // Published as soon as it is stored (the visitor waits for it), logged meanwhile.
+        live.publishMessage(widget: widget, session: session, message: message, role: "operator", operatorName: name, notify: nil)
         try await stores.liveSupport.recordMessage(
             sessionRowID: session.id, messageID: message.id, role: "operator", preview: content, actorUserID: caller.user.id)
-        let name = caller.user.name.isEmpty ? caller.user.email : caller.user.name
-        live.publishMessage(widget: widget, session: session, message: message, role: "operator", operatorName: name, notify: nil)
         return try APIJSON.response(
             TranscriptMessageJSON(
                 id: message.id, role: "operator", content: content, operatorName: name, status: message.status.rawValue, delivered: nil,

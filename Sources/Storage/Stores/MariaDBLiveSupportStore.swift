@@ -184,16 +184,19 @@ public struct MariaDBLiveSupportStore: LiveSupportStore {
 
     public func recordMessage(sessionRowID: Int64, messageID: Int64, role: String, preview: String, actorUserID: Int64?) async throws {
         let now = Date.databaseNow()
-        // The version is read in the same statement that logs it, so a mode change cannot slip in between.
-        try await database.execute(
-            """
-            INSERT INTO widget_session_events (session_id, kind, mode, mode_version, actor_user_id, message_id, created_at)
-            SELECT id, 'message', mode, mode_version, ?, ?, ? FROM widget_sessions WHERE id = ?
-            """,
-            [.optional(actorUserID), .int(messageID), .date(now), .int(sessionRowID)])
-        try await database.execute(
-            "UPDATE widget_sessions SET last_activity_at = ?, last_message = ?, last_message_role = ?, updated_at = ? WHERE id = ?",
-            [.date(now), .string(String(preview.prefix(500))), .string(role), .date(now), .int(sessionRowID)])
+        // One transaction (one commit); the version is read in the statement that logs it, so a
+        // mode change cannot slip in between.
+        try await database.transaction { transaction in
+            try await transaction.execute(
+                """
+                INSERT INTO widget_session_events (session_id, kind, mode, mode_version, actor_user_id, message_id, created_at)
+                SELECT id, 'message', mode, mode_version, ?, ?, ? FROM widget_sessions WHERE id = ?
+                """,
+                [.optional(actorUserID), .int(messageID), .date(now), .int(sessionRowID)])
+            try await transaction.execute(
+                "UPDATE widget_sessions SET last_activity_at = ?, last_message = ?, last_message_role = ?, updated_at = ? WHERE id = ?",
+                [.date(now), .string(String(preview.prefix(500))), .string(role), .date(now), .int(sessionRowID)])
+        }
     }
 
     public func close(sessionRowID: Int64, actorUserID: Int64?) async throws -> LiveSession? {
