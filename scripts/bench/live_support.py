@@ -6,6 +6,8 @@ trips, timed from just before the sending call to the receiving client's publica
   gateway   bare gateway: POST /api/publish on the gateway (cent) -> the operator's client
   visitor   visitor POST .../sessions/{id}/messages (human mode) -> operator notification
   operator  operator POST .../sessions/{id}/messages -> the visitor's client
+  http      the HTTP client's own floor: GET /api/v1/widget/{publicId}/config answered (one
+            indexed read; the same client, a new connection per request, as the two above)
 
 Prints p50/p99/mean in ms and the live-support paths' p50 minus the bare gateway's p50.
   python scripts/bench/live_support.py [--n 1000]
@@ -66,6 +68,11 @@ def summary(name, samples):
 async def measure(n, send, waiter, predicate_for):
     samples = []
     for i in range(n):
+        if waiter is None:
+            start = time.perf_counter()
+            await send(i)
+            samples.append((time.perf_counter() - start) * 1000)
+            continue
         future = waiter.expect(predicate_for(i))
         start = time.perf_counter()
         await send(i)
@@ -120,6 +127,11 @@ async def main(n):
             async def visitor_post(i):
                 await loop.run_in_executor(None, lambda: http("POST", visitor_url, {"content": f"v{i}"}, token=session["sessionToken"]))
 
+            config_url = f"{api.url}/api/v1/widget/{widget['publicId']}/config"
+
+            async def http_floor(i):
+                await loop.run_in_executor(None, lambda: http("GET", config_url))
+
             async def operator_post(i):
                 await loop.run_in_executor(None, lambda: http("POST", f"{base}/messages", {"content": f"o{i}"}, token=owner))
 
@@ -127,16 +139,18 @@ async def main(n):
             await measure(20, bare_publish, bare, lambda i: lambda d: d["data"].get("n") == i)
             await measure(20, visitor_post, notes, lambda i: lambda d: d["data"].get("preview") == f"v{i}")
             await measure(20, operator_post, inbox, lambda i: lambda d: d["data"].get("content") == f"o{i}")
-            results = {"gateway": [], "visitor": [], "operator": []}
+            results = {"gateway": [], "http": [], "visitor": [], "operator": []}
             block = max(1, n // 10)
             for start in range(0, n, block):
                 count = min(block, n - start)
                 results["gateway"] += await measure(count, lambda i, s=start: bare_publish(s + i), bare, lambda i, s=start: lambda d: d["data"].get("n") == s + i)
+                results["http"] += await measure(count, http_floor, None, None)
                 results["visitor"] += await measure(
                     count, lambda i, s=start: visitor_post(s + i), notes, lambda i, s=start: lambda d: d["data"].get("preview") == f"v{s + i}")
                 results["operator"] += await measure(
                     count, lambda i, s=start: operator_post(s + i), inbox, lambda i, s=start: lambda d: d["data"].get("content") == f"o{s + i}")
             base_p50 = summary("gateway", results["gateway"])
+            summary("http", results["http"])
             for name in ("visitor", "operator"):
                 p50 = summary(name, results[name])
                 print(f"{name:9} adds {p50 - base_p50:+.2f} ms at p50 over the bare gateway publish")
