@@ -177,7 +177,7 @@ struct WidgetVisitorAPI: Sendable {
     private func checkMessageLimits(widget: Widget, session: LiveSession, live: LiveSupport) async throws {
         let options = WidgetOptions(widget)
         let perSession = options.messagesPerSession ?? live.defaultMessagesPerSession
-        if perSession > 0, try await stores.liveSupport.messageCount(sessionRowID: session.id) >= perSession {
+        if perSession > 0, let chatID = session.chatID, try await stores.liveSupport.visitorMessageCount(chatID: chatID) >= perSession {
             throw RateLimitExceeded(retryAfterSeconds: 3600, message: "this session has reached its limit of \(perSession) messages")
         }
         let perMinute = options.messagesPerMinute ?? live.defaultMessagesPerMinute

@@ -445,6 +445,30 @@ struct LiveSupportTests {
         }
     }
 
+    /// `limits.messagesPerSession` counts the visitor's own messages, not the operator's replies.
+    @Test func theSessionLimitCountsOnlyTheVisitorsMessages() async throws {
+        try await TestEnvironment.with { env in
+            let live = Live(env: env)
+            let (_, ownerKey) = try await env.makeUser()
+            try await live.application().test(.router) { client in
+                let widget = try await Self.createWidget(client, key: ownerKey, limits: ["messagesPerMinute": 100, "messagesPerSession": 2])
+                let session = try await Self.openSession(client, publicID: widget.publicID)
+                _ = try await client.execute(
+                    uri: "/api/v1/widgets/\(widget.id)/sessions/\(session.id)/takeover", method: .post, headers: .auth(ownerKey))
+                for n in 0..<3 {
+                    let reply = try await client.execute(
+                        uri: "/api/v1/widgets/\(widget.id)/sessions/\(session.id)/messages", method: .post, headers: .auth(ownerKey),
+                        body: jsonBody(["content": "operator \(n)"]))
+                    #expect(reply.status == .created)
+                }
+                #expect(try await Self.visitorPost(client, publicID: widget.publicID, session: session, "one").status == .accepted)
+                #expect(try await Self.visitorPost(client, publicID: widget.publicID, session: session, "two").status == .accepted)
+                let third = try await Self.visitorPost(client, publicID: widget.publicID, session: session, "three")
+                #expect(third.status == .tooManyRequests && third.headers[HTTPField.Name("Retry-After")!] != nil)
+            }
+        }
+    }
+
     /// With the realtime side unreachable, visitor messages are still accepted, the turn is
     /// still answered and stored.
     @Test func publishingNeverFailsATurn() async throws {

@@ -46,6 +46,9 @@ public struct WidgetReplies: ChannelDelivery {
         }
         try await stores.liveSupport.recordMessage(
             sessionRowID: session.id, messageID: reply.id, role: "assistant", preview: reply.content, actorUserID: nil)
+        // Recorded as delivered before it is published, so a client reading the transcript on the
+        // event finds it there (the runner's own mark after this one changes nothing).
+        _ = try await stores.messages.markDelivered(id: reply.id)
         await publisher.publishNow(
             .message(id: reply.id, role: "assistant", content: reply.content),
             to: LiveSupportChannels.session(publicID: widget.publicKey, sessionID: session.sessionID))

@@ -66,8 +66,8 @@ public protocol LiveSupportStore: Sendable {
     func operatorNames(messageIDs: [Int64]) async throws -> [Int64: String]
     /// A session's log, oldest first.
     func events(sessionRowID: Int64) async throws -> [LiveSessionEvent]
-    /// Messages logged for a session since `since`.
-    func messageCount(sessionRowID: Int64) async throws -> Int
+    /// Messages the visitor has sent in the session's conversation.
+    func visitorMessageCount(chatID: Int64) async throws -> Int
 }
 
 public struct MariaDBLiveSupportStore: LiveSupportStore {
@@ -251,9 +251,9 @@ public struct MariaDBLiveSupportStore: LiveSupportStore {
         }
     }
 
-    public func messageCount(sessionRowID: Int64) async throws -> Int {
+    public func visitorMessageCount(chatID: Int64) async throws -> Int {
         let row = try await database.queryFirst(
-            "SELECT COUNT(*) AS n FROM widget_session_events WHERE session_id = ? AND kind = 'message'", [.int(sessionRowID)])
+            "SELECT COUNT(*) AS n FROM messages WHERE chat_id = ? AND role = 'user'", [.int(chatID)])
         return Int(try row?.int("n") ?? 0)
     }
 }
