@@ -16,6 +16,8 @@ public struct APIDependencies: Sendable {
     public var secrets: SecretBox
     /// Live support's publisher, tokens and limits (nil: its routes answer 503).
     public var liveSupport: LiveSupport?
+    /// Sign-in sessions and the web pages.
+    public var web: WebSettings = WebSettings()
 
     public init(
         redis: RedisClient, stores: Stores, jobs: any JobProducer, settings: APISettings = .init(),

@@ -64,7 +64,7 @@ public enum Launcher {
         let realtime = RealtimeAssembly.publisher(settings: settings, gateway: gatewayConfiguration, redis: redis, logger: logger)
         if roles.contains(.api), let stores {
             let checks = healthChecks(redis: redis, database: database)
-            let dependencies = APIDependencies(
+            var dependencies = APIDependencies(
                 redis: redis, stores: stores, jobs: JobQueue(client: redis, logger: logger),
                 settings: APISettings(
                     maxBodyBytes: settings.http.maxBodySize, allowPrivateCallbacks: settings.allowPrivateCallbacks,
@@ -74,6 +74,7 @@ public enum Launcher {
                 liveSupport: RealtimeAssembly.liveSupport(
                     settings: settings, gateway: gatewayConfiguration, gatewayInProcess: roles.contains(.gateway), publisher: realtime, logger: logger)
             )
+            dependencies.web = Clients.web(settings.web)
             services.append(APIApplication.build(host: settings.http.host, port: settings.http.port, dependencies: dependencies, logger: logger))
         }
         var pipeline: PipelineRuntime?

@@ -358,6 +358,7 @@ public struct Stores: Sendable {
     public var quotas: any QuotaStore
     public var webhooks: any WebhookStore
     public var liveSupport: any LiveSupportStore
+    public var credentials: any CredentialStore
 
     /// The MariaDB implementation of every store.
     public init(database: Database) {
@@ -375,5 +376,6 @@ public struct Stores: Sendable {
         quotas = MariaDBQuotaStore(database: database)
         webhooks = MariaDBWebhookStore(database: database)
         liveSupport = MariaDBLiveSupportStore(database: database)
+        credentials = MariaDBCredentialStore(database: database)
     }
 }
