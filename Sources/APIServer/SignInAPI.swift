@@ -31,6 +31,10 @@ struct SignInAPI: Sendable {
 
     /// POST /auth/login
     func login(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        // JSON only, and said so: no cross-site form or script without CORS can send that.
+        guard request.headers[.contentType]?.lowercased().contains("application/json") == true else {
+            throw SwitchboardError(.unsupportedMediaType, status: 415, "Content-Type must be application/json")
+        }
         var request = request
         let body = try await APIJSON.decode(LoginBody.self, from: &request, maxBytes: 16 * 1024)
         let email = body.email.trimmingCharacters(in: .whitespaces).lowercased()

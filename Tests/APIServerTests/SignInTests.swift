@@ -144,6 +144,9 @@ struct SignInTests {
                     uri: "/api/v1/auth/login", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"],
                     body: ByteBuffer(string: "email=a&password=b"))
                 #expect(form.status == .unsupportedMediaType, "a cross-site form cannot sign anyone in")
+                let untyped = try await client.execute(
+                    uri: "/api/v1/auth/login", method: .post, body: jsonBody(["email": user.email, "password": Self.password]))
+                #expect(untyped.status == .unsupportedMediaType, "a body without a type (a Blob from another site) is refused too")
                 // Without a session, the session route is a 401 like any route.
                 try await client.execute(uri: "/api/v1/auth/session", method: .get) { #expect($0.status == .unauthorized) }
                 try await client.execute(uri: "/api/v1/chats", method: .get, headers: [.cookie: "sb_session=" + String(repeating: "A", count: 43)]) {

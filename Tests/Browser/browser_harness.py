@@ -28,6 +28,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
@@ -219,6 +220,21 @@ class Stack:
         subprocess.run(switchboard() + ["users", "create", "--email", email, "--role", role, "--password-stdin"],
                        env=self.env, input=password + "\n", text=True, check=True, capture_output=True)
         return email
+
+    def cli(self, args, stdin=""):
+        """Runs `switchboard ARGS` against this stack with `stdin`; answers the finished process."""
+        return subprocess.run(switchboard() + args, env=self.env, input=stdin, text=True, capture_output=True)
+
+    def login(self, email, password):
+        """POST /api/v1/auth/login from outside a browser; answers the status."""
+        request = urllib.request.Request(self.url + "/api/v1/auth/login", method="POST",
+                                         data=json.dumps({"email": email, "password": password}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
 
     def stop(self):
         if self.process is not None and self.process.poll() is None:

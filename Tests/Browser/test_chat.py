@@ -22,18 +22,22 @@ def by_testid(driver, name):
     return driver.find_element(By.CSS_SELECTOR, f'[data-testid="{name}"]')
 
 
-def sign_in(driver, stack, email, password=PASSWORD, path="/"):
+def sign_in(driver, stack, email, password=PASSWORD, path="/", keyboard=False):
     driver.get(stack.url + path)
     wait_until(lambda: by_testid(driver, "login-email").is_displayed(), what="the sign-in form")
     by_testid(driver, "login-email").clear()
     by_testid(driver, "login-email").send_keys(email)
+    if keyboard:  # the form works without a mouse: Tab to the password, Enter submits
+        by_testid(driver, "login-email").send_keys(Keys.TAB)
+        driver.switch_to.active_element.send_keys(password + Keys.ENTER)
+        return
     by_testid(driver, "login-password").clear()
     by_testid(driver, "login-password").send_keys(password)
     by_testid(driver, "login-submit").click()
 
 
-def signed_in(driver, stack, email):
-    sign_in(driver, stack, email)
+def signed_in(driver, stack, email, keyboard=False):
+    sign_in(driver, stack, email, keyboard=keyboard)
     wait_until(lambda: by_testid(driver, "chat-input").is_displayed(), what="the chat after signing in")
 
 
@@ -82,6 +86,20 @@ def test_a_wrong_password_is_refused_then_rate_limited(stack, browser):
     screenshot(browser, "signin-rate-limited.png")
 
 
+def test_passwords_come_from_standard_input_only(stack):
+    email = stack.create_user(PASSWORD)
+    assert stack.login(email, PASSWORD) == 200
+    refused = stack.cli(["users", "passwd", "--email", email], stdin="short\n")
+    assert refused.returncode != 0 and "too short" in refused.stderr
+    assert stack.cli(["users", "passwd", "--email", email, "--password", "x" * 12]).returncode != 0, "no password in argv"
+    changed = stack.cli(["users", "passwd", "--email", email], stdin="a brand new passphrase\n")
+    assert changed.returncode == 0, changed.stderr
+    assert "a brand new passphrase" not in changed.stdout + changed.stderr
+    assert stack.login(email, PASSWORD) == 401
+    assert stack.login(email, "a brand new passphrase") == 200
+    assert stack.cli(["users", "passwd", "--email", "nobody@example.com"], stdin="a brand new passphrase\n").returncode != 0
+
+
 def test_a_post_without_the_csrf_token_is_refused(stack, browser):
     email = stack.create_user(PASSWORD)
     browser.get(stack.url + "/")
@@ -102,7 +120,7 @@ def test_a_post_without_the_csrf_token_is_refused(stack, browser):
 
 def test_the_answer_streams_in_with_task_cards_and_text_stays_text(stack, browser):
     email = stack.create_user(PASSWORD)
-    signed_in(browser, stack, email)
+    signed_in(browser, stack, email, keyboard=True)
     question = "Could you plan this: summarize <b>my</b> note and then reply?"
     send(browser, question)
     wait_until(lambda: len(all_by_testid(browser, "task-card")) == 2, what="two task cards")
