@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import NIOPosix
 import Storage
 import SwitchboardCore
 
@@ -12,6 +13,15 @@ import SwitchboardCore
 struct SignInAPI: Sendable {
     let dependencies: APIDependencies
     let limiter: RateLimiter
+
+    init(dependencies: APIDependencies, limiter: RateLimiter) {
+        self.dependencies = dependencies
+        self.limiter = limiter
+        // The decoy hash an unknown email is checked against is made now, not by the first
+        // sign-in with an unknown email (whose slower answer would tell that it is unknown).
+        let cost = dependencies.web.bcryptCost
+        Task.detached { _ = try? await NIOThreadPool.singleton.runIfActive { Passwords.decoyHash(cost: cost) } }
+    }
 
     var sessions: WebSessions { WebSessions(redis: dependencies.redis, settings: dependencies.web) }
     var passwords: Passwords { Passwords(stores: dependencies.stores, cost: dependencies.web.bcryptCost) }
