@@ -132,14 +132,15 @@ def test_the_answer_streams_in_with_task_cards_and_text_stays_text(stack, browse
     mine = [m for m in all_by_testid(browser, "message") if m.get_attribute("data-role") == "user"][-1]
     assert question in mine.text
     assert mine.find_elements(By.TAG_NAME, "b") == [], "message text is never markup"
-    assert not by_testid(browser, "stop").is_displayed()
+    # The stream's `complete` ends the turn: the stop button goes, sending is possible again.
+    wait_until(lambda: not by_testid(browser, "stop").is_displayed(), what="the end of the turn")
+    assert by_testid(browser, "chat-send").is_enabled()
     wait_until(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#chat-list button")) == 1, what="the chat in the list")
     screenshot(browser, "chat-answer.png")
 
     # Reopening the chat shows both messages from the API.
     browser.refresh()
-    wait_until(lambda: by_testid(browser, "chat-input").is_displayed(), what="the chat again")
-    browser.find_element(By.CSS_SELECTOR, "#chat-list button").click()
+    wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, "#chat-list button"), what="the chat list again")[0].click()
     wait_until(lambda: last_answer(browser) == REPLY, what="the stored answer")
 
 
