@@ -13,10 +13,16 @@ import Synchronization
 /// while the file is unchanged: the files have no content hash in their names, so a longer
 /// cache could serve a stale script beside a new page), `X-Content-Type-Options: nosniff`, and
 /// a Content-Security-Policy that allows scripts, styles and connections from the page's own
-/// origin only (plus `web.connect_sources`), no inline code, no framing.
+/// origin only (plus `web.connect_sources` and the realtime gateway's origin), no inline code,
+/// no framing. `/widget.js` is the embeddable widget: `web/realtime.js` and `web/widget.js` in
+/// one closure, so a host page gains one global (`Switchboard`) and nothing else.
 public enum WebPages {
     static func register(on router: Router<APIRequestContext>, recorder: RouteRecorder, dependencies: APIDependencies) {
-        let assets = StaticAssets(directory: StaticAssets.locate(configured: dependencies.web.assetsDirectory), settings: dependencies.web)
+        let assets = StaticAssets(
+            directory: StaticAssets.locate(configured: dependencies.web.assetsDirectory), settings: dependencies.web,
+            realtimeURL: dependencies.liveSupport?.realtimeURL)
+        recorder.record(.get, "/widget.js")
+        router.get("/widget.js") { request, _ in try await assets.widgetResponse(request: request) }
         recorder.record(.get, "/")
         router.get("/") { request, _ in try await assets.response(for: "index.html", request: request) }
         recorder.record(.get, "/console")
@@ -47,9 +53,15 @@ final class StaticAssets: Sendable {
         "txt": "text/plain; charset=utf-8",
     ]
 
-    init(directory: URL?, settings: WebSettings) {
+    init(directory: URL?, settings: WebSettings, realtimeURL: String? = nil) {
         self.directory = directory
-        securityHeaders = Self.securityHeaders(connectSources: settings.connectSources)
+        securityHeaders = Self.securityHeaders(connectSources: settings.connectSources + [realtimeURL.flatMap(Self.origin)].compactMap { $0 })
+    }
+
+    /// `scheme://host[:port]` of a URL (the CSP source that allows connecting to it).
+    static func origin(of url: String) -> String? {
+        guard let components = URLComponents(string: url), let scheme = components.scheme, let host = components.host, !host.isEmpty else { return nil }
+        return "\(scheme)://\(host)" + (components.port.map { ":\($0)" } ?? "")
     }
 
     static func securityHeaders(connectSources: [String]) -> HTTPFields {
@@ -80,6 +92,37 @@ final class StaticAssets: Sendable {
         guard Self.isServable(name), let asset = try await load(name) else {
             throw HTTPError(.notFound, message: "no page or file \(request.uri.path)")
         }
+        return respond(with: asset, request: request)
+    }
+
+    /// `/widget.js`: `realtime.js` (whose `window` is a local object there) and `widget.js`
+    /// (handed the client) in one closure. Any origin may load it (`Cross-Origin-Resource-Policy`).
+    func widgetResponse(request: Request) async throws -> Response {
+        let composed: Asset
+        if let cached = cache.withLock({ $0[Self.widgetKey] }) {
+            composed = cached
+        } else {
+            guard let client = try await load("realtime.js"), let widget = try await load("widget.js") else {
+                throw HTTPError(.notFound, message: "no page or file \(request.uri.path)")
+            }
+            var bytes = ByteBuffer(string: "/* Switchboard widget: web/realtime.js and web/widget.js */\n(function () {\nvar scope = {};\n(function (window) {\n")
+            bytes.writeImmutableBuffer(client.bytes)
+            bytes.writeString("\n}).call(scope, scope);\n(function (SBRealtime) {\n")
+            bytes.writeImmutableBuffer(widget.bytes)
+            bytes.writeString("\n})(scope.SBRealtime);\n})();\n")
+            let digest = SHA256.hash(data: Data(bytes.readableBytesView)).prefix(12).map { String(format: "%02x", $0) }.joined()
+            composed = Asset(bytes: bytes, etag: "\"\(digest)\"", contentType: Self.contentTypes["js"]!)
+            cache.withLock { $0[Self.widgetKey] = composed }
+        }
+        var response = respond(with: composed, request: request)
+        response.headers[HTTPField.Name("Cross-Origin-Resource-Policy")!] = "cross-origin"
+        return response
+    }
+
+    /// The cache key of the composed widget (not a servable file name).
+    static let widgetKey = "/widget.js"
+
+    private func respond(with asset: Asset, request: Request) -> Response {
         var headers = securityHeaders
         headers[.eTag] = asset.etag
         headers[.cacheControl] = "no-cache"

@@ -33,7 +33,8 @@ struct WidgetsAPI: Sendable {
         let capabilities = LiveSupportChannels.operatorCapabilities(widgets: widgets.map { ($0.id, $0.publicKey) })
         let token = minter.mint(subject: "user:\(caller.user.id)", capabilities: capabilities)
         return try APIJSON.response(RealtimeTokenJSON(
-            token: token.token, expiresAt: APIJSON.timestamp(token.expiresAt), channels: capabilities.flatMap(\.channels)))
+            token: token.token, expiresAt: APIJSON.timestamp(token.expiresAt), channels: capabilities.flatMap(\.channels),
+            url: live().realtimeURL))
     }
 
     // MARK: - Widgets
@@ -289,4 +290,6 @@ struct RealtimeTokenJSON: Encodable {
     var token: String
     var expiresAt: String
     var channels: [String]
+    /// The gateway's WebSocket URL to connect to with the token.
+    var url: String
 }

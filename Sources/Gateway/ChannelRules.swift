@@ -27,6 +27,9 @@ struct ChannelRules: Sendable {
         options.historyTTL = namespace.historyTTL
         options.forceRecovery = namespace.forceRecovery
         options.allowPublishForSubscriber = namespace.allowPublishForSubscriber
+        options.presence = namespace.presence
+        options.joinLeave = namespace.presence
+        options.allowPresenceForSubscriber = namespace.presence
         return NamespaceConfiguration(name: namespace.name, options: options)
     }
 

@@ -13,13 +13,19 @@ public struct RealtimeNamespace: Sendable, Hashable {
     public var forceRecovery: Bool
     /// Subscribers may publish (typing indicators).
     public var allowPublishForSubscriber: Bool
+    /// Subscribers are tracked (presence, join/leave pushes) and may ask who is there.
+    public var presence: Bool
 
-    public init(name: String, historySize: Int = 0, historyTTL: Int = 0, forceRecovery: Bool = false, allowPublishForSubscriber: Bool = false) {
+    public init(
+        name: String, historySize: Int = 0, historyTTL: Int = 0, forceRecovery: Bool = false, allowPublishForSubscriber: Bool = false,
+        presence: Bool = false
+    ) {
         self.name = name
         self.historySize = historySize
         self.historyTTL = historyTTL
         self.forceRecovery = forceRecovery
         self.allowPublishForSubscriber = allowPublishForSubscriber
+        self.presence = presence
     }
 
     public var keepsHistory: Bool { historySize > 0 && historyTTL > 0 }
@@ -29,8 +35,9 @@ public struct RealtimeNamespace: Sendable, Hashable {
 public enum LiveSupportChannels {
     /// Session and operator channels: history for recovery, no client may publish.
     public static let widgetNamespace = RealtimeNamespace(name: "widget", historySize: 100, historyTTL: 86_400, forceRecovery: true)
-    /// Typing indicators: subscribers publish, nothing is kept.
-    public static let typingNamespace = RealtimeNamespace(name: "widgettyping", allowPublishForSubscriber: true)
+    /// Typing indicators: subscribers publish, nothing is kept; presence and join/leave tell
+    /// each side whether the other is connected (the console's "visitor online").
+    public static let typingNamespace = RealtimeNamespace(name: "widgettyping", allowPublishForSubscriber: true, presence: true)
     public static let namespaces = [widgetNamespace, typingNamespace]
 
     /// `widget:session.{publicId}.{sessionId}`: the session's messages and mode changes.

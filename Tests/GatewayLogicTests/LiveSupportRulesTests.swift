@@ -14,6 +14,9 @@ import Testing
         #expect(widget.historyEnabled && widget.forceRecovery && !widget.allowSubscribeForClient && !widget.allowPublishForSubscriber)
         let typing = try #require(rules.options(for: "widgettyping:wgt_a.ses_b"))
         #expect(!typing.historyEnabled && typing.allowPublishForSubscriber && !typing.allowSubscribeForClient)
+        // Who is connected to a session (the console's "visitor online"): presence and join/leave.
+        #expect(typing.presence && typing.joinLeave && typing.allowPresenceForSubscriber)
+        #expect(!widget.presence)
     }
 
     @Test func aConfiguredNamespaceReplacesTheBuiltInOne() throws {
