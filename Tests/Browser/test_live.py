@@ -24,10 +24,23 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from browser_harness import REPLY, Stack, chrome, free_port, screenshot, switchboard, wait_until
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
+import browser_harness
+from browser_harness import REPLY, Stack, chrome, screenshot, switchboard
 
 PASSWORD = "a long enough password"
 TOKEN_SECRET = "browser-live-support-token-secret"
+
+
+def wait_until(predicate, timeout=30, interval=0.05, what="condition"):
+    """browser_harness.wait_until, where an element replaced while it was read counts as not yet."""
+    def attempt():
+        try:
+            return predicate()
+        except (StaleElementReferenceException, NoSuchElementException):
+            return False
+    return browser_harness.wait_until(attempt, timeout=timeout, interval=interval, what=what)
 
 
 class LiveStack(Stack):
@@ -297,7 +310,8 @@ def test_a_visitor_and_an_operator_take_turns_with_the_ai(live, shop, visitor, o
     # Isolated: the shop's CSS does not reach the widget, the widget adds one global and no CSS.
     assert launcher.value_of_css_property("background-color") != "rgba(255, 0, 0, 1)"
     added = visitor.execute_script("return Object.keys(window).filter(function (k) { return globalsBefore.indexOf(k) < 0; })")
-    assert added == ["Switchboard"], added
+    # (globalsBefore is the page's own; Selenium's script runner adds the other two.)
+    assert [k for k in added if k not in ("globalsBefore", "se_exportedFunctionSymbol", "ret_nodes")] == ["Switchboard"], added
     assert visitor.execute_script("return document.styleSheets.length") == 1, "the host page keeps its own stylesheet only"
     assert visitor.find_element(By.TAG_NAME, "li").value_of_css_property("color") == "rgba(0, 128, 0, 1)"
 
@@ -330,7 +344,7 @@ def test_a_visitor_and_an_operator_take_turns_with_the_ai(live, shop, visitor, o
     wait_until(lambda: c(operator, "presence").get_attribute("data-online") == "true", what="the visitor shown online")
     c(operator, "takeover").click()
     wait_until(lambda: w(visitor, "sb-mode").get_attribute("data-mode") == "human", what="the visitor told of the takeover")
-    assert setup.email in w(visitor, "sb-mode").text
+    assert setup.email.split("@")[0] in w(visitor, "sb-mode").text  # the operator's name
     wait_until(lambda: item(operator, sid).get_attribute("data-mode") == "human", what="the list showing the takeover")
     answer = "Hello, I am a person. An Assam with milk would do nicely."
     c(operator, "reply-input").send_keys(answer[:12])
