@@ -98,6 +98,21 @@
   var ui = {};
   var config = null;
 
+  /** A speech bubble drawn as SVG (no font needed). */
+  function bubbleIcon() {
+    var ns = "http://www.w3.org/2000/svg";
+    var svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("width", "26");
+    svg.setAttribute("height", "26");
+    svg.setAttribute("aria-hidden", "true");
+    var path = document.createElementNS(ns, "path");
+    path.setAttribute("d", "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4H4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z");
+    path.setAttribute("fill", "currentColor");
+    svg.appendChild(path);
+    return svg;
+  }
+
   function build() {
     var host = el("div", { "data-switchboard-widget": publicId });
     // Keep the host element out of the page's layout; the shadow root draws everything.
@@ -109,7 +124,7 @@
     ui.launcher = el("button", {
       type: "button", class: "launcher", "data-testid": "sb-launcher", "aria-expanded": "false",
       "aria-controls": "sb-panel", "aria-label": "Open chat: " + title,
-    }, [el("span", { "aria-hidden": "true", text: "💬" })]);
+    }, [bubbleIcon()]);
 
     ui.mode = el("p", { class: "mode", "data-testid": "sb-mode", "data-mode": "ai", role: "status", text: "Assistant" });
     ui.close = el("button", { type: "button", class: "close", "aria-label": "Close chat", text: "×" });
@@ -355,7 +370,7 @@
     if (loadState().sessionId) return;
     var created = await call("POST", "/sessions", {});
     clearState();
-    saveState({ sessionId: created.sessionId, sessionToken: created.sessionToken, mode: "ai" });
+    saveState({ sessionId: created.sessionId, sessionToken: created.sessionToken, mode: "ai", open: !ui.panel.hidden });
     connectRealtime(created.realtime);
   }
 
@@ -527,7 +542,8 @@
     try {
       config = await call("GET", "/config");
     } catch (error) {
-      widget.state = error.status === 403 ? "refused" : "failed";
+      // A refused origin gets no CORS headers, so the browser reports a network error (no status).
+      widget.state = error.status === 403 || error.status === undefined ? "refused" : "failed";
       if (window.console) console.warn("Switchboard widget " + publicId + ": not loaded (" + (error.message || error.status) + ")");
       return;
     }

@@ -390,9 +390,16 @@ def test_a_page_on_an_origin_the_widget_does_not_allow_gets_no_widget(live, shop
     setup = Setup(live, shop)
     visitor.get(setup.foreign_url)
     wait_until(lambda: visitor.execute_script(
-        "var s = window.Switchboard; return s && s.widgets && Object.values(s.widgets)[0].state"), what="the widget's answer") == "refused"
+        "var s = window.Switchboard; return s && s.widgets && Object.values(s.widgets)[0].state !== 'loading'"), what="the widget's answer")
     assert visitor.execute_script("return Object.values(window.Switchboard.widgets)[0].state") == "refused"
     assert visitor.find_elements(By.CSS_SELECTOR, "[data-switchboard-widget]") == []
+    # What the browser was told (it hides the answer from the page: no CORS headers for that origin).
+    foreign = urllib.request.Request(f"{live.url}/api/v1/widget/{setup.widget['publicId']}/config",
+                                     headers={"Origin": setup.foreign_url.split("/?")[0]})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(foreign, timeout=10)
+    assert refused.value.code == 403 and json.loads(refused.value.read())["error"]["code"] == "origin_not_allowed"
+    assert refused.value.headers["Access-Control-Allow-Origin"] is None
     # The same page on the allowed origin has it.
     visitor.get(setup.shop_url)
     assert w(visitor, "sb-launcher").is_displayed()
