@@ -167,6 +167,7 @@ struct LiveSupportTests {
                 #expect(token.status == .ok)
                 let channels = token.json["channels"] as? [String] ?? []
                 #expect(channels.contains("widget:operators.\(widget.id)"))
+                #expect(token.json["url"] as? String == "ws://127.0.0.1:1/connection/websocket", "where the console connects")
                 let claims = Self.claims(token.json["token"] as? String ?? "")
                 #expect(claims["sub"] as? String == "user:\(owner.id)")
                 #expect((claims["exp"] as? NSNumber).map { $0.int64Value > Int64(Date().timeIntervalSince1970) } == true)

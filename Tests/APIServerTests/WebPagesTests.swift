@@ -63,6 +63,35 @@ struct WebPagesTests {
         }
     }
 
+    /// `/widget.js` is realtime.js and widget.js in one closure that any site may load; a second
+    /// request with its ETag is a 304.
+    @Test func theWidgetScriptIsBothFilesInOneClosure() async throws {
+        try await TestEnvironment.with { env in
+            try await env.application().test(.router) { client in
+                let response = try await client.execute(uri: "/widget.js", method: .get)
+                #expect(response.status == .ok)
+                #expect(response.headers[.contentType] == "text/javascript; charset=utf-8")
+                #expect(response.headers[HTTPField.Name("Cross-Origin-Resource-Policy")!] == "cross-origin")
+                let text = response.text
+                let client_ = try #require(text.range(of: "global.SBRealtime = {"))
+                let widget = try #require(text.range(of: "window.Switchboard = window.Switchboard || {}"))
+                #expect(client_.lowerBound < widget.lowerBound)
+                #expect(text.hasPrefix("/* Switchboard widget"))
+                #expect(text.contains("}).call(scope, scope);") && text.hasSuffix("})(scope.SBRealtime);\n})();\n"))
+                let etag = try #require(response.headers[.eTag])
+                try await client.execute(uri: "/widget.js", method: .get, headers: [.ifNoneMatch: etag]) { #expect($0.status == .notModified) }
+            }
+        }
+    }
+
+    @Test func theGatewaysOriginJoinsTheConnectSources() {
+        #expect(StaticAssets.origin(of: "wss://rt.example.com/connection/websocket") == "wss://rt.example.com")
+        #expect(StaticAssets.origin(of: "ws://127.0.0.1:8000/connection/websocket") == "ws://127.0.0.1:8000")
+        #expect(StaticAssets.origin(of: "not a url") == nil)
+        let assets = StaticAssets(directory: nil, settings: WebSettings(), realtimeURL: "ws://127.0.0.1:8000/connection/websocket")
+        #expect(assets.securityHeaders[Self.csp]?.contains("connect-src 'self' ws://127.0.0.1:8000;") == true)
+    }
+
     @Test func theConnectSourcesAreAddedToThePolicy() {
         let headers = StaticAssets.securityHeaders(connectSources: ["ws://127.0.0.1:8000", "bad; script-src *"])
         let policy = headers[Self.csp] ?? ""
