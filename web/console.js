@@ -85,24 +85,35 @@
     });
   }
 
+  var entries = {}; // sessionId → its list entry, kept and updated in place (a click is never lost to a redraw)
+
   function renderList() {
-    var items = ordered().map(function (session) {
+    ordered().forEach(function (session, index) {
+      var entry = entries[session.sessionId];
+      if (!entry) {
+        entry = {
+          badge: SB.el("span", {}), name: SB.el("span", { class: "widget-name" }), preview: SB.el("span", { class: "preview" }),
+        };
+        entry.button = SB.el("button", {
+          type: "button", class: "session", "data-testid": "session-item", "data-session-id": session.sessionId,
+        }, [entry.badge, entry.name, entry.preview]);
+        entry.button.addEventListener("click", function () { openSession(session.sessionId); });
+        entry.li = SB.el("li", {}, [entry.button]);
+        entries[session.sessionId] = entry;
+      }
       var widget = widgets[session.widgetId] || {};
-      var preview = session.lastMessage ? session.lastMessage.content : "No messages yet";
-      var who = session.lastMessage ? (session.lastMessage.role === "visitor" ? "Visitor: " : session.lastMessage.role === "operator" ? "You: " : "AI: ") : "";
-      var button = SB.el("button", {
-        type: "button", class: "session", "data-testid": "session-item", "data-session-id": session.sessionId,
-        "data-mode": session.mode, "aria-current": open && open.sessionId === session.sessionId ? "page" : null,
-      }, [
-        SB.el("span", { class: "badge mode-" + session.mode, text: MODE_LABEL[session.mode] || session.mode }),
-        SB.el("span", { class: "widget-name", text: widget.name || "" }),
-        SB.el("span", { class: "preview", text: who + preview }),
-      ]);
-      button.addEventListener("click", function () { openSession(session.sessionId); });
-      return SB.el("li", {}, [button]);
+      var last = session.lastMessage;
+      var who = last ? (last.role === "visitor" ? "Visitor: " : last.role === "operator" ? "You: " : "AI: ") : "";
+      entry.badge.className = "badge mode-" + session.mode;
+      entry.badge.textContent = MODE_LABEL[session.mode] || session.mode;
+      entry.name.textContent = widget.name || "";
+      entry.preview.textContent = who + (last ? last.content : "No messages yet");
+      entry.button.setAttribute("data-mode", session.mode);
+      if (open && open.sessionId === session.sessionId) entry.button.setAttribute("aria-current", "page");
+      else entry.button.removeAttribute("aria-current");
+      if (list.children[index] !== entry.li) list.insertBefore(entry.li, list.children[index] || null);
     });
-    list.replaceChildren.apply(list, items);
-    noSessions.hidden = items.length > 0;
+    noSessions.hidden = list.children.length > 0;
   }
 
   function onNotification(widgetId, event) {

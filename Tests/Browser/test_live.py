@@ -291,6 +291,15 @@ def item(driver, sid):
     return driver.find_element(By.CSS_SELECTOR, f'[data-testid="session-item"][data-session-id="{sid}"]')
 
 
+def open_session(driver, sid):
+    """Clicks the session in the list (which notifications may redraw at any moment)."""
+    def click():
+        item(driver, sid).click()
+        return True
+    wait_until(click, what=f"a click on session {sid}")
+    wait_until(lambda: item(driver, sid).get_attribute("aria-current") == "page", what="the session open")
+
+
 def console_messages(driver, role=None):
     return [m.find_element(By.CSS_SELECTOR, ".content").text for m in c_all(driver, "message")
             if role is None or m.get_attribute("data-role") == role]
@@ -339,7 +348,7 @@ def test_a_visitor_and_an_operator_take_turns_with_the_ai(live, shop, visitor, o
     screenshot(operator, "console-waiting.png")
 
     # 3. The operator opens it (transcript and presence), takes over, types and replies.
-    item(operator, sid).click()
+    open_session(operator, sid)
     wait_until(lambda: console_messages(operator) == [question, REPLY], what="the transcript in the console")
     wait_until(lambda: c(operator, "presence").get_attribute("data-online") == "true", what="the visitor shown online")
     c(operator, "takeover").click()
@@ -424,7 +433,7 @@ def test_reloads_on_both_sides_keep_the_conversation(live, shop, visitor, operat
     operator.refresh()
     wait_until(lambda: c(operator, "connection").get_attribute("data-state") == "connected", what="the console live again")
     wait_until(lambda: session_items(operator)[:1] == [(sid, "waiting")], what="the list after the reload")
-    item(operator, sid).click()
+    open_session(operator, sid)
     c(operator, "takeover").click()
     wait_until(lambda: w(visitor, "sb-mode").get_attribute("data-mode") == "human", what="the takeover at the visitor")
     c(operator, "reply-input").send_keys("A person here." + Keys.ENTER)
@@ -449,7 +458,7 @@ def test_both_sides_recover_across_a_gateway_restart(live, shop, visitor, operat
     sid = session_id(visitor)
     w(visitor, "sb-handoff").click()
     wait_until(lambda: session_items(operator)[:1] == [(sid, "waiting")], what="the session waiting")
-    item(operator, sid).click()
+    open_session(operator, sid)
     c(operator, "takeover").click()
     wait_until(lambda: w(visitor, "sb-mode").get_attribute("data-mode") == "human", what="the takeover")
 
