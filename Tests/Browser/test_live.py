@@ -233,10 +233,13 @@ def open_widget(driver, setup):
     wait_until(lambda: w(driver, "sb-input").is_displayed(), what="the panel open")
 
 
-def visitor_says(driver, text):
+def visitor_says(driver, text, keyboard=False):
     box = w(driver, "sb-input")
     box.send_keys(text)
-    w(driver, "sb-send").click()
+    if keyboard:
+        box.send_keys(Keys.ENTER)  # Enter sends
+    else:
+        w(driver, "sb-send").click()
     wait_until(lambda: text in widget_texts(driver, "visitor"), what=f"the visitor's message {text!r}")
 
 
@@ -350,6 +353,7 @@ def test_a_visitor_and_an_operator_take_turns_with_the_ai(live, shop, visitor, o
     # 3. The operator opens it (transcript and presence), takes over, types and replies.
     open_session(operator, sid)
     wait_until(lambda: console_messages(operator) == [question, REPLY], what="the transcript in the console")
+    assert operator.find_elements(By.CSS_SELECTOR, "#transcript b") == [], "message text is never markup"
     wait_until(lambda: c(operator, "presence").get_attribute("data-online") == "true", what="the visitor shown online")
     c(operator, "takeover").click()
     wait_until(lambda: w(visitor, "sb-mode").get_attribute("data-mode") == "human", what="the visitor told of the takeover")
@@ -417,8 +421,21 @@ def test_a_page_on_an_origin_the_widget_does_not_allow_gets_no_widget(live, shop
 def test_reloads_on_both_sides_keep_the_conversation(live, shop, visitor, operator):
     setup = Setup(live, shop)
     console_signed_in(operator, live, setup.email)
-    open_widget(visitor, setup)
-    visitor_says(visitor, "Tell me about white tea, slowly.")
+    # The widget with the keyboard only: Enter on the focused launcher opens it, the input has
+    # the focus, Enter sends, Escape closes and gives the focus back to the launcher.
+    visitor.get(setup.shop_url)
+    launcher = w(visitor, "sb-launcher")
+    wait_until(lambda: launcher.is_displayed(), what="the launcher")
+    visitor.execute_script("arguments[0].focus()", launcher)
+    launcher.send_keys(Keys.ENTER)
+    wait_until(lambda: w(visitor, "sb-input").is_displayed(), what="the panel opened from the keyboard")
+    assert visitor.execute_script("return document.activeElement.shadowRoot.activeElement.getAttribute('data-testid')") == "sb-input"
+    w(visitor, "sb-input").send_keys(Keys.ESCAPE)
+    wait_until(lambda: not w(visitor, "sb-input").is_displayed(), what="the panel closed by Escape")
+    assert visitor.execute_script("return document.activeElement.shadowRoot.activeElement.getAttribute('data-testid')") == "sb-launcher"
+    launcher.send_keys(Keys.ENTER)
+    wait_until(lambda: w(visitor, "sb-input").is_displayed(), what="the panel again")
+    visitor_says(visitor, "Tell me about white tea, slowly.", keyboard=True)
     # Reload while the answer is being written: it is read again from the stream's start.
     wait_until(lambda: any(len(t) > 0 for t in widget_texts(visitor, "assistant")), what="the first words")
     visitor.refresh()
