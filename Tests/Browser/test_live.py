@@ -249,8 +249,9 @@ def session_id(driver):
         "return k ? JSON.parse(localStorage.getItem(k)).sessionId : null;")
 
 
-def wait_for_streamed_answer(driver, count):
-    """Waits until the visitor has `count` assistant answers, the last one whole, having seen it partial first."""
+def wait_for_streamed_answer(driver, count, shot=None):
+    """Waits until the visitor has `count` assistant answers, the last one whole, having seen it
+    partial first (and then saved the screenshot `shot`, when given)."""
     seen_partial = []
 
     def partial_then_whole():
@@ -260,6 +261,8 @@ def wait_for_streamed_answer(driver, count):
         last = answers[count - 1]
         text = last.find_element(By.CSS_SELECTOR, ".text").text
         if last.get_attribute("data-streaming") == "true" and 0 < len(text) < len(REPLY):
+            if shot and not seen_partial:
+                screenshot(driver, shot)
             seen_partial.append(text)
         return text == REPLY and last.get_attribute("data-streaming") is None
     wait_until(partial_then_whole, timeout=60, interval=0.02, what=f"assistant answer {count} streamed in")
@@ -337,8 +340,7 @@ def test_a_visitor_and_an_operator_take_turns_with_the_ai(live, shop, visitor, o
     question = "Which <b>tea</b> suits a cold evening? Answer slowly please."
     visitor_says(visitor, question)
     assert widget_root(visitor).find_elements(By.CSS_SELECTOR, ".message b") == [], "message text is never markup"
-    wait_for_streamed_answer(visitor, 1)
-    screenshot(visitor, "widget-answer.png")
+    wait_for_streamed_answer(visitor, 1, shot="widget-streaming.png")
     sid = session_id(visitor)
     assert sid and sid.startswith("ses_")
     wait_until(lambda: (sid, "ai") in session_items(operator), what="the new session in the operator's list")
