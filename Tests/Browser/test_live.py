@@ -346,9 +346,12 @@ def test_a_visitor_and_an_operator_take_turns_with_the_ai(live, shop, visitor, o
     wait_until(lambda: (sid, "ai") in session_items(operator), what="the new session in the operator's list")
 
     # 2. The visitor asks for a person: the operator's list shows the session waiting, first.
+    asked = time.monotonic()
     w(visitor, "sb-handoff").click()
+    wait_until(lambda: session_items(operator)[:1] == [(sid, "waiting")], interval=0.01, what="the session first in the list, waiting")
+    # Reported, not asserted (no timed assertions): click → the operator's list, polled every 10 ms.
+    print(f"\nhandoff click to the operator's list: {(time.monotonic() - asked) * 1000:.0f} ms")
     wait_until(lambda: w(visitor, "sb-mode").get_attribute("data-mode") == "waiting", what="the visitor waiting")
-    wait_until(lambda: session_items(operator)[:1] == [(sid, "waiting")], what="the session first in the list, waiting")
     screenshot(visitor, "widget-waiting.png")
     screenshot(operator, "console-waiting.png")
 
