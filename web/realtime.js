@@ -244,7 +244,13 @@
       subscription.state = "error";
       subscription._emit("error", error);
       this._emit("error", { type: "subscribe", channel: subscription.channel, error: error });
-      if (error && error.code === 112) {
+      if (error && (error.temporary || error.code === 100 || error.code === 111) && this.state === "connected") {
+        // A temporary failure on the server's side: try again after a backoff step.
+        var self = this;
+        setTimeout(function () {
+          if (self.state === "connected" && self.subscriptions[subscription.channel] === subscription) self._subscribe(subscription);
+        }, backoff(1, this.options.minReconnectDelay, this.options.maxReconnectDelay));
+      } else if (error && error.code === 112) {
         // Unrecoverable position: start over from the current position.
         subscription.offset = null;
         subscription.epoch = null;
