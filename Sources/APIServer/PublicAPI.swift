@@ -106,9 +106,10 @@ struct PublicAPI: Sendable {
         let message = try await ownedMessage(context)
         async let tasks = stores.tasks.tasks(messageID: message.id, ownerID: caller.user.id)
         async let reply = stores.messages.message(ownerID: caller.user.id, idempotencyKey: Turns.replyKey(for: message.id))
-        let detail = MessageDetailJSON(
+        var detail = MessageDetailJSON(
             message: MessageJSON(message), tasks: try await tasks.map(TaskJSON.init), reply: try await reply.map(MessageJSON.init),
             events: Links.events(message.id))
+        if let replyID = detail.reply?.id { detail.sources = try await stores.documents.sources(messageID: replyID) }
         return try APIJSON.response(detail)
     }
 

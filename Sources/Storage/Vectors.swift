@@ -21,6 +21,11 @@ public enum VectorCoding {
         }
     }
 
+    /// The Euclidean norm.
+    public static func norm(_ vector: [Float]) -> Float {
+        vector.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot()
+    }
+
     /// Cosine similarity in [-1, 1]; 0 when either vector is all zeros or the sizes differ.
     public static func cosineSimilarity(_ a: [Float], _ b: [Float]) -> Float {
         guard a.count == b.count, !a.isEmpty else { return 0 }
