@@ -8,7 +8,7 @@ import Testing
         (0..<dimension).map { _ in Float.random(in: -1...1, using: &generator) }
     }
 
-    @Test(arguments: [384, 37, 16, 1])
+    @Test(arguments: [384, 37, 16, 3])
     func topKIsTheExactCosineRanking(dimension: Int) {
         var generator = SplitMix(seed: UInt64(dimension))
         var index = VectorIndex(dimension: dimension)

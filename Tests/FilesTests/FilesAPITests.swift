@@ -91,7 +91,7 @@ struct FilesAPITests {
     }
 
     @Test func badUploadsGetAClearFailureAndNothingHalfStored() async throws {
-        try await FilesEnvironment.with(maxUploadBytes: 64 << 10) { env in
+        try await FilesEnvironment.with(maxUploadBytes: 256 << 10) { env in
             let node = try await env.node()
             let (_, key) = try await env.makeUser()
             try await env.withWorker(search: node) {
@@ -100,7 +100,7 @@ struct FilesAPITests {
                     #expect(empty.status == .badRequest)
                     #expect(empty.errorCode == "empty_file")
 
-                    let tooLarge = try await client.upload("big.txt", Data(repeating: 0x61, count: 65 << 10), key: key)
+                    let tooLarge = try await client.upload("big.txt", Data(repeating: 0x61, count: 257 << 10), key: key)
                     #expect(tooLarge.status == .contentTooLarge)
                     #expect(tooLarge.errorCode == "payload_too_large")
 
@@ -126,16 +126,21 @@ struct FilesAPITests {
 
                     // Accepted, then failed with a readable error by the extract job; the others go on.
                     let corrupt = try await client.upload("report.pdf", Data("%PDF-1.7\n1 0 obj garbage that is no PDF".utf8), key: key)
+                    // One claims 80 MB (past the 64 MB limit), one 30 MB packed 1000:1 (past the ratio limit).
                     let bomb = try await client.upload("letter.docx", try Documents.zipBomb(megabytes: 80), key: key)
+                    let denseBomb = try await client.upload("memo.docx", try Documents.zipBomb(megabytes: 30), key: key)
                     let blank = try await client.upload("blank.txt", Data("   \n\n\t \n".utf8), key: key)
                     let good = try await client.upload("notes.md", Data("# Notes\n\nThe boiler is serviced every October.".utf8), key: key)
-                    for response in [corrupt, bomb, blank, good] { #expect(response.status == .created, "\(response.json)") }
+                    for response in [corrupt, bomb, denseBomb, blank, good] { #expect(response.status == .created, "\(response.json)") }
                     let corruptState = try await client.settled(try #require(corrupt.json["id"] as? Int), key: key)
                     #expect(corruptState["status"] as? String == "failed")
                     #expect((corruptState["error"] as? String)?.contains("corrupt_file") == true, "\(corruptState)")
                     let bombState = try await client.settled(try #require(bomb.json["id"] as? Int), key: key)
                     #expect(bombState["status"] as? String == "failed")
                     #expect((bombState["error"] as? String)?.contains("file_too_large") == true, "\(bombState)")
+                    let denseState = try await client.settled(try #require(denseBomb.json["id"] as? Int), key: key)
+                    #expect(denseState["status"] as? String == "failed")
+                    #expect((denseState["error"] as? String)?.contains("ZIP bomb") == true, "\(denseState)")
                     let blankState = try await client.settled(try #require(blank.json["id"] as? Int), key: key)
                     #expect(blankState["status"] as? String == "failed")
                     #expect((blankState["error"] as? String)?.contains("no text") == true, "\(blankState)")
