@@ -316,7 +316,7 @@ let package = Package(
             name: "SwitchboardAppTests",
             dependencies: [
                 "SwitchboardApp", "APIServer", "Queue", "Storage", "RedisClient", "SwitchboardConfig", "SwitchboardCore",
-                "Turns", "Pipeline", "AIProviders", "TestSupport",
+                "Turns", "Pipeline", "AIProviders", "TestSupport", "Files",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
