@@ -158,12 +158,15 @@ struct CreateChatBody: Decodable {
 
 struct PostMessageBody: Decodable {
     let content: String
+    /// The caller's uploaded files to attach (their text reaches the turn).
+    let fileIds: [Int64]?
 }
 
 struct SubmitMessageBody: Decodable {
     let content: String
     let chatId: Int64?
     let title: String?
+    let fileIds: [Int64]?
 }
 
 enum Links {

@@ -79,7 +79,10 @@ public struct FileIntake: Sendable {
             await removeBytes(at: file.storagePath)
             throw error
         }
+        // As stored (`queued`): read before the job is queued, which a worker may start at once.
+        let document: DocumentFile?
         do {
+            document = try await documents.document(id: stored.id, ownerID: file.ownerID)
             try await jobs.enqueue(
                 ExtractJob(fileId: stored.id), on: ExtractJob.queue, options: EnqueueOptions(idempotencyKey: "extract:\(stored.id)"))
         } catch {
@@ -87,9 +90,7 @@ public struct FileIntake: Sendable {
             await removeBytes(at: file.storagePath)
             throw FileIntakeError(.unavailable, "the file could not be queued for extraction: \(error)")
         }
-        guard let document = try await documents.document(id: stored.id, ownerID: file.ownerID) else {
-            throw FileIntakeError(.unavailable, "file \(stored.id) vanished while it was stored")
-        }
+        guard let document else { throw FileIntakeError(.unavailable, "file \(stored.id) vanished while it was stored") }
         return document
     }
 

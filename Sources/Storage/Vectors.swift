@@ -60,3 +60,18 @@ public enum VectorCoding {
         }
     }
 }
+
+/// One stored vector as the in-process index loads it: the raw float32 bytes and their norm.
+public struct StoredVector: Sendable {
+    public var chunkID: Int64
+    public var fileID: Int64
+    public var bytes: Data
+    public var norm: Float
+
+    public init(chunkID: Int64, fileID: Int64, bytes: Data, norm: Float) {
+        self.chunkID = chunkID
+        self.fileID = fileID
+        self.bytes = bytes
+        self.norm = norm
+    }
+}

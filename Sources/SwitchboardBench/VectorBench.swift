@@ -1,9 +1,4 @@
-/// `switchboard-bench vectors`: the in-process vector index (Files.VectorIndex) on vectors and
-/// queries given as raw little-endian float32 files, one query at a time on one thread; prints
-/// per-query latency and writes each query's top-k row numbers for comparison with faiss and numpy
-/// (scripts/bench/vectors.sh).
-///
-/// `switchboard-bench index-throughput`: chunks a generated document and indexes it the way the
+/// `switchboard-bench index-throughput` (scripts/bench/vectors.sh): chunks a generated document and indexes it the way the
 /// `index` job does (embeddings from the model server at --model-url, chunks and vectors into a
 /// throw-away MariaDB database), timing the embedding and the storing separately.
 import AIProviders
@@ -17,48 +12,6 @@ enum VectorBench {
     static func option(_ arguments: [String], _ name: String) -> String? {
         guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count else { return nil }
         return arguments[index + 1]
-    }
-
-    static func floats(at path: String) throws -> [Float] {
-        let data = try Data(contentsOf: URL(fileURLWithPath: path))
-        return data.withUnsafeBytes { raw in
-            (0..<(data.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
-        }
-    }
-
-    static func run(_ arguments: [String]) async throws {
-        guard let vectorsPath = option(arguments, "--vectors"), let queriesPath = option(arguments, "--queries"),
-              let out = option(arguments, "--out")
-        else { throw VectorBenchUsage("vectors --vectors FILE --queries FILE --out IDS [--dim 384] [--k 10]") }
-        let dimension = Int(option(arguments, "--dim") ?? "384") ?? 384
-        let k = Int(option(arguments, "--k") ?? "10") ?? 10
-        let values = try floats(at: vectorsPath)
-        let queries = try floats(at: queriesPath)
-        let count = values.count / dimension
-        let started = ContinuousClock.now
-        var index = VectorIndex(dimension: dimension)
-        for row in 0..<count {
-            index.append(chunkID: Int64(row), fileID: 0, vector: Array(values[(row * dimension)..<((row + 1) * dimension)]))
-        }
-        let build = ContinuousClock.now - started
-        var timings: [Double] = []
-        var lines: [String] = []
-        // One warm-up pass over the matrix, not timed.
-        _ = index.topK(Array(queries[0..<dimension]), k: k)
-        for query in 0..<(queries.count / dimension) {
-            let vector = Array(queries[(query * dimension)..<((query + 1) * dimension)])
-            let begin = ContinuousClock.now
-            let top = index.topK(vector, k: k)
-            let elapsed = ContinuousClock.now - begin
-            timings.append(Double(elapsed.components.seconds) * 1e6 + Double(elapsed.components.attoseconds) / 1e12)
-            lines.append(top.map { String($0.row) }.joined(separator: " "))
-        }
-        try (lines.joined(separator: "\n") + "\n").write(toFile: out, atomically: true, encoding: .utf8)
-        let sorted = timings.sorted()
-        let mean = timings.reduce(0, +) / Double(max(1, timings.count))
-        print(String(format: "swift vectors=%d dim=%d queries=%d build_ms=%.0f p50_us=%.0f mean_us=%.0f p99_us=%.0f",
-                     count, dimension, timings.count, Double(build.components.attoseconds) / 1e15 + Double(build.components.seconds) * 1000,
-                     sorted[sorted.count / 2], mean, sorted[min(sorted.count - 1, sorted.count * 99 / 100)]))
     }
 
     static func indexThroughput(_ arguments: [String]) async throws {
@@ -98,9 +51,4 @@ enum VectorBench {
                          Double(chunks.count) / seconds(embedTime), Double(chunks.count) / seconds(storeTime)))
         }
     }
-}
-
-struct VectorBenchUsage: Error, CustomStringConvertible {
-    let description: String
-    init(_ usage: String) { description = "usage: switchboard-bench " + usage }
 }

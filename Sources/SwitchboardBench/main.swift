@@ -11,7 +11,6 @@ let areas: [String: ([String]) async throws -> Void] = [
     "pipeline": PipelineLoad.run,
     "sse": SSEStreamsLoad.run,
     "slow-turns": SlowTurnsLoad.run,
-    "vectors": VectorBench.run,
     "index-throughput": VectorBench.indexThroughput,
 ]
 guard let area = arguments.first, let run = areas[area] else {

@@ -30,6 +30,7 @@ final class MemoryVectors: DocumentStore {
     func deleteDocument(id: Int64, ownerID: Int64) async throws -> DocumentFile? { nil }
     func extractedDocuments(ownerID: Int64?) async throws -> [DocumentFile] { [] }
     func documents(ids: [Int64], ownerID: Int64) async throws -> [DocumentFile] { [] }
+    func attach(fileIDs: [Int64], messageID: Int64, ownerID: Int64) async throws {}
     func saveSources(messageID: Int64, sources: [ReplySource]) async throws {}
     func sources(messageID: Int64) async throws -> [ReplySource] { [] }
 }

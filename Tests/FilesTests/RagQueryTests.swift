@@ -98,4 +98,48 @@ struct RagQueryTests {
             }
         }
     }
+
+    @Test func aMessageCarriesItsOwnersFilesOnly() async throws {
+        let prompts = Prompts()
+        let chat = ScriptedProvider { request in
+            if request.slot == .sort { return .init(text: #"{"topic":"general","language":"en","web_search":false,"multi":false}"#) }
+            await prompts.record(request.messages.map(\.content).joined(separator: "\n"))
+            return .init(text: "noted")
+        }
+        try await FilesEnvironment.with(chat: chat) { env in
+            let node = try await env.node()
+            let (_, key) = try await env.makeUser()
+            let (_, otherKey) = try await env.makeUser()
+            try await env.withWorker(search: node) {
+                try await env.application(search: node).test(.router) { client in
+                    let note = Data("Meeting notes: the budget for the Oslo office is 90000 euros.".utf8)
+                    let fileID = try #require(try await client.upload("notes.txt", note, key: key).json["id"] as? Int)
+                    #expect(try await client.settled(fileID, key: key)["status"] as? String == "indexed")
+                    func post(_ key: String, _ body: [String: Any]) async throws -> TestResponse {
+                        try await client.execute(
+                            uri: "/api/v1/messages", method: .post, headers: [.authorization: "Bearer \(key)", .contentType: "application/json"],
+                            body: ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body)))
+                    }
+                    // Another user cannot attach it (nor learn whether it exists).
+                    let foreign = try await post(otherKey, ["content": "Summarize the attached file", "fileIds": [fileID]])
+                    #expect(foreign.status == .notFound)
+                    #expect(foreign.errorCode == "not_found")
+                    let unknown = try await post(key, ["content": "Summarize the attached file", "fileIds": [fileID + 1000]])
+                    #expect(unknown.status == .notFound)
+
+                    let posted = try await post(key, ["content": "What does the attached file say?", "fileIds": [fileID]])
+                    #expect(posted.status == .accepted)
+                    let messageID = try #require(posted.json["messageId"] as? Int)
+                    #expect(try await eventually {
+                        let detail = try await client.getJSON("/api/v1/messages/\(messageID)", key: key).json
+                        return (detail["message"] as? [String: Any])?["status"] as? String == "completed"
+                    })
+                    // The file's text reached the chat as an attachment.
+                    #expect(await prompts.all.contains { $0.contains("File notes.txt:") && $0.contains("90000 euros") })
+                    let attached = try await env.stores.files.files(messageID: Int64(messageID))
+                    #expect(attached.map(\.id) == [Int64(fileID)])
+                }
+            }
+        }
+    }
 }

@@ -61,21 +61,6 @@ public struct IndexedChunk: Sendable, Hashable {
     }
 }
 
-/// One stored vector as the in-process index loads it: the raw float32 bytes and their norm.
-public struct StoredVector: Sendable {
-    public var chunkID: Int64
-    public var fileID: Int64
-    public var bytes: Data
-    public var norm: Float
-
-    public init(chunkID: Int64, fileID: Int64, bytes: Data, norm: Float) {
-        self.chunkID = chunkID
-        self.fileID = fileID
-        self.bytes = bytes
-        self.norm = norm
-    }
-}
-
 /// A chunk a search found, with its file's name.
 public struct ChunkHit: Sendable, Hashable {
     public var chunkID: Int64
@@ -134,6 +119,8 @@ public protocol DocumentStore: Sendable {
     func extractedDocuments(ownerID: Int64?) async throws -> [DocumentFile]
     /// Files of `ownerID` among `ids` (for `fileIds` on messages).
     func documents(ids: [Int64], ownerID: Int64) async throws -> [DocumentFile]
+    /// Attaches the owner's files to a message (a file belongs to the last message that named it).
+    func attach(fileIDs: [Int64], messageID: Int64, ownerID: Int64) async throws
     func saveSources(messageID: Int64, sources: [ReplySource]) async throws
     func sources(messageID: Int64) async throws -> [ReplySource]
 }
@@ -262,6 +249,14 @@ public struct MariaDBDocumentStore: DocumentStore {
             "SELECT \(Self.columns) FROM files WHERE extract_status = 'done' AND (? IS NULL OR user_id = ?) ORDER BY id",
             [.optional(ownerID), .optional(ownerID)]
         ).map(DocumentFile.init(row:))
+    }
+
+    public func attach(fileIDs: [Int64], messageID: Int64, ownerID: Int64) async throws {
+        guard !fileIDs.isEmpty else { return }
+        let placeholders = Array(repeating: "?", count: fileIDs.count).joined(separator: ", ")
+        _ = try await database.execute(
+            "UPDATE files SET message_id = ?, updated_at = ? WHERE user_id = ? AND id IN (\(placeholders))",
+            [.int(messageID), .date(.databaseNow()), .int(ownerID)] + fileIDs.map { .int($0) })
     }
 
     public func saveSources(messageID: Int64, sources: [ReplySource]) async throws {
