@@ -348,7 +348,7 @@ let package = Package(
             name: "FilesTests",
             dependencies: [
                 "Files", "APIServer", "Pipeline", "AIProviders", "Queue", "RedisClient", "Storage", "SwitchboardCore", "TestSupport",
-                "TurnTestSupport", "Turns",
+                "TurnTestSupport", "Turns", "SwitchboardApp",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),
