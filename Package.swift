@@ -343,12 +343,12 @@ let package = Package(
             dependencies: ["SwitchboardApp", "APIServer", "Gateway", "SwitchboardConfig", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "FilesLogicTests", dependencies: ["Files", "Storage", "AIProviders"], swiftSettings: swiftSettings),
+        .testTarget(name: "FilesLogicTests", dependencies: ["Files", "Storage"], swiftSettings: swiftSettings),
         .testTarget(
             name: "FilesTests",
             dependencies: [
                 "Files", "APIServer", "Pipeline", "AIProviders", "Queue", "RedisClient", "Storage", "SwitchboardCore", "TestSupport",
-                "TurnTestSupport", "Turns", "SwitchboardApp",
+                "Turns", "SwitchboardApp",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),
