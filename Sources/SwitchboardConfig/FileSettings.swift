@@ -1,7 +1,8 @@
 import Foundation
 
 /// The `files` section: uploads, chunking, embedding batches, the in-process search index and
-/// what `rag_query` hands the chat (`SB_FILES_<KEY>` overrides each key).
+/// what `rag_query` hands the chat (`SB_FILES_<KEY>` overrides each key; the keys are listed in
+/// `Settings.knownKeys`).
 public struct FileSettings: Sendable {
     public var storageDirectory: String
     public var maxUploadBytes: Int
