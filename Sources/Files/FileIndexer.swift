@@ -26,7 +26,9 @@ public struct Embedder: Sendable {
         var start = 0
         while start < texts.count {
             let batch = Array(texts[start..<min(texts.count, start + batchSize)])
-            let result = try await provider.embed(batch, model: model)
+            // No model named: the provider's `embed` slot, or a `misconfigured` error when none is set
+            // (never the chat model by accident).
+            let result = try await provider.embed(batch, model: nil)
             guard result.vectors.count == batch.count else {
                 throw AIProviderError(.invalidResponse, "asked for \(batch.count) embeddings, got \(result.vectors.count)")
             }
