@@ -72,7 +72,8 @@ struct FilesAPI: Sendable {
             do {
                 mimeType = try FileIntake.sniffed(upload.prefix, name: upload.fileName)
             } catch let error as FileIntakeError {
-                throw SwitchboardError(.unsupportedFile, status: 415, error.message)
+                // The request itself is well-formed multipart: its content is what cannot be read (422).
+                throw SwitchboardError(.unsupportedFile, status: 422, error.message)
             }
             let digest = upload.hasher.finalize().map { String(format: "%02x", $0) }.joined()
             let stored: DocumentFile
