@@ -1,4 +1,5 @@
 import Channels
+import Files
 import Queue
 import RedisClient
 import Storage
@@ -16,6 +17,8 @@ public struct APIDependencies: Sendable {
     public var secrets: SecretBox
     /// Live support's publisher, tokens and limits (nil: its routes answer 503).
     public var liveSupport: LiveSupport?
+    /// Uploads and search (`/api/v1/files`, `/api/v1/search`).
+    public var files = FileServices()
 
     public init(
         redis: RedisClient, stores: Stores, jobs: any JobProducer, settings: APISettings = .init(),

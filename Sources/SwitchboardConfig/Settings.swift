@@ -108,6 +108,8 @@ public struct Settings: Sendable {
     public var quotaMessagesPerDay: Int
     public var quotaTokensPerMonth: Int
     public var realtime: Realtime
+    /// Uploads, chunking, embedding and the search index (`files.*`).
+    public var files: FileSettings
 
     /// Conventional names accepted besides `SB_...`.
     public static let aliases: [String: [String]] = [
@@ -133,6 +135,8 @@ public struct Settings: Sendable {
         "startup.wait_seconds",
         "realtime.publisher", "realtime.centrifugo_url", "realtime.centrifugo_api_key", "realtime.token_ttl", "realtime.public_url",
         "live.sessions_per_ip_per_minute", "live.messages_per_minute", "live.messages_per_session", "live.widget_messages_per_minute",
+        "files.storage_dir", "files.max_upload_bytes", "files.chunk_characters", "files.chunk_overlap", "files.embed_batch_size",
+        "files.cache_owners", "files.cache_megabytes", "files.cache_ttl_seconds", "files.rag_chunks", "files.rag_min_score",
     ]
     /// Sections owned by other modules (decoded there) or by later features.
     static let delegatedSections: Set<String> = ["gateway", "ai", "channels"]
@@ -222,6 +226,7 @@ public struct Settings: Sendable {
         if realtime.publisher == .centrifugo, realtime.centrifugoURL?.isEmpty ?? true {
             throw ConfigError(key: "realtime.centrifugo_url", "is required when realtime.publisher is centrifugo")
         }
+        files = try FileSettings(source: source)
 
         try validateURLs()
         if environment == .production { try refusePlaceholders() }

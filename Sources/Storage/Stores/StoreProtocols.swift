@@ -358,6 +358,8 @@ public struct Stores: Sendable {
     public var quotas: any QuotaStore
     public var webhooks: any WebhookStore
     public var liveSupport: any LiveSupportStore
+    /// Uploaded files with their lifecycle, chunks and vectors (the files API and the index jobs).
+    public var documents: any DocumentStore
 
     /// The MariaDB implementation of every store.
     public init(database: Database) {
@@ -375,5 +377,6 @@ public struct Stores: Sendable {
         quotas = MariaDBQuotaStore(database: database)
         webhooks = MariaDBWebhookStore(database: database)
         liveSupport = MariaDBLiveSupportStore(database: database)
+        documents = MariaDBDocumentStore(database: database)
     }
 }
