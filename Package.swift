@@ -26,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/vapor/multipart-kit.git", from: "4.7.1"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation.git", from: "0.9.20"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
     ],
     targets: [
@@ -140,7 +142,20 @@ let package = Package(
         .target(
             name: "Pipeline",
             dependencies: [
-                "AIProviders", "Channels", "Queue", "RedisClient", "Storage", "SwitchboardCore", "Turns",
+                "AIProviders", "Channels", "Queue", "RedisClient", "Storage", "SwitchboardCore", "Turns", "Files",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Uploaded files: storing one (bytes → disk → row → `extract` job), chunking and embedding on the
+        // `index` queue, the per-owner in-process vector index and search.
+        .target(
+            name: "Files",
+            dependencies: [
+                "AIProviders", "Queue", "RedisClient", "Storage", "SwitchboardCore",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
@@ -170,8 +185,10 @@ let package = Package(
         .target(
             name: "APIServer",
             dependencies: [
-                "RedisClient", "Storage", "Queue", "Turns", "Channels", "SwitchboardCore", "Observability", "Realtime",
+                "RedisClient", "Storage", "Queue", "Turns", "Channels", "SwitchboardCore", "Observability", "Realtime", "Files", "AIProviders",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "MultipartKit", package: "multipart-kit"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
@@ -183,7 +200,7 @@ let package = Package(
             name: "SwitchboardApp",
             dependencies: [
                 "SwitchboardCore", "SwitchboardConfig", "Observability", "RedisClient", "Storage", "Queue", "Gateway",
-                "Turns", "Channels", "APIServer", "AIProviders", "Pipeline", "Realtime",
+                "Turns", "Channels", "APIServer", "AIProviders", "Pipeline", "Realtime", "Files",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -204,7 +221,7 @@ let package = Package(
             name: "switchboard-bench",
             dependencies: [
                 "CHiredis", "RedisClient", "Storage", "Queue", "QueueTestJobs", "Gateway", "SwitchboardCore",
-                "SwitchboardApp", "APIServer", "Channels", "Pipeline", "AIProviders", "Turns",
+                "SwitchboardApp", "APIServer", "Channels", "Pipeline", "AIProviders", "Turns", "Files",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -302,7 +319,7 @@ let package = Package(
             name: "SwitchboardAppTests",
             dependencies: [
                 "SwitchboardApp", "APIServer", "Queue", "Storage", "RedisClient", "SwitchboardConfig", "SwitchboardCore",
-                "Turns", "Pipeline", "AIProviders", "TestSupport",
+                "Turns", "Pipeline", "AIProviders", "TestSupport", "Files",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
@@ -327,6 +344,19 @@ let package = Package(
         .testTarget(
             name: "SwitchboardAppLogicTests",
             dependencies: ["SwitchboardApp", "APIServer", "Gateway", "SwitchboardConfig", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "FilesLogicTests", dependencies: ["Files", "Storage"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "FilesTests",
+            dependencies: [
+                "Files", "APIServer", "Pipeline", "AIProviders", "Queue", "RedisClient", "Storage", "SwitchboardCore", "TestSupport",
+                "Turns", "SwitchboardApp",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -96,7 +96,7 @@ public enum APIApplication {
         let v1 = router.group("/api/v1")
         v1.addCallerChecks(dependencies: dependencies, limiter: limiter)
         v1.add(middleware: IdempotencyMiddleware(
-            store: api.idempotency, maxBodyBytes: dependencies.settings.maxBodyBytes, excludedPaths: ["/api/v1/messages/stream", "/api/v1/webhooks/generic/secret"]))
+            store: api.idempotency, maxBodyBytes: dependencies.settings.maxBodyBytes, excludedPaths: ["/api/v1/messages/stream", "/api/v1/webhooks/generic/secret", "/api/v1/files"]))
 
         func on(
             _ method: HTTPRequest.Method, _ path: String,
@@ -150,6 +150,12 @@ public enum APIApplication {
         on(.post, "/widgets/:widgetId/sessions/:sessionId/takeover", widgets.takeover)
         on(.post, "/widgets/:widgetId/sessions/:sessionId/handback", widgets.handback)
         on(.post, "/widgets/:widgetId/sessions/:sessionId/close", widgets.close)
+        let files = FilesAPI(dependencies: dependencies)
+        on(.post, "/files", files.upload)
+        on(.get, "/files", files.list)
+        on(.get, "/files/:fileId", files.get)
+        on(.delete, "/files/:fileId", files.delete)
+        on(.get, "/search", files.search)
         let generic = GenericWebhookAPI(dependencies: dependencies, hub: hub)
         on(.post, "/webhooks/generic", generic.receive)
         on(.post, "/webhooks/generic/secret", generic.rotateSecret)

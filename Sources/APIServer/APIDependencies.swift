@@ -1,4 +1,5 @@
 import Channels
+import Files
 import Queue
 import RedisClient
 import Storage
@@ -18,6 +19,8 @@ public struct APIDependencies: Sendable {
     public var liveSupport: LiveSupport?
     /// Sign-in sessions and the web pages.
     public var web: WebSettings = WebSettings()
+    /// Uploads and search (`/api/v1/files`, `/api/v1/search`).
+    public var files = FileServices()
 
     public init(
         redis: RedisClient, stores: Stores, jobs: any JobProducer, settings: APISettings = .init(),

@@ -88,7 +88,8 @@ struct PublicAPI: Sendable {
         let chatID = try pathID(context, "chatId", what: "chat")
         var request = request
         let body = try await APIJSON.decode(PostMessageBody.self, from: &request, maxBytes: settings.maxBodyBytes)
-        let accepted = try await submit(caller: caller, content: body.content, chatID: chatID, title: nil, logger: context.logger)
+        let accepted = try await submit(
+            caller: caller, content: body.content, chatID: chatID, title: nil, fileIDs: body.fileIds ?? [], logger: context.logger)
         return try APIJSON.response(accepted, status: .accepted, headers: [.location: accepted.events])
     }
 
@@ -97,7 +98,8 @@ struct PublicAPI: Sendable {
         let caller = try context.requireCaller()
         var request = request
         let body = try await APIJSON.decode(SubmitMessageBody.self, from: &request, maxBytes: settings.maxBodyBytes)
-        let accepted = try await submit(caller: caller, content: body.content, chatID: body.chatId, title: body.title, logger: context.logger)
+        let accepted = try await submit(
+            caller: caller, content: body.content, chatID: body.chatId, title: body.title, fileIDs: body.fileIds ?? [], logger: context.logger)
         return try APIJSON.response(accepted, status: .accepted, headers: [.location: accepted.events])
     }
 
@@ -106,9 +108,10 @@ struct PublicAPI: Sendable {
         let message = try await ownedMessage(context)
         async let tasks = stores.tasks.tasks(messageID: message.id, ownerID: caller.user.id)
         async let reply = stores.messages.message(ownerID: caller.user.id, idempotencyKey: Turns.replyKey(for: message.id))
-        let detail = MessageDetailJSON(
+        var detail = MessageDetailJSON(
             message: MessageJSON(message), tasks: try await tasks.map(TaskJSON.init), reply: try await reply.map(MessageJSON.init),
             events: Links.events(message.id))
+        if let replyID = detail.reply?.id { detail.sources = try await stores.documents.sources(messageID: replyID) }
         return try APIJSON.response(detail)
     }
 
@@ -139,11 +142,23 @@ struct PublicAPI: Sendable {
     /// Hands the message to the web chat channel (`WebChatInbound` → `ChannelIntake`), which
     /// stores it as `queued` and queues its turn (or stores it as failed and answers 503 when the
     /// queue is unreachable, so nothing waits for a job that does not exist).
-    func submit(caller: AuthenticatedCaller, content: String, chatID: Int64?, title: String?, logger: Logger) async throws -> AcceptedJSON {
+    func submit(
+        caller: AuthenticatedCaller, content: String, chatID: Int64?, title: String?, fileIDs: [Int64] = [], logger: Logger
+    ) async throws -> AcceptedJSON {
         let submission = WebSubmission(userID: caller.user.id, content: try validContent(content), chatID: chatID, title: try validTitle(title))
+        let files = try await ownedFiles(fileIDs, ownerID: caller.user.id)
+        let documents = stores.documents
+        let ownerID = caller.user.id
+        // Attached before the turn is queued, so the turn always sees them.
+        var attach: (@Sendable (Message) async throws -> Void)?
+        if !files.isEmpty {
+            attach = { @Sendable (message: Message) async throws in
+                try await documents.attach(fileIDs: files, messageID: message.id, ownerID: ownerID)
+            }
+        }
         var accepted: ChannelIntake.Accepted?
         for inbound in try WebChatInbound().accept(submission) {
-            accepted = try await dependencies.intake.accept(inbound, logger: logger)
+            accepted = try await dependencies.intake.accept(inbound, logger: logger, beforeQueuing: attach)
         }
         guard let message = accepted?.message else { throw SwitchboardError.badRequest("the submission carried no message") }
         recentSubmissions.accepted(messageID: message.id, ownerID: caller.user.id)
@@ -151,6 +166,20 @@ struct PublicAPI: Sendable {
     }
 
     // MARK: - Validation and lookups
+
+    static let maxFilesPerMessage = 20
+
+    /// `fileIds` of a message: each must be one of the caller's files (another user's is a 404).
+    func ownedFiles(_ ids: [Int64], ownerID: Int64) async throws -> [Int64] {
+        guard !ids.isEmpty else { return [] }
+        let unique = Array(Set(ids)).sorted()
+        if unique.count > Self.maxFilesPerMessage {
+            throw SwitchboardError.invalidField("fileIds", "may name at most \(Self.maxFilesPerMessage) files")
+        }
+        let found = Set(try await stores.documents.documents(ids: unique, ownerID: ownerID).map(\.id))
+        if let missing = unique.first(where: { !found.contains($0) }) { throw SwitchboardError.notFound("no file \(missing)") }
+        return unique
+    }
 
     func validContent(_ content: String) throws -> String {
         if content.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { throw SwitchboardError.invalidField("content", "must not be empty") }

@@ -1,5 +1,6 @@
 import Foundation
 import SwitchboardCore
+import Storage
 
 /// The JSON shapes of the public API (documented in docs/openapi.yaml).
 struct ChatJSON: Encodable {
@@ -101,6 +102,8 @@ struct MessageDetailJSON: Encodable {
     let tasks: [TaskJSON]
     let reply: MessageJSON?
     let events: String
+    /// The user's documents the reply drew on (`rag_query`); empty when none.
+    var sources: [ReplySource] = []
 
     func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -108,9 +111,10 @@ struct MessageDetailJSON: Encodable {
         try c.encode(tasks, forKey: .tasks)
         try c.encode(reply, forKey: .reply)
         try c.encode(events, forKey: .events)
+        try c.encode(sources, forKey: .sources)
     }
 
-    enum CodingKeys: String, CodingKey { case message, tasks, reply, events }
+    enum CodingKeys: String, CodingKey { case message, tasks, reply, events, sources }
 }
 
 struct PageJSON<Item: Encodable>: Encodable {
@@ -154,12 +158,15 @@ struct CreateChatBody: Decodable {
 
 struct PostMessageBody: Decodable {
     let content: String
+    /// The caller's uploaded files to attach (their text reaches the turn).
+    let fileIds: [Int64]?
 }
 
 struct SubmitMessageBody: Decodable {
     let content: String
     let chatId: Int64?
     let title: String?
+    let fileIds: [Int64]?
 }
 
 enum Links {

@@ -9,6 +9,7 @@
 /// the other jobs around the pipeline, is in `TurnJob/`. docs/pipeline.md describes the whole.
 import AIProviders
 import Foundation
+import Storage
 import SwitchboardCore
 import Turns
 
@@ -24,6 +25,8 @@ public struct TurnInput: Sendable {
     public var history: [ChatMessage]
     /// A run of a turn that an earlier run had started (its task rows are replaced, not added).
     public var isRestart = false
+    /// The user has indexed documents this node can search (`rag_query` is planned then).
+    public var hasDocuments = false
 
     public init(
         messageID: Int64, userID: Int64, chatID: Int64? = nil, text: String, channel: Channel = .web,
@@ -77,14 +80,20 @@ public struct TurnOutcome: Sendable, Equatable {
     public var usage: TokenUsage
     /// Node states when a graph ran (empty for a reply answered without one).
     public var tasks: [String: NodeState]
+    /// The user's documents the reply drew on (from `rag_query` nodes), best first.
+    public var sources: [ReplySource]
 
-    public init(reply: String, classification: Classification, provider: String, model: String, usage: TokenUsage, tasks: [String: NodeState]) {
+    public init(
+        reply: String, classification: Classification, provider: String, model: String, usage: TokenUsage, tasks: [String: NodeState],
+        sources: [ReplySource] = []
+    ) {
         self.reply = reply
         self.classification = classification
         self.provider = provider
         self.model = model
         self.usage = usage
         self.tasks = tasks
+        self.sources = sources
     }
 }
 

@@ -1,4 +1,5 @@
 import AIProviders
+import Files
 import Foundation
 import Logging
 import RedisClient
@@ -23,6 +24,9 @@ public struct PipelineConfiguration: Sendable, Hashable {
     public var rulesCacheTTL: Duration = .seconds(60)
     /// Earlier messages of the chat handed to the models as history.
     public var historyLimit = 10
+    /// Passages `rag_query` hands the chat, and the lowest cosine score worth handing.
+    public var ragChunks = 4
+    public var ragMinimumScore: Float = 0.2
 
     public init() {}
 }
@@ -39,19 +43,27 @@ public final class RoutingPipeline: Sendable {
     public let registry: CapabilityRegistry
     public let rules: RoutingRulesCache
     public let classifier: Classifier
+    /// Search over the users' documents (`rag_query`); nil when this node cannot embed.
+    public let search: FileSearch?
     private let extractor: TextExtractor
     private let logger: Logger
 
     public init(
         provider: any AIProvider, stores: Stores, redis: RedisClient?, configuration: PipelineConfiguration = .init(),
-        registry: CapabilityRegistry? = nil, extractor: TextExtractor = TextExtractor(), logger: Logger = Logger(label: "switchboard.pipeline")
+        registry: CapabilityRegistry? = nil, extractor: TextExtractor = TextExtractor(), logger: Logger = Logger(label: "switchboard.pipeline"),
+        search: FileSearch? = nil
     ) {
         self.provider = provider
         self.stores = stores
         self.redis = redis
         self.configuration = configuration
         self.extractor = extractor
-        self.registry = registry ?? .standard(extractor: extractor)
+        self.search = search
+        var capabilities = registry ?? .standard(extractor: extractor)
+        if let search, capabilities.capability(named: RagQueryCapability.capabilityName) == nil {
+            capabilities.register(RagQueryCapability(search: search, chunks: configuration.ragChunks, minimumScore: configuration.ragMinimumScore))
+        }
+        self.registry = capabilities
         self.logger = logger
         rules = RoutingRulesCache(topics: stores.topics, ttl: configuration.rulesCacheTTL, logger: logger)
         classifier = Classifier(
@@ -130,6 +142,13 @@ public final class RoutingPipeline: Sendable {
         }
 
         try await sink.emit(.status(.classifying))
+        if let search, registry.capability(named: RagQueryCapability.capabilityName) != nil {
+            do {
+                turn.hasDocuments = try await search.hasDocuments(ownerID: turn.userID)
+            } catch {
+                logger.warning("documents not looked up; answering without them", metadata: ["error": "\(error)"])
+            }
+        }
         // Every model call of the turn is recorded in one INSERT once the graph ran (or failed):
         // a commit is not something the first token should wait for.
         var calls: [UsageCall] = []
@@ -208,7 +227,8 @@ public final class RoutingPipeline: Sendable {
         }
         return TurnOutcome(
             reply: reply.text, classification: classification, provider: provider.name,
-            model: reply.model ?? provider.model(for: .chat), usage: usage, tasks: result.states
+            model: reply.model ?? provider.model(for: .chat), usage: usage, tasks: result.states,
+            sources: Self.sources(of: result)
         )
     }
 
@@ -233,13 +253,40 @@ public final class RoutingPipeline: Sendable {
         case nil:
             break
         }
-        guard classification.multi, configuration.planningEnabled else { return PlanDecision(graph: .singleChat) }
+        guard classification.multi, configuration.planningEnabled else {
+            return PlanDecision(graph: turn.hasDocuments ? Self.documentChat : .singleChat)
+        }
         try await sink.emit(.status(.planning))
+        var known = registry.names
+        var catalogue = registry.plannerCatalogue
+        if !turn.hasDocuments {
+            known.remove(RagQueryCapability.capabilityName)
+            catalogue[RagQueryCapability.capabilityName] = nil
+        }
         let planner = Planner(
-            provider: provider, validator: PlanValidator(maximumNodes: configuration.maximumPlanNodes, knownCapabilities: registry.names),
+            provider: provider, validator: PlanValidator(maximumNodes: configuration.maximumPlanNodes, knownCapabilities: known),
             logger: logger
         )
-        return try await planner.plan(message: turn.text, hasAttachments: hasAttachments, capabilities: registry.plannerCatalogue)
+        let decision = try await planner.plan(message: turn.text, hasAttachments: hasAttachments, capabilities: catalogue)
+        // The fallback of a user with documents still looks in them.
+        if turn.hasDocuments, decision.fallbackReason != nil {
+            return PlanDecision(graph: Self.documentChat, fallbackReason: decision.fallbackReason, usage: decision.usage)
+        }
+        return decision
+    }
+
+    /// A plain message of a user with indexed documents: look in them, then answer with the passages as context.
+    static let documentChat = TaskGraph(replyNode: "reply", tasks: [
+        TaskNode(id: "documents", capability: RagQueryCapability.capabilityName, inputs: ["text": "message"]),
+        TaskNode(id: "reply", capability: "chat", dependsOn: ["documents"], inputs: ["text": "message"]),
+    ])
+
+    /// The sources of every node's result, best first, each (file, position) once.
+    static func sources(of run: GraphRun) -> [ReplySource] {
+        var seen = Set<String>()
+        return run.results.values.flatMap(\.sources).sorted { $0.score > $1.score }.filter { source in
+            seen.insert("\(source.fileId ?? 0)|\(source.position)").inserted
+        }
     }
 
     private func extract(_ attachment: TurnAttachment, logger: Logger) async -> TurnAttachment {

@@ -21,6 +21,11 @@ public enum VectorCoding {
         }
     }
 
+    /// The Euclidean norm.
+    public static func norm(_ vector: [Float]) -> Float {
+        vector.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot()
+    }
+
     /// Cosine similarity in [-1, 1]; 0 when either vector is all zeros or the sizes differ.
     public static func cosineSimilarity(_ a: [Float], _ b: [Float]) -> Float {
         guard a.count == b.count, !a.isEmpty else { return 0 }
@@ -53,5 +58,20 @@ public enum VectorCoding {
             let denominator = queryNorm * norm.squareRoot()
             return denominator > 0 ? dot / denominator : 0
         }
+    }
+}
+
+/// One stored vector as the in-process index loads it: the raw float32 bytes and their norm.
+public struct StoredVector: Sendable {
+    public var chunkID: Int64
+    public var fileID: Int64
+    public var bytes: Data
+    public var norm: Float
+
+    public init(chunkID: Int64, fileID: Int64, bytes: Data, norm: Float) {
+        self.chunkID = chunkID
+        self.fileID = fileID
+        self.bytes = bytes
+        self.norm = norm
     }
 }

@@ -62,6 +62,16 @@ public enum Launcher {
         // One gateway configuration for the process: a gateway run here and the api's tokens share its secret.
         let gatewayConfiguration = try GatewayAssembly.configuration(settings: settings, logger: logger)
         let realtime = RealtimeAssembly.publisher(settings: settings, gateway: gatewayConfiguration, redis: redis, logger: logger)
+        // One index cache per process, shared by the search route and `rag_query`.
+        let files = try stores.map { try FilesRuntime(settings: settings, stores: $0, logger: logger) }
+        if let files {
+            do {
+                try await files.start(redis: redis)
+            } catch {
+                // The subscription is retried in the background; until then the TTL bounds staleness.
+                logger.warning("index-change subscription not ready yet", metadata: ["error": "\(error)"])
+            }
+        }
         if roles.contains(.api), let stores {
             let checks = healthChecks(redis: redis, database: database)
             var dependencies = APIDependencies(
@@ -74,12 +84,13 @@ public enum Launcher {
                 liveSupport: RealtimeAssembly.liveSupport(
                     settings: settings, gateway: gatewayConfiguration, gatewayInProcess: roles.contains(.gateway), publisher: realtime, logger: logger)
             )
+            if let files { dependencies.files = files.services }
             dependencies.web = Clients.web(settings.web)
             services.append(APIApplication.build(host: settings.http.host, port: settings.http.port, dependencies: dependencies, logger: logger))
         }
         var pipeline: PipelineRuntime?
         if roles.contains(.worker), let stores {
-            let runtime = try PipelineRuntime(environment: settings.aiEnvironment, stores: stores, redis: redis, logger: logger)
+            let runtime = try PipelineRuntime(environment: settings.aiEnvironment, stores: stores, redis: redis, logger: logger, files: files)
             try await runtime.pipeline.start()
             pipeline = runtime
             var registry = JobRegistry()
@@ -102,9 +113,11 @@ public enum Launcher {
             try await group.run()
         } catch {
             await pipeline?.shutdown()
+            await files?.shutdown()
             throw error
         }
         await pipeline?.shutdown()
+        await files?.shutdown()
         logger.info("stopped")
     }
 

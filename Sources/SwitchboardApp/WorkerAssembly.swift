@@ -1,5 +1,6 @@
 import AIProviders
 import Channels
+import Files
 import Foundation
 import Logging
 import Pipeline
@@ -59,18 +60,27 @@ enum WorkerAssembly {
 final class PipelineRuntime: Sendable {
     let provider: OpenAICompatibleProvider
     let pipeline: RoutingPipeline
+    /// Indexes files on the `index` queue (nil: this worker leaves them to others).
+    let indexer: FileIndexer?
 
-    init(environment: [String: String], stores: Stores, redis: RedisClient, logger: Logger) throws {
+    init(environment: [String: String], stores: Stores, redis: RedisClient, logger: Logger, files: FilesRuntime? = nil) throws {
         let configuration = try AIProviderConfiguration(environment: environment) ?? .localModelServer()
         provider = try OpenAICompatibleProvider(configuration: configuration)
-        pipeline = RoutingPipeline(provider: provider, stores: stores, redis: redis, logger: logger)
+        var pipelineConfiguration = PipelineConfiguration()
+        if let files {
+            pipelineConfiguration.ragChunks = files.configuration.ragChunks
+            pipelineConfiguration.ragMinimumScore = files.configuration.ragMinimumScore
+        }
+        pipeline = RoutingPipeline(
+            provider: provider, stores: stores, redis: redis, configuration: pipelineConfiguration, logger: logger, search: files?.search)
+        indexer = files?.indexer(stores: stores, redis: redis, logger: logger)
         if environment["SB_AI_BASE_URL"] == nil {
             logger.notice("SB_AI_BASE_URL is not set: using the local model server (scripts/llm) at \(configuration.baseURL)")
         }
     }
 
     func register(in registry: inout JobRegistry, stores: Stores, redis: RedisClient, deliveries: ChannelDeliveries) {
-        PipelineJobs.register(in: &registry, pipeline: pipeline, stores: stores, redis: redis, deliveries: deliveries)
+        PipelineJobs.register(in: &registry, pipeline: pipeline, stores: stores, redis: redis, deliveries: deliveries, indexer: indexer)
     }
 
     func shutdown() async {

@@ -123,6 +123,8 @@ public struct Settings: Sendable {
     public var quotaMessagesPerDay: Int
     public var quotaTokensPerMonth: Int
     public var realtime: Realtime
+    /// Uploads, chunking, embedding and the search index (`files.*`).
+    public var files: FileSettings
 
     /// Conventional names accepted besides `SB_...`.
     public static let aliases: [String: [String]] = [
@@ -151,6 +153,8 @@ public struct Settings: Sendable {
         "web.session_idle_timeout", "web.session_lifetime", "web.secure_cookie", "web.login_per_ip_per_minute",
         "web.login_per_ip_burst", "web.login_per_account_per_minute", "web.login_per_account_burst", "web.assets_dir",
         "web.connect_sources", "web.bcrypt_cost",
+        "files.storage_dir", "files.max_upload_bytes", "files.chunk_characters", "files.chunk_overlap", "files.embed_batch_size",
+        "files.cache_owners", "files.cache_megabytes", "files.cache_ttl_seconds", "files.rag_chunks", "files.rag_min_score",
     ]
     /// Sections owned by other modules (decoded there) or by later features.
     static let delegatedSections: Set<String> = ["gateway", "ai", "channels"]
@@ -252,6 +256,7 @@ public struct Settings: Sendable {
             connectSources: source.list("web.connect_sources", default: []),
             bcryptCost: try source.int("web.bcrypt_cost", default: 12, range: 4...16)
         )
+        files = try FileSettings(source: source)
 
         try validateURLs()
         if environment == .production { try refusePlaceholders() }

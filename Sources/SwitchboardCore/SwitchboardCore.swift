@@ -29,6 +29,10 @@ public struct SwitchboardError: Error, Sendable, Equatable, CustomStringConverti
         public static let limitExceeded: Code = "limit_exceeded"
         /// The user has used up a quota (messages a day, provider tokens a month).
         public static let quotaExceeded: Code = "quota_exceeded"
+        /// An upload with no bytes (400).
+        public static let emptyFile: Code = "empty_file"
+        /// An upload whose bytes are none of the documents Switchboard reads (422), or that is not multipart (415).
+        public static let unsupportedFile: Code = "unsupported_file"
         public static let internalError: Code = "internal_error"
         public static let unavailable: Code = "unavailable"
         /// A live-support session was closed: nothing more can be sent in it.

@@ -254,10 +254,12 @@ public struct TurnCompletion: Codable, Sendable, Equatable {
     public var provider: String?
     public var model: String?
     public var usage: TurnUsage?
+    /// The user's documents the reply drew on (absent when it drew on none).
+    public var sources: [TurnSource]?
 
     public init(
         messageId: Int64, replyId: Int64? = nil, topic: String? = nil, language: String? = nil, provider: String? = nil,
-        model: String? = nil, usage: TurnUsage? = nil
+        model: String? = nil, usage: TurnUsage? = nil, sources: [TurnSource]? = nil
     ) {
         self.messageId = messageId
         self.replyId = replyId
@@ -266,6 +268,22 @@ public struct TurnCompletion: Codable, Sendable, Equatable {
         self.provider = provider
         self.model = model
         self.usage = usage
+        self.sources = sources
+    }
+}
+
+/// A document passage a reply drew on: the file (null once deleted), where in it, and how close it was.
+public struct TurnSource: Codable, Sendable, Equatable {
+    public var fileId: Int64?
+    public var name: String
+    public var position: String
+    public var score: Float
+
+    public init(fileId: Int64?, name: String, position: String, score: Float) {
+        self.fileId = fileId
+        self.name = name
+        self.position = position
+        self.score = score
     }
 }
 

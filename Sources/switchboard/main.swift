@@ -13,7 +13,7 @@ struct Switchboard: AsyncParsableCommand {
         abstract: "Self-hosted message routing for AI chat.",
         version: SwitchboardVersion.current,
         subcommands: [
-            Serve.self, API.self, Worker.self, Gateway.self, Migrate.self, Version.self, Token.self, Jobs.self, Users.self, Keys.self,
+            Serve.self, API.self, Worker.self, Gateway.self, Migrate.self, Version.self, Token.self, Jobs.self, Users.self, Keys.self, Files.self,
         ]
     )
 }
@@ -223,6 +223,21 @@ struct Keys: AsyncParsableCommand {
             guard outcome.revoked else { throw ValidationError("no active key with id \(id)") }
             if let warning = outcome.warning { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
             print("revoked key \(id)")
+        }
+    }
+}
+
+struct Files: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Manage uploaded files.", subcommands: [Reindex.self])
+
+    struct Reindex: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Queue every extracted file (or one user's) to be chunked and embedded again with the configured embedding model.")
+        @OptionGroup var options: ConfigOption
+        @Option(help: "Only this user's files (email address).") var user: String?
+        func run() async throws {
+            let count = try await AdminCommands.reindexFiles(settings: options.settings(), userEmail: user)
+            print("queued \(count) file(s) for re-indexing")
         }
     }
 }

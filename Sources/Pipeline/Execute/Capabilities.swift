@@ -1,5 +1,6 @@
 import AIProviders
 import Foundation
+import Storage
 
 /// What a capability gets to work with.
 public struct CapabilityInvocation: Sendable {
@@ -29,12 +30,15 @@ public struct CapabilityResult: Sendable, Hashable {
     /// The model that produced it (nil when no model was called).
     public var model: String?
     public var latency: Duration?
+    /// The documents the text came from (`rag_query`).
+    public var sources: [ReplySource]
 
-    public init(text: String, usage: TokenUsage? = nil, model: String? = nil, latency: Duration? = nil) {
+    public init(text: String, usage: TokenUsage? = nil, model: String? = nil, latency: Duration? = nil, sources: [ReplySource] = []) {
         self.text = text
         self.usage = usage
         self.model = model
         self.latency = latency
+        self.sources = sources
     }
 }
 

@@ -2,6 +2,7 @@ import Foundation
 import SwitchboardCore
 import Logging
 import NIOPosix
+import ZIPFoundation
 
 /// The kinds of document Switchboard reads.
 public enum DocumentKind: String, Sendable, Hashable, CaseIterable {
@@ -49,15 +50,18 @@ public struct TextExtractor: Sendable {
     /// Longest text kept; the rest is cut (models could not read more anyway).
     public var maximumTextCharacters: Int
     public var helperTimeout: Duration
+    /// Most bytes a DOCX's `word/document.xml` may unpack to (a ZIP bomb stops here).
+    public var maximumUnpackedBytes: Int
     private let threadPool: NIOThreadPool
 
     public init(
         maximumInputBytes: Int = 50 << 20, maximumTextCharacters: Int = 2_000_000, helperTimeout: Duration = .seconds(60),
-        threadPool: NIOThreadPool = .singleton
+        maximumUnpackedBytes: Int = 64 << 20, threadPool: NIOThreadPool = .singleton
     ) {
         self.maximumInputBytes = maximumInputBytes
         self.maximumTextCharacters = maximumTextCharacters
         self.helperTimeout = helperTimeout
+        self.maximumUnpackedBytes = maximumUnpackedBytes
         self.threadPool = threadPool
     }
 
@@ -96,7 +100,8 @@ public struct TextExtractor: Sendable {
             text = try await runHelper(["pdftotext", "-enc", "UTF-8", "-q", "{file}", "-"], input: data, suffix: ".pdf", what: "PDF")
         case .docx:
             guard data.starts(with: [0x50, 0x4B, 0x03, 0x04]) else { throw ExtractionError(.corrupt, "'\(name)' is not a DOCX (ZIP) file") }
-            let xml = try await runHelper(["unzip", "-p", "{file}", "word/document.xml"], input: data, suffix: ".docx", what: "DOCX")
+            let limit = maximumUnpackedBytes
+            let xml = try await threadPool.runIfActive { try DOCXArchive.documentXML(data, name: name, maximumBytes: limit) }
             guard xml.contains("<w:body") else { throw ExtractionError(.corrupt, "'\(name)' has no Word document body") }
             text = DOCXText.plainText(fromDocumentXML: xml)
         }
@@ -117,6 +122,7 @@ public struct TextExtractor: Sendable {
     /// Writes `input` to a temporary file and runs a helper on it (`{file}` in `arguments`), collecting stdout.
     private func runHelper(_ arguments: [String], input: Data, suffix: String, what: String) async throws -> String {
         let timeout = helperTimeout
+        let outputLimit = maximumTextCharacters * 4
         return try await threadPool.runIfActive {
             let path = NSTemporaryDirectory() + "switchboard-extract-" + UUID().uuidString + suffix
             guard FileManager.default.createFile(atPath: path, contents: input) else {
@@ -138,15 +144,29 @@ public struct TextExtractor: Sendable {
             }
             let killer = DispatchWorkItem { if process.isRunning { process.terminate() } }
             DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int(timeout.components.seconds * 1000)), execute: killer)
-            let data = output.fileHandleForReading.readDataToEndOfFile()
+            // At most `outputLimit` bytes are kept; a helper writing more is stopped.
+            var data = Data()
+            let reader = output.fileHandleForReading
+            while true {
+                let piece = reader.availableData
+                if piece.isEmpty { break }
+                data.append(piece)
+                if data.count > outputLimit {
+                    data = data.prefix(outputLimit)
+                    if process.isRunning { process.terminate() }
+                    _ = reader.readDataToEndOfFile()
+                    break
+                }
+            }
             let stderr = errors.fileHandleForReading.readDataToEndOfFile()
             process.waitUntilExit()
             killer.cancel()
-            if process.terminationReason == .uncaughtSignal {
+            if process.terminationReason == .uncaughtSignal && data.count < outputLimit {
                 throw ExtractionError(.corrupt, "\(what) extraction took longer than \(timeout)")
             }
             switch process.terminationStatus {
             case 0: break
+            case _ where data.count >= outputLimit: break
             case 127: throw ExtractionError(.toolUnavailable, "\(arguments[0]) is not installed")
             default:
                 let detail = String(decoding: stderr.prefix(300), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -154,5 +174,45 @@ public struct TextExtractor: Sendable {
             }
             return String(decoding: data, as: UTF8.self)
         }
+    }
+}
+
+/// A DOCX's `word/document.xml`, read with ZIPFoundation in memory (no `unzip`, which a fresh
+/// Debian lacks). A ZIP bomb is refused: the entry's declared size must be within `maximumBytes`
+/// and its compression ratio believable, and the bytes actually unpacked are counted and stopped
+/// at `maximumBytes` whatever the header claims.
+enum DOCXArchive {
+    /// Unpacked ÷ packed beyond which a large entry is taken for a bomb (real documents stay far below).
+    static let maximumRatio: UInt64 = 200
+
+    struct TooLarge: Error {}
+
+    static func documentXML(_ data: Data, name: String, maximumBytes: Int) throws -> String {
+        let archive: Archive
+        do {
+            archive = try Archive(data: data, accessMode: .read)
+        } catch {
+            throw ExtractionError(.corrupt, "'\(name)' is not a readable DOCX (ZIP) file")
+        }
+        guard let entry = archive["word/document.xml"] else { throw ExtractionError(.corrupt, "'\(name)' has no Word document body") }
+        let declared = entry.uncompressedSize
+        if declared > UInt64(maximumBytes) {
+            throw ExtractionError(.tooLarge, "'\(name)' would unpack to \(declared) bytes, more than the \(maximumBytes) allowed")
+        }
+        if declared > 1 << 20, entry.compressedSize > 0, declared / entry.compressedSize > maximumRatio {
+            throw ExtractionError(.tooLarge, "'\(name)' is compressed \(declared / entry.compressedSize) to 1, which only a ZIP bomb is")
+        }
+        var xml = Data()
+        do {
+            _ = try archive.extract(entry, skipCRC32: false) { piece in
+                if xml.count + piece.count > maximumBytes { throw TooLarge() }
+                xml.append(piece)
+            }
+        } catch is TooLarge {
+            throw ExtractionError(.tooLarge, "'\(name)' unpacks to more than the \(maximumBytes) bytes allowed")
+        } catch {
+            throw ExtractionError(.corrupt, "'\(name)' is a damaged DOCX (ZIP) file: \(error)")
+        }
+        return String(decoding: xml, as: UTF8.self)
     }
 }

@@ -24,6 +24,8 @@ public struct TurnJobDependencies: Sendable {
     public var jobs: any JobProducer
     /// Who delivers replies, by channel (the `deliver_reply` handler's registry).
     public var deliveries: ChannelDeliveries
+    /// Where a reply's sources are stored (nil: not stored, only sent with `complete`).
+    public var documents: (any DocumentStore)?
 
     public init(
         redis: RedisClient, messages: any MessageStore, responder: any TurnResponder, stream: TurnStreamSettings = .init(),
@@ -187,6 +189,9 @@ public struct TurnRunner: Sendable {
                 channel: message.channel, idempotencyKey: key, replyToID: message.id,
                 deliveredAt: deliveredByStoring ? .databaseNow() : nil))
         }
+        if !reply.sources.isEmpty, let documents = dependencies.documents {
+            try await documents.saveSources(messageID: stored.id, sources: reply.sources)
+        }
         // Before the status changes: a crash from here on redelivers the turn, which finds the
         // stored reply and queues again under the same key, so the reply is delivered exactly once.
         if !deliveredByStoring { try await Deliveries.enqueue(replyID: stored.id, on: dependencies.jobs) }
@@ -197,7 +202,10 @@ public struct TurnRunner: Sendable {
         }
         try await writer.end(.completed(TurnCompletion(
             messageId: message.id, replyId: stored.id, topic: topic, language: language, provider: reply.provider,
-            model: reply.model, usage: TurnUsage(promptTokens: reply.usage.promptTokens, completionTokens: reply.usage.completionTokens))))
+            model: reply.model, usage: TurnUsage(promptTokens: reply.usage.promptTokens, completionTokens: reply.usage.completionTokens),
+            sources: reply.sources.isEmpty ? nil : reply.sources.map {
+                TurnSource(fileId: $0.fileId, name: $0.name, position: $0.position, score: $0.score)
+            })))
     }
 
     private func finishCancelled(_ message: Message, writer: TurnStreamWriter) async throws {

@@ -359,6 +359,8 @@ public struct Stores: Sendable {
     public var webhooks: any WebhookStore
     public var liveSupport: any LiveSupportStore
     public var credentials: any CredentialStore
+    /// Uploaded files with their lifecycle, chunks and vectors (the files API and the index jobs).
+    public var documents: any DocumentStore
 
     /// The MariaDB implementation of every store.
     public init(database: Database) {
@@ -377,5 +379,6 @@ public struct Stores: Sendable {
         webhooks = MariaDBWebhookStore(database: database)
         liveSupport = MariaDBLiveSupportStore(database: database)
         credentials = MariaDBCredentialStore(database: database)
+        documents = MariaDBDocumentStore(database: database)
     }
 }
