@@ -87,6 +87,11 @@ public enum APIApplication {
             recorder.record(method, "/api/v1/widget" + path)
             widget.on(RouterPath(path), method: method, use: handler)
         }
+        // Sign-in carries no credentials yet: it has its own per-IP and per-account limits.
+        let signIn = SignInAPI(dependencies: dependencies, limiter: limiter)
+        recorder.record(.post, "/api/v1/auth/login")
+        router.post("/api/v1/auth/login", use: signIn.login)
+        WebPages.register(on: router, recorder: recorder, dependencies: dependencies)
 
         let v1 = router.group("/api/v1")
         v1.addCallerChecks(dependencies: dependencies, limiter: limiter)
@@ -101,6 +106,8 @@ public enum APIApplication {
             v1.on(RouterPath(path), method: method, use: handler)
         }
         on(.get, "/me", api.me)
+        on(.get, "/auth/session", signIn.current)
+        on(.post, "/auth/logout", signIn.logout)
         on(.post, "/chats", api.createChat)
         on(.get, "/chats", api.listChats)
         on(.get, "/chats/:chatId", api.getChat)
@@ -167,7 +174,8 @@ extension RouterGroup where Context == APIRequestContext {
             add(middleware: RateLimitMiddleware(limiter: limiter, rule: rule, subject: .clientIP, trustedProxies: limits.trustedProxies))
         }
         add(middleware: APIKeyAuthenticator(
-            apiKeys: dependencies.stores.apiKeys, cache: APIKeyCache(store: dependencies.stores.apiKeys, redis: dependencies.redis)))
+            apiKeys: dependencies.stores.apiKeys, cache: APIKeyCache(store: dependencies.stores.apiKeys, redis: dependencies.redis),
+            sessions: WebSessions(redis: dependencies.redis, settings: dependencies.web), users: dependencies.stores.users))
         if let rule = limits.perUser {
             add(middleware: RateLimitMiddleware(limiter: limiter, rule: rule, subject: .user, trustedProxies: limits.trustedProxies))
         }

@@ -17,6 +17,8 @@ public struct APIDependencies: Sendable {
     public var secrets: SecretBox
     /// Live support's publisher, tokens and limits (nil: its routes answer 503).
     public var liveSupport: LiveSupport?
+    /// Sign-in sessions and the web pages.
+    public var web: WebSettings = WebSettings()
     /// Uploads and search (`/api/v1/files`, `/api/v1/search`).
     public var files = FileServices()
 

@@ -3,10 +3,12 @@ import Logging
 import NIOCore
 import SwitchboardCore
 
-/// The caller an API key identified.
+/// The caller an API key identified, or a sign-in session of the web pages (`keyID` 0).
 public struct AuthenticatedCaller: Sendable, Equatable {
     public var user: User
     public var keyID: Int64
+    /// The sign-in session, when the caller came with the web pages' cookie instead of a key.
+    public var session: WebSessions.Session? = nil
 }
 
 /// The request context of every api route: the peer address (for per-IP limits) and, once the

@@ -115,7 +115,10 @@ struct TurnEventRelay: Sendable {
     }
 
     static func lastEventID(_ request: Request) throws -> String? {
-        let value = request.headers[lastEventIDHeader] ?? request.uri.queryParameters["lastEventId"].map(String.init)
+        // An empty header is no resume point: it does not hide the query parameter (a page that
+        // resumes after a reload sends the query; its EventSource may send the header empty).
+        let header = request.headers[lastEventIDHeader].flatMap { $0.isEmpty ? nil : $0 }
+        let value = header ?? request.uri.queryParameters["lastEventId"].map(String.init)
         guard let value, !value.isEmpty else { return nil }
         guard TurnStreamReader.isValidEntryID(value) else {
             throw SwitchboardError.invalidField("Last-Event-ID", "is not an event id of this stream")

@@ -70,6 +70,7 @@ struct GenericWebhookAPI: Sendable {
     /// POST /webhooks/generic
     func receive(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let caller = try context.requireCaller()
+        _ = try context.requireAPIKeyID()
         var request = request
         if let contentType = request.headers[.contentType], !contentType.lowercased().contains("json") {
             throw SwitchboardError(.unsupportedMediaType, status: 415, "Content-Type must be application/json")
@@ -153,6 +154,7 @@ struct GenericWebhookAPI: Sendable {
     /// POST /webhooks/generic/secret: a new signing secret for the caller's API key, shown once.
     func rotateSecret(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let caller = try context.requireCaller()
+        _ = try context.requireAPIKeyID()
         let secret = WebhookSignature.newSecret()
         try await dependencies.stores.webhooks.setSigningSecret(apiKeyID: caller.keyID, sealed: try dependencies.secrets.seal(["secret": secret]))
         return try APIJSON.response(

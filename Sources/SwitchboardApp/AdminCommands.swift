@@ -74,6 +74,17 @@ public enum AdminCommands {
         }
     }
 
+    /// Sets `email`'s password for the web pages (bcrypt at `web.bcrypt_cost`) and ends the
+    /// user's sign-in sessions.
+    public static func setPassword(settings: Settings, email: String, password: String) async throws {
+        try await withStores(settings) { stores, redis in
+            try await Passwords(stores: stores, cost: UInt8(settings.web.bcryptCost), redis: redis).setPassword(email: email, password: password)
+        }
+    }
+
+    /// Why `password` cannot be used (too short, too long for bcrypt), or nil.
+    public static func passwordProblem(_ password: String) -> String? { Passwords.problem(password)?.description }
+
     /// Sets `email`'s own quotas; nil keeps the configured default, 0 means no limit.
     public static func setQuota(settings: Settings, email: String, messagesPerDay: Int?, tokensPerMonth: Int?) async throws {
         try await withAccounts(settings) { accounts in
@@ -102,13 +113,17 @@ public enum AdminCommands {
     /// Account commands run against a migrated database, so they work on a fresh install too;
     /// key changes are announced through Redis to the api nodes' key caches.
     private static func withAccounts<T: Sendable>(_ settings: Settings, _ body: (Accounts) async throws -> T) async throws -> T {
+        try await withStores(settings) { stores, redis in try await body(Accounts(stores: stores, redis: redis)) }
+    }
+
+    private static func withStores<T: Sendable>(_ settings: Settings, _ body: (Stores, RedisClient) async throws -> T) async throws -> T {
         LoggingSetup.bootstrap(level: .warning)
         let logger = Logger(label: "switchboard.cli")
         let database = try await Clients.database(settings: settings, logger: logger)
         let redis = try Clients.redis(settings: settings, logger: logger)
         do {
             try await Migrator(database: database, logger: logger).migrate()
-            let result = try await body(Accounts(stores: Stores(database: database), redis: redis))
+            let result = try await body(Stores(database: database), redis)
             await redis.close()
             await database.shutdown()
             return result

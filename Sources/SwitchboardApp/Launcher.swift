@@ -85,6 +85,7 @@ public enum Launcher {
                     settings: settings, gateway: gatewayConfiguration, gatewayInProcess: roles.contains(.gateway), publisher: realtime, logger: logger)
             )
             if let files { dependencies.files = files.services }
+            dependencies.web = Clients.web(settings.web)
             services.append(APIApplication.build(host: settings.http.host, port: settings.http.port, dependencies: dependencies, logger: logger))
         }
         var pipeline: PipelineRuntime?

@@ -74,8 +74,23 @@ public struct Settings: Sendable {
         public var widgetMessagesPerMinute: Int
     }
 
+    /// The web pages and signing in to them (`web.*`).
+    public struct Web: Sendable {
+        public var sessionIdleTimeout: Int
+        public var sessionLifetime: Int
+        public var secureCookie: Bool
+        public var loginPerIPPerMinute: Int
+        public var loginPerIPBurst: Int
+        public var loginPerAccountPerMinute: Int
+        public var loginPerAccountBurst: Int
+        public var assetsDirectory: String?
+        public var connectSources: [String]
+        public var bcryptCost: Int
+    }
+
     public var environment: DeploymentEnvironment
     public var logLevel: LogLevelSetting
+    public var web: Web
     public var http: HTTP
     public var redis: Redis
     public var database: Database
@@ -135,6 +150,9 @@ public struct Settings: Sendable {
         "startup.wait_seconds",
         "realtime.publisher", "realtime.centrifugo_url", "realtime.centrifugo_api_key", "realtime.token_ttl", "realtime.public_url",
         "live.sessions_per_ip_per_minute", "live.messages_per_minute", "live.messages_per_session", "live.widget_messages_per_minute",
+        "web.session_idle_timeout", "web.session_lifetime", "web.secure_cookie", "web.login_per_ip_per_minute",
+        "web.login_per_ip_burst", "web.login_per_account_per_minute", "web.login_per_account_burst", "web.assets_dir",
+        "web.connect_sources", "web.bcrypt_cost",
         "files.storage_dir", "files.max_upload_bytes", "files.chunk_characters", "files.chunk_overlap", "files.embed_batch_size",
         "files.cache_owners", "files.cache_megabytes", "files.cache_ttl_seconds", "files.rag_chunks", "files.rag_min_score",
     ]
@@ -226,6 +244,18 @@ public struct Settings: Sendable {
         if realtime.publisher == .centrifugo, realtime.centrifugoURL?.isEmpty ?? true {
             throw ConfigError(key: "realtime.centrifugo_url", "is required when realtime.publisher is centrifugo")
         }
+        web = Web(
+            sessionIdleTimeout: try source.int("web.session_idle_timeout", default: 1_800, range: 60...604_800),
+            sessionLifetime: try source.int("web.session_lifetime", default: 86_400, range: 60...2_592_000),
+            secureCookie: try source.bool("web.secure_cookie", default: environment == .production),
+            loginPerIPPerMinute: try source.int("web.login_per_ip_per_minute", default: 20, range: 1...100_000),
+            loginPerIPBurst: try source.int("web.login_per_ip_burst", default: 10, range: 1...100_000),
+            loginPerAccountPerMinute: try source.int("web.login_per_account_per_minute", default: 5, range: 1...100_000),
+            loginPerAccountBurst: try source.int("web.login_per_account_burst", default: 5, range: 1...100_000),
+            assetsDirectory: try source.optionalString("web.assets_dir"),
+            connectSources: source.list("web.connect_sources", default: []),
+            bcryptCost: try source.int("web.bcrypt_cost", default: 12, range: 4...16)
+        )
         files = try FileSettings(source: source)
 
         try validateURLs()

@@ -129,7 +129,7 @@ struct Jobs: AsyncParsableCommand {
 }
 
 struct Users: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Manage users.", subcommands: [Create.self, Quota.self])
+    static let configuration = CommandConfiguration(abstract: "Manage users.", subcommands: [Create.self, Passwd.self, Quota.self])
 
     struct Quota: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -154,14 +154,47 @@ struct Users: AsyncParsableCommand {
         @Option(help: "The user's email address (unique).") var email: String
         @Option(help: "Display name (default: the part of the email before @).") var name: String?
         @Option(help: "user, operator or admin (admins edit global topics).") var role: String = "user"
+        @Flag(help: "Read a password for the web pages from the first line of standard input (never from an argument).")
+        var passwordStdin = false
         func validate() throws {
             guard ["user", "operator", "admin"].contains(role) else {
                 throw ValidationError("--role must be user, operator or admin, not '\(role)'")
             }
         }
         func run() async throws {
-            let user = try await AdminCommands.createUser(settings: options.settings(), email: email, name: name, role: role)
+            let settings = try options.settings()
+            let password = passwordStdin ? try await Passwd.readPassword() : nil
+            let user = try await AdminCommands.createUser(settings: settings, email: email, name: name, role: role)
             print("created user \(user.id) <\(user.email)> (\(role))")
+            if let password {
+                try await AdminCommands.setPassword(settings: settings, email: user.email, password: password)
+                print("password set for <\(user.email)>")
+            }
+        }
+    }
+
+    struct Passwd: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Set a user's password for the web pages, read from standard input (first line); ends the user's sessions.")
+        @OptionGroup var options: ConfigOption
+        @Option(help: "The user's email address.") var email: String
+        func run() async throws {
+            let password = try await Self.readPassword()
+            try await AdminCommands.setPassword(settings: options.settings(), email: email, password: password)
+            print("password set for <\(email)>; the user's sessions have ended")
+        }
+
+        /// The first line of standard input (read on a thread of its own), checked before anything connects.
+        static func readPassword() async throws -> String {
+            if isatty(STDIN_FILENO) != 0 { FileHandle.standardError.write(Data("password: ".utf8)) }
+            let line = await withCheckedContinuation { continuation in
+                Thread.detachNewThread { continuation.resume(returning: readLine(strippingNewline: true)) }
+            }
+            guard let line, !line.isEmpty else {
+                throw ValidationError("no password on standard input (e.g. printf '%s\\n' \"$PASSWORD\" | switchboard users passwd --email E)")
+            }
+            if let problem = AdminCommands.passwordProblem(line) { throw ValidationError(problem) }
+            return line
         }
     }
 }

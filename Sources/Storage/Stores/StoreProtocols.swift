@@ -358,6 +358,7 @@ public struct Stores: Sendable {
     public var quotas: any QuotaStore
     public var webhooks: any WebhookStore
     public var liveSupport: any LiveSupportStore
+    public var credentials: any CredentialStore
     /// Uploaded files with their lifecycle, chunks and vectors (the files API and the index jobs).
     public var documents: any DocumentStore
 
@@ -377,6 +378,7 @@ public struct Stores: Sendable {
         quotas = MariaDBQuotaStore(database: database)
         webhooks = MariaDBWebhookStore(database: database)
         liveSupport = MariaDBLiveSupportStore(database: database)
+        credentials = MariaDBCredentialStore(database: database)
         documents = MariaDBDocumentStore(database: database)
     }
 }

@@ -1,0 +1,295 @@
+// The web chat: lists the signed-in user's chats, opens one, sends a message and streams the
+// reply over the turn's server-sent events (GET /api/v1/messages/{id}/events), with a card per
+// task of the turn's plan and a stop button. The turn being streamed is kept in sessionStorage
+// (its last event id, the text and cards so far), so a reload resumes the stream right after
+// the last event seen (?lastEventId=...) instead of losing it. No message text is ever parsed
+// as markup: every string reaches the page through textContent.
+(function () {
+  "use strict";
+  var SB = window.SB;
+  var TURN_KEY = "sb.chat.turn";
+  var state = { chatId: null, turn: null, source: null, node: null, leaving: false };
+
+  var list = document.getElementById("chat-list");
+  var messages = document.getElementById("messages");
+  var title = document.getElementById("chat-title");
+  var input = document.getElementById("chat-input");
+  var send = document.getElementById("chat-send");
+  var stop = document.getElementById("stop");
+  var statusLine = document.getElementById("status");
+
+  function saveTurn() {
+    if (state.turn) sessionStorage.setItem(TURN_KEY, JSON.stringify(state.turn));
+    else sessionStorage.removeItem(TURN_KEY);
+  }
+
+  function storedTurn() {
+    try { return JSON.parse(sessionStorage.getItem(TURN_KEY) || "null"); } catch (ignored) { return null; }
+  }
+
+  function setStatus(text) { statusLine.textContent = text || ""; }
+
+  // MARK: chats
+
+  async function loadChats() {
+    var page = await SB.api("GET", "/api/v1/chats?limit=50");
+    list.replaceChildren();
+    page.data.forEach(function (chat) {
+      var button = SB.el("button", {
+        type: "button", "data-chat-id": chat.id, "data-testid": "chat-item",
+        "aria-current": chat.id === state.chatId ? "page" : null, text: chat.title,
+      });
+      button.addEventListener("click", function () { openChat(chat.id, chat.title); });
+      list.appendChild(SB.el("li", {}, [button]));
+    });
+  }
+
+  function markCurrent() {
+    list.querySelectorAll("button[data-chat-id]").forEach(function (button) {
+      if (Number(button.getAttribute("data-chat-id")) === state.chatId) button.setAttribute("aria-current", "page");
+      else button.removeAttribute("aria-current");
+    });
+  }
+
+  function newChat() {
+    closeStream();
+    state.chatId = null;
+    title.textContent = "New chat";
+    messages.replaceChildren();
+    markCurrent();
+    input.focus();
+  }
+
+  async function openChat(id, chatTitle) {
+    if (state.turn && state.turn.chatId !== id) closeStream();
+    state.chatId = id;
+    title.textContent = chatTitle || "Chat " + id;
+    markCurrent();
+    var page = await SB.api("GET", "/api/v1/chats/" + id + "/messages?limit=100");
+    messages.replaceChildren();
+    var pending = storedTurn();
+    page.data.slice().reverse().forEach(function (message) {
+      var node = renderMessage(message.role, message.content);
+      if (message.role === "user" && message.status === "failed") addNote(node, "failed: " + (message.error || "no reply"));
+      if (message.role === "user" && message.status === "cancelled") addNote(node, "stopped");
+    });
+    if (pending && pending.chatId === id) {
+      var asked = page.data.find(function (message) { return message.id === pending.messageId; });
+      var finished = asked && ["completed", "failed", "cancelled"].indexOf(asked.status) >= 0;
+      if (finished) {
+        state.turn = null;
+        saveTurn();
+      } else {
+        resume(pending);
+      }
+    }
+  }
+
+  // MARK: messages
+
+  function renderMessage(role, text) {
+    var content = SB.el("div", { class: "content", text: text });
+    var node = SB.el("li", { class: "message " + role, "data-testid": "message", "data-role": role }, [
+      SB.el("span", { class: "visually-hidden", text: role === "user" ? "You said:" : "Assistant:" }),
+      content,
+    ]);
+    messages.appendChild(node);
+    node.scrollIntoView({ block: "end" });
+    return node;
+  }
+
+  function addNote(node, text) {
+    node.appendChild(SB.el("p", { class: "note", text: text }));
+  }
+
+  function taskList(node) {
+    var tasks = node.querySelector("ul.tasks");
+    if (!tasks) {
+      tasks = SB.el("ul", { class: "tasks", "aria-label": "Tasks of this answer" });
+      node.insertBefore(tasks, node.querySelector(".content"));
+    }
+    return tasks;
+  }
+
+  function renderTask(node, task) {
+    var tasks = taskList(node);
+    var card = tasks.querySelector('[data-node-id="' + CSS.escape(task.id) + '"]');
+    if (!card) {
+      card = SB.el("li", { class: "task", "data-testid": "task-card", "data-node-id": task.id }, [
+        SB.el("span", { class: "capability", text: task.capability }),
+        SB.el("span", { class: "state" }),
+      ]);
+      tasks.appendChild(card);
+    }
+    card.setAttribute("data-state", task.state);
+    card.querySelector(".state").textContent = task.state + (task.error ? ": " + task.error : "");
+  }
+
+  // MARK: the turn's stream
+
+  function assistantNode(turn) {
+    var node = renderMessage("assistant", turn.text || "");
+    node.setAttribute("aria-busy", "true");
+    (turn.plan || []).forEach(function (task) { renderTask(node, task); });
+    return node;
+  }
+
+  function start(turn) {
+    state.turn = turn;
+    saveTurn();
+    state.node = assistantNode(turn);
+    stop.hidden = false;
+    send.disabled = true;
+    openStream();
+  }
+
+  function resume(turn) {
+    setStatus("Resuming the answer…");
+    start(turn);
+  }
+
+  function openStream() {
+    var turn = state.turn;
+    var url = "/api/v1/messages/" + turn.messageId + "/events";
+    if (turn.lastEventId) url += "?lastEventId=" + encodeURIComponent(turn.lastEventId);
+    var source = new EventSource(url);
+    state.source = source;
+
+    function track(event) {
+      if (event.lastEventId) turn.lastEventId = event.lastEventId;
+    }
+    function content() { return state.node.querySelector(".content"); }
+
+    source.addEventListener("status", function (event) {
+      track(event);
+      var data = JSON.parse(event.data);
+      if (data.stage === "restarted") {
+        turn.text = "";
+        content().textContent = "";
+      }
+      setStatus(data.stage === "generating" ? "Writing…" : data.stage + "…");
+      saveTurn();
+    });
+    source.addEventListener("plan", function (event) {
+      track(event);
+      var data = JSON.parse(event.data);
+      turn.plan = data.nodes.map(function (node) { return { id: node.id, capability: node.capability, state: "pending" }; });
+      turn.plan.forEach(function (task) { renderTask(state.node, task); });
+      saveTurn();
+    });
+    source.addEventListener("task_update", function (event) {
+      track(event);
+      var data = JSON.parse(event.data);
+      var task = (turn.plan || []).find(function (candidate) { return candidate.id === data.node_id; });
+      if (!task) {
+        task = { id: data.node_id, capability: data.node_id, state: data.state };
+        turn.plan = (turn.plan || []).concat([task]);
+      }
+      task.state = data.state;
+      task.error = data.error;
+      renderTask(state.node, task);
+      saveTurn();
+    });
+    source.addEventListener("task_chunk", track);
+    source.addEventListener("task_file", track);
+    source.addEventListener("chunk", function (event) {
+      track(event);
+      turn.text = (turn.text || "") + JSON.parse(event.data).text;
+      content().textContent = turn.text;
+      saveTurn();
+    });
+    source.addEventListener("complete", function (event) {
+      track(event);
+      finish("");
+    });
+    source.addEventListener("error", function (event) {
+      if (event.data) {
+        track(event);
+        var data = JSON.parse(event.data);
+        addNote(state.node, data.code === "cancelled" ? "Stopped." : "The answer failed: " + data.message);
+        finish(data.code === "cancelled" ? "Stopped." : "");
+        return;
+      }
+      // A dropped connection: EventSource reconnects by itself with Last-Event-ID unless the
+      // server told it to stop (204, the end was seen already). A page being left closes its
+      // stream too: the turn stays stored so the next load resumes it.
+      if (state.leaving) return;
+      if (source.readyState === EventSource.CLOSED) finish("");
+      else setStatus("Reconnecting…");
+    });
+  }
+
+  function finish(text) {
+    if (state.source) state.source.close();
+    state.source = null;
+    if (state.node) state.node.removeAttribute("aria-busy");
+    state.turn = null;
+    saveTurn();
+    stop.hidden = true;
+    send.disabled = false;
+    setStatus(text);
+    loadChats().catch(function () {});
+  }
+
+  function closeStream() {
+    if (state.source) state.source.close();
+    state.source = null;
+    stop.hidden = true;
+    send.disabled = false;
+  }
+
+  // MARK: sending and stopping
+
+  async function submit(event) {
+    if (event) event.preventDefault();
+    var text = input.value.trim();
+    if (!text || state.turn) return;
+    send.disabled = true;
+    setStatus("Sending…");
+    try {
+      var accepted = state.chatId
+        ? await SB.api("POST", "/api/v1/chats/" + state.chatId + "/messages", { content: text })
+        : await SB.api("POST", "/api/v1/messages", { content: text });
+      input.value = "";
+      if (!state.chatId) {
+        state.chatId = accepted.chatId;
+        title.textContent = text.split("\n")[0].slice(0, 80);
+        loadChats().catch(function () {});
+      }
+      renderMessage("user", text);
+      start({ messageId: accepted.messageId, chatId: accepted.chatId, lastEventId: null, text: "", plan: [] });
+    } catch (error) {
+      send.disabled = false;
+      setStatus(error.status === 429 ? "Slow down: " + error.message : "Not sent: " + error.message);
+    }
+  }
+
+  async function stopTurn() {
+    if (!state.turn) return;
+    setStatus("Stopping…");
+    try {
+      await SB.api("POST", "/api/v1/messages/" + state.turn.messageId + "/stop");
+    } catch (error) {
+      if (error.status !== 409) setStatus("Could not stop: " + error.message);
+    }
+  }
+
+  window.addEventListener("pagehide", function () { state.leaving = true; });
+  window.addEventListener("beforeunload", function () { state.leaving = true; });
+  document.getElementById("composer").addEventListener("submit", submit);
+  input.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) submit(event);
+  });
+  stop.addEventListener("click", stopTurn);
+  document.getElementById("new-chat").addEventListener("click", newChat);
+
+  SB.signIn(async function () {
+    await loadChats();
+    var pending = storedTurn();
+    if (pending) {
+      var item = list.querySelector('button[data-chat-id="' + pending.chatId + '"]');
+      await openChat(pending.chatId, item ? item.textContent : null);
+    }
+    input.focus();
+  });
+})();
