@@ -142,6 +142,7 @@ public final class DovecotServer: @unchecked Sendable {
     public let user = "box"
     public let password = "box-\(UUID().uuidString.prefix(8))"
     private var delivered = 0
+    private let process: Process
 
     public init() async throws {
         guard FileManager.default.fileExists(atPath: "/usr/sbin/dovecot") else { throw TestPeerError("dovecot-imapd is not installed (scripts/services install)") }
@@ -188,7 +189,19 @@ public final class DovecotServer: @unchecked Sendable {
             }
             """
         try configuration.write(toFile: directory + "/dovecot.conf", atomically: true, encoding: .utf8)
-        try EmailPeers.run("/usr/sbin/dovecot", ["-c", directory + "/dovecot.conf"])
+        // In the foreground (-F), as a child of ours: a daemon that forks away would hold on to
+        // what Foundation's Process watches and never be seen to start.
+        process = Process()
+        // The test runner blocks SIGTERM and a child inherits the mask: Dovecot starts with it
+        // cleared, so it can be stopped (and stops its own children) the ordinary way.
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = [
+            "-c", "import os, signal; signal.pthread_sigmask(signal.SIG_SETMASK, []); os.execv('/usr/sbin/dovecot', ['dovecot', '-F', '-c', '\(directory)/dovecot.conf'])",
+        ]
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
         for _ in 0..<400 {
             if TestServices.accepts(port: port) { return }
             try await Task.sleep(for: .milliseconds(25))
@@ -209,12 +222,14 @@ public final class DovecotServer: @unchecked Sendable {
         try FileManager.default.moveItem(atPath: temporary, toPath: directory + "/home/Maildir/new/" + name)
     }
 
+    /// Stops Dovecot (its master stops its own children on SIGTERM) and removes its files.
     public func stop() {
-        if let text = try? String(contentsOfFile: directory + "/run/master.pid", encoding: .utf8),
-           let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
-            kill(pid, SIGTERM)
-            for _ in 0..<200 where kill(pid, 0) == 0 { usleep(10_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGTERM)
+            process.waitUntilExit()
         }
         try? FileManager.default.removeItem(atPath: directory)
     }
+
+    deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
 }
