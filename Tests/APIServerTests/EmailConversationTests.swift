@@ -118,6 +118,25 @@ struct EmailConversationTests {
         }
     }
 
+    @Test func repliesGoOverImplicitTLSWithAuth() async throws {
+        let smtp = try await SMTPRecorder(implicitTLS: true, auth: ("mailer", "smtp-pass-123"))
+        defer { smtp.stop() }
+        try await TestEnvironment.with { env in
+            let (_, key) = try await env.makeUser()
+            try await env.application().test(.router) { client in
+                let url = try #require(try await Self.channel(client, key: key, smtp: smtp, auth: true)["webhookUrl"] as? String)
+                #expect(smtp.url.hasPrefix("smtps://"))
+                let reply = try await replyTo(env, client, url: url, from: "ada@example.com", id: "tls1@example.com")
+                let runner = DeliveryRunner(messages: env.stores.messages, deliveries: deliveries(env, smtp: smtp))
+                #expect(try await runner.run(replyID: reply.id, logger: TestEnvironment.logger) == .delivered)
+                let sent = try smtp.received()
+                #expect(sent.count == 1)
+                #expect(sent.first?.tls == true && sent.first?.authenticated == true)
+                #expect(MIMEParser.parse(try #require(sent.first?.data)).inReplyTo == ["tls1@example.com"])
+            }
+        }
+    }
+
     /// A reply whose delivery is run by hand (no worker), to see how each SMTP answer ends.
     func replyTo(_ env: TestEnvironment, _ client: some TestClientProtocol, url: String, from: String, id: String) async throws -> Message {
         let response = try await EmailWebhookTests.postRaw(client, url, EmailWebhookTests.raw(from: from, id: id))

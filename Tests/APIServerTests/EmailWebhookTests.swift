@@ -281,6 +281,35 @@ struct EmailWebhookTests {
         }
     }
 
+    @Test func aSignedMailgunMultipartPostStoresItsAttachments() async throws {
+        try await TestEnvironment.with { env in
+            let (_, key) = try await env.makeUser()
+            let directory = NSTemporaryDirectory() + "sb-email-files-\(UUID().uuidString)"
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            try await env.application(settings: APISettings(email: EmailChannelSettings(attachmentsDirectory: directory))).test(.router) { client in
+                let url = try #require(try await Self.createChannel(client, key: key)["webhookUrl"] as? String)
+                let stamp = String(Int(Date().timeIntervalSince1970))
+                let token = "multipart-token-1"
+                var body = ""
+                let fields = [
+                    ("sender", "bob@example.org"), ("from", "Bob <bob@example.org>"), ("subject", "Invoice attached"), ("body-plain", "Here it is."),
+                    ("message-headers", #"[["Message-Id", "<mp-1@example.org>"], ["Subject", "Invoice attached"]]"#), ("attachment-count", "1"),
+                    ("timestamp", stamp), ("token", token), ("signature", EmailInbound.mailgunSignature(timestamp: stamp, token: token, key: Self.signingKey)),
+                ]
+                for (name, value) in fields { body += "--mgB\r\nContent-Disposition: form-data; name=\"\(name)\"\r\n\r\n\(value)\r\n" }
+                body += "--mgB\r\nContent-Disposition: form-data; name=\"attachment-1\"; filename=\"invoice.txt\"\r\nContent-Type: text/plain\r\n\r\nTotal: 42 EUR\r\n--mgB--\r\n"
+                let response = try await client.execute(
+                    uri: url, method: .post, headers: [.contentType: "multipart/form-data; boundary=mgB"], body: ByteBuffer(string: body))
+                #expect(response.status == .ok, "\(response.text)")
+                let id = try EmailConversationTests.messageID(response)
+                let files = try await env.stores.files.files(messageID: id)
+                #expect(files.map(\.name) == ["invoice.txt"])
+                #expect(try files.first.map { try String(contentsOfFile: $0.storagePath, encoding: .utf8) } == "Total: 42 EUR")
+                #expect(try await env.stores.emails.email(messageID: id)?.rfcMessageID == "mp-1@example.org")
+            }
+        }
+    }
+
     static func withAttachment(id: String, bytes: Int) -> String {
         var data = [UInt8](repeating: 0, count: bytes)
         for index in data.indices { data[index] = UInt8(truncatingIfNeeded: index &* 31 &+ index >> 8) }

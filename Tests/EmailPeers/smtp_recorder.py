@@ -1,7 +1,10 @@
 """A real SMTP server for the email tests (aiosmtpd): records every message it accepts as a
 JSON file in a directory, and can require STARTTLS and AUTH, or refuse recipients.
 
-    smtp_recorder.py --port P --dir D [--cert C --key K] [--auth USER:PASSWORD]
+    smtp_recorder.py --port P --dir D [--cert C --key K [--implicit-tls]] [--auth USER:PASSWORD]
+
+With a certificate the server requires STARTTLS, or with --implicit-tls speaks TLS from the
+first byte (smtps).
 
 A recipient whose local part contains `reject550` is refused with 550, one containing
 `defer451` with 451 (a transient failure). Prints "ready" once it listens.
@@ -18,8 +21,9 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 class Recorder:
-    def __init__(self, directory):
+    def __init__(self, directory, implicit_tls):
         self.directory = directory
+        self.implicit_tls = implicit_tls
         self.count = 0
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -37,7 +41,7 @@ class Recorder:
             "mail_from": envelope.mail_from,
             "rcpt_tos": envelope.rcpt_tos,
             "data": base64.b64encode(envelope.content).decode(),
-            "tls": session.ssl is not None,
+            "tls": self.implicit_tls or session.ssl is not None,
             "authenticated": bool(getattr(session, "authenticated", False)),
         }
         path = os.path.join(self.directory, "%06d.json" % self.count)
@@ -54,14 +58,19 @@ def main():
     parser.add_argument("--cert")
     parser.add_argument("--key")
     parser.add_argument("--auth")
+    parser.add_argument("--implicit-tls", action="store_true")
     args = parser.parse_args()
 
     kwargs = {}
+    controller_kwargs = {}
     if args.cert:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(args.cert, args.key)
-        kwargs["tls_context"] = context
-        kwargs["require_starttls"] = True
+        if args.implicit_tls:
+            controller_kwargs["ssl_context"] = context
+        else:
+            kwargs["tls_context"] = context
+            kwargs["require_starttls"] = True
     if args.auth:
         user, password = args.auth.split(":", 1)
 
@@ -71,9 +80,9 @@ def main():
 
         kwargs["authenticator"] = authenticator
         kwargs["auth_required"] = True
-        kwargs["auth_require_tls"] = bool(args.cert)
+        kwargs["auth_require_tls"] = bool(args.cert) and not args.implicit_tls
 
-    controller = Controller(Recorder(args.dir), hostname="127.0.0.1", port=args.port, **kwargs)
+    controller = Controller(Recorder(args.dir, args.implicit_tls), hostname="127.0.0.1", port=args.port, **controller_kwargs, **kwargs)
     controller.start()
     print("ready", flush=True)
     try:

@@ -71,15 +71,20 @@ public final class SMTPRecorder: @unchecked Sendable {
     public let certificate: String?
     private let process: Process
 
-    /// `tls`: STARTTLS required, with a fresh self-signed certificate; `auth`: AUTH required with these credentials.
-    public init(tls: Bool = false, auth: (user: String, password: String)? = nil) async throws {
+    /// Whether the server speaks TLS from the first byte (`smtps://`).
+    public let implicitTLS: Bool
+
+    /// `tls`: STARTTLS required, with a fresh self-signed certificate (`implicitTLS`: TLS from the
+    /// first byte instead); `auth`: AUTH required with these credentials.
+    public init(tls: Bool = false, implicitTLS: Bool = false, auth: (user: String, password: String)? = nil) async throws {
+        self.implicitTLS = implicitTLS
         port = try TestServices.freePort()
         directory = NSTemporaryDirectory() + "sb-test-smtp-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory + "/mail", withIntermediateDirectories: true)
         var arguments = [EmailPeers.root + "/Tests/EmailPeers/smtp_recorder.py", "--port", "\(port)", "--dir", directory + "/mail"]
-        if tls {
+        if tls || implicitTLS {
             let (cert, key) = try EmailPeers.selfSignedCertificate(in: directory)
-            arguments += ["--cert", cert, "--key", key]
+            arguments += ["--cert", cert, "--key", key] + (implicitTLS ? ["--implicit-tls"] : [])
             certificate = cert
         } else {
             certificate = nil
@@ -100,7 +105,7 @@ public final class SMTPRecorder: @unchecked Sendable {
         throw TestPeerError("aiosmtpd did not start on port \(port)")
     }
 
-    public var url: String { "smtp://127.0.0.1:\(port)" }
+    public var url: String { "\(implicitTLS ? "smtps" : "smtp")://127.0.0.1:\(port)" }
 
     /// What the server accepted so far, in order.
     public func received() throws -> [Received] {
