@@ -24,6 +24,7 @@ struct ChannelsAPI: Sendable {
         guard body.type == WhatsAppConnection.type else {
             throw SwitchboardError.invalidField("type", "must be one of: whatsapp, email")
         }
+        try body.emailFields.refuse(for: body.type)
         let name = try Self.required(body.name, "name", limit: Self.maxNameCharacters)
         let phoneNumberID = try Self.phoneNumberID(body.phoneNumberId)
         var secrets: [String: String] = [:]
@@ -54,6 +55,7 @@ struct ChannelsAPI: Sendable {
         var request = request
         let body = try await APIJSON.decode(ChannelPatchBody.self, from: &request, maxBytes: dependencies.settings.maxBodyBytes)
         if connection.type == EmailConnection.type { return try await updateEmail(connection, body, ownerID: caller.user.id) }
+        try body.emailFields.refuse(for: connection.type)
         let name = try body.name.map { try Self.required($0, "name", limit: Self.maxNameCharacters) }
         var settings: [String: String]?
         if let phone = body.phoneNumberId {

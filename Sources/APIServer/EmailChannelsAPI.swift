@@ -103,6 +103,22 @@ struct EmailFields {
     var address, fromName, replyDomain, smtpUrl, smtpUsername, smtpPassword, smtpStartTls: String?
     var imapUrl, imapUsername, imapPassword, imapMailbox, imapStartTls: String?
     var webhookUsername, webhookPassword, mailgunSigningKey, bearerToken: String?
+
+    /// The name of the first email field given, if any.
+    var firstGiven: String? {
+        let named: [(String, String?)] = [
+            ("address", address), ("fromName", fromName), ("replyDomain", replyDomain), ("smtpUrl", smtpUrl), ("smtpUsername", smtpUsername),
+            ("smtpPassword", smtpPassword), ("smtpStartTls", smtpStartTls), ("imapUrl", imapUrl), ("imapUsername", imapUsername),
+            ("imapPassword", imapPassword), ("imapMailbox", imapMailbox), ("imapStartTls", imapStartTls), ("webhookUsername", webhookUsername),
+            ("webhookPassword", webhookPassword), ("mailgunSigningKey", mailgunSigningKey), ("bearerToken", bearerToken),
+        ]
+        return named.first { $0.1 != nil }?.0
+    }
+
+    /// Refuses email fields on a channel of another type (400), instead of ignoring them.
+    func refuse(for type: String) throws {
+        if let field = firstGiven { throw SwitchboardError.invalidField(field, "applies to email channels only, not to \(type)") }
+    }
 }
 
 extension ChannelBody {

@@ -101,6 +101,13 @@ struct EmailWebhookTests {
                         #expect(response.errorCode == "invalid_field")
                     }
                 }
+                // Email fields on a WhatsApp channel are refused, not ignored.
+                try await client.execute(uri: "/api/v1/channels", method: .post, headers: .auth(key), body: jsonBody([
+                    "type": "whatsapp", "name": "wa", "phoneNumberId": "1", "accessToken": "a", "appSecret": "b", "verifyToken": "c", "imapStartTls": "AAA",
+                ])) { response in
+                    #expect(response.status == .badRequest)
+                    #expect(response.errorCode == "invalid_field")
+                }
                 try await client.execute(
                     uri: "/api/v1/channels/\(id)", method: .patch, headers: .auth(key), body: jsonBody(["smtpPassword": "rotated-smtp-pw", "fromName": "Help"])
                 ) { response in
