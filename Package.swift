@@ -34,6 +34,7 @@ let package = Package(
         // C libraries from Debian's -dev packages.
         .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
         .systemLibrary(name: "CMariaDB", pkgConfig: "libmariadb", providers: [.apt(["libmariadb-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
 
         // RE2 (Debian's libre2-dev) behind a small C face, for routing rules.
         .target(
@@ -167,11 +168,13 @@ let package = Package(
             dependencies: ["RedisClient", "Queue", "SwitchboardCore"],
             swiftSettings: swiftSettings
         ),
+        // Email as bytes: RFC 5322 / MIME parsing and the replies Switchboard composes (no server dependencies).
+        .target(name: "Mail", swiftSettings: swiftSettings),
         // The channel seam: inbound adapters into one intake, outbound deliverers, the `deliver_reply` job.
         .target(
             name: "Channels",
             dependencies: [
-                "RedisClient", "Storage", "Queue", "Turns", "SwitchboardCore", "Realtime",
+                "RedisClient", "Storage", "Queue", "Turns", "SwitchboardCore", "Realtime", "Mail", "CCurl",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -221,7 +224,7 @@ let package = Package(
             name: "switchboard-bench",
             dependencies: [
                 "CHiredis", "RedisClient", "Storage", "Queue", "QueueTestJobs", "Gateway", "SwitchboardCore",
-                "SwitchboardApp", "APIServer", "Channels", "Pipeline", "AIProviders", "Turns", "Files",
+                "SwitchboardApp", "APIServer", "Channels", "Pipeline", "AIProviders", "Turns", "Files", "Mail",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -309,7 +312,7 @@ let package = Package(
         .testTarget(
             name: "APIServerTests",
             dependencies: [
-                "APIServer", "Channels", "Turns", "Realtime", "RedisClient", "Storage", "Queue", "Pipeline", "SwitchboardCore", "TestSupport", "TurnTestSupport",
+                "APIServer", "Channels", "Mail", "Turns", "Realtime", "RedisClient", "Storage", "Queue", "Pipeline", "SwitchboardCore", "TestSupport", "TurnTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -330,7 +333,8 @@ let package = Package(
         .testTarget(name: "AIProvidersLogicTests", dependencies: ["AIProviders"], swiftSettings: swiftSettings),
         .testTarget(name: "SwitchboardCoreLogicTests", dependencies: ["SwitchboardCore"], swiftSettings: swiftSettings),
         .testTarget(name: "TurnsLogicTests", dependencies: ["Turns", "SwitchboardCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "ChannelsLogicTests", dependencies: ["Channels", "SwitchboardCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "ChannelsLogicTests", dependencies: ["Channels", "Mail", "Storage", "SwitchboardCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "MailLogicTests", dependencies: ["Mail"], swiftSettings: swiftSettings),
         .testTarget(
             name: "PipelineLogicTests",
             dependencies: ["Pipeline", "AIProviders", "Turns", "TurnTestSupport"],

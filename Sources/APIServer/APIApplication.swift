@@ -71,6 +71,8 @@ public enum APIApplication {
         webhooks.get("/whatsapp/:channelId", use: whatsapp.verify)
         recorder.record(.post, "/api/v1/webhooks/whatsapp/:channelId")
         webhooks.post("/whatsapp/:channelId", use: whatsapp.receive)
+        recorder.record(.post, "/api/v1/webhooks/email/:channelId")
+        webhooks.post("/email/:channelId", use: EmailWebhookAPI(dependencies: dependencies).receive)
 
         // The widget's visitors carry a session token, not an API key.
         let visitor = WidgetVisitorAPI(dependencies: dependencies, relay: relay, limiter: limiter, trustedProxies: limits.trustedProxies)

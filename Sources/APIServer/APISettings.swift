@@ -1,3 +1,4 @@
+import Channels
 import Foundation
 import SwitchboardCore
 import Turns
@@ -64,13 +65,15 @@ public struct APISettings: Sendable, Equatable {
     public var allowPrivateCallbacks: Bool
     /// The configured per-user quotas (a user's own in `user_quotas` override them).
     public var quotas: QuotaLimits
+    /// The email channel's limits (inbound mail and attachment sizes, where attachments go).
+    public var email: EmailChannelSettings
 
     public init(
         maxBodyBytes: Int = 256 * 1024, maxMessageCharacters: Int = 32_000, maxTitleCharacters: Int = 200,
         maxPageSize: Int = 100, defaultPageSize: Int = 20, heartbeatInterval: Duration = .seconds(15),
         idempotencyTTL: Duration = .seconds(86_400), idempotencyLockTTL: Duration = .seconds(60),
         turnStream: TurnStreamSettings = .init(), streamHub: TurnStreamHubSettings = .init(), allowPrivateCallbacks: Bool = false,
-        quotas: QuotaLimits = .unlimited
+        quotas: QuotaLimits = .unlimited, email: EmailChannelSettings = .init()
     ) {
         self.maxBodyBytes = maxBodyBytes
         self.maxMessageCharacters = maxMessageCharacters
@@ -84,5 +87,6 @@ public struct APISettings: Sendable, Equatable {
         self.streamHub = streamHub
         self.allowPrivateCallbacks = allowPrivateCallbacks
         self.quotas = quotas
+        self.email = email
     }
 }

@@ -20,9 +20,11 @@ struct ChannelsAPI: Sendable {
         let caller = try context.requireCaller()
         var request = request
         let body = try await APIJSON.decode(ChannelBody.self, from: &request, maxBytes: dependencies.settings.maxBodyBytes)
+        if body.type == EmailConnection.type { return try await createEmail(body, ownerID: caller.user.id) }
         guard body.type == WhatsAppConnection.type else {
-            throw SwitchboardError.invalidField("type", "must be one of: whatsapp")
+            throw SwitchboardError.invalidField("type", "must be one of: whatsapp, email")
         }
+        try body.emailFields.refuse(for: body.type)
         let name = try Self.required(body.name, "name", limit: Self.maxNameCharacters)
         let phoneNumberID = try Self.phoneNumberID(body.phoneNumberId)
         var secrets: [String: String] = [:]
@@ -39,11 +41,12 @@ struct ChannelsAPI: Sendable {
     func list(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let caller = try context.requireCaller()
         let all = try await connections.connections(ownerID: caller.user.id)
-        return try APIJSON.response(PageJSON(data: all.map { ChannelJSON($0, secretsSet: Self.secretFields) }, nextCursor: nil))
+        return try APIJSON.response(PageJSON(data: all.map { ChannelJSON($0, secretsSet: Self.secretsSet(of: $0)) }, nextCursor: nil))
     }
 
     func get(_ request: Request, _ context: APIRequestContext) async throws -> Response {
-        try APIJSON.response(ChannelJSON(try await owned(context), secretsSet: Self.secretFields))
+        let connection = try await owned(context)
+        return try APIJSON.response(ChannelJSON(connection, secretsSet: Self.secretsSet(of: connection)))
     }
 
     func update(_ request: Request, _ context: APIRequestContext) async throws -> Response {
@@ -51,6 +54,8 @@ struct ChannelsAPI: Sendable {
         let connection = try await owned(context)
         var request = request
         let body = try await APIJSON.decode(ChannelPatchBody.self, from: &request, maxBytes: dependencies.settings.maxBodyBytes)
+        if connection.type == EmailConnection.type { return try await updateEmail(connection, body, ownerID: caller.user.id) }
+        try body.emailFields.refuse(for: connection.type)
         let name = try body.name.map { try Self.required($0, "name", limit: Self.maxNameCharacters) }
         var settings: [String: String]?
         if let phone = body.phoneNumberId {
@@ -115,6 +120,23 @@ struct ChannelBody: Decodable {
     var accessToken: String?
     var appSecret: String?
     var verifyToken: String?
+    // email
+    var address: String?
+    var fromName: String?
+    var replyDomain: String?
+    var smtpUrl: String?
+    var smtpUsername: String?
+    var smtpPassword: String?
+    var smtpStartTls: String?
+    var imapUrl: String?
+    var imapUsername: String?
+    var imapPassword: String?
+    var imapMailbox: String?
+    var imapStartTls: String?
+    var webhookUsername: String?
+    var webhookPassword: String?
+    var mailgunSigningKey: String?
+    var bearerToken: String?
 }
 
 struct ChannelPatchBody: Decodable {
@@ -123,6 +145,23 @@ struct ChannelPatchBody: Decodable {
     var accessToken: String?
     var appSecret: String?
     var verifyToken: String?
+    // email
+    var address: String?
+    var fromName: String?
+    var replyDomain: String?
+    var smtpUrl: String?
+    var smtpUsername: String?
+    var smtpPassword: String?
+    var smtpStartTls: String?
+    var imapUrl: String?
+    var imapUsername: String?
+    var imapPassword: String?
+    var imapMailbox: String?
+    var imapStartTls: String?
+    var webhookUsername: String?
+    var webhookPassword: String?
+    var mailgunSigningKey: String?
+    var bearerToken: String?
 }
 
 /// A connection as the API shows it: never its secrets, only which of them are set.
@@ -132,6 +171,18 @@ struct ChannelJSON: Encodable {
     var name: String
     var publicId: String
     var phoneNumberId: String?
+    // email (settings only; never a secret)
+    var address: String?
+    var fromName: String?
+    var replyDomain: String?
+    var smtpUrl: String?
+    var smtpUsername: String?
+    var smtpStartTls: String?
+    var imapUrl: String?
+    var imapUsername: String?
+    var imapMailbox: String?
+    var imapStartTls: String?
+    var webhookUsername: String?
     var webhookUrl: String
     var secretsSet: [String]
     var createdAt: String
@@ -143,6 +194,20 @@ struct ChannelJSON: Encodable {
         name = connection.name
         publicId = connection.publicID
         phoneNumberId = connection.settings["phoneNumberId"]
+        if connection.type == EmailConnection.type {
+            let settings = connection.settings
+            address = settings["address"]
+            fromName = settings["fromName"]
+            replyDomain = settings["replyDomain"] ?? address.map { String($0.split(separator: "@").last ?? "") }
+            smtpUrl = settings["smtpUrl"]
+            smtpUsername = settings["smtpUsername"]
+            smtpStartTls = settings["smtpUrl"] == nil ? nil : (settings["smtpStartTls"] ?? "required")
+            imapUrl = settings["imapUrl"]
+            imapUsername = settings["imapUsername"]
+            imapMailbox = settings["imapUrl"] == nil ? nil : (settings["imapMailbox"] ?? "INBOX")
+            imapStartTls = settings["imapUrl"] == nil ? nil : (settings["imapStartTls"] ?? "required")
+            webhookUsername = settings["webhookUsername"]
+        }
         webhookUrl = "/api/v1/webhooks/\(connection.type)/\(connection.publicID)"
         self.secretsSet = secretsSet
         createdAt = APIJSON.timestamp(connection.createdAt)

@@ -2,7 +2,8 @@
 /// `queued` user message in its chat (found or started) and its turn is queued on the `ai` queue.
 /// A message a channel delivers twice (same `externalID`) is stored and queued once. A user past
 /// a quota (messages today, provider tokens this month) gets 429 `quota_exceeded` and nothing is
-/// stored.
+/// stored. A message the channel marks ignored (`ignoredReason`: an auto-reply) is stored
+/// `cancelled` and no turn is queued for it.
 import Foundation
 import Logging
 import Queue
@@ -47,7 +48,8 @@ public struct ChannelIntake: Sendable {
         _ inbound: InboundMessage, logger: Logger, beforeQueuing: (@Sendable (Message) async throws -> Void)? = nil
     ) async throws -> Accepted {
         if let earlier = try await earlierDelivery(of: inbound) { return Accepted(message: earlier, isDuplicate: true) }
-        try await checkQuota(ownerID: inbound.ownerID)
+        // An ignored message (an auto-reply) costs no quota: it is never answered.
+        if inbound.ignoredReason == nil { try await checkQuota(ownerID: inbound.ownerID) }
         let message: Message
         do {
             message = try await store(inbound)
@@ -66,6 +68,10 @@ public struct ChannelIntake: Sendable {
                     .end(.failed(code: "internal_error", message: "the message could not be recorded"))
                 throw error
             }
+        }
+        if let reason = inbound.ignoredReason {
+            _ = try await stores.messages.updateStatus(id: message.id, to: .cancelled, error: "ignored: \(reason)", from: [.cancelled])
+            return Accepted(message: message, isDuplicate: false)
         }
         do {
             try await Turns.enqueue(messageID: message.id, on: jobs)
@@ -109,7 +115,8 @@ public struct ChannelIntake: Sendable {
 
     private func store(_ inbound: InboundMessage) async throws -> Message {
         var row = NewMessage(
-            chatID: 0, ownerID: inbound.ownerID, role: .user, content: inbound.content, status: .queued, channel: inbound.channel)
+            chatID: 0, ownerID: inbound.ownerID, role: .user, content: inbound.content,
+            status: inbound.ignoredReason == nil ? .queued : .cancelled, channel: inbound.channel)
         row.externalID = inbound.externalID
         switch inbound.chat {
         case .existing(let chatID):

@@ -22,17 +22,19 @@ public struct ChannelRegistry: Sendable {
     public static let standard = ChannelRegistry(deliveries: ChannelDeliveries([StoredReplyDelivery()]))
 
     /// Every channel of this build, as the worker role runs them: the standard ones and WhatsApp
-    /// (`WhatsAppReplies`, sending through the Graph API at `whatsAppGraphURL`), and the generic
-    /// webhook's callbacks (`GenericWebhookReplies`).
+    /// (`WhatsAppReplies`, sending through the Graph API at `whatsAppGraphURL`), the generic
+    /// webhook's callbacks (`GenericWebhookReplies`) and email (`EmailReplies`, over SMTP).
     /// With a realtime publisher, widget replies go through the gateway behind the session's mode
     /// gate (`WidgetReplies`).
     public static func configured(
-        stores: Stores, secrets: SecretBox, whatsAppGraphURL: String, allowPrivateCallbacks: Bool = false, realtime: LivePublisher? = nil
+        stores: Stores, secrets: SecretBox, whatsAppGraphURL: String, allowPrivateCallbacks: Bool = false, realtime: LivePublisher? = nil,
+        email: EmailChannelSettings = .init()
     ) -> ChannelRegistry {
         var deliveries = standard.deliveries
         deliveries.register(WhatsAppReplies(stores: stores, secrets: secrets, graphURL: whatsAppGraphURL))
         deliveries.register(GenericWebhookReplies(stores: stores, secrets: secrets, allowPrivateCallbacks: allowPrivateCallbacks))
         if let realtime { deliveries.register(WidgetReplies(stores: stores, publisher: realtime)) }
+        deliveries.register(EmailReplies(stores: stores, secrets: secrets, messageIDDomain: email.messageIDDomain, caFile: email.caFile))
         return ChannelRegistry(deliveries: deliveries)
     }
 }

@@ -39,13 +39,17 @@ public struct InboundMessage: Sendable, Equatable {
     /// The channel's own id of the message (a WhatsApp `wamid`, an email `Message-ID`): a
     /// delivery retried by the channel is recognised by it and stored once.
     public var externalID: String?
+    /// Why the message is stored but never answered (an email auto-reply or bounce): no turn is
+    /// queued, and the message is stored `cancelled` with this reason as its error.
+    public var ignoredReason: String?
 
-    public init(ownerID: Int64, channel: Channel, content: String, chat: Chat, externalID: String? = nil) {
+    public init(ownerID: Int64, channel: Channel, content: String, chat: Chat, externalID: String? = nil, ignoredReason: String? = nil) {
         self.ownerID = ownerID
         self.channel = channel
         self.content = content
         self.chat = chat
         self.externalID = externalID
+        self.ignoredReason = ignoredReason
     }
 }
 

@@ -57,4 +57,11 @@ enum Clients {
             messagesPerDay: settings.quotaMessagesPerDay > 0 ? settings.quotaMessagesPerDay : nil,
             tokensPerMonth: settings.quotaTokensPerMonth > 0 ? settings.quotaTokensPerMonth : nil)
     }
+
+    static func email(_ settings: Settings) -> EmailChannelSettings {
+        EmailChannelSettings(
+            maxMessageBytes: settings.emailMaxMessageBytes, maxAttachmentBytes: settings.emailMaxAttachmentBytes,
+            attachmentsDirectory: settings.emailAttachmentsDirectory, messageIDDomain: settings.emailMessageIDDomain,
+            caFile: settings.emailCAFile, imapPollSeconds: settings.emailIMAPPollSeconds)
+    }
 }

@@ -78,7 +78,7 @@ public enum Launcher {
                 redis: redis, stores: stores, jobs: JobQueue(client: redis, logger: logger),
                 settings: APISettings(
                     maxBodyBytes: settings.http.maxBodySize, allowPrivateCallbacks: settings.allowPrivateCallbacks,
-                    quotas: Clients.quotas(settings)),
+                    quotas: Clients.quotas(settings), email: Clients.email(settings)),
                 limits: Clients.rateLimits(settings.limits), healthChecks: checks,
                 secrets: Clients.secrets(settings: settings, logger: logger),
                 liveSupport: RealtimeAssembly.liveSupport(
@@ -96,10 +96,12 @@ public enum Launcher {
             var registry = JobRegistry()
             let channels = ChannelRegistry.configured(
                 stores: stores, secrets: Clients.secrets(settings: settings, logger: logger), whatsAppGraphURL: settings.whatsAppGraphURL,
-                allowPrivateCallbacks: settings.allowPrivateCallbacks, realtime: realtime)
+                allowPrivateCallbacks: settings.allowPrivateCallbacks, realtime: realtime, email: Clients.email(settings))
             runtime.register(in: &registry, stores: stores, redis: redis, deliveries: channels.deliveries)
             services.append(contentsOf: try WorkerAssembly.make(settings: settings, redis: redis, registry: registry, logger: logger))
             services.append(WorkerAssembly.queuedTurnSweeper(stores: stores, redis: redis, logger: logger))
+            services.append(EmailAssembly.imapPoller(
+                settings: settings, stores: stores, redis: redis, secrets: Clients.secrets(settings: settings, logger: logger), logger: logger))
         }
         if roles.contains(.gateway) {
             services.append(GatewayServer(configuration: gatewayConfiguration, redis: redis, logger: logger))

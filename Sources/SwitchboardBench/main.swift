@@ -12,6 +12,7 @@ let areas: [String: ([String]) async throws -> Void] = [
     "sse": SSEStreamsLoad.run,
     "slow-turns": SlowTurnsLoad.run,
     "index-throughput": VectorBench.indexThroughput,
+    "email": EmailBench.run,
 ]
 guard let area = arguments.first, let run = areas[area] else {
     FileHandle.standardError.write(Data("usage: switchboard-bench \(areas.keys.sorted().joined(separator: "|")) [options]\n".utf8))

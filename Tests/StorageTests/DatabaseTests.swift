@@ -18,7 +18,7 @@ struct DatabaseTests {
             #expect(names == [
                 "schema_migrations", "users", "api_keys", "chats", "messages", "message_tasks", "files", "chunks", "widgets",
                 "widget_sessions", "topics", "routing_rules", "usage", "channel_connections", "webhook_requests", "webhook_secrets",
-                "user_quotas", "widget_operators", "widget_session_events", "message_sources",
+                "user_quotas", "widget_operators", "widget_session_events", "message_sources", "email_messages",
             ])
             #expect(try tables.allSatisfy { try $0.string("collation") == "utf8mb4_unicode_ci" })
 

@@ -13,6 +13,7 @@ public enum Schema {
         Migration(version: 7, name: "per-user quotas", statements: userQuotas),
         Migration(version: 8, name: "live support sessions, operators and their log", statements: liveSupport),
         Migration(version: 9, name: "file lifecycle, chunk positions and embedding models, reply sources", statements: filesAndSearch),
+        Migration(version: 10, name: "the email channel", statements: email),
         Migration(version: 11, name: "passwords for signing in to the web pages", statements: userPasswords),
     ]
 

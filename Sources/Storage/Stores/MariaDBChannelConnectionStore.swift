@@ -46,6 +46,12 @@ public struct MariaDBChannelConnectionStore: ChannelConnectionStore {
         ).map(ChannelConnection.init(row:))
     }
 
+    public func connections(type: String) async throws -> [ChannelConnection] {
+        try await database.query(
+            "SELECT \(ChannelConnection.columns) FROM channel_connections WHERE type = ? ORDER BY id", [.string(type)]
+        ).map(ChannelConnection.init(row:))
+    }
+
     public func updateConnection(
         id: Int64, ownerID: Int64, name: String?, settings: [String: String]?, sealedSecrets: Data?
     ) async throws -> ChannelConnection? {

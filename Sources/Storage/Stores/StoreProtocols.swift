@@ -284,6 +284,8 @@ public protocol ChannelConnectionStore: Sendable {
     /// Unscoped: for workers delivering a reply on it.
     func connection(id: Int64) async throws -> ChannelConnection?
     func connections(ownerID: Int64) async throws -> [ChannelConnection]
+    /// Every owner's connections of one type (unscoped: for workers that poll mailboxes).
+    func connections(type: String) async throws -> [ChannelConnection]
     /// Changes what is given (nil keeps it); nil when the owner has no such connection.
     func updateConnection(id: Int64, ownerID: Int64, name: String?, settings: [String: String]?, sealedSecrets: Data?) async throws -> ChannelConnection?
     func deleteConnection(id: Int64, ownerID: Int64) async throws -> Bool
@@ -361,6 +363,7 @@ public struct Stores: Sendable {
     public var credentials: any CredentialStore
     /// Uploaded files with their lifecycle, chunks and vectors (the files API and the index jobs).
     public var documents: any DocumentStore
+    public var emails: any EmailStore
 
     /// The MariaDB implementation of every store.
     public init(database: Database) {
@@ -380,5 +383,6 @@ public struct Stores: Sendable {
         liveSupport = MariaDBLiveSupportStore(database: database)
         credentials = MariaDBCredentialStore(database: database)
         documents = MariaDBDocumentStore(database: database)
+        emails = MariaDBEmailStore(database: database)
     }
 }
