@@ -45,6 +45,7 @@ struct FilesAPI: Sendable {
         let path = intake.newPath(ownerID: caller.user.id)
         let upload = UploadState()
         let parser = MultipartParser(boundary: boundary)
+        var headerGuard = MultipartHeaderGuard(boundary: boundary)
         parser.onHeader = { name, value in upload.header(name, value) }
         parser.onBody = { buffer in upload.body(&buffer, limit: limit) }
         parser.onPartComplete = { upload.partComplete() }
@@ -52,6 +53,7 @@ struct FilesAPI: Sendable {
         do {
             for try await buffer in request.body {
                 do {
+                    guard headerGuard.accepts(buffer.readableBytesView) else { throw MultipartHeaderGuard.Refused() }
                     try parser.execute(buffer)
                 } catch {
                     throw SwitchboardError.badRequest("the multipart/form-data body is malformed")
