@@ -15,6 +15,8 @@ struct TopicsAPI: Sendable {
     /// For the path and query helpers every route shares.
     var api: PublicAPI { PublicAPI(dependencies: dependencies) }
 
+    // Lengths count Unicode code points, as MariaDB's VARCHAR columns do (a Swift Character may
+    // hold several: an emoji with a skin-tone modifier is one Character and two code points).
     static let maxNameCharacters = 100
     static let maxDescriptionCharacters = 2000
     static let maxExamples = 200
@@ -188,7 +190,7 @@ struct TopicsAPI: Sendable {
     private func validName(_ name: String) throws -> String {
         let trimmed = name.trimmingCharacters(in: .whitespacesAndNewlines)
         if trimmed.isEmpty { throw SwitchboardError.invalidField("name", "must not be empty") }
-        if trimmed.count > Self.maxNameCharacters {
+        if trimmed.unicodeScalars.count > Self.maxNameCharacters {
             throw SwitchboardError.invalidField("name", "is longer than \(Self.maxNameCharacters) characters")
         }
         return trimmed
@@ -196,7 +198,7 @@ struct TopicsAPI: Sendable {
 
     private func validDescription(_ description: String?) throws -> String? {
         guard let description else { return nil }
-        if description.count > Self.maxDescriptionCharacters {
+        if description.unicodeScalars.count > Self.maxDescriptionCharacters {
             throw SwitchboardError.invalidField("description", "is longer than \(Self.maxDescriptionCharacters) characters")
         }
         return description
@@ -208,7 +210,7 @@ struct TopicsAPI: Sendable {
         return try examples.enumerated().map { index, phrase in
             let trimmed = phrase.trimmingCharacters(in: .whitespacesAndNewlines)
             if trimmed.isEmpty { throw SwitchboardError.invalidField("examples[\(index)]", "must not be empty") }
-            if trimmed.count > Self.maxExampleCharacters {
+            if trimmed.unicodeScalars.count > Self.maxExampleCharacters {
                 throw SwitchboardError.invalidField("examples[\(index)]", "is longer than \(Self.maxExampleCharacters) characters")
             }
             return trimmed
@@ -217,7 +219,7 @@ struct TopicsAPI: Sendable {
 
     private func validPattern(_ pattern: String, kind: RoutingRule.Kind) throws -> String {
         if pattern.isEmpty { throw SwitchboardError.invalidField("pattern", "must not be empty") }
-        if pattern.count > Self.maxPatternCharacters {
+        if pattern.unicodeScalars.count > Self.maxPatternCharacters {
             throw SwitchboardError.invalidField("pattern", "is longer than \(Self.maxPatternCharacters) characters")
         }
         if let problem = RulePattern.problem(kind: kind, pattern: pattern) { throw SwitchboardError.invalidField("pattern", problem) }
