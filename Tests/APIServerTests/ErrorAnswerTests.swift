@@ -72,6 +72,13 @@ struct ErrorAnswerTests {
                     #expect(refused.errorCode == "invalid_field")
                     #expect(refused.errorMessage?.contains("pattern") == true)
                 }
+                // 600 thumbs with a skin tone: 600 Characters, but 1,200 code points, past the column's
+                // 1,000. Refused as too long, never a database error.
+                let toned = String(repeating: "\u{1F44D}\u{1F3FB}", count: 600)
+                let tooLong = try await client.execute(
+                    uri: "/api/v1/topics/\(topicID)/rules", method: .post, headers: .auth(key), body: jsonBody(["kind": "keyword", "pattern": toned]))
+                #expect(tooLong.status == .badRequest)
+                #expect(tooLong.errorMessage?.contains("pattern") == true)
                 // Fill the owner's rules up to one below the limit straight in the store, then one more through the API.
                 for index in 0..<499 {
                     _ = try await env.stores.topics.createRule(
