@@ -22,10 +22,9 @@ import http.server
 import json
 import os
 import pathlib
-import shlex
 import signal
-import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -34,6 +33,9 @@ import urllib.request
 import uuid
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+# The stack helpers the interop suites use (free ports, the binary, the throw-away database and prefix).
+sys.path.insert(0, str(ROOT / "Tests" / "Interop"))
+from switchboard_stack import free_port, mariadb_args, redis_cleanup, switchboard  # noqa: E402
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 REPLY = "Here is the answer from the scripted model: every word arrives in its own chunk, in order, until the end."
 PLAN = {
@@ -44,22 +46,6 @@ PLAN = {
     ],
 }
 EMBEDDING = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def switchboard():
-    if os.environ.get("SB_SWITCHBOARD_CMD"):
-        return shlex.split(os.environ["SB_SWITCHBOARD_CMD"])
-    for build in ("debug", "release"):
-        binary = ROOT / ".build" / build / "switchboard"
-        if binary.exists():
-            return [str(binary)]
-    raise RuntimeError("no switchboard binary: run `swift build` first or set SB_SWITCHBOARD_CMD")
 
 
 def wait_until(predicate, timeout=30, interval=0.05, what="condition"):
@@ -149,21 +135,6 @@ def start_model():
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
-
-
-def mariadb_args(url):
-    parsed = urllib.parse.urlparse(url)
-    return ["mariadb", "-h", parsed.hostname or "127.0.0.1", "-P", str(parsed.port or 3306),
-            "-u", urllib.parse.unquote(parsed.username or ""), f"-p{urllib.parse.unquote(parsed.password or '')}"]
-
-
-def redis_cleanup(redis_url, prefix):
-    host_port = redis_url.split("://", 1)[1].split("/", 1)[0].split("?", 1)[0]
-    host, _, port = host_port.rpartition(":")
-    keys = subprocess.run(["redis-cli", "-h", host or "127.0.0.1", "-p", port or "6379", "--scan", "--pattern", prefix + "*"],
-                          capture_output=True, text=True).stdout.split()
-    if keys:
-        subprocess.run(["redis-cli", "-h", host or "127.0.0.1", "-p", port or "6379", "DEL", *keys], capture_output=True)
 
 
 class Stack:

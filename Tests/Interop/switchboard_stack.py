@@ -43,6 +43,16 @@ def mariadb_args(url):
             "-u", urllib.parse.unquote(parsed.username or ""), f"-p{urllib.parse.unquote(parsed.password or '')}"]
 
 
+def redis_cleanup(redis_url, prefix):
+    """Deletes every key under `prefix` on the Redis of `redis_url`."""
+    host_port = redis_url.split("://", 1)[1].split("/", 1)[0].split("?", 1)[0]
+    host, _, port = host_port.rpartition(":")
+    keys = subprocess.run(["redis-cli", "-h", host or "127.0.0.1", "-p", port or "6379", "--scan", "--pattern", prefix + "*"],
+                          capture_output=True, text=True).stdout.split()
+    if keys:
+        subprocess.run(["redis-cli", "-h", host or "127.0.0.1", "-p", port or "6379", "DEL", *keys], capture_output=True)
+
+
 def create_user(command, env):
     """A new user and an API key of theirs: (email, key)."""
     email = f"interop{uuid.uuid4().hex[:8]}@example.com"
@@ -106,9 +116,4 @@ def serve(log_dir, ai_base_url, extra_env=None):
                 process.kill()
                 process.wait()
         subprocess.run(mariadb_args(base_db) + ["-e", f"DROP DATABASE IF EXISTS `{name}`"], capture_output=True)
-        host_port = redis_url.split("://", 1)[1].split("/", 1)[0]
-        host, _, port = host_port.rpartition(":")
-        keys = subprocess.run(["redis-cli", "-h", host or "127.0.0.1", "-p", port or "6379", "--scan", "--pattern", prefix + "*"],
-                              capture_output=True, text=True).stdout.split()
-        if keys:
-            subprocess.run(["redis-cli", "-h", host or "127.0.0.1", "-p", port or "6379", "DEL", *keys], capture_output=True)
+        redis_cleanup(redis_url, prefix)
