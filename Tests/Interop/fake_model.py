@@ -17,6 +17,8 @@ class FakeModel(http.server.BaseHTTPRequestHandler):
     every embedding with EMBEDDING."""
 
     protocol_version = "HTTP/1.1"
+    # Seconds between streamed words: a slow provider, for tests that act during a turn.
+    word_delay = 0.0
 
     def log_message(self, *args):
         pass
@@ -66,6 +68,9 @@ class FakeModel(http.server.BaseHTTPRequestHandler):
         words = FIXED_REPLY.split(" ")
         pieces = [word + (" " if i < len(words) - 1 else "") for i, word in enumerate(words)]
         for piece in pieces:
+            if self.word_delay:
+                time.sleep(self.word_delay)
+                self.wfile.flush()
             chunk = {"id": "fake-1", "object": "chat.completion.chunk", "created": 0, "model": model,
                      "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
             self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
@@ -80,9 +85,11 @@ class FakeModel(http.server.BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def running():
-    """Serves the fake model on a free loopback port; yields its base URL (ending in /v1)."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeModel)
+def running(word_delay=0.0):
+    """Serves the fake model on a free loopback port; yields its base URL (ending in /v1).
+    `word_delay` paces a streamed answer (seconds before each word)."""
+    handler = type("PacedFakeModel", (FakeModel,), {"word_delay": word_delay}) if word_delay else FakeModel
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

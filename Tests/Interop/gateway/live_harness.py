@@ -157,8 +157,8 @@ class LiveStack:
         node.url = f"http://127.0.0.1:{node.port}"
         return node
 
-    def worker(self):
-        return self.start("worker", health_path="/health", SB_WORKER_QUEUES="ai,delivery", SB_WORKER_CONCURRENCY=4)
+    def worker(self, **extra):
+        return self.start("worker", health_path="/health", SB_WORKER_QUEUES="ai,delivery", SB_WORKER_CONCURRENCY=4, **extra)
 
     def close(self):
         for node in reversed(self.nodes):

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import time
+import urllib.request
 
 import pytest
 from cent import AsyncClient, Disconnect, DisconnectRequest
@@ -21,6 +22,7 @@ from centrifuge import (
     UnsubscribedContext,
 )
 
+import fake_model
 from gateway_harness import API_KEY, SECRET
 from live_harness import LiveStack, http
 
@@ -240,6 +242,66 @@ async def test_takeover_flow_with_typing_and_handback(live_stack):
     finally:
         await visitor.client.disconnect()
         await operator.disconnect()
+
+
+def read_sse(url, token, timeout=60):
+    """The events of a whole SSE stream, until the server ends it: [(event, data), ...]."""
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}", "Origin": "https://shop.example"})
+    events, name = [], "message"
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        for raw in response:
+            line = raw.decode().rstrip("\r\n")
+            if line.startswith("event:"):
+                name = line[6:].strip()
+            elif line.startswith("data:"):
+                events.append((name, json.loads(line[5:].strip())))
+                name = "message"
+    return events
+
+
+async def test_takeover_during_a_slow_ai_turn_keeps_the_ai_text_from_the_visitor(live_stack):
+    """A provider that takes seconds per word; the operator takes over while the assistant is
+    typing. The turn ends as stopped and no AI text reaches the visitor, neither live nor in the
+    transcript, while the operator's reply does."""
+    stack = live_stack
+    with fake_model.running(word_delay=1.0) as model_url:
+        gateway = stack.gateway()
+        api = stack.api(gateway)
+        stack.worker(SB_AI_BASE_URL=model_url, SB_AI_MODEL="fake-model", SB_AI_EMBED_MODEL="fake-embed")
+        owner_key = stack.user("owner@example.com", "Owner")
+        stack.user("olga@example.com", "Olga")
+        widget = setup_widget(stack, api, owner_key, "olga@example.com")
+        session = open_session(api, widget)
+        visitor = Visitor(gateway.ws_url, session)
+        try:
+            await visitor.start()
+            asked = visitor.post(api, widget, "Tell me a long story, please.")
+            assert asked.status == 202 and asked.json["mode"] == "ai"
+            stream = asyncio.get_running_loop().run_in_executor(
+                None, read_sse, f"{api.url}{asked.json['events']}", session["sessionToken"])
+            # The turn runs: the assistant types while the slow provider streams its words.
+            await visitor.typing.wait_for(lambda e: e["data"]["from"] == "assistant")
+            takeover = http("POST", f"{api.url}/api/v1/widgets/{widget['id']}/sessions/{session['sessionId']}/takeover", token=owner_key)
+            assert takeover.status == 200 and takeover.json["mode"] == "human"
+            await visitor.messages.wait_for(is_mode("human"))
+
+            events = await asyncio.wait_for(stream, 60)
+            final = events[-1]
+            assert final[0] == "error" and final[1].get("code") == "cancelled", events
+            assert not any(name == "complete" for name, _ in events)
+
+            reply = http("POST", f"{api.url}/api/v1/widgets/{widget['id']}/sessions/{session['sessionId']}/messages",
+                         {"content": "A human here, how can I help?"}, token=owner_key)
+            assert reply.status == 201
+            await visitor.messages.wait_for(is_message("operator", "A human here, how can I help?"))
+            # Past the time the provider needed for its whole answer: still no AI text anywhere.
+            await asyncio.sleep(len(fake_model.FIXED_REPLY.split()) * 1.0 + 1)
+            assert visitor.messages.matching(is_message("assistant")) == []
+            transcript = http("GET", f"{api.url}/api/v1/widget/{widget['publicId']}/sessions/{session['sessionId']}/messages",
+                              token=session["sessionToken"])
+            assert [m["role"] for m in transcript.json["data"]] == ["visitor", "operator"]
+        finally:
+            await visitor.client.disconnect()
 
 
 async def test_cross_boundary_attempts_are_refused(live_stack):
