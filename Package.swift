@@ -169,7 +169,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // Email as bytes: RFC 5322 / MIME parsing and the replies Switchboard composes (no server dependencies).
-        .target(name: "Mail", swiftSettings: swiftSettings),
+        .target(name: "Mail", dependencies: ["SwitchboardCore"], swiftSettings: swiftSettings),
         // The channel seam: inbound adapters into one intake, outbound deliverers, the `deliver_reply` job.
         .target(
             name: "Channels",

@@ -4,6 +4,7 @@
 /// Parsing never throws: a malformed message is read as far as it goes, and the rest is text,
 /// with `warnings` saying what was wrong.
 import Foundation
+import SwitchboardCore
 
 public enum MIMEParser {
     /// Multiparts nested deeper than this are kept as files, not opened.

@@ -3,6 +3,7 @@
 /// multipart/alternative body (quoted-printable text and minimal HTML, the original quoted
 /// below), rendered as RFC 5322 bytes with CRLF line ends and folded headers.
 import Foundation
+import SwitchboardCore
 
 public struct OutgoingMail: Sendable, Hashable {
     public var from: MailAddress

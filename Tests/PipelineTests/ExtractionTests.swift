@@ -62,7 +62,7 @@ import Testing
             <p>Mon&ndash;Fri <b>9</b>&#8211;17 &amp; Sat&#x21;</p><ul><li>One</li><li>Two</li></ul></body></html>
             """
         let text = try await extractor.extract(data: Data(html.utf8), name: "page.html", mimeType: "text/html")
-        #expect(text.split(separator: "\n").map(String.init) == ["Opening hours", "Mon–Fri 9–17 & Sat!", "One", "Two"])
+        #expect(text.split(separator: "\n").map(String.init) == ["Opening hours", "Mon–Fri 9–17 & Sat!", "- One", "- Two"])
         #expect(!text.contains("\n\n\n"))
     }
 

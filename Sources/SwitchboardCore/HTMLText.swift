@@ -1,12 +1,13 @@
-/// HTML to readable text for HTML-only mail: scripts, styles and comments dropped, block elements
-/// and `<br>` become line breaks, entities decoded, blank runs collapsed; and the reverse, text as
-/// minimal escaped HTML for the mail Switchboard writes.
+/// HTML to readable text, for HTML-only mail and HTML documents alike: scripts, styles and
+/// comments dropped, block elements and `<br>` become line breaks, list items bullets, entities
+/// decoded, blank runs collapsed; and the reverse, text as minimal escaped HTML for the mail
+/// Switchboard writes.
 import Foundation
 
 public enum HTMLText {
     static let blockTags: Set<String> = [
         "p", "div", "br", "li", "ul", "ol", "tr", "table", "h1", "h2", "h3", "h4", "h5", "h6", "section", "article",
-        "header", "footer", "blockquote", "pre", "hr", "dd", "dt", "tbody", "thead",
+        "header", "footer", "blockquote", "pre", "hr", "dd", "dt", "tbody", "thead", "nav", "aside", "main", "form",
     ]
     static let droppedContent: Set<String> = ["script", "style", "head", "title", "noscript", "template", "svg"]
 
