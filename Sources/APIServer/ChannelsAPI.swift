@@ -19,23 +19,24 @@ struct ChannelsAPI: Sendable {
     func create(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let caller = try context.requireCaller()
         var request = request
-        let body = try await APIJSON.decode(ChannelBody.self, from: &request, maxBytes: dependencies.settings.maxBodyBytes)
-        if body.type == EmailConnection.type { return try await createEmail(body, ownerID: caller.user.id) }
-        guard body.type == WhatsAppConnection.type else {
+        let posted = try await APIJSON.decode(ChannelBody.self, from: &request, maxBytes: dependencies.settings.maxBodyBytes)
+        let body = posted.fields
+        if posted.type == EmailConnection.type { return try await createEmail(body, ownerID: caller.user.id) }
+        guard posted.type == WhatsAppConnection.type else {
             throw SwitchboardError.invalidField("type", "must be one of: whatsapp, email")
         }
-        try body.emailFields.refuse(for: body.type)
+        try body.email.refuse(for: posted.type)
         let name = try Self.required(body.name, "name", limit: Self.maxNameCharacters)
         let phoneNumberID = try Self.phoneNumberID(body.phoneNumberId)
         var secrets: [String: String] = [:]
         for (field, value) in [("accessToken", body.accessToken), ("appSecret", body.appSecret), ("verifyToken", body.verifyToken)] {
             secrets[field] = try Self.required(value, field, limit: Self.maxSecretCharacters)
         }
-        let created = try await connections.createConnection(NewChannelConnection(
+        let connection = try await connections.createConnection(NewChannelConnection(
             ownerID: caller.user.id, type: WhatsAppConnection.type, name: name, publicID: Self.newPublicID(),
             settings: ["phoneNumberId": phoneNumberID], sealedSecrets: try dependencies.secrets.seal(secrets)))
         return try APIJSON.response(
-            ChannelJSON(created, secretsSet: Self.secretFields), status: .created, headers: [.location: "/api/v1/channels/\(created.id)"])
+            ChannelJSON(connection, secretsSet: Self.secretFields), status: .created, headers: [.location: "/api/v1/channels/\(connection.id)"])
     }
 
     func list(_ request: Request, _ context: APIRequestContext) async throws -> Response {
@@ -53,9 +54,9 @@ struct ChannelsAPI: Sendable {
         let caller = try context.requireCaller()
         let connection = try await owned(context)
         var request = request
-        let body = try await APIJSON.decode(ChannelPatchBody.self, from: &request, maxBytes: dependencies.settings.maxBodyBytes)
+        let body = try await APIJSON.decode(ChannelFields.self, from: &request, maxBytes: dependencies.settings.maxBodyBytes)
         if connection.type == EmailConnection.type { return try await updateEmail(connection, body, ownerID: caller.user.id) }
-        try body.emailFields.refuse(for: connection.type)
+        try body.email.refuse(for: connection.type)
         let name = try body.name.map { try Self.required($0, "name", limit: Self.maxNameCharacters) }
         var settings: [String: String]?
         if let phone = body.phoneNumberId {
@@ -113,55 +114,37 @@ struct ChannelsAPI: Sendable {
     }
 }
 
+/// `POST /channels`: the type, then the same fields as a PATCH.
 struct ChannelBody: Decodable {
     var type: String
-    var name: String?
-    var phoneNumberId: String?
-    var accessToken: String?
-    var appSecret: String?
-    var verifyToken: String?
-    // email
-    var address: String?
-    var fromName: String?
-    var replyDomain: String?
-    var smtpUrl: String?
-    var smtpUsername: String?
-    var smtpPassword: String?
-    var smtpStartTls: String?
-    var imapUrl: String?
-    var imapUsername: String?
-    var imapPassword: String?
-    var imapMailbox: String?
-    var imapStartTls: String?
-    var webhookUsername: String?
-    var webhookPassword: String?
-    var mailgunSigningKey: String?
-    var bearerToken: String?
+    var fields: ChannelFields
+
+    private enum CodingKeys: String, CodingKey { case type }
+
+    init(from decoder: any Decoder) throws {
+        type = try decoder.container(keyedBy: CodingKeys.self).decode(String.self, forKey: .type)
+        fields = try ChannelFields(from: decoder)
+    }
 }
 
-struct ChannelPatchBody: Decodable {
-    var name: String?
-    var phoneNumberId: String?
-    var accessToken: String?
-    var appSecret: String?
-    var verifyToken: String?
-    // email
-    var address: String?
-    var fromName: String?
-    var replyDomain: String?
-    var smtpUrl: String?
-    var smtpUsername: String?
-    var smtpPassword: String?
-    var smtpStartTls: String?
-    var imapUrl: String?
-    var imapUsername: String?
-    var imapPassword: String?
-    var imapMailbox: String?
-    var imapStartTls: String?
-    var webhookUsername: String?
-    var webhookPassword: String?
-    var mailgunSigningKey: String?
-    var bearerToken: String?
+/// The fields of a channel body, at creation and in `PATCH /channels/{id}`: the name, WhatsApp's
+/// number and secrets, and the email fields (`EmailFields`), all optional here; what a type
+/// requires is checked by its branch.
+struct ChannelFields: Decodable {
+    var name, phoneNumberId, accessToken, appSecret, verifyToken: String?
+    var email: EmailFields
+
+    private enum CodingKeys: String, CodingKey { case name, phoneNumberId, accessToken, appSecret, verifyToken }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decodeIfPresent(String.self, forKey: .name)
+        phoneNumberId = try container.decodeIfPresent(String.self, forKey: .phoneNumberId)
+        accessToken = try container.decodeIfPresent(String.self, forKey: .accessToken)
+        appSecret = try container.decodeIfPresent(String.self, forKey: .appSecret)
+        verifyToken = try container.decodeIfPresent(String.self, forKey: .verifyToken)
+        email = try EmailFields(from: decoder)
+    }
 }
 
 /// A connection as the API shows it: never its secrets, only which of them are set.

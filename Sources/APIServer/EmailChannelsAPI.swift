@@ -9,11 +9,11 @@ import SwitchboardCore
 /// credentials of the inbound webhooks. Passwords and keys are sealed and never returned;
 /// credentials inside a URL are refused, so none is stored in clear.
 extension ChannelsAPI {
-    func createEmail(_ body: ChannelBody, ownerID: Int64) async throws -> Response {
+    func createEmail(_ body: ChannelFields, ownerID: Int64) async throws -> Response {
         let name = try Self.required(body.name, "name", limit: Self.maxNameCharacters)
         var settings: [String: String] = [:]
         var secrets: [String: String] = [:]
-        try Self.applyEmail(body.emailFields, to: &settings, secrets: &secrets, creating: true)
+        try Self.applyEmail(body.email, to: &settings, secrets: &secrets, creating: true)
         let created = try await connections.createConnection(NewChannelConnection(
             ownerID: ownerID, type: EmailConnection.type, name: name, publicID: Self.newPublicID(),
             settings: settings, sealedSecrets: try dependencies.secrets.seal(secrets)))
@@ -85,12 +85,12 @@ extension ChannelsAPI {
         return text
     }
 
-    func updateEmail(_ connection: ChannelConnection, _ body: ChannelPatchBody, ownerID: Int64) async throws -> Response {
+    func updateEmail(_ connection: ChannelConnection, _ body: ChannelFields, ownerID: Int64) async throws -> Response {
         let name = try body.name.map { try Self.required($0, "name", limit: Self.maxNameCharacters) }
         var settings = connection.settings
         // Secrets sealed under another key cannot be opened: then the given ones replace them all.
         var secrets = (try? dependencies.secrets.open(connection.sealedSecrets)) ?? [:]
-        try Self.applyEmail(body.emailFields, to: &settings, secrets: &secrets, creating: false)
+        try Self.applyEmail(body.email, to: &settings, secrets: &secrets, creating: false)
         guard let updated = try await connections.updateConnection(
             id: connection.id, ownerID: ownerID, name: name, settings: settings, sealedSecrets: try dependencies.secrets.seal(secrets))
         else { throw SwitchboardError.notFound("no channel \(connection.id)") }
@@ -99,7 +99,7 @@ extension ChannelsAPI {
 }
 
 /// The email fields of a channel body.
-struct EmailFields {
+struct EmailFields: Decodable {
     var address, fromName, replyDomain, smtpUrl, smtpUsername, smtpPassword, smtpStartTls: String?
     var imapUrl, imapUsername, imapPassword, imapMailbox, imapStartTls: String?
     var webhookUsername, webhookPassword, mailgunSigningKey, bearerToken: String?
@@ -118,25 +118,5 @@ struct EmailFields {
     /// Refuses email fields on a channel of another type (400), instead of ignoring them.
     func refuse(for type: String) throws {
         if let field = firstGiven { throw SwitchboardError.invalidField(field, "applies to email channels only, not to \(type)") }
-    }
-}
-
-extension ChannelBody {
-    var emailFields: EmailFields {
-        EmailFields(
-            address: address, fromName: fromName, replyDomain: replyDomain, smtpUrl: smtpUrl, smtpUsername: smtpUsername,
-            smtpPassword: smtpPassword, smtpStartTls: smtpStartTls, imapUrl: imapUrl, imapUsername: imapUsername, imapPassword: imapPassword,
-            imapMailbox: imapMailbox, imapStartTls: imapStartTls, webhookUsername: webhookUsername, webhookPassword: webhookPassword, mailgunSigningKey: mailgunSigningKey,
-            bearerToken: bearerToken)
-    }
-}
-
-extension ChannelPatchBody {
-    var emailFields: EmailFields {
-        EmailFields(
-            address: address, fromName: fromName, replyDomain: replyDomain, smtpUrl: smtpUrl, smtpUsername: smtpUsername,
-            smtpPassword: smtpPassword, smtpStartTls: smtpStartTls, imapUrl: imapUrl, imapUsername: imapUsername, imapPassword: imapPassword,
-            imapMailbox: imapMailbox, imapStartTls: imapStartTls, webhookUsername: webhookUsername, webhookPassword: webhookPassword, mailgunSigningKey: mailgunSigningKey,
-            bearerToken: bearerToken)
     }
 }
