@@ -123,6 +123,12 @@
       sessionId: data.sessionId, widgetId: widgetId, mode: "ai", createdAt: new Date().toISOString(),
     });
     if (data.kind === "handoff") session.mode = "waiting";
+    if (data.kind === "mode_changed") {
+      // Another operator (or this one, in another tab) took over, handed back or closed it.
+      session.mode = data.closed ? "closed" : data.mode;
+      session.operatorName = data.operatorName || null;
+      if (open && open.sessionId === data.sessionId) showSessionState();
+    }
     if (data.preview && data.kind === "new_message") session.lastMessage = { role: "visitor", content: data.preview };
     session.lastActivityAt = new Date(event.ts || Date.now()).toISOString();
     renderList();

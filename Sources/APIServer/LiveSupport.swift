@@ -185,10 +185,22 @@ extension LiveSupport {
         }
     }
 
-    func publishMode(widget: Widget, session: LiveSession) {
+    /// Publishes a session's new mode to the visitor and, for changes an operator made
+    /// (`byOperator`), a `mode_changed` notification to every operator of the widget.
+    func publishMode(widget: Widget, session: LiveSession, byOperator: Bool) {
+        let operatorName = session.mode == .human ? session.operatorName : nil
         publisher.send(
-            .mode(session.mode.rawValue, operatorName: session.mode == .human ? session.operatorName : nil),
+            .mode(session.mode.rawValue, operatorName: operatorName),
             to: LiveSupportChannels.session(publicID: widget.publicKey, sessionID: session.sessionID))
+        if byOperator { notifyModeChanged(widget: widget, session: session) }
+    }
+
+    func notifyModeChanged(widget: Widget, session: LiveSession) {
+        publisher.send(
+            .modeChanged(
+                sessionID: session.sessionID, mode: session.mode.rawValue,
+                operatorName: session.mode == .human ? session.operatorName : nil, closed: session.isClosed),
+            to: LiveSupportChannels.operators(widgetID: widget.id))
     }
 
     func requireTokens() throws -> RealtimeTokenMinter {

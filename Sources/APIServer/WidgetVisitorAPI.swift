@@ -132,7 +132,7 @@ struct WidgetVisitorAPI: Sendable {
             else { throw WidgetsAPI.closed(session) }
             current = changed
             try await LiveSupport.stopTurns(of: changed, ownerID: widget.ownerID, dependencies: dependencies, logger: context.logger)
-            live.publishMode(widget: widget, session: changed)
+            live.publishMode(widget: widget, session: changed, byOperator: false)
             live.publisher.send(
                 .notification(kind: "handoff", sessionID: session.sessionID, preview: session.lastMessage ?? ""),
                 to: LiveSupportChannels.operators(widgetID: widget.id))

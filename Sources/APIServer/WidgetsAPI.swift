@@ -146,7 +146,7 @@ struct WidgetsAPI: Sendable {
             sessionRowID: session.id, to: .human, operatorID: caller.user.id, actorUserID: caller.user.id, from: nil)
         else { throw Self.closed(session) }
         try await LiveSupport.stopTurns(of: changed, ownerID: widget.ownerID, dependencies: dependencies, logger: context.logger)
-        live.publishMode(widget: widget, session: changed)
+        live.publishMode(widget: widget, session: changed, byOperator: true)
         return try APIJSON.response(LiveSessionJSON(changed))
     }
 
@@ -185,7 +185,7 @@ struct WidgetsAPI: Sendable {
         guard let changed = try await stores.liveSupport.setMode(
             sessionRowID: session.id, to: .ai, operatorID: nil, actorUserID: caller.user.id, from: nil)
         else { throw Self.closed(session) }
-        live.publishMode(widget: widget, session: changed)
+        live.publishMode(widget: widget, session: changed, byOperator: true)
         return try APIJSON.response(LiveSessionJSON(changed))
     }
 
@@ -200,6 +200,7 @@ struct WidgetsAPI: Sendable {
         try await LiveSupport.stopTurns(of: closed, ownerID: widget.ownerID, dependencies: dependencies, logger: context.logger)
         live.publisher.send(
             RealtimeEvent(type: "closed", data: [:]), to: LiveSupportChannels.session(publicID: widget.publicKey, sessionID: session.sessionID))
+        live.notifyModeChanged(widget: widget, session: closed)
         return try APIJSON.response(LiveSessionJSON(closed))
     }
 

@@ -47,6 +47,14 @@ public struct RealtimeEvent: Sendable {
         RealtimeEvent(type: "notification", data: ["kind": kind, "sessionId": sessionID, "preview": String(preview.prefix(200))])
     }
 
+    /// `notification` of kind `mode_changed` on an operators channel: an operator took a session
+    /// over, handed it back or closed it, so every other operator's list shows it at once.
+    public static func modeChanged(sessionID: String, mode: String, operatorName: String?, closed: Bool) -> RealtimeEvent {
+        var data: [String: Any] = ["kind": "mode_changed", "sessionId": sessionID, "preview": "", "mode": mode, "closed": closed]
+        if let operatorName { data["operatorName"] = operatorName }
+        return RealtimeEvent(type: "notification", data: data)
+    }
+
     /// `typing` on a typing channel; `from` is `visitor`, `operator` or `assistant`.
     public static func typing(from: String, at date: Date = Date()) -> RealtimeEvent {
         RealtimeEvent(type: "typing", data: ["from": from, "ts": Int64((date.timeIntervalSince1970 * 1000).rounded())], at: date)

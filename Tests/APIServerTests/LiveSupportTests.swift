@@ -242,6 +242,11 @@ struct LiveSupportTests {
                     #expect(takeover.json["mode"] as? String == "human" && takeover.json["operatorName"] as? String == "Olga")
                     let modeEvent = try await live.waitForEvent(sessionChannel) { $0["type"] as? String == "mode" && Self.data($0)["mode"] as? String == "human" }
                     #expect(Self.data(modeEvent)["operatorName"] as? String == "Olga")
+                    // Every operator's list learns of it at once, not at the next visitor message.
+                    let taken = try await live.waitForEvent(operatorsChannel) {
+                        Self.data($0)["kind"] as? String == "mode_changed" && Self.data($0)["mode"] as? String == "human"
+                    }
+                    #expect(Self.data(taken)["sessionId"] as? String == session.id && Self.data(taken)["operatorName"] as? String == "Olga")
 
                     // Human mode: no AI turn; operators are notified.
                     let question = try await Self.visitorPost(client, publicID: widget.publicID, session: session, "are you human?")
@@ -263,6 +268,9 @@ struct LiveSupportTests {
                     let handback = try await client.execute(
                         uri: "/api/v1/widgets/\(widget.id)/sessions/\(session.id)/handback", method: .post, headers: .auth(operatorKey))
                     #expect(handback.json["mode"] as? String == "ai")
+                    #expect(try await live.waitForEvent(operatorsChannel) {
+                        Self.data($0)["kind"] as? String == "mode_changed" && Self.data($0)["mode"] as? String == "ai"
+                    } != nil)
                     let again = try await Self.visitorPost(client, publicID: widget.publicID, session: session, "thanks")
                     #expect(again.json["mode"] as? String == "ai")
                     let second = try await live.waitForEvent(sessionChannel) { Self.data($0)["content"] as? String == EchoResponder.reply(to: "thanks") }
@@ -287,6 +295,9 @@ struct LiveSupportTests {
                     let close = try await client.execute(
                         uri: "/api/v1/widgets/\(widget.id)/sessions/\(session.id)/close", method: .post, headers: .auth(operatorKey))
                     #expect(close.json["closed"] as? Bool == true)
+                    #expect(try await live.waitForEvent(operatorsChannel) {
+                        Self.data($0)["kind"] as? String == "mode_changed" && Self.data($0)["closed"] as? Bool == true
+                    } != nil)
                     let afterClose = try await Self.visitorPost(client, publicID: widget.publicID, session: session, "hello?")
                     #expect(afterClose.status == .conflict && afterClose.errorCode == "session_closed")
                 }
