@@ -6,6 +6,10 @@ import Synchronization
 
 extension Client {
     func connect(id: UInt32, _ request: ConnectRequest) async {
+        if node.stopping.load(ordering: .relaxed) {
+            disconnect(.shutdown)
+            return
+        }
         let configuration = node.configuration
         let now = Clock.seconds()
         var token: ConnectionToken?

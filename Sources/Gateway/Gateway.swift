@@ -39,7 +39,9 @@ public final class GatewayServer: Service {
         node = Node(configuration: configuration, broker: broker, presence: presence, directory: directory, logger: logger)
     }
 
-    /// Serves until graceful shutdown, then closes every client with 3001 before the listener stops.
+    /// Serves until graceful shutdown. Then the listener closes first, so no client reconnects to
+    /// this process while it stops, and every client is closed with 3001 (the SDKs reconnect
+    /// elsewhere, or to this node's successor on the same address).
     public func run() async throws {
         let node = self.node
         try await node.start()
@@ -51,12 +53,12 @@ public final class GatewayServer: Service {
         try await withGracefulShutdownHandler {
             try await channel.closeFuture.get()
         } onGracefulShutdown: {
-            Task {
-                await node.shutdown()
-                try? await Task.sleep(for: .milliseconds(300))
-                try? await channel.close()
-            }
+            node.beginStopping()
+            channel.close(promise: nil)
         }
+        await node.shutdown()
+        // The 3001 close frames reach the clients before the process exits.
+        try? await Task.sleep(for: .milliseconds(300))
     }
 
     /// The HTTP routes (server API, metrics, health) the listener serves.

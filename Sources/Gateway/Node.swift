@@ -22,6 +22,9 @@ final class Node: BrokerEventHandler {
     let brokerSubscriptions: BrokerSubscriptions
     let tokenSecrets: [String]
     let startedAt = Date()
+    /// Set when shutdown begins: a `connect` after it is answered with 3001, so a client that
+    /// reached this node while it closes goes on to another (or to this node's successor).
+    let stopping = Atomic<Bool>(false)
 
     let directory: any NodeDirectory
 
@@ -78,8 +81,15 @@ final class Node: BrokerEventHandler {
             rss: ProcessStats.residentBytes())
     }
 
+    /// From now on a `connect` is answered with 3001.
+    func beginStopping() {
+        stopping.store(true, ordering: .relaxed)
+    }
+
     /// Closes every connection with 3001 (the SDKs reconnect, to another node if there is one).
+    /// The listener is closed before this, so they cannot come back to this node.
     func shutdown() async {
+        beginStopping()
         for client in hub.allClients() {
             client.disconnect(.shutdown)
         }

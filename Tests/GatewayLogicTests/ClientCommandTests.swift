@@ -46,6 +46,21 @@ import Testing
         #expect(transport.messages.isEmpty)
     }
 
+    /// A node that is stopping answers a late `connect` with 3001, so the client reconnects
+    /// to another node (or to this one's successor) instead of subscribing on a dying one.
+    @Test func aConnectToAStoppingNodeIsClosed3001() async throws {
+        let node = makeNode()
+        let (before, beforeTransport) = try await connected(node)
+        await node.shutdown()
+        await waitFor { beforeTransport.closed != nil }
+        #expect(beforeTransport.closed == .shutdown)
+        let transport = RecordingTransport()
+        await node.makeClient(transport: transport).send(#"{"id":1,"connect":{"token":"\#(token)"}}"#)
+        #expect(transport.closed == .shutdown)
+        #expect(transport.replies.isEmpty)
+        _ = before
+    }
+
     @Test func aConnectionThatNeverConnectsIsClosedAsStale() async throws {
         let transport = RecordingTransport()
         let client = makeNode().makeClient(transport: transport)
