@@ -25,11 +25,16 @@ public struct AIProviderConfiguration: Sendable, Hashable {
     public var streamTimeout: Duration
     /// Retries of 429, 5xx and unreachable servers (full jitter; `maxRetryAfter` bounds a `Retry-After`).
     public var retry: RetryPolicy
+    /// Connections to the provider's host at once (HTTP/1.1 carries one call each). A turn holds
+    /// one for the whole streamed answer, so this bounds the turns a worker can have waiting on
+    /// the provider; it matches the worker's default slots (`worker.concurrency`).
+    public var maxConnections: Int
 
     public init(
         baseURL: String, apiKey: String? = nil, models: [ModelSlot: String], providerName: String = "openai-compatible",
         connectTimeout: Duration = .seconds(5), requestTimeout: Duration = .seconds(60),
-        streamIdleTimeout: Duration = .seconds(30), streamTimeout: Duration = .seconds(300), retry: RetryPolicy = .init()
+        streamIdleTimeout: Duration = .seconds(30), streamTimeout: Duration = .seconds(300), retry: RetryPolicy = .init(),
+        maxConnections: Int = 256
     ) {
         self.baseURL = baseURL
         self.apiKey = apiKey
@@ -40,6 +45,7 @@ public struct AIProviderConfiguration: Sendable, Hashable {
         self.streamIdleTimeout = streamIdleTimeout
         self.streamTimeout = streamTimeout
         self.retry = retry
+        self.maxConnections = maxConnections
     }
 
     /// One model for chat, sort and plan, and one for embeddings.
@@ -80,6 +86,13 @@ public struct AIProviderConfiguration: Sendable, Hashable {
             }
             retry.maxAttempts = attempts
         }
+        var maxConnections = 256
+        if let raw = value("SB_AI_MAX_CONNECTIONS") {
+            guard let connections = Int(raw), (1...4096).contains(connections) else {
+                throw AIProviderError(.misconfigured, "SB_AI_MAX_CONNECTIONS must be 1...4096, got '\(raw)'")
+            }
+            maxConnections = connections
+        }
         self.init(
             baseURL: baseURL, apiKey: value("SB_AI_API_KEY"), models: models,
             providerName: value("SB_AI_PROVIDER_NAME") ?? "openai-compatible",
@@ -87,7 +100,7 @@ public struct AIProviderConfiguration: Sendable, Hashable {
             requestTimeout: try seconds("SB_AI_REQUEST_TIMEOUT", default: .seconds(60)),
             streamIdleTimeout: try seconds("SB_AI_STREAM_IDLE_TIMEOUT", default: .seconds(30)),
             streamTimeout: try seconds("SB_AI_STREAM_TIMEOUT", default: .seconds(300)),
-            retry: retry
+            retry: retry, maxConnections: maxConnections
         )
     }
 

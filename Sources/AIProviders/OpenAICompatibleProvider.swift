@@ -35,6 +35,8 @@ public final class OpenAICompatibleProvider: AIProvider {
         )
         // Our own retry loop decides (with the request's budget); the pool must not keep reconnecting.
         httpConfiguration.connectionPool.retryConnectionEstablishment = false
+        // async-http-client's default is 8 per host: with a streaming provider, 8 turns at once.
+        httpConfiguration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = configuration.maxConnections
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
     }
 

@@ -15,6 +15,12 @@ public struct WorkerConfiguration: Sendable {
     public var queues: [QueueName]
     /// Jobs run at once (WORKER_CONCURRENCY). Nothing more is read while all slots are busy.
     public var concurrency: Int
+    /// 256 slots: a turn spends seconds waiting on its provider while using almost no CPU, so a
+    /// worker with few slots sits idle while visitors queue (docs/benchmarks/sse.md, "turns in
+    /// flight with a slow provider"). CPU-bound work is bounded elsewhere: extraction and other
+    /// blocking calls run on NIO's thread pool (one thread per core), MariaDB calls on the store's
+    /// pool, so more slots mean more waiting turns, not more busy threads.
+    public static let defaultConcurrency = 256
     /// A run longer than this is cancelled and counts as a failed attempt (WORKER_JOB_TIMEOUT).
     public var jobTimeout: Duration
     /// Retries after the first run, unless the job's own `maxAttempts` says otherwise (WORKER_MAX_RETRIES):
@@ -46,7 +52,7 @@ public struct WorkerConfiguration: Sendable {
     public init(
         workerID: String = WorkerConfiguration.defaultWorkerID(),
         queues: [QueueName] = QueueName.workQueues,
-        concurrency: Int = 8,
+        concurrency: Int = WorkerConfiguration.defaultConcurrency,
         jobTimeout: Duration = .seconds(300),
         maxRetries: Int? = nil,
         visibilityTimeout: Duration = .seconds(30),

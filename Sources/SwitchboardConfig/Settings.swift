@@ -204,7 +204,7 @@ public struct Settings: Sendable {
         worker = Worker(
             id: try source.optionalString("worker.id"),
             queues: queues,
-            concurrency: try source.int("worker.concurrency", default: 8, range: 1...4096),
+            concurrency: try source.int("worker.concurrency", default: 256, range: 1...4096),
             jobTimeout: try source.int("worker.job_timeout", default: 120, range: 1...86_400),
             maxRetries: try source.int("worker.max_retries", default: 5, range: 0...100),
             visibilityTimeout: try source.int("worker.visibility_timeout", default: 30, range: 1...86_400),
