@@ -56,7 +56,7 @@ public enum APIApplication {
 
         let api = PublicAPI(dependencies: dependencies)
         // One hub per router: its few Redis connections read every stream this node serves.
-        let hub = TurnStreamHub(redis: dependencies.redis, settings: dependencies.settings.streamHub)
+        let hub = TurnStreamHub(redis: dependencies.redis, settings: dependencies.settings.streamHub, messages: dependencies.stores.messages)
         let relay = TurnEventRelay(api: api, hub: hub)
         let limits = dependencies.limits
         let limiter = RateLimiter(redis: dependencies.redis)

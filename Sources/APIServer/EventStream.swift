@@ -134,6 +134,7 @@ struct TurnEventRelay: Sendable {
         let messages = api.stores.messages
         let heartbeat = api.settings.heartbeatInterval
         let hub = self.hub
+        let lookups = hub.lookups
         return ResponseBody { writer in
             let cursor = after ?? "0-0"
             try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
@@ -154,7 +155,7 @@ struct TurnEventRelay: Sendable {
                 case .idle:
                     // A deleted message gets no answer; a finished one whose final event never
                     // came (lost with its stream) is answered from the database.
-                    if let end = try await StoredTurnEnding.lostEnding(messageID: messageID, messages: messages, reader: reader) {
+                    if let end = try await StoredTurnEnding.lostEnding(messageID: messageID, messages: messages, lookups: lookups, reader: reader) {
                         logger.warning("turn stream ended without its final event; answering from the database")
                         try await Self.writeSynthesizedEnd(end, writer: &writer)
                         try await writer.finish(nil)

@@ -20,8 +20,16 @@ enum StoredTurnEnding {
     /// may still write (it is running, or its final event is in the stream); the made-up final
     /// event when the message was deleted, or finished more than `lostFinalGrace` ago without a
     /// final event in its stream.
-    static func lostEnding(messageID: Int64, messages: any MessageStore, reader: TurnStreamReader) async throws -> TurnEvent? {
-        let current = try await messages.message(id: messageID)
+    /// `lookups` batches the database read with the other idle viewers' of this node.
+    static func lostEnding(
+        messageID: Int64, messages: any MessageStore, lookups: MessageLookups?, reader: TurnStreamReader
+    ) async throws -> TurnEvent? {
+        let current: Message?
+        if let lookups {
+            current = try await lookups.message(id: messageID)
+        } else {
+            current = try await messages.message(id: messageID)
+        }
         let over = current.map { $0.status.isFinal && Date().timeIntervalSince($0.updatedAt) > lostFinalGrace } ?? true
         guard over, try await reader.last(messageID: messageID)?.isFinal != true else { return nil }
         return try await event(of: current, messageID: messageID, messages: messages)

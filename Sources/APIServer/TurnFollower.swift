@@ -10,6 +10,7 @@ struct TurnFollower: Sendable {
     let messages: any MessageStore
     let messageID: Int64
     private let reader: TurnStreamReader
+    private let lookups: MessageLookups?
     private var subscription: TurnStreamSubscription
 
     /// Follows `messageID` from its first event; `cancel()` when done.
@@ -17,6 +18,7 @@ struct TurnFollower: Sendable {
         self.messages = messages
         self.messageID = messageID
         reader = TurnStreamReader(redis: hub.redis)
+        lookups = hub.lookups
         subscription = TurnStreamSubscription(hub: hub, reader: reader, messageID: messageID, after: "0-0")
     }
 
@@ -29,7 +31,7 @@ struct TurnFollower: Sendable {
         case .entries(let entries):
             return entries.compactMap(\.event)
         case .idle:
-            let end = try await StoredTurnEnding.lostEnding(messageID: messageID, messages: messages, reader: reader)
+            let end = try await StoredTurnEnding.lostEnding(messageID: messageID, messages: messages, lookups: lookups, reader: reader)
             return end.map { [$0] } ?? []
         case .cutOff:
             // Nobody downstream to resume: follow again from what was taken.

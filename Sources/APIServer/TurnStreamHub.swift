@@ -21,6 +21,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import RedisClient
+import Storage
 import Synchronization
 import Turns
 
@@ -111,13 +112,19 @@ public final class TurnStreamHub: Sendable {
 
     let redis: RedisClient
     let settings: TurnStreamHubSettings
+    /// The idle checks of this node's viewers, batched (nil: each viewer asks on its own).
+    let lookups: MessageLookups?
     private let logger: Logger
     private let node = UUID().uuidString.lowercased()
     private let state = Mutex(State())
 
-    public init(redis: RedisClient, settings: TurnStreamHubSettings = .init(), logger: Logger = Logger(label: "switchboard.sse")) {
+    public init(
+        redis: RedisClient, settings: TurnStreamHubSettings = .init(), messages: (any MessageStore)? = nil,
+        logger: Logger = Logger(label: "switchboard.sse")
+    ) {
         self.redis = redis
         self.settings = settings
+        self.lookups = messages.map { MessageLookups(messages: $0) }
         self.logger = logger
     }
 

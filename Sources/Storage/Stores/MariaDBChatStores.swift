@@ -151,6 +151,13 @@ public struct MariaDBMessageStore: MessageStore {
         try await database.queryFirst("SELECT \(Message.columns) FROM messages WHERE id = ?", [.int(id)]).map(Message.init(row:))
     }
 
+    public func messages(ids: [Int64]) async throws -> [Message] {
+        guard !ids.isEmpty else { return [] }
+        let marks = Array(repeating: "?", count: ids.count).joined(separator: ",")
+        return try await database.query("SELECT \(Message.columns) FROM messages WHERE id IN (\(marks))", ids.map { .int($0) })
+            .map(Message.init(row:))
+    }
+
     public func message(ownerID: Int64, channel: Channel, externalID: String) async throws -> Message? {
         try await database.queryFirst(
             "SELECT \(Message.columns) FROM messages WHERE user_id = ? AND channel = ? AND external_id = ?",

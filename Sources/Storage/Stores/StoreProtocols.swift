@@ -85,6 +85,8 @@ public protocol MessageStore: Sendable {
     func message(id: Int64, ownerID: Int64) async throws -> Message?
     /// Unscoped: for workers holding an id from a queued job.
     func message(id: Int64) async throws -> Message?
+    /// Unscoped, several at once (any order; missing ids are left out): the api's idle checks of open turn streams.
+    func messages(ids: [Int64]) async throws -> [Message]
     /// The owner's message that `channel` knows as `externalID` (a WhatsApp wamid, an email Message-ID).
     func message(ownerID: Int64, channel: Channel, externalID: String) async throws -> Message?
     func message(ownerID: Int64, idempotencyKey: String) async throws -> Message?
@@ -112,6 +114,17 @@ public protocol MessageStore: Sendable {
     /// Raises the delivery status of the owner's reply known to `channel` as `externalID`; a
     /// status reported late (`delivered` after `read`) changes nothing. False when nothing changed.
     func raiseDeliveryStatus(ownerID: Int64, channel: Channel, externalID: String, to status: DeliveryStatus) async throws -> Bool
+}
+
+extension MessageStore {
+    /// One query per id; stores that can do better (MariaDB: one `IN` query) implement it.
+    public func messages(ids: [Int64]) async throws -> [Message] {
+        var found: [Message] = []
+        for id in ids {
+            if let message = try await message(id: id) { found.append(message) }
+        }
+        return found
+    }
 }
 
 /// A message, how many files are attached to it, and up to a limit of the messages before it in
