@@ -8,7 +8,7 @@ completed, delivered, duplicated and lost messages and how long recovery took, a
 when a message is lost or duplicated, a request got a 500 or no answer, or a process never came
 back.
 
-  python scripts/faults.py [--short] [--load N] [--only FAULT[,FAULT]] [--keep DIR]
+  python scripts/faults.py [--short] [--load N] [--only FAULT[,FAULT]] [--down S] [--keep DIR] [--json FILE]
 
 Faults: api_kill, worker_kill, redis_restart, mariadb_restart, gateway_restart, redis_stall.
 """
@@ -355,16 +355,17 @@ class Load:
         self.stack, self.args = stack, args
         self.messages = []
         self.inflight = 0
-        self.next_node = 0
+        self.next_node = {}
         self.sse_on = {node.name: 0 for node in stack.apis}
         self.subscribers = []
         self.problems = []          # 500s, non-JSON errors, hangs
+        self.attempts = {}          # (phase, node, outcome) -> POSTs
 
-    def pick(self):
-        """The api nodes in turn, as a client behind DNS round robin sees them: a dead node is
-        found out by its refused connection, never known in advance."""
-        self.next_node += 1
-        return self.stack.apis[self.next_node % len(self.stack.apis)]
+    def pick(self, purpose):
+        """The api nodes in turn (POSTs and SSE streams each), as a client behind DNS round robin
+        sees them: a dead node is found out by its refused connection, never known in advance."""
+        self.next_node[purpose] = self.next_node.get(purpose, -1) + 1
+        return self.stack.apis[self.next_node[purpose] % len(self.stack.apis)]
 
     async def setup(self, session):
         api = self.stack.apis[0]
@@ -399,7 +400,7 @@ class Load:
         idempotency key, so they are retried only when the connection was refused (never sent)."""
         message.sent_at = time.monotonic()
         for attempt in range(self.args.attempts):
-            api = self.pick()
+            api = self.pick("post")
             if message.kind == "api":
                 url, body = f"{api.url}/api/v1/messages", {"content": message.tag}
                 headers = {**self.auth(), "Idempotency-Key": message.tag.replace(" ", "-")}
@@ -410,14 +411,17 @@ class Load:
                 body = {"content": message.tag}
                 headers = {"Authorization": f"Bearer {visitor['sessionToken']}", "Origin": ORIGIN}
             retry_safe = message.kind == "api"
+            outcome = "error"
             try:
                 async with session.post(url, json=body, headers=headers, timeout=aiohttp.ClientTimeout(total=self.args.request_timeout)) as response:
                     text = await response.text()
+                    outcome = str(response.status)
                     if response.status == 202:
                         answer = json.loads(text)
                         message.id = answer["messageId"]
                         message.events_path = answer["events"]
                         message.accepted_at = time.monotonic()
+                        self.count(message, api, outcome)
                         return True
                     json_error = False
                     with contextlib.suppress(ValueError, TypeError, AttributeError):
@@ -428,24 +432,31 @@ class Load:
                         self.problems.append(f"{message.phase}: POST answered {response.status} {text[:200]!r}")
                     retry_safe = retry_safe or response.status in (429, 503)
             except aiohttp.ClientConnectorError:
+                outcome = "refused connection"
                 message.refusals.append(("connect", True))
                 retry_safe = True
             except asyncio.TimeoutError:
+                outcome = "no answer"
                 message.refusals.append(("timeout", False))
                 self.problems.append(f"{message.phase}: POST to {api.name} had no answer in {self.args.request_timeout}s")
             except aiohttp.ClientError as error:
                 message.refusals.append(("reset", False))
                 log(f"{message.phase}: POST to {api.name} failed: {error!r}")
+            self.count(message, api, outcome)
             if not retry_safe:
                 return False
             await asyncio.sleep(0.5 * (attempt + 1))
         return False
 
+    def count(self, message, node, outcome):
+        key = (message.phase, node.name, outcome)
+        self.attempts[key] = self.attempts.get(key, 0) + 1
+
     async def follow(self, session, message, deadline):
         """Reads the turn's SSE stream to its final event, resuming with Last-Event-ID on another
         api node when the connection breaks."""
         seen, last_id, text = set(), None, ""
-        node = self.pick()
+        node = self.pick("sse")
         if message.kind == "api":
             headers = self.auth()
         else:
@@ -653,6 +664,7 @@ def count_phase(stack, load, phase, fault_at, restored_at, duration_note):
         "gateway_delivered": len(delivered_gateway), "duplicated": len(duplicates), "lost": len(lost),
         "gateway_lost": len(lost_gateway), "garbled": len(garbled),
         "reconnects": sum(m.reconnects for m in messages),
+        "posts": {f"{node} {outcome}": n for (p, node, outcome), n in sorted(load.attempts.items()) if p == phase},
         "recovery_s": recovery, "first_accept_s": first_accept, "drain_s": drain,
         "turn_p50_s": latencies[len(latencies) // 2] if latencies else None,
         "turn_max_s": latencies[-1] if latencies else None,
@@ -671,9 +683,10 @@ def fmt(value):
 
 
 def print_table(results):
-    header = ["fault", "sent", "accepted", "refused", "stored", "completed", "delivered", "gw deliv.", "duplicated", "lost",
+    header = ["fault", "sent", "accepted", "refused", "errors answered (retried)", "stored", "completed", "delivered", "gw deliv.", "duplicated", "lost",
               "first 202 s", "recovery s", "drain s", "turn p50 s"]
-    rows = [[r["fault"], r["sent"], r["accepted"], r["refused"], r["stored"], r["completed"], r["delivered"],
+    rows = [[r["fault"], r["sent"], r["accepted"], r["refused"],
+             ", ".join(f"{n}× {status}" for status, n in sorted(r["refusals"].items())) or "-", r["stored"], r["completed"], r["delivered"],
              f"{r['gateway_delivered']}/{r['widget']}", r["duplicated"], r["lost"] + r["gateway_lost"],
              fmt(r["first_accept_s"]), fmt(r["recovery_s"]), fmt(r["drain_s"]), fmt(r["turn_p50_s"])] for r in results]
     print("| " + " | ".join(header) + " |")
@@ -690,6 +703,7 @@ async def main_async(args, stack):
         load = Load(stack, args)
         await load.setup(session)
         faults = args.only or FAULTS
+        seen_subscriptions = {id(s): len(s.subscriptions) for s in load.subscribers}
         # A phase without a fault first: the steady state the others are compared with.
         for phase in ["baseline", *faults]:
             log(f"{phase}: load {args.load}/s for {args.steady}s before the fault, {args.after}s after")
@@ -728,13 +742,18 @@ async def main_async(args, stack):
                     problems.append(f"{phase}: {node.name} is not healthy after the recovery window")
             result = await asyncio.to_thread(count_phase, stack, load, phase, fault_at, restored_at, note)
             result["fault_lasted_s"] = lasted
-            result["subscriptions"] = [s.subscriptions[-1] for s in load.subscribers if s.subscriptions]
+            resubscribed = [s.subscriptions[-1] for s in load.subscribers if len(s.subscriptions) > seen_subscriptions.get(id(s), 0)]
+            result["resubscribed"] = len(resubscribed)
+            result["recovered_by_offset"] = sum(1 for c in resubscribed if c["was_recovering"] and c["recovered"])
+            seen_subscriptions.update({id(s): len(s.subscriptions) for s in load.subscribers})
             results.append(result)
             log(f"{phase}: sent {result['sent']}, accepted {result['accepted']}, refused {result['refused']} {result['refusals']}, "
                 f"stored {result['stored']}, completed {result['completed']}, delivered {result['delivered']}, "
                 f"gateway {result['gateway_delivered']}/{result['widget']}, duplicated {result['duplicated']}, "
                 f"lost {result['lost']} (+{result['gateway_lost']} on the gateway), recovery {fmt(result['recovery_s'])}s, "
-                f"drain {fmt(result['drain_s'])}s")
+                f"drain {fmt(result['drain_s'])}s; gateway subscribers resubscribed {result['resubscribed']}, "
+                f"recovered by offset/epoch {result['recovered_by_offset']}")
+            log(f"{phase}: POSTs {result['posts']}, SSE reconnects {result['reconnects']}")
             for key, items in result["details"].items():
                 for item in items[:10]:
                     log(f"   {key}: {item}")
@@ -751,6 +770,7 @@ def main():
     parser.add_argument("--short", action="store_true", help="small load, short phases (what ./scripts/test runs)")
     parser.add_argument("--load", type=float, help="messages per second (default 2, --short 1.5)")
     parser.add_argument("--only", help="comma-separated faults: " + ", ".join(FAULTS))
+    parser.add_argument("--down", type=float, help="seconds a killed or stopped process stays down (default 5, --short 2)")
     parser.add_argument("--keep", help="directory for the servers' data and logs (kept); default a temporary one, removed on success")
     parser.add_argument("--json", help="write the results as JSON to this file")
     args = parser.parse_args()
@@ -759,13 +779,16 @@ def main():
         if fault not in FAULTS:
             parser.error(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
     args.load = args.load or (1.5 if args.short else 2.0)
-    args.steady, args.after, args.down = (4, 6, 2) if args.short else (20, 30, 5)
+    args.steady, args.after, down = (4, 6, 2) if args.short else (20, 30, 5)
+    args.down = args.down or down
     args.recovery = 60 if args.short else 120
     args.inflight = 12 if args.short else 24
     args.sessions = 3 if args.short else 6
     args.attempts = 8
     args.request_timeout = 15
 
+    # A watchdog's SIGTERM still stops every process the suite started (the `finally` below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     directory = pathlib.Path(args.keep or tempfile.mkdtemp(prefix="sb-faults-"))
     directory.mkdir(parents=True, exist_ok=True)
     log(f"data and logs in {directory}")
