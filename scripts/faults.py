@@ -323,6 +323,7 @@ class Message:
         self.reply = None           # SSE reply text at `complete`
         self.duplicate_events = 0   # SSE entries seen twice
         self.reconnects = 0
+        self.restarts = 0           # `status {stage: restarted}` seen: the turn ran again
         self.sse_done = False
 
     @property
@@ -496,6 +497,7 @@ class Load:
                         kind, data = event.get("event"), json.loads(event.get("data") or "{}")
                         event = {}
                         if kind == "status" and data.get("stage") == "restarted":
+                            message.restarts += 1
                             text = ""
                         elif kind == "chunk":
                             text += data.get("text", "")
@@ -664,6 +666,7 @@ def count_phase(stack, load, phase, fault_at, restored_at, duration_note):
         "gateway_delivered": len(delivered_gateway), "duplicated": len(duplicates), "lost": len(lost),
         "gateway_lost": len(lost_gateway), "garbled": len(garbled),
         "reconnects": sum(m.reconnects for m in messages),
+        "restarted_turns": sum(1 for m in messages if m.restarts),
         "posts": {f"{node} {outcome}": n for (p, node, outcome), n in sorted(load.attempts.items()) if p == phase},
         "recovery_s": recovery, "first_accept_s": first_accept, "drain_s": drain,
         "turn_p50_s": latencies[len(latencies) // 2] if latencies else None,
@@ -753,7 +756,7 @@ async def main_async(args, stack):
                 f"lost {result['lost']} (+{result['gateway_lost']} on the gateway), recovery {fmt(result['recovery_s'])}s, "
                 f"drain {fmt(result['drain_s'])}s; gateway subscribers resubscribed {result['resubscribed']}, "
                 f"recovered by offset/epoch {result['recovered_by_offset']}")
-            log(f"{phase}: POSTs {result['posts']}, SSE reconnects {result['reconnects']}")
+            log(f"{phase}: POSTs {result['posts']}, SSE reconnects {result['reconnects']}, turns restarted {result['restarted_turns']}")
             for key, items in result["details"].items():
                 for item in items[:10]:
                     log(f"   {key}: {item}")
