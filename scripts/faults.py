@@ -530,12 +530,11 @@ class Load:
         finally:
             self.inflight -= 1
 
-    async def run(self, session, phase, duration, tasks, recovery_deadline):
-        """Sends messages at `--load` per second (at most `--inflight` unfinished) for `duration`."""
-        end = time.monotonic() + duration
+    async def run(self, session, phase, tasks, recovery_deadline):
+        """Sends messages at `--load` per second (at most `--inflight` unfinished) until cancelled."""
         interval = 1.0 / self.args.load
         number = 0
-        while time.monotonic() < end:
+        while True:
             if self.inflight < self.args.inflight:
                 number += 1
                 kind = "widget" if number % 3 == 0 else "api"
@@ -561,7 +560,7 @@ async def inject(name, stack, load):
         await asyncio.sleep(load.args.down)
         victim.start(wait=False)
         await asyncio.to_thread(victim.wait_healthy)
-        return time.monotonic() - started, f"kill -9 {victim.name} with {readers} SSE readers on it; restarted after {load.args.down}s"
+        return time.monotonic() - started, f"kill -9 {victim.name} with {readers} SSE reader(s) on it; restarted after {load.args.down}s"
     if name == "worker_kill":
         victim = stack.workers[0]
         pending = 0
@@ -591,7 +590,6 @@ async def inject(name, stack, load):
         return time.monotonic() - started, f"mariadbd stopped (SIGTERM), started again after {load.args.down}s"
     if name == "gateway_restart":
         started = time.monotonic()
-        subscribed = sum(len(s.subscriptions) for s in load.subscribers)
         await asyncio.to_thread(stack.gateway.stop)
         await asyncio.sleep(load.args.down)
         stack.gateway.start(wait=False)
@@ -700,7 +698,6 @@ def print_table(results):
 
 async def main_async(args, stack):
     results, problems = [], []
-    tasks = []
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
     async with aiohttp.ClientSession(connector=connector) as session:
         load = Load(stack, args)
@@ -712,8 +709,7 @@ async def main_async(args, stack):
             log(f"{phase}: load {args.load}/s for {args.steady}s before the fault, {args.after}s after")
             recovery_deadline = [time.monotonic() + 10 ** 6]
             phase_tasks = []
-            runner = asyncio.create_task(load.run(session, phase, args.steady + args.after + 10 ** 6, phase_tasks,
-                                                  lambda: recovery_deadline[0]))
+            runner = asyncio.create_task(load.run(session, phase, phase_tasks, lambda: recovery_deadline[0]))
             await asyncio.sleep(args.steady)
             fault_at = time.monotonic()
             if phase == "baseline":
@@ -727,8 +723,6 @@ async def main_async(args, stack):
             with contextlib.suppress(asyncio.CancelledError):
                 await runner
             recovery_deadline[0] = time.monotonic() + args.recovery
-            for task in phase_tasks:
-                task.set_name(phase)
             done, pending = await asyncio.wait(phase_tasks, timeout=args.recovery + 15) if phase_tasks else (set(), set())
             for task in pending:
                 task.cancel()
@@ -760,7 +754,6 @@ async def main_async(args, stack):
             for key, items in result["details"].items():
                 for item in items[:10]:
                     log(f"   {key}: {item}")
-            tasks.extend(phase_tasks)
         problems.extend(load.problems)
         for subscriber in load.subscribers:
             with contextlib.suppress(Exception):
