@@ -342,7 +342,7 @@ let package = Package(
         ),
         .testTarget(
             name: "APIServerLogicTests",
-            dependencies: ["APIServer", "Channels", "SwitchboardCore", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["APIServer", "Channels", "SwitchboardCore", "Storage", "RedisClient", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

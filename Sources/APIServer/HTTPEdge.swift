@@ -6,6 +6,8 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import RedisClient
+import Storage
 import SwitchboardCore
 
 /// The one JSON error shape every 4xx/5xx answer uses: `{"error": {"code", "message"}}`.
@@ -53,6 +55,14 @@ public struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         case let error as any HTTPResponseError:
             return Self.response(status: Int(error.status.code), code: SwitchboardError.Code.badRequest.rawValue, message: error.status.reasonPhrase)
         default:
+            if let what = Unreachable.dependency(of: error) {
+                // The database or Redis is down or restarting: a clear 503 the client may retry
+                // (with its Idempotency-Key), not a 500, which would say the request broke something.
+                context.logger.warning("dependency unreachable", metadata: ["error": "\(error)"])
+                var response = Self.response(status: 503, code: SwitchboardError.Code.unavailable.rawValue, message: "\(what) is unavailable; retry shortly")
+                response.headers[HTTPField.Name("Retry-After")!] = "1"
+                return response
+            }
             context.logger.error("unhandled error", metadata: ["error": "\(String(reflecting: error))"])
             return Self.response(status: 500, code: SwitchboardError.Code.internalError.rawValue, message: "internal error (request \(context.id))")
         }
@@ -84,5 +94,27 @@ public struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
         var response = try await next(request, context)
         response.headers[Self.header] = context.id
         return response
+    }
+}
+
+/// Errors that mean a dependency is down rather than that the request failed.
+enum Unreachable {
+    /// What could not be reached when `error` says a dependency is down (MariaDB refused or lost
+    /// the connection, no pooled connection came free, Redis could not be reached or went away
+    /// mid-command, or did not answer in time); nil for any other error.
+    static func dependency(of error: any Error) -> String? {
+        switch error {
+        case let error as DatabaseError:
+            let outages: Set<DatabaseError.Code> = [.connectFailed, .connectionLost, .poolTimeout]
+            return outages.contains(error.code) ? "the database" : nil
+        case let error as RedisError:
+            switch error {
+            case .connectionClosed, .unavailable, .timeout: return "Redis"
+            case .server where error.serverErrorCode == "LOADING": return "Redis"
+            default: return nil
+            }
+        default:
+            return nil
+        }
     }
 }

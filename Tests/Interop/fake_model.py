@@ -1,6 +1,8 @@
 """A fake OpenAI-compatible model server for the interop suites: every chat completion is
 answered with FIXED_REPLY (streamed word by word when asked) and every embedding with EMBEDDING,
-so a turn's reply is known in advance."""
+so a turn's reply is known in advance. `running(word_delay=..., echo=True)` paces a streamed reply
+and answers `Reply to: <the last user message>` instead, so every reply names its question
+(scripts/faults)."""
 
 import contextlib
 import http.server
@@ -19,6 +21,8 @@ class FakeModel(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # Seconds between streamed words: a slow provider, for tests that act during a turn.
     word_delay = 0.0
+    # Answer `Reply to: <the last user message>` instead of FIXED_REPLY.
+    echo = False
 
     def log_message(self, *args):
         pass
@@ -54,18 +58,28 @@ class FakeModel(http.server.BaseHTTPRequestHandler):
             return
         usage = {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}
         model = request.get("model", "fake-model")
+        reply = FIXED_REPLY
+        if self.echo:
+            asked = [m.get("content") for m in request.get("messages") or [] if m.get("role") == "user"]
+            reply = f"Reply to: {asked[-1] if asked and isinstance(asked[-1], str) else ''}"
         if not request.get("stream"):
             self._json(200, {
                 "id": "fake-1", "object": "chat.completion", "created": int(time.time()), "model": model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": FIXED_REPLY}, "finish_reason": "stop"}],
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
                 "usage": usage,
             })
             return
+        try:
+            self._stream(reply, model, usage, request)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the caller went away mid-reply (a worker killed in a fault test)
+
+    def _stream(self, reply, model, usage, request):
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Connection", "close")
         self.end_headers()
-        words = FIXED_REPLY.split(" ")
+        words = reply.split(" ")
         pieces = [word + (" " if i < len(words) - 1 else "") for i, word in enumerate(words)]
         for piece in pieces:
             if self.word_delay:
@@ -85,11 +99,13 @@ class FakeModel(http.server.BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def running(word_delay=0.0):
+def running(word_delay=0.0, echo=False):
     """Serves the fake model on a free loopback port; yields its base URL (ending in /v1).
-    `word_delay` paces a streamed answer (seconds before each word)."""
-    handler = type("PacedFakeModel", (FakeModel,), {"word_delay": word_delay}) if word_delay else FakeModel
+    `word_delay` paces a streamed answer (seconds before each word); `echo` answers
+    `Reply to: <the last user message>`."""
+    handler = type("PacedFakeModel", (FakeModel,), {"word_delay": word_delay, "echo": echo}) if word_delay or echo else FakeModel
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -139,8 +139,17 @@ public struct TurnRunner: Sendable {
             }
             try await finishCompleted(message, reply: reply, isRestart: request.isRestart, writer: writer)
         } catch {
-            // The chat was deleted while the turn ran: there is nothing left to answer.
-            if (try? await messages.message(id: messageID)) == nil {
+            // The chat was deleted while the turn ran: there is nothing left to answer. Only a
+            // look that finds no row says so; a look that fails (the database went away, which is
+            // likely what failed the finish too) is not a deletion: the job is retried.
+            let stillStored: Bool
+            do {
+                stillStored = try await messages.message(id: messageID) != nil
+            } catch let lookup {
+                logger.warning("turn not finished: the message could not be read back", metadata: ["error": "\(lookup)"])
+                throw error
+            }
+            if !stillStored {
                 logger.info("turn dropped: its message was deleted while it ran")
                 try await endDeleted(writer: writer)
                 return

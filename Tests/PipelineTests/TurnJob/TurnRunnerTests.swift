@@ -183,6 +183,102 @@ struct TurnRunnerDeletionTests {
     }
 }
 
+/// The database goes away while a turn stores its reply (scripts/faults, a MariaDB restart): the
+/// turn must not be taken for deleted; the job is retried and the turn completes once.
+@Suite("Turn runner, the database lost at the finish")
+struct TurnRunnerDatabaseLossTests {
+    @Test func aDatabaseLostWhileStoringTheReplyRetriesInsteadOfEndingAsDeleted() async throws {
+        try await TurnTestEnvironment.with { env in
+            let message = try await env.queuedMessage("answer me after the restart")
+            let store = DatabaseLostAtReply(base: env.stores.messages)
+            let runner = TurnRunner(dependencies: TurnJobDependencies(
+                redis: env.redis, messages: store, responder: EchoResponder(), cancelPollInterval: .milliseconds(20)))
+            await #expect(throws: DatabaseError.self) {
+                try await runner.run(messageID: message.id, attempt: 1, isLastAttempt: false, logger: TurnTestEnvironment.logger)
+            }
+            let reader = TurnStreamReader(redis: env.redis)
+            #expect(try await reader.all(messageID: message.id).filter(\.isFinal).isEmpty, "no final event: the turn is not over")
+            #expect(try await env.stores.messages.message(id: message.id)?.status == .running)
+
+            // The database is back; the redelivered job finishes the turn, once.
+            store.heal()
+            try await runner.run(messageID: message.id, attempt: 2, isLastAttempt: false, logger: TurnTestEnvironment.logger)
+            let entries = try await reader.all(messageID: message.id)
+            #expect(entries.filter(\.isFinal).map(\.type) == ["complete"])
+            let all = try await env.stores.messages.messages(chatID: message.chatID, ownerID: message.ownerID, limit: 10, beforeID: nil, afterID: nil)
+            #expect(all.filter { $0.role == .assistant }.count == 1)
+            #expect(try await env.stores.messages.message(id: message.id)?.status == .completed)
+        }
+    }
+}
+
+/// The real message store, except that from the reply's insert on every call fails as a lost
+/// MariaDB connection does, until `heal()`.
+private final class DatabaseLostAtReply: MessageStore, @unchecked Sendable {
+    let base: any MessageStore
+    private let lock = NSLock()
+    private var state = 0  // 0 up, 1 down, 2 healed
+
+    init(base: any MessageStore) { self.base = base }
+
+    func heal() { lock.withLock { state = 2 } }
+
+    private func check() throws {
+        if lock.withLock({ state == 1 }) {
+            throw DatabaseError(code: .connectionLost, errorNumber: 2013, sqlState: "HY000", message: "Lost connection to server during query")
+        }
+    }
+
+    func insertMessage(_ message: NewMessage) async throws -> Message {
+        if message.role == .assistant { lock.withLock { if state == 0 { state = 1 } } }
+        try check()
+        return try await base.insertMessage(message)
+    }
+    func updateStatus(id: Int64, to status: MessageStatus, error: String?, from: Set<MessageStatus>?) async throws -> Bool {
+        try check()
+        return try await base.updateStatus(id: id, to: status, error: error, from: from)
+    }
+    func startChat(title: String, externalThreadKey: String?, firstMessage message: NewMessage) async throws -> (chat: Chat, message: Message) {
+        try check()
+        return try await base.startChat(title: title, externalThreadKey: externalThreadKey, firstMessage: message)
+    }
+    func message(id: Int64, ownerID: Int64) async throws -> Message? { try check(); return try await base.message(id: id, ownerID: ownerID) }
+    func message(id: Int64) async throws -> Message? { try check(); return try await base.message(id: id) }
+    func message(ownerID: Int64, channel: Channel, externalID: String) async throws -> Message? {
+        try check()
+        return try await base.message(ownerID: ownerID, channel: channel, externalID: externalID)
+    }
+    func recordSent(id: Int64, externalID: String) async throws -> Bool { try check(); return try await base.recordSent(id: id, externalID: externalID) }
+    func raiseDeliveryStatus(ownerID: Int64, channel: Channel, externalID: String, to status: DeliveryStatus) async throws -> Bool {
+        try check()
+        return try await base.raiseDeliveryStatus(ownerID: ownerID, channel: channel, externalID: externalID, to: status)
+    }
+    func message(ownerID: Int64, idempotencyKey: String) async throws -> Message? {
+        try check()
+        return try await base.message(ownerID: ownerID, idempotencyKey: idempotencyKey)
+    }
+    func messageContext(id: Int64, historyLimit: Int) async throws -> MessageContext? {
+        try check()
+        return try await base.messageContext(id: id, historyLimit: historyLimit)
+    }
+    func messageAndOrigin(id: Int64) async throws -> (message: Message, origin: Message?)? { try check(); return try await base.messageAndOrigin(id: id) }
+    func messages(chatID: Int64, ownerID: Int64, limit: Int, beforeID: Int64?, afterID: Int64?) async throws -> [Message] {
+        try check()
+        return try await base.messages(chatID: chatID, ownerID: ownerID, limit: limit, beforeID: beforeID, afterID: afterID)
+    }
+    func queuedMessageIDs(createdBefore: Date, limit: Int) async throws -> [Int64] {
+        try check()
+        return try await base.queuedMessageIDs(createdBefore: createdBefore, limit: limit)
+    }
+    func completeTurn(id: Int64, topic: String?, language: String?) async throws -> Bool {
+        try check()
+        return try await base.completeTurn(id: id, topic: topic, language: language)
+    }
+    func markDelivered(id: Int64) async throws -> Bool { try check(); return try await base.markDelivered(id: id) }
+    func updateContent(id: Int64, content: String) async throws -> Bool { try check(); return try await base.updateContent(id: id, content: content) }
+    func deleteMessage(id: Int64, ownerID: Int64) async throws -> Bool { try check(); return try await base.deleteMessage(id: id, ownerID: ownerID) }
+}
+
 /// A stop request that lands after the worker read the message but before its `queued → running`
 /// commit: the api ends the stream, and the worker's run must add nothing after that end.
 @Suite("Turn runner, a stop racing the claim")
