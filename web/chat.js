@@ -133,8 +133,7 @@
   }
 
   function renderSources(node, sources) {
-    var old = node.querySelector("ul.sources");
-    if (old) old.remove();
+    node.querySelectorAll(".sources, .sources-title").forEach(function (old) { old.remove(); });
     if (!sources || !sources.length) return;
     var items = sources.map(function (source) {
       return SB.el("li", {
@@ -142,27 +141,37 @@
         text: source.name + (source.position ? " (" + source.position + ")" : ""),
       });
     });
+    node.appendChild(SB.el("p", { class: "sources-title", "aria-hidden": "true", text: "Sources" }));
     node.appendChild(SB.el("ul", { class: "sources", "data-testid": "sources", "aria-label": "Sources of this answer" }, items));
   }
 
   // MARK: attached files
 
+  // Each file keeps its chip: a status change updates it in place (screen readers and tests keep
+  // hold of the same element).
   function renderFiles() {
-    attached.replaceChildren();
     state.files.forEach(function (file) {
-      var remove = SB.el("button", { type: "button", "aria-label": "Remove " + file.name, text: "×" });
-      remove.addEventListener("click", function () {
-        file.removed = true;
-        state.files = state.files.filter(function (other) { return other !== file; });
-        renderFiles();
-      });
-      attached.appendChild(SB.el("li", {
-        class: "file-chip", "data-testid": "file-chip", "data-file-id": file.id, "data-status": file.status,
-      }, [
-        SB.el("span", { class: "file-name", text: file.name }),
-        SB.el("span", { class: "file-status", "data-testid": "file-status", text: file.status + (file.error ? ": " + file.error : "") }),
-        remove,
-      ]));
+      if (!file.node) {
+        var remove = SB.el("button", { type: "button", "aria-label": "Remove " + file.name, text: "×" });
+        remove.addEventListener("click", function () {
+          file.removed = true;
+          state.files = state.files.filter(function (other) { return other !== file; });
+          renderFiles();
+        });
+        file.node = SB.el("li", { class: "file-chip", "data-testid": "file-chip" }, [
+          SB.el("span", { class: "file-name" }),
+          SB.el("span", { class: "file-status", "data-testid": "file-status" }),
+          remove,
+        ]);
+      }
+      if (file.id) file.node.setAttribute("data-file-id", file.id);
+      file.node.setAttribute("data-status", file.status);
+      file.node.querySelector(".file-name").textContent = file.name;
+      file.node.querySelector(".file-status").textContent = file.status + (file.error ? ": " + file.error : "");
+      if (file.node.parentNode !== attached) attached.appendChild(file.node);
+    });
+    Array.prototype.slice.call(attached.children).forEach(function (node) {
+      if (!state.files.some(function (file) { return file.node === node; })) node.remove();
     });
   }
 
