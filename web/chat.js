@@ -2,13 +2,18 @@
 // reply over the turn's server-sent events (GET /api/v1/messages/{id}/events), with a card per
 // task of the turn's plan and a stop button. The turn being streamed is kept in sessionStorage
 // (its last event id, the text and cards so far), so a reload resumes the stream right after
-// the last event seen (?lastEventId=...) instead of losing it. No message text is ever parsed
-// as markup: every string reaches the page through textContent.
+// the last event seen (?lastEventId=...) instead of losing it. Files picked with the attach
+// control are uploaded at once (POST /api/v1/files), shown as chips with their status until
+// indexed, and sent with the next message as `fileIds`; an answer drawn from the user's
+// documents lists its sources. No message text or file name is ever parsed as markup: every
+// string reaches the page through textContent.
 (function () {
   "use strict";
   var SB = window.SB;
   var TURN_KEY = "sb.chat.turn";
-  var state = { chatId: null, turn: null, source: null, node: null, leaving: false };
+  var state = { chatId: null, turn: null, source: null, node: null, leaving: false, files: [] };
+  var FILE_POLL_MS = 1000;
+  var FILE_DONE = ["indexed", "failed"];
 
   var list = document.getElementById("chat-list");
   var messages = document.getElementById("messages");
@@ -17,6 +22,8 @@
   var send = document.getElementById("chat-send");
   var stop = document.getElementById("stop");
   var statusLine = document.getElementById("status");
+  var attach = document.getElementById("chat-attach");
+  var attached = document.getElementById("attached");
 
   function saveTurn() {
     if (state.turn) sessionStorage.setItem(TURN_KEY, JSON.stringify(state.turn));
@@ -125,6 +132,81 @@
     card.querySelector(".state").textContent = task.state + (task.error ? ": " + task.error : "");
   }
 
+  function renderSources(node, sources) {
+    node.querySelectorAll(".sources, .sources-title").forEach(function (old) { old.remove(); });
+    if (!sources || !sources.length) return;
+    var items = sources.map(function (source) {
+      return SB.el("li", {
+        "data-testid": "source", "data-file-id": source.fileId,
+        text: source.name + (source.position ? " (" + source.position + ")" : ""),
+      });
+    });
+    node.appendChild(SB.el("p", { class: "sources-title", "aria-hidden": "true", text: "Sources" }));
+    node.appendChild(SB.el("ul", { class: "sources", "data-testid": "sources", "aria-label": "Sources of this answer" }, items));
+  }
+
+  // MARK: attached files
+
+  // Each file keeps its chip: a status change updates it in place (screen readers and tests keep
+  // hold of the same element).
+  function renderFiles() {
+    state.files.forEach(function (file) {
+      if (!file.node) {
+        var remove = SB.el("button", { type: "button", "aria-label": "Remove " + file.name, text: "×" });
+        remove.addEventListener("click", function () {
+          file.removed = true;
+          state.files = state.files.filter(function (other) { return other !== file; });
+          renderFiles();
+        });
+        file.node = SB.el("li", { class: "file-chip", "data-testid": "file-chip" }, [
+          SB.el("span", { class: "file-name" }),
+          SB.el("span", { class: "file-status", "data-testid": "file-status" }),
+          remove,
+        ]);
+      }
+      if (file.id) file.node.setAttribute("data-file-id", file.id);
+      file.node.setAttribute("data-status", file.status);
+      file.node.querySelector(".file-name").textContent = file.name;
+      file.node.querySelector(".file-status").textContent = file.status + (file.error ? ": " + file.error : "");
+      if (file.node.parentNode !== attached) attached.appendChild(file.node);
+    });
+    Array.prototype.slice.call(attached.children).forEach(function (node) {
+      if (!state.files.some(function (file) { return file.node === node; })) node.remove();
+    });
+  }
+
+  async function watchFile(file) {
+    while (!file.removed && file.id && FILE_DONE.indexOf(file.status) < 0) {
+      await new Promise(function (resolve) { setTimeout(resolve, FILE_POLL_MS); });
+      try {
+        var current = await SB.api("GET", "/api/v1/files/" + file.id);
+        file.status = current.status;
+        file.error = current.error;
+      } catch (error) {
+        file.status = "failed";
+        file.error = error.message;
+      }
+      renderFiles();
+    }
+  }
+
+  async function uploadFile(picked) {
+    var file = { id: null, name: picked.name, status: "uploading", error: null, removed: false };
+    state.files.push(file);
+    renderFiles();
+    try {
+      var stored = await SB.upload("/api/v1/files", picked);
+      file.id = stored.id;
+      file.name = stored.name;
+      file.status = stored.status;
+    } catch (error) {
+      file.status = "failed";
+      file.error = error.message;
+    }
+    renderFiles();
+    watchFile(file);
+  }
+
   // MARK: the turn's stream
 
   function assistantNode(turn) {
@@ -200,6 +282,8 @@
     });
     source.addEventListener("complete", function (event) {
       track(event);
+      var data = JSON.parse(event.data || "{}");
+      renderSources(state.node, data.sources);
       finish("");
     });
     source.addEventListener("error", function (event) {
@@ -244,19 +328,35 @@
     if (event) event.preventDefault();
     var text = input.value.trim();
     if (!text || state.turn) return;
+    if (state.files.some(function (file) { return file.status === "uploading"; })) {
+      setStatus("Wait for the files to finish uploading.");
+      return;
+    }
+    var files = state.files.filter(function (file) { return file.id && file.status !== "failed"; });
+    var body = { content: text };
+    if (files.length) body.fileIds = files.map(function (file) { return file.id; });
     send.disabled = true;
     setStatus("Sending…");
     try {
       var accepted = state.chatId
-        ? await SB.api("POST", "/api/v1/chats/" + state.chatId + "/messages", { content: text })
-        : await SB.api("POST", "/api/v1/messages", { content: text });
+        ? await SB.api("POST", "/api/v1/chats/" + state.chatId + "/messages", body)
+        : await SB.api("POST", "/api/v1/messages", body);
       input.value = "";
+      state.files.forEach(function (file) { file.removed = true; });
+      state.files = [];
+      renderFiles();
       if (!state.chatId) {
         state.chatId = accepted.chatId;
         title.textContent = text.split("\n")[0].slice(0, 80);
         loadChats().catch(function () {});
       }
-      renderMessage("user", text);
+      var mine = renderMessage("user", text);
+      if (files.length) {
+        mine.appendChild(SB.el("p", {
+          class: "files", "data-testid": "message-files",
+          text: "Attached: " + files.map(function (file) { return file.name; }).join(", "),
+        }));
+      }
       start({ messageId: accepted.messageId, chatId: accepted.chatId, lastEventId: null, text: "", plan: [] });
     } catch (error) {
       send.disabled = false;
@@ -281,6 +381,10 @@
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) submit(event);
   });
   stop.addEventListener("click", stopTurn);
+  attach.addEventListener("change", function () {
+    Array.prototype.slice.call(attach.files || []).forEach(uploadFile);
+    attach.value = "";
+  });
   document.getElementById("new-chat").addEventListener("click", newChat);
 
   SB.signIn(async function () {

@@ -36,6 +36,26 @@
     return data;
   };
 
+  /**
+   * Uploads `file` as multipart/form-data (`POST path`, part `file`) with the sign-in cookie and
+   * the CSRF token; answers the JSON body or throws the API's error like SB.api.
+   */
+  SB.upload = async function (path, file) {
+    var form = new FormData();
+    form.append("file", file, file.name);
+    var headers = { Accept: "application/json" };
+    if (csrfToken) headers["X-CSRF-Token"] = csrfToken;
+    var response = await fetch(path, { method: "POST", credentials: "same-origin", headers: headers, body: form });
+    var data = null;
+    try { data = await response.json(); } catch (ignored) { data = null; }
+    if (!response.ok) {
+      var detail = (data && data.error) || {};
+      throw APIError(response.status, detail.code || "error", detail.message || response.statusText,
+        response.headers.get("Retry-After"));
+    }
+    return data;
+  };
+
   /** An element with attributes and children (strings become text nodes, never markup). */
   SB.el = function (tag, attributes, children) {
     var node = document.createElement(tag);

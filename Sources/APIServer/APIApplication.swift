@@ -156,6 +156,7 @@ public enum APIApplication {
         on(.post, "/files", files.upload)
         on(.get, "/files", files.list)
         on(.get, "/files/:fileId", files.get)
+        on(.patch, "/files/:fileId", files.update)
         on(.delete, "/files/:fileId", files.delete)
         on(.get, "/search", files.search)
         let generic = GenericWebhookAPI(dependencies: dependencies, hub: hub)

@@ -16,9 +16,10 @@ import Glibc
 
 /// `/api/v1/files` and `/api/v1/search`: a user's uploaded documents and search over their
 /// chunks. An upload is `multipart/form-data` with one `file` part, streamed to disk as it
-/// arrives (never held in memory whole), its type sniffed from its first bytes; the file is then
-/// extracted, chunked and embedded by workers (`status` tells how far it got). Another user's
-/// file is answered like one that does not exist (404).
+/// arrives (never held in memory whole), its type sniffed from its first bytes, and optionally a
+/// `topicId` or `topic` part putting it in one of the user's routing topics (also set with
+/// `PATCH`); the file is then extracted, chunked and embedded by workers (`status` tells how far
+/// it got). Another user's file or topic is answered like one that does not exist (404).
 struct FilesAPI: Sendable {
     let dependencies: APIDependencies
     var documents: any DocumentStore { dependencies.stores.documents }
@@ -30,6 +31,9 @@ struct FilesAPI: Sendable {
     static let framingAllowance = 64 * 1024
     static let maxQueryCharacters = 2000
     static let maxResults = 50
+    /// The form fields an upload may carry besides `file`, and their longest value in bytes.
+    static let formFields: Set<String> = ["topic", "topicId"]
+    static let maxFieldBytes = 512
 
     // MARK: - Upload
 
@@ -70,6 +74,12 @@ struct FilesAPI: Sendable {
                 throw SwitchboardError.invalidField("file", "is required: a multipart part named `file` with a filename")
             }
             guard upload.size > 0 else { throw SwitchboardError(.emptyFile, status: 400, "the file is empty (0 bytes)") }
+            if let field = upload.fieldTooLong {
+                throw SwitchboardError.invalidField(field, "is longer than \(Self.maxFieldBytes) bytes")
+            }
+            let topicID = try await topicID(
+                id: try upload.fields["topicId"].map { try Self.topicIDValue(String(decoding: $0, as: UTF8.self)) },
+                name: upload.fields["topic"].map { String(decoding: $0, as: UTF8.self) }, caller: caller)
             let mimeType: String
             do {
                 mimeType = try FileIntake.sniffed(upload.prefix, name: upload.fileName)
@@ -82,7 +92,9 @@ struct FilesAPI: Sendable {
             do {
                 stored = try await intake.register(NewFile(
                     ownerID: caller.user.id, name: FileIntake.cleanName(upload.fileName), mimeType: mimeType, size: Int64(upload.size),
-                    sha256: digest, storagePath: path))
+                    sha256: digest, storagePath: path, topicID: topicID))
+            } catch let error as DatabaseError where error.code == .foreignKeyViolation {
+                throw SwitchboardError.notFound("no topic \(topicID.map(String.init) ?? "")")
             } catch let error as FileIntakeError {
                 throw SwitchboardError.unavailable(error.message)
             }
@@ -111,6 +123,34 @@ struct FilesAPI: Sendable {
         let id = try api.pathID(context, "fileId", what: "file")
         guard let file = try await documents.document(id: id, ownerID: caller.user.id) else { throw SwitchboardError.notFound("no file \(id)") }
         return try APIJSON.response(FileJSON(file))
+    }
+
+    /// Puts the file in one of the caller's topics (`topicId` or `topic`), or in none (`null`);
+    /// every node drops the owner's index, whose rows carry their file's topic.
+    func update(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let caller = try context.requireCaller()
+        let id = try api.pathID(context, "fileId", what: "file")
+        var request = request
+        let body = try await APIJSON.decode(UpdateFileBody.self, from: &request, maxBytes: dependencies.settings.maxBodyBytes)
+        guard try await documents.document(id: id, ownerID: caller.user.id) != nil else { throw SwitchboardError.notFound("no file \(id)") }
+        let topicID: Int64?
+        switch (body.topicId, body.topic) {
+        case (.some(.some(let given)), nil): topicID = try await self.topicID(id: given, name: nil, caller: caller)
+        case (nil, .some(.some(let name))): topicID = try await self.topicID(id: nil, name: name, caller: caller)
+        case (.some(nil), nil), (nil, .some(nil)): topicID = nil
+        case (nil, nil): throw SwitchboardError.invalidField("topicId", "is required (a topic id, or null for none; or topic: a topic name)")
+        default: throw SwitchboardError.invalidField("topicId", "give either topicId or topic, not both")
+        }
+        let updated: DocumentFile?
+        do {
+            updated = try await documents.setTopic(fileID: id, ownerID: caller.user.id, topicID: topicID)
+        } catch let error as DatabaseError where error.code == .foreignKeyViolation {
+            throw SwitchboardError.notFound("no topic \(topicID.map(String.init) ?? "")")
+        }
+        guard let updated else { throw SwitchboardError.notFound("no file \(id)") }
+        await IndexInvalidation.announce(ownerID: caller.user.id, redis: dependencies.redis, logger: context.logger)
+        if let cache = dependencies.files.search?.cache { await cache.invalidate(ownerID: caller.user.id) }
+        return try APIJSON.response(FileJSON(updated))
     }
 
     /// Removes the file, its chunks and vectors, and its bytes; every node drops the owner's index.
@@ -142,14 +182,62 @@ struct FilesAPI: Sendable {
             }
             k = value
         }
+        // Only one topic's documents when a topic is named.
+        var scope = SearchScope.all
+        let topicIDParameter = try request.uri.queryParameters["topicId"].map { try Self.topicIDValue(String($0)) }
+        let topicName = request.uri.queryParameters["topic"].map(String.init)
+        if topicIDParameter != nil, topicName != nil {
+            throw SwitchboardError.invalidField("topicId", "give either topicId or topic, not both")
+        }
+        if let topicIDParameter {
+            _ = try await topicID(id: topicIDParameter, name: nil, caller: caller)
+            scope = .topics([topicIDParameter])
+        } else if let topicName {
+            scope = .topics(try await topicIDs(named: topicName, caller: caller))
+        }
         guard let search = dependencies.files.search else { throw SwitchboardError.unavailable("search needs an embedding provider") }
         let hits: [SearchHit]
         do {
-            hits = try await search.search(ownerID: caller.user.id, query: query, k: k)
+            hits = try await search.search(ownerID: caller.user.id, query: query, k: k, scope: scope)
         } catch let error as AIProviderError {
             throw SwitchboardError.unavailable("the embedding provider failed: \(error.code)")
         }
         return try APIJSON.response(SearchJSON(model: search.embedder.model, data: hits.map(SearchHitJSON.init)))
+    }
+
+    // MARK: - Topics
+
+    /// A topic id as a form field or query parameter carries it.
+    static func topicIDValue(_ raw: String) throws -> Int64 {
+        guard let value = Int64(raw.trimmingCharacters(in: .whitespaces)), value > 0 else {
+            throw SwitchboardError.invalidField("topicId", "must be a positive integer")
+        }
+        return value
+    }
+
+    /// The topic the caller named, by id or by name (their own before a global one of that
+    /// name); nil when neither is given; 404 for a topic the caller does not see.
+    func topicID(id: Int64?, name: String?, caller: AuthenticatedCaller) async throws -> Int64? {
+        if id != nil, name != nil { throw SwitchboardError.invalidField("topicId", "give either topicId or topic, not both") }
+        if let id {
+            guard try await dependencies.stores.topics.topic(id: id, visibleTo: caller.user.id) != nil else {
+                throw SwitchboardError.notFound("no topic \(id)")
+            }
+            return id
+        }
+        guard let name else { return nil }
+        let visible = try await dependencies.stores.topics.topics(visibleTo: caller.user.id).filter { $0.name == name }
+        guard let topic = visible.first(where: { $0.ownerID == caller.user.id }) ?? visible.first else {
+            throw SwitchboardError.notFound("no topic named '\(name.prefix(100))'")
+        }
+        return topic.id
+    }
+
+    /// Every topic named `name` the caller sees (their own and a global one), as a turn of that topic searches them.
+    func topicIDs(named name: String, caller: AuthenticatedCaller) async throws -> Set<Int64> {
+        let ids = Set(try await dependencies.stores.topics.topics(visibleTo: caller.user.id).filter { $0.name == name }.map(\.id))
+        guard !ids.isEmpty else { throw SwitchboardError.notFound("no topic named '\(name.prefix(100))'") }
+        return ids
     }
 
     // MARK: - Helpers
@@ -188,6 +276,10 @@ struct FilesAPI: Sendable {
 /// request's own task (the parser runs its callbacks synchronously inside `execute`).
 private final class UploadState {
     var headers: [(String, String)] = []
+    /// The form field (`FilesAPI.formFields`) of the part being read, and the values read so far.
+    var field: String?
+    var fields: [String: [UInt8]] = [:]
+    var fieldTooLong: String?
     var inFile = false
     var fileSeen = false
     var fileComplete = false
@@ -200,8 +292,15 @@ private final class UploadState {
 
     func header(_ name: String, _ value: String) {
         headers.append((name, value))
-        guard name.lowercased() == "content-disposition", !fileSeen else { return }
-        if FilesAPI.parameter("name", in: value) == "file" {
+        guard name.lowercased() == "content-disposition" else { return }
+        let partName = FilesAPI.parameter("name", in: value)
+        if let partName, FilesAPI.formFields.contains(partName), !inFile {
+            field = partName
+            fields[partName] = []
+            return
+        }
+        guard !fileSeen else { return }
+        if partName == "file" {
             inFile = true
             fileSeen = true
             fileName = FilesAPI.parameter("filename", in: value) ?? "upload"
@@ -209,6 +308,15 @@ private final class UploadState {
     }
 
     func body(_ buffer: inout ByteBuffer, limit: Int) {
+        if let field {
+            let value = fields[field, default: []]
+            if value.count + buffer.readableBytes > FilesAPI.maxFieldBytes {
+                fieldTooLong = field
+            } else {
+                fields[field] = value + buffer.readableBytesView
+            }
+            return
+        }
         guard inFile, !exceeded else { return }
         let bytes = buffer.readableBytesView
         size += bytes.count
@@ -223,6 +331,7 @@ private final class UploadState {
 
     func partComplete() {
         if inFile { fileComplete = true }
+        field = nil
         inFile = false
         headers = []
     }
@@ -275,6 +384,7 @@ struct FileJSON: Encodable {
     let chunks: Int
     let error: String?
     let embeddingModel: String?
+    let topicId: Int64?
     let createdAt: Date
     let updatedAt: Date
 
@@ -287,6 +397,7 @@ struct FileJSON: Encodable {
         chunks = file.chunkCount
         error = file.error
         embeddingModel = file.embedModel
+        topicId = file.topicID
         createdAt = file.createdAt
         updatedAt = file.updatedAt
     }
@@ -301,12 +412,28 @@ struct FileJSON: Encodable {
         try c.encode(chunks, forKey: .chunks)
         try c.encode(error, forKey: .error)
         try c.encode(embeddingModel, forKey: .embeddingModel)
+        try c.encode(topicId, forKey: .topicId)
         try c.encode(createdAt, forKey: .createdAt)
         try c.encode(updatedAt, forKey: .updatedAt)
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, name, size, contentType, status, chunks, error, embeddingModel, createdAt, updatedAt
+        case id, name, size, contentType, status, chunks, error, embeddingModel, topicId, createdAt, updatedAt
+    }
+}
+
+/// `PATCH /api/v1/files/{id}`: `topicId` (a number, or null for no topic) or `topic` (a name).
+struct UpdateFileBody: Decodable {
+    /// nil: not given; `.some(nil)`: null (no topic).
+    let topicId: Int64??
+    let topic: String??
+
+    enum CodingKeys: String, CodingKey { case topicId, topic }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        topicId = c.contains(.topicId) ? .some(try c.decodeIfPresent(Int64.self, forKey: .topicId)) : nil
+        topic = c.contains(.topic) ? .some(try c.decodeIfPresent(String.self, forKey: .topic)) : nil
     }
 }
 

@@ -108,9 +108,12 @@ struct PublicAPI: Sendable {
         let message = try await ownedMessage(context)
         async let tasks = stores.tasks.tasks(messageID: message.id, ownerID: caller.user.id)
         async let reply = stores.messages.message(ownerID: caller.user.id, idempotencyKey: Turns.replyKey(for: message.id))
+        async let files = stores.files.files(messageID: message.id)
         var detail = MessageDetailJSON(
             message: MessageJSON(message), tasks: try await tasks.map(TaskJSON.init), reply: try await reply.map(MessageJSON.init),
             events: Links.events(message.id))
+        // A file belongs to the owner of the message that named it (`fileIds` are checked on submit).
+        detail.fileIds = try await files.filter { $0.ownerID == caller.user.id }.map(\.id)
         if let replyID = detail.reply?.id { detail.sources = try await stores.documents.sources(messageID: replyID) }
         return try APIJSON.response(detail)
     }

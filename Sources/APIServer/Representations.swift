@@ -104,6 +104,8 @@ struct MessageDetailJSON: Encodable {
     let events: String
     /// The user's documents the reply drew on (`rag_query`); empty when none.
     var sources: [ReplySource] = []
+    /// The files sent with the message (`fileIds` when it was posted); empty when none.
+    var fileIds: [Int64] = []
 
     func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -112,9 +114,10 @@ struct MessageDetailJSON: Encodable {
         try c.encode(reply, forKey: .reply)
         try c.encode(events, forKey: .events)
         try c.encode(sources, forKey: .sources)
+        try c.encode(fileIds, forKey: .fileIds)
     }
 
-    enum CodingKeys: String, CodingKey { case message, tasks, reply, events, sources }
+    enum CodingKeys: String, CodingKey { case message, tasks, reply, events, sources, fileIds }
 }
 
 struct PageJSON<Item: Encodable>: Encodable {

@@ -118,8 +118,19 @@ public struct SearchHit: Sendable, Hashable {
     public var score: Float
 }
 
+/// Which of the owner's documents a search ranks.
+public enum SearchScope: Sendable, Hashable {
+    /// Every document of the owner.
+    case all
+    /// Only documents in one of these topics (none found when they have no documents).
+    case topics(Set<Int64>)
+    /// Documents in one of these topics when any is in them; every document of the owner otherwise.
+    case preferring(Set<Int64>)
+}
+
 /// Answers a query from the owner's own chunks: the query is embedded with the same model the
-/// chunks were, and only that model's vectors of that owner are ranked.
+/// chunks were, and only that model's vectors of that owner are ranked — all of them, or those
+/// of a topic's documents (a mask over the same in-process index).
 public struct FileSearch: Sendable {
     public var embedder: Embedder
     public var documents: any DocumentStore
@@ -131,10 +142,10 @@ public struct FileSearch: Sendable {
         self.cache = cache
     }
 
-    public func search(ownerID: Int64, query: String, k: Int) async throws -> [SearchHit] {
+    public func search(ownerID: Int64, query: String, k: Int, scope: SearchScope = .all) async throws -> [SearchHit] {
         guard let vector = try await embedder.embed([query]).first, !vector.isEmpty else { return [] }
         let index = try await cache.index(ownerID: ownerID, model: embedder.model, dimension: vector.count)
-        let top = index.topK(vector, k: k)
+        let top = index.topK(vector, k: k, topics: Self.topicMask(for: scope, in: index))
         guard !top.isEmpty else { return [] }
         let ids = top.map { index.chunkIDs[$0.row] }
         // Chunks deleted since the index was loaded are not found here, and left out.
@@ -142,6 +153,15 @@ public struct FileSearch: Sendable {
         return top.compactMap { entry in
             guard let hit = found[index.chunkIDs[entry.row]] else { return nil }
             return SearchHit(fileID: hit.fileID, fileName: hit.fileName, chunkID: hit.chunkID, position: hit.position, text: hit.text, score: entry.score)
+        }
+    }
+
+    /// The topics whose rows `scope` ranks in `index` (nil: every row).
+    public static func topicMask(for scope: SearchScope, in index: VectorIndex) -> Set<Int64>? {
+        switch scope {
+        case .all: nil
+        case .topics(let topics): topics
+        case .preferring(let topics): index.hasRows(inAnyOf: topics) ? topics : nil
         }
     }
 

@@ -25,8 +25,13 @@ public struct TurnInput: Sendable {
     public var history: [ChatMessage]
     /// A run of a turn that an earlier run had started (its task rows are replaced, not added).
     public var isRestart = false
-    /// The user has indexed documents this node can search (`rag_query` is planned then).
+    /// The user has indexed documents this node can search (`rag_query` is planned then, unless
+    /// the classifier says the message does not need them).
     public var hasDocuments = false
+    /// The classified topic's ids (the user's topic and a global one of that name), set once the
+    /// turn is classified when the user has documents: `rag_query` searches their documents when
+    /// they have any, every document of the user otherwise.
+    public var topicIDs: Set<Int64> = []
 
     public init(
         messageID: Int64, userID: Int64, chatID: Int64? = nil, text: String, channel: Channel = .web,

@@ -161,6 +161,7 @@ public final class RoutingPipeline: Sendable {
                 stage: .classified, topic: classification.topic, language: classification.language, source: classification.source.rawValue)))
             logger.debug("classified", metadata: ["topic": "\(classification.topic)", "source": "\(classification.source.rawValue)"])
             try Task.checkCancellation()
+            if turn.hasDocuments { turn.topicIDs = await topicIDs(named: classification.topic, ownerID: turn.userID, logger: logger) }
 
             let planStarted = ContinuousClock.now
             let decision = try await plan(turn, classification, sink: sink)
@@ -253,13 +254,16 @@ public final class RoutingPipeline: Sendable {
         case nil:
             break
         }
+        // The user's documents are looked in when there are some, unless the classifier says the
+        // message does not need them (small talk, general knowledge).
+        let usesDocuments = turn.hasDocuments && classification.needsDocuments != false
         guard classification.multi, configuration.planningEnabled else {
-            return PlanDecision(graph: turn.hasDocuments ? Self.documentChat : .singleChat)
+            return PlanDecision(graph: usesDocuments ? Self.documentChat : .singleChat)
         }
         try await sink.emit(.status(.planning))
         var known = registry.names
         var catalogue = registry.plannerCatalogue
-        if !turn.hasDocuments {
+        if !usesDocuments {
             known.remove(RagQueryCapability.capabilityName)
             catalogue[RagQueryCapability.capabilityName] = nil
         }
@@ -269,10 +273,21 @@ public final class RoutingPipeline: Sendable {
         )
         let decision = try await planner.plan(message: turn.text, hasAttachments: hasAttachments, capabilities: catalogue)
         // The fallback of a user with documents still looks in them.
-        if turn.hasDocuments, decision.fallbackReason != nil {
+        if usesDocuments, decision.fallbackReason != nil {
             return PlanDecision(graph: Self.documentChat, fallbackReason: decision.fallbackReason, usage: decision.usage)
         }
         return decision
+    }
+
+    /// The ids of the topics named `name` that the user sees (their own and a global one), from
+    /// the rules cache (no query per turn); empty when it cannot be read.
+    private func topicIDs(named name: String, ownerID: Int64, logger: Logger) async -> Set<Int64> {
+        do {
+            return Set(try await rules.topics(ownerID: ownerID).filter { $0.name == name }.map(\.id))
+        } catch {
+            logger.warning("topics not read; searching every document", metadata: ["error": "\(error)"])
+            return []
+        }
     }
 
     /// A plain message of a user with indexed documents: look in them, then answer with the passages as context.

@@ -67,11 +67,14 @@ public struct StoredVector: Sendable {
     public var fileID: Int64
     public var bytes: Data
     public var norm: Float
+    /// The topic of the chunk's file (nil: none).
+    public var topicID: Int64?
 
-    public init(chunkID: Int64, fileID: Int64, bytes: Data, norm: Float) {
+    public init(chunkID: Int64, fileID: Int64, bytes: Data, norm: Float, topicID: Int64? = nil) {
         self.chunkID = chunkID
         self.fileID = fileID
         self.bytes = bytes
         self.norm = norm
+        self.topicID = topicID
     }
 }

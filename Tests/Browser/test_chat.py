@@ -4,6 +4,7 @@ answer streams in with its task cards, a reload in the middle of a turn that res
 stream, and the stop button. Screenshots of each page's main states go to docs/screenshots/."""
 
 import json
+import uuid
 import urllib.request
 
 from selenium.webdriver.common.by import By
@@ -194,3 +195,63 @@ def test_pages_are_served_with_a_strict_policy(stack):
         assert "script-src 'self'" in response.headers["Content-Security-Policy"]
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert response.headers["ETag"]
+
+
+def test_a_file_attached_in_the_chat_is_sent_with_the_message_and_cited(stack, browser, tmp_path):
+    email = stack.create_user(PASSWORD)
+    signed_in(browser, stack, email)
+    marker = uuid.uuid4().hex[:8]
+    name = f"lighthouse-{marker}.txt"
+    document = tmp_path / name
+    document.write_text(f"The lighthouse keeper's secret word is ZEPHYR-{marker}. Nobody else knows it.\n")
+    # The attach control is a labelled file input: picking a file uploads it at once.
+    attach = by_testid(browser, "chat-attach")
+    label = browser.find_element(By.CSS_SELECTOR, 'label[for="chat-attach"]')
+    assert label.text == "Attach a file"
+    attach.send_keys(str(document))
+    chip = wait_until(lambda: all_by_testid(browser, "file-chip"), what="the file chip")[0]
+    assert name in chip.text
+    wait_until(lambda: chip.get_attribute("data-status") == "indexed", timeout=60, what="the file indexed")
+    file_id = int(chip.get_attribute("data-file-id"))
+    screenshot(browser, "chat-attach.png")
+
+    send(browser, "What is the lighthouse keeper's secret word?")
+    wait_until(lambda: last_answer(browser) == REPLY, what="the answer")
+    # The chips went with the message; the message names its file and the answer cites it.
+    assert all_by_testid(browser, "file-chip") == []
+    mine = [m for m in all_by_testid(browser, "message") if m.get_attribute("data-role") == "user"][-1]
+    assert name in by_testid(mine, "message-files").text
+    sources = wait_until(lambda: all_by_testid(browser, "source"), what="the answer's sources")
+    assert [s.text for s in sources] == [name]
+    assert sources[0].get_attribute("data-file-id") == str(file_id)
+    screenshot(browser, "chat-sources.png")
+
+    # The API shows the message carrying the file, and the reply's sources naming it.
+    status, chats = fetch(browser, "GET", "/api/v1/chats")
+    status, messages = fetch(browser, "GET", f"/api/v1/chats/{chats['data'][0]['id']}/messages")
+    asked = [m for m in messages["data"] if m["role"] == "user"][0]
+    status, detail = fetch(browser, "GET", f"/api/v1/messages/{asked['id']}")
+    assert status == 200
+    assert detail["fileIds"] == [file_id]
+    assert [s["name"] for s in detail["sources"]] == [name]
+
+
+def test_a_file_name_is_shown_as_text_and_a_refused_upload_says_why(stack, browser, tmp_path):
+    email = stack.create_user(PASSWORD)
+    signed_in(browser, stack, email)
+    name = "<img src=x onerror=alert(1)>.txt"
+    document = tmp_path / "plain.txt"
+    document.write_text("Some notes.\n")
+    renamed = tmp_path / name.replace("/", "_")
+    document.rename(renamed)
+    by_testid(browser, "chat-attach").send_keys(str(renamed))
+    chip = wait_until(lambda: all_by_testid(browser, "file-chip"), what="the file chip")[0]
+    assert renamed.name in chip.text
+    assert chip.find_elements(By.TAG_NAME, "img") == [], "a file name is never markup"
+    # An empty file is refused by the API; the chip says so and it is not sent.
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    by_testid(browser, "chat-attach").send_keys(str(empty))
+    wait_until(lambda: any(c.get_attribute("data-status") == "failed" for c in all_by_testid(browser, "file-chip")), what="the refusal")
+    failed = [c for c in all_by_testid(browser, "file-chip") if c.get_attribute("data-status") == "failed"][0]
+    assert "empty" in failed.text

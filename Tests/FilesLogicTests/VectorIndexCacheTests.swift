@@ -27,6 +27,7 @@ final class MemoryVectors: DocumentStore {
     func replaceChunks(fileID: Int64, ownerID: Int64, model: String, chunks: [IndexedChunk]) async throws -> Bool { false }
     func hits(chunkIDs: [Int64], ownerID: Int64) async throws -> [ChunkHit] { [] }
     func hasChunks(ownerID: Int64, model: String) async throws -> Bool { false }
+    func setTopic(fileID: Int64, ownerID: Int64, topicID: Int64?) async throws -> DocumentFile? { nil }
     func deleteDocument(id: Int64, ownerID: Int64) async throws -> DocumentFile? { nil }
     func extractedDocuments(ownerID: Int64?) async throws -> [DocumentFile] { [] }
     func documents(ids: [Int64], ownerID: Int64) async throws -> [DocumentFile] { [] }
@@ -68,8 +69,8 @@ final class MemoryVectors: DocumentStore {
         let store = MemoryVectors()
         let big = (0..<100).map { _ in [Float](repeating: 1, count: 64) }
         for owner in 1...4 { store.put(owner: Int64(owner), big) }
-        // One owner's index is 100 × (64 × 4 + 16) bytes; the budget holds two.
-        let cache = VectorIndexCache(documents: store, maxOwners: 100, maxBytes: 2 * 100 * (64 * 4 + 16))
+        // One owner's index is 100 × (64 × 4 + 24) bytes (vector, chunk, file and topic ids); the budget holds two.
+        let cache = VectorIndexCache(documents: store, maxOwners: 100, maxBytes: 2 * 100 * (64 * 4 + 24))
         for owner in 1...4 { _ = try await cache.index(ownerID: Int64(owner), model: "m", dimension: 64) }
         #expect(await cache.ownerCount == 2)
         #expect(await cache.isCached(ownerID: 4))

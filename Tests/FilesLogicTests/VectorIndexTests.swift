@@ -45,6 +45,51 @@ import Testing
         #expect(index.chunkIDs == [9])
         #expect(index.topK([3, 4], k: 1).first.map { abs($0.score - 1) < 1e-6 } == true)
     }
+
+    @Test func aTopicMaskRanksOnlyThatTopicsRowsOfTheSameIndex() {
+        var generator = SplitMix(seed: 7)
+        var index = VectorIndex(dimension: 37)
+        var vectors: [[Float]] = []
+        // Rows of topics 1, 2 and none, interleaved.
+        let topicOf: (Int) -> Int64? = { row in [1, 2, nil][row % 3] }
+        for row in 0..<300 {
+            let vector = Self.random(37, &generator)
+            vectors.append(vector)
+            index.append(chunkID: Int64(row + 1), fileID: Int64(row % 3), topicID: topicOf(row), vector: vector)
+        }
+        #expect(index.topics == [1, 2])
+        #expect(index.hasRows(inAnyOf: [2, 9]))
+        #expect(!index.hasRows(inAnyOf: [9]))
+        let query = Self.random(37, &generator)
+        for topics: Set<Int64> in [[1], [2], [1, 2]] {
+            let expected = vectors.indices.filter { topicOf($0).map(topics.contains) ?? false }
+                .map { ($0, VectorCoding.cosineSimilarity(query, vectors[$0])) }
+                .sorted { $0.1 > $1.1 }.prefix(10).map(\.0)
+            #expect(index.topK(query, k: 10, topics: topics).map(\.row) == Array(expected))
+        }
+        #expect(index.topK(query, k: 10, topics: []).isEmpty)
+        #expect(index.topK(query, k: 10, topics: [9]).isEmpty)
+        // Unmasked: every row, as before.
+        #expect(index.topK(query, k: 300).count == 300)
+    }
+
+    @Test func aScopePrefersItsTopicsOnlyWhenTheyHaveRows() {
+        var index = VectorIndex(dimension: 2)
+        index.append(chunkID: 1, fileID: 1, topicID: 5, vector: [1, 0])
+        index.append(chunkID: 2, fileID: 2, vector: [0, 1])
+        #expect(FileSearch.topicMask(for: .all, in: index) == nil)
+        #expect(FileSearch.topicMask(for: .preferring([5]), in: index) == [5])
+        #expect(FileSearch.topicMask(for: .preferring([6]), in: index) == nil)
+        #expect(FileSearch.topicMask(for: .topics([6]), in: index) == [6])
+        // The stored topic of each vector is what the mask compares.
+        let stored = [
+            StoredVector(chunkID: 1, fileID: 1, bytes: VectorCoding.encode([1, 0]), norm: 1, topicID: 3),
+            StoredVector(chunkID: 2, fileID: 2, bytes: VectorCoding.encode([1, 0.1]), norm: 1),
+        ]
+        let loaded = VectorIndex(dimension: 2, stored: stored)
+        #expect(loaded.topicIDs == [3, 0])
+        #expect(loaded.topK([1, 0], k: 5, topics: [3]).map(\.row) == [0])
+    }
 }
 
 /// A seeded generator: the same vectors every run.

@@ -202,12 +202,23 @@ enum Documents {
         return archive.data!
     }
 
-    /// A multipart/form-data body with one `file` part.
-    static func multipart(name: String, data: Data, field: String = "file", boundary: String = "sbBoundary7MA4YWxk") -> (body: ByteBuffer, contentType: String) {
+    /// A multipart/form-data body with one `file` part, and form fields before it (`after`: after it).
+    static func multipart(
+        name: String, data: Data, field: String = "file", fields: [(String, String)] = [], after: Bool = false,
+        boundary: String = "sbBoundary7MA4YWxk"
+    ) -> (body: ByteBuffer, contentType: String) {
         var buffer = ByteBuffer()
+        func writeFields() {
+            for (name, value) in fields {
+                buffer.writeString("--\(boundary)\r\nContent-Disposition: form-data; name=\"\(name)\"\r\n\r\n\(value)\r\n")
+            }
+        }
+        if !after { writeFields() }
         buffer.writeString("--\(boundary)\r\nContent-Disposition: form-data; name=\"\(field)\"; filename=\"\(name)\"\r\nContent-Type: application/octet-stream\r\n\r\n")
         buffer.writeBytes(data)
-        buffer.writeString("\r\n--\(boundary)--\r\n")
+        buffer.writeString("\r\n")
+        if after { writeFields() }
+        buffer.writeString("--\(boundary)--\r\n")
         return (buffer, "multipart/form-data; boundary=\(boundary)")
     }
 }
@@ -219,8 +230,8 @@ extension TestResponse {
 
 extension TestClientProtocol {
     /// Uploads `data` as `name`; answers the response.
-    func upload(_ name: String, _ data: Data, key: String) async throws -> TestResponse {
-        let (body, contentType) = Documents.multipart(name: name, data: data)
+    func upload(_ name: String, _ data: Data, key: String, fields: [(String, String)] = [], after: Bool = false) async throws -> TestResponse {
+        let (body, contentType) = Documents.multipart(name: name, data: data, fields: fields, after: after)
         return try await execute(uri: "/api/v1/files", method: .post, headers: [.authorization: "Bearer \(key)", .contentType: contentType], body: body)
     }
 
@@ -239,9 +250,9 @@ extension TestClientProtocol {
         return last
     }
 
-    func search(_ query: String, key: String, k: Int = 5) async throws -> [[String: Any]] {
+    func search(_ query: String, key: String, k: Int = 5, extra: String = "") async throws -> [[String: Any]] {
         let encoded = query.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? query
-        let response = try await getJSON("/api/v1/search?q=\(encoded)&k=\(k)", key: key)
+        let response = try await getJSON("/api/v1/search?q=\(encoded)&k=\(k)\(extra)", key: key)
         #expect(response.status == .ok, "search answered \(response.status): \(String(buffer: response.body))")
         return response.json["data"] as? [[String: Any]] ?? []
     }

@@ -25,11 +25,16 @@ public struct Classification: Sendable, Hashable {
     public var command: SlashCommand?
     /// The similarity that decided (embedding router) or the rule's pattern.
     public var detail: String?
+    /// Whether answering needs the user's own documents: false for small talk or when the sorter
+    /// says so, true when the sorter says so, nil when the step that decided cannot tell (the
+    /// planner then looks in them whenever the user has some).
+    public var needsDocuments: Bool?
 
     public init(
         topic: String, language: String? = nil, webSearch: Bool = false, multi: Bool = false, source: ClassificationSource,
-        command: SlashCommand? = nil, detail: String? = nil
+        command: SlashCommand? = nil, detail: String? = nil, needsDocuments: Bool? = nil
     ) {
+        self.needsDocuments = needsDocuments
         self.topic = topic
         self.language = language
         self.webSearch = webSearch

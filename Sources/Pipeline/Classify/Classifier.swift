@@ -39,6 +39,8 @@ struct SorterAnswer: Decodable {
     var language: String?
     var web_search: Bool?
     var multi: Bool?
+    /// Asked only of a user with indexed documents.
+    var documents: Bool?
 }
 
 /// Decides a message's topic, cheapest step first: slash command, attachment rule, fast path,
@@ -78,7 +80,8 @@ public struct Classifier: Sendable {
         }
         let rule = try await rules.match(text, ownerID: turn.userID)
         if rule == nil, Self.isShortPlain(text, maxWords: settings.fastPathMaxWords) {
-            return (Classification(topic: Classification.generalTopic, language: guessed, source: .fastPath), nil)
+            // Small talk ("thanks", "good morning") needs no passage of the user's documents.
+            return (Classification(topic: Classification.generalTopic, language: guessed, source: .fastPath, needsDocuments: false), nil)
         }
         if let rule {
             return (Classification(topic: rule.topic, language: guessed, source: .rule, detail: rule.rule.pattern), nil)
@@ -99,11 +102,15 @@ public struct Classifier: Sendable {
             }
         }
         if settings.useSorter {
-            let sorted = await sort(text, topics: known.map { ($0.name, $0.description) }, guessedLanguage: guessed)
+            let sorted = await sort(
+                text, topics: known.map { ($0.name, $0.description) }, guessedLanguage: guessed, offerDocuments: turn.hasDocuments)
             return (sorted.0, [spent, sorted.1].compactMap { $0 }.reduce(TokenUsage.zero, +))
         }
         return (Classification(topic: Classification.generalTopic, language: guessed, source: .fallback), spent)
     }
+
+    /// The sorter's extra field for a user with indexed documents.
+    static let documentsField = #", "documents": true if the answer may be in the user's own uploaded documents (their files, notes, handbooks), false for small talk or general knowledge"#
 
     /// Short, no question, no digits or links: "hi", "thanks a lot", "good morning".
     static func isShortPlain(_ text: String, maxWords: Int) -> Bool {
@@ -113,16 +120,21 @@ public struct Classifier: Sendable {
         return trimmed.split(whereSeparator: \.isWhitespace).count <= maxWords
     }
 
-    /// Asks the sort model; validates every field; anything unusable becomes the fallback.
-    func sort(_ text: String, topics: [(name: String, description: String)], guessedLanguage: String?) async -> (Classification, TokenUsage?) {
+    /// Asks the sort model; validates every field; anything unusable becomes the fallback. With
+    /// `offerDocuments` (the user has indexed documents) the same call also says whether the
+    /// answer may be in them: no second model call.
+    func sort(
+        _ text: String, topics: [(name: String, description: String)], guessedLanguage: String?, offerDocuments: Bool = false
+    ) async -> (Classification, TokenUsage?) {
         let names = [Classification.generalTopic] + topics.map(\.name).filter { $0 != Classification.generalTopic }
         let list = topics.map { "- \($0.name): \($0.description)" }.joined(separator: "\n")
+        let documentsField = offerDocuments ? Self.documentsField : ""
         let request = ChatRequest(
             messages: [
                 .system("""
                     Classify the user's message. Answer with JSON only: {"topic": one of [\(names.map { "\"\($0)\"" }.joined(separator: ", "))], \
                     "language": ISO 639-1 code of the message, "web_search": true if current information from the web would help, \
-                    "multi": true if the message asks for several different things}.
+                    "multi": true if the message asks for several different things\(documentsField)}.
                     Topics:
                     - general: anything else
                     \(list)
@@ -143,7 +155,9 @@ public struct Classifier: Sendable {
             }
             let language = answer.language.flatMap { LanguageNames.code(of: $0) } ?? guessedLanguage
             return (
-                Classification(topic: known, language: language, webSearch: answer.web_search ?? false, multi: answer.multi ?? false, source: .sorter),
+                Classification(
+                    topic: known, language: language, webSearch: answer.web_search ?? false, multi: answer.multi ?? false, source: .sorter,
+                    needsDocuments: offerDocuments ? answer.documents : nil),
                 completion.usage
             )
         } catch {

@@ -26,7 +26,10 @@ public struct RagQueryCapability: Capability {
         guard !question.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { throw CapabilityError("no question to look up") }
         let hits: [SearchHit]
         do {
-            hits = try await search.search(ownerID: invocation.turn.userID, query: question, k: chunks)
+            // The classified topic's documents when it has some, else every document of the user.
+            let topics = invocation.turn.topicIDs
+            hits = try await search.search(
+                ownerID: invocation.turn.userID, query: question, k: chunks, scope: topics.isEmpty ? .all : .preferring(topics))
         } catch let error as AIProviderError {
             throw CapabilityError("provider_\(error.code): the question could not be embedded")
         }

@@ -15,6 +15,7 @@ public enum Schema {
         Migration(version: 9, name: "file lifecycle, chunk positions and embedding models, reply sources", statements: filesAndSearch),
         Migration(version: 10, name: "the email channel", statements: email),
         Migration(version: 11, name: "passwords for signing in to the web pages", statements: userPasswords),
+        Migration(version: 13, name: "files belong to a topic", statements: fileTopics),
     ]
 
     /// A message's (chat_id, user_id) must be a chat and its owner: storing a message in a chat

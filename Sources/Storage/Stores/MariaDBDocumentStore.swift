@@ -24,11 +24,14 @@ public struct DocumentFile: Sendable, Hashable {
     public var embedModel: String?
     public var createdAt: Date
     public var updatedAt: Date
+    /// The routing topic the document belongs to (nil: none; searched for every topic).
+    public var topicID: Int64?
 
     public init(
         id: Int64, ownerID: Int64, name: String, mimeType: String, size: Int64, sha256: String, storagePath: String, status: FileStatus,
-        error: String?, chunkCount: Int, embedModel: String?, createdAt: Date, updatedAt: Date
+        error: String?, chunkCount: Int, embedModel: String?, createdAt: Date, updatedAt: Date, topicID: Int64? = nil
     ) {
+        self.topicID = topicID
         self.id = id
         self.ownerID = ownerID
         self.name = name
@@ -107,7 +110,9 @@ public protocol DocumentStore: Sendable {
     /// Replaces the file's chunks with `chunks` and marks it `indexed`, in one transaction: a run
     /// repeated after a crash leaves one set of chunks. False when the file is gone.
     func replaceChunks(fileID: Int64, ownerID: Int64, model: String, chunks: [IndexedChunk]) async throws -> Bool
-    /// Every vector of the owner made by `model` with `dimension` values.
+    /// Puts the owner's file in a topic (nil: none); the file as it is now, nil when it is not the owner's.
+    func setTopic(fileID: Int64, ownerID: Int64, topicID: Int64?) async throws -> DocumentFile?
+    /// Every vector of the owner made by `model` with `dimension` values, with its file's topic.
     func vectors(ownerID: Int64, model: String, dimension: Int) async throws -> [StoredVector]
     /// The chunks with these ids that belong to `ownerID`.
     func hits(chunkIDs: [Int64], ownerID: Int64) async throws -> [ChunkHit]
@@ -132,7 +137,7 @@ public struct MariaDBDocumentStore: DocumentStore {
 
     static let columns = """
         id, user_id, name, mime_type, size_bytes, sha256, storage_path, status, status_error, chunk_count, embed_model, \
-        created_at, updated_at
+        topic_id, created_at, updated_at
         """
 
     public func document(id: Int64, ownerID: Int64) async throws -> DocumentFile? {
@@ -202,13 +207,24 @@ public struct MariaDBDocumentStore: DocumentStore {
         }
     }
 
+    public func setTopic(fileID: Int64, ownerID: Int64, topicID: Int64?) async throws -> DocumentFile? {
+        _ = try await database.execute(
+            "UPDATE files SET topic_id = ?, updated_at = ? WHERE id = ? AND user_id = ?",
+            [.optional(topicID), .date(.databaseNow()), .int(fileID), .int(ownerID)])
+        return try await document(id: fileID, ownerID: ownerID)
+    }
+
     public func vectors(ownerID: Int64, model: String, dimension: Int) async throws -> [StoredVector] {
         try await database.query(
-            "SELECT id, file_id, embedding, norm FROM chunks WHERE user_id = ? AND model = ? AND dim = ? AND embedding IS NOT NULL ORDER BY id",
+            """
+            SELECT c.id, c.file_id, c.embedding, c.norm, f.topic_id FROM chunks c JOIN files f ON f.id = c.file_id
+            WHERE c.user_id = ? AND c.model = ? AND c.dim = ? AND c.embedding IS NOT NULL ORDER BY c.id
+            """,
             [.int(ownerID), .string(model), .int(dimension)]
         ).map { row in
             StoredVector(
-                chunkID: try row.int("id"), fileID: try row.int("file_id"), bytes: try row.data("embedding"), norm: Float(try row.double("norm")))
+                chunkID: try row.int("id"), fileID: try row.int("file_id"), bytes: try row.data("embedding"), norm: Float(try row.double("norm")),
+                topicID: try row.optionalInt("topic_id"))
         }
     }
 
@@ -295,6 +311,6 @@ extension DocumentFile {
             size: try row.int("size_bytes"), sha256: try row.string("sha256"), storagePath: try row.string("storage_path"),
             status: try row.enumValue("status"), error: try row.optionalString("status_error"),
             chunkCount: Int(try row.int("chunk_count")), embedModel: try row.optionalString("embed_model"),
-            createdAt: try row.date("created_at"), updatedAt: try row.date("updated_at"))
+            createdAt: try row.date("created_at"), updatedAt: try row.date("updated_at"), topicID: try row.optionalInt("topic_id"))
     }
 }

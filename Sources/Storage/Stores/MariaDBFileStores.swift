@@ -10,11 +10,11 @@ public struct MariaDBFileStore: FileStore {
         let now = Date.databaseNow()
         let result = try await database.execute(
             """
-            INSERT INTO files (user_id, chat_id, message_id, name, mime_type, size_bytes, sha256, storage_path, created_at, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO files (user_id, chat_id, message_id, name, mime_type, size_bytes, sha256, storage_path, topic_id, created_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             [.int(file.ownerID), .optional(file.chatID), .optional(file.messageID), .string(file.name), .string(file.mimeType),
-             .int(file.size), .string(file.sha256), .string(file.storagePath), .date(now), .date(now)])
+             .int(file.size), .string(file.sha256), .string(file.storagePath), .optional(file.topicID), .date(now), .date(now)])
         return StoredFile(
             id: result.lastInsertID, ownerID: file.ownerID, chatID: file.chatID, messageID: file.messageID, name: file.name,
             mimeType: file.mimeType, size: file.size, sha256: file.sha256, storagePath: file.storagePath, createdAt: now,

@@ -195,11 +195,14 @@ public struct NewFile: Sendable, Hashable {
     public var size: Int64
     public var sha256: String
     public var storagePath: String
+    /// The owner's (or a global) routing topic the document belongs to.
+    public var topicID: Int64?
 
     public init(
         ownerID: Int64, chatID: Int64? = nil, messageID: Int64? = nil, name: String, mimeType: String, size: Int64,
-        sha256: String, storagePath: String
+        sha256: String, storagePath: String, topicID: Int64? = nil
     ) {
+        self.topicID = topicID
         self.ownerID = ownerID
         self.chatID = chatID
         self.messageID = messageID

@@ -47,3 +47,27 @@ let sorted = timings.sorted()
 print(String(format: "swift  vectors=%d dim=%d queries=%d p50_us=%.0f mean_us=%.0f p99_us=%.0f build_ms=%.0f",
              count, dimension, timings.count, sorted[sorted.count / 2], timings.reduce(0, +) / Double(timings.count),
              sorted[min(sorted.count - 1, sorted.count * 99 / 100)], microseconds(build) / 1000))
+
+// With --int8-out: the int8 first pass with `--candidates` rows re-ranked in float32, on the same queries.
+if let int8Out = option("--int8-out") {
+    let candidates = Int(option("--candidates") ?? "100") ?? 100
+    let pass = Int8FirstPass(index)
+    _ = pass.topK(Array(queries[0..<dimension]), k: k, candidates: candidates, index: index)
+    var int8Timings: [Double] = []
+    var int8Lines: [String] = []
+    var sameAsExact = 0
+    for query in 0..<(queries.count / dimension) {
+        let vector = Array(queries[(query * dimension)..<((query + 1) * dimension)])
+        let begin = ContinuousClock.now
+        let top = pass.topK(vector, k: k, candidates: candidates, index: index)
+        int8Timings.append(microseconds(ContinuousClock.now - begin))
+        let line = top.map { String($0.row) }.joined(separator: " ")
+        if line == lines[query] { sameAsExact += 1 }
+        int8Lines.append(line)
+    }
+    try (int8Lines.joined(separator: "\n") + "\n").write(toFile: int8Out, atomically: true, encoding: .utf8)
+    let s = int8Timings.sorted()
+    print(String(format: "int8   vectors=%d dim=%d queries=%d candidates=%d p50_us=%.0f mean_us=%.0f p99_us=%.0f same_as_exact=%d/%d",
+                 count, dimension, s.count, candidates, s[s.count / 2], int8Timings.reduce(0, +) / Double(s.count),
+                 s[min(s.count - 1, s.count * 99 / 100)], sameAsExact, s.count))
+}
