@@ -53,8 +53,9 @@ final class FakeGraphAPI: Sendable {
 
     func application(port: Int) -> some ApplicationProtocol {
         let router = Router()
-        router.get("/v21.0/:mediaId") { request, context -> Response in
-            let id = context.parameters.get("mediaId") ?? ""
+        // The same parameter name as the messages route's: Hummingbird wants one name per position.
+        router.get("/v21.0/:phone") { request, context -> Response in
+            let id = context.parameters.get("phone") ?? ""
             self.mediaRequests.withLock { $0.append(request.uri.path) }
             guard request.headers[.authorization] == "Bearer EAAG-access-token", !self.failingMedia.withLock({ $0.contains(id) }),
                   let media = self.media.withLock({ $0[id] })
