@@ -8,7 +8,8 @@
 #
 # Needs the services (scripts/services start) and Debian's `wrk`. Uses the test bundle's
 # APIBenchmarkServer (one api node and one worker with the instant echo responder on a throw-away
-# database). CONFIG=debug uses the debug build (default release); SKIP_BUILD=1 skips building.
+# database). CONFIG=debug uses the debug build (default release); SKIP_BUILD=1 skips building;
+# ORDER=whatsapp-first swaps the two runs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SWIFT=${SWIFT:-swift}
@@ -52,10 +53,15 @@ chat=$(curl -sf -X POST "$base/api/v1/chats" -H "Authorization: Bearer $key" -H 
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 
 echo "# build: $CONFIG; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "## POST /api/v1/chats/$chat/messages (the API, existing chat), 64 connections, ${DURATION}s"
-wrk -t2 -c64 -d"${DURATION}s" --latency -s scripts/bench/api-post.lua "$base/api/v1/chats/$chat/messages"
-echo
-sleep 5  # let the worker drain the turns queued above
-echo "## POST $webhook (WhatsApp webhook, signed, one contact), 64 connections, ${DURATION}s"
-wrk -t2 -c64 -d"${DURATION}s" --latency -s scripts/bench/whatsapp-post.lua "$base$webhook"
+api() {
+  echo "## POST /api/v1/chats/$chat/messages (the API, existing chat), 64 connections, ${DURATION}s"
+  wrk -t2 -c64 -d"${DURATION}s" --latency -s scripts/bench/api-post.lua "$base/api/v1/chats/$chat/messages"
+}
+whatsapp() {
+  echo "## POST $webhook (WhatsApp webhook, signed, one contact), 64 connections, ${DURATION}s"
+  wrk -t2 -c64 -d"${DURATION}s" --latency -s scripts/bench/whatsapp-post.lua "$base$webhook"
+}
+# ORDER=whatsapp-first runs the webhook first: the second run shares the cores with the worker
+# still draining the first run's turns.
+if [ "${ORDER:-api-first}" = whatsapp-first ]; then whatsapp; echo; sleep 5; api; else api; echo; sleep 5; whatsapp; fi
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
