@@ -106,8 +106,8 @@ public struct FileIntake: Sendable {
             error: error)
     }
 
-    /// Stores the row of a file that will not be extracted, already `failed` with `error` (the
-    /// extraction status too, so a turn does not try to read it).
+    /// Stores the row of a file that will not be extracted, then marks it `failed` with `error`
+    /// (the extraction status too, so a turn does not try to read it).
     func recordFailed(_ file: NewFile, error: String) async throws -> DocumentFile {
         let stored: StoredFile
         do {

@@ -138,9 +138,10 @@ struct WhatsAppMediaTests {
             #expect(response.status == .ok, "the webhook answers before anything is downloaded")
             let message = try #require(try await Self.message(env, ownerID, "wamid.GONE"), "the message is stored")
             var files: [StoredFile] = []
+            // The row is written, then marked failed: wait for the second step.
             #expect(try await Self.eventually {
                 files = try await env.stores.files.files(messageID: message.id)
-                return !files.isEmpty
+                return files.first?.extractStatus == .failed
             })
             let file = try #require(files.first)
             #expect(file.name == "q3.pdf")
