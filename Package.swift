@@ -174,7 +174,7 @@ let package = Package(
         .target(
             name: "Channels",
             dependencies: [
-                "RedisClient", "Storage", "Queue", "Turns", "SwitchboardCore", "Realtime", "Mail", "CCurl",
+                "RedisClient", "Storage", "Queue", "Turns", "SwitchboardCore", "Realtime", "Mail", "CCurl", "Files",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -312,7 +312,7 @@ let package = Package(
         .testTarget(
             name: "APIServerTests",
             dependencies: [
-                "APIServer", "Channels", "Mail", "Turns", "Realtime", "RedisClient", "Storage", "Queue", "Pipeline", "SwitchboardCore", "TestSupport", "TurnTestSupport",
+                "APIServer", "Channels", "Files", "Mail", "Turns", "Realtime", "RedisClient", "Storage", "Queue", "Pipeline", "SwitchboardCore", "TestSupport", "TurnTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -322,7 +322,7 @@ let package = Package(
             name: "SwitchboardAppTests",
             dependencies: [
                 "SwitchboardApp", "APIServer", "Queue", "Storage", "RedisClient", "SwitchboardConfig", "SwitchboardCore",
-                "Turns", "Pipeline", "AIProviders", "TestSupport", "Files",
+                "Turns", "Pipeline", "AIProviders", "TestSupport", "Files", "Channels",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

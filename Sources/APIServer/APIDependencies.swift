@@ -43,4 +43,7 @@ extension APIDependencies {
     var intake: ChannelIntake {
         ChannelIntake(stores: stores, jobs: jobs, redis: redis, stream: settings.turnStream, quotas: settings.quotas)
     }
+
+    /// Where uploads and channel attachments become files (their extraction queued).
+    var fileIntake: FileIntake { FileIntake(stores: stores, jobs: jobs, configuration: files.configuration) }
 }

@@ -23,9 +23,7 @@ struct EmailWebhookAPI: Sendable {
     var receiver: EmailReceiver {
         EmailReceiver(
             stores: dependencies.stores, intake: dependencies.intake, redis: dependencies.redis,
-            attachments: EmailAttachmentStore(
-                files: dependencies.stores.files, directory: dependencies.settings.email.attachmentsDirectory,
-                maxBytes: dependencies.settings.email.maxAttachmentBytes))
+            attachments: EmailAttachmentStore(intake: dependencies.fileIntake, maxBytes: dependencies.settings.email.maxAttachmentBytes))
     }
 
     func receive(_ request: Request, _ context: APIRequestContext) async throws -> Response {

@@ -25,7 +25,7 @@ struct FilesAPI: Sendable {
     var documents: any DocumentStore { dependencies.stores.documents }
     var configuration: FilesConfiguration { dependencies.files.configuration }
     var api: PublicAPI { PublicAPI(dependencies: dependencies) }
-    var intake: FileIntake { FileIntake(stores: dependencies.stores, jobs: dependencies.jobs, configuration: configuration) }
+    var intake: FileIntake { dependencies.fileIntake }
 
     /// Multipart framing (boundaries, part headers) allowed beyond the file's own bytes.
     static let framingAllowance = 64 * 1024

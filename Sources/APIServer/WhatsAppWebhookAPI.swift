@@ -7,8 +7,9 @@ import SwitchboardCore
 
 /// `/api/v1/webhooks/whatsapp/{channelId}`: Meta's subscription check (GET) and its deliveries
 /// (POST). No API key: a delivery is authenticated by its signature over the exact body, checked
-/// before anything is parsed. Messages go to the channel intake (stored, their turns queued) and
-/// the answer is a quick 200, which is all Meta waits for; statuses raise the delivery status of
+/// before anything is parsed. Messages go to the channel intake (stored; a text's turn queued, a
+/// media message's download queued, any other type answered politely through the delivery
+/// queue) and the answer is a quick 200, which is all Meta waits for; statuses raise the delivery status of
 /// the replies they name. An unknown channel id costs the same work as a known one before its 404.
 struct WhatsAppWebhookAPI: Sendable {
     let dependencies: APIDependencies
@@ -41,8 +42,10 @@ struct WhatsAppWebhookAPI: Sendable {
         guard signed else { throw SwitchboardError(.unauthorized, status: 401, "missing or invalid \(WhatsAppInbound.signatureHeader)") }
 
         var accepted = 0, duplicates = 0
-        for message in try adapter.messages(in: delivery) {
-            let outcome = try await dependencies.intake.accept(message, logger: context.logger)
+        let intake = dependencies.intake
+        for received in try adapter.received(in: delivery) {
+            let outcome = try await intake.accept(
+                received.message, logger: context.logger, handOff: received.handOff(connectionID: connection.id, intake: intake))
             if outcome.isDuplicate { duplicates += 1 } else { accepted += 1 }
         }
         var statuses = 0

@@ -44,8 +44,13 @@ public struct ChannelIntake: Sendable {
     /// `beforeQueuing` records what the channel keeps beside a new message (the generic webhook's
     /// callback) once it is stored and before its turn can start; if it throws, the message is
     /// marked `failed`, its stream ended, and the error rethrown, and no turn is queued.
+    ///
+    /// `handOff` queues what a new message needs in place of its turn (a media download that
+    /// queues the turn when it is done, a canned answer); a failure is treated like a turn that
+    /// could not be queued.
     public func accept(
-        _ inbound: InboundMessage, logger: Logger, beforeQueuing: (@Sendable (Message) async throws -> Void)? = nil
+        _ inbound: InboundMessage, logger: Logger, beforeQueuing: (@Sendable (Message) async throws -> Void)? = nil,
+        handOff: (@Sendable (Message) async throws -> Void)? = nil
     ) async throws -> Accepted {
         if let earlier = try await earlierDelivery(of: inbound) { return Accepted(message: earlier, isDuplicate: true) }
         // An ignored message (an auto-reply) costs no quota: it is never answered.
@@ -74,7 +79,7 @@ public struct ChannelIntake: Sendable {
             return Accepted(message: message, isDuplicate: false)
         }
         do {
-            try await Turns.enqueue(messageID: message.id, on: jobs)
+            if let handOff { try await handOff(message) } else { try await Turns.enqueue(messageID: message.id, on: jobs) }
         } catch {
             logger.error("could not queue a turn", metadata: ["message_id": "\(message.id)", "error": "\(error)"])
             _ = try? await stores.messages.updateStatus(id: message.id, to: .failed, error: "the turn could not be queued", from: [.queued])
@@ -82,6 +87,28 @@ public struct ChannelIntake: Sendable {
             throw SwitchboardError.unavailable("the message could not be queued (it was stored as failed); send it again")
         }
         return Accepted(message: message, isDuplicate: false)
+    }
+
+    /// Answers a stored message with `text` instead of a turn (a message the channel cannot read):
+    /// the reply is stored under the turn's reply key (once, however often this runs), its delivery
+    /// queued, and the message marked `completed`.
+    @discardableResult
+    public func answerWithoutTurn(_ message: Message, text: String) async throws -> Message {
+        let key = Turns.replyKey(for: message.id)
+        var reply = try await stores.messages.message(ownerID: message.ownerID, idempotencyKey: key)
+        if reply == nil {
+            do {
+                reply = try await stores.messages.insertMessage(NewMessage(
+                    chatID: message.chatID, ownerID: message.ownerID, role: .assistant, content: text, status: .completed,
+                    channel: message.channel, idempotencyKey: key, replyToID: message.id))
+            } catch let error as DatabaseError where error.code == .duplicateKey {
+                reply = try await stores.messages.message(ownerID: message.ownerID, idempotencyKey: key)
+            }
+        }
+        guard let reply else { throw SwitchboardError.unavailable("the answer to message \(message.id) could not be stored") }
+        try await Deliveries.enqueue(replyID: reply.id, on: jobs)
+        _ = try await stores.messages.completeTurn(id: message.id, topic: nil, language: nil)
+        return reply
     }
 
     /// Throws 429 `quota_exceeded`, naming when the window starts again, when the owner has used

@@ -51,6 +51,14 @@ public struct FileIntake: Sendable {
         }
         let name = Self.cleanName(name)
         let mimeType = try Self.sniffed(data.prefix(ContentSniffer.prefixLength), name: name)
+        let (path, digest) = try await write(data, ownerID: ownerID)
+        return try await register(
+            NewFile(ownerID: ownerID, chatID: chatID, messageID: messageID, name: name, mimeType: mimeType, size: Int64(data.count),
+                    sha256: digest, storagePath: path))
+    }
+
+    /// Writes `data` to a new place of the owner's (off the cooperative pool); answers the path and its SHA-256.
+    func write(_ data: Data, ownerID: Int64) async throws -> (path: String, sha256: String) {
         let path = newPath(ownerID: ownerID)
         try await threadPool.runIfActive {
             try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
@@ -58,10 +66,69 @@ public struct FileIntake: Sendable {
                 throw FileIntakeError(.unavailable, "the file could not be stored")
             }
         }
-        let digest = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
-        return try await register(
-            NewFile(ownerID: ownerID, chatID: chatID, messageID: messageID, name: name, mimeType: mimeType, size: Int64(data.count),
-                    sha256: digest, storagePath: path))
+        return (path, SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined())
+    }
+
+    /// Stores a channel's attachment (a mail's, a WhatsApp media message's) as a file of its
+    /// message. A document Switchboard reads goes through `create` (sniffed, extraction queued);
+    /// anything else (an image, a voice note, a file over the upload limit, an empty one) is kept
+    /// as a `failed` file whose error says why it is not read, so the message never loses it and
+    /// its owner sees it listed. `mimeType` is the sender's claim, kept only for such a file.
+    public func attach(
+        ownerID: Int64, name: String, data: Data, mimeType: String?, chatID: Int64?, messageID: Int64?
+    ) async throws -> DocumentFile {
+        do {
+            return try await create(ownerID: ownerID, name: name, data: data, chatID: chatID, messageID: messageID)
+        } catch let refused as FileIntakeError where refused.code != .unavailable {
+            let claimed = Self.cleanType(mimeType)
+            // Bytes over the limit are not kept; anything else is, for its owner to download.
+            guard refused.code != .tooLarge, !data.isEmpty else {
+                return try await recordFailed(
+                    ownerID: ownerID, name: name, mimeType: claimed, size: Int64(data.count), chatID: chatID, messageID: messageID,
+                    error: refused.message)
+            }
+            let (path, digest) = try await write(data, ownerID: ownerID)
+            return try await recordFailed(
+                NewFile(ownerID: ownerID, chatID: chatID, messageID: messageID, name: Self.cleanName(name), mimeType: claimed,
+                        size: Int64(data.count), sha256: digest, storagePath: path),
+                error: "kept, not read: \(refused.message)")
+        }
+    }
+
+    /// Records an attachment whose bytes could not be had (a failed download): a `failed` file
+    /// without bytes, with `error` for its owner to read.
+    public func recordFailed(
+        ownerID: Int64, name: String, mimeType: String, size: Int64 = 0, chatID: Int64?, messageID: Int64?, error: String
+    ) async throws -> DocumentFile {
+        try await recordFailed(
+            NewFile(ownerID: ownerID, chatID: chatID, messageID: messageID, name: Self.cleanName(name), mimeType: Self.cleanType(mimeType),
+                    size: size, sha256: "", storagePath: ""),
+            error: error)
+    }
+
+    /// Stores the row of a file that will not be extracted, then marks it `failed` with `error`
+    /// (the extraction status too, so a turn does not try to read it).
+    func recordFailed(_ file: NewFile, error: String) async throws -> DocumentFile {
+        let stored: StoredFile
+        do {
+            stored = try await files.createFile(file)
+        } catch {
+            if !file.storagePath.isEmpty { await removeBytes(at: file.storagePath) }
+            throw error
+        }
+        let text = String(error.prefix(2000))
+        _ = try await documents.setStatus(fileID: stored.id, to: .failed, error: text, from: nil)
+        _ = try await files.updateExtraction(id: stored.id, status: .failed, text: nil, error: text)
+        guard let document = try await documents.document(id: stored.id, ownerID: file.ownerID) else {
+            throw FileIntakeError(.unavailable, "file \(stored.id) vanished while it was stored")
+        }
+        return document
+    }
+
+    /// A claimed content type as stored: at most 255 characters, `application/octet-stream` when absent.
+    static func cleanType(_ type: String?) -> String {
+        let trimmed = (type ?? "").trimmingCharacters(in: .whitespaces)
+        return trimmed.isEmpty ? "application/octet-stream" : String(trimmed.prefix(255))
     }
 
     /// A new place for an owner's upload (the streamed upload writes there, then calls `register`).

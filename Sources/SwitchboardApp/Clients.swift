@@ -61,7 +61,7 @@ enum Clients {
     static func email(_ settings: Settings) -> EmailChannelSettings {
         EmailChannelSettings(
             maxMessageBytes: settings.emailMaxMessageBytes, maxAttachmentBytes: settings.emailMaxAttachmentBytes,
-            attachmentsDirectory: settings.emailAttachmentsDirectory, messageIDDomain: settings.emailMessageIDDomain,
+            messageIDDomain: settings.emailMessageIDDomain,
             caFile: settings.emailCAFile, imapPollSeconds: settings.emailIMAPPollSeconds)
     }
 }

@@ -98,6 +98,7 @@ public enum Launcher {
                 stores: stores, secrets: Clients.secrets(settings: settings, logger: logger), whatsAppGraphURL: settings.whatsAppGraphURL,
                 allowPrivateCallbacks: settings.allowPrivateCallbacks, realtime: realtime, email: Clients.email(settings))
             runtime.register(in: &registry, stores: stores, redis: redis, deliveries: channels.deliveries)
+            WhatsAppAssembly.registerMedia(in: &registry, settings: settings, stores: stores, redis: redis, logger: logger)
             services.append(contentsOf: try WorkerAssembly.make(settings: settings, redis: redis, registry: registry, logger: logger))
             services.append(WorkerAssembly.queuedTurnSweeper(stores: stores, redis: redis, logger: logger))
             services.append(EmailAssembly.imapPoller(

@@ -1,4 +1,5 @@
 import Channels
+import Files
 import Foundation
 import Logging
 import Mail
@@ -67,9 +68,10 @@ enum EmailBench {
             let intake = ChannelIntake(stores: stores, jobs: JobQueue(client: redis, logger: logger), redis: redis)
             let directory = NSTemporaryDirectory() + "sb-bench-email-\(UUID().uuidString)"
             defer { try? FileManager.default.removeItem(atPath: directory) }
+            let files = FileIntake(
+                stores: stores, jobs: JobQueue(client: redis, logger: logger), configuration: FilesConfiguration(storageDirectory: directory))
             let receiver = EmailReceiver(
-                stores: stores, intake: intake, redis: redis,
-                attachments: EmailAttachmentStore(files: stores.files, directory: directory, maxBytes: 20 << 20))
+                stores: stores, intake: intake, redis: redis, attachments: EmailAttachmentStore(intake: files, maxBytes: 20 << 20))
 
             // 2. Plain JSON webhook ingest (the baseline): decode, then the intake.
             let jsonBodies = (0..<corpus.count).map { index in

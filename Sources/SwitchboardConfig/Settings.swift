@@ -125,12 +125,11 @@ public struct Settings: Sendable {
     public var realtime: Realtime
     /// Uploads, chunking, embedding and the search index (`files.*`).
     public var files: FileSettings
-    /// The email channel (`channels.email_*`): largest inbound mail and attachment, where
-    /// attachments are written, the domain of reply Message-IDs, extra CA certificates for SMTP
+    /// The email channel (`channels.email_*`): largest inbound mail and attachment (attachments
+    /// are stored under `files.*`), the domain of reply Message-IDs, extra CA certificates for SMTP
     /// and IMAP, seconds between IMAP polls.
     public var emailMaxMessageBytes: Int
     public var emailMaxAttachmentBytes: Int
-    public var emailAttachmentsDirectory: String
     public var emailMessageIDDomain: String?
     public var emailCAFile: String?
     public var emailIMAPPollSeconds: Int
@@ -268,7 +267,6 @@ public struct Settings: Sendable {
         files = try FileSettings(source: source)
         emailMaxMessageBytes = try source.int("channels.email_max_message_bytes", default: 30 << 20, range: 1024...(1 << 30))
         emailMaxAttachmentBytes = try source.int("channels.email_max_attachment_bytes", default: 20 << 20, range: 1...(1 << 30))
-        emailAttachmentsDirectory = try source.string("channels.email_attachments_dir", default: "var/files/email")
         emailMessageIDDomain = try source.optionalString("channels.email_message_id_domain")
         emailCAFile = try source.optionalString("channels.email_ca_file")
         emailIMAPPollSeconds = try source.int("channels.email_imap_poll_seconds", default: 60, range: 5...86_400)

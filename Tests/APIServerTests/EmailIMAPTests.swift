@@ -1,5 +1,6 @@
 import APIServer
 import Channels
+import Files
 import Foundation
 import HummingbirdTesting
 import Mail
@@ -45,7 +46,9 @@ struct EmailIMAPTests {
 
             let receiver = EmailReceiver(
                 stores: env.stores, intake: ChannelIntake(stores: env.stores, jobs: env.jobs, redis: env.redis), redis: env.redis,
-                attachments: EmailAttachmentStore(files: env.stores.files, directory: NSTemporaryDirectory() + "sb-imap-files", maxBytes: 1 << 20))
+                attachments: EmailAttachmentStore(
+                    intake: FileIntake(stores: env.stores, jobs: env.jobs, configuration: FilesConfiguration(storageDirectory: NSTemporaryDirectory() + "sb-imap-files")),
+                    maxBytes: 1 << 20))
             let poller = IMAPPoller(stores: env.stores, secrets: env.dependencies().secrets, receiver: receiver, redis: env.redis)
 
             // Another worker holds the mailbox: this one reads nothing.
@@ -63,6 +66,60 @@ struct EmailIMAPTests {
 
             let again = try await poller.poll(connection, logger: TestEnvironment.logger)
             #expect(again.stored == 0 && again.duplicates == 0)
+        }
+    }
+
+    @Test func imapsIsReadWithTheServersCAAndAWrongCAIsRefusedClearly() async throws {
+        let dovecot = try await DovecotServer(tls: true)
+        defer { dovecot.stop() }
+        let ca = try #require(dovecot.certificate)
+        #expect(dovecot.url.hasPrefix("imaps://"))
+        let elsewhere = NSTemporaryDirectory() + "sb-wrong-ca-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: elsewhere, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: elsewhere) }
+        let (wrongCA, _) = try EmailPeers.selfSignedCertificate(in: elsewhere)
+        try dovecot.deliver(Array(EmailWebhookTests.raw(subject: "Over TLS", id: "imaps-1@example.com", body: "Sent to an imaps mailbox.").utf8))
+
+        try await TestEnvironment.with { env in
+            let (user, key) = try await env.makeUser()
+            let created = try await env.application().test(.router) { client in
+                try await EmailWebhookTests.createChannel(client, key: key, extra: [
+                    "imapUrl": dovecot.url, "imapUsername": dovecot.user, "imapPassword": dovecot.password,
+                ])
+            }
+            let channelID = Int64(try #require(created["id"] as? Int))
+            let stored = try #require(try await env.stores.connections.connection(id: channelID, ownerID: user.id))
+            let connection = try EmailConnection(stored, secrets: env.dependencies().secrets)
+            let directory = NSTemporaryDirectory() + "sb-imaps-files-\(UUID().uuidString)"
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            func poller(caFile: String) -> IMAPPoller {
+                let receiver = EmailReceiver(
+                    stores: env.stores, intake: ChannelIntake(stores: env.stores, jobs: env.jobs, redis: env.redis), redis: env.redis,
+                    attachments: EmailAttachmentStore(
+                        intake: FileIntake(stores: env.stores, jobs: env.jobs, configuration: FilesConfiguration(storageDirectory: directory)),
+                        maxBytes: 1 << 20))
+                return IMAPPoller(stores: env.stores, secrets: env.dependencies().secrets, receiver: receiver, redis: env.redis, caFile: caFile)
+            }
+
+            // A CA that did not sign the server's certificate: refused, saying why, and nothing read.
+            do {
+                _ = try await poller(caFile: wrongCA).poll(connection, logger: TestEnvironment.logger)
+                Issue.record("a server whose certificate is not trusted was read")
+            } catch let failure as CurlFailure {
+                #expect(failure.isUntrustedCertificate)
+                #expect(failure.description.contains("certificate is not trusted"), "\(failure)")
+                #expect(failure.description.contains("channels.email_ca_file"))
+            }
+            #expect(try await env.stores.chats.chats(ownerID: user.id, limit: 10, beforeID: nil).isEmpty)
+
+            // Its own CA: read over TLS, stored, marked seen.
+            let report = try await poller(caFile: ca).poll(connection, logger: TestEnvironment.logger)
+            #expect(report.stored == 1)
+            let mailbox = IMAPMailbox(
+                serverURL: dovecot.url, mailbox: "INBOX", options: CurlOptions(username: dovecot.user, password: dovecot.password, caFile: ca))
+            #expect(try await mailbox.unseenUIDs().isEmpty)
+            #expect(try await env.stores.chats.chats(ownerID: user.id, limit: 10, beforeID: nil).map(\.title) == ["Over TLS"])
+            #expect(dovecot.log.contains("TLS"), "the session was encrypted")
         }
     }
 }

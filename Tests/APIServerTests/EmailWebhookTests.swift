@@ -1,5 +1,6 @@
 import APIServer
 import Channels
+import Files
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -293,7 +294,7 @@ struct EmailWebhookTests {
             let (_, key) = try await env.makeUser()
             let directory = NSTemporaryDirectory() + "sb-email-files-\(UUID().uuidString)"
             defer { try? FileManager.default.removeItem(atPath: directory) }
-            try await env.application(settings: APISettings(email: EmailChannelSettings(attachmentsDirectory: directory))).test(.router) { client in
+            try await env.application(files: FilesConfiguration(storageDirectory: directory)).test(.router) { client in
                 let url = try #require(try await Self.createChannel(client, key: key)["webhookUrl"] as? String)
                 let stamp = String(Int(Date().timeIntervalSince1970))
                 let token = "multipart-token-1"
@@ -331,9 +332,9 @@ struct EmailWebhookTests {
             let (user, key) = try await env.makeUser()
             let directory = NSTemporaryDirectory() + "sb-email-files-\(UUID().uuidString)"
             defer { try? FileManager.default.removeItem(atPath: directory) }
-            let roomy = APISettings(email: EmailChannelSettings(maxMessageBytes: 20 << 20, maxAttachmentBytes: 12 << 20, attachmentsDirectory: directory))
+            let roomy = APISettings(email: EmailChannelSettings(maxMessageBytes: 20 << 20, maxAttachmentBytes: 12 << 20))
             let tenMB = 10 << 20
-            try await env.application(settings: roomy).test(.router) { client in
+            try await env.application(settings: roomy, files: FilesConfiguration(storageDirectory: directory)).test(.router) { client in
                 let url = try #require(try await Self.createChannel(client, key: key)["webhookUrl"] as? String)
                 let response = try await Self.postRaw(client, url, Self.withAttachment(id: "big@example.com", bytes: tenMB))
                 #expect(response.status == .ok, "\(response.text)")
@@ -345,8 +346,8 @@ struct EmailWebhookTests {
                 #expect(onDisk.count == tenMB)
                 #expect(try await env.stores.messages.messageContext(id: Int64(id), historyLimit: 0)?.attachmentCount == 1)
             }
-            let tight = APISettings(email: EmailChannelSettings(maxMessageBytes: 20 << 20, maxAttachmentBytes: 1 << 20, attachmentsDirectory: directory))
-            try await env.application(settings: tight).test(.router) { client in
+            let tight = APISettings(email: EmailChannelSettings(maxMessageBytes: 20 << 20, maxAttachmentBytes: 1 << 20))
+            try await env.application(settings: tight, files: FilesConfiguration(storageDirectory: directory)).test(.router) { client in
                 let (other, otherKey) = try await env.makeUser()
                 let url = try #require(try await Self.createChannel(client, key: otherKey)["webhookUrl"] as? String)
                 let response = try await Self.postRaw(client, url, Self.withAttachment(id: "big2@example.com", bytes: tenMB))

@@ -1,5 +1,6 @@
 import APIServer
 import Channels
+import Files
 import Foundation
 import Hummingbird
 import HummingbirdTesting
@@ -44,9 +45,12 @@ struct TestEnvironment: Sendable {
     }
 
     func dependencies(
-        settings: APISettings = APISettings(), limits: RateLimitSettings = .disabled, jobs: (any JobProducer)? = nil
+        settings: APISettings = APISettings(), limits: RateLimitSettings = .disabled, jobs: (any JobProducer)? = nil,
+        files: FilesConfiguration? = nil
     ) -> APIDependencies {
-        APIDependencies(redis: redis, stores: stores, jobs: jobs ?? self.jobs, settings: settings, limits: limits)
+        var dependencies = APIDependencies(redis: redis, stores: stores, jobs: jobs ?? self.jobs, settings: settings, limits: limits)
+        if let files { dependencies.files = FileServices(configuration: files) }
+        return dependencies
     }
 
     /// A user with one API key; answers the user and the secret.
@@ -58,19 +62,25 @@ struct TestEnvironment: Sendable {
     }
 
     func application(
-        settings: APISettings = APISettings(), limits: RateLimitSettings = .disabled, jobs: (any JobProducer)? = nil
+        settings: APISettings = APISettings(), limits: RateLimitSettings = .disabled, jobs: (any JobProducer)? = nil,
+        files: FilesConfiguration? = nil
     ) -> some ApplicationProtocol {
-        Application(router: APIApplication.buildRouter(dependencies: dependencies(settings: settings, limits: limits, jobs: jobs)), logger: Self.logger)
+        Application(
+            router: APIApplication.buildRouter(dependencies: dependencies(settings: settings, limits: limits, jobs: jobs, files: files)),
+            logger: Self.logger)
     }
 
-    /// A worker running turn and delivery jobs with `responder` for the duration of `body`.
+    /// A worker running turn and delivery jobs with `responder` for the duration of `body` (and
+    /// the jobs `register` adds, on `queues`).
     func withWorker<T>(
-        responder: any TurnResponder = EchoResponder(), deliveries: ChannelDeliveries = .standard, _ body: () async throws -> T
+        responder: any TurnResponder = EchoResponder(), deliveries: ChannelDeliveries = .standard,
+        queues: [QueueName] = [Turns.queue, Deliveries.queue], register: (inout JobRegistry) -> Void = { _ in }, _ body: () async throws -> T
     ) async throws -> T {
         var registry = JobRegistry()
         PipelineJobs.register(in: &registry, responder: responder, stores: stores, redis: redis, deliveries: deliveries)
+        register(&registry)
         let configuration = WorkerConfiguration(
-            workerID: "test-worker-\(UInt32.random(in: 0...UInt32.max))", queues: [Turns.queue, Deliveries.queue], concurrency: 4,
+            workerID: "test-worker-\(UInt32.random(in: 0...UInt32.max))", queues: queues, concurrency: 4,
             healthPort: 0, blockTime: .milliseconds(200))
         let worker = try WorkerService(client: redis, registry: registry, configuration: configuration, logger: Self.logger)
         let task = Task { try await worker.run() }

@@ -14,8 +14,14 @@ import Synchronization
 import Testing
 import TurnTestSupport
 
-/// A fake of WhatsApp's Graph API on loopback: records every request and answers as told.
+/// A fake of WhatsApp's Graph API on loopback: records every request and answers as told; serves
+/// media (`GET /v21.0/{media id}` answers its URL on this server, which serves the bytes to the
+/// bearer of the access token), and answers 404 for the media ids it is told to fail.
 final class FakeGraphAPI: Sendable {
+    struct Media: Sendable {
+        var bytes: [UInt8]
+        var mimeType: String
+    }
     struct Recorded: Sendable {
         var path: String
         var authorization: String?
@@ -31,8 +37,43 @@ final class FakeGraphAPI: Sendable {
 
     var recorded: [Recorded] { requests.withLock { $0 } }
 
+    /// Runs a fake on a free loopback port for the duration of `body`, given it and its Graph base URL.
+    static func running<T>(_ body: (FakeGraphAPI, String) async throws -> T) async throws -> T {
+        let graph = FakeGraphAPI()
+        let port = try TestServices.freePort()
+        let server = Task { try await graph.application(port: port).runService(gracefulShutdownSignals: []) }
+        defer { server.cancel() }
+        return try await body(graph, "http://127.0.0.1:\(port)/v21.0")
+    }
+
+    let media = Mutex<[String: Media]>([:])
+    let failingMedia = Mutex<Set<String>>([])
+    /// Paths of the media requests (lookups and downloads), in order.
+    let mediaRequests = Mutex<[String]>([])
+
     func application(port: Int) -> some ApplicationProtocol {
         let router = Router()
+        // The same parameter name as the messages route's: Hummingbird wants one name per position.
+        router.get("/v21.0/:phone") { request, context -> Response in
+            let id = context.parameters.get("phone") ?? ""
+            self.mediaRequests.withLock { $0.append(request.uri.path) }
+            guard request.headers[.authorization] == "Bearer EAAG-access-token", !self.failingMedia.withLock({ $0.contains(id) }),
+                  let media = self.media.withLock({ $0[id] })
+            else {
+                return Response(
+                    status: .notFound, headers: [.contentType: "application/json"],
+                    body: .init(byteBuffer: ByteBuffer(string: #"{"error":{"message":"Unsupported get request.","code":100}}"#)))
+            }
+            let json = #"{"messaging_product":"whatsapp","url":"http://127.0.0.1:\#(port)/media/\#(id)","mime_type":"\#(media.mimeType)","file_size":\#(media.bytes.count),"id":"\#(id)"}"#
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: json)))
+        }
+        router.get("/media/:mediaId") { request, context -> Response in
+            self.mediaRequests.withLock { $0.append(request.uri.path) }
+            guard request.headers[.authorization] == "Bearer EAAG-access-token",
+                  let media = self.media.withLock({ $0[context.parameters.get("mediaId") ?? ""] })
+            else { return Response(status: .unauthorized) }
+            return Response(status: .ok, headers: [.contentType: media.mimeType], body: .init(byteBuffer: ByteBuffer(bytes: media.bytes)))
+        }
         router.post("/v21.0/:phone/messages") { request, context -> Response in
             var request = request
             let body = try await request.collectBody(upTo: 1 << 20)
@@ -207,46 +248,43 @@ struct WhatsAppWebhookTests {
     @Test func aRepliesGoesBackThroughTheGraphAPIAndItsStatusOnlyMovesForward() async throws {
         try await TestEnvironment.with { env in
             let (user, key) = try await env.makeUser()
-            let graph = FakeGraphAPI()
-            let port = try TestServices.freePort()
-            let server = Task { try await graph.application(port: port).runService(gracefulShutdownSignals: []) }
-            defer { server.cancel() }
-            let deliveries = ChannelRegistry.configured(
-                stores: env.stores, secrets: .development(), whatsAppGraphURL: "http://127.0.0.1:\(port)/v21.0").deliveries
-            try await env.withWorker(deliveries: deliveries) {
-                try await env.application().test(.router) { client in
-                    let url = try #require(try await Self.createChannel(client, key: key)["webhookUrl"] as? String)
-                    #expect(try await Self.post(client, url, Self.message(from: "15551234", id: "wamid.Q", text: "what time is it")).status == .ok)
+            try await FakeGraphAPI.running { graph, graphURL in
+                let deliveries = ChannelRegistry.configured(stores: env.stores, secrets: .development(), whatsAppGraphURL: graphURL).deliveries
+                try await env.withWorker(deliveries: deliveries) {
+                    try await env.application().test(.router) { client in
+                        let url = try #require(try await Self.createChannel(client, key: key)["webhookUrl"] as? String)
+                        #expect(try await Self.post(client, url, Self.message(from: "15551234", id: "wamid.Q", text: "what time is it")).status == .ok)
 
-                    var sent: [FakeGraphAPI.Recorded] = []
-                    for _ in 0..<200 {
-                        sent = graph.recorded.filter { $0.text != nil }
-                        if !sent.isEmpty { break }
-                        try await Task.sleep(for: .milliseconds(50))
+                        var sent: [FakeGraphAPI.Recorded] = []
+                        for _ in 0..<200 {
+                            sent = graph.recorded.filter { $0.text != nil }
+                            if !sent.isEmpty { break }
+                            try await Task.sleep(for: .milliseconds(50))
+                        }
+                        let reply = try #require(sent.first, "the reply reached the Graph API")
+                        #expect(reply.path == "/v21.0/1098765/messages")
+                        #expect(reply.authorization == "Bearer EAAG-access-token")
+                        #expect(reply.json["to"] == "15551234")
+                        #expect(reply.text == EchoResponder.reply(to: "what time is it"))
+                        #expect(graph.recorded.contains { $0.json["status"] == "read" && $0.json["message_id"] == "wamid.Q" }, "marked read when the turn started")
+
+                        let chat = try #require(try await env.stores.chats.chats(ownerID: user.id, limit: 1, beforeID: nil).first)
+                        var stored: Message?
+                        for _ in 0..<100 {
+                            stored = try await env.stores.messages.messages(chatID: chat.id, ownerID: user.id, limit: 5, beforeID: nil, afterID: nil)
+                                .first { $0.role == .assistant && $0.deliveredAt != nil }
+                            if stored != nil { break }
+                            try await Task.sleep(for: .milliseconds(50))
+                        }
+                        let answer = try #require(stored)
+                        #expect(answer.externalID == "wamid.OUT1", "the wamid WhatsApp gave the reply is kept")
+                        #expect(answer.deliveryStatus == .sent)
+
+                        _ = try await Self.post(client, url, Self.status("wamid.OUT1", "read"))
+                        #expect(try await env.stores.messages.message(id: answer.id)?.deliveryStatus == .read)
+                        _ = try await Self.post(client, url, Self.status("wamid.OUT1", "delivered"))
+                        #expect(try await env.stores.messages.message(id: answer.id)?.deliveryStatus == .read, "a late delivered does not undo read")
                     }
-                    let reply = try #require(sent.first, "the reply reached the Graph API")
-                    #expect(reply.path == "/v21.0/1098765/messages")
-                    #expect(reply.authorization == "Bearer EAAG-access-token")
-                    #expect(reply.json["to"] == "15551234")
-                    #expect(reply.text == EchoResponder.reply(to: "what time is it"))
-                    #expect(graph.recorded.contains { $0.json["status"] == "read" && $0.json["message_id"] == "wamid.Q" }, "marked read when the turn started")
-
-                    let chat = try #require(try await env.stores.chats.chats(ownerID: user.id, limit: 1, beforeID: nil).first)
-                    var stored: Message?
-                    for _ in 0..<100 {
-                        stored = try await env.stores.messages.messages(chatID: chat.id, ownerID: user.id, limit: 5, beforeID: nil, afterID: nil)
-                            .first { $0.role == .assistant && $0.deliveredAt != nil }
-                        if stored != nil { break }
-                        try await Task.sleep(for: .milliseconds(50))
-                    }
-                    let answer = try #require(stored)
-                    #expect(answer.externalID == "wamid.OUT1", "the wamid WhatsApp gave the reply is kept")
-                    #expect(answer.deliveryStatus == .sent)
-
-                    _ = try await Self.post(client, url, Self.status("wamid.OUT1", "read"))
-                    #expect(try await env.stores.messages.message(id: answer.id)?.deliveryStatus == .read)
-                    _ = try await Self.post(client, url, Self.status("wamid.OUT1", "delivered"))
-                    #expect(try await env.stores.messages.message(id: answer.id)?.deliveryStatus == .read, "a late delivered does not undo read")
                 }
             }
         }

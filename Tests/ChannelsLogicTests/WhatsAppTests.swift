@@ -56,9 +56,40 @@ struct WhatsAppLogicTests {
         #expect(messages.allSatisfy { $0.ownerID == 3 && $0.channel == .whatsapp })
         #expect(messages[0].content == "Hi, é ok? @you")
         #expect(messages[0].chat == .thread(key: "wa:7:15551234", title: "Ada"))
-        #expect(messages[1].content.hasPrefix("look\n[image message"))
+        #expect(messages[1].content == "look\n[image]")
         #expect(messages[2].chat == .thread(key: "wa:7:15559999", title: "Bob"))
         #expect(try WhatsAppInbound().statuses(in: delivery) == [WhatsAppStatusUpdate(messageID: "wamid.OUT", status: .read)])
+    }
+
+    @Test func mediaIsFetchedAndAnyOtherTypeIsAnsweredAsUnsupported() throws {
+        let body = #"""
+        {"entry":[{"changes":[{"field":"messages","value":{"messages":[
+          {"from":"1","id":"w.1","type":"text","text":{"body":"hello"}},
+          {"from":"1","id":"w.2","type":"document","document":{"id":"4410","mime_type":"application/pdf","filename":"q3.pdf","caption":"numbers"}},
+          {"from":"1","id":"w.3","type":"audio","audio":{"id":"4411","mime_type":"audio/ogg"}},
+          {"from":"1","id":"w.4","type":"image","image":{"id":"../../etc/passwd"}},
+          {"from":"1","id":"w.5","type":"video"},
+          {"from":"1","id":"w.6","type":"location","location":{"latitude":1,"longitude":2}},
+          {"from":"1","id":"w.7","type":"sticker","sticker":{"id":"4412"}},
+          {"from":"1","id":"w.8","type":"text","text":{"body":""}},
+          {"from":"1","id":"w.9"}
+        ]}}]}]}
+        """#
+        let received = try WhatsAppInbound().received(in: Self.delivery(body, signature: nil))
+        #expect(received.map(\.kind) == [
+            .text, .media(WhatsAppMedia(kind: "document", id: "4410", mimeType: "application/pdf", filename: "q3.pdf")),
+            .media(WhatsAppMedia(kind: "audio", id: "4411", mimeType: "audio/ogg")),
+            .unsupported(type: "image"), .unsupported(type: "video"), .unsupported(type: "location"), .unsupported(type: "sticker"),
+            .unsupported(type: "text"), .unsupported(type: "unknown"),
+        ])
+        #expect(received.map(\.message.content) == [
+            "hello", "numbers\n[document: q3.pdf]", "[audio]", "[image message: not supported]", "[video message: not supported]",
+            "[location message: not supported]", "[sticker message: not supported]", "[text message: not supported]",
+            "[unknown message: not supported]",
+        ])
+        #expect(WhatsAppReceived.unsupportedReply(type: "audio").contains("your voice message"))
+        #expect(WhatsAppReceived.unsupportedReply(type: "hologram").contains("your message."))
+        #expect(WhatsAppReceived.downloadFailedReply(type: "document").contains("download the document"))
     }
 
     @Test func aBodyThatIsNotAWebhookIsABadRequest() {

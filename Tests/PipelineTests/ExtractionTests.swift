@@ -8,28 +8,8 @@ import Testing
 @Suite struct ExtractionTests {
     let extractor = TextExtractor()
 
-    /// A one-page PDF showing `text` (Helvetica), with a correct cross-reference table.
-    static func pdf(_ text: String) -> Data {
-        let stream = "BT /F1 12 Tf 72 720 Td (\(text)) Tj ET"
-        let objects = [
-            "<< /Type /Catalog /Pages 2 0 R >>",
-            "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
-            "<< /Length \(stream.utf8.count) >>\nstream\n\(stream)\nendstream",
-            "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-        ]
-        var body = "%PDF-1.4\n"
-        var offsets: [Int] = []
-        for (index, object) in objects.enumerated() {
-            offsets.append(body.utf8.count)
-            body += "\(index + 1) 0 obj\n\(object)\nendobj\n"
-        }
-        let xref = body.utf8.count
-        body += "xref\n0 \(objects.count + 1)\n0000000000 65535 f \n"
-        for offset in offsets { body += String(format: "%010d 00000 n \n", offset) }
-        body += "trailer\n<< /Size \(objects.count + 1) /Root 1 0 R >>\nstartxref\n\(xref)\n%%EOF\n"
-        return Data(body.utf8)
-    }
+    /// A one-page PDF showing `text`.
+    static func pdf(_ text: String) -> Data { TestDocuments.pdf(pages: [text]) }
 
     /// A minimal DOCX (a ZIP holding word/document.xml), made with the `zip` tool.
     static func docx(paragraphs: [String]) async throws -> Data {

@@ -139,17 +139,21 @@ public final class SMTPRecorder: @unchecked Sendable {
     deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
 }
 
-/// Dovecot serving one mailbox (user `box`) over IMAP on a free loopback port, without TLS, from a
-/// throw-away directory. Tests fill the mailbox by delivering into its Maildir, as a local MTA would.
+/// Dovecot serving one mailbox (user `box`) over IMAP on a free loopback port, without TLS or
+/// over implicit TLS (`imaps://`, a fresh self-signed certificate), from a throw-away directory.
+/// Tests fill the mailbox by delivering into its Maildir, as a local MTA would. `log` holds
+/// Dovecot's log, whose logout lines count what each session fetched.
 public final class DovecotServer: @unchecked Sendable {
     public let port: Int
     public let directory: String
+    /// The CA file that trusts this server (its self-signed certificate), when it speaks TLS.
+    public let certificate: String?
     public let user = "box"
     public let password = "box-\(UUID().uuidString.prefix(8))"
     private var delivered = 0
     private let process: Process
 
-    public init() async throws {
+    public init(tls: Bool = false) async throws {
         guard FileManager.default.fileExists(atPath: "/usr/sbin/dovecot") else { throw TestPeerError("dovecot-imapd is not installed (scripts/services install)") }
         port = try TestServices.freePort()
         directory = "/tmp/sb-dovecot-\(UUID().uuidString.prefix(8))"
@@ -161,13 +165,21 @@ public final class DovecotServer: @unchecked Sendable {
         // Dovecot refuses mail access as root: the mailbox belongs to nobody.
         try EmailPeers.run("/bin/chown", ["-R", "65534:65534", directory + "/home"])
         try "\(user):{PLAIN}\(password):65534:65534::\(directory)/home\n".write(toFile: directory + "/passwd", atomically: true, encoding: .utf8)
+        var ssl = "ssl = no"
+        if tls {
+            let (cert, key) = try EmailPeers.selfSignedCertificate(in: directory)
+            ssl = "ssl = required\nssl_cert = <\(cert)\nssl_key = <\(key)"
+            certificate = cert
+        } else {
+            certificate = nil
+        }
         let configuration = """
             protocols = imap
             listen = 127.0.0.1
             base_dir = \(directory)/run
             instance_name = sb-\(port)
             log_path = \(directory)/dovecot.log
-            ssl = no
+            \(ssl)
             disable_plaintext_auth = no
             auth_mechanisms = plain login
             mail_location = maildir:~/Maildir
@@ -183,10 +195,11 @@ public final class DovecotServer: @unchecked Sendable {
               chroot =
               inet_listener imap {
                 address = 127.0.0.1
-                port = \(port)
+                port = \(tls ? 0 : port)
               }
               inet_listener imaps {
-                port = 0
+                address = 127.0.0.1
+                port = \(tls ? port : 0)
               }
             }
             service anvil {
@@ -215,7 +228,18 @@ public final class DovecotServer: @unchecked Sendable {
         throw TestPeerError("dovecot did not start on port \(port)")
     }
 
-    public var url: String { "imap://127.0.0.1:\(port)" }
+    public var url: String { "\(certificate == nil ? "imap" : "imaps")://127.0.0.1:\(port)" }
+
+    /// Dovecot's log so far.
+    public var log: String { (try? String(contentsOfFile: directory + "/dovecot.log", encoding: .utf8)) ?? "" }
+
+    /// Messages fetched whole (`BODY[]`, peeked or not) over all sessions that logged out so far.
+    public var bodiesFetched: Int {
+        log.split(separator: "\n").reduce(0) { total, line in
+            guard let range = line.range(of: "body_count=") else { return total }
+            return total + (Int(line[range.upperBound...].prefix { $0.isNumber }) ?? 0)
+        }
+    }
 
     /// Delivers `message` into the mailbox (unseen), as an MDA would.
     public func deliver(_ message: [UInt8]) throws {

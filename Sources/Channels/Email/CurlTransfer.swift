@@ -45,8 +45,13 @@ public struct CurlFailure: Error, Sendable, CustomStringConvertible {
         self.serverReply = serverReply
     }
 
+    /// The server's TLS certificate is not signed by a trusted CA (or the CA file cannot be read).
+    public var isUntrustedCertificate: Bool { code == 60 || code == 77 }
+
     public var description: String {
-        serverReply.isEmpty ? "libcurl error \(code): \(message)" : "libcurl error \(code): \(message); the server said: \(serverReply)"
+        let failure = serverReply.isEmpty ? "libcurl error \(code): \(message)" : "libcurl error \(code): \(message); the server said: \(serverReply)"
+        guard isUntrustedCertificate else { return failure }
+        return "the server's TLS certificate is not trusted (channels.email_ca_file names the CA certificates trusted besides the system's): \(failure)"
     }
 }
 

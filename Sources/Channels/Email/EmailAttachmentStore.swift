@@ -1,24 +1,21 @@
-/// Where a mail's attachments become the message's files: the bytes written under the
-/// attachments directory (by content hash, off the cooperative pool) and a `files` row each,
-/// linked to the message and its chat, so the turn reads and extracts them like any upload.
-/// Attachments over the size limit are refused (413) before anything is stored.
-import Crypto
+/// Where a mail's attachments become the message's files: each goes through the files module's
+/// intake (`FileIntake.attach`: sniffed, stored under the files directory, its extraction and
+/// indexing queued; a type Switchboard does not read is kept as a `failed` file that says so),
+/// linked to the message and its chat before the turn is queued, so the turn reads them like
+/// any upload. Attachments over the size limit are refused (413) before anything is stored.
+import Files
 import Foundation
 import Mail
-import NIOPosix
 import Storage
 import SwitchboardCore
 
 public struct EmailAttachmentStore: Sendable {
-    public var files: any FileStore
-    /// Where the bytes go (`{directory}/{owner}/{sha256}`).
-    public var directory: String
+    public var intake: FileIntake
     /// The largest attachment accepted, in bytes.
     public var maxBytes: Int
 
-    public init(files: any FileStore, directory: String, maxBytes: Int) {
-        self.files = files
-        self.directory = directory
+    public init(intake: FileIntake, maxBytes: Int) {
+        self.intake = intake
         self.maxBytes = maxBytes
     }
 
@@ -32,22 +29,12 @@ public struct EmailAttachmentStore: Sendable {
     }
 
     /// Stores `attachments` as files of `message`.
-    public func store(_ attachments: [MailAttachment], message: Message) async throws -> [StoredFile] {
-        var stored: [StoredFile] = []
+    public func store(_ attachments: [MailAttachment], message: Message) async throws -> [DocumentFile] {
+        var stored: [DocumentFile] = []
         for attachment in attachments {
-            let digest = SHA256.hash(data: attachment.data).map { String(format: "%02x", $0) }.joined()
-            let folder = "\(directory)/\(message.ownerID)"
-            let path = "\(folder)/\(digest)"
-            let data = attachment.data
-            try await NIOThreadPool.singleton.runIfActive {
-                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-                if !FileManager.default.fileExists(atPath: path) {
-                    try Data(data).write(to: URL(fileURLWithPath: path), options: .atomic)
-                }
-            }
-            stored.append(try await files.createFile(NewFile(
-                ownerID: message.ownerID, chatID: message.chatID, messageID: message.id, name: String(attachment.filename.prefix(255)),
-                mimeType: String(attachment.contentType.prefix(255)), size: Int64(data.count), sha256: digest, storagePath: path)))
+            stored.append(try await intake.attach(
+                ownerID: message.ownerID, name: attachment.filename, data: Data(attachment.data), mimeType: attachment.contentType,
+                chatID: message.chatID, messageID: message.id))
         }
         return stored
     }

@@ -1,5 +1,5 @@
 /// The email channel's configured limits and places (`channels.email_*` in Settings): how large
-/// an inbound post and an attachment may be, where attachments are written, the domain of the
+/// an inbound post and an attachment may be (attachments are stored by the files module), the domain of the
 /// Message-IDs Switchboard writes, extra CA certificates for SMTP and IMAP, and how often
 /// mailboxes are polled.
 import Foundation
@@ -9,8 +9,6 @@ public struct EmailChannelSettings: Sendable, Equatable {
     public var maxMessageBytes: Int
     /// Largest single attachment, in bytes (413 above).
     public var maxAttachmentBytes: Int
-    /// Where attachment bytes are written.
-    public var attachmentsDirectory: String
     /// The domain of reply Message-IDs (nil: each channel address's domain).
     public var messageIDDomain: String?
     /// A PEM file of extra CA certificates trusted for SMTP and IMAP (nil: the system's).
@@ -19,12 +17,11 @@ public struct EmailChannelSettings: Sendable, Equatable {
     public var imapPollSeconds: Int
 
     public init(
-        maxMessageBytes: Int = 30 << 20, maxAttachmentBytes: Int = 20 << 20, attachmentsDirectory: String = "var/files/email",
+        maxMessageBytes: Int = 30 << 20, maxAttachmentBytes: Int = 20 << 20,
         messageIDDomain: String? = nil, caFile: String? = nil, imapPollSeconds: Int = 60
     ) {
         self.maxMessageBytes = maxMessageBytes
         self.maxAttachmentBytes = maxAttachmentBytes
-        self.attachmentsDirectory = attachmentsDirectory
         self.messageIDDomain = messageIDDomain
         self.caFile = caFile
         self.imapPollSeconds = imapPollSeconds

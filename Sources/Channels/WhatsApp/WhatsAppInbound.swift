@@ -1,6 +1,9 @@
 /// WhatsApp's inbound adapter: checks `X-Hub-Signature-256` (HMAC-SHA256 of the exact body with
 /// the app secret, constant time) before anything is parsed, then reads the messages (one chat
 /// per contact and connection, deduplicated by `wamid`) and the delivery statuses of replies.
+/// Text becomes a turn; image, document, audio and video are downloaded by a job
+/// (`WhatsAppMediaJob`) before anything answers them; any other type is stored with a note and
+/// answered with a polite "unsupported" reply (`WhatsAppReceived.handOff`).
 import Crypto
 import Foundation
 import SwitchboardCore
@@ -25,6 +28,81 @@ public struct WhatsAppStatusUpdate: Sendable, Equatable {
     public init(messageID: String, status: DeliveryStatus) {
         self.messageID = messageID
         self.status = status
+    }
+}
+
+/// A media attachment of a WhatsApp message, as the webhook names it (the bytes are fetched later).
+public struct WhatsAppMedia: Codable, Sendable, Equatable {
+    /// `image`, `document`, `audio` or `video`.
+    public var kind: String
+    /// The media id to fetch from the Graph API.
+    public var id: String
+    public var mimeType: String?
+    public var filename: String?
+
+    public init(kind: String, id: String, mimeType: String? = nil, filename: String? = nil) {
+        self.kind = kind
+        self.id = id
+        self.mimeType = mimeType
+        self.filename = filename
+    }
+
+    /// The message types whose media is fetched.
+    public static let kinds: Set<String> = ["image", "document", "audio", "video"]
+
+    /// What a person calls it in a reply.
+    public var label: String { WhatsAppReceived.label(of: kind) }
+}
+
+/// A WhatsApp message as Switchboard takes it: the message to store, and what follows.
+public struct WhatsAppReceived: Sendable {
+    public enum Kind: Sendable, Equatable {
+        /// A text: its turn is queued.
+        case text
+        /// A media message: its download is queued (`WhatsAppMediaJob`), which then queues the turn
+        /// or answers that the file could not be read.
+        case media(WhatsAppMedia)
+        /// Any other type (location, sticker, contacts, reaction, interactive, unknown…): stored
+        /// with a note and answered politely, without a turn.
+        case unsupported(type: String)
+    }
+
+    public var message: InboundMessage
+    public var kind: Kind
+
+    /// What `ChannelIntake.accept` queues for a new message of this kind in place of its turn
+    /// (nil: the turn).
+    public func handOff(connectionID: Int64, intake: ChannelIntake) -> (@Sendable (Message) async throws -> Void)? {
+        switch kind {
+        case .text:
+            return nil
+        case .media(let media):
+            let jobs = intake.jobs
+            return { message in try await WhatsAppMediaJob.enqueue(messageID: message.id, connectionID: connectionID, media: media, on: jobs) }
+        case .unsupported(let type):
+            return { message in try await intake.answerWithoutTurn(message, text: Self.unsupportedReply(type: type)) }
+        }
+    }
+
+    /// The polite answer to a message Switchboard cannot read.
+    public static func unsupportedReply(type: String) -> String {
+        "Sorry, I can only read text messages and documents (PDF, Word or text files), so I could not read your \(label(of: type)). "
+            + "Please send your question as text."
+    }
+
+    /// The answer to a media message whose file could not be downloaded.
+    public static func downloadFailedReply(type: String) -> String {
+        "Sorry, I could not download the \(label(of: type)) you sent. Please send it again, or send your question as text."
+    }
+
+    static func label(of type: String) -> String {
+        switch type {
+        case "audio": return "voice message"
+        case "contacts": return "contact card"
+        case "interactive", "button": return "button reply"
+        case "image", "document", "video", "sticker", "location", "reaction": return type
+        default: return "message"
+        }
     }
 }
 
@@ -78,8 +156,13 @@ public struct WhatsAppInbound: InboundAdapter {
     }
 
     public func messages(in payload: WhatsAppDelivery) throws -> [InboundMessage] {
+        try received(in: payload).map(\.message)
+    }
+
+    /// The messages in `payload` with what each needs next (call after `verify`).
+    public func received(in payload: WhatsAppDelivery) throws -> [WhatsAppReceived] {
         let webhook = try Self.decode(payload.request.body)
-        var messages: [InboundMessage] = []
+        var messages: [WhatsAppReceived] = []
         for value in Self.values(of: webhook) {
             var names: [String: String] = [:]
             for contact in value.contacts ?? [] {
@@ -87,10 +170,14 @@ public struct WhatsAppInbound: InboundAdapter {
             }
             for message in value.messages ?? [] {
                 guard let from = message.from, let wamid = message.id, !from.isEmpty, !wamid.isEmpty else { continue }
-                messages.append(InboundMessage(
-                    ownerID: payload.connection.ownerID, channel: .whatsapp, content: Self.content(of: message),
-                    chat: .thread(key: WhatsAppConnection.threadKey(connectionID: payload.connection.id, waID: from), title: names[from] ?? "+\(from)"),
-                    externalID: wamid))
+                let kind = Self.kind(of: message)
+                messages.append(WhatsAppReceived(
+                    message: InboundMessage(
+                        ownerID: payload.connection.ownerID, channel: .whatsapp, content: Self.content(of: message, kind: kind),
+                        chat: .thread(
+                            key: WhatsAppConnection.threadKey(connectionID: payload.connection.id, waID: from), title: names[from] ?? "+\(from)"),
+                        externalID: wamid),
+                    kind: kind))
             }
         }
         return messages
@@ -116,14 +203,46 @@ public struct WhatsAppInbound: InboundAdapter {
         (webhook.entry ?? []).flatMap { $0.changes ?? [] }.filter { ($0.field ?? "messages") == "messages" }.compactMap(\.value)
     }
 
-    /// Text as written. Other types are kept as a note (with the caption when there is one): the
-    /// media itself is not downloaded yet.
-    static func content(of message: WhatsAppWebhook.Message) -> String {
+    /// What follows a message: a text's turn, a media download, or the unsupported answer (a
+    /// media message without a usable media id is unsupported too).
+    static func kind(of message: WhatsAppWebhook.Message) -> WhatsAppReceived.Kind {
         let type = message.type ?? "unknown"
-        if type == "text", let body = message.text?.body, !body.isEmpty { return body }
-        let media = message.image ?? message.document ?? message.video ?? message.audio
-        let note = "[\(type) message: not supported yet]"
-        if let caption = media?.caption, !caption.isEmpty { return "\(caption)\n\(note)" }
-        return note
+        if type == "text", let body = message.text?.body, !body.isEmpty { return .text }
+        if WhatsAppMedia.kinds.contains(type), let media = Self.media(of: message), let id = media.id, Self.isMediaID(id) {
+            return .media(WhatsAppMedia(kind: type, id: id, mimeType: media.mime_type, filename: media.filename))
+        }
+        return .unsupported(type: String(type.prefix(40)))
+    }
+
+    static func media(of message: WhatsAppWebhook.Message) -> WhatsAppWebhook.Message.Media? {
+        switch message.type {
+        case "image": return message.image
+        case "document": return message.document
+        case "audio": return message.audio
+        case "video": return message.video
+        default: return nil
+        }
+    }
+
+    /// Media ids are opaque tokens of Meta's (digits in practice); anything else is not put in a URL.
+    static func isMediaID(_ id: String) -> Bool {
+        (1...128).contains(id.utf8.count) && id.utf8.allSatisfy { byte in
+            (byte >= 48 && byte <= 57) || (byte >= 65 && byte <= 90) || (byte >= 97 && byte <= 122) || byte == 45 || byte == 46 || byte == 95
+        }
+    }
+
+    /// Text as written; a media message as its caption and a note naming the file; any other
+    /// type as a note.
+    static func content(of message: WhatsAppWebhook.Message, kind: WhatsAppReceived.Kind) -> String {
+        switch kind {
+        case .text:
+            return message.text?.body ?? ""
+        case .media(let media):
+            let note = media.filename.map { "[\(media.kind): \($0)]" } ?? "[\(media.kind)]"
+            if let caption = Self.media(of: message)?.caption, !caption.isEmpty { return "\(caption)\n\(note)" }
+            return note
+        case .unsupported(let type):
+            return "[\(type) message: not supported]"
+        }
     }
 }
