@@ -89,7 +89,7 @@ def traced(tmp_path_factory):
             api, worker = processes
             http = f"http://127.0.0.1:{http_port}"
             wait_healthy(api, f"{http}/healthz", logs["api"], "api")
-            wait_healthy(worker, f"http://127.0.0.1:{health_port}/healthz", logs["worker"], "worker")
+            wait_healthy(worker, f"http://127.0.0.1:{health_port}/health", logs["worker"], "worker")
 
             client_trace = uuid.uuid4().hex
             client_span = uuid.uuid4().hex[:16]
