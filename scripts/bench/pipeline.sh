@@ -11,7 +11,8 @@
 #   MODE stream: POST /api/v1/messages/stream (one request)
 # TRANSPORT=unix (default, as scripts/run deploys) reaches Redis and MariaDB over their Unix
 # sockets, TRANSPORT=tcp over TCP loopback (as servers on other machines would be reached).
-# SWIFT overrides the swift command, BUILD_DIR the build folder (default .build), SKIP_BUILD=1
+# SWIFT overrides the swift command, BUILD_DIR the build folder (default .build), CONFIGURATION
+# the build (release by default; debug where a release build is not at hand), SKIP_BUILD=1
 # uses the binary already built, TIMELINE=FILE writes each open-loop turn's timings there as CSV
 # (when it was due, its 202, first event and first chunk). SB_BENCH_PIPELINE_ALONE=1 also runs
 # the RoutingPipeline-only measurement (run → first chunk, no api/Redis hops; the gated
@@ -32,8 +33,9 @@ case "${TRANSPORT:=unix}" in
   *) echo "TRANSPORT is unix or tcp" >&2; exit 2 ;;
 esac
 echo "Redis and MariaDB over $TRANSPORT" >&2
-[ -n "${SKIP_BUILD:-}" ] || $SWIFT build -c release --product switchboard-bench >&2
-"$BUILD_DIR/release/switchboard-bench" pipeline --redis "$REDIS_URL" --database "$DATABASE_URL" \
+CONFIGURATION=${CONFIGURATION:-release}
+[ -n "${SKIP_BUILD:-}" ] || $SWIFT build -c "$CONFIGURATION" --product switchboard-bench >&2
+"$BUILD_DIR/$CONFIGURATION/switchboard-bench" pipeline --redis "$REDIS_URL" --database "$DATABASE_URL" \
   --turns "$TURNS" --rate "$RATE" --mode "$MODE" ${TIMELINE:+--timeline "$TIMELINE"} \
   ${TRACING_ENDPOINT:+--tracing-endpoint "$TRACING_ENDPOINT"} 2>&1 | { grep -v "HummingbirdCore" || true; }
 

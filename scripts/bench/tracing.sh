@@ -6,13 +6,14 @@
 # Prints each run's lines and the load average before each run.
 #
 # Usage: scripts/bench/tracing.sh [PAIRS] [TURNS] [RATE]     (defaults: 3, 300, 100)
-# SKIP_BUILD=1 uses the release switchboard-bench already built; other variables as pipeline.sh.
+# SKIP_BUILD=1 uses the switchboard-bench already built; CONFIGURATION=debug the debug build; other
+# variables as pipeline.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PAIRS=${1:-3} TURNS=${2:-300} RATE=${3:-100}
 SWIFT=${SWIFT:-swift}
 PYTHON=$(./scripts/python-env)
-[ -n "${SKIP_BUILD:-}" ] || $SWIFT build -c release --product switchboard-bench >&2
+[ -n "${SKIP_BUILD:-}" ] || $SWIFT build -c "${CONFIGURATION:-release}" --product switchboard-bench >&2
 export SKIP_BUILD=1
 
 receiver_log=$(mktemp)
@@ -33,6 +34,6 @@ for pair in $(seq "$PAIRS"); do
     fi
   done
 done
-kill -INT $receiver 2>/dev/null || true
+kill -TERM $receiver 2>/dev/null || true
 wait $receiver 2>/dev/null || true
 tail -1 "$receiver_log"

@@ -105,13 +105,14 @@ def running(keep=True):
 
 
 if __name__ == "__main__":
-    # A collector that drops what it gets (the tracing benchmark's): prints its URL, serves until killed.
+    # A collector that drops what it gets (the tracing benchmark's): prints its URL, serves until
+    # SIGTERM, then prints how many spans and export requests it got.
+    import signal
     import sys
-    import time
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     with running(keep=False) as (url, received):
         print(url, flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            print(f"spans {received.span_count} requests {received.requests} bad {received.bad_requests}", file=sys.stderr)
+        stopped.wait()
+        print(f"receiver got {received.span_count} spans in {received.requests} requests ({received.bad_requests} refused)",
+              file=sys.stderr, flush=True)
