@@ -29,6 +29,10 @@ let package = Package(
         .package(url: "https://github.com/vapor/multipart-kit.git", from: "4.7.1"),
         .package(url: "https://github.com/weichsel/ZIPFoundation.git", from: "0.9.20"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
+        // OTLP traces: only the OTLP/HTTP (protobuf) exporter trait, no gRPC.
+        .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPHTTP"]),
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
+        .package(url: "https://github.com/apple/swift-service-context.git", from: "1.5.1"),
     ],
     targets: [
         // C libraries from Debian's -dev packages.
@@ -58,6 +62,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "Instrumentation", package: "swift-distributed-tracing"),
+                .product(name: "ServiceContextModule", package: "swift-service-context"),
+                .product(name: "OTel", package: "swift-otel"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -93,6 +102,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -136,6 +146,7 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -147,6 +158,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -165,7 +177,10 @@ let package = Package(
         // What the api and workers share about a turn: its events, its Redis stream, how it ends, its stop flag, the `turn` job.
         .target(
             name: "Turns",
-            dependencies: ["RedisClient", "Queue", "SwitchboardCore"],
+            dependencies: [
+                "RedisClient", "Queue", "SwitchboardCore", "Observability",
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+            ],
             swiftSettings: swiftSettings
         ),
         // Email as bytes: RFC 5322 / MIME parsing and the replies Switchboard composes (no server dependencies).
@@ -181,6 +196,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -224,8 +240,9 @@ let package = Package(
             name: "switchboard-bench",
             dependencies: [
                 "CHiredis", "RedisClient", "Storage", "Queue", "QueueTestJobs", "Gateway", "SwitchboardCore",
-                "SwitchboardApp", "APIServer", "Channels", "Pipeline", "AIProviders", "Turns", "Files", "Mail",
+                "SwitchboardApp", "APIServer", "Channels", "Pipeline", "AIProviders", "Turns", "Files", "Mail", "Observability",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -332,7 +349,7 @@ let package = Package(
         .testTarget(name: "StorageLogicTests", dependencies: ["Storage"], swiftSettings: swiftSettings),
         .testTarget(name: "AIProvidersLogicTests", dependencies: ["AIProviders"], swiftSettings: swiftSettings),
         .testTarget(name: "SwitchboardCoreLogicTests", dependencies: ["SwitchboardCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "TurnsLogicTests", dependencies: ["Turns", "SwitchboardCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "TurnsLogicTests", dependencies: ["Turns", "SwitchboardCore", "RedisClient"], swiftSettings: swiftSettings),
         .testTarget(name: "ChannelsLogicTests", dependencies: ["Channels", "Mail", "Storage", "SwitchboardCore"], swiftSettings: swiftSettings),
         .testTarget(name: "MailLogicTests", dependencies: ["Mail"], swiftSettings: swiftSettings),
         .testTarget(
@@ -348,6 +365,17 @@ let package = Package(
         .testTarget(
             name: "SwitchboardAppLogicTests",
             dependencies: ["SwitchboardApp", "APIServer", "Gateway", "SwitchboardConfig", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ObservabilityLogicTests",
+            dependencies: [
+                "Observability",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "Instrumentation", package: "swift-distributed-tracing"),
+                .product(name: "ServiceContextModule", package: "swift-service-context"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "FilesLogicTests", dependencies: ["Files", "Storage"], swiftSettings: swiftSettings),

@@ -59,17 +59,26 @@ public final class OpenAICompatibleProvider: AIProvider {
         )
         let started = ContinuousClock.now
         let deadline = NIODeadline.now() + .milliseconds(configuration.streamTimeout.milliseconds)
-        let response = try await send(url: chatURL, body: try JSONEncoder().encode(body), deadline: deadline, what: "chat stream")
+        let span = ProviderTracing.start("chat_stream", provider: name, model: model)
+        let response: HTTPClientResponse
+        do {
+            response = try await send(url: chatURL, body: try JSONEncoder().encode(body), deadline: deadline, what: "chat stream")
+        } catch {
+            ProviderTracing.end(span, error: error)
+            throw error
+        }
         let logger = self.logger
         let (events, continuation) = AsyncThrowingStream<ChatStreamEvent, any Error>.makeStream(bufferingPolicy: .unbounded)
         let reader = Task {
             do {
                 try await Self.readStream(response.body, into: continuation)
                 continuation.finish()
+                ProviderTracing.end(span, error: nil)
             } catch {
                 let mapped = Self.mapStreamError(error)
                 logger.debug("chat stream ended with an error", metadata: ["error": "\(mapped)"])
                 continuation.finish(throwing: mapped)
+                ProviderTracing.end(span, error: mapped)
             }
         }
         continuation.onTermination = { _ in reader.cancel() }
@@ -129,7 +138,9 @@ public final class OpenAICompatibleProvider: AIProvider {
         )
         let started = ContinuousClock.now
         let timeout = TimeAmount.milliseconds(configuration.requestTimeout.milliseconds)
-        let bytes = try await sendCollecting(url: chatURL, body: try JSONEncoder().encode(body), timeout: timeout, what: "chat")
+        let bytes = try await ProviderTracing.call("chat", provider: name, model: model) {
+            try await sendCollecting(url: chatURL, body: try JSONEncoder().encode(body), timeout: timeout, what: "chat")
+        }
         guard let decoded = try? JSONDecoder().decode(OpenAIWire.ChatChunk.self, from: Data(bytes)), let choice = decoded.choices?.first else {
             throw AIProviderError(.invalidResponse, "not a chat.completion: \(String(decoding: bytes.prefix(200), as: UTF8.self))")
         }
@@ -147,7 +158,9 @@ public final class OpenAICompatibleProvider: AIProvider {
         if texts.isEmpty { return EmbeddingResult(vectors: [], model: model, usage: nil) }
         let body = OpenAIWire.EmbeddingBody(model: model, input: texts)
         let timeout = TimeAmount.milliseconds(configuration.requestTimeout.milliseconds)
-        let bytes = try await sendCollecting(url: embeddingsURL, body: try JSONEncoder().encode(body), timeout: timeout, what: "embeddings")
+        let bytes = try await ProviderTracing.call("embed", provider: name, model: model) {
+            try await sendCollecting(url: embeddingsURL, body: try JSONEncoder().encode(body), timeout: timeout, what: "embeddings")
+        }
         guard let decoded = try? JSONDecoder().decode(OpenAIWire.EmbeddingResponse.self, from: Data(bytes)) else {
             throw AIProviderError(.invalidResponse, "not an embeddings response: \(String(decoding: bytes.prefix(200), as: UTF8.self))")
         }

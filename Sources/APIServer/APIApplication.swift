@@ -35,6 +35,12 @@ public enum APIApplication {
         MetricsSetup.bootstrap()
         let recorder = RouteRecorder()
         let router = Router(context: APIRequestContext.self)
+        // A server span per request (continuing an incoming `traceparent`), only when tracing is on.
+        // Query values that may hold a credential or user text (search) are recorded as REDACTED.
+        if TracingSetup.isInstalled {
+            router.add(middleware: TracingMiddleware<APIRequestContext>(
+                recordingHeaders: [HTTPField.Name](), redactingQueryParameters: ["token", "key", "api_key", "access_token", "secret", "q"]))
+        }
         router.add(middleware: RequestIDMiddleware())
         router.add(middleware: JSONErrorMiddleware())
         router.add(middleware: MetricsMiddleware())

@@ -72,7 +72,10 @@ struct TurnStreamSubscription: Sendable {
         for entry in entries where !ended && StreamEntryID.isAfter(entry.id, cursor) {
             fresh.append(entry)
             cursor = entry.id
-            if entry.isFinal { ended = true }
+            if entry.isFinal {
+                ended = true
+                TurnTracing.relayed(entry, messageID: messageID)
+            }
         }
         return fresh
     }

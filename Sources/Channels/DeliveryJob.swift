@@ -5,6 +5,7 @@ import Logging
 import Queue
 import Storage
 import SwitchboardCore
+import Tracing
 
 /// The job that hands a stored reply to the channel its question came from: queued by the turn
 /// on the `delivery` queue once the reply is stored, under an idempotency key per reply, so a
@@ -80,7 +81,13 @@ public struct DeliveryRunner: Sendable {
             throw DeliveryError(.noDeliverer, "no deliverer for channel '\(origin.channel.rawValue)' is configured (reply \(replyID))")
         }
         do {
-            try await deliverer.deliver(reply: reply, origin: origin)
+            try await withSpan("deliver \(origin.channel.rawValue)", ofKind: .client) { span in
+                if span.isRecording {
+                    span.attributes["switchboard.reply.id"] = Int(replyID)
+                    span.attributes["switchboard.channel"] = origin.channel.rawValue
+                }
+                try await deliverer.deliver(reply: reply, origin: origin)
+            }
         } catch let withheld as DeliveryWithheld {
             logger.info("delivery withheld", metadata: ["reason": "\(withheld.reason)"])
             return .withheld

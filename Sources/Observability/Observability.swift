@@ -1,6 +1,7 @@
 /// Observability owns how Switchboard is watched: the process-wide swift-log bootstrap (level and
 /// format), the Prometheus registry behind swift-metrics, rendered as text at `/metrics`, and the
 /// text builder for the metrics a role renders itself (worker queues, gateway counters).
+/// Traces: `TracingSetup.swift` (the OTLP exporter) and `TraceContext.swift` (the W3C context as strings).
 import Foundation
 import Logging
 import Metrics
@@ -37,15 +38,17 @@ public enum LoggingSetup {
 
     /// Logs go to standard error, one line per event, with metadata such as `hb.request.id`,
     /// `job.id` and `message.id` inline. Safe to call more than once (only the first call counts).
-    public static func bootstrap(level: Logger.Level) {
+    /// `metadataProvider` adds metadata from the task's context to every line (the trace id of the
+    /// current span when tracing is on: `TracingSetup.logMetadataProvider`).
+    public static func bootstrap(level: Logger.Level, metadataProvider: Logger.MetadataProvider? = nil) {
         done.withLock { done in
             guard !done else { return }
             done = true
-            LoggingSystem.bootstrap { label in
-                var handler = StreamLogHandler.standardError(label: label)
+            LoggingSystem.bootstrap({ label, provider in
+                var handler = StreamLogHandler.standardError(label: label, metadataProvider: provider)
                 handler.logLevel = level
                 return handler
-            }
+            }, metadataProvider: metadataProvider)
         }
     }
 }

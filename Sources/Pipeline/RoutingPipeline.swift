@@ -130,9 +130,13 @@ public final class RoutingPipeline: Sendable {
         // Extract what was not extracted yet (the `extract` job usually has).
         if turn.attachments.contains(where: { $0.text == nil && $0.extractError == nil }) {
             try await sink.emit(.status(.extracting))
-            for index in turn.attachments.indices where turn.attachments[index].text == nil && turn.attachments[index].extractError == nil {
-                try Task.checkCancellation()
-                turn.attachments[index] = await extract(turn.attachments[index], logger: logger)
+            turn.attachments = try await PipelineTracing.stage("extract", messageID: turn.messageID) { [turn] in
+                var attachments = turn.attachments
+                for index in attachments.indices where attachments[index].text == nil && attachments[index].extractError == nil {
+                    try Task.checkCancellation()
+                    attachments[index] = await extract(attachments[index], logger: logger)
+                }
+                return attachments
             }
         }
         if let broken = turn.attachments.first(where: { $0.text == nil }), turn.text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
@@ -154,7 +158,9 @@ public final class RoutingPipeline: Sendable {
         var calls: [UsageCall] = []
         do {
             let classifyStarted = ContinuousClock.now
-            let (classification, classifyUsage) = try await classifier.classify(turn)
+            let (classification, classifyUsage) = try await PipelineTracing.stage("classify", messageID: turn.messageID) { [turn] in
+                try await classifier.classify(turn)
+            }
             usage = usage + (classifyUsage ?? .zero)
             appendCall(classifyUsage, model: provider.model(for: .sort), latency: .now - classifyStarted, turn: turn, to: &calls)
             try await sink.emit(.status(TurnStatus(
@@ -164,7 +170,9 @@ public final class RoutingPipeline: Sendable {
             if turn.hasDocuments { turn.topicIDs = await topicIDs(named: classification.topic, ownerID: turn.userID, logger: logger) }
 
             let planStarted = ContinuousClock.now
-            let decision = try await plan(turn, classification, sink: sink)
+            let decision = try await PipelineTracing.stage("plan", messageID: turn.messageID) { [turn] in
+                try await plan(turn, classification, sink: sink)
+            }
             usage = usage + (decision.usage ?? .zero)
             appendCall(decision.usage, model: provider.model(for: .plan), latency: .now - planStarted, turn: turn, to: &calls)
             let outcome = try await execute(decision, turn: turn, classification: classification, usage: usage, calls: &calls, sink: sink, logger: logger)
@@ -209,7 +217,9 @@ public final class RoutingPipeline: Sendable {
         let result: GraphRun
         do {
             try await sink.emit(.status(.generating))
-            result = try await executor.run(graph, turn: turn, classification: classification, provider: provider, sink: sink, emitUpdates: showsPlan)
+            result = try await PipelineTracing.stage("execute", messageID: turn.messageID) {
+                try await executor.run(graph, turn: turn, classification: classification, provider: provider, sink: sink, emitUpdates: showsPlan)
+            }
         } catch {
             await rows.finish()
             throw error

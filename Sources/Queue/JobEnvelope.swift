@@ -23,6 +23,7 @@ package struct JobEnvelope: Sendable, Equatable {
         package static let maxAttempts = "max"   // 0: the worker's default
         package static let enqueuedAt = "enq"    // first enqueue, microseconds since 1970
         package static let lastError = "err"
+        package static let traceparent = "tp"     // W3C trace context of the enqueue, when traced
         // only in the failed stream
         package static let queue = "queue"
         package static let failedAt = "failed_at"
@@ -36,6 +37,8 @@ package struct JobEnvelope: Sendable, Equatable {
     package var maxAttempts: Int
     package var enqueuedAtMicros: Int64
     package var lastError: String?
+    /// The `traceparent` of the enqueue's span: the job's span continues that trace (nil when tracing is off).
+    package var traceparent: String?
 
     package var enqueuedAt: Date { Date(timeIntervalSince1970: Double(enqueuedAtMicros) / 1_000_000) }
 
@@ -52,6 +55,7 @@ package struct JobEnvelope: Sendable, Equatable {
             (Field.enqueuedAt, Array(String(enqueuedAtMicros).utf8)),
         ]
         if let lastError { fields.append((Field.lastError, Array(lastError.utf8))) }
+        if let traceparent { fields.append((Field.traceparent, Array(traceparent.utf8))) }
         return fields
     }
 
@@ -72,7 +76,7 @@ package struct JobEnvelope: Sendable, Equatable {
     }
 
     package init(id: JobID, name: String, version: Int, payload: [UInt8], attempts: Int, maxAttempts: Int,
-         enqueuedAtMicros: Int64, lastError: String? = nil) {
+         enqueuedAtMicros: Int64, lastError: String? = nil, traceparent: String? = nil) {
         self.id = id
         self.name = name
         self.version = version
@@ -81,6 +85,7 @@ package struct JobEnvelope: Sendable, Equatable {
         self.maxAttempts = maxAttempts
         self.enqueuedAtMicros = enqueuedAtMicros
         self.lastError = lastError
+        self.traceparent = traceparent
     }
 
     /// Reads the envelope from stream entry fields; nil when required fields are missing.
@@ -97,6 +102,7 @@ package struct JobEnvelope: Sendable, Equatable {
         self.maxAttempts = string(Field.maxAttempts).flatMap { Int($0) } ?? 0
         self.enqueuedAtMicros = string(Field.enqueuedAt).flatMap { Int64($0) } ?? 0
         self.lastError = string(Field.lastError)
+        self.traceparent = string(Field.traceparent)
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Observability
 import RedisClient
 import SwitchboardCore
 
@@ -51,9 +52,16 @@ public struct JobQueue: JobProducer {
     @discardableResult
     public func enqueue<P: JobPayload>(_ job: P, on queue: QueueName, options: EnqueueOptions) async throws -> JobID {
         try Self.checkWritable(queue)
-        let envelope = JobEnvelope(
-            id: .make(), name: P.name, version: P.version, payload: try job.encodedPayload(), attempts: 0,
-            maxAttempts: max(0, options.maxAttempts ?? 0), enqueuedAtMicros: JobEnvelope.nowMicros())
+        let payload = try job.encodedPayload()
+        return try await JobTracing.enqueue(job: P.name, queue: queue) { traceparent in
+            let envelope = JobEnvelope(
+                id: .make(), name: P.name, version: P.version, payload: payload, attempts: 0,
+                maxAttempts: max(0, options.maxAttempts ?? 0), enqueuedAtMicros: JobEnvelope.nowMicros(), traceparent: traceparent)
+            return try await write(envelope, on: queue, options: options)
+        }
+    }
+
+    private func write(_ envelope: JobEnvelope, on queue: QueueName, options: EnqueueOptions) async throws -> JobID {
         let delayMillis = options.delay.map { max(0, Int($0.inMilliseconds)) } ?? 0
 
         // The common case (no key, no delay) is a plain XADD; everything else is one script so the
@@ -89,6 +97,7 @@ public struct JobQueue: JobProducer {
         try Self.checkWritable(queue)
         let stream = client.key(QueueKeys.stream(queue))
         let now = JobEnvelope.nowMicros()
+        let traceparent = TraceContext.currentTraceparent()
         var ids: [JobID] = []
         ids.reserveCapacity(jobs.count)
         var commands: [RedisCommand] = []
@@ -96,7 +105,7 @@ public struct JobQueue: JobProducer {
         for job in jobs {
             let envelope = JobEnvelope(
                 id: .make(), name: P.name, version: P.version, payload: try job.encodedPayload(), attempts: 0,
-                maxAttempts: max(0, maxAttempts ?? 0), enqueuedAtMicros: now)
+                maxAttempts: max(0, maxAttempts ?? 0), enqueuedAtMicros: now, traceparent: traceparent)
             ids.append(envelope.id)
             commands.append(RedisCommand("XADD", arguments: [stream, "*"] + envelope.flatArguments))
         }

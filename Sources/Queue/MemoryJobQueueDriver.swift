@@ -94,10 +94,17 @@ package final class MemoryJobQueueDriver: JobQueueDriver, JobProducer {
     @discardableResult
     package func enqueue<P: JobPayload>(_ job: P, on queue: QueueName, options: EnqueueOptions) async throws -> JobID {
         try JobQueue.checkWritable(queue)
-        let envelope = JobEnvelope(
-            id: .make(), name: P.name, version: P.version, payload: try job.encodedPayload(), attempts: 0,
-            maxAttempts: max(0, options.maxAttempts ?? 0), enqueuedAtMicros: JobEnvelope.nowMicros())
-        return store.state.withLock { state in
+        let payload = try job.encodedPayload()
+        return try await JobTracing.enqueue(job: P.name, queue: queue) { traceparent in
+            let envelope = JobEnvelope(
+                id: .make(), name: P.name, version: P.version, payload: payload, attempts: 0,
+                maxAttempts: max(0, options.maxAttempts ?? 0), enqueuedAtMicros: JobEnvelope.nowMicros(), traceparent: traceparent)
+            return add(envelope, on: queue, options: options)
+        }
+    }
+
+    private func add(_ envelope: JobEnvelope, on queue: QueueName, options: EnqueueOptions) -> JobID {
+        store.state.withLock { state in
             let now = ContinuousClock.now
             if let key = options.idempotencyKey {
                 if let known = state.idempotency["\(queue):\(key)"], known.expires > now { return known.id }

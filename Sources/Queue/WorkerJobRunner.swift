@@ -58,7 +58,9 @@ extension WorkerService {
         var failure: (any Error)?
         if let handler = registry.entry(envelope.name) {
             do {
-                try await handler.run(envelope.payload, envelope.version, context)
+                try await JobTracing.run(envelope, context: context) {
+                    try await handler.run(envelope.payload, envelope.version, context)
+                }
             } catch {
                 failure = error
             }

@@ -24,10 +24,15 @@ public enum Role: String, Sendable, CaseIterable {
 /// Connects what the roles share and runs them as one `ServiceGroup` until SIGTERM/SIGINT.
 public enum Launcher {
     public static func run(roles: Set<Role>, settings: Settings) async throws {
-        LoggingSetup.bootstrap(level: Logger.Level(rawValue: settings.logLevel.rawValue) ?? .info)
+        LoggingSetup.bootstrap(
+            level: Logger.Level(rawValue: settings.logLevel.rawValue) ?? .info,
+            metadataProvider: settings.tracing.enabled ? TracingSetup.logMetadataProvider : nil)
         MetricsSetup.bootstrap()
         var logger = Logger(label: "switchboard")
-        logger[metadataKey: "roles"] = .string(Role.allCases.filter(roles.contains).map(\.rawValue).joined(separator: ","))
+        let roleNames = Role.allCases.filter(roles.contains).map(\.rawValue).joined(separator: ",")
+        logger[metadataKey: "roles"] = .string(roleNames)
+        // Before the api's router is built: it adds its span middleware only when a tracer is installed.
+        let tracing = try TracingAssembly.bootstrap(settings: settings, roles: roleNames, logger: logger)
 
         // Servers started alongside (compose, a reboot) may not answer yet: wait for them a while.
         let redis = try Clients.redis(settings: settings, logger: logger)
@@ -45,7 +50,7 @@ public enum Launcher {
                 let report = try await Migrator(database: database, logger: logger).migrate()
                 if !report.applied.isEmpty { logger.info("applied migrations", metadata: ["versions": "\(report.applied)"]) }
             }
-            try await runServices(roles: roles, settings: settings, redis: redis, database: database, logger: logger)
+            try await runServices(roles: roles, settings: settings, redis: redis, database: database, tracing: tracing, logger: logger)
         } catch {
             await redis.close()
             await database?.shutdown()
@@ -55,9 +60,12 @@ public enum Launcher {
         await database?.shutdown()
     }
 
-    static func runServices(roles: Set<Role>, settings: Settings, redis: RedisClient, database: Database?, logger: Logger) async throws {
-
-        var services: [any Service] = []
+    static func runServices(
+        roles: Set<Role>, settings: Settings, redis: RedisClient, database: Database?, tracing: (any Service)? = nil, logger: Logger
+    ) async throws {
+        // The trace exporter first: the group stops services in reverse order, so it stops last
+        // and flushes the spans of the work the others drained.
+        var services: [any Service] = tracing.map { [$0] } ?? []
         let stores = database.map { Stores(database: $0) }
         // One gateway configuration for the process: a gateway run here and the api's tokens share its secret.
         let gatewayConfiguration = try GatewayAssembly.configuration(settings: settings, logger: logger)

@@ -10,9 +10,11 @@ import Hummingbird
 import Logging
 import NIOCore
 import NIOHTTP1
+import Observability
 import Pipeline
 import Queue
 import RedisClient
+import ServiceLifecycle
 import Storage
 import SwitchboardApp
 import SwitchboardCore
@@ -21,10 +23,11 @@ import Turns
 enum PipelineLoad {
     static let usage = """
         usage: switchboard-bench pipeline [--redis URL] [--database URL] [--turns N] [--rate R] [--warmup N]
-                   [--mode post|stream] [--concurrency N] [--timeline FILE]
+                   [--mode post|stream] [--concurrency N] [--timeline FILE] [--tracing-endpoint URL]
           post:   POST /api/v1/chats/{id}/messages, then GET /api/v1/messages/{id}/events (default)
           stream: POST /api/v1/messages/stream (one request)
           --timeline FILE: the open-loop turns as CSV (when each was due, how long each took)
+          --tracing-endpoint URL: tracing on (every trace sampled), exporting OTLP/HTTP to URL (…/v1/traces)
         """
 
     struct BenchError: Error, CustomStringConvertible {
@@ -51,6 +54,21 @@ enum PipelineLoad {
         let databaseURL = options["database"] ?? environment["SB_DATABASE_URL"] ?? "mariadb://switchboard:switchboard@127.0.0.1:3307/switchboard"
         var logger = Logger(label: "switchboard-bench.pipeline")
         logger.logLevel = .warning
+        // Tracing on: the tracer is installed before the api's router is built (it adds its span
+        // middleware then), and the exporter runs in a group stopped (and flushed) at the end.
+        var exporter: ServiceGroup?
+        if let endpoint = options["tracing-endpoint"] {
+            let configuration = TracingConfiguration(
+                enabled: true, endpoint: endpoint, sampleRatio: 1, serviceName: "switchboard-bench",
+                instanceID: TracingConfiguration.defaultInstanceID(roles: "bench"))
+            if let service = try TracingSetup.bootstrap(configuration, logger: logger) {
+                exporter = ServiceGroup(configuration: .init(services: [service], logger: logger))
+            }
+            print("tracing on: every turn's spans exported to \(endpoint)")
+        } else {
+            print("tracing off")
+        }
+        let exporting = exporter.map { group in Task { try await group.run() } }
 
         var redisConfiguration = try RedisConfiguration(url: redisURL)
         redisConfiguration.keyPrefix = "sbbench:\(UInt32.random(in: 0...UInt32.max)):"
@@ -71,6 +89,8 @@ enum PipelineLoad {
             if !names.isEmpty { _ = try? await redis.send(RedisCommand("DEL", arguments: names)) }
         }
         await redis.close()
+        await exporter?.triggerGracefulShutdown()
+        _ = await exporting?.result
         try outcome.get()
     }
 

@@ -133,6 +133,8 @@ public struct Settings: Sendable {
     public var emailMessageIDDomain: String?
     public var emailCAFile: String?
     public var emailIMAPPollSeconds: Int
+    /// OTLP trace export (`tracing.*`), off by default.
+    public var tracing: TracingSettings
 
     /// Conventional names accepted besides `SB_...`.
     public static let aliases: [String: [String]] = [
@@ -141,6 +143,8 @@ public struct Settings: Sendable {
         "worker.max_retries": ["WORKER_MAX_RETRIES"],
         "environment": ["SB_ENV"],
         "channels.whatsapp_graph_url": ["SB_WHATSAPP_GRAPH_URL"],
+        "tracing.endpoint": ["OTEL_EXPORTER_OTLP_ENDPOINT"],
+        "tracing.service_name": ["OTEL_SERVICE_NAME"],
     ]
 
     /// The sections whose every key `Settings` reads; anything else in them is a typo.
@@ -163,6 +167,7 @@ public struct Settings: Sendable {
         "web.connect_sources", "web.bcrypt_cost",
         "files.storage_dir", "files.max_upload_bytes", "files.chunk_characters", "files.chunk_overlap", "files.embed_batch_size",
         "files.cache_owners", "files.cache_megabytes", "files.cache_ttl_seconds", "files.rag_chunks", "files.rag_min_score",
+        "tracing.enabled", "tracing.endpoint", "tracing.sample_ratio", "tracing.service_name",
     ]
     /// Sections owned by other modules (decoded there) or by later features.
     static let delegatedSections: Set<String> = ["gateway", "ai", "channels"]
@@ -270,6 +275,7 @@ public struct Settings: Sendable {
         emailMessageIDDomain = try source.optionalString("channels.email_message_id_domain")
         emailCAFile = try source.optionalString("channels.email_ca_file")
         emailIMAPPollSeconds = try source.int("channels.email_imap_poll_seconds", default: 60, range: 5...86_400)
+        tracing = try TracingSettings(source: source)
 
         try validateURLs()
         if environment == .production { try refusePlaceholders() }

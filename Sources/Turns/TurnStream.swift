@@ -35,12 +35,15 @@ public struct TurnStreamEntry: Sendable, Equatable {
     /// The event's JSON, as written.
     public var data: [UInt8]
     public var isFinal: Bool
+    /// The W3C `traceparent` of the span that wrote the final event (tracing on only).
+    public var traceparent: String?
 
-    public init(id: String, type: String, data: [UInt8], isFinal: Bool) {
+    public init(id: String, type: String, data: [UInt8], isFinal: Bool, traceparent: String? = nil) {
         self.id = id
         self.type = type
         self.data = data
         self.isFinal = isFinal
+        self.traceparent = traceparent
     }
 
     public var event: TurnEvent? { try? TurnEvent.decode(type: type, data: data) }
@@ -50,6 +53,7 @@ public struct TurnStreamEntry: Sendable, Equatable {
         type = entry.string("type") ?? "unknown"
         data = entry.fields["data"] ?? Array("{}".utf8)
         isFinal = entry.string("final") == "1"
+        traceparent = entry.string("tp")
     }
 }
 

@@ -3,7 +3,7 @@ import Foundation
 import RedisClient
 
 /// Appends a turn's events to `turn:{messageId}`: capped, expiring, the final event marked so
-/// readers know nothing follows.
+/// readers know nothing follows (and, when tracing is on, carrying the writer's `traceparent` as `tp`).
 public struct TurnStreamWriter: Sendable {
     public let redis: RedisClient
     public let messageID: Int64
@@ -23,7 +23,8 @@ public struct TurnStreamWriter: Sendable {
         if event.isFinal {
             let reply = try await redis.evalScript(
                 Self.appendFinalScript, keys: [TurnKeys.stream(messageID)],
-                args: [settings.maxLength, Self.milliseconds(settings.ttl), event.type, try event.encodedData()])
+                args: [settings.maxLength, Self.milliseconds(settings.ttl), event.type, try event.encodedData(),
+                       TurnTracing.traceparentForFinalEvent() ?? ""])
             return reply.string
         }
         let replies = try await redis.pipeline(appendCommands([(event.type, try event.encodedData())]))
@@ -49,7 +50,12 @@ public struct TurnStreamWriter: Sendable {
             if fields[i] == 'final' and fields[i + 1] == '1' then return false end
           end
         end
-        local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'type', ARGV[3], 'data', ARGV[4], 'final', '1')
+        local id
+        if ARGV[5] ~= nil and ARGV[5] ~= '' then
+          id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'type', ARGV[3], 'data', ARGV[4], 'final', '1', 'tp', ARGV[5])
+        else
+          id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'type', ARGV[3], 'data', ARGV[4], 'final', '1')
+        end
         redis.call('PEXPIRE', KEYS[1], ARGV[2])
         return id
         """)

@@ -1,4 +1,5 @@
 import Foundation
+import RedisClient
 import SwitchboardCore
 import Testing
 import Turns
@@ -62,5 +63,21 @@ struct TurnEventTests {
         #expect(!TurnStreamReader.isValidEntryID("1-2-3"))
         #expect(!TurnStreamReader.isValidEntryID("$"))
         #expect(!TurnStreamReader.isValidEntryID("99999999999999999999999-0"))
+    }
+}
+
+/// The trace context in the turn stream: the final entry's `tp` field is read as its traceparent;
+/// other entries (and every entry with tracing off) have none.
+@Suite("Turn stream trace context")
+struct TurnStreamTraceContextTests {
+    @Test func theFinalEntryCarriesItsTraceparent() {
+        let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        let final = TurnStreamEntry(StreamEntry(id: "5-0", orderedFields: [
+            ("type", Array("complete".utf8)), ("data", Array("{}".utf8)), ("final", Array("1".utf8)), ("tp", Array(traceparent.utf8)),
+        ]))
+        #expect(final.isFinal)
+        #expect(final.traceparent == traceparent)
+        let chunk = TurnStreamEntry(StreamEntry(id: "4-0", orderedFields: [("type", Array("chunk".utf8)), ("data", Array("{}".utf8))]))
+        #expect(chunk.traceparent == nil)
     }
 }

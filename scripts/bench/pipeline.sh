@@ -11,11 +11,14 @@
 #   MODE stream: POST /api/v1/messages/stream (one request)
 # TRANSPORT=unix (default, as scripts/run deploys) reaches Redis and MariaDB over their Unix
 # sockets, TRANSPORT=tcp over TCP loopback (as servers on other machines would be reached).
-# SWIFT overrides the swift command, BUILD_DIR the build folder (default .build), SKIP_BUILD=1
+# SWIFT overrides the swift command, BUILD_DIR the build folder (default .build), CONFIGURATION
+# the build (release by default; debug where a release build is not at hand), SKIP_BUILD=1
 # uses the binary already built, TIMELINE=FILE writes each open-loop turn's timings there as CSV
 # (when it was due, its 202, first event and first chunk). SB_BENCH_PIPELINE_ALONE=1 also runs
 # the RoutingPipeline-only measurement (run → first chunk, no api/Redis hops; the gated
 # PipelineOverheadBenchmark suite).
+# TRACING_ENDPOINT=URL turns tracing on (every turn sampled), exporting OTLP/HTTP to URL
+# (scripts/bench/tracing.sh alternates runs with and without it against a receiver that drops).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SWIFT=${SWIFT:-swift}
@@ -30,9 +33,11 @@ case "${TRANSPORT:=unix}" in
   *) echo "TRANSPORT is unix or tcp" >&2; exit 2 ;;
 esac
 echo "Redis and MariaDB over $TRANSPORT" >&2
-[ -n "${SKIP_BUILD:-}" ] || $SWIFT build -c release --product switchboard-bench >&2
-"$BUILD_DIR/release/switchboard-bench" pipeline --redis "$REDIS_URL" --database "$DATABASE_URL" \
-  --turns "$TURNS" --rate "$RATE" --mode "$MODE" ${TIMELINE:+--timeline "$TIMELINE"} 2>&1 | { grep -v "HummingbirdCore" || true; }
+CONFIGURATION=${CONFIGURATION:-release}
+[ -n "${SKIP_BUILD:-}" ] || $SWIFT build -c "$CONFIGURATION" --product switchboard-bench >&2
+"$BUILD_DIR/$CONFIGURATION/switchboard-bench" pipeline --redis "$REDIS_URL" --database "$DATABASE_URL" \
+  --turns "$TURNS" --rate "$RATE" --mode "$MODE" ${TIMELINE:+--timeline "$TIMELINE"} \
+  ${TRACING_ENDPOINT:+--tracing-endpoint "$TRACING_ENDPOINT"} 2>&1 | { grep -v "HummingbirdCore" || true; }
 
 if [ -n "${SB_BENCH_PIPELINE_ALONE:-}" ]; then
   export SB_BENCH_PIPELINE=1 SB_BENCH_TURNS=$TURNS SB_BENCH_RATE=$RATE SB_TEST_LLM=0

@@ -118,7 +118,11 @@ public struct GraphExecutor: Sendable {
                     let timeout = nodeTimeout
                     group.addTask {
                         let started = ContinuousClock.now
-                        let outcome = await Self.execute(capability, invocation, timeout: timeout)
+                        let outcome = await PipelineTracing.node(invocation.node, isReply: invocation.isReply) {
+                            await Self.execute(capability, invocation, timeout: timeout)
+                        } failure: { outcome in
+                            if case .failed(let message) = outcome { message } else { nil }
+                        }
                         return (id, outcome, NodeTiming(started: started, finished: .now))
                     }
                     running += 1

@@ -10,6 +10,7 @@ import Queue
 import RedisClient
 import Storage
 import SwitchboardCore
+import Tracing
 import Turns
 
 /// What the turn job needs.
@@ -137,7 +138,13 @@ public struct TurnRunner: Sendable {
                 try await finishCancelled(message, writer: writer)
                 return
             }
-            try await finishCompleted(message, reply: reply, isRestart: request.isRestart, writer: writer)
+            try await withSpan("deliver reply") { span in
+                if span.isRecording {
+                    span.attributes["switchboard.message.id"] = Int(message.id)
+                    span.attributes["switchboard.channel"] = message.channel.rawValue
+                }
+                try await finishCompleted(message, reply: reply, isRestart: request.isRestart, writer: writer)
+            }
         } catch {
             // The chat was deleted while the turn ran: there is nothing left to answer. Only a
             // look that finds no row says so; a look that fails (the database went away, which is
