@@ -12,7 +12,9 @@ import Synchronization
 import UnixSignals
 
 /// `switchboard-bench gateway serve|idle|fanout|throughput`: a development server for the interop
-/// tests and the load generators behind scripts/bench/gateway.sh.
+/// tests and the load generators behind scripts/bench/gateway.sh and gateway-compare.sh. The load
+/// generators drive the gateway (`--target gateway`, the default) or nchan (`--target nchan`,
+/// started from scripts/bench/nchan/nginx.conf) with the same connections, timing and accounting.
 enum GatewayLoad {
     static func run(_ arguments: [String]) async throws {
         guard let mode = arguments.first else { throw GatewayLoadError.usage }
@@ -99,18 +101,41 @@ struct Options {
 /// load tool spends little CPU of its own; all loops are bounded.
 enum GatewayBench {
     struct Target: Sendable {
+        /// What the load tool talks to: the gateway (client protocol: connect with a token,
+        /// subscribe, publish commands) or nchan (a WebSocket to /sub/{channel} is the
+        /// subscription; publishes are HTTP POSTs to /pub/{channel}; see NchanPublisher).
+        enum Kind: String, Sendable { case gateway, nchan }
+
+        var kind: Kind
         var host: String
         var port: Int
         var secret: String
         var serverPID: Int?
         var group: MultiThreadedEventLoopGroup
 
-        init(_ options: Options) {
+        init(_ options: Options) throws {
+            guard let kind = Kind(rawValue: options["target"] ?? "gateway") else {
+                throw GatewayLoadError.failed("--target is gateway or nchan")
+            }
+            self.kind = kind
             host = options["host"] ?? "127.0.0.1"
             port = options.int("port", 8000)
             secret = options["secret"] ?? ProcessInfo.processInfo.environment["SB_GATEWAY_TOKEN_SECRET"] ?? "bench-secret"
             serverPID = options["server-pid"].flatMap(Int.init)
             group = MultiThreadedEventLoopGroup(numberOfThreads: options.int("threads", 1))
+        }
+
+        /// Subscriber connection number `index`, subscribed to `channel`. A gateway connection
+        /// without a channel only connects; nchan has no connection without a channel, so it gets
+        /// one of its own.
+        func subscriber(_ index: Int, channel: String?, stats: Stats) -> BenchConnection {
+            switch kind {
+            case .gateway:
+                let token = GatewayTokens.mint(secret: secret, user: "u\(index)", ttl: 3600)
+                return BenchConnection(mode: .client(token: token, subscribe: channel), stats: stats)
+            case .nchan:
+                return BenchConnection(mode: .plain(path: "/sub/\(channel ?? "bench:idle\(index)")"), stats: stats)
+            }
         }
     }
 
@@ -187,7 +212,7 @@ enum GatewayBench {
         }
     }
 
-    static func connect(target: Target, handler: BenchConnection) async throws -> any Channel {
+    static func connect(target: Target, handler: any ChannelHandler & Sendable) async throws -> any Channel {
         try await ClientBootstrap(group: target.group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
@@ -212,8 +237,7 @@ enum GatewayBench {
         while opened < count {
             let end = min(count, opened + batch)
             for index in opened..<end {
-                let token = GatewayTokens.mint(secret: target.secret, user: "u\(index)", ttl: 3600)
-                let handler = BenchConnection(token: token, subscribe: channel(index), stats: stats)
+                let handler = target.subscriber(index, channel: channel(index), stats: stats)
                 do {
                     channels.append(try await connect(target: target, handler: handler))
                 } catch {
@@ -233,23 +257,37 @@ enum GatewayBench {
         try? await Task.sleep(for: .milliseconds(200))
     }
 
-    /// A publishing connection; `send` frames client publish commands (allowed by the namespace).
+    /// A publishing connection: client publish commands (allowed by the namespace) to the
+    /// gateway, keep-alive HTTP POSTs to nchan. Answers count in `stats.acknowledged`.
     final class Publisher: Sendable {
         let channel: any Channel
+        private let kind: Target.Kind
         private let nextID = Atomic<Int>(1)
 
         init(target: Target, stats: Stats) async throws {
-            let token = GatewayTokens.mint(secret: target.secret, user: "bench-publisher", ttl: 3600)
-            let handler = BenchConnection(token: token, subscribe: nil, stats: stats)
-            channel = try await GatewayBench.connect(target: target, handler: handler)
+            kind = target.kind
+            switch target.kind {
+            case .gateway:
+                let token = GatewayTokens.mint(secret: target.secret, user: "bench-publisher", ttl: 3600)
+                let handler = BenchConnection(mode: .client(token: token, subscribe: nil), stats: stats)
+                channel = try await GatewayBench.connect(target: target, handler: handler)
+            case .nchan:
+                channel = try await GatewayBench.connect(target: target, handler: NchanPublisher(stats: stats))
+            }
         }
 
-        /// One frame per command, all written with one flush.
-        func send(_ publishes: [String]) {
-            var buffer = channel.allocator.buffer(capacity: publishes.count * 96)
-            for publish in publishes {
+        /// Publishes `data` (JSON) to each `channel`, in order, all written with one flush.
+        func send(_ publications: [(channel: String, data: String)]) {
+            var buffer = channel.allocator.buffer(capacity: publications.count * 128)
+            for publication in publications {
                 let id = nextID.add(1, ordering: .relaxed).newValue
-                BenchConnection.writeFrame(#"{"id":\#(id),"publish":\#(publish)}"#, to: &buffer)
+                switch kind {
+                case .gateway:
+                    BenchConnection.writeFrame(
+                        #"{"id":\#(id),"publish":{"channel":"\#(publication.channel)","data":\#(publication.data)}}"#, to: &buffer)
+                case .nchan:
+                    NchanPublisher.writeRequest(channel: publication.channel, body: publication.data, to: &buffer)
+                }
             }
             channel.writeAndFlush(buffer, promise: nil)
         }
@@ -257,27 +295,35 @@ enum GatewayBench {
         var sent: Int { nextID.load(ordering: .relaxed) - 1 }
     }
 
-    /// Idle connections held and the server's resident memory per connection.
+    /// Idle connections held and the server's resident memory per connection, and the server CPU
+    /// each new connection cost while they were opened (WebSocket upgrade, for the gateway the
+    /// token check, and with `--subscribe` a subscription to a channel of its own, `bench:idle{i}`;
+    /// nchan connections always subscribe, that being what a connection to it is).
     static func idle(_ options: Options) async throws {
-        let target = Target(options)
+        let target = try Target(options)
         let count = options.int("connections", 10000)
         let hold = options.int("hold", 10)
+        let subscribe = options["subscribe"] == "true"
         let stats = Stats(recordLatency: false)
         let before = residentKB(pid: target.serverPID)
         let started = Date()
-        try await withConnections(target: target, count: count, channel: { _ in nil }, stats: stats) {
+        let serverCPUBefore = cpuSeconds(pid: target.serverPID)
+        try await withConnections(
+            target: target, count: count, channel: { subscribe ? "bench:idle\($0)" : nil }, stats: stats
+        ) {
             let opened = Date().timeIntervalSince(started)
+            let perNewConnection = (cpuSeconds(pid: target.serverPID) - serverCPUBefore) * 1e6 / Double(max(count, 1))
             let window = CPUWindow(serverPID: target.serverPID)
             try await Task.sleep(for: .seconds(hold))
             let after = residentKB(pid: target.serverPID)
             let perConnection = count > 0 ? Double(after - before) * 1024 / Double(count) : 0
-            print("idle: connections=\(stats.ready.load(ordering: .relaxed)) opened_in=\(String(format: "%.1f", opened))s held=\(hold)s server_rss_before=\(before)KB server_rss_after=\(after)KB per_connection=\(String(format: "%.0f", perConnection))B \(window.summary)")
+            print("idle: connections=\(stats.ready.load(ordering: .relaxed)) opened_in=\(String(format: "%.1f", opened))s held=\(hold)s server_rss_before=\(before)KB server_rss_after=\(after)KB per_connection=\(String(format: "%.0f", perConnection))B server_cpu_per_new_connection=\(target.serverPID == nil ? "?" : String(format: "%.0f", perNewConnection))us \(window.summary)")
         }
     }
 
     /// One publication fanned out to every subscriber of one channel; latency publish → deliver.
     static func fanout(_ options: Options) async throws {
-        let target = Target(options)
+        let target = try Target(options)
         let count = options.int("subscribers", 10000)
         let rounds = options.int("publications", 20)
         let stats = Stats(recordLatency: true)
@@ -290,7 +336,7 @@ enum GatewayBench {
             var complete = 0
             for round in 0..<rounds {
                 let expected = (round + 1) * count
-                publisher.send([#"{"channel":"\#(channel)","data":{"t":\#(nowNanos())}}"#])
+                publisher.send([(channel, #"{"t":\#(nowNanos())}"#)])
                 if await waitUntil(10, { stats.deliveries.load(ordering: .relaxed) >= expected }) { complete += 1 }
                 try await Task.sleep(for: .milliseconds(100))
             }
@@ -307,7 +353,7 @@ enum GatewayBench {
     /// Sustained deliveries per second: subscribers spread over many channels, publishers sending
     /// at a fixed offered rate (with a bounded number of unanswered publishes).
     static func throughput(_ options: Options) async throws {
-        let target = Target(options)
+        let target = try Target(options)
         let channels = options.int("channels", 1000)
         let subscribers = options.int("subscribers", 10000)
         let seconds = options.int("seconds", 10)
@@ -331,10 +377,10 @@ enum GatewayBench {
                 let inFlight = published - stats.acknowledged.load(ordering: .relaxed)
                 let count = min(due - published, maxInFlight - inFlight)
                 if count > 0 {
-                    var batches = Array(repeating: [String](), count: publisherCount)
+                    var batches = Array(repeating: [(channel: String, data: String)](), count: publisherCount)
                     for _ in 0..<count {
                         batches[published % publisherCount].append(
-                            #"{"channel":"bench:ch\#(published % channels)","data":{"n":\#(published),"t":\#(nowNanos())}}"#)
+                            ("bench:ch\(published % channels)", #"{"n":\#(published),"t":\#(nowNanos())}"#))
                         published += 1
                     }
                     for (index, batch) in batches.enumerated() where !batch.isEmpty { publishers[index].send(batch) }
@@ -355,11 +401,20 @@ enum GatewayBench {
     }
 }
 
-/// One bench WebSocket client: sends the upgrade request, then `connect` (and `subscribe`), answers
-/// pings, counts publications and replies. Runs entirely in NIO callbacks.
+/// One bench WebSocket client. To the gateway (`.client`): sends the upgrade request, then `connect`
+/// (and `subscribe`), answers pings, counts publications and replies. To nchan (`.plain`): the
+/// upgrade to the subscriber path is the subscription, and every text frame is one delivery.
+/// Runs entirely in NIO callbacks.
 final class BenchConnection: ChannelInboundHandler, Sendable {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
+
+    enum Mode: Sendable {
+        /// The gateway's client protocol on /connection/websocket.
+        case client(token: String, subscribe: String?)
+        /// A WebSocket to `path` whose text frames are the messages (nchan's subscriber).
+        case plain(path: String)
+    }
 
     private struct State {
         var upgraded = false
@@ -367,20 +422,23 @@ final class BenchConnection: ChannelInboundHandler, Sendable {
         var pendingReplies = 0
     }
 
-    private let token: String
-    private let subscribe: String?
+    private let mode: Mode
     private let stats: GatewayBench.Stats
     private let state = Mutex(State())
 
-    init(token: String, subscribe: String?, stats: GatewayBench.Stats) {
-        self.token = token
-        self.subscribe = subscribe
+    init(mode: Mode, stats: GatewayBench.Stats) {
+        self.mode = mode
         self.stats = stats
     }
 
     func channelActive(context: ChannelHandlerContext) {
+        let path: String
+        switch mode {
+        case .client: path = "/connection/websocket"
+        case .plain(let subscriberPath): path = subscriberPath
+        }
         let request =
-            "GET /connection/websocket HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
         context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: request)), promise: nil)
     }
@@ -399,6 +457,7 @@ final class BenchConnection: ChannelInboundHandler, Sendable {
         var out: ByteBuffer?
         var lines: [ByteBuffer] = []
         var failed = false
+        var becameReady = false
         state.withLock { state in
             if state.received == nil {
                 state.received = chunk
@@ -415,14 +474,18 @@ final class BenchConnection: ChannelInboundHandler, Sendable {
                 }
                 state.received!.moveReaderIndex(forwardBy: headLength)
                 state.upgraded = true
-                var buffer = context.channel.allocator.buffer(capacity: 512)
-                Self.writeFrame(#"{"id":1,"connect":{"token":"\#(token)"}}"#, to: &buffer)
-                state.pendingReplies = 1
-                if let subscribe {
-                    Self.writeFrame(#"{"id":2,"subscribe":{"channel":"\#(subscribe)"}}"#, to: &buffer)
-                    state.pendingReplies = 2
+                if case .client(let token, let subscribe) = mode {
+                    var buffer = context.channel.allocator.buffer(capacity: 512)
+                    Self.writeFrame(#"{"id":1,"connect":{"token":"\#(token)"}}"#, to: &buffer)
+                    state.pendingReplies = 1
+                    if let subscribe {
+                        Self.writeFrame(#"{"id":2,"subscribe":{"channel":"\#(subscribe)"}}"#, to: &buffer)
+                        state.pendingReplies = 2
+                    }
+                    out = buffer
+                } else {
+                    becameReady = true
                 }
-                out = buffer
             }
             // Server frames are unmasked: opcode byte, length (7, 16 or 64 bit), payload.
             while var received = state.received, received.readableBytes >= 2 {
@@ -445,12 +508,19 @@ final class BenchConnection: ChannelInboundHandler, Sendable {
             }
         }
         if let out { context.writeAndFlush(wrapOutboundOut(out), promise: nil) }
+        if becameReady { stats.ready.add(1, ordering: .relaxed) }
         if failed {
             context.close(promise: nil)
             return
         }
         guard !lines.isEmpty else { return }
         let now = GatewayBench.nowNanos()
+        if case .plain = mode {
+            for payload in lines {
+                payload.withUnsafeReadableBytes { recordDelivery($0, now: now) }
+            }
+            return
+        }
         var pongs = 0
         for payload in lines {
             payload.withUnsafeReadableBytes { bytes in
@@ -479,16 +549,7 @@ final class BenchConnection: ChannelInboundHandler, Sendable {
         if line.count == 2, line[0] == UInt8(ascii: "{"), line[1] == UInt8(ascii: "}") {
             pongs += 1
         } else if line.starts(with: Self.pushPrefix) {
-            let count = stats.deliveries.add(1, ordering: .relaxed).newValue
-            if stats.recordLatency, count % stats.sampleEvery == 0, let range = line.firstRange(of: Self.timestampKey) {
-                var sent: Int64 = 0
-                var index = range.upperBound
-                while index < line.count, line[index] >= UInt8(ascii: "0"), line[index] <= UInt8(ascii: "9") {
-                    sent = sent * 10 + Int64(line[index] - UInt8(ascii: "0"))
-                    index += 1
-                }
-                stats.latencies.withLock { $0.append(now - sent) }
-            }
+            recordDelivery(line, now: now)
         } else if line.starts(with: Self.replyPrefix) {
             if line.firstRange(of: Self.errorKey) != nil { stats.failures.add(1, ordering: .relaxed) }
             enum Reply { case setup, ready, publish }
@@ -502,6 +563,21 @@ final class BenchConnection: ChannelInboundHandler, Sendable {
             case .ready: stats.ready.add(1, ordering: .relaxed)
             case .publish: stats.acknowledged.add(1, ordering: .relaxed)
             }
+        }
+    }
+
+    /// Counts one delivered message and, for every `sampleEvery`-th, the latency from the send
+    /// time in its `"t":` field.
+    private func recordDelivery(_ message: UnsafeRawBufferPointer, now: Int64) {
+        let count = stats.deliveries.add(1, ordering: .relaxed).newValue
+        if stats.recordLatency, count % stats.sampleEvery == 0, let range = message.firstRange(of: Self.timestampKey) {
+            var sent: Int64 = 0
+            var index = range.upperBound
+            while index < message.count, message[index] >= UInt8(ascii: "0"), message[index] <= UInt8(ascii: "9") {
+                sent = sent * 10 + Int64(message[index] - UInt8(ascii: "0"))
+                index += 1
+            }
+            stats.latencies.withLock { $0.append(now - sent) }
         }
     }
 

@@ -15,6 +15,10 @@
 // thread. Both print their CPU time (getrusage), so the cost per write system call — including
 // the loopback receive work the kernel does inside the sender's call — can be compared with a
 // server's CPU per delivery.
+//
+// SB_FLOOR_READER_CPU=K pins the reader process to CPU K (the writer keeps the affinity it was
+// started with, e.g. `taskset -c 0`), as scripts/bench/gateway-compare.sh pins a server and its
+// load tool to different cores.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -22,6 +26,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -205,6 +210,13 @@ int main(int argc, char **argv) {
     if (pipe(up) || pipe(down)) die("pipe");
     pid_t child = fork();
     if (child == 0) {
+        const char *reader_cpu = getenv("SB_FLOOR_READER_CPU");
+        if (reader_cpu && *reader_cpu) {
+            cpu_set_t set;
+            CPU_ZERO(&set);
+            CPU_SET(atoi(reader_cpu), &set);
+            if (sched_setaffinity(0, sizeof set, &set)) die("sched_setaffinity");
+        }
         close(up[0]);
         close(down[1]);
         reader(address, up[1], down[0]);

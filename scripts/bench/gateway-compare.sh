@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# The gateway side by side with the machine's floor and with nchan (docs/benchmarks/gateway.md,
+# "Side by side with nchan"). In one go, RUNS times in a rotating order, it measures
+#   floor   scripts/bench/socket-floor.c: one write() per frame to N loopback sockets (fan-out)
+#   memory  the gateway, in-memory engine          (switchboard-bench gateway serve)
+#   redis   the gateway, Redis engine              (… serve --redis URL, a fresh key prefix per run)
+#   nchan   Debian's nginx + libnginx-mod-nchan, one worker, scripts/bench/nchan/nginx.conf
+# each started fresh, pinned to one core (taskset -c $SB_COMPARE_SERVER_CPU, default 0) with the
+# load tool / the floor's reader pinned to another ($SB_COMPARE_LOAD_CPU, default 1). Against the
+# gateway and nchan the same load tool (switchboard-bench gateway idle|fanout|throughput, with
+# --target nchan for nchan) measures: server RSS per idle WebSocket connection and server CPU per
+# new connection (N connections, each subscribed to a channel of its own), fan-out of one channel
+# to N subscribers (p50/p99 publish → read, server CPU per delivery), and for both gateway
+# engines deliveries/s with ≤ 2,000 publishes outstanding over N/10 channels (publish → deliver p99
+# alongside). The gateway namespace keeps 100 publications of history for 5 minutes and nchan's
+# channels a 100-message buffer for 5 minutes. Prints every measurement line, then ONE table of
+# ratios (a row per run, then the median of each column), with the load average at start and end.
+#
+#   scripts/bench/gateway-compare.sh [--subscribers 10000] [--runs 3] [--publications 20]
+#                                    [--hold 5] [--seconds 10] [--rate 30000]
+#                                    [--redis 'redis://127.0.0.1:6380/0?prefix=bench:']
+# SB_BENCH_BIN names an already built release switchboard-bench (skips the build). Installs nginx
+# and libnginx-mod-nchan with apt if missing (never starts or touches the system nginx).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+SUBSCRIBERS=10000
+RUNS=3
+PUBLICATIONS=20
+HOLD=5
+SECONDS_=10
+RATE=30000
+REDIS='redis://127.0.0.1:6380/0?prefix=bench:'
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --subscribers) SUBSCRIBERS=$2; shift 2 ;;
+    --runs) RUNS=$2; shift 2 ;;
+    --publications) PUBLICATIONS=$2; shift 2 ;;
+    --hold) HOLD=$2; shift 2 ;;
+    --seconds) SECONDS_=$2; shift 2 ;;
+    --rate) RATE=$2; shift 2 ;;
+    --redis) REDIS=$2; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+SERVER_CPU=${SB_COMPARE_SERVER_CPU:-0}
+LOAD_CPU=${SB_COMPARE_LOAD_CPU:-1}
+GATEWAY_PORT=${SB_BENCH_GATEWAY_PORT:-18700}
+NCHAN_PORT=${SB_BENCH_NCHAN_PORT:-18710}
+CHANNELS=$(( SUBSCRIBERS / 10 > 0 ? SUBSCRIBERS / 10 : 1 ))
+
+log() { printf '[compare] %s\n' "$*" >&2; }
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# nginx + nchan, like scripts/services installs its packages. policy-rc.d or not, the system
+# nginx is never started by this script; ours runs in the foreground from a scratch directory.
+PACKAGES=(nginx libnginx-mod-nchan)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing: ${missing[*]}"
+  [ "$(id -u)" -eq 0 ] || { log "need root to install ${missing[*]} (or install them yourself)"; exit 1; }
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if [ "$(ulimit -n)" -le $((SUBSCRIBERS + 100)) ]; then
+  log "need more than $((SUBSCRIBERS + 100)) open files (ulimit -n is $(ulimit -n))"
+  exit 1
+fi
+[ "$(nproc)" -gt "$(( SERVER_CPU > LOAD_CPU ? SERVER_CPU : LOAD_CPU ))" ] || { log "CPUs $SERVER_CPU and $LOAD_CPU are not both online"; exit 1; }
+
+BIN=${SB_BENCH_BIN:-}
+if [ -z "$BIN" ]; then
+  swift build -c release --product switchboard-bench >/dev/null
+  BIN=$(swift build -c release --show-bin-path)/switchboard-bench
+fi
+mkdir -p var/bench
+FLOOR=$ROOT/var/bench/socket-floor
+gcc -O2 -Wall -pthread -o "$FLOOR" scripts/bench/socket-floor.c
+if ! redis-cli -u "${REDIS%%\?*}" ping 2>/dev/null | grep -q PONG; then
+  scripts/services start >/dev/null
+fi
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/gateway-compare.XXXXXX")
+SERVER=""
+stop_server() {
+  if [ -n "$SERVER" ]; then
+    kill "$SERVER" 2>/dev/null || true
+    wait "$SERVER" 2>/dev/null || true
+    SERVER=""
+  fi
+}
+trap 'stop_server; rm -rf "$WORK"' EXIT
+
+wait_http() {
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$1/healthz" >/dev/null && return 0; sleep 0.2; done
+  log "nothing answers on port $1"; exit 1
+}
+load() { taskset -c "$LOAD_CPU" "$BIN" gateway "$@"; }
+
+# One measurement of TARGET in run RUN: its lines go to the terminal and to $WORK/RUN-TARGET.
+measure() {
+  local run=$1 target=$2 out=$WORK/$1-$2
+  echo "-- run $run: $target (load average $(loadavg))"
+  case "$target" in
+    floor)
+      SB_FLOOR_READER_CPU=$LOAD_CPU taskset -c "$SERVER_CPU" "$FLOOR" fanout "$SUBSCRIBERS" "$PUBLICATIONS" 1 | tee "$out"
+      ;;
+    memory|redis)
+      local redis=""
+      [ "$target" = redis ] && redis="${REDIS/prefix=bench:/prefix=bench:cmp$$r$run:}"
+      SB_GATEWAY_CONFIG_JSON='{"token_secret":"bench-secret","client_command_rate":0,"namespaces":[{"name":"bench","allow_subscribe_for_client":true,"allow_publish_for_client":true,"history_size":100,"history_ttl":"5m"}]}' \
+        taskset -c "$SERVER_CPU" "$BIN" gateway serve --port "$GATEWAY_PORT" ${redis:+--redis "$redis"} --log-level error >/dev/null &
+      SERVER=$!
+      wait_http "$GATEWAY_PORT"
+      {
+        load idle --port "$GATEWAY_PORT" --connections "$SUBSCRIBERS" --hold "$HOLD" --subscribe --server-pid "$SERVER"
+        load fanout --port "$GATEWAY_PORT" --subscribers "$SUBSCRIBERS" --publications "$PUBLICATIONS" --server-pid "$SERVER"
+        load throughput --port "$GATEWAY_PORT" --channels "$CHANNELS" --subscribers "$SUBSCRIBERS" --seconds "$SECONDS_" \
+          --rate "$RATE" --in-flight 2000 --server-pid "$SERVER"
+      } | tee "$out"
+      stop_server
+      ;;
+    nchan)
+      local dir=$WORK/nginx-$run
+      mkdir -p "$dir/tmp"
+      sed "s/127.0.0.1:18710/127.0.0.1:$NCHAN_PORT/" scripts/bench/nchan/nginx.conf >"$dir/nginx.conf"
+      taskset -c "$SERVER_CPU" nginx -p "$dir" -c "$dir/nginx.conf" 2>"$dir/error.log" &
+      SERVER=$!
+      wait_http "$NCHAN_PORT"
+      local worker
+      worker=$(pgrep -P "$SERVER" | head -1)
+      [ -n "$worker" ] || { log "no nginx worker process"; exit 1; }
+      {
+        load idle --target nchan --port "$NCHAN_PORT" --connections "$SUBSCRIBERS" --hold "$HOLD" --server-pid "$worker"
+        load fanout --target nchan --port "$NCHAN_PORT" --subscribers "$SUBSCRIBERS" --publications "$PUBLICATIONS" --server-pid "$worker"
+      } | tee "$out"
+      stop_server
+      ;;
+  esac
+}
+
+# field FILE KEY: the number in the first `KEY=<number><unit>` of FILE.
+field() { grep -o "$2=[0-9.]*" "$1" | head -1 | cut -d= -f2; }
+# floor FILE KEY: from socket-floor's text ("µs per write", "p50 X ms", "p99 X ms").
+floor_field() {
+  case "$2" in
+    cpu) sed -n 's/.*(\([0-9.]*\) µs per write).*/\1/p' "$1" | head -1 ;;
+    p50|p99) sed -n "s/.*latency.* $2 \([0-9.]*\) ms.*/\1/p" "$1" | head -1 ;;
+  esac
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "?"; else printf "%.2f", a / b }'; }
+# CPU per delivery in a fan-out, in µs, from the tool's server_cpu_per_publication (ms).
+fanout_cpu() { awk -v ms="$(field "$1" server_cpu_per_publication)" -v n="$SUBSCRIBERS" 'BEGIN { printf "%.2f", ms * 1000 / n }'; }
+
+START_LOAD=$(loadavg)
+echo "== gateway / floor / nchan, $SUBSCRIBERS subscribers, $RUNS run(s), server on CPU $SERVER_CPU, load tool on CPU $LOAD_CPU ($(nproc) cores)"
+echo "load average at start: $START_LOAD"
+TARGETS=(floor memory redis nchan)
+declare -a ROWS=()
+for run in $(seq "$RUNS"); do
+  run_load=$(loadavg | cut -d' ' -f1)
+  for i in 0 1 2 3; do
+    measure "$run" "${TARGETS[$(( (i + run - 1) % 4 ))]}"
+  done
+  f=$WORK/$run-floor m=$WORK/$run-memory r=$WORK/$run-redis n=$WORK/$run-nchan
+  m_cpu=$(fanout_cpu "$m") n_cpu=$(fanout_cpu "$n")
+  echo "run $run figures: floor cpu/delivery $(floor_field "$f" cpu) µs p50/p99 $(floor_field "$f" p50)/$(floor_field "$f" p99) ms |" \
+    "memory cpu/delivery $m_cpu µs p50/p99 $(field "$m" p50)/$(field "$m" p99) ms rss/conn $(field "$m" per_connection) B cpu/new conn $(field "$m" server_cpu_per_new_connection) µs deliveries/s $(field "$m" deliveries_per_second) (p99 $(field "$m" latency_p99) ms) |" \
+    "redis deliveries/s $(field "$r" deliveries_per_second) (p99 $(field "$r" latency_p99) ms) |" \
+    "nchan cpu/delivery $n_cpu µs p50/p99 $(field "$n" p50)/$(field "$n" p99) ms rss/conn $(field "$n" per_connection) B cpu/new conn $(field "$n" server_cpu_per_new_connection) µs"
+  ROWS+=("$run|$run_load–$(loadavg | cut -d' ' -f1)|$(ratio "$m_cpu" "$(floor_field "$f" cpu)")|$(ratio "$(field "$m" p99)" "$(floor_field "$f" p99)")|$(ratio "$(field "$r" deliveries_per_second)" "$(field "$m" deliveries_per_second)") ($(field "$m" latency_p99)/$(field "$r" latency_p99) ms)|$(ratio "$m_cpu" "$n_cpu")|$(ratio "$(field "$m" per_connection)" "$(field "$n" per_connection)")|$(ratio "$(field "$m" p50)" "$(field "$n" p50)")|$(ratio "$(field "$m" p99)" "$(field "$n" p99)")|$(ratio "$(field "$m" server_cpu_per_new_connection)" "$(field "$n" server_cpu_per_new_connection)")")
+done
+END_LOAD=$(loadavg)
+
+echo
+echo "== ratios ($SUBSCRIBERS subscribers; gateway = in-memory engine unless named; below 1 is better for the gateway except Redis/memory deliveries/s)"
+echo "load average at start: $START_LOAD; at end: $END_LOAD"
+{
+  echo "run|load|gw/floor CPU per delivery|gw/floor fan-out p99|Redis/memory deliveries/s (p99 memory/Redis)|gw/nchan CPU per delivery|gw/nchan RSS per idle conn|gw/nchan fan-out p50|gw/nchan fan-out p99|gw/nchan CPU per new conn"
+  printf '%s\n' "${ROWS[@]}"
+  if [ "$RUNS" -gt 1 ]; then
+    printf '%s\n' "${ROWS[@]}" | awk -F'|' '
+      function median(col,   n, i, j, t, v) {
+        n = 0
+        for (i = 1; i <= NR; i++) { split(cell[i, col], parts, " "); if (parts[1] != "?") v[++n] = parts[1] + 0 }
+        for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+        if (n == 0) return "?"
+        return sprintf("%.2f", n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2)
+      }
+      { for (c = 1; c <= NF; c++) cell[NR, c] = $c }
+      END { line = "median|"; for (c = 3; c <= 10; c++) line = line "|" median(c); print line }'
+  fi
+} | column -t -s'|'
