@@ -22,6 +22,7 @@ enum GatewayLoad {
         case "idle": try await GatewayBench.idle(options)
         case "fanout": try await GatewayBench.fanout(options)
         case "throughput": try await GatewayBench.throughput(options)
+        case "abuse": try await GatewayBench.abuse(options)
         default: throw GatewayLoadError.usage
         }
     }
@@ -64,7 +65,7 @@ enum GatewayLoadError: Error, CustomStringConvertible {
     var description: String {
         switch self {
         case .usage:
-            "usage: switchboard-bench gateway serve|idle|fanout|throughput [--port P] [--redis URL] [--config JSON] ..."
+            "usage: switchboard-bench gateway serve|idle|fanout|throughput|abuse [--port P] [--redis URL] [--config JSON] ..."
         case .failed(let reason): reason
         }
     }
@@ -127,6 +128,8 @@ enum GatewayBench {
         let publishErrors = Atomic<Int>(0)
         /// Connections that failed to connect or subscribe, or were closed by the server.
         let failures = Atomic<Int>(0)
+        /// Close codes the server sent these connections, with how often.
+        let closeCodes = Mutex<[Int: Int]>([:])
         /// Publishes answered either way (for the in-flight bound).
         var answered: Int { acknowledged.load(ordering: .relaxed) + publishErrors.load(ordering: .relaxed) }
         let latencies = Mutex<[Int64]>([])
@@ -394,13 +397,18 @@ final class BenchConnection: ChannelInboundHandler, Sendable {
     private let token: String
     private let subscribe: String?
     private let stats: GatewayBench.Stats
+    private let answersPings: Bool
     private let state = Mutex(State())
 
-    init(token: String, subscribe: String?, stats: GatewayBench.Stats) {
+    init(token: String, subscribe: String?, stats: GatewayBench.Stats, answersPings: Bool = true) {
         self.token = token
         self.subscribe = subscribe
         self.stats = stats
+        self.answersPings = answersPings
     }
+
+    /// Connected (and subscribed), every setup reply read.
+    var isReady: Bool { state.withLock { $0.upgraded && $0.pendingReplies == 0 } }
 
     func channelActive(context: ChannelHandlerContext) {
         let request =
@@ -463,7 +471,10 @@ final class BenchConnection: ChannelInboundHandler, Sendable {
                 state.received = received.readableBytes == 0 ? nil : received
                 switch first & 0x0F {
                 case 0x1, 0x2, 0x0: lines.append(payload)
-                case 0x8: failed = true
+                case 0x8:
+                    failed = true
+                    let code = payload.getInteger(at: payload.readerIndex, as: UInt16.self).map(Int.init) ?? 0
+                    stats.closeCodes.withLock { $0[code, default: 0] += 1 }
                 default: break
                 }
             }
@@ -487,7 +498,7 @@ final class BenchConnection: ChannelInboundHandler, Sendable {
                 }
             }
         }
-        if pongs > 0 {
+        if pongs > 0, answersPings {
             var buffer = context.channel.allocator.buffer(capacity: 8 * pongs)
             for _ in 0..<pongs { Self.writeFrame("{}", to: &buffer) }
             context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
