@@ -309,6 +309,8 @@ let package = Package(
                 "Gateway", "RedisClient", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -398,3 +400,29 @@ let package = Package(
         ),
     ]
 )
+
+// libFuzzer targets (Fuzz/, docs/fuzzing.md): declared only when SB_FUZZ is set, so the normal
+// build, its tests and the module graph check never see them. scripts/fuzz builds them with
+// `--sanitize fuzzer` into their own build folder (.build/fuzz) and runs them over Fuzz/corpus.
+if Context.environment["SB_FUZZ"] != nil {
+    let fuzzTargets: [(name: String, path: String, dependencies: [Target.Dependency])] = [
+        ("fuzz-gateway-commands", "Fuzz/GatewayCommands", ["Gateway"]),
+        ("fuzz-server-sent-events", "Fuzz/ServerSentEvents", ["AIProviders"]),
+        ("fuzz-configuration", "Fuzz/Configuration", ["SwitchboardConfig"]),
+        ("fuzz-mime", "Fuzz/MIME", ["Mail"]),
+        (
+            "fuzz-multipart", "Fuzz/Multipart",
+            [
+                "APIServer", .product(name: "MultipartKit", package: "multipart-kit"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+    ]
+    for target in fuzzTargets {
+        package.targets.append(
+            .executableTarget(
+                name: target.name, dependencies: target.dependencies, path: target.path,
+                swiftSettings: swiftSettings + [.unsafeFlags(["-parse-as-library"])]))
+        package.products.append(.executable(name: target.name, targets: [target.name]))
+    }
+}

@@ -5,8 +5,9 @@ import NIOCore
 import Observability
 import Storage
 
-/// The HTTP surface of the api role: `/healthz`, `/metrics` and the public API under `/api/v1`
-/// (REST and SSE). Every route shares the JSON error shape and the request id header.
+/// The HTTP surface of the api role: `/healthz` and the public API under `/api/v1` (REST and SSE)
+/// on the public port, where every route shares the JSON error shape and the request id header;
+/// `/metrics` and `/healthz` on the internal listener (`buildInternal`, loopback by default).
 public enum APIApplication {
     /// The router of the api role, and the routes it serves (for the OpenAPI check).
     public static func buildRouter(dependencies: APIDependencies) -> Router<APIRequestContext> {
@@ -26,6 +27,35 @@ public enum APIApplication {
         Application(
             router: buildRouter(dependencies: dependencies),
             configuration: .init(address: .hostname(host, port: port), serverName: "switchboard"),
+            onServerRunning: onServerRunning,
+            logger: logger
+        )
+    }
+
+    /// The internal listener's router: `/metrics` (Prometheus text) and `/healthz` (the same report
+    /// as the public one). Nothing else: the public API is not served here.
+    public static func buildInternalRouter(healthChecks: [HealthCheck]) -> Router<BasicRequestContext> {
+        MetricsSetup.bootstrap()
+        let router = Router()
+        router.get("/healthz") { _, _ in await HealthEndpoint.response(healthChecks) }
+        router.get("/metrics") { _, _ in
+            Response(
+                status: .ok,
+                headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: MetricsSetup.render()))
+            )
+        }
+        return router
+    }
+
+    /// The api's internal listener (`http.internal_host`, `http.internal_port`).
+    public static func buildInternal(
+        host: String, port: Int, healthChecks: [HealthCheck], logger: Logger,
+        onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
+        Application(
+            router: buildInternalRouter(healthChecks: healthChecks),
+            configuration: .init(address: .hostname(host, port: port), serverName: "switchboard-internal"),
             onServerRunning: onServerRunning,
             logger: logger
         )
@@ -51,14 +81,6 @@ public enum APIApplication {
         let healthChecks = dependencies.healthChecks
         recorder.record(.get, "/healthz")
         router.get("/healthz") { _, _ in await HealthEndpoint.response(healthChecks) }
-        recorder.record(.get, "/metrics")
-        router.get("/metrics") { _, _ in
-            Response(
-                status: .ok,
-                headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: .init(byteBuffer: ByteBuffer(string: MetricsSetup.render()))
-            )
-        }
 
         let api = PublicAPI(dependencies: dependencies)
         // One hub per router: its few Redis connections read every stream this node serves.

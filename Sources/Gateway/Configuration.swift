@@ -7,6 +7,10 @@ import Foundation
 public struct GatewayConfiguration: Sendable, Codable {
     public var host = "127.0.0.1"
     public var port = 8000
+    /// The internal listener (server HTTP API, `/metrics`, `/healthz` with its Redis check):
+    /// loopback by default, like Centrifugo's `internal_port`. Never expose it to the public.
+    public var internalHost = "127.0.0.1"
+    public var internalPort = 8001
     /// HMAC secret for connection and subscription JWTs.
     public var tokenSecret: String?
     /// Still accepted while secrets rotate.
@@ -53,6 +57,8 @@ public struct GatewayConfiguration: Sendable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case host, port, rpc, namespaces
+        case internalHost = "internal_host"
+        case internalPort = "internal_port"
         case tokenSecret = "token_secret"
         case previousTokenSecret = "previous_token_secret"
         case apiKey = "api_key"
@@ -77,6 +83,8 @@ public struct GatewayConfiguration: Sendable, Codable {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         host = try container.decodeIfPresent(String.self, forKey: .host) ?? host
         port = try container.decodeIfPresent(Int.self, forKey: .port) ?? port
+        internalHost = try container.decodeIfPresent(String.self, forKey: .internalHost) ?? internalHost
+        internalPort = try container.decodeIfPresent(Int.self, forKey: .internalPort) ?? internalPort
         tokenSecret = try container.decodeIfPresent(String.self, forKey: .tokenSecret)
         previousTokenSecret = try container.decodeIfPresent(String.self, forKey: .previousTokenSecret)
         apiKey = try container.decodeIfPresent(String.self, forKey: .apiKey)
@@ -110,6 +118,8 @@ public struct GatewayConfiguration: Sendable, Codable {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(host, forKey: .host)
         try container.encode(port, forKey: .port)
+        try container.encode(internalHost, forKey: .internalHost)
+        try container.encode(internalPort, forKey: .internalPort)
         try container.encodeIfPresent(tokenSecret, forKey: .tokenSecret)
         try container.encodeIfPresent(previousTokenSecret, forKey: .previousTokenSecret)
         try container.encodeIfPresent(apiKey, forKey: .apiKey)

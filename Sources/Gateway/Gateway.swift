@@ -1,5 +1,5 @@
 /// The realtime gateway: a WebSocket server that speaks Centrifugo's client protocol v2 (JSON) at
-/// `/connection/websocket` and its server HTTP API at `/api/<method>`, so the official SDKs and
+/// `/connection/websocket` and its server HTTP API at `/api/<method>` (on an internal listener), so the official SDKs and
 /// `cent` work against it unchanged. Modelled on centrifuge: a `Node` owns the `Hub` of local
 /// connections, a `Broker` (publications, history, control) and a `PresenceManager`, each in memory
 /// for one process or in Redis so any number of gateway processes act as one. `Client` is one
@@ -17,12 +17,26 @@ public final class GatewayServer: Service {
     let node: Node
     let logger: Logger
     private let redis: RedisClient?
+    private let onListening: @Sendable (ListeningPorts) async -> Void
+
+    /// The ports the gateway listens on once bound (useful with port 0).
+    public struct ListeningPorts: Sendable {
+        /// The WebSocket port (and bare `/healthz`).
+        public var port: Int
+        /// The internal listener: server HTTP API, `/metrics`, `/healthz` with its Redis check.
+        public var internalPort: Int
+    }
 
     /// With a Redis client the Redis broker and presence are used; with nil, the in-memory engine.
-    public init(configuration: GatewayConfiguration, redis: RedisClient?, logger: Logger) {
+    /// `onListening` gets the bound ports once both listeners are up.
+    public init(
+        configuration: GatewayConfiguration, redis: RedisClient?, logger: Logger,
+        onListening: @escaping @Sendable (ListeningPorts) async -> Void = { _ in }
+    ) {
         self.configuration = configuration
         self.logger = logger
         self.redis = redis
+        self.onListening = onListening
         let broker: any Broker
         let presence: any PresenceManager
         let directory: any NodeDirectory
@@ -46,8 +60,25 @@ public final class GatewayServer: Service {
         let node = self.node
         try await node.start()
         let listener = GatewayListener(node: node, routes: routes, logger: logger)
-        let channel = try await listener.bind(host: configuration.host, port: configuration.port)
-        logger.info("gateway listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+        let internalChannel = try await listener.bindInternal(
+            host: configuration.internalHost, port: configuration.internalPort, routes: internalRoutes)
+        let channel: any Channel
+        do {
+            channel = try await listener.bind(host: configuration.host, port: configuration.port)
+        } catch {
+            try? await internalChannel.close()
+            throw error
+        }
+        logger.info(
+            "gateway listening",
+            metadata: [
+                "address": "\(channel.localAddress.map { "\($0)" } ?? "?")",
+                "internal_address": "\(internalChannel.localAddress.map { "\($0)" } ?? "?")",
+            ])
+        await onListening(
+            ListeningPorts(
+                port: channel.localAddress?.port ?? configuration.port,
+                internalPort: internalChannel.localAddress?.port ?? configuration.internalPort))
         let timers = Task { await node.runTimers() }
         defer { timers.cancel() }
         try await withGracefulShutdownHandler {
@@ -59,11 +90,18 @@ public final class GatewayServer: Service {
         await node.shutdown()
         // The 3001 close frames reach the clients before the process exits.
         try? await Task.sleep(for: .milliseconds(300))
+        // The internal listener (metrics, health) answers until the very end.
+        try? await internalChannel.close()
     }
 
-    /// The HTTP routes (server API, metrics, health) the listener serves.
+    /// The public port's HTTP routes: a bare `/healthz`, 404 for everything else.
     var routes: HTTPRoutes {
-        HTTPRoutes(node: node, configuration: configuration, redis: redis)
+        HTTPRoutes(node: node, configuration: configuration, redis: redis, exposure: .public)
+    }
+
+    /// The internal listener's routes: server API, metrics, health with its Redis check.
+    var internalRoutes: HTTPRoutes {
+        HTTPRoutes(node: node, configuration: configuration, redis: redis, exposure: .internal)
     }
 
 }

@@ -1,4 +1,5 @@
-/// The gateway's HTTP endpoints (`/api/<method>`, `/metrics`, `/healthz`), independent of the server that carries them.
+/// The gateway's HTTP endpoints, independent of the server that carries them: on the public port only
+/// a bare `/healthz`; on the internal listener `/api/<method>`, `/metrics` and `/healthz` with its Redis check.
 import Foundation
 import NIOCore
 import RedisClient
@@ -11,13 +12,29 @@ struct HTTPRoutes: Sendable {
         var body: String
     }
 
+    /// Which listener the routes answer on.
+    enum Exposure: Sendable {
+        /// The WebSocket port: a bare liveness check and nothing else (404 for `/api/*` and `/metrics`).
+        case `public`
+        /// The internal listener: the server API, metrics and health with its Redis check.
+        case `internal`
+    }
+
     static let maxBodySize = 16 * 1024 * 1024
 
     let node: Node
     let configuration: GatewayConfiguration
     let redis: RedisClient?
+    var exposure: Exposure = .internal
 
     func respond(method: String, path: String, header: (String) -> String?, body: ByteBuffer) async -> Answer {
+        if exposure == .public {
+            switch (method, path) {
+            case ("GET", "/healthz"): return Answer(status: 200, body: "ok\n")
+            case (_, "/healthz"): return Answer(status: 405, body: "")
+            default: return Answer(status: 404, body: "")
+            }
+        }
         switch (method, path) {
         case ("GET", "/healthz"):
             if let redis {

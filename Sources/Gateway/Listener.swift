@@ -5,9 +5,10 @@ import NIOHTTP1
 import NIOPosix
 import NIOWebSocket
 
-/// The gateway's socket: HTTP/1 on one port, where `GET /connection/websocket` upgrades to a
-/// WebSocket served by `WebSocketHandler` and every other request goes to `HTTPRoutes`.
-/// Everything per connection is a channel handler; nothing waits in a task while a client idles.
+/// The gateway's public socket: HTTP/1 on one port, where `GET /connection/websocket` upgrades to a
+/// WebSocket served by `WebSocketHandler` and every other request goes to `HTTPRoutes` (public
+/// exposure: a bare `/healthz`). `bindInternal` serves the internal routes on their own socket,
+/// without WebSockets. Everything per connection is a channel handler; nothing waits in a task while a client idles.
 struct GatewayListener: Sendable {
     let node: Node
     let routes: HTTPRoutes
@@ -72,6 +73,22 @@ struct GatewayListener: Sendable {
                             context.pipeline.removeHandler(name: HTTPRequestHandler.name, promise: nil)
                         }))
                     try channel.pipeline.syncOperations.addHandler(http, name: HTTPRequestHandler.name)
+                }
+            }
+            .bind(host: host, port: port)
+            .get()
+    }
+
+    /// The internal listener: plain HTTP/1 answered by `internalRoutes` (server API, metrics, health).
+    func bindInternal(host: String, port: Int, routes internalRoutes: HTTPRoutes) async throws -> any Channel {
+        try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(HTTPRequestHandler(routes: internalRoutes), name: HTTPRequestHandler.name)
                 }
             }
             .bind(host: host, port: port)

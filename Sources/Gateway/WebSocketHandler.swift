@@ -120,6 +120,11 @@ final class WebSocketHandler: ChannelDuplexHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if error is NIOWebSocketError {
             client.disconnect(.messageTooLarge)
+        } else if let decoderError = error as? ByteToMessageDecoderError, case .dataReceivedInErrorState = decoderError {
+            // The rest of a frame the decoder refused, arriving after it: dropped. Closing here
+            // would cut the close handshake short (the 3501 close frame was lost with the reset
+            // that closing on unread bytes sends); the handshake's timeout ends the connection.
+            return
         } else {
             context.close(promise: nil)
         }

@@ -21,6 +21,8 @@ enum GatewayAssembly {
             throw ConfigError(key: "gateway", "invalid gateway section: \(error)")
         }
         configuration.port = settings.gatewayPort
+        configuration.internalHost = settings.gatewayInternalHost
+        configuration.internalPort = settings.gatewayInternalPort
         if let host = settings.gatewayHost { configuration.host = host }
         if let secret = settings.gatewayTokenSecret { configuration.tokenSecret = secret }
         if let previous = settings.gatewayPreviousTokenSecret, !previous.isEmpty { configuration.previousTokenSecret = previous }

@@ -95,6 +95,8 @@ public enum Launcher {
             if let files { dependencies.files = files.services }
             dependencies.web = Clients.web(settings.web)
             services.append(APIApplication.build(host: settings.http.host, port: settings.http.port, dependencies: dependencies, logger: logger))
+            services.append(APIApplication.buildInternal(
+                host: settings.http.internalHost, port: settings.http.internalPort, healthChecks: checks, logger: logger))
         }
         var pipeline: PipelineRuntime?
         if roles.contains(.worker), let stores {

@@ -24,11 +24,12 @@ enum GatewayLoad {
         case "idle": try await GatewayBench.idle(options)
         case "fanout": try await GatewayBench.fanout(options)
         case "throughput": try await GatewayBench.throughput(options)
+        case "abuse": try await GatewayBench.abuse(options)
         default: throw GatewayLoadError.usage
         }
     }
 
-    /// Runs a gateway: `--port P --host H --redis URL --config JSON` (JSON is the `gateway:` section;
+    /// Runs a gateway: `--port P --host H --internal-port P --redis URL --config JSON` (JSON is the `gateway:` section;
     /// also read from SB_GATEWAY_CONFIG_JSON and SB_REDIS_URL).
     static func serve(_ options: Options) async throws {
         var configuration = GatewayConfiguration()
@@ -37,6 +38,9 @@ enum GatewayLoad {
         }
         if let port = options["port"].flatMap(Int.init) { configuration.port = port }
         if let host = options["host"] { configuration.host = host }
+        // The internal listener (server API, /metrics): `--internal-port`, else a free port, so a
+        // benchmark gateway never collides with one already running on 8001.
+        configuration.internalPort = options["internal-port"].flatMap(Int.init) ?? 0
         var logger = Logger(label: "gateway")
         logger.logLevel = options["log-level"].flatMap(Logger.Level.init(rawValue:)) ?? .info
         var redis: RedisClient?
@@ -63,7 +67,7 @@ enum GatewayLoadError: Error, CustomStringConvertible {
     var description: String {
         switch self {
         case .usage:
-            "usage: switchboard-bench gateway serve|idle|fanout|throughput [--port P] [--redis URL] [--config JSON] ..."
+            "usage: switchboard-bench gateway serve|idle|fanout|throughput|abuse [--port P] [--redis URL] [--config JSON] ..."
         case .failed(let reason): reason
         }
     }
@@ -143,8 +147,16 @@ enum GatewayBench {
     final class Stats: Sendable {
         let ready = Atomic<Int>(0)
         let deliveries = Atomic<Int>(0)
+        /// Publishes answered with a result.
         let acknowledged = Atomic<Int>(0)
+        /// Publishes answered with an error: failures of the run, not acknowledgements.
+        let publishErrors = Atomic<Int>(0)
+        /// Connections that failed to connect or subscribe, or were closed by the server.
         let failures = Atomic<Int>(0)
+        /// Close codes the server sent these connections, with how often.
+        let closeCodes = Mutex<[Int: Int]>([:])
+        /// Publishes answered either way (for the in-flight bound).
+        var answered: Int { acknowledged.load(ordering: .relaxed) + publishErrors.load(ordering: .relaxed) }
         let latencies = Mutex<[Int64]>([])
         let recordLatency: Bool
         /// Latency is read from every `sampleEvery`-th delivery (parsing every one costs the load tool CPU).
@@ -346,7 +358,9 @@ enum GatewayBench {
                 guard !latencies.isEmpty else { return 0 }
                 return Double(latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))]) / 1e6
             }
-            print("fanout: subscribers=\(count) publications=\(rounds) deliveries=\(stats.deliveries.load(ordering: .relaxed))/\(count * rounds) p50=\(String(format: "%.1f", percentile(0.5)))ms p99=\(String(format: "%.1f", percentile(0.99)))ms max=\(String(format: "%.1f", percentile(1.0)))ms server_cpu_per_publication=\(String(format: "%.1f", window.serverSeconds * 1000 / Double(rounds)))ms \(window.summary)")
+            print("fanout: subscribers=\(count) publications=\(rounds) deliveries=\(stats.deliveries.load(ordering: .relaxed))/\(count * rounds) p50=\(String(format: "%.1f", percentile(0.5)))ms p99=\(String(format: "%.1f", percentile(0.99)))ms max=\(String(format: "%.1f", percentile(1.0)))ms server_cpu_per_publication=\(String(format: "%.1f", window.serverSeconds * 1000 / Double(rounds)))ms publish_errors=\(stats.publishErrors.load(ordering: .relaxed)) \(window.summary)")
+            _ = await waitUntil(10) { stats.answered >= rounds }
+            try checkPublishes(published: rounds, stats: stats)
         }
     }
 
@@ -374,7 +388,7 @@ enum GatewayBench {
             let tick = 0.005
             while Date().timeIntervalSince(start) < Double(seconds) {
                 let due = Int(Date().timeIntervalSince(start) * Double(rate))
-                let inFlight = published - stats.acknowledged.load(ordering: .relaxed)
+                let inFlight = published - stats.answered
                 let count = min(due - published, maxInFlight - inFlight)
                 if count > 0 {
                     var batches = Array(repeating: [(channel: String, data: String)](), count: publisherCount)
@@ -389,14 +403,27 @@ enum GatewayBench {
             }
             let elapsed = Date().timeIntervalSince(start)
             let delivered = stats.deliveries.load(ordering: .relaxed) - startDeliveries
+            // Replies still on their way are waited for, so every publish is counted one way or the other.
+            _ = await waitUntil(10) { stats.answered >= published }
             let acknowledged = stats.acknowledged.load(ordering: .relaxed)
+            let publishErrors = stats.publishErrors.load(ordering: .relaxed)
             var latencies = stats.latencies.withLock { $0 }
             latencies.sort()
             func percentile(_ p: Double) -> String {
                 guard !latencies.isEmpty else { return "?" }
                 return String(format: "%.0f", Double(latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))]) / 1e6)
             }
-            print("throughput: channels=\(channels) subscribers=\(subscribers) offered=\(rate)/s in_flight_limit=\(maxInFlight) published=\(published) acknowledged=\(acknowledged) in \(String(format: "%.1f", elapsed))s deliveries=\(delivered) deliveries_per_second=\(Int(Double(delivered) / elapsed)) latency_p50=\(percentile(0.5))ms latency_p99=\(percentile(0.99))ms server_cpu_per_delivery=\(String(format: "%.1f", window.serverSeconds * 1e6 / Double(max(delivered, 1))))us \(window.summary)")
+            print("throughput: channels=\(channels) subscribers=\(subscribers) offered=\(rate)/s in_flight_limit=\(maxInFlight) published=\(published) acknowledged=\(acknowledged) publish_errors=\(publishErrors) unanswered=\(published - acknowledged - publishErrors) connection_failures=\(stats.failures.load(ordering: .relaxed)) in \(String(format: "%.1f", elapsed))s deliveries=\(delivered) deliveries_per_second=\(Int(Double(delivered) / elapsed)) latency_p50=\(percentile(0.5))ms latency_p99=\(percentile(0.99))ms server_cpu_per_delivery=\(String(format: "%.1f", window.serverSeconds * 1e6 / Double(max(delivered, 1))))us \(window.summary)")
+            try checkPublishes(published: published, stats: stats)
+        }
+    }
+
+    /// Fails the run when a publish was answered with an error or not at all.
+    static func checkPublishes(published: Int, stats: Stats) throws {
+        let errors = stats.publishErrors.load(ordering: .relaxed)
+        let unanswered = published - stats.answered
+        if errors > 0 || unanswered > 0 {
+            throw GatewayLoadError.failed("FAIL: \(errors) of \(published) publishes answered with an error, \(unanswered) not answered")
         }
     }
 }
@@ -424,12 +451,17 @@ final class BenchConnection: ChannelInboundHandler, Sendable {
 
     private let mode: Mode
     private let stats: GatewayBench.Stats
+    private let answersPings: Bool
     private let state = Mutex(State())
 
-    init(mode: Mode, stats: GatewayBench.Stats) {
+    init(mode: Mode, stats: GatewayBench.Stats, answersPings: Bool = true) {
         self.mode = mode
         self.stats = stats
+        self.answersPings = answersPings
     }
+
+    /// Connected (and subscribed), every setup reply read.
+    var isReady: Bool { state.withLock { $0.upgraded && $0.pendingReplies == 0 } }
 
     func channelActive(context: ChannelHandlerContext) {
         let path: String
@@ -502,7 +534,10 @@ final class BenchConnection: ChannelInboundHandler, Sendable {
                 state.received = received.readableBytes == 0 ? nil : received
                 switch first & 0x0F {
                 case 0x1, 0x2, 0x0: lines.append(payload)
-                case 0x8: failed = true
+                case 0x8:
+                    failed = true
+                    let code = payload.getInteger(at: payload.readerIndex, as: UInt16.self).map(Int.init) ?? 0
+                    stats.closeCodes.withLock { $0[code, default: 0] += 1 }
                 default: break
                 }
             }
@@ -533,7 +568,7 @@ final class BenchConnection: ChannelInboundHandler, Sendable {
                 }
             }
         }
-        if pongs > 0 {
+        if pongs > 0, answersPings {
             var buffer = context.channel.allocator.buffer(capacity: 8 * pongs)
             for _ in 0..<pongs { Self.writeFrame("{}", to: &buffer) }
             context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
@@ -551,7 +586,7 @@ final class BenchConnection: ChannelInboundHandler, Sendable {
         } else if line.starts(with: Self.pushPrefix) {
             recordDelivery(line, now: now)
         } else if line.starts(with: Self.replyPrefix) {
-            if line.firstRange(of: Self.errorKey) != nil { stats.failures.add(1, ordering: .relaxed) }
+            let isError = line.firstRange(of: Self.errorKey) != nil
             enum Reply { case setup, ready, publish }
             let reply = state.withLock { state -> Reply in
                 guard state.pendingReplies > 0 else { return .publish }
@@ -559,9 +594,16 @@ final class BenchConnection: ChannelInboundHandler, Sendable {
                 return state.pendingReplies == 0 ? .ready : .setup
             }
             switch reply {
-            case .setup: break
-            case .ready: stats.ready.add(1, ordering: .relaxed)
-            case .publish: stats.acknowledged.add(1, ordering: .relaxed)
+            case .setup, .ready:
+                // A refused connect or subscribe is a failed connection.
+                if isError { stats.failures.add(1, ordering: .relaxed) }
+                if reply == .ready, !isError { stats.ready.add(1, ordering: .relaxed) }
+            case .publish:
+                if isError {
+                    stats.publishErrors.add(1, ordering: .relaxed)
+                } else {
+                    stats.acknowledged.add(1, ordering: .relaxed)
+                }
             }
         }
     }

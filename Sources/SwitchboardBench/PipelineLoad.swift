@@ -24,11 +24,44 @@ enum PipelineLoad {
     static let usage = """
         usage: switchboard-bench pipeline [--redis URL] [--database URL] [--turns N] [--rate R] [--warmup N]
                    [--mode post|stream] [--concurrency N] [--timeline FILE] [--tracing-endpoint URL]
+                   [--router on|off] [--topics N]
           post:   POST /api/v1/chats/{id}/messages, then GET /api/v1/messages/{id}/events (default)
           stream: POST /api/v1/messages/stream (one request)
           --timeline FILE: the open-loop turns as CSV (when each was due, how long each took)
           --tracing-endpoint URL: tracing on (every trace sampled), exporting OTLP/HTTP to URL (…/v1/traces)
+          --topics N: topics seeded for the bench user, each with its description and five example
+                      phrases, as a deployment has them (default 8; 0: none, the router has nothing to do)
+          --router off: the classifier skips the embedding router (on by default)
         """
+
+    /// Topics as a deployment defines them: a name, a description for the sorter and example
+    /// phrases for the embedding router. `--topics N` takes the first N (repeating with a suffix).
+    static let seedTopics: [(name: String, description: String, examples: [String])] = [
+        ("billing", "Invoices, payments, refunds and subscription plans", [
+            "I was charged twice this month", "How do I get a refund", "Where can I download my invoice",
+            "Change my payment card", "Which plan includes more seats"]),
+        ("shipping", "Deliveries, tracking numbers and returns", [
+            "Where is my parcel", "My order has not arrived yet", "How do I return an item",
+            "Can you ship to Canada", "The tracking number does not work"]),
+        ("account", "Sign-in, passwords, profile and deleting an account", [
+            "I forgot my password", "How do I change my email address", "Delete my account",
+            "I cannot log in", "Enable two factor authentication"]),
+        ("technical", "Errors, crashes and how the product works", [
+            "The app crashes when I open it", "I get an error 500", "How do I connect the API",
+            "The page does not load", "Sync stopped working"]),
+        ("sales", "Prices, quotes, demos and enterprise contracts", [
+            "Can I get a quote for 200 users", "Book a demo", "Do you offer discounts for schools",
+            "Talk to sales", "What does the enterprise plan cost"]),
+        ("science", "Explanations of natural phenomena and how things work", [
+            "How do tides work", "Why is the sky blue", "Explain photosynthesis",
+            "What causes earthquakes", "How does the moon affect the ocean"]),
+        ("legal", "Terms, privacy, data requests and contracts", [
+            "Where is your privacy policy", "Send me my personal data", "Can I sign a DPA",
+            "What are the terms of service", "How long do you keep my data"]),
+        ("feedback", "Suggestions, complaints and praise", [
+            "I have a feature request", "Your support was great", "I want to complain",
+            "Please add dark mode", "The new design is confusing"]),
+    ]
 
     struct BenchError: Error, CustomStringConvertible {
         let description: String
@@ -48,7 +81,9 @@ enum PipelineLoad {
         let warmup = options.int("warmup", 50)
         let mode = options["mode"] ?? "post"
         let timeline = options["timeline"]
-        guard mode == "post" || mode == "stream" else { throw BenchError(usage) }
+        let topics = options.int("topics", 8)
+        let router = options["router"] ?? "on"
+        guard mode == "post" || mode == "stream", router == "on" || router == "off", topics >= 0 else { throw BenchError(usage) }
         let environment = ProcessInfo.processInfo.environment
         let redisURL = options["redis"] ?? environment["SB_REDIS_URL"] ?? "redis://127.0.0.1:6380/0"
         let databaseURL = options["database"] ?? environment["SB_DATABASE_URL"] ?? "mariadb://switchboard:switchboard@127.0.0.1:3307/switchboard"
@@ -78,7 +113,8 @@ enum PipelineLoad {
             try await BenchDatabase.with(url: databaseURL, poolSize: 16, label: "", logger: logger) { stores in
                 try await measure(
                     redis: redis, stores: stores, turns: turns, rate: rate, warmup: warmup, mode: mode,
-                    workerConcurrency: options.int("concurrency", 16), timeline: timeline, logger: logger)
+                    workerConcurrency: options.int("concurrency", 16), timeline: timeline, topics: topics, router: router == "on",
+                    logger: logger)
             }
             outcome = .success(())
         } catch {
@@ -96,12 +132,19 @@ enum PipelineLoad {
 
     static func measure(
         redis: RedisClient, stores: Stores, turns: Int, rate: Double, warmup: Int, mode: String, workerConcurrency: Int,
-        timeline: String?, logger: Logger
+        timeline: String?, topics: Int, router: Bool, logger: Logger
     ) async throws {
         let accounts = Accounts(stores: stores)
         let email = "bench@example.com"
-        _ = try await accounts.createUser(email: email)
+        let user = try await accounts.createUser(email: email)
         let key = try await accounts.createAPIKey(userEmail: email).secret
+        for index in 0..<topics {
+            let seed = seedTopics[index % seedTopics.count]
+            let round = index / seedTopics.count
+            _ = try await stores.topics.createTopic(
+                ownerID: user.id, name: round == 0 ? seed.name : "\(seed.name)\(round)", description: seed.description,
+                examples: seed.examples.map { round == 0 ? $0 : "\($0) (\(round))" })
+        }
 
         // The api node.
         let dependencies = APIDependencies(redis: redis, stores: stores, jobs: JobQueue(client: redis, logger: logger), limits: .disabled)
@@ -114,7 +157,9 @@ enum PipelineLoad {
         guard let port = await portIterator.next(), port > 0 else { throw BenchError("the api did not start") }
 
         // The worker: the handlers `serve` registers, with the instant provider.
-        let pipeline = RoutingPipeline(provider: provider, stores: stores, redis: redis, logger: logger)
+        var configuration = PipelineConfiguration()
+        configuration.classifier.useEmbeddingRouter = router
+        let pipeline = RoutingPipeline(provider: provider, stores: stores, redis: redis, configuration: configuration, logger: logger)
         try await pipeline.start()
         var registry = JobRegistry()
         PipelineJobs.register(in: &registry, pipeline: pipeline, stores: stores, redis: redis)
@@ -152,7 +197,7 @@ enum PipelineLoad {
             }
             let elapsed = seconds(ContinuousClock.now - start)
             let firstEvent = mode == "post" ? "POST /api/v1/chats/{id}/messages + GET events" : "POST /api/v1/messages/stream"
-            print("pipeline overhead per turn: \(firstEvent) → first `chunk` (live api + worker, Redis, MariaDB, instant provider)")
+            print("pipeline overhead per turn: \(firstEvent) → first `chunk` (live api + worker, Redis, MariaDB, instant provider, \(topics) topics seeded, embedding router \(router ? "on" : "off"))")
             print(String(format: "provider time to first token (scripted, in process): p50 %.3f ms (not subtracted)", percentile(ttft, 0.5)))
             print(line("1 turn at a time", sequential.map(\.firstChunk)))
             let accepted = sequential.compactMap(\.accepted)

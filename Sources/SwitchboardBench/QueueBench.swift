@@ -22,9 +22,9 @@ enum QueueBench {
         usage: switchboard-bench queue worker --redis URL --prefix P [--queues q1,q2] [--concurrency N]
                    [--job-timeout S] [--max-retries N] [--visibility-timeout S] [--grace S] [--batch N]
                    [--block-ms N] [--backoff-base-ms N] [--promote-ms N] [--health-port N] [--worker-id ID]
-                   [--latency-out FILE] [--log-level LEVEL]
+                   [--latency-out FILE] [--count-executed 1] [--log-level LEVEL]
                switchboard-bench queue bench [--redis URL] [--jobs N] [--concurrency N] [--batch N]
-                   [--workers 1,2] [--latency-rate N] [--latency-seconds S]
+                   [--workers 1,2] [--latency-rate N] [--latency-seconds S] [--inject-failures N]
         """
 
     static func redisClient(_ options: Options, prefix: String, logger: Logger) throws -> RedisClient {
@@ -62,14 +62,27 @@ enum QueueBench {
         if let healthPort { configuration.healthPort = healthPort }
 
         let latency = options.string("latency-out").map { _ in DiagnosticJobs.LatencyRecorder() }
+        let executed = options.string("count-executed").map { _ in DiagnosticJobs.ExecutionCounter() }
         var registry = JobRegistry()
-        DiagnosticJobs.register(in: &registry, client: client, latency: latency)
+        DiagnosticJobs.register(in: &registry, client: client, latency: latency, executed: executed)
         let worker = try WorkerService(client: client, registry: registry, configuration: configuration, logger: logger)
+        // This process's executed no-ops, published every 20 ms to `diag:executed:<worker id>`.
+        let executedKey = "diag:executed:\(configuration.workerID)"
+        let reporter = executed.map { counter in
+            Task {
+                while !Task.isCancelled {
+                    _ = try? await client.set(executedKey, "\(counter.value)")
+                    try? await Task.sleep(for: .milliseconds(20))
+                }
+            }
+        }
         // Tells a test or the benchmark that this process is up and reaches Redis.
         _ = try await client.incr("diag:ready")
         try await worker.runUntilTerminated(healthServer: healthPort != nil) { port in
             FileHandle.standardOutput.write(Data("health listening on \(port)\n".utf8))
         }
+        reporter?.cancel()
+        if let executed { _ = try? await client.set(executedKey, "\(executed.value)") }
         if let path = options.string("latency-out"), let latency {
             let text = latency.values.map(String.init).joined(separator: "\n")
             try Data(text.utf8).write(to: URL(fileURLWithPath: path))
@@ -91,6 +104,8 @@ enum QueueBench {
         }
         let latencyRate = try options.int("latency-rate") ?? 1000
         let latencySeconds = try options.double("latency-seconds") ?? 5
+        // Jobs that always fail, mixed into the measured batch: shows that the run then fails.
+        let injectedFailures = try options.int("inject-failures") ?? 0
         let url = options.string("redis") ?? ProcessInfo.processInfo.environment["SB_TEST_REDIS_URL"] ?? "redis://127.0.0.1:6380/0"
 
         for workers in workerCounts {
@@ -100,26 +115,37 @@ enum QueueBench {
             let processes = try (0..<workers).map { index in
                 try spawnWorker(url: url, prefix: prefix, arguments: [
                     "--queues", "bench", "--concurrency", "\(concurrency)", "--batch", "\(batch)",
-                    "--worker-id", "bench-\(index)",
+                    "--worker-id", "bench-\(index)", "--count-executed", "1", "--max-retries", "0",
                 ])
             }
+            let workerIDs = (0..<workers).map { "bench-\($0)" }
             try await waitForConsumers(client, count: workers)
             // Warm-up: connections, script cache, allocator.
-            try await produce(queue, count: min(20_000, jobs / 10 + 1), producers: 1)
-            try await waitUntilDrained(client)
+            let warmUp = min(20_000, jobs / 10 + 1)
+            try await produce(queue, count: warmUp, producers: 1)
+            _ = try await waitUntilExecuted(client, workers: workerIDs, expected: warmUp)
 
             let clock = ContinuousClock()
             let started = clock.now
             try await produce(queue, count: jobs, producers: 2)
+            if injectedFailures > 0 {
+                try await queue.enqueue(
+                    contentsOf: Array(repeating: DiagnosticJobs.Fail(tag: "bench", failures: -1), count: injectedFailures), on: "bench")
+            }
             let enqueued = clock.now - started
-            try await waitUntilDrained(client)
+            let executed = try await waitUntilExecuted(client, workers: workerIDs, expected: warmUp + jobs)
             let elapsed = secondsOf(clock.now - started)
+            let failed = try await client.xlen(QueueBench.failedStream)
             emit(String(
-                format: "queue.noop workers=%d concurrency=%d jobs=%d seconds=%.3f jobs_per_sec=%.0f enqueue_seconds=%.3f",
-                workers, concurrency, jobs, elapsed, Double(jobs) / elapsed, secondsOf(enqueued)))
+                format: "queue.noop workers=%d concurrency=%d jobs=%d executed=%d failed=%d seconds=%.3f jobs_per_sec=%.0f enqueue_seconds=%.3f",
+                workers, concurrency, jobs, executed - warmUp, failed, elapsed, Double(jobs) / elapsed, secondsOf(enqueued)))
             try await stop(processes)
-            _ = try await client.del(["queue:bench", "queue:bench:delayed", "diag:ready"])
+            _ = try await client.del(
+                ["queue:bench", "queue:bench:delayed", "diag:ready", QueueBench.failedStream, "diag:bench:runs", "diag:bench:at"] + workerIDs.map { "diag:executed:\($0)" })
             await client.close()
+            if executed != warmUp + jobs || failed > 0 {
+                throw UsageError("FAIL: \(executed - warmUp) of \(jobs) jobs executed, \(failed) failed")
+            }
         }
 
         // Latency at a steady rate well below saturation: enqueue → handler start.
@@ -166,6 +192,33 @@ enum QueueBench {
                 }
             }
             try await group.waitForAll()
+        }
+    }
+
+    static let failedStream = "queue:failed"
+
+    /// Waits until the workers have executed `expected` no-ops (the sum of their published
+    /// counters), or until nothing is left to run (stream, pending and delayed set empty) and the
+    /// counters have stopped moving; answers the executed count either way.
+    static func waitUntilExecuted(_ client: RedisClient, workers: [String], expected: Int) async throws -> Int {
+        var last = -1
+        var still = 0
+        while true {
+            var executed = 0
+            for worker in workers {
+                if let value = try await client.get("diag:executed:\(worker)"), let n = Int(String(decoding: value, as: UTF8.self)) {
+                    executed += n
+                }
+            }
+            if executed >= expected { return executed }
+            let depth = try await client.xlen("queue:bench")
+            let delayed = try await client.zcard("queue:bench:delayed")
+            let idle = depth == 0 && delayed == 0
+            still = idle && executed == last ? still + 1 : 0
+            // 100 ms idle with no movement: five counter publications since the last job ran.
+            if still >= 50 { return executed }
+            last = executed
+            try await Task.sleep(for: .milliseconds(2))
         }
     }
 

@@ -16,6 +16,9 @@ public struct Settings: Sendable {
         public var host: String
         public var port: Int
         public var maxBodySize: Int
+        /// The api's internal listener (`/metrics`, `/healthz`): loopback by default.
+        public var internalHost: String
+        public var internalPort: Int
     }
 
     public struct Redis: Sendable {
@@ -108,6 +111,9 @@ public struct Settings: Sendable {
     public var gatewayAPIKey: String?
     public var gatewayHost: String?
     public var gatewayPort: Int
+    /// The gateway's internal listener (server HTTP API, `/metrics`, `/healthz` details): loopback by default.
+    public var gatewayInternalHost: String
+    public var gatewayInternalPort: Int
     public var gatewayAllowedOrigins: [String]?
     /// The key that seals channel secrets at rest (AES-256-GCM): 32 bytes, base64. Production
     /// refuses to start without one; development uses a fixed, public key and says so.
@@ -150,7 +156,7 @@ public struct Settings: Sendable {
     /// The sections whose every key `Settings` reads; anything else in them is a typo.
     static let knownKeys: Set<String> = [
         "environment", "log_level",
-        "http.host", "http.port", "http.max_body_size",
+        "http.host", "http.port", "http.max_body_size", "http.internal_host", "http.internal_port",
         "redis.url", "redis.key_prefix", "redis.pool_size",
         "database.url", "database.pool_size", "database.migrate_on_start",
         "worker.id", "worker.queues", "worker.concurrency", "worker.job_timeout", "worker.max_retries",
@@ -187,7 +193,9 @@ public struct Settings: Sendable {
         http = HTTP(
             host: try source.string("http.host", default: "127.0.0.1"),
             port: try source.int("http.port", default: 8080, range: 0...65535),
-            maxBodySize: try source.int("http.max_body_size", default: 256 * 1024, range: 1024...(64 << 20))
+            maxBodySize: try source.int("http.max_body_size", default: 256 * 1024, range: 1024...(64 << 20)),
+            internalHost: try source.string("http.internal_host", default: "127.0.0.1"),
+            internalPort: try source.int("http.internal_port", default: 8081, range: 0...65535)
         )
         redis = Redis(
             url: try source.string("redis.url", default: Self.developmentRedisURL),
@@ -230,6 +238,8 @@ public struct Settings: Sendable {
         gatewayAPIKey = try source.optionalString("gateway.api_key")
         gatewayHost = try source.optionalString("gateway.host")
         gatewayPort = try source.int("gateway.port", default: 8000, range: 0...65535)
+        gatewayInternalHost = try source.string("gateway.internal_host", default: "127.0.0.1")
+        gatewayInternalPort = try source.int("gateway.internal_port", default: 8001, range: 0...65535)
         gatewayAllowedOrigins = source.rawList("gateway.allowed_origins")
         if let encoded = try source.optionalString("secrets.key") {
             guard let key = Data(base64Encoded: encoded), key.count == 32 else {

@@ -86,8 +86,9 @@ struct EdgeTests {
                 try await client.execute(uri: "/healthz", method: .get) { response in
                     #expect(response.status == .ok)
                 }
+                // Metrics are on the internal listener only (APIInternalListenerTests).
                 try await client.execute(uri: "/metrics", method: .get) { response in
-                    #expect(response.status == .ok)
+                    #expect(response.status == .notFound)
                 }
             }
         }

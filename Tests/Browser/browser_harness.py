@@ -156,6 +156,7 @@ class Stack:
             "SB_DATABASE_URL": database_url, "SB_REDIS_URL": self.redis_url, "SB_REDIS_KEY_PREFIX": self.prefix,
             "SB_HTTP_PORT": str(self.http_port), "SB_GATEWAY_PORT": str(self.gateway_port),
             "SB_WORKER_HEALTH_PORT": str(free_port()),
+            "SB_HTTP_INTERNAL_PORT": str(free_port()), "SB_GATEWAY_INTERNAL_PORT": str(free_port()),
             "SB_AI_BASE_URL": model_url, "SB_AI_MODEL": "scripted", "SB_AI_EMBED_MODEL": "scripted-embed",
             "SB_LOG_LEVEL": "warning",
             # Three tries per account, then a pause; every test signs in from 127.0.0.1.

@@ -51,6 +51,7 @@ def pages():
 class Gateway:
     def __init__(self, tmp_path):
         self.port = free_port()
+        self.internal_port = free_port()
         self.prefix = f"sbtest:{uuid.uuid4().hex[:12]}:"
         self.redis_url = os.environ.get("SB_TEST_REDIS_URL", "redis://127.0.0.1:6380/0")
         self.tmp_path = tmp_path
@@ -62,7 +63,8 @@ class Gateway:
 
     def start(self):
         env = dict(os.environ)
-        env.update({"SB_CONFIG": str(self.config_file), "SB_GATEWAY_PORT": str(self.port), "SB_GATEWAY_TOKEN_SECRET": SECRET,
+        env.update({"SB_CONFIG": str(self.config_file), "SB_GATEWAY_PORT": str(self.port),
+                    "SB_GATEWAY_INTERNAL_PORT": str(self.internal_port), "SB_GATEWAY_TOKEN_SECRET": SECRET,
                     "SB_GATEWAY_API_KEY": API_KEY, "SB_REDIS_URL": self.redis_url, "SB_REDIS_KEY_PREFIX": self.prefix,
                     "SB_LOG_LEVEL": "warning"})
         log = open(self.tmp_path / f"gateway-{time.time()}.log", "w")
@@ -89,7 +91,7 @@ class Gateway:
                 self.process.wait()
 
     def api(self, method, body):
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/api/{method}", data=json.dumps(body).encode(),
+        request = urllib.request.Request(f"http://127.0.0.1:{self.internal_port}/api/{method}", data=json.dumps(body).encode(),
                                          headers={"X-API-Key": API_KEY, "Content-Type": "application/json"}, method="POST")
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read())

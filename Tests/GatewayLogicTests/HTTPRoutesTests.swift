@@ -4,14 +4,15 @@ import Testing
 
 @testable import Gateway
 
-/// The HTTP endpoints as the listener serves them (`HTTPRoutes.respond`): statuses, the API key,
+/// The HTTP endpoints as the listeners serve them (`HTTPRoutes.respond`): statuses, the API key,
 /// bodies; no socket and no Redis.
 @Suite struct HTTPRoutesTests {
-    let routes: HTTPRoutes = {
+    static let server: GatewayServer = {
         var configuration = GatewayConfiguration()
         configuration.apiKey = "key"
-        return GatewayServer(configuration: configuration, redis: nil, logger: Logger(label: "test")).routes
+        return GatewayServer(configuration: configuration, redis: nil, logger: Logger(label: "test"))
     }()
+    let routes = Self.server.internalRoutes
 
     func answer(_ method: String, _ path: String, key: String? = "key", body: String = "") async -> HTTPRoutes.Answer {
         await routes.respond(method: method, path: path, header: { $0 == "X-API-Key" ? key : nil }, body: ByteBuffer(string: body))
@@ -30,6 +31,19 @@ import Testing
         #expect(await answer("POST", "/healthz").status == 405)
         #expect(await answer("DELETE", "/metrics").status == 405)
         #expect(await answer("GET", "/elsewhere").status == 404)
+    }
+
+    @Test func thePublicPortAnswersOnlyABareHealthCheck() async {
+        let routes = Self.server.routes
+        func answer(_ method: String, _ path: String) async -> HTTPRoutes.Answer {
+            await routes.respond(method: method, path: path, header: { $0 == "X-API-Key" ? "key" : nil }, body: ByteBuffer(string: "{}"))
+        }
+        let health = await answer("GET", "/healthz")
+        #expect(health.status == 200 && health.body == "ok\n")
+        #expect(await answer("POST", "/api/publish").status == 404)
+        #expect(await answer("POST", "/api/info").status == 404)
+        #expect(await answer("GET", "/metrics").status == 404)
+        #expect(await answer("POST", "/healthz").status == 405)
     }
 
     @Test func theAPINeedsTheKeyAndAJSONBody() async {

@@ -79,6 +79,7 @@ def serve(log_dir, ai_base_url, extra_env=None):
     env.update({
         "SB_DATABASE_URL": database_url, "SB_REDIS_URL": redis_url, "SB_REDIS_KEY_PREFIX": prefix,
         "SB_HTTP_PORT": str(http_port), "SB_GATEWAY_PORT": str(free_port()), "SB_WORKER_HEALTH_PORT": str(free_port()),
+        "SB_HTTP_INTERNAL_PORT": str(free_port()), "SB_GATEWAY_INTERNAL_PORT": str(free_port()),
         "SB_AI_BASE_URL": ai_base_url, "SB_AI_MODEL": "fake-model", "SB_AI_EMBED_MODEL": "fake-embed",
         "SB_LOG_LEVEL": "warning",
     })

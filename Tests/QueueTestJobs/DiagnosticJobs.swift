@@ -52,6 +52,15 @@ public enum DiagnosticJobs {
         public var description: String { "injected failure (run \(run))" }
     }
 
+    /// Executions of `Noop` in this process, when a counter is given (the benchmark counts what ran,
+    /// not what left the stream: a job moved to `failed` or the delayed set also leaves it).
+    public final class ExecutionCounter: Sendable {
+        private let count = Atomic<Int>(0)
+        public init() {}
+        func increment() { count.add(1, ordering: .relaxed) }
+        public var value: Int { count.load(ordering: .relaxed) }
+    }
+
     /// Enqueue→start latencies in microseconds, collected by `Noop` when a recorder is given.
     public final class LatencyRecorder: Sendable {
         private let samples = Mutex<[Int64]>([])
@@ -72,8 +81,11 @@ public enum DiagnosticJobs {
     }
 
     /// Registers the diagnostic handlers; they write through `client`.
-    public static func register(in registry: inout JobRegistry, client: RedisClient, latency: LatencyRecorder? = nil) {
+    public static func register(
+        in registry: inout JobRegistry, client: RedisClient, latency: LatencyRecorder? = nil, executed: ExecutionCounter? = nil
+    ) {
         registry.register(Noop.self) { _, context in
+            executed?.increment()
             if let latency {
                 latency.record(Int64((Date().timeIntervalSince(context.enqueuedAt) * 1_000_000).rounded()))
             }

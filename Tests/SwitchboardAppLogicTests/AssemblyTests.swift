@@ -14,12 +14,13 @@ import Testing
 
     @Test func exampleGatewaySectionDecodesWithSwitchboardsNamespaces() throws {
         let settings = try Settings.load(path: Self.example, environment: [
-            "SB_GATEWAY_TOKEN_SECRET": "s3cr3t-for-this-test-only", "SB_GATEWAY_PORT": "8123",
+            "SB_GATEWAY_TOKEN_SECRET": "s3cr3t-for-this-test-only", "SB_GATEWAY_PORT": "8123", "SB_GATEWAY_INTERNAL_PORT": "8124",
             "SB_GATEWAY_PREVIOUS_TOKEN_SECRET": "the-secret-before-rotation", "SB_GATEWAY_API_KEY": "api-key-for-this-test",
         ])
         let gateway = try GatewayAssembly.configuration(settings: settings, logger: Logger(label: "test"))
         #expect(Set(gateway.namespaces.map(\.name)) == ["widget", "widgettyping", "user", "system", "admin"])
         #expect(gateway.port == 8123)
+        #expect(gateway.internalPort == 8124 && gateway.internalHost == "127.0.0.1")
         #expect(gateway.tokenSecret == "s3cr3t-for-this-test-only")
         #expect(gateway.previousTokenSecret == "the-secret-before-rotation")
         #expect(gateway.apiKey == "api-key-for-this-test")

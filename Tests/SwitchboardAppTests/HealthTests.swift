@@ -123,6 +123,9 @@ extension TestServices {
         let app = Application(router: Self.router(redis: redis, database: database, checks: []))
         try await app.test(.router) { client in
             _ = try await client.execute(uri: "/healthz", method: .get)
+        }
+        // The internal listener's page counts the public router's requests.
+        try await Application(router: APIApplication.buildInternalRouter(healthChecks: [])).test(.router) { client in
             try await client.execute(uri: "/metrics", method: .get) { response in
                 #expect(response.status == .ok)
                 #expect(response.headers[.contentType]?.hasPrefix("text/plain") == true)

@@ -152,18 +152,29 @@ import Testing
         let httpPort = try TestServices.freePort()
         let gatewayPort = try TestServices.freePort()
         let workerPort = try TestServices.freePort()
+        let httpInternalPort = try TestServices.freePort()
+        let gatewayInternalPort = try TestServices.freePort()
         let (process, _, err) = try Self.launch(
             ["serve"],
             environment: [
                 "SB_HTTP_PORT": "\(httpPort)", "SB_GATEWAY_PORT": "\(gatewayPort)", "SB_WORKER_HEALTH_PORT": "\(workerPort)",
+                "SB_HTTP_INTERNAL_PORT": "\(httpInternalPort)", "SB_GATEWAY_INTERNAL_PORT": "\(gatewayInternalPort)",
                 "SB_REDIS_KEY_PREFIX": "sbtest-serve-\(UUID().uuidString.prefix(8)):",
             ]
         )
-        // The three roles start concurrently, so each is polled until it is up.
-        for url in ["http://127.0.0.1:\(httpPort)/healthz", "http://127.0.0.1:\(gatewayPort)/healthz", "http://127.0.0.1:\(workerPort)/health"] {
+        // The roles start concurrently, so each is polled until it is up.
+        for url in [
+            "http://127.0.0.1:\(httpPort)/healthz", "http://127.0.0.1:\(gatewayPort)/healthz", "http://127.0.0.1:\(workerPort)/health",
+            "http://127.0.0.1:\(httpInternalPort)/metrics", "http://127.0.0.1:\(gatewayInternalPort)/metrics",
+            "http://127.0.0.1:\(gatewayInternalPort)/healthz",
+        ] {
             let status = try await Self.pollStatus(url, while: process)
             #expect(status == 200, "\(url) answered \(status.map(String.init) ?? "nothing") within 30 s of start-up")
         }
+        // Metrics and the gateway's server API are not on the public ports.
+        #expect(await Self.httpStatus("http://127.0.0.1:\(httpPort)/metrics") == 404)
+        #expect(await Self.httpStatus("http://127.0.0.1:\(gatewayPort)/metrics") == 404)
+        #expect(try await Curl.request("POST", "http://127.0.0.1:\(gatewayPort)/api/info", body: "{}").status == 404)
 
         process.terminate()  // SIGTERM
         let deadline = Date().addingTimeInterval(30)

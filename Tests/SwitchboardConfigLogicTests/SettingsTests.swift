@@ -54,6 +54,21 @@ import Testing
         #expect(loaded.gatewayPort == 8000)
     }
 
+    @Test func internalListenersDefaultToLoopbackAndAreOverridable() throws {
+        let defaults = try settings("")
+        #expect(defaults.http.internalHost == "127.0.0.1" && defaults.http.internalPort == 8081)
+        #expect(defaults.gatewayInternalHost == "127.0.0.1" && defaults.gatewayInternalPort == 8001)
+        let fromFile = try settings("http:\n  internal_host: 0.0.0.0\n  internal_port: 9181\ngateway:\n  internal_port: 9101\n")
+        #expect(fromFile.http.internalHost == "0.0.0.0" && fromFile.http.internalPort == 9181)
+        #expect(fromFile.gatewayInternalPort == 9101)
+        let fromEnvironment = try settings("", env: [
+            "SB_HTTP_INTERNAL_PORT": "7081", "SB_GATEWAY_INTERNAL_HOST": "10.0.0.2", "SB_GATEWAY_INTERNAL_PORT": "7001",
+        ])
+        #expect(fromEnvironment.http.internalPort == 7081)
+        #expect(fromEnvironment.gatewayInternalHost == "10.0.0.2" && fromEnvironment.gatewayInternalPort == 7001)
+        #expect(configError("", env: ["SB_GATEWAY_INTERNAL_PORT": "70000"])?.key == "gateway.internal_port")
+    }
+
     @Test func startupWaitDefaultsToAMinuteAndIsOverridable() throws {
         #expect(try settings("").startupWaitSeconds == 60)
         #expect(try settings("startup:\n  wait_seconds: 5\n").startupWaitSeconds == 5)

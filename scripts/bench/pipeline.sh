@@ -6,6 +6,11 @@
 # scripted provider (its own time to first token is printed: ~0.01 ms). One turn at a time, then
 # open loop at RATE turns/s (each turn timed from when it was due). `switchboard-bench pipeline`.
 #
+# The bench user has TOPICS topics (default 8, each with a description and five example phrases, as
+# a deployment defines them), so the embedding router does its work on every turn; the run is made
+# twice, with the router (ROUTER=on) and without it (off), and the difference printed. ROUTER=on or
+# ROUTER=off runs one of them only.
+#
 # Usage: scripts/bench/pipeline.sh [TURNS] [RATE] [MODE]      (defaults: 1000, 200, post)
 #   MODE post:   POST /api/v1/chats/{id}/messages, then GET the events link (two requests)
 #   MODE stream: POST /api/v1/messages/stream (one request)
@@ -35,9 +40,21 @@ esac
 echo "Redis and MariaDB over $TRANSPORT" >&2
 CONFIGURATION=${CONFIGURATION:-release}
 [ -n "${SKIP_BUILD:-}" ] || $SWIFT build -c "$CONFIGURATION" --product switchboard-bench >&2
-"$BUILD_DIR/$CONFIGURATION/switchboard-bench" pipeline --redis "$REDIS_URL" --database "$DATABASE_URL" \
-  --turns "$TURNS" --rate "$RATE" --mode "$MODE" ${TIMELINE:+--timeline "$TIMELINE"} \
-  ${TRACING_ENDPOINT:+--tracing-endpoint "$TRACING_ENDPOINT"} 2>&1 | { grep -v "HummingbirdCore" || true; }
+BENCH=${BENCH:-$BUILD_DIR/$CONFIGURATION/switchboard-bench}
+routers=${ROUTER:-on off}
+declare -A sequential_p50
+for router in $routers; do
+  out=$("$BENCH" pipeline --redis "$REDIS_URL" --database "$DATABASE_URL" \
+    --turns "$TURNS" --rate "$RATE" --mode "$MODE" --topics "${TOPICS:-8}" --router "$router" ${TIMELINE:+--timeline "$TIMELINE"} \
+    ${TRACING_ENDPOINT:+--tracing-endpoint "$TRACING_ENDPOINT"} 2>&1 \
+    | { grep -v "HummingbirdCore" || true; })
+  echo "$out"
+  sequential_p50[$router]=$(echo "$out" | sed -n 's/^1 turn at a time: .* p50=\([0-9.]*\) ms.*/\1/p' | head -1)
+done
+if [ -n "${sequential_p50[on]:-}" ] && [ -n "${sequential_p50[off]:-}" ]; then
+  echo "embedding router's share, 1 turn at a time: p50 ${sequential_p50[on]} ms with it, ${sequential_p50[off]} ms without:" \
+    "$(awk "BEGIN{printf \"%+.3f\", ${sequential_p50[on]} - ${sequential_p50[off]}}") ms"
+fi
 
 if [ -n "${SB_BENCH_PIPELINE_ALONE:-}" ]; then
   export SB_BENCH_PIPELINE=1 SB_BENCH_TURNS=$TURNS SB_BENCH_RATE=$RATE SB_TEST_LLM=0

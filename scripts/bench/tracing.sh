@@ -28,9 +28,9 @@ for pair in $(seq "$PAIRS"); do
   for mode in off on; do
     echo "== pair $pair, tracing $mode, load average $(cut -d' ' -f1-3 /proc/loadavg)"
     if [ "$mode" = on ]; then
-      TRACING_ENDPOINT=$endpoint ./scripts/bench/pipeline.sh "$TURNS" "$RATE" post
+      ROUTER=on TRACING_ENDPOINT=$endpoint ./scripts/bench/pipeline.sh "$TURNS" "$RATE" post
     else
-      ./scripts/bench/pipeline.sh "$TURNS" "$RATE" post
+      ROUTER=on ./scripts/bench/pipeline.sh "$TURNS" "$RATE" post
     fi
   done
 done

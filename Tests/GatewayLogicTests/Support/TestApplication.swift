@@ -1,6 +1,6 @@
 /// The gateway's HTTP routes as a Hummingbird application, so the HTTP API tests drive them in
 /// process with HummingbirdTesting (no socket, no WebSocket endpoint). The shipped gateway serves
-/// the same `HTTPRoutes` through `GatewayListener`; this adapter lives only in the tests.
+/// the same internal `HTTPRoutes` through `GatewayListener.bindInternal`; this adapter lives only in the tests.
 import HTTPTypes
 import Hummingbird
 import NIOCore
@@ -10,7 +10,7 @@ import NIOCore
 extension GatewayServer {
     /// `/healthz`, `/metrics` and `POST /api/{method}`, each answered by `HTTPRoutes.respond`.
     func testApplication() -> some ApplicationProtocol {
-        let routes = self.routes
+        let routes = self.internalRoutes
         let router = Router()
         @Sendable func respond(_ request: Request, path: String) async throws -> Response {
             var request = request

@@ -35,6 +35,7 @@ def start_gateway(redis_url, tmp_path):
 
     def start(config=None, redis=True):
         port = free_port()
+        internal_port = free_port()
         # `switchboard gateway` reads its `gateway:` section from the configuration file (JSON is
         # YAML); the bench harness reads SB_GATEWAY_CONFIG_JSON.
         config_file = tmp_path / f"gateway-{port}.json"
@@ -43,6 +44,7 @@ def start_gateway(redis_url, tmp_path):
         env.update({
             "SB_CONFIG": str(config_file),
             "SB_GATEWAY_PORT": str(port),
+            "SB_GATEWAY_INTERNAL_PORT": str(internal_port),
             "SB_GATEWAY_TOKEN_SECRET": SECRET,
             "SB_GATEWAY_API_KEY": API_KEY,
             "SB_GATEWAY_CONFIG_JSON": json.dumps(config or gateway_config()),
@@ -50,14 +52,14 @@ def start_gateway(redis_url, tmp_path):
         })
         log = open(tmp_path / f"gateway-{port}.log", "w")
         process = subprocess.Popen(gateway_command(), env=env, stdout=log, stderr=subprocess.STDOUT)
-        gateway = Gateway(port, process)
+        gateway = Gateway(port, internal_port, process)
         started.append(gateway)
         deadline = time.time() + 30
         while time.time() < deadline:
             if process.poll() is not None:
                 raise RuntimeError(f"gateway exited with {process.returncode}: {(tmp_path / f'gateway-{port}.log').read_text()}")
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+                with urllib.request.urlopen(f"http://127.0.0.1:{internal_port}/healthz", timeout=1) as response:
                     if response.status == 200:
                         return gateway
             except OSError:

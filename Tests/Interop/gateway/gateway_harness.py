@@ -2,7 +2,8 @@
 official Centrifugo clients (centrifuge-python for WebSocket, cent for the server API).
 
 SB_GATEWAY_CMD   command that runs a gateway (default: .build/debug/switchboard gateway);
-                 it is configured through SB_GATEWAY_PORT, SB_GATEWAY_TOKEN_SECRET,
+                 it is configured through SB_GATEWAY_PORT, SB_GATEWAY_INTERNAL_PORT (the
+                 server API and /metrics), SB_GATEWAY_TOKEN_SECRET,
                  SB_GATEWAY_API_KEY, SB_REDIS_URL and SB_GATEWAY_CONFIG_JSON (the `gateway:` section).
 SB_TEST_REDIS_URL Redis for the tests (default redis://127.0.0.1:6380/0); each test gets its own prefix.
 """
@@ -70,11 +71,13 @@ def gateway_command():
 
 
 class Gateway:
-    def __init__(self, port, process):
+    def __init__(self, port, internal_port, process):
         self.port = port
+        self.internal_port = internal_port
         self.process = process
         self.ws_url = f"ws://127.0.0.1:{port}/connection/websocket"
-        self.api_url = f"http://127.0.0.1:{port}/api"
+        # cent talks to the internal listener: the public port answers 404 for /api/*.
+        self.api_url = f"http://127.0.0.1:{internal_port}/api"
 
     def stop(self):
         if self.process.poll() is None:

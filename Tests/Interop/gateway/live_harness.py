@@ -121,17 +121,21 @@ class LiveStack:
 
     def start(self, kind, health_path=None, **extra):
         port = free_port()
+        internal_port = free_port()
         settings = dict(extra)
         if kind == "api":
             settings["SB_HTTP_PORT"] = port
+            settings["SB_HTTP_INTERNAL_PORT"] = internal_port
         elif kind == "gateway":
             settings["SB_GATEWAY_PORT"] = port
+            settings["SB_GATEWAY_INTERNAL_PORT"] = internal_port
         elif kind == "worker":
             settings["SB_WORKER_HEALTH_PORT"] = port
         log_path = self.tmp_path / f"{kind}-{port}.log"
         log = open(log_path, "w")
         process = subprocess.Popen([switchboard_binary(), kind], env=self.env(**settings), stdout=log, stderr=subprocess.STDOUT)
         node = Node(kind, port, process, log_path)
+        node.internal_port = internal_port
         self.nodes.append(node)
         path = health_path or "/healthz"
         deadline = time.time() + 60
@@ -149,7 +153,7 @@ class LiveStack:
     def gateway(self):
         node = self.start("gateway")
         node.ws_url = f"ws://127.0.0.1:{node.port}/connection/websocket"
-        node.api_url = f"http://127.0.0.1:{node.port}/api"
+        node.api_url = f"http://127.0.0.1:{node.internal_port}/api"
         return node
 
     def api(self, gateway, **extra):

@@ -358,7 +358,7 @@ async def test_slow_or_oversized_clients_are_cut_off_while_others_keep_receiving
         await slow.recv()
 
         def slow_disconnects():
-            metrics = urllib.request.urlopen(f"http://127.0.0.1:{gateway.port}/metrics").read().decode()
+            metrics = urllib.request.urlopen(f"http://127.0.0.1:{gateway.internal_port}/metrics").read().decode()
             return "switchboard_gateway_slow_disconnects_total 1" in metrics
 
         payload = "y" * 60000

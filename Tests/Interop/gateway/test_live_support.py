@@ -436,7 +436,7 @@ async def test_events_through_the_centrifugo_http_api_publisher(live_stack):
     stack = live_stack
     gateway = stack.gateway()
     api = stack.api(
-        gateway, SB_REALTIME_PUBLISHER="centrifugo", SB_REALTIME_CENTRIFUGO_URL=f"http://127.0.0.1:{gateway.port}",
+        gateway, SB_REALTIME_PUBLISHER="centrifugo", SB_REALTIME_CENTRIFUGO_URL=f"http://127.0.0.1:{gateway.internal_port}",
         SB_REALTIME_CENTRIFUGO_API_KEY=API_KEY)
     owner_key = stack.user("owner@example.com", "Owner")
     stack.user("olga@example.com", "Olga")
