@@ -117,10 +117,10 @@ extension GatewayBench {
             let inFlight = published - (stats.answered - alreadyPublished)
             let count = min(due - published, maxInFlight - inFlight)
             if count > 0 {
-                var batches = Array(repeating: [String](), count: publishers.count)
+                var batches = Array(repeating: [(channel: String, data: String)](), count: publishers.count)
                 for _ in 0..<count {
                     batches[published % publishers.count].append(
-                        #"{"channel":"bench:ch\#(published % channels)","data":{"n":\#(published),"t":\#(nowNanos())}}"#)
+                        ("bench:ch\(published % channels)", #"{"n":\#(published),"t":\#(nowNanos())}"#))
                     published += 1
                 }
                 for (index, batch) in batches.enumerated() where !batch.isEmpty { publishers[index].send(batch) }
@@ -135,7 +135,7 @@ extension GatewayBench {
     }
 
     static func abuse(_ options: Options) async throws {
-        let target = Target(options)
+        let target = try Target(options)
         let subscribers = options.int("subscribers", 10000)
         let channels = options.int("channels", 1000)
         let seconds = options.int("seconds", 15)
