@@ -58,7 +58,12 @@ struct EmailAttachmentTests {
                     #expect(files.allSatisfy { $0.storagePath.hasPrefix(directory) }, "under the files directory")
                     for name in ["service.txt", "invoice.pdf"] {
                         let file = try #require(byName[name])
-                        let document = try #require(try await env.stores.documents.document(id: file.id, ownerID: user.id))
+                        // The extract job records the text, then moves the file on: poll past the first write.
+                        var document = try #require(try await env.stores.documents.document(id: file.id, ownerID: user.id))
+                        for _ in 0..<200 where ![.indexing, .indexed].contains(document.status) {
+                            try await Task.sleep(for: .milliseconds(50))
+                            document = try #require(try await env.stores.documents.document(id: file.id, ownerID: user.id))
+                        }
                         #expect([.indexing, .indexed].contains(document.status), "\(name) went on to indexing")
                     }
                     let logoFile = try #require(byName["logo.png"])

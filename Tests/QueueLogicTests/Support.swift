@@ -10,11 +10,12 @@ enum Logic {
     /// One queue, short times, deterministic backoff (no jitter).
     static func configuration(
         queues: [QueueName] = [.ai], concurrency: Int = 4, jobTimeout: Duration = .seconds(30),
+        visibilityTimeout: Duration = .milliseconds(400),
         gracePeriod: Duration = .seconds(5), retryPolicy: RetryPolicy = Logic.retryPolicy
     ) -> WorkerConfiguration {
         WorkerConfiguration(
             workerID: "logic-\(UInt32.random(in: 0...UInt32.max))", queues: queues, concurrency: concurrency,
-            jobTimeout: jobTimeout, visibilityTimeout: .milliseconds(400), gracePeriod: gracePeriod, healthPort: 0,
+            jobTimeout: jobTimeout, visibilityTimeout: visibilityTimeout, gracePeriod: gracePeriod, healthPort: 0,
             blockTime: .milliseconds(100), promoteInterval: .milliseconds(20), retryPolicy: retryPolicy)
     }
 

@@ -241,12 +241,15 @@ struct WorkerLogicTests {
     func longJobIsNotReclaimed() async throws {
         let driver = MemoryJobQueueDriver()
         let recorder = Recorder()
-        try await driver.enqueue(Nap(milliseconds: 1300), on: .ai)  // three visibility timeouts
-        let (first, firstTask) = try Logic.start(driver, registry: .logic(recorder), configuration: Logic.configuration())
+        // Three visibility timeouts of a second: the claim is extended every third of one, so a
+        // loaded machine has 600 ms of slack per extension (400 ms timeouts flaked under load).
+        let configuration = { Logic.configuration(visibilityTimeout: .seconds(1)) }
+        try await driver.enqueue(Nap(milliseconds: 3200), on: .ai)
+        let (first, firstTask) = try Logic.start(driver, registry: .logic(recorder), configuration: configuration())
         try await Logic.eventually("running") { recorder.started == 1 }
         let (second, secondTask) = try Logic.start(
-            driver.forConsumer("second"), registry: .logic(recorder), configuration: Logic.configuration())
-        try await Logic.eventually("done", timeout: .seconds(5)) { recorder.completed == 1 }
+            driver.forConsumer("second"), registry: .logic(recorder), configuration: configuration())
+        try await Logic.eventually("done", timeout: .seconds(10)) { recorder.completed == 1 }
         #expect(recorder.started == 1, "the second worker did not run it again")
         #expect(second.metrics.snapshot()[.ai]?.reclaimed == 0)
         for worker in [first, second] { worker.beginStopping() }
