@@ -178,6 +178,8 @@ class Node:
     def __init__(self, stack, kind, name, **env):
         self.stack, self.kind, self.name, self.extra = stack, kind, name, env
         self.port = free_port()
+        # The server APIs and metrics listener of api and gateway nodes (loopback, one per node).
+        self.internal_port = free_port()
         self.process = None
         self.starts = 0
 
@@ -191,7 +193,8 @@ class Node:
 
     def start(self, wait=True):
         env = self.stack.env(**self.extra)
-        env.update({"api": {"SB_HTTP_PORT": str(self.port)}, "gateway": {"SB_GATEWAY_PORT": str(self.port)},
+        env.update({"api": {"SB_HTTP_PORT": str(self.port), "SB_HTTP_INTERNAL_PORT": str(self.internal_port)},
+                    "gateway": {"SB_GATEWAY_PORT": str(self.port), "SB_GATEWAY_INTERNAL_PORT": str(self.internal_port)},
                     "worker": {"SB_WORKER_HEALTH_PORT": str(self.port),
                                "SB_WORKER_ID": f"{self.name}-{self.starts}"}}[self.kind])
         self.starts += 1
