@@ -36,7 +36,7 @@ import aiohttp  # noqa: E402
 from centrifuge import Client, PublicationContext, SubscribedContext, SubscriptionEventHandler  # noqa: E402
 
 import fake_model  # noqa: E402
-from switchboard_stack import free_port, switchboard  # noqa: E402
+from switchboard_stack import free_port, stop_process, switchboard  # noqa: E402
 
 FAULTS = ["api_kill", "worker_kill", "redis_restart", "mariadb_restart", "gateway_restart", "redis_stall"]
 PREFIX = "sbfaults:"
@@ -100,13 +100,7 @@ class PrivateRedis:
         self.process.wait()
 
     def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=15)
 
     @property
     def url(self):
@@ -156,13 +150,7 @@ class PrivateMariaDB:
         return [line.split("\t") for line in result.stdout.splitlines() if line]
 
     def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=60)
 
     @property
     def url(self):
@@ -226,13 +214,7 @@ class Node:
         self.process.wait()
 
     def stop(self, timeout=30):
-        if self.alive():
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=timeout)
 
 
 class Stack:

@@ -17,6 +17,7 @@ import uuid
 import pytest
 
 from browser_harness import ROOT, free_port, jwt, redis_cleanup, switchboard, wait_until
+from switchboard_stack import stop_process
 
 SECRET = "browser-realtime-secret"
 API_KEY = "browser-realtime-api-key"
@@ -82,13 +83,7 @@ class Gateway:
         return self
 
     def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=10)
 
     def api(self, method, body):
         request = urllib.request.Request(f"http://127.0.0.1:{self.internal_port}/api/{method}", data=json.dumps(body).encode(),

@@ -27,6 +27,18 @@ def free_port():
         return sock.getsockname()[1]
 
 
+def stop_process(process, timeout=15):
+    """SIGTERM, then SIGKILL if `process` (a Popen, or None) has not exited within `timeout` s."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def switchboard():
     if os.environ.get("SB_SWITCHBOARD_CMD"):
         return shlex.split(os.environ["SB_SWITCHBOARD_CMD"])

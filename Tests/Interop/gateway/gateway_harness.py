@@ -12,13 +12,13 @@ import json
 import os
 import shlex
 import socket
-import subprocess
 import time
 import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
+from switchboard_stack import stop_process
 
 ROOT = Path(__file__).resolve().parents[3]
 SECRET = "interop-secret"
@@ -80,12 +80,6 @@ class Gateway:
         self.api_url = f"http://127.0.0.1:{internal_port}/api"
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=10)
 
 

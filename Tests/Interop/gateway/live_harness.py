@@ -18,6 +18,7 @@ import urllib.request
 import uuid
 
 from gateway_harness import API_KEY, SECRET, free_port, gateway_command
+from switchboard_stack import stop_process
 
 
 def switchboard_binary():
@@ -58,13 +59,7 @@ class Node:
         self.log = log
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=15)
 
 
 class LiveStack:
