@@ -11,7 +11,10 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 SWIFT=${SWIFT:-swift}
 DURATION=${1:-20}
-command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+if ! command -v wrk >/dev/null; then   # the load tool, from Debian
+  [ "$(id -u)" -eq 0 ] || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends wrk >/dev/null
+fi
 
 [ -n "${SKIP_BUILD:-}" ] || $SWIFT build -c release --build-tests -Xswiftc -enable-testing >&2
 

@@ -16,7 +16,10 @@ SWIFT=${SWIFT:-swift}
 DURATION=${1:-15}
 CONFIG=${CONFIG:-release}
 BODIES=${BODIES:-60000}
-command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+if ! command -v wrk >/dev/null; then   # the load tool, from Debian
+  [ "$(id -u)" -eq 0 ] || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends wrk >/dev/null
+fi
 
 if [ -z "${SKIP_BUILD:-}" ]; then
   if [ "$CONFIG" = release ]; then $SWIFT build -c release --build-tests -Xswiftc -enable-testing >&2; else $SWIFT build --build-tests >&2; fi
