@@ -35,6 +35,7 @@ import uuid
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # The stack helpers the interop suites use (free ports, the binary, the throw-away database and prefix).
 sys.path.insert(0, str(ROOT / "Tests" / "Interop"))
+from fake_model import EMBEDDING, FakeModel  # noqa: E402
 from switchboard_stack import free_port, mariadb_args, redis_cleanup, switchboard  # noqa: E402
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 REPLY = "Here is the answer from the scripted model: every word arrives in its own chunk, in order, until the end."
@@ -45,7 +46,6 @@ PLAN = {
         {"id": "answer", "capability": "compose_reply", "depends_on": ["sum"], "inputs": {"text": "message"}},
     ],
 }
-EMBEDDING = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
 
 
 def wait_until(predicate, timeout=30, interval=0.05, what="condition"):
@@ -59,25 +59,8 @@ def wait_until(predicate, timeout=30, interval=0.05, what="condition"):
         time.sleep(interval)
 
 
-class ScriptedModel(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def _json(self, status, body):
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self):
-        if self.path.endswith("/models"):
-            self._json(200, {"object": "list", "data": [{"id": "scripted", "object": "model", "created": 0, "owned_by": "test"}]})
-        else:
-            self._json(404, {"error": {"message": "not found"}})
+class ScriptedModel(FakeModel):
+    """The interop suites' fake model (JSON answers, `/models`), with scripted, paced chat replies."""
 
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
