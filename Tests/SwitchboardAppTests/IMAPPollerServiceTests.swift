@@ -59,7 +59,7 @@ struct IMAPPollerServiceTests {
                 defer { for task in tasks { task.cancel() } }
 
                 #expect(try await eventually(within: .seconds(60)) { try await messages().count == 3 }, "the first polls stored the mail")
-                #expect(try await mailbox.unseenUIDs().isEmpty, "and marked it seen")
+                #expect(try await eventually(within: .seconds(20)) { try await mailbox.unseenUIDs().isEmpty }, "and then marked it seen")
                 // Mail that arrives later is taken by a later poll of either worker.
                 try dovecot.deliver(Self.mail(4))
                 #expect(try await eventually(within: .seconds(60)) { try await messages().count == 4 }, "a later poll took the new mail")
