@@ -84,7 +84,8 @@ struct TurnEventRelay: Sendable {
         let accepted: AcceptedJSON
         do {
             let body = try await APIJSON.decode(SubmitMessageBody.self, from: &request, maxBytes: api.settings.maxBodyBytes)
-            accepted = try await api.submit(caller: caller, content: body.content, chatID: body.chatId, title: body.title, logger: context.logger)
+            accepted = try await api.submit(
+                caller: caller, content: body.content, chatID: body.chatId, title: body.title, idempotencyKey: key, logger: context.logger)
         } catch {
             if let key {
                 let response = JSONErrorMiddleware<APIRequestContext>.response(for: error, request: request, context: context)

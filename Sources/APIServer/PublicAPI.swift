@@ -89,7 +89,8 @@ struct PublicAPI: Sendable {
         var request = request
         let body = try await APIJSON.decode(PostMessageBody.self, from: &request, maxBytes: settings.maxBodyBytes)
         let accepted = try await submit(
-            caller: caller, content: body.content, chatID: chatID, title: nil, fileIDs: body.fileIds ?? [], logger: context.logger)
+            caller: caller, content: body.content, chatID: chatID, title: nil, fileIDs: body.fileIds ?? [],
+            idempotencyKey: try IdempotencyStore.key(of: request), logger: context.logger)
         return try APIJSON.response(accepted, status: .accepted, headers: [.location: accepted.events])
     }
 
@@ -99,7 +100,8 @@ struct PublicAPI: Sendable {
         var request = request
         let body = try await APIJSON.decode(SubmitMessageBody.self, from: &request, maxBytes: settings.maxBodyBytes)
         let accepted = try await submit(
-            caller: caller, content: body.content, chatID: body.chatId, title: body.title, fileIDs: body.fileIds ?? [], logger: context.logger)
+            caller: caller, content: body.content, chatID: body.chatId, title: body.title, fileIDs: body.fileIds ?? [],
+            idempotencyKey: try IdempotencyStore.key(of: request), logger: context.logger)
         return try APIJSON.response(accepted, status: .accepted, headers: [.location: accepted.events])
     }
 
@@ -145,10 +147,17 @@ struct PublicAPI: Sendable {
     /// Hands the message to the web chat channel (`WebChatInbound` → `ChannelIntake`), which
     /// stores it as `queued` and queues its turn (or stores it as failed and answers 503 when the
     /// queue is unreachable, so nothing waits for a job that does not exist).
+    ///
+    /// With an `idempotencyKey` the message is stored under it, so a retry whose first attempt was
+    /// stored but never answered (the Redis record of the key missing: a lost answer, a crashed
+    /// node) gets that message back, with its turn queued if it still needs one, not a second one.
     func submit(
-        caller: AuthenticatedCaller, content: String, chatID: Int64?, title: String?, fileIDs: [Int64] = [], logger: Logger
+        caller: AuthenticatedCaller, content: String, chatID: Int64?, title: String?, fileIDs: [Int64] = [],
+        idempotencyKey: String? = nil, logger: Logger
     ) async throws -> AcceptedJSON {
-        let submission = WebSubmission(userID: caller.user.id, content: try validContent(content), chatID: chatID, title: try validTitle(title))
+        let submission = WebSubmission(
+            userID: caller.user.id, content: try validContent(content), chatID: chatID, title: try validTitle(title),
+            idempotencyKey: idempotencyKey)
         let files = try await ownedFiles(fileIDs, ownerID: caller.user.id)
         let documents = stores.documents
         let ownerID = caller.user.id
@@ -163,7 +172,16 @@ struct PublicAPI: Sendable {
         for inbound in try WebChatInbound().accept(submission) {
             accepted = try await dependencies.intake.accept(inbound, logger: logger, beforeQueuing: attach)
         }
-        guard let message = accepted?.message else { throw SwitchboardError.badRequest("the submission carried no message") }
+        guard let accepted else { throw SwitchboardError.badRequest("the submission carried no message") }
+        let message = accepted.message
+        if accepted.isDuplicate {
+            guard message.content == submission.content, chatID.map({ $0 == message.chatID }) ?? true else {
+                throw SwitchboardError(.idempotencyMismatch, status: 422, "Idempotency-Key was used with a different request")
+            }
+            // Queued on the first attempt or not (it may have stopped between storing and
+            // queuing): the turn's own job key makes this a no-op when it was.
+            if message.status == .queued { try await Turns.enqueue(messageID: message.id, on: dependencies.jobs) }
+        }
         recentSubmissions.accepted(messageID: message.id, ownerID: caller.user.id)
         return AcceptedJSON(messageId: message.id, chatId: message.chatID, status: "queued", events: Links.events(message.id))
     }

@@ -1,6 +1,7 @@
 /// The web chat and the REST API as channels: their inbound adapter (a request the api already
 /// authenticated with an API key becomes an `InboundMessage`) and their deliverer (the turn
 /// stream and the stored reply are the delivery; nothing leaves the server).
+import Crypto
 import Foundation
 import Storage
 import SwitchboardCore
@@ -13,12 +14,24 @@ public struct WebSubmission: Sendable, Equatable {
     /// An existing chat, or nil for a new one titled `title`.
     public var chatID: Int64?
     public var title: String?
+    /// The request's `Idempotency-Key`, if it had one. It becomes the message's `externalID`, so
+    /// a retry whose first attempt was stored (its answer lost: a dropped connection, an api node
+    /// killed before it recorded the key in Redis) finds that message instead of storing another.
+    public var idempotencyKey: String?
 
-    public init(userID: Int64, content: String, chatID: Int64?, title: String?) {
+    public init(userID: Int64, content: String, chatID: Int64?, title: String?, idempotencyKey: String? = nil) {
         self.userID = userID
         self.content = content
         self.chatID = chatID
         self.title = title
+        self.idempotencyKey = idempotencyKey
+    }
+
+    /// The `externalID` a web message submitted with `idempotencyKey` is stored under: scoped to
+    /// the user (the column is unique per channel, not per user) and hashed to fit the column.
+    public static func externalID(userID: Int64, idempotencyKey: String) -> String {
+        let digest = SHA256.hash(data: Data(idempotencyKey.utf8)).map { String(format: "%02x", $0) }.joined()
+        return "idempotency:\(userID):\(digest)"
     }
 }
 
@@ -34,7 +47,8 @@ public struct WebChatInbound: InboundAdapter {
     public func messages(in payload: WebSubmission) throws -> [InboundMessage] {
         [InboundMessage(
             ownerID: payload.userID, channel: channel, content: payload.content,
-            chat: payload.chatID.map { .existing($0) } ?? .new(title: payload.title))]
+            chat: payload.chatID.map { .existing($0) } ?? .new(title: payload.title),
+            externalID: payload.idempotencyKey.map { WebSubmission.externalID(userID: payload.userID, idempotencyKey: $0) })]
     }
 }
 

@@ -1,4 +1,5 @@
 @testable import APIServer
+import Channels
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -228,6 +229,60 @@ struct EdgeTests {
             let chats = try await env.stores.chats.chats(ownerID: user.id, limit: 10, beforeID: nil)
             #expect(chats.count == 1)
             #expect(try await env.jobs.stats(for: .ai).depth == 1)
+        }
+    }
+
+    /// The Redis record of a key is written only after the answer, so it is missing when the
+    /// first attempt's answer was lost (a dropped connection after the commit, a node killed
+    /// before it recorded the key). The retry finds the stored message by its key all the same.
+    @Test func aRetryWhoseFirstAnswerWasLostGetsTheStoredMessageNotASecondOne() async throws {
+        try await TestEnvironment.with { env in
+            let (user, userKey) = try await env.makeUser()
+            let (_, otherKey) = try await env.makeUser()
+            struct Accepted: Decodable { var messageId: Int64; var chatId: Int64 }
+            try await env.application().test(.router) { client in
+                @Sendable func post(_ content: String, key idempotencyKey: String, as apiKey: String) async throws -> (Int, Accepted?, String?) {
+                    var fields = HTTPFields.auth(apiKey)
+                    fields[HTTPField.Name("Idempotency-Key")!] = idempotencyKey
+                    return try await client.execute(
+                        uri: "/api/v1/messages", method: .post, headers: fields, body: ByteBuffer(string: #"{"content":"\#(content)"}"#)
+                    ) { response in
+                        (Int(response.status.code), try? JSONDecoder().decode(Accepted.self, from: Data(response.body.readableBytesView)),
+                         response.errorCode)
+                    }
+                }
+                let (_, first, _) = try await post("once", key: "lost-1", as: userKey)
+                let firstID = try #require(first?.messageId)
+                _ = try await env.redis.del(IdempotencyStore.redisKey(userID: user.id, key: "lost-1"))
+                let (status, again, _) = try await post("once", key: "lost-1", as: userKey)
+                #expect(status == 202)
+                #expect(again?.messageId == firstID)
+                #expect(again?.chatId == first?.chatId)
+                #expect(try await env.jobs.stats(for: .ai).depth == 1, "its turn is queued once")
+                // The same key with other content is another request, record or not.
+                _ = try await env.redis.del(IdempotencyStore.redisKey(userID: user.id, key: "lost-1"))
+                let (reusedStatus, _, reusedCode) = try await post("twice", key: "lost-1", as: userKey)
+                #expect(reusedStatus == 422)
+                #expect(reusedCode == "idempotency_key_reused")
+
+                // Stored by an attempt that stopped before it queued the turn: the retry queues it.
+                let stranded = try await env.stores.messages.startChat(
+                    title: "stranded", externalThreadKey: nil,
+                    firstMessage: NewMessage(
+                        chatID: 0, ownerID: user.id, role: .user, content: "stranded", status: .queued, channel: .web,
+                        externalID: WebSubmission.externalID(userID: user.id, idempotencyKey: "lost-2"))
+                ).message
+                let (strandedStatus, retried, _) = try await post("stranded", key: "lost-2", as: userKey)
+                #expect(strandedStatus == 202)
+                #expect(retried?.messageId == stranded.id)
+                #expect(try await env.jobs.stats(for: .ai).depth == 2)
+
+                // Another user's identical key is theirs alone.
+                let (otherStatus, others, _) = try await post("once", key: "lost-1", as: otherKey)
+                #expect(otherStatus == 202)
+                #expect(others.map { $0.messageId != firstID } == true)
+            }
+            #expect(try await env.stores.chats.chats(ownerID: user.id, limit: 10, beforeID: nil).count == 2)
         }
     }
 
