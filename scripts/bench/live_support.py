@@ -25,6 +25,7 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "Tests" / "Interop"))
 sys.path.insert(0, str(ROOT / "Tests" / "Interop" / "gateway"))
 
 from cent import AsyncClient, PublishRequest  # noqa: E402
@@ -156,6 +157,7 @@ async def main(n):
                 print(f"{name:9} adds {p50 - base_p50:+.2f} ms at p50 over the bare gateway publish")
             await visitor.disconnect()
             await operator.disconnect()
+            await cent.close()
         finally:
             stack.close()
 
