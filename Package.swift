@@ -361,7 +361,10 @@ let package = Package(
         ),
         .testTarget(
             name: "APIServerLogicTests",
-            dependencies: ["APIServer", "Channels", "SwitchboardCore", "Storage", "RedisClient", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                "APIServer", "Channels", "SwitchboardCore", "Storage", "RedisClient", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "MultipartKit", package: "multipart-kit"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -406,16 +409,13 @@ let package = Package(
 // `--sanitize fuzzer` into their own build folder (.build/fuzz) and runs them over Fuzz/corpus.
 if Context.environment["SB_FUZZ"] != nil {
     let fuzzTargets: [(name: String, path: String, dependencies: [Target.Dependency])] = [
-        ("fuzz-gateway-commands", "Fuzz/GatewayCommands", ["Gateway"]),
-        ("fuzz-server-sent-events", "Fuzz/ServerSentEvents", ["AIProviders"]),
+        ("fuzz-gateway-commands", "Fuzz/GatewayCommands", []),
+        ("fuzz-server-sent-events", "Fuzz/ServerSentEvents", []),
         ("fuzz-configuration", "Fuzz/Configuration", ["SwitchboardConfig"]),
         ("fuzz-mime", "Fuzz/MIME", ["Mail"]),
         (
             "fuzz-multipart", "Fuzz/Multipart",
-            [
-                "APIServer", .product(name: "MultipartKit", package: "multipart-kit"),
-                .product(name: "NIOCore", package: "swift-nio"),
-            ]
+            [.product(name: "MultipartKit", package: "multipart-kit"), .product(name: "NIOCore", package: "swift-nio")]
         ),
     ]
     for target in fuzzTargets {

@@ -2,7 +2,7 @@
 /// may send (one message, possibly several newline-separated commands). Properties checked: no
 /// trap; a parsed value re-serialises to JSON that parses to the same value (numbers compared by
 /// value, since `2.0` is written `2`; a number too large for a Double is written `null`).
-@testable import Gateway
+
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzGatewayCommands(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {

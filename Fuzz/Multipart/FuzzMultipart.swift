@@ -5,7 +5,7 @@
 import MultipartKit
 import NIOCore
 
-@testable import APIServer
+
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzMultipart(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {

@@ -1,7 +1,7 @@
 /// libFuzzer target: the `text/event-stream` parser that reads a model server's streamed answer,
 /// fed the input in two pieces split where the first byte says (the network splits anywhere).
 /// Properties checked: no trap; the events do not depend on where the bytes were split.
-import AIProviders
+
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzServerSentEvents(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {

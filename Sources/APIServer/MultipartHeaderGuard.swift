@@ -1,68 +1,103 @@
 /// Watches an upload's bytes for what multipart-kit 4.7.1 cannot parse safely: it looks every byte
 /// of a part's header names up in a 128-entry table, so a byte of 0x80 or more there traps and
-/// takes the process down. The guard follows the framing (delimiter line, header lines, blank line)
-/// and refuses such a byte before the parser sees it; file contents pass untouched.
+/// takes the process down. The guard runs the parser's own state machine (`MultipartParser`:
+/// preamble, delimiter, header lines, body) byte for byte beside it, so it knows exactly which
+/// bytes the parser will read as a header name, and refuses such a byte before the parser sees it.
+/// File contents pass untouched. (An earlier guard that only approximated the framing let a
+/// header name through after a delimiter hidden in a header value; libFuzzer found it.)
 struct MultipartHeaderGuard {
     struct Refused: Error {}
 
+    /// The parser's states, as `MultipartParser` keeps them (without the bytes it collects).
     private enum State {
-        /// Inside a part's body (or the preamble), looking for the delimiter.
-        case body
-        /// After a delimiter, until the end of its line.
-        case delimiterLine
-        /// At or in a header name (`atLineStart` when nothing of it was read yet).
-        case headerName(atLineStart: Bool)
-        /// After a header's colon, until the end of its line.
+        case preamble(matched: Int)
+        /// Expecting the CR (`awaitingLF` false) or the LF of the line break after a delimiter.
+        case preHeaders(awaitingLF: Bool)
+        case headerName(empty: Bool)
         case headerValue
+        /// After a header value's CR: the LF must follow.
+        case postHeaderValue
+        /// After the blank line's CR: the LF must follow.
+        case postHeaders
+        case body
+        case boundary(matched: Int)
+        case epilogue
+        /// The parser refuses the input from here on (it throws); nothing more can reach it.
+        case refused
     }
 
     private let delimiter: [UInt8]
-    private let failure: [Int]
-    private var matched = 0
-    private var state = State.body
+    private var state = State.preamble(matched: 0)
 
     init(boundary: String) {
-        delimiter = Array("--\(boundary)".utf8)
-        // Knuth–Morris–Pratt failure function, so a boundary that overlaps itself is still found.
-        var failure = [Int](repeating: 0, count: delimiter.count)
-        var k = 0
-        for i in 1..<max(1, delimiter.count) {
-            while k > 0 && delimiter[i] != delimiter[k] { k = failure[k - 1] }
-            if delimiter[i] == delimiter[k] { k += 1 }
-            failure[i] = k
-        }
-        self.failure = failure
+        delimiter = Array("\r\n--\(boundary)".utf8)
     }
 
     /// False when `bytes` put a byte the parser would trap on into a header name.
     mutating func accepts(_ bytes: some Sequence<UInt8>) -> Bool {
+        let cr = UInt8(ascii: "\r"), lf = UInt8(ascii: "\n")
         for byte in bytes {
             switch state {
-            case .body:
-                while matched > 0 && byte != delimiter[matched] { matched = failure[matched - 1] }
-                if byte == delimiter[matched] { matched += 1 }
-                if matched == delimiter.count {
-                    matched = 0
-                    state = .delimiterLine
-                }
-            case .delimiterLine:
-                if byte == UInt8(ascii: "\n") { state = .headerName(atLineStart: true) }
-            case .headerName(let atLineStart):
-                if byte == UInt8(ascii: ":") {
-                    state = .headerValue
-                } else if byte == UInt8(ascii: "\r") || byte == UInt8(ascii: "\n") {
-                    // A blank line ends the headers; anything else the parser refuses by itself.
-                    if atLineStart { state = byte == UInt8(ascii: "\n") ? .body : .headerName(atLineStart: true) } else { state = .body }
-                    if byte == UInt8(ascii: "\n") { matched = 0 }
-                } else if byte >= 0x80 {
-                    return false
+            case .preamble(var matched):
+                // As the parser does: the first delimiter may come without its leading CRLF.
+                if matched == 0, byte == delimiter[2] {
+                    matched = 3
+                } else if byte == delimiter[matched] {
+                    matched += 1
+                } else if matched > 0, byte == delimiter[0] {
+                    matched = 1
                 } else {
-                    state = .headerName(atLineStart: false)
+                    matched = 0
+                }
+                state = matched >= delimiter.count ? .preHeaders(awaitingLF: false) : .preamble(matched: matched)
+            case .preHeaders(let awaitingLF):
+                if !awaitingLF, byte == cr {
+                    state = .preHeaders(awaitingLF: true)
+                } else if awaitingLF, byte == lf {
+                    state = .headerName(empty: true)
+                } else {
+                    state = .refused
+                }
+            case .headerName(let empty):
+                if byte == UInt8(ascii: ":"), !empty {
+                    state = .headerValue
+                } else if byte == cr, empty {
+                    state = .postHeaders
+                } else if byte >= 0x80 {
+                    // The parser would index its 128-entry table with this byte.
+                    return false
+                } else if Self.isTokenCharacter(byte) {
+                    state = .headerName(empty: false)
+                } else {
+                    state = .refused
                 }
             case .headerValue:
-                if byte == UInt8(ascii: "\n") { state = .headerName(atLineStart: true) }
+                if byte == cr { state = .postHeaderValue }
+            case .postHeaderValue:
+                state = byte == lf ? .headerName(empty: true) : .refused
+            case .postHeaders:
+                state = byte == lf ? .body : .refused
+            case .body:
+                if byte == delimiter[0] { state = .boundary(matched: 1) }
+            case .boundary(let matched):
+                if matched >= delimiter.count {
+                    state = byte == cr ? .preHeaders(awaitingLF: true) : byte == UInt8(ascii: "-") ? .epilogue : .refused
+                } else if byte == delimiter[matched] {
+                    state = .boundary(matched: matched + 1)
+                } else {
+                    state = byte == delimiter[0] ? .boundary(matched: 1) : .body
+                }
+            case .epilogue, .refused:
+                return true
             }
         }
         return true
+    }
+
+    /// A header name byte below 0x80 that the parser takes (RFC 822 token: no control characters,
+    /// space or tspecials), exactly as its table says.
+    static func isTokenCharacter(_ byte: UInt8) -> Bool {
+        guard byte > 32, byte < 127 else { return false }
+        return !"()<>@,;:\\\"/[]?={}".utf8.contains(byte)
     }
 }

@@ -1,0 +1,1 @@
+../../Sources/APIServer/MultipartHeaderGuard.swift

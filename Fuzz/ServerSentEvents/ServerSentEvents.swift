@@ -1,0 +1,1 @@
+../../Sources/AIProviders/ServerSentEvents.swift
