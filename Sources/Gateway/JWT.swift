@@ -20,7 +20,7 @@ enum JWT {
             let algorithm = header["alg"]?.stringValue
         else { throw .invalid("malformed header") }
         guard let signature = base64URLDecode(parts[2]) else { throw .invalid("malformed signature") }
-        let signingInput = Data(token.utf8.prefix(parts[0].utf8.count + 1 + parts[1].utf8.count))
+        let signingInput = Array(token.utf8.prefix(parts[0].utf8.count + 1 + parts[1].utf8.count))
         var valid = false
         for secret in secrets where !secret.isEmpty {
             let key = SymmetricKey(data: Data(secret.utf8))
@@ -69,10 +69,34 @@ enum JWT {
             .replacingOccurrences(of: "=", with: "")
     }
 
-    static func base64URLDecode(_ text: Substring) -> Data? {
-        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base64.count % 4 != 0 { base64.append("=") }
-        return Data(base64Encoded: base64)
+    /// Base64url without padding (RFC 7515 §2), decoded from the UTF-8 bytes directly: every
+    /// connect verifies a token, and going through Foundation's string replacing cost more than
+    /// the HMAC. Nil for a character outside the alphabet, padding, or an impossible length.
+    static func base64URLDecode(_ text: Substring) -> [UInt8]? {
+        let input = text.utf8
+        guard input.count % 4 != 1 else { return nil }
+        var output: [UInt8] = []
+        output.reserveCapacity(input.count * 3 / 4)
+        var accumulator: UInt32 = 0
+        var bits = 0
+        for byte in input {
+            let value: UInt8
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): value = byte - UInt8(ascii: "A")
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): value = byte - UInt8(ascii: "a") + 26
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = byte - UInt8(ascii: "0") + 52
+            case UInt8(ascii: "-"): value = 62
+            case UInt8(ascii: "_"): value = 63
+            default: return nil
+            }
+            accumulator = accumulator << 6 | UInt32(value)
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                output.append(UInt8(truncatingIfNeeded: accumulator >> UInt32(bits)))
+            }
+        }
+        return output
     }
 }
 

@@ -6,6 +6,23 @@ import Testing
 @Suite struct JWTTests {
     let now = Int64(Date().timeIntervalSince1970)
 
+    /// The hand-written base64url decoder against Foundation's, for every length up to 64 and
+    /// random bytes, plus what it must refuse (padding, the standard alphabet's `+` and `/`, a
+    /// length that no byte string encodes to).
+    @Test func decodesBase64URLAsFoundationDoesAndRefusesTheRest() {
+        var generator = SystemRandomNumberGenerator()
+        for length in 0...64 {
+            for _ in 0..<8 {
+                let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                let encoded = JWT.base64URLEncode(Data(bytes))
+                #expect(JWT.base64URLDecode(Substring(encoded)) == bytes, "\(encoded)")
+            }
+        }
+        for bad in ["YQ==", "a+b/", "abcde", "ab.c", "ab c", "é"] {
+            #expect(JWT.base64URLDecode(Substring(bad)) == nil, "\(bad)")
+        }
+    }
+
     @Test func acceptsAValidConnectionToken() throws {
         let token = GatewayTokens.mint(secret: "s3cret", user: "42", ttl: 60, info: .object(["name": .string("Ada")]))
         let claims = try JWT.verify(token, secrets: ["s3cret"], now: now)
