@@ -3,9 +3,12 @@ import NIOCore
 import Synchronization
 
 /// Commands waiting for one client, run in arrival order by a task that exists only while there
-/// is work (an idle connection has no task).
+/// is work (an idle connection has no task). The task prefers the connection's event loop as its
+/// executor, so a command that does not wait on anything (a connect's token check, a subscribe to
+/// the in-memory engine) runs on the thread that read it, without a hop to the global pool and back.
 final class Inbox: Sendable {
     private struct State {
+        var executor: EventLoopTaskExecutor?
         var messages: [ByteBuffer] = []
         var head = 0
         var running = false
@@ -24,6 +27,12 @@ final class Inbox: Sendable {
         self.client = client
     }
 
+    /// Runs the inbox's task on `eventLoop` (the connection's).
+    func runOn(_ eventLoop: any EventLoop) {
+        let executor = EventLoopTaskExecutor(eventLoop)
+        state.withLock { $0.executor = executor }
+    }
+
     func onDrained(_ action: (@Sendable () -> Void)?) {
         state.withLock { $0.onDrained = action }
     }
@@ -38,14 +47,14 @@ final class Inbox: Sendable {
     }
 
     func push(_ message: ByteBuffer) {
-        let start = state.withLock { state -> Bool in
+        let (start, executor) = state.withLock { state -> (Bool, EventLoopTaskExecutor?) in
             state.messages.append(message)
-            guard !state.running else { return false }
+            guard !state.running else { return (false, nil) }
             state.running = true
-            return true
+            return (true, state.executor)
         }
         if start {
-            Task { await self.drain() }
+            Task(executorPreference: executor) { await self.drain() }
         }
     }
 
@@ -75,5 +84,21 @@ final class Inbox: Sendable {
             if client.isClosed { continue }
             await client.handle(message)
         }
+    }
+}
+
+/// A task executor that runs jobs on a NIO event loop (enqueued with `execute`, so a job enqueued
+/// from the loop's own thread runs in the same loop tick's task queue without a wake-up).
+final class EventLoopTaskExecutor: TaskExecutor {
+    let eventLoop: any EventLoop
+
+    init(_ eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        let executor = asUnownedTaskExecutor()
+        eventLoop.execute { job.runSynchronously(on: executor) }
     }
 }

@@ -38,6 +38,7 @@ final class WebSocketHandler: ChannelDuplexHandler {
         }
         transport.setRawWriter(encoder)
         let eventLoop = context.eventLoop
+        inbox.runOn(eventLoop)
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: eventLoop)
         inbox.onDrained { eventLoop.execute { bound.value.handler.resumeReading(bound.value.context) } }
     }
