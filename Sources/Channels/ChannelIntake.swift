@@ -79,7 +79,13 @@ public struct ChannelIntake: Sendable {
             return Accepted(message: message, isDuplicate: false)
         }
         do {
-            if let handOff { try await handOff(message) } else { try await Turns.enqueue(messageID: message.id, on: jobs) }
+            if let handOff {
+                // Held first, so the recovery sweep leaves the message to its hand-off.
+                try await TurnHold(redis: redis).hold(messageID: message.id)
+                try await handOff(message)
+            } else {
+                try await Turns.enqueue(messageID: message.id, on: jobs)
+            }
         } catch {
             logger.error("could not queue a turn", metadata: ["message_id": "\(message.id)", "error": "\(error)"])
             _ = try? await stores.messages.updateStatus(id: message.id, to: .failed, error: "the turn could not be queued", from: [.queued])

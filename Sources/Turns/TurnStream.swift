@@ -9,6 +9,8 @@ public enum TurnKeys {
     public static func stream(_ messageID: Int64) -> String { "turn:\(messageID)" }
     /// Set while a stop was requested for the turn.
     public static func cancel(_ messageID: Int64) -> String { "turn:\(messageID):cancel" }
+    /// Set while a channel's hand-off, not the recovery sweep, is to queue the turn (`TurnHold`).
+    public static func hold(_ messageID: Int64) -> String { "turn:\(messageID):held" }
 }
 
 /// How long and how large a turn stream may grow.

@@ -127,6 +127,8 @@ struct WhatsAppMediaTests {
             #expect(try await env.stores.files.files(messageID: document.id).count == 1)
             #expect(graph.mediaRequests.withLock { $0 }.filter { $0.hasSuffix("9001") }.count == 2, "one lookup and one download")
             #expect(graph.recorded.filter { $0.text != nil }.count == 2)
+            // Both hand-offs are done: neither message is held from the recovery sweep any more.
+            #expect(try await TurnHold(redis: env.redis).held(among: [document.id, image.id]).isEmpty)
         }
     }
 

@@ -87,13 +87,16 @@ public struct WhatsAppMediaFetcher: Sendable {
             file = try await fetchAndStore(job, message: message, isLastAttempt: isLastAttempt, logger: logger)
         }
         guard message.status == .queued else { return .nothingToDo }
+        let hold = TurnHold(redis: intake.redis)
         if file.extractStatus != .failed {
             try await Turns.enqueue(messageID: message.id, on: intake.jobs)
+            try await hold.release(messageID: message.id)
             return .turnQueued
         }
         let reply = file.storagePath.isEmpty
             ? WhatsAppReceived.downloadFailedReply(type: job.media.kind) : WhatsAppReceived.unsupportedReply(type: job.media.kind)
         try await intake.answerWithoutTurn(message, text: reply)
+        try await hold.release(messageID: message.id)
         return .answered
     }
 

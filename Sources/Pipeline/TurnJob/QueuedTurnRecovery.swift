@@ -12,7 +12,8 @@ import Turns
 /// a retry with the same Idempotency-Key replays the stored message rather than queuing anew.
 /// Turn jobs are queued under the idempotency key `turn:{messageId}`, so queuing a turn that is
 /// in fact waiting in the queue changes nothing, and a sweep may safely treat every message that
-/// has been `queued` for longer than `minimumAge` as possibly lost.
+/// has been `queued` for longer than `minimumAge` as possibly lost, except one under a `TurnHold`
+/// (its channel's hand-off queues the turn).
 public struct QueuedTurnRecovery: Sendable {
     public struct Settings: Sendable {
         /// Messages queued more recently than this are left alone (their job is on its way).
@@ -46,7 +47,10 @@ public struct QueuedTurnRecovery: Sendable {
         let locked = try await redis.send(RedisCommand("SET", redis.key("turns:sweep-lock"), "1", "NX", "PX", milliseconds))
         guard !locked.isNull else { return 0 }
         let cutoff = Date().addingTimeInterval(-(settings.minimumAge / .seconds(1)))
-        let ids = try await messages.queuedMessageIDs(createdBefore: cutoff, limit: settings.batchSize)
+        let queued = try await messages.queuedMessageIDs(createdBefore: cutoff, limit: settings.batchSize)
+        // A held message waits for its channel's hand-off (a media download), which queues the turn.
+        let held = try await TurnHold(redis: redis).held(among: queued)
+        let ids = queued.filter { !held.contains($0) }
         for id in ids {
             try await Turns.enqueue(messageID: id, on: jobs)
         }

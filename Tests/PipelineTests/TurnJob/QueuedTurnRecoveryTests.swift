@@ -42,6 +42,35 @@ struct QueuedTurnRecoveryTests {
         }
     }
 
+    /// A message waiting for its channel's hand-off (a WhatsApp media download that takes longer
+    /// than the sweep's minute) is not given a turn without its file; once the hold is released
+    /// (or expires) the sweep recovers it like any other.
+    @Test func aHeldMessageIsLeftToItsHandOff() async throws {
+        try await TurnTestEnvironment.with { env in
+            let jobs = JobQueue(client: env.redis, logger: TurnTestEnvironment.logger)
+            let downloading = try await env.queuedMessage("a photo, still downloading")
+            let lost = try await env.queuedMessage("lost")
+            let hold = TurnHold(redis: env.redis)
+            try await hold.hold(messageID: downloading.id)
+            let recovery = QueuedTurnRecovery(
+                messages: env.stores.messages, jobs: jobs, redis: env.redis, settings: .init(minimumAge: .zero))
+            #expect(try await recovery.sweep(lockFor: .milliseconds(20), logger: TurnTestEnvironment.logger) == 1)
+            #expect(try await env.queuedTurnIDs() == [lost.id])
+
+            try await hold.release(messageID: downloading.id)
+            try await Task.sleep(for: .milliseconds(50))  // the sweep lock runs out
+            #expect(try await recovery.sweep(lockFor: .milliseconds(20), logger: TurnTestEnvironment.logger) == 2)
+            #expect(try await env.queuedTurnIDs() == [downloading.id, lost.id].sorted())
+
+            // A hold expires: a hand-off that got lost itself is recovered in the end.
+            let stranded = try await env.queuedMessage("hand-off lost")
+            try await TurnHold(redis: env.redis, ttl: .milliseconds(30)).hold(messageID: stranded.id)
+            try await Task.sleep(for: .milliseconds(80))
+            #expect(try await recovery.sweep(lockFor: .milliseconds(20), logger: TurnTestEnvironment.logger) == 3)
+            #expect(try await env.queuedTurnIDs().contains(stranded.id))
+        }
+    }
+
     @Test func oneNodeSweepsPerPeriod() async throws {
         try await TurnTestEnvironment.with { env in
             let jobs = JobQueue(client: env.redis, logger: TurnTestEnvironment.logger)
