@@ -57,11 +57,12 @@
     return error;
   }
 
-  async function call(method, path, body) {
+  async function call(method, path, body, idempotencyKey) {
     var state = loadState();
     var headers = { Accept: "application/json" };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (state.sessionToken) headers.Authorization = "Bearer " + state.sessionToken;
+    if (idempotencyKey) headers["Idempotency-Key"] = idempotencyKey;
     var response = await fetch(apiBase + path, {
       method: method, headers: headers, mode: "cors", credentials: "omit",
       body: body === undefined ? undefined : JSON.stringify(body),
@@ -394,15 +395,24 @@
   }
 
   var sending = false;
+  // The key of a message whose answer did not arrive: sending the same text again reuses it, so
+  // a message the server stored before the connection failed is not stored twice.
+  var unsent = null;
+  function newKey() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    return Date.now().toString(36) + "-" + Math.random().toString(36).slice(2) + Math.random().toString(36).slice(2);
+  }
   async function sendMessage() {
     var content = ui.input.value.trim();
     if (!content || sending || mode === "closed") return;
     sending = true;
     ui.send.disabled = true;
     showError("");
+    if (!unsent || unsent.content !== content) unsent = { content: content, key: newKey() };
     try {
       await ensureSession();
-      var accepted = await call("POST", sessionPath("/messages"), { content: content });
+      var accepted = await call("POST", sessionPath("/messages"), { content: content }, unsent.key);
+      unsent = null;
       ui.input.value = "";
       showMessage({ id: accepted.messageId, role: "visitor", content: content });
       if (accepted.mode && accepted.mode !== mode) showMode(accepted.mode, loadState().operatorName, false);

@@ -72,30 +72,64 @@ struct WidgetVisitorAPI: Sendable {
         try await checkMessageLimits(widget: widget, session: session, live: live)
         guard let chatID = session.chatID else { throw SwitchboardError.notFound("no session \(session.sessionID)") }
 
+        // A message sent with an Idempotency-Key is stored under it: a retry whose first attempt
+        // was stored (its answer lost) gets that message back, published and queued once.
+        let externalID = try IdempotencyStore.key(of: request).map {
+            InboundMessage.externalID(scope: "widget-session:\(session.sessionID)", idempotencyKey: $0)
+        }
+        if let externalID, let earlier = try await stores.messages.message(ownerID: widget.ownerID, channel: .widget, externalID: externalID) {
+            return try retried(earlier, content: content, widget: widget, session: session)
+        }
+
         let message: Message
-        var events: String?
         if session.mode == .ai {
             // The log entry (with the mode version the question was asked under) is written
             // before the turn can start, so its reply's delivery can always be judged.
             let accepted = try await dependencies.intake.accept(
-                InboundMessage(ownerID: widget.ownerID, channel: .widget, content: content, chat: .existing(chatID)), logger: context.logger
+                InboundMessage(ownerID: widget.ownerID, channel: .widget, content: content, chat: .existing(chatID), externalID: externalID),
+                logger: context.logger
             ) { stored in
                 try await stores.liveSupport.recordMessage(
                     sessionRowID: session.id, messageID: stored.id, role: "visitor", preview: content, actorUserID: nil)
             }
+            if accepted.isDuplicate { return try retried(accepted.message, content: content, widget: widget, session: session) }
             message = accepted.message
-            events = "/api/v1/widget/\(widget.publicKey)/sessions/\(session.sessionID)/messages/\(message.id)/events"
-            live.publishMessage(widget: widget, session: session, message: message, role: "visitor", notify: "new_message")
         } else {
             // Stored first; published as soon as it is (the operators wait for it), logged meanwhile.
-            message = try await stores.messages.insertMessage(NewMessage(
-                chatID: chatID, ownerID: widget.ownerID, role: .user, content: content, status: .completed, channel: .widget))
-            live.publishMessage(widget: widget, session: session, message: message, role: "visitor", notify: "new_message")
+            do {
+                message = try await stores.messages.insertMessage(NewMessage(
+                    chatID: chatID, ownerID: widget.ownerID, role: .user, content: content, status: .completed, channel: .widget,
+                    externalID: externalID))
+            } catch let error as DatabaseError where error.code == .duplicateKey && externalID != nil {
+                // The same retry arrived twice at once and the other one stored it first.
+                guard let earlier = try await stores.messages.message(ownerID: widget.ownerID, channel: .widget, externalID: externalID!)
+                else { throw error }
+                return try retried(earlier, content: content, widget: widget, session: session)
+            }
+        }
+        live.publishMessage(widget: widget, session: session, message: message, role: "visitor", notify: "new_message")
+        if session.mode != .ai {
             try await stores.liveSupport.recordMessage(
                 sessionRowID: session.id, messageID: message.id, role: "visitor", preview: content, actorUserID: nil)
         }
+        return try accepted(message, widget: widget, session: session)
+    }
+
+    /// The 202 for a visitor message: in `ai` mode, with its turn's stream.
+    private func accepted(_ message: Message, widget: Widget, session: LiveSession) throws -> Response {
+        let events = session.mode == .ai
+            ? "/api/v1/widget/\(widget.publicKey)/sessions/\(session.sessionID)/messages/\(message.id)/events" : nil
         return try APIJSON.response(
             VisitorMessageAcceptedJSON(messageId: message.id, mode: session.mode.rawValue, events: events), status: .accepted)
+    }
+
+    /// The answer to a retry of a stored message: the same message (nothing stored, published or
+    /// queued again), or 422 when the key came with other content.
+    private func retried(_ earlier: Message, content: String, widget: Widget, session: LiveSession) throws -> Response {
+        guard earlier.content == content, earlier.chatID == session.chatID else {
+            throw SwitchboardError(.idempotencyMismatch, status: 422, "Idempotency-Key was used with a different request")
+        }
+        return try accepted(earlier, widget: widget, session: session)
     }
 
     /// GET /widget/{publicId}/sessions/{sessionId}/messages: the transcript, oldest first.
@@ -248,7 +282,7 @@ struct WidgetOriginMiddleware: RouterMiddleware {
             var response = Response(status: .noContent, headers: cors)
             if !cors.isEmpty {
                 response.headers[.accessControlAllowMethods] = "GET, POST, OPTIONS"
-                response.headers[.accessControlAllowHeaders] = "Authorization, Content-Type, Last-Event-ID"
+                response.headers[.accessControlAllowHeaders] = "Authorization, Content-Type, Idempotency-Key, Last-Event-ID"
                 response.headers[.accessControlMaxAge] = "600"
             }
             return response

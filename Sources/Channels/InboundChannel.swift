@@ -2,6 +2,7 @@
 /// (`InboundMessage`), and the adapter protocol that does it (`InboundAdapter`: check that a
 /// payload is authentic, then parse it). What happens to an `InboundMessage` next is the same for
 /// every channel (`ChannelIntake`).
+import Crypto
 import Foundation
 import SwitchboardCore
 
@@ -42,6 +43,14 @@ public struct InboundMessage: Sendable, Equatable {
     /// Why the message is stored but never answered (an email auto-reply or bounce): no turn is
     /// queued, and the message is stored `cancelled` with this reason as its error.
     public var ignoredReason: String?
+
+    /// The `externalID` of a message a client submitted with an `Idempotency-Key`: scoped (to a
+    /// user, a widget session) because the column is unique per channel, and hashed to fit it.
+    /// A retry whose first attempt was stored, its answer lost, finds that message by it.
+    public static func externalID(scope: String, idempotencyKey: String) -> String {
+        let digest = SHA256.hash(data: Data(idempotencyKey.utf8)).map { String(format: "%02x", $0) }.joined()
+        return "idempotency:\(scope):\(digest)"
+    }
 
     public init(ownerID: Int64, channel: Channel, content: String, chat: Chat, externalID: String? = nil, ignoredReason: String? = nil) {
         self.ownerID = ownerID

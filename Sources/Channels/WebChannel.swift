@@ -1,7 +1,6 @@
 /// The web chat and the REST API as channels: their inbound adapter (a request the api already
 /// authenticated with an API key becomes an `InboundMessage`) and their deliverer (the turn
 /// stream and the stored reply are the delivery; nothing leaves the server).
-import Crypto
 import Foundation
 import Storage
 import SwitchboardCore
@@ -27,11 +26,9 @@ public struct WebSubmission: Sendable, Equatable {
         self.idempotencyKey = idempotencyKey
     }
 
-    /// The `externalID` a web message submitted with `idempotencyKey` is stored under: scoped to
-    /// the user (the column is unique per channel, not per user) and hashed to fit the column.
+    /// The `externalID` a web message submitted with `idempotencyKey` is stored under.
     public static func externalID(userID: Int64, idempotencyKey: String) -> String {
-        let digest = SHA256.hash(data: Data(idempotencyKey.utf8)).map { String(format: "%02x", $0) }.joined()
-        return "idempotency:\(userID):\(digest)"
+        InboundMessage.externalID(scope: "user:\(userID)", idempotencyKey: idempotencyKey)
     }
 }
 

@@ -101,10 +101,13 @@ struct LiveSupportTests {
     }
 
     static func visitorPost(
-        _ client: some TestClientProtocol, publicID: String, session: VisitorSession, _ content: String, token: String? = nil
+        _ client: some TestClientProtocol, publicID: String, session: VisitorSession, _ content: String, token: String? = nil,
+        idempotencyKey: String? = nil
     ) async throws -> TestResponse {
-        try await client.execute(
-            uri: "/api/v1/widget/\(publicID)/sessions/\(session.id)/messages", method: .post, headers: .auth(token ?? session.token),
+        var headers = HTTPFields.auth(token ?? session.token)
+        if let idempotencyKey { headers[HTTPField.Name("Idempotency-Key")!] = idempotencyKey }
+        return try await client.execute(
+            uri: "/api/v1/widget/\(publicID)/sessions/\(session.id)/messages", method: .post, headers: headers,
             body: jsonBody(["content": content]))
     }
 
@@ -308,6 +311,56 @@ struct LiveSupportTests {
     /// An AI reply stored after a takeover (a worker that finished before it saw the stop) is
     /// never delivered: the deliverer withholds it, nothing reaches the session channel, and the
     /// visitor's transcript leaves it out.
+    /// The widget sends each message with an Idempotency-Key and resends it with the same key
+    /// when the answer did not arrive: the message is stored, published and answered once, in
+    /// `ai` mode and in `human` mode alike.
+    @Test func aVisitorsRetriedMessageIsStoredOnce() async throws {
+        try await TestEnvironment.with { env in
+            let live = Live(env: env)
+            let (_, ownerKey) = try await env.makeUser()
+            try await env.withWorker(deliveries: live.deliveries) {
+                try await live.application().test(.router) { client in
+                    let widget = try await Self.createWidget(client, key: ownerKey)
+                    let session = try await Self.openSession(client, publicID: widget.publicID)
+                    let sessionChannel = "widget:session.\(widget.publicID).\(session.id)"
+                    func transcript() async throws -> [[String: Any]] {
+                        let page = try await client.execute(
+                            uri: "/api/v1/widget/\(widget.publicID)/sessions/\(session.id)/messages", method: .get, headers: .auth(session.token))
+                        return page.json["data"] as? [[String: Any]] ?? []
+                    }
+
+                    let first = try await Self.visitorPost(client, publicID: widget.publicID, session: session, "hello", idempotencyKey: "m-1")
+                    let again = try await Self.visitorPost(client, publicID: widget.publicID, session: session, "hello", idempotencyKey: "m-1")
+                    #expect(first.status == .accepted && again.status == .accepted)
+                    #expect(again.json["messageId"] as? Int == first.json["messageId"] as? Int)
+                    #expect(again.json["events"] as? String == first.json["events"] as? String)
+                    _ = try #require(try await live.waitForEvent(sessionChannel) { Self.data($0)["role"] as? String == "assistant" })
+                    let visitorMessages = try await live.events(sessionChannel).filter { Self.data($0)["role"] as? String == "visitor" }
+                    #expect(visitorMessages.count == 1, "published once")
+                    #expect(try await transcript().count == 2, "one question, one answer")
+
+                    let other = try await Self.visitorPost(client, publicID: widget.publicID, session: session, "bye", idempotencyKey: "m-1")
+                    #expect(other.status == .unprocessableContent)
+                    #expect(other.errorCode == "idempotency_key_reused")
+
+                    // Human mode: stored without a turn, and still once.
+                    let takeover = try await client.execute(
+                        uri: "/api/v1/widgets/\(widget.id)/sessions/\(session.id)/takeover", method: .post, headers: .auth(ownerKey))
+                    #expect(takeover.status == .ok)
+                    let human = try await Self.visitorPost(client, publicID: widget.publicID, session: session, "a person?", idempotencyKey: "m-2")
+                    let humanAgain = try await Self.visitorPost(client, publicID: widget.publicID, session: session, "a person?", idempotencyKey: "m-2")
+                    #expect(human.json["mode"] as? String == "human" && human.json["events"] == nil)
+                    #expect(humanAgain.json["messageId"] as? Int == human.json["messageId"] as? Int)
+                    #expect(try await transcript().filter { $0["content"] as? String == "a person?" }.count == 1)
+                    // The same key in another session is that session's own.
+                    let otherSession = try await Self.openSession(client, publicID: widget.publicID)
+                    let elsewhere = try await Self.visitorPost(client, publicID: widget.publicID, session: otherSession, "hello", idempotencyKey: "m-1")
+                    #expect(elsewhere.status == .accepted && elsewhere.json["messageId"] as? Int != first.json["messageId"] as? Int)
+                }
+            }
+        }
+    }
+
     @Test func aReplyFinishingAfterATakeoverIsWithheld() async throws {
         try await TestEnvironment.with { env in
             let live = Live(env: env)
