@@ -381,7 +381,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "FilesLogicTests", dependencies: ["Files", "Storage"], swiftSettings: swiftSettings),
+        .testTarget(name: "FilesLogicTests", dependencies: ["Files", "Storage", "SwitchboardCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "FilesTests",
             dependencies: [

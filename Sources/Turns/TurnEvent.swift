@@ -1,6 +1,7 @@
 /// The vocabulary of a turn's progress: every event a client reads from a turn stream, encoded
 /// and decoded in one place. The pipeline emits these, the stream carries them, the api relays them.
 import Foundation
+import SwitchboardCore
 
 /// The vocabulary of a turn's progress, as clients read it from the turn stream (SSE `event:`
 /// names and `data:` JSON). Field names follow the public event documentation in docs/api.md.
@@ -255,11 +256,11 @@ public struct TurnCompletion: Codable, Sendable, Equatable {
     public var model: String?
     public var usage: TurnUsage?
     /// The user's documents the reply drew on (absent when it drew on none).
-    public var sources: [TurnSource]?
+    public var sources: [ReplySource]?
 
     public init(
         messageId: Int64, replyId: Int64? = nil, topic: String? = nil, language: String? = nil, provider: String? = nil,
-        model: String? = nil, usage: TurnUsage? = nil, sources: [TurnSource]? = nil
+        model: String? = nil, usage: TurnUsage? = nil, sources: [ReplySource]? = nil
     ) {
         self.messageId = messageId
         self.replyId = replyId
@@ -269,21 +270,6 @@ public struct TurnCompletion: Codable, Sendable, Equatable {
         self.model = model
         self.usage = usage
         self.sources = sources
-    }
-}
-
-/// A document passage a reply drew on: the file (null once deleted), where in it, and how close it was.
-public struct TurnSource: Codable, Sendable, Equatable {
-    public var fileId: Int64?
-    public var name: String
-    public var position: String
-    public var score: Float
-
-    public init(fileId: Int64?, name: String, position: String, score: Float) {
-        self.fileId = fileId
-        self.name = name
-        self.position = position
-        self.score = score
     }
 }
 

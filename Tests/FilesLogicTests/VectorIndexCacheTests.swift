@@ -1,5 +1,6 @@
 import Files
 import Foundation
+import SwitchboardCore
 import Storage
 import Synchronization
 import Testing

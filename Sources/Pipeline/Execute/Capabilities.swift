@@ -1,6 +1,7 @@
 import AIProviders
 import Foundation
 import Storage
+import SwitchboardCore
 
 /// What a capability gets to work with.
 public struct CapabilityInvocation: Sendable {

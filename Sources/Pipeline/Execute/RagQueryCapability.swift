@@ -2,6 +2,7 @@ import AIProviders
 import Files
 import Foundation
 import Storage
+import SwitchboardCore
 
 /// `rag_query`: the passages of the user's own indexed documents closest to the question, with
 /// their sources (file, position, score). No model writes anything here: the chat node that

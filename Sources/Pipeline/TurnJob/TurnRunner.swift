@@ -219,9 +219,7 @@ public struct TurnRunner: Sendable {
         try await writer.end(.completed(TurnCompletion(
             messageId: message.id, replyId: stored.id, topic: topic, language: language, provider: reply.provider,
             model: reply.model, usage: TurnUsage(promptTokens: reply.usage.promptTokens, completionTokens: reply.usage.completionTokens),
-            sources: reply.sources.isEmpty ? nil : reply.sources.map {
-                TurnSource(fileId: $0.fileId, name: $0.name, position: $0.position, score: $0.score)
-            })))
+            sources: reply.sources.isEmpty ? nil : reply.sources)))
     }
 
     private func finishCancelled(_ message: Message, writer: TurnStreamWriter) async throws {

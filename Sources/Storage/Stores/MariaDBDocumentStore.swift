@@ -83,21 +83,6 @@ public struct ChunkHit: Sendable, Hashable {
     }
 }
 
-/// A source a reply drew on (stored with the reply; the file may be deleted since: nil id).
-public struct ReplySource: Sendable, Hashable, Codable {
-    public var fileId: Int64?
-    public var name: String
-    public var position: String
-    public var score: Float
-
-    public init(fileId: Int64?, name: String, position: String, score: Float) {
-        self.fileId = fileId
-        self.name = name
-        self.position = position
-        self.score = score
-    }
-}
-
 /// Uploaded files, their chunks and vectors, scoped by owner (and by embedding model).
 public protocol DocumentStore: Sendable {
     func document(id: Int64, ownerID: Int64) async throws -> DocumentFile?

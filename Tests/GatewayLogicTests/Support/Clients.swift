@@ -1,6 +1,9 @@
-/// What the gateway's logic tests share: a transport that records what a client writes, a node on
-/// the memory engine with a `chat` namespace (presence, history, recovery, publish and read access
-/// for subscribers) and a `locked` one (nothing allowed), and sending raw text as one WebSocket message.
+/// What the gateway's tests share: a transport that records what a client writes, a node on the
+/// memory engine with a `chat` namespace (presence, history, recovery, publish and read access for
+/// subscribers) and a `locked` one (nothing allowed; the Redis engine tests take this
+/// configuration), and sending raw text as one WebSocket message. GatewayTests compiles this same
+/// file through a symbolic link (test targets share no sources, and a shared module could not
+/// import Gateway `@testable` outside a test target).
 import Foundation
 import Logging
 import NIOCore

@@ -1,0 +1,1 @@
+../GatewayLogicTests/Support/Clients.swift
