@@ -239,7 +239,9 @@ final class TurnStreamOpener: Sendable {
         head.headerFields[.connection] = "close"
         head.headerFields[.date] = HTTPDate.now()
         if let serverName { head.headerFields[.server] = serverName }
-        // A 204 has no body and says no length.
+        // A stream has no length (the response for it carries an empty body, whose length
+        // Hummingbird would state); a 204 has no body and says no length.
+        head.headerFields[.contentLength] = nil
         if let length, head.status != .noContent { head.headerFields[.contentLength] = "\(length)" }
         return head
     }
