@@ -350,6 +350,7 @@ final class TurnStreamConnectionHandler: ChannelDuplexHandler, RemovableChannelH
             if case .head(let head) = part, head.method == .get, TurnStreamConnections.isTurnStream(head.path) {
                 mode = .stream
                 decide(toHummingbird: false)
+                slim(context)
                 open(head, context: context)
             } else {
                 mode = .holding
@@ -462,6 +463,20 @@ final class TurnStreamConnectionHandler: ChannelDuplexHandler, RemovableChannelH
     }
 
     // MARK: turn streams
+
+    /// A turn stream reads no other request: what the connection keeps for requests goes (the
+    /// HTTP request decoder and Hummingbird's connection state), and anything the client sends
+    /// after the request is dropped unread. Only the response side stays.
+    private func slim(_ context: ChannelHandlerContext) {
+        let pipeline = context.pipeline.syncOperations
+        do {
+            try pipeline.addHandler(DiscardingReads(), position: .first)
+            pipeline.removeHandler(context: try pipeline.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self), promise: nil)
+            pipeline.removeHandler(context: try pipeline.context(handlerType: HTTPConnectionStateHandler.self), promise: nil)
+        } catch {
+            // Not found: the pipeline stays as it is, which serves the stream as well.
+        }
+    }
 
     private func open(_ head: HTTPRequest, context: ChannelHandlerContext) {
         let channel = context.channel
@@ -655,4 +670,13 @@ final class TurnStreamConnectionHandler: ChannelDuplexHandler, RemovableChannelH
             end(grace: drainGrace)
         }
     }
+}
+
+/// Drops what a turn stream's client sends after its request (the stream reads nothing more);
+/// the connection's end still comes through.
+final class DiscardingReads: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+    func channelReadComplete(context: ChannelHandlerContext) {}
 }
