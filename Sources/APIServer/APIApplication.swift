@@ -20,13 +20,20 @@ public enum APIApplication {
     }
 
     /// The api application. `onServerRunning` gets the listening channel (its port when `port` is 0).
+    /// Its connections are Hummingbird's HTTP/1 ones, except that a connection whose first request
+    /// is a turn stream GET is served from channel handlers (`TurnStreamConnections`).
     public static func build(
         host: String, port: Int, dependencies: APIDependencies, logger: Logger,
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
-        Application(
-            router: buildRouter(dependencies: dependencies),
-            configuration: .init(address: .hostname(host, port: port), serverName: "switchboard"),
+        let responder = buildRouter(dependencies: dependencies).buildResponder()
+        let serverName = "switchboard"
+        let opener = TurnStreamOpener(responder: responder, logger: logger, serverName: serverName)
+        return Application(
+            responder: responder,
+            server: TurnStreamConnections.server(opener: opener),
+            configuration: .init(address: .hostname(host, port: port), serverName: serverName),
+            services: [TurnStreamClosing(channels: opener.channels)],
             onServerRunning: onServerRunning,
             logger: logger
         )

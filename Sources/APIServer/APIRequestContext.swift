@@ -19,6 +19,9 @@ public struct APIRequestContext: RequestContext, RemoteAddressRequestContext {
     public var caller: AuthenticatedCaller?
     /// Rate-limit headers to add to the response (set by the limiter, kept on errors too).
     var rateLimitHeaders: HTTPFields = [:]
+    /// Set when the request came to the turn stream channel handlers (`TurnStreamConnections`):
+    /// a turn stream route hands its stream to them here instead of streaming a body.
+    var streamHandoff: TurnStreamHandoff?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)

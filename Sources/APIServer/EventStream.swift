@@ -11,9 +11,14 @@ import Turns
 /// a client reconnecting with `Last-Event-ID` continues right after the last event it saw; any
 /// api node can serve any stream because the events live in Redis. The node's `TurnStreamHub`
 /// reads them for all its open streams over a fixed number of Redis connections.
-struct TurnEventRelay: Sendable {
+final class TurnEventRelay: Sendable {
     let api: PublicAPI
     let hub: TurnStreamHub
+
+    init(api: PublicAPI, hub: TurnStreamHub) {
+        self.api = api
+        self.hub = hub
+    }
 
     static let lastEventIDHeader = HTTPField.Name("Last-Event-ID")!
     static let messageIDHeader = HTTPField.Name("X-Message-ID")!
@@ -36,10 +41,60 @@ struct TurnEventRelay: Sendable {
             // The client saw the end already: 204 tells an EventSource to stop reconnecting.
             return Response(status: .noContent)
         }
-        return Response(
-            status: .ok, headers: Self.streamHeaders,
-            body: body(messageID: messageID, status: status, after: lastEventID, logger: context.logger))
+        return streamResponse(messageID: messageID, status: status, after: lastEventID, headers: Self.streamHeaders, context: context)
     }
+
+    /// The 200 answer streaming `messageID`'s turn. On a connection whose request came through the
+    /// turn stream channel handlers (`TurnStreamConnections`, `context.streamHandoff` set), the
+    /// stream is handed to them and the response has no body of its own: they serve it from the
+    /// event loop with no task while it waits. Elsewhere the body streams it from a task.
+    func streamResponse(messageID: Int64, status: MessageStatus, after: String?, headers: HTTPFields, context: APIRequestContext) -> Response {
+        if let handoff = context.streamHandoff {
+            handoff.hand(.init(relay: self, messageID: messageID, status: status, after: after, logger: context.logger))
+            return Response(status: .ok, headers: headers, body: .init())
+        }
+        return Response(status: .ok, headers: headers, body: body(messageID: messageID, status: status, after: after, logger: context.logger))
+    }
+
+    /// How a stream starts: `retry: 2000`, then either a made-up end (a turn that ended long ago
+    /// has no stream left: its end comes from the database) and no subscription, or the frames of
+    /// what the hub had read before this viewer came and the subscription following the rest.
+    struct Opening: Sendable {
+        var frames: ByteBuffer
+        var subscription: TurnStreamSubscription?
+    }
+
+    func opening(messageID: Int64, status initialStatus: MessageStatus, after: String?) async throws -> Opening {
+        let reader = TurnStreamReader(redis: api.dependencies.redis)
+        var frames = ByteBuffer(string: "retry: 2000\n\n")
+        if initialStatus.isFinal, try await reader.last(messageID: messageID) == nil {
+            try Self.appendSynthesizedEnd(try await StoredTurnEnding.event(messageID: messageID, messages: api.stores.messages), to: &frames)
+            return Opening(frames: frames, subscription: nil)
+        }
+        // From here the hub reads the stream for this viewer (and every other viewer of the turn
+        // on this node).
+        var subscription = TurnStreamSubscription(hub: hub, reader: reader, messageID: messageID, after: after ?? "0-0")
+        do {
+            Self.append(try await subscription.catchUp(), to: &frames)
+        } catch {
+            subscription.cancel()
+            throw error
+        }
+        if subscription.ended {
+            subscription.cancel()
+            return Opening(frames: frames, subscription: nil)
+        }
+        return Opening(frames: frames, subscription: subscription)
+    }
+
+    /// What an idle stream (no event for a heartbeat) should end with: nil while the turn goes
+    /// on; a made-up final event when its message was deleted or its final event was lost.
+    func idleEnding(messageID: Int64) async throws -> TurnEvent? {
+        try await StoredTurnEnding.lostEnding(
+            messageID: messageID, messages: api.stores.messages, lookups: hub.lookups, reader: TurnStreamReader(redis: api.dependencies.redis))
+    }
+
+    static let heartbeatFrame = ByteBuffer(string: ": heartbeat\n\n")
 
     /// The caller's message whose stream is asked for, and its status as far as the stream needs
     /// it. One this node accepted from the caller within the last minute needs no database read:
@@ -127,42 +182,36 @@ struct TurnEventRelay: Sendable {
         return value
     }
 
-    /// The body of `messageID`'s stream, whose message had `initialStatus` when the request came:
-    /// frames from the stream after `after`, a heartbeat comment whenever it is idle, finished
-    /// after the final event.
+    /// The body of `messageID`'s stream, whose message had `initialStatus` when the request came,
+    /// served from a task: frames from the stream after `after`, a heartbeat comment whenever it
+    /// is idle, finished after the final event.
     func body(messageID: Int64, status initialStatus: MessageStatus, after: String?, logger: Logger) -> ResponseBody {
-        let reader = TurnStreamReader(redis: api.dependencies.redis)
-        let messages = api.stores.messages
         let heartbeat = api.settings.heartbeatInterval
-        let hub = self.hub
-        let lookups = hub.lookups
+        let relay = self
         return ResponseBody { writer in
-            let cursor = after ?? "0-0"
-            try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
-            // A turn that ended long ago may have no stream left: answer its end from the database.
-            if initialStatus.isFinal, try await reader.last(messageID: messageID) == nil {
-                try await Self.writeSynthesizedEnd(try await StoredTurnEnding.event(messageID: messageID, messages: messages), writer: &writer)
+            let opening = try await relay.opening(messageID: messageID, status: initialStatus, after: after)
+            try await writer.write(opening.frames)
+            guard var subscription = opening.subscription else {
                 try await writer.finish(nil)
                 return
             }
-            // From here the hub reads the stream for this response (and every other viewer of
-            // the turn on this node).
-            var subscription = TurnStreamSubscription(hub: hub, reader: reader, messageID: messageID, after: cursor)
             defer { subscription.cancel() }
             while !subscription.ended {
                 switch try await subscription.next(timeout: heartbeat) {
                 case .entries(let entries):
-                    try await Self.write(entries, to: &writer)
+                    if !entries.isEmpty { try await writer.write(Self.frames(entries)) }
                 case .idle:
                     // A deleted message gets no answer; a finished one whose final event never
                     // came (lost with its stream) is answered from the database.
-                    if let end = try await StoredTurnEnding.lostEnding(messageID: messageID, messages: messages, lookups: lookups, reader: reader) {
+                    if let end = try await relay.idleEnding(messageID: messageID) {
                         logger.warning("turn stream ended without its final event; answering from the database")
-                        try await Self.writeSynthesizedEnd(end, writer: &writer)
+                        var frame = ByteBuffer()
+                        try Self.appendSynthesizedEnd(end, to: &frame)
+                        try await writer.write(frame)
                         try await writer.finish(nil)
                         return
                     }
-                    try await writer.write(ByteBuffer(string: ": heartbeat\n\n"))
+                    try await writer.write(Self.heartbeatFrame)
                 case .cutOff:
                     // Too far behind: end the response; the client resumes with Last-Event-ID.
                     logger.info("sse client fell behind; ending its stream so it resumes", metadata: ["cursor": "\(subscription.cursor)"])
@@ -176,21 +225,22 @@ struct TurnEventRelay: Sendable {
         }
     }
 
-    /// Writes `entries` as frames.
-    static func write(_ entries: [TurnStreamEntry], to writer: inout any ResponseBodyWriter) async throws {
-        guard !entries.isEmpty else { return }
+    /// `entries` as frames.
+    static func frames(_ entries: [TurnStreamEntry]) -> ByteBuffer {
         var frames = ByteBuffer()
+        append(entries, to: &frames)
+        return frames
+    }
+
+    static func append(_ entries: [TurnStreamEntry], to frames: inout ByteBuffer) {
         for entry in entries {
             appendFrame(id: entry.id, type: entry.type, data: entry.data, to: &frames)
         }
-        try await writer.write(frames)
     }
 
-    /// Writes a final event made up from the database (no `id:`: it is not a stream entry).
-    static func writeSynthesizedEnd(_ event: TurnEvent, writer: inout any ResponseBodyWriter) async throws {
-        var frame = ByteBuffer()
-        appendFrame(id: nil, type: event.type, data: try event.encodedData(), to: &frame)
-        try await writer.write(frame)
+    /// Appends a final event made up from the database (no `id:`: it is not a stream entry).
+    static func appendSynthesizedEnd(_ event: TurnEvent, to buffer: inout ByteBuffer) throws {
+        appendFrame(id: nil, type: event.type, data: try event.encodedData(), to: &buffer)
     }
 
     static func appendFrame(id: String?, type: String, data: [UInt8], to buffer: inout ByteBuffer) {

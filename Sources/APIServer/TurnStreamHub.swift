@@ -318,7 +318,10 @@ public final class TurnStreamHub: Sendable {
 }
 
 /// One open SSE stream's place in the hub: the entries read for it and not yet taken by its
-/// response, at most about `bufferLimit` of them.
+/// response, at most about `bufferLimit` of them. A viewer is read in one of two ways: pulled
+/// (`next(timeout:)`, a task waiting per stream) or pushed (`attach`: every delivery is handed to
+/// a sink as soon as it is read, for a stream served from a channel handler, which bounds its own
+/// backlog).
 final class TurnStreamViewer: Sendable {
     enum Next: Sendable {
         /// Entries in stream order (some may be at or before the caller's cursor: skip those).
@@ -336,6 +339,8 @@ final class TurnStreamViewer: Sendable {
         var waiter: CheckedContinuation<Next, Never>?
         var timer: Scheduled<Void>?
         var wait = 0
+        /// Push mode: where deliveries go (set by `attach`, cleared by `cancel`).
+        var sink: (@Sendable ([TurnStreamEntry]) -> Void)?
     }
 
     let messageID: Int64
@@ -352,21 +357,41 @@ final class TurnStreamViewer: Sendable {
     /// Called by the hub with the entries just read; false when the viewer is (now) cut off.
     func push(_ entries: [TurnStreamEntry]) -> Bool {
         if entries.isEmpty { return true }
-        return state.withLock { state in
-            if state.cutOff { return false }
-            if state.queue.count >= bufferLimit {
-                state.cutOff = true
-                state.queue = []
-                Self.resume(&state, .cutOff)
-                return false
-            }
-            state.queue += entries
-            if state.waiter != nil {
-                let queued = state.queue
-                state.queue = []
-                Self.resume(&state, .entries(queued))
-            }
-            return true
+        let (accepted, sink) = state.withLock { state -> (Bool, (@Sendable ([TurnStreamEntry]) -> Void)?) in
+            if state.cutOff { return (false, nil) }
+            if let sink = state.sink { return (true, sink) }
+            return (Self.enqueue(&state, entries, bufferLimit: bufferLimit), nil)
+        }
+        // Called under the hub's lock, in delivery order; the sink only hands the entries over.
+        sink?(entries)
+        return accepted
+    }
+
+    /// Pull mode: queues `entries` for `next`, or cuts the viewer off when its queue is full.
+    private static func enqueue(_ state: inout State, _ entries: [TurnStreamEntry], bufferLimit: Int) -> Bool {
+        if state.queue.count >= bufferLimit {
+            state.cutOff = true
+            state.queue = []
+            Self.resume(&state, .cutOff)
+            return false
+        }
+        state.queue += entries
+        if state.waiter != nil {
+            let queued = state.queue
+            state.queue = []
+            Self.resume(&state, .entries(queued))
+        }
+        return true
+    }
+
+    /// Switches to push mode: every later delivery goes to `sink` as it is read (on the hub's
+    /// reader, in order; the sink must not block). Answers what was queued before (or `cutOff`).
+    func attach(_ sink: @escaping @Sendable ([TurnStreamEntry]) -> Void) -> Next {
+        state.withLock { state in
+            if state.cutOff { return .cutOff }
+            state.sink = sink
+            defer { state.queue = [] }
+            return .entries(state.queue)
         }
     }
 
@@ -403,6 +428,7 @@ final class TurnStreamViewer: Sendable {
     /// Leaves the hub (the response ended).
     func cancel() {
         hub.unsubscribe(self)
+        state.withLock { $0.sink = nil }
     }
 
     private static func resume(_ state: inout State, _ next: Next) {

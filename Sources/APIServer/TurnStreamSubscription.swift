@@ -2,7 +2,10 @@
 /// reader came (read here once, up to where the hub's read began), then the hub's deliveries;
 /// every entry once, in stream order, after the reader's cursor, and nothing past the final one.
 /// The SSE relay and the turn follower (OpenAI endpoint, generic webhook `wait`) both read this
-/// way, so neither holds a Redis connection of its own while it waits.
+/// way, so neither holds a Redis connection of its own while it waits. It is read either by
+/// `next(timeout:)` (a task waits for each delivery) or in push mode (`catchUp`, then `attach`:
+/// deliveries go to a sink, and `accept` keeps the same once-in-order rule), which a stream
+/// served from a channel handler uses to need no task while it waits.
 import Turns
 
 struct TurnStreamSubscription: Sendable {
@@ -53,6 +56,37 @@ struct TurnStreamSubscription: Sendable {
         case .cutOff: return .cutOff
         case .cancelled: return .cancelled
         }
+    }
+
+    /// Push mode, first step: the entries the hub had read before this reader came, up to where
+    /// its read began (none when it began at or before the cursor).
+    mutating func catchUp() async throws -> [TurnStreamEntry] {
+        guard let target = catchUpTo else { return [] }
+        var caught: [TurnStreamEntry] = []
+        while !ended, StreamEntryID.isAfter(target, cursor) {
+            let fresh = take(try await reader.read(messageID: messageID, after: cursor, block: nil))
+            if fresh.isEmpty { break }
+            caught += fresh
+        }
+        catchUpTo = nil
+        return caught
+    }
+
+    /// Push mode, second step: every later delivery goes to `sink` (on the hub's reader, in
+    /// order; pass them through `accept`). Answers what was delivered meanwhile, or `cutOff`.
+    func attach(_ sink: @escaping @Sendable ([TurnStreamEntry]) -> Void) -> Next {
+        switch viewer.attach(sink) {
+        case .entries(let entries): return .entries(entries)
+        case .cutOff: return .cutOff
+        case .idle: return .idle
+        case .cancelled: return .cancelled
+        }
+    }
+
+    /// Push mode: the entries of a delivery that are new to this reader (after the cursor,
+    /// through the final one); moves the cursor.
+    mutating func accept(_ entries: [TurnStreamEntry]) -> [TurnStreamEntry] {
+        take(entries)
     }
 
     /// Follows again from the cursor after the hub dropped this reader.

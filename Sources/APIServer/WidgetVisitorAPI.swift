@@ -149,9 +149,8 @@ struct WidgetVisitorAPI: Sendable {
               message.role == .user
         else { throw SwitchboardError.notFound("no message \(id)") }
         let lastEventID = try TurnEventRelay.lastEventID(request)
-        return Response(
-            status: .ok, headers: TurnEventRelay.streamHeaders,
-            body: relay.body(messageID: message.id, status: message.status, after: lastEventID, logger: context.logger))
+        return relay.streamResponse(
+            messageID: message.id, status: message.status, after: lastEventID, headers: TurnEventRelay.streamHeaders, context: context)
     }
 
     /// POST /widget/{publicId}/sessions/{sessionId}/handoff: the visitor asks for a human (mode `waiting`).
