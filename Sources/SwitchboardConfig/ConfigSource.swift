@@ -37,7 +37,12 @@ public struct ConfigSource: Sendable {
     public init(yaml: String, path: String? = nil, environment: [String: String] = ProcessInfo.processInfo.environment, aliases: [String: [String]] = [:]) throws {
         let document: Any?
         do {
+            // Yams's `load` traps on a mapping key that is not a string (`? [a]: b`, `{a: 1}: b`):
+            // the document's node tree is checked for those first.
+            if let node = try Yams.compose(yaml: yaml) { try Self.checkKeys(node, path: "") }
             document = try Yams.load(yaml: yaml)
+        } catch let error as ConfigError {
+            throw error
         } catch {
             throw ConfigError(key: path ?? "<config>", "not valid YAML: \(error)")
         }
@@ -122,6 +127,23 @@ public struct ConfigSource: Sendable {
         case .scalar(let value): return value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         case .list(let values): return values
         case nil: return nil
+        }
+    }
+
+    /// Throws when a mapping anywhere in `node` has a key that is not a plain scalar.
+    private static func checkKeys(_ node: Node, path: String) throws {
+        switch node {
+        case .mapping(let mapping):
+            for (key, value) in mapping {
+                guard case .scalar(let scalar) = key else {
+                    throw ConfigError(key: path.isEmpty ? "<config>" : path, "a mapping key must be a plain string, not a list or a mapping")
+                }
+                try checkKeys(value, path: path.isEmpty ? scalar.string : "\(path).\(scalar.string)")
+            }
+        case .sequence(let sequence):
+            for item in sequence { try checkKeys(item, path: path) }
+        default:
+            break
         }
     }
 

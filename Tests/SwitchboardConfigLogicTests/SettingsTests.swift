@@ -36,6 +36,17 @@ import Testing
         #expect(loaded.worker.id == nil)
     }
 
+    /// A mapping key that is a list or a mapping traps inside Yams's `load`; libFuzzer found one
+    /// (Fuzz/corpus/configuration/non-scalar-key.yaml). It is a ConfigError naming where it is.
+    @Test func aKeyThatIsNotAStringIsAConfigErrorNotACrash() throws {
+        #expect(configError("? [a, b]\n: 1\n")?.key == "<config>")
+        #expect(configError("gateway:\n  {a: 1}: x\n")?.key == "gateway")
+        #expect(configError("http:\n  port: 8080\n  list:\n    - ? [x]\n      : y\n")?.key == "http.list")
+        let bytes = try Data(contentsOf: Self.packageRoot.appendingPathComponent("Fuzz/corpus/configuration/non-scalar-key.yaml"))
+        let found = String(decoding: bytes, as: UTF8.self)
+        #expect(configError(found) != nil)
+    }
+
     @Test func environmentOverridesTheFile() throws {
         let loaded = try settings(
             "http:\n  port: 8080\nredis:\n  url: redis://127.0.0.1:6380/0\n",
