@@ -128,7 +128,7 @@ struct WhatsAppMediaTests {
             #expect(graph.mediaRequests.withLock { $0 }.filter { $0.hasSuffix("9001") }.count == 2, "one lookup and one download")
             #expect(graph.recorded.filter { $0.text != nil }.count == 2)
             // Both hand-offs are done: neither message is held from the recovery sweep any more.
-            #expect(try await TurnHold(redis: env.redis).held(among: [document.id, image.id]).isEmpty)
+            #expect(try await Self.eventually { try await TurnHold(redis: env.redis).held(among: [document.id, image.id]).isEmpty })
         }
     }
 
@@ -152,7 +152,8 @@ struct WhatsAppMediaTests {
             #expect(document.error?.contains("the download failed") == true)
             #expect(document.error?.contains("404") == true, "the error says what WhatsApp answered")
             #expect(try await Self.eventually { graph.recorded.contains { $0.text == WhatsAppReceived.downloadFailedReply(type: "document") } })
-            #expect(try await env.stores.messages.message(id: message.id)?.status == .completed)
+            // The reply is queued for delivery before the message is marked answered: wait for both.
+            #expect(try await Self.eventually { try await env.stores.messages.message(id: message.id)?.status == .completed })
         }
     }
 
