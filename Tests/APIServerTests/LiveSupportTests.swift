@@ -352,6 +352,13 @@ struct LiveSupportTests {
                     #expect(human.json["mode"] as? String == "human" && human.json["events"] == nil)
                     #expect(humanAgain.json["messageId"] as? Int == human.json["messageId"] as? Int)
                     #expect(try await transcript().filter { $0["content"] as? String == "a person?" }.count == 1)
+                    // A key longer than 255 bytes is a 400 naming the header, and nothing is stored.
+                    let before = try await transcript().count
+                    let long = try await Self.visitorPost(
+                        client, publicID: widget.publicID, session: session, "too long a key", idempotencyKey: String(repeating: "k", count: 256))
+                    #expect(long.status == .badRequest)
+                    #expect(long.errorMessage?.hasPrefix("Idempotency-Key") == true)
+                    #expect(try await transcript().count == before)
                     // The same key in another session is that session's own.
                     let otherSession = try await Self.openSession(client, publicID: widget.publicID)
                     let elsewhere = try await Self.visitorPost(client, publicID: widget.publicID, session: otherSession, "hello", idempotencyKey: "m-1")
