@@ -77,7 +77,9 @@ struct WidgetVisitorAPI: Sendable {
         let externalID = try IdempotencyStore.key(of: request).map {
             InboundMessage.externalID(scope: "widget-session:\(session.sessionID)", idempotencyKey: $0)
         }
-        if let externalID, let earlier = try await stores.messages.message(ownerID: widget.ownerID, channel: .widget, externalID: externalID) {
+        // (In `ai` mode the intake looks the key up itself.)
+        if session.mode != .ai, let externalID,
+           let earlier = try await stores.messages.message(ownerID: widget.ownerID, channel: .widget, externalID: externalID) {
             return try retried(earlier, content: content, widget: widget, session: session)
         }
 
