@@ -52,7 +52,8 @@ public struct APISettings: Sendable, Equatable {
     /// Largest page a list returns.
     public var maxPageSize: Int
     public var defaultPageSize: Int
-    /// A comment line is sent on an idle SSE stream this often.
+    /// A comment line is sent on an idle SSE stream at least this often (each gap is drawn between
+    /// 0.8 and 1 times it, so streams opened together do not beat together).
     public var heartbeatInterval: Duration
     /// How long a stored POST response is replayed for its Idempotency-Key.
     public var idempotencyTTL: Duration

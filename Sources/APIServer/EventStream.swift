@@ -94,7 +94,47 @@ final class TurnEventRelay: Sendable {
             messageID: messageID, messages: api.stores.messages, lookups: hub.lookups, reader: TurnStreamReader(redis: api.dependencies.redis))
     }
 
+    /// The same, answered to `answer`: with the node's batched lookups, a turn that goes on (the
+    /// usual answer) is answered without a task; only one that may have ended starts one.
+    func idleEnding(messageID: Int64, answer: @escaping @Sendable (Result<TurnEvent?, any Error>) -> Void) {
+        let messages = api.stores.messages
+        let reader = TurnStreamReader(redis: api.dependencies.redis)
+        @Sendable func answering(_ ending: @escaping @Sendable () async throws -> TurnEvent?) {
+            Task {
+                do {
+                    answer(.success(try await ending()))
+                } catch {
+                    answer(.failure(error))
+                }
+            }
+        }
+        guard let lookups = hub.lookups else {
+            answering { try await StoredTurnEnding.lostEnding(messageID: messageID, messages: messages, lookups: nil, reader: reader) }
+            return
+        }
+        lookups.message(id: messageID) { found in
+            switch found {
+            case .failure(let error):
+                answer(.failure(error))
+            case .success(let current) where !StoredTurnEnding.mayHaveEnded(current):
+                answer(.success(nil))
+            case .success(let current):
+                answering { try await StoredTurnEnding.lostEnding(of: current, messageID: messageID, messages: messages, reader: reader) }
+            }
+        }
+    }
+
     static let heartbeatFrame = ByteBuffer(string: ": heartbeat\n\n")
+
+    /// How long an idle stream waits for its next heartbeat: `interval` less a random part of up
+    /// to a fifth, drawn for every heartbeat. Streams opened together (a reconnect storm after a
+    /// deploy, a batch of tabs) would otherwise beat together every interval for as long as they
+    /// stay open, each beat a burst of writes and idle checks that delays the events of every
+    /// other stream; drawn anew each time, their beats spread out within a few intervals. No
+    /// gap between two heartbeats is longer than `interval`, which proxies' idle timeouts rely on.
+    static func heartbeat(after interval: Duration) -> Duration {
+        interval - interval * Double.random(in: 0..<0.2)
+    }
 
     /// The caller's message whose stream is asked for, and its status as far as the stream needs
     /// it. One this node accepted from the caller within the last minute needs no database read:
@@ -197,7 +237,7 @@ final class TurnEventRelay: Sendable {
             }
             defer { subscription.cancel() }
             while !subscription.ended {
-                switch try await subscription.next(timeout: heartbeat) {
+                switch try await subscription.next(timeout: Self.heartbeat(after: heartbeat)) {
                 case .entries(let entries):
                     if !entries.isEmpty { try await writer.write(Self.frames(entries)) }
                 case .idle:

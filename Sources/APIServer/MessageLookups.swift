@@ -10,8 +10,11 @@ import SwitchboardCore
 import Synchronization
 
 final class MessageLookups: Sendable {
+    /// Where a lookup's answer goes (called once, on the task that ran the query).
+    typealias Answer = @Sendable (Result<Message?, any Error>) -> Void
+
     private struct State {
-        var waiting: [Int64: [CheckedContinuation<Message?, any Error>]] = [:]
+        var waiting: [Int64: [Answer]] = [:]
         var flushScheduled = false
     }
 
@@ -37,27 +40,33 @@ final class MessageLookups: Sendable {
     /// lookups of the same window.
     func message(id: Int64) async throws -> Message? {
         try await withCheckedThrowingContinuation { continuation in
-            let (schedule, full) = state.withLock { state -> (Bool, Bool) in
-                state.waiting[id, default: []].append(continuation)
-                let schedule = !state.flushScheduled
-                state.flushScheduled = true
-                return (schedule, state.waiting.count >= maxBatch)
-            }
-            if full {
-                Task { await self.flush() }
-            } else if schedule {
-                let window = self.window
-                Task {
-                    try? await Task.sleep(for: window)
-                    await self.flush()
-                }
+            message(id: id) { continuation.resume(with: $0) }
+        }
+    }
+
+    /// The same, answered to `answer` instead of a waiting task: a caller on an event loop (a
+    /// stream's heartbeat) starts no task of its own.
+    func message(id: Int64, answer: @escaping Answer) {
+        let (schedule, full) = state.withLock { state -> (Bool, Bool) in
+            state.waiting[id, default: []].append(answer)
+            let schedule = !state.flushScheduled
+            state.flushScheduled = true
+            return (schedule, state.waiting.count >= maxBatch)
+        }
+        if full {
+            Task { await self.flush() }
+        } else if schedule {
+            let window = self.window
+            Task {
+                try? await Task.sleep(for: window)
+                await self.flush()
             }
         }
     }
 
     /// Answers everything waiting with one query per `maxBatch` ids.
     private func flush() async {
-        let batch = state.withLock { state -> [Int64: [CheckedContinuation<Message?, any Error>]] in
+        let batch = state.withLock { state -> [Int64: [Answer]] in
             defer {
                 state.waiting = [:]
                 state.flushScheduled = false
@@ -70,9 +79,9 @@ final class MessageLookups: Sendable {
             let part = Array(ids[start..<min(start + maxBatch, ids.count)])
             do {
                 let found = Dictionary(try await fetch(part).map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-                for id in part { batch[id]?.forEach { $0.resume(returning: found[id]) } }
+                for id in part { batch[id]?.forEach { $0(.success(found[id])) } }
             } catch {
-                for id in part { batch[id]?.forEach { $0.resume(throwing: error) } }
+                for id in part { batch[id]?.forEach { $0(.failure(error)) } }
             }
         }
     }

@@ -30,9 +30,21 @@ enum StoredTurnEnding {
         } else {
             current = try await messages.message(id: messageID)
         }
-        let over = current.map { $0.status.isFinal && Date().timeIntervalSince($0.updatedAt) > lostFinalGrace } ?? true
-        guard over, try await reader.last(messageID: messageID)?.isFinal != true else { return nil }
+        return try await lostEnding(of: current, messageID: messageID, messages: messages, reader: reader)
+    }
+
+    /// The same, for a message already read as `current` (nil: gone).
+    static func lostEnding(
+        of current: Message?, messageID: Int64, messages: any MessageStore, reader: TurnStreamReader
+    ) async throws -> TurnEvent? {
+        guard mayHaveEnded(current), try await reader.last(messageID: messageID)?.isFinal != true else { return nil }
         return try await event(of: current, messageID: messageID, messages: messages)
+    }
+
+    /// False while the stored message says its turn may still write (it exists, and is not
+    /// final or finished within `lostFinalGrace`): then the stream need not be looked at.
+    static func mayHaveEnded(_ current: Message?) -> Bool {
+        current.map { $0.status.isFinal && Date().timeIntervalSince($0.updatedAt) > lostFinalGrace } ?? true
     }
 
     private static func event(of message: Message?, messageID: Int64, messages: any MessageStore) async throws -> TurnEvent {

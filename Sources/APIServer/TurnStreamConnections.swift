@@ -268,8 +268,9 @@ enum HTTPDate {
 /// opener's short task answers the request, then the hub pushes the turn's entries here, written
 /// as frames as they come. What it keeps per open stream: the subscription, the frames a slow
 /// client has not taken yet, one scheduled heartbeat.
-/// - Heartbeat: after `heartbeatInterval` without an event, the idle check (deleted message, lost
-///   final event, batched per node by `MessageLookups`) runs on a short task; then `: heartbeat`.
+/// - Heartbeat: after `heartbeatInterval` (less a random fifth) without an event, the idle check
+///   (deleted message, lost final event, batched per node by `MessageLookups`, a task only when
+///   the turn may have ended); then `: heartbeat`.
 /// - A client that does not read: frames wait here while the channel is not writable; past the
 ///   hub's `viewerBufferLimit` entries the stream is cut off (what was written stays whole), and
 ///   the client resumes with `Last-Event-ID`.
@@ -318,6 +319,9 @@ final class TurnStreamConnectionHandler: ChannelDuplexHandler, RemovableChannelH
     private var pending: ByteBuffer?
     private var pendingEntries = 0
     private var lastActivity = NIODeadline.now()
+    /// This stream's current heartbeat interval (`heartbeatInterval` less up to a fifth, drawn
+    /// anew after each heartbeat; see `TurnEventRelay.heartbeat(after:)`).
+    private var interval = TimeAmount.seconds(15)
     private var timer: Scheduled<Void>?
 
     init(opener: TurnStreamOpener, decided: EventLoopPromise<Bool>) {
@@ -532,12 +536,14 @@ final class TurnStreamConnectionHandler: ChannelDuplexHandler, RemovableChannelH
             guard phase == .streaming else { return }
             context.flush()
             lastActivity = .now()
-            scheduleTick(at: lastActivity + heartbeat)
+            interval = heartbeat
+            scheduleTick(at: lastActivity + interval)
         }
     }
 
+    /// A freshly drawn heartbeat interval.
     private var heartbeat: TimeAmount {
-        let (seconds, attoseconds) = (follow?.relay.api.settings.heartbeatInterval ?? .seconds(15)).components
+        let (seconds, attoseconds) = TurnEventRelay.heartbeat(after: follow?.relay.api.settings.heartbeatInterval ?? .seconds(15)).components
         return .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
 
@@ -617,25 +623,18 @@ final class TurnStreamConnectionHandler: ChannelDuplexHandler, RemovableChannelH
         timer = context.eventLoop.scheduleTask(deadline: deadline) { handler.value.tick() }
     }
 
-    /// The heartbeat: idle for a heartbeat, the idle check runs on a short task.
+    /// The heartbeat: idle for a heartbeat, the idle check runs; `checked` writes the beat.
     private func tick() {
         timer = nil
         guard phase == .streaming, let context, let follow, let messageID = subscription?.messageID else { return }
-        let due = lastActivity + heartbeat
+        let due = lastActivity + interval
         if due > .now() {
             scheduleTick(at: due)
             return
         }
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
-        let relay = follow.relay
-        Task {
-            let result: Result<TurnEvent?, any Error>
-            do {
-                result = .success(try await relay.idleEnding(messageID: messageID))
-            } catch {
-                result = .failure(error)
-            }
+        follow.relay.idleEnding(messageID: messageID) { result in
             eventLoop.execute { handler.value.checked(result) }
         }
     }
@@ -663,7 +662,8 @@ final class TurnStreamConnectionHandler: ChannelDuplexHandler, RemovableChannelH
                 context.writeAndFlush(wrapOutboundOut(.body(TurnEventRelay.heartbeatFrame)), promise: nil)
             }
             lastActivity = .now()
-            scheduleTick(at: lastActivity + heartbeat)
+            interval = heartbeat
+            scheduleTick(at: lastActivity + interval)
         case .failure(let error):
             // As a streaming body that throws: the response ends; the client reconnects.
             follow?.logger.warning("turn stream idle check failed; ending the stream", metadata: ["error": "\(error)"])

@@ -34,14 +34,25 @@ public struct TurnStreamHubSettings: Sendable, Equatable {
     public var readCount: Int
     /// How long a turn without events stays with the hot reader.
     public var hotIdle: Duration
-    /// The `BLOCK` of each reader's `XREAD` (a reader is woken earlier when its turns change).
+    /// The `BLOCK` of the hot reader's `XREAD` (a reader is woken earlier when its turns change);
+    /// also how late a hot turn without events may move to the cold reader.
     public var block: Duration
+    /// The `BLOCK` of the cold reader's `XREAD`. An event on any of its turns, or a change of its
+    /// turns, ends the read at once, so this bounds nothing a viewer waits for; it is long
+    /// because each read names every idle turn of the node: with 10,000 open streams, a read
+    /// every 2 s put about 2 ms of Redis and api time in the hot turns' way each time
+    /// (docs/benchmarks/sse.md).
+    public var coldBlock: Duration
 
-    public init(viewerBufferLimit: Int = 1_024, readCount: Int = 256, hotIdle: Duration = .seconds(10), block: Duration = .seconds(2)) {
+    public init(
+        viewerBufferLimit: Int = 1_024, readCount: Int = 256, hotIdle: Duration = .seconds(10), block: Duration = .seconds(2),
+        coldBlock: Duration = .seconds(30)
+    ) {
         self.viewerBufferLimit = max(1, viewerBufferLimit)
         self.readCount = max(1, readCount)
         self.hotIdle = hotIdle
         self.block = block
+        self.coldBlock = coldBlock
     }
 }
 
@@ -221,7 +232,9 @@ public final class TurnStreamHub: Sendable {
         let wakeKey = self.wakeKey(tier)
         while true {
             var wakeCold: Tier?
-            let snapshot: (keys: [(key: String, id: String)], ids: [String: Int64])? = state.withLock { state in
+            // Only the cursors are taken under the lock (the hot reader's deliveries wait on it);
+            // the keys, thousands for the cold reader, are spelled out after.
+            let taken: (wakeCursor: String, cursors: [(id: Int64, cursor: String)])? = state.withLock { state in
                 if tier == .hot, Self.demoteIdle(&state, hotIdle: settings.hotIdle) { wakeCold = Self.needsWake(&state, .cold) }
                 let members = state.members[tier.rawValue]
                 if members.isEmpty {
@@ -230,23 +243,28 @@ public final class TurnStreamHub: Sendable {
                     return nil
                 }
                 state.readers[tier.rawValue].wakePending = false
-                var keys: [(key: String, id: String)] = [(wakeKey, state.readers[tier.rawValue].wakeCursor)]
-                var ids: [String: Int64] = [:]
-                keys.reserveCapacity(members.count + 1)
-                ids.reserveCapacity(members.count)
+                var cursors: [(id: Int64, cursor: String)] = []
+                cursors.reserveCapacity(members.count)
                 for id in members {
-                    guard let turn = state.turns[id] else { continue }
-                    let key = TurnKeys.stream(id)
-                    keys.append((key, turn.cursor))
-                    ids[key] = id
+                    if let turn = state.turns[id] { cursors.append((id, turn.cursor)) }
                 }
-                return (keys, ids)
+                return (state.readers[tier.rawValue].wakeCursor, cursors)
             }
             if let wakeCold { wake(wakeCold) }
-            guard let snapshot else { return }
+            guard let taken else { return }
+            var keys: [(key: String, id: String)] = [(wakeKey, taken.wakeCursor)]
+            var turns: [String: (id: Int64, readFrom: String)] = [:]
+            keys.reserveCapacity(taken.cursors.count + 1)
+            turns.reserveCapacity(taken.cursors.count)
+            for (id, cursor) in taken.cursors {
+                let key = TurnKeys.stream(id)
+                keys.append((key, cursor))
+                turns[key] = (id, cursor)
+            }
             let batches: [StreamBatch]
             do {
-                batches = try await redis.xread(streams: snapshot.keys, count: settings.readCount, block: settings.block)
+                batches = try await redis.xread(
+                    streams: keys, count: settings.readCount, block: tier == .hot ? settings.block : settings.coldBlock)
                 if failures > 0 {
                     logger.info("sse \(tier.name) reader reading again", metadata: ["failures": "\(failures)"])
                 }
@@ -261,16 +279,16 @@ public final class TurnStreamHub: Sendable {
                 try? await Task.sleep(for: min(.milliseconds(50) * (1 << min(failures, 6)), .seconds(2)))
                 continue
             }
-            deliver(batches, tier: tier, wakeKey: wakeKey, ids: snapshot.ids, readFrom: Dictionary(snapshot.keys.map { ($0.key, $0.id) }, uniquingKeysWith: { first, _ in first }))
+            deliver(batches, tier: tier, wakeKey: wakeKey, turns: turns)
         }
     }
 
     /// Hands what a reader read to the viewers, in order (under the lock, so a turn moving from
     /// one reader to the other cannot overtake itself).
-    /// `readFrom` is where each stream's read began: a batch read from beyond what its turn has
+    /// `turns` are the turns read, by key, each with where its read began: a batch read from beyond what its turn has
     /// delivered (the turn was dropped and followed anew from an earlier id while the read was
     /// under way) would leave a gap, so it is left for the next read from the turn's cursor.
-    private func deliver(_ batches: [StreamBatch], tier: Tier, wakeKey: String, ids: [String: Int64], readFrom: [String: String]) {
+    private func deliver(_ batches: [StreamBatch], tier: Tier, wakeKey: String, turns: [String: (id: Int64, readFrom: String)]) {
         let wakeHot: Tier? = state.withLock { state in
             var wakeHot: Tier?
             let now = ContinuousClock.now
@@ -280,8 +298,8 @@ public final class TurnStreamHub: Sendable {
                     state.readers[tier.rawValue].wakeCursor = last.id
                     continue
                 }
-                guard let messageID = ids[batch.stream], var turn = state.turns[messageID] else { continue }
-                if let start = readFrom[batch.stream], StreamEntryID.isAfter(start, turn.cursor) { continue }
+                guard let (messageID, start) = turns[batch.stream], var turn = state.turns[messageID] else { continue }
+                if StreamEntryID.isAfter(start, turn.cursor) { continue }
                 // A newer cursor may have been set meanwhile only by this same reader; never go back.
                 guard StreamEntryID.isAfter(last.id, turn.cursor) else { continue }
                 let from = turn.cursor

@@ -24,7 +24,7 @@ import Turns
 
 enum SSEStreamsLoad {
     static let usage = """
-        usage: switchboard-bench sse serve --redis URL --database URL --streams N --plan FILE [--heartbeat 15]
+        usage: switchboard-bench sse serve --redis URL --database URL --streams N --plan FILE [--heartbeat 15] [--cold-block-ms 30000]
                switchboard-bench sse serve --bare --streams N --plan FILE
                switchboard-bench sse load --plan FILE --redis URL [--active 100] [--streams 10000] [--rate 25]
                    [--seconds 20] [--settle 12]
@@ -74,7 +74,8 @@ enum SSEStreamsLoad {
         do {
             try await BenchDatabase.with(url: databaseURL, poolSize: 8, label: "sse_", logger: logger) { stores in
                 let heartbeat = Duration.seconds(options.int("heartbeat", 15))
-                try await serve(redis: redis, stores: stores, streams: streams, heartbeat: heartbeat, planPath: planPath, logger: logger)
+                let hub = TurnStreamHubSettings(coldBlock: .milliseconds(options.int("cold-block-ms", 30_000)))
+                try await serve(redis: redis, stores: stores, streams: streams, heartbeat: heartbeat, hub: hub, planPath: planPath, logger: logger)
             }
             outcome = .success(())
         } catch {
@@ -85,12 +86,12 @@ enum SSEStreamsLoad {
         try outcome.get()
     }
 
-    static func serve(redis: RedisClient, stores: Stores, streams: Int, heartbeat: Duration, planPath: String, logger: Logger) async throws {
+    static func serve(redis: RedisClient, stores: Stores, streams: Int, heartbeat: Duration, hub: TurnStreamHubSettings, planPath: String, logger: Logger) async throws {
         let accounts = Accounts(stores: stores)
         _ = try await accounts.createUser(email: "sse-bench@example.com")
         let key = try await accounts.createAPIKey(userEmail: "sse-bench@example.com").secret
         let dependencies = APIDependencies(
-            redis: redis, stores: stores, jobs: JobQueue(client: redis, logger: logger), settings: APISettings(heartbeatInterval: heartbeat),
+            redis: redis, stores: stores, jobs: JobQueue(client: redis, logger: logger), settings: APISettings(heartbeatInterval: heartbeat, streamHub: hub),
             limits: .disabled)
         let (ports, portContinuation) = AsyncStream<Int>.makeStream()
         let app = APIApplication.build(host: "127.0.0.1", port: 0, dependencies: dependencies, logger: logger) { channel in

@@ -24,6 +24,15 @@ struct TurnStreamConnectionsLogicTests {
         }
     }
 
+    /// Heartbeats: never a gap longer than the interval (proxies' idle timeouts rely on it), and
+    /// drawn, so streams opened in the same instant spread their beats out.
+    @Test func heartbeatGapsAreDrawnWithinTheLastFifthOfTheInterval() {
+        let interval = Duration.seconds(15)
+        let gaps = (0..<1_000).map { _ in TurnEventRelay.heartbeat(after: interval) }
+        #expect(gaps.allSatisfy { $0 <= interval && $0 >= interval * 0.8 })
+        #expect(gaps.max()! - gaps.min()! > .seconds(2), "the gaps are not spread")
+    }
+
     @Test func theDateHeaderIsAnIMFFixdate() throws {
         let value = HTTPDate.now()
         let formatter = DateFormatter()

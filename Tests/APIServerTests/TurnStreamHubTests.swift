@@ -176,6 +176,31 @@ struct TurnStreamHubTests {
         }
     }
 
+    /// A turn quiet for longer than `hotIdle` is read by the cold reader, whose `XREAD` blocks for
+    /// a minute here: the turn's next event must still end that read at once and reach the viewer.
+    @Test(.timeLimit(.minutes(1))) func anIdleTurnsNextEventIsNotHeldForTheColdReadersBlock() async throws {
+        try await TestEnvironment.with { env in
+            let (_, key) = try await env.makeUser()
+            let hub = TurnStreamHubSettings(hotIdle: .milliseconds(100), block: .milliseconds(200), coldBlock: .seconds(60))
+            try await LiveServer.with(env.dependencies(settings: APISettings(heartbeatInterval: .seconds(30), streamHub: hub))) { port in
+                let (messageID, _) = try await SSE.submit(port: port, key: key, content: "left open")
+                let client = try await SSE.openEvents(port: port, key: key, messageID: messageID)
+                var reader = SSEReader(client)
+                try await Self.appendChunks(env.redis, messageID, count: 1)
+                _ = try await reader.events(until: { SSE.replyText([$0]) == "c0" })
+                // Long enough for the hot reader to hand the turn to the cold one.
+                try await Task.sleep(for: .seconds(1))
+                let started = ContinuousClock.now
+                try await Self.appendChunks(env.redis, messageID, from: 1, count: 1)
+                try await Self.appendEnd(env.redis, messageID)
+                let frames = try await reader.events()
+                await client.close()
+                #expect(SSE.replyText(frames) == "c1")
+                #expect(ContinuousClock.now - started < .seconds(30), "the event waited for the cold reader's block to run out")
+            }
+        }
+    }
+
     @Test(.timeLimit(.minutes(1))) func aViewerJoiningLateWithLastEventIDGetsExactlyTheRest() async throws {
         try await TestEnvironment.with { env in
             let (_, key) = try await env.makeUser()

@@ -14,7 +14,8 @@
 # SB_BENCH_BIN names an already built switchboard-bench (else a release build is made).
 # SECONDS_PER_WINDOW (default 20) is each latency window, SETTLE (default 12) the wait after
 # opening the streams (longer than the hub's 10 s hotIdle, so idle turns have left the hot reader).
-# HEARTBEAT (default 15) is the api's heartbeat interval in seconds; SSE_BARE=1 then also measures
+# HEARTBEAT (default 15) is the api's heartbeat interval in seconds, COLD_BLOCK_MS (default 30000)
+# the hub's cold reader's XREAD BLOCK; SSE_BARE=1 then also measures
 # the floor: the same Hummingbird server holding STREAMS streaming responses that only wait.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -49,7 +50,7 @@ trap cleanup EXIT
 for _ in $(seq 50); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
 echo "== sse benchmark ($(nproc) cores, $STREAMS streams, $ACTIVE active at $RATE tokens/s, $(redis-server --version | cut -d' ' -f3))"
-"$BIN" sse serve --redis "$REDIS_URL" --database "$DATABASE_URL" --streams "$STREAMS" --plan "$PLAN" --heartbeat "${HEARTBEAT:-15}" &
+"$BIN" sse serve --redis "$REDIS_URL" --database "$DATABASE_URL" --streams "$STREAMS" --plan "$PLAN" --heartbeat "${HEARTBEAT:-15}" --cold-block-ms "${COLD_BLOCK_MS:-30000}" &
 SERVER=$!
 for _ in $(seq 1200); do [ -f "$PLAN" ] && break; kill -0 "$SERVER" 2>/dev/null || exit 1; sleep 0.25; done
 [ -f "$PLAN" ] || { echo "the api node did not get ready" >&2; exit 1; }
