@@ -53,7 +53,7 @@ let package = Package(
         ),
         .target(
             name: "SwitchboardConfig",
-            dependencies: [.product(name: "Yams", package: "Yams")],
+            dependencies: ["SwitchboardCore", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -125,7 +125,7 @@ let package = Package(
         .target(
             name: "Gateway",
             dependencies: [
-                "RedisClient",
+                "RedisClient", "SwitchboardCore",
                 "Observability",
                 "Realtime",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -282,7 +282,7 @@ let package = Package(
         .testTarget(
             name: "GatewayLogicTests",
             dependencies: [
-                "Gateway", "Realtime",
+                "Gateway", "Realtime", "SwitchboardCore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -310,7 +310,7 @@ let package = Package(
         .testTarget(
             name: "GatewayTests",
             dependencies: [
-                "Gateway", "RedisClient", "TestSupport",
+                "Gateway", "RedisClient", "TestSupport", "SwitchboardCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -427,7 +427,7 @@ if Context.environment["SB_FUZZ"] != nil {
         package.targets.append(
             .executableTarget(
                 name: target.name, dependencies: target.dependencies, path: target.path,
-                swiftSettings: swiftSettings + [.unsafeFlags(["-parse-as-library"])]))
+                swiftSettings: swiftSettings + [.define("FUZZ_TARGET"), .unsafeFlags(["-parse-as-library"])]))
         package.products.append(.executable(name: target.name, targets: [target.name]))
     }
 }

@@ -1,1 +1,1 @@
-../../Sources/Gateway/JSON.swift
+../../Sources/SwitchboardCore/JSON.swift

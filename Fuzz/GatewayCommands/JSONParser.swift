@@ -1,1 +1,1 @@
-../../Sources/Gateway/JSONParser.swift
+../../Sources/SwitchboardCore/JSONParser.swift

@@ -50,7 +50,7 @@ struct GenericWebhookAPI: Sendable {
         }
         switch object["wait"] {
         case nil, .null?: break
-        case .number(let seconds)? where seconds >= 0 && seconds <= maxWait: submission.wait = seconds
+        case let wait? where wait.doubleValue.map({ $0 >= 0 && $0 <= maxWait }) == true: submission.wait = wait.doubleValue
         default: throw SwitchboardError.invalidField("wait", "must be a number of seconds from 0 to \(Int(maxWait))")
         }
         switch object["callbackUrl"] {
@@ -160,21 +160,6 @@ struct GenericWebhookAPI: Sendable {
         return try APIJSON.response(
             SigningSecretJSON(apiKeyId: caller.keyID, secret: secret, header: WebhookSignature.header), status: .created,
             headers: [.cacheControl: "no-store"])
-    }
-}
-
-extension JSONValue: Encodable {
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        switch self {
-        case .null: try container.encodeNil()
-        case .bool(let value): try container.encode(value)
-        case .number(let value):
-            if value.rounded() == value, abs(value) < 1e15 { try container.encode(Int64(value)) } else { try container.encode(value) }
-        case .string(let value): try container.encode(value)
-        case .array(let value): try container.encode(value)
-        case .object(let value): try container.encode(value)
-        }
     }
 }
 

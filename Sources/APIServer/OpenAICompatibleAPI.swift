@@ -174,7 +174,7 @@ struct ChatCompletionRequest: Sendable, Equatable {
         default: throw OpenAIError.invalid("stream_options", "stream_options must be an object")
         }
         switch object["n"] {
-        case nil, .null?, .number(1)?: break
+        case nil, .null?, .int(1)?, .double(1)?: break
         default: throw OpenAIError.invalid("n", "only n = 1 is supported")
         }
 
@@ -237,33 +237,6 @@ struct ChatCompletionRequest: Sendable, Equatable {
             texts.append(text)
         }
         return texts.joined(separator: "\n")
-    }
-}
-
-/// Any JSON value, for bodies whose fields are checked one by one.
-enum JSONValue: Decodable, Equatable, Sendable {
-    case null
-    case bool(Bool)
-    case number(Double)
-    case string(String)
-    case array([JSONValue])
-    case object([String: JSONValue])
-
-    init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() {
-            self = .null
-        } else if let value = try? container.decode(Bool.self) {
-            self = .bool(value)
-        } else if let value = try? container.decode(Double.self) {
-            self = .number(value)
-        } else if let value = try? container.decode(String.self) {
-            self = .string(value)
-        } else if let value = try? container.decode([JSONValue].self) {
-            self = .array(value)
-        } else {
-            self = .object(try container.decode([String: JSONValue].self))
-        }
     }
 }
 

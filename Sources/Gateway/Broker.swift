@@ -1,5 +1,6 @@
 /// The broker abstraction (after centrifuge's broker.go): the `Broker` protocol, the handler it delivers to,
 /// and the options and results of publishing and reading history.
+import SwitchboardCore
 
 /// Receives what a broker delivers to this node. Called from the broker's delivery context;
 /// implementations must not block.

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Realtime
 import NIOCore
+import SwitchboardCore
 import Synchronization
 
 extension Client {

@@ -3,6 +3,7 @@
 import Foundation
 import Logging
 import NIOCore
+import SwitchboardCore
 import Synchronization
 
 /// One connection: decodes its commands and carries them out against the node (permissions,

@@ -1,5 +1,8 @@
 /// Decoding of client commands (client → server) from parsed JSON: `Command` and one request type per method;
 /// anything of the wrong shape is a `MalformedCommand`.
+#if !FUZZ_TARGET  // the libFuzzer target compiles this file together with JSON.swift
+import SwitchboardCore
+#endif
 
 /// A command that does not have the shape of the protocol (the client is disconnected with 3501).
 struct MalformedCommand: Error {}

@@ -1,4 +1,5 @@
 /// Commands from the server API that every node must act on (disconnect, subscribe, unsubscribe), and their JSON form.
+import SwitchboardCore
 
 /// A command every node must act on (from the server API): it reaches all nodes through the broker.
 struct ControlCommand: Sendable, Hashable {

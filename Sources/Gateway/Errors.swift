@@ -1,4 +1,5 @@
 /// The catalogue of protocol errors answered in replies (`{code, message, temporary}`), after centrifuge's errors.go.
+import SwitchboardCore
 
 /// A protocol error answered in a reply: `{code, message, temporary}` (codes of Centrifugo's client protocol).
 public struct GatewayError: Error, Sendable, Hashable {

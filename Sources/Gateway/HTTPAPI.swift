@@ -1,5 +1,6 @@
 /// The server HTTP API's methods (after Centrifugo's server API), their authorisation and answers.
 import Foundation
+import SwitchboardCore
 import Synchronization
 
 /// The server HTTP API (`POST /api/<method>`): the same operations Centrifugo's API offers, answered

@@ -3,6 +3,7 @@
 import Foundation
 import NIOCore
 import RedisClient
+import SwitchboardCore
 
 /// The gateway's HTTP endpoints, independent of the server that carries them.
 struct HTTPRoutes: Sendable {

@@ -2,6 +2,7 @@
 import Crypto
 import Foundation
 import Realtime
+import SwitchboardCore
 
 /// HMAC-signed JSON Web Tokens (HS256, HS384, HS512) as Centrifugo reads them.
 enum JWT {

@@ -3,6 +3,7 @@
 import Foundation
 import Logging
 import NIOCore
+import SwitchboardCore
 import Synchronization
 
 /// The gateway's front object: owns the hub of local connections, the broker and the presence

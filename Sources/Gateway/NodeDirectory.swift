@@ -1,6 +1,7 @@
 /// How gateway nodes find each other for `info` and `channels`: `NodeInfo` and the local and Redis directories.
 import Foundation
 import RedisClient
+import SwitchboardCore
 
 /// What one gateway node reports about itself to the server API's `info`.
 struct NodeInfo: Sendable, Hashable {

@@ -1,6 +1,7 @@
 /// The values shared by clients, brokers and the server API: `ClientInfo`, `Publication`, `StreamPosition`,
 /// and their JSON forms.
 import Foundation
+import SwitchboardCore
 
 /// Who published or joined: `{user, client, conn_info?, chan_info?}`; info payloads are raw JSON.
 public struct ClientInfo: Sendable, Hashable {

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import Realtime
 import RedisClient
+import SwitchboardCore
 import Synchronization
 
 /// The multi-node engine. Every node subscribes (one RedisSubscriber per node) to the Redis

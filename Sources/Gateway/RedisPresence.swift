@@ -2,6 +2,7 @@
 import Foundation
 import Logging
 import RedisClient
+import SwitchboardCore
 import Synchronization
 
 /// Presence across nodes: a hash of client → info and a sorted set of client → expiry per channel.

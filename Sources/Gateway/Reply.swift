@@ -1,6 +1,7 @@
 /// Encoding of server → client messages: replies, error replies and pushes (including a publication
 /// relayed from another node without re-encoding it).
 import NIOCore
+import SwitchboardCore
 
 /// Encodes one server → client message: a reply to command `id`, or a push when `id` is 0.
 enum Reply {

@@ -2,6 +2,7 @@
 /// subscription token's overrides, whether the stream is recoverable and positioned, whether
 /// join/leave pushes are wanted, whether the client is recovering and from where; what a history
 /// read recovered; and the subscribe result it is answered with.
+import SwitchboardCore
 
 /// The decisions of one subscription, from the namespace options, the token's overrides and the request.
 struct SubscriptionPlan {

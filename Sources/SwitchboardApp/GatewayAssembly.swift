@@ -4,6 +4,7 @@ import Foundation
 import Gateway
 import Logging
 import SwitchboardConfig
+import SwitchboardCore
 
 enum GatewayAssembly {
     /// The `gateway` section decoded by the gateway's own type, then the environment overrides.

@@ -2,6 +2,7 @@
 /// overrides (`SB_<SECTION>_<KEY>`), validating every value with an error that names its key, and
 /// refusing placeholder secrets when `SB_ENV=production`. Other modules receive typed settings.
 import Foundation
+import SwitchboardCore
 import Yams
 
 /// A configuration problem, always naming the key (as written in the YAML file) and, where one
@@ -229,16 +230,14 @@ public struct ConfigSource: Sendable {
     }
 }
 
-/// A YAML subtree as plain JSON-compatible data, so a module can decode its own section with
-/// `JSONDecoder` without depending on the YAML library.
-public enum JSONValue: Sendable, Equatable {
-    case null, bool(Bool), number(Double), string(String), array([JSONValue]), object([String: JSONValue])
-
+extension JSONValue {
+    /// A YAML subtree as plain JSON-compatible data, so a module can decode its own section with
+    /// `JSONDecoder` (from `jsonData()`) without depending on the YAML library.
     init(yaml: Any) {
         switch yaml {
         case let bool as Bool: self = .bool(bool)
-        case let int as Int: self = .number(Double(int))
-        case let double as Double: self = .number(double)
+        case let int as Int: self = .int(Int64(int))
+        case let double as Double: self = .double(double)
         case let string as String: self = .string(string)
         case let list as [Any]: self = .array(list.map(JSONValue.init(yaml:)))
         case let map as [String: Any]: self = .object(map.mapValues(JSONValue.init(yaml:)))
@@ -246,19 +245,8 @@ public enum JSONValue: Sendable, Equatable {
         }
     }
 
-    var foundationObject: Any {
-        switch self {
-        case .null: return NSNull()
-        case .bool(let b): return b
-        case .number(let n): return n.rounded() == n && abs(n) < 1e15 ? Int(n) as Any : n as Any
-        case .string(let s): return s
-        case .array(let a): return a.map(\.foundationObject)
-        case .object(let o): return o.mapValues(\.foundationObject)
-        }
-    }
-
-    /// Serialises the subtree as JSON.
-    public func jsonData() throws -> Data {
-        try JSONSerialization.data(withJSONObject: foundationObject, options: [.fragmentsAllowed, .sortedKeys])
+    /// Serialises the subtree as JSON (keys sorted).
+    public func jsonData() -> Data {
+        Data(serialized.utf8)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import SwitchboardCore
 
 /// Where the process runs. Production refuses placeholder secrets and development defaults.
 public enum DeploymentEnvironment: String, Sendable, CaseIterable {

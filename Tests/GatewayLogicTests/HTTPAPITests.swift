@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import NIOCore
+import SwitchboardCore
 import Testing
 
 @testable import Gateway

@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import SwitchboardCore
 import Testing
 
 @testable import Gateway

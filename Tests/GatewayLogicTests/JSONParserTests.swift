@@ -1,4 +1,5 @@
 import NIOCore
+import SwitchboardCore
 import Testing
 
 @testable import Gateway

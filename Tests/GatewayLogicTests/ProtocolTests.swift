@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import SwitchboardCore
 import Testing
 
 @testable import Gateway

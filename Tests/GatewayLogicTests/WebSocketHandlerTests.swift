@@ -1,6 +1,7 @@
 import NIOCore
 import NIOEmbedded
 import NIOWebSocket
+import SwitchboardCore
 import Testing
 
 @testable import Gateway

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import RedisClient
+import SwitchboardCore
 import Synchronization
 import TestSupport
 import Testing

@@ -7,6 +7,7 @@
 import Foundation
 import Logging
 import NIOCore
+import SwitchboardCore
 import Synchronization
 
 @testable import Gateway

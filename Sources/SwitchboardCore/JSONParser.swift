@@ -1,18 +1,18 @@
 /// A strict JSON parser over bytes (RFC 8259): values decode straight into `JSONValue` without
 /// Foundation's decoder, which tried each type in turn and dominated the cost of every command.
-struct JSONParser: ~Copyable {
+public struct JSONParser: ~Copyable {
     private let bytes: UnsafeRawBufferPointer
     private var index = 0
     private var depth = 0
 
-    static let maxDepth = 128
+    public static let maxDepth = 128
 
     private init(_ bytes: UnsafeRawBufferPointer) {
         self.bytes = bytes
     }
 
     /// The single value in `bytes` (surrounding whitespace allowed); nil when it is not valid JSON.
-    static func parse(_ bytes: UnsafeRawBufferPointer) -> JSONValue? {
+    public static func parse(_ bytes: UnsafeRawBufferPointer) -> JSONValue? {
         var parser = JSONParser(bytes)
         parser.skipWhitespace()
         guard let value = parser.value() else { return nil }

@@ -1,7 +1,10 @@
-/// `JSONValue` (a decoded JSON value that re-emits verbatim) and `JSONWriter` (compact JSON text built by hand).
+/// `JSONValue` (a decoded JSON value that re-emits verbatim), shared by the gateway's protocol,
+/// the api's bodies checked field by field and the configuration's sections, and `JSONWriter`
+/// (compact JSON text built by hand).
 import Foundation
 
-/// A JSON value decoded from a request, kept so payloads can be re-emitted verbatim as raw JSON.
+/// A JSON value decoded from a request, kept so payloads can be re-emitted verbatim as raw JSON
+/// (integers stay integers: a 64-bit id is not rounded through a `Double`).
 public indirect enum JSONValue: Sendable, Hashable, Codable {
     case null
     case bool(Bool)
@@ -69,6 +72,15 @@ public indirect enum JSONValue: Sendable, Hashable, Codable {
         }
     }
 
+    /// A number as a `Double` (an integer or not); nil for anything else.
+    public var doubleValue: Double? {
+        switch self {
+        case .int(let value): return Double(value)
+        case .double(let value): return value
+        default: return nil
+        }
+    }
+
     public var boolValue: Bool? {
         if case .bool(let value) = self { return value }
         return nil
@@ -85,74 +97,74 @@ public indirect enum JSONValue: Sendable, Hashable, Codable {
 
 /// Builds compact JSON text by hand: replies and pushes are written once per message (and once per
 /// publication for fan-out), so this avoids Foundation's encoder and keeps the omitempty rules explicit.
-struct JSONWriter {
-    var output = ""
+public struct JSONWriter {
+    public var output = ""
     private var needsComma = false
 
-    init(capacity: Int = 64) {
+    public init(capacity: Int = 64) {
         output.reserveCapacity(capacity)
     }
 
-    mutating func beginObject() {
+    public mutating func beginObject() {
         comma()
         output.append("{")
         needsComma = false
     }
 
-    mutating func endObject() {
+    public mutating func endObject() {
         output.append("}")
         needsComma = true
     }
 
-    mutating func beginArray() {
+    public mutating func beginArray() {
         comma()
         output.append("[")
         needsComma = false
     }
 
-    mutating func endArray() {
+    public mutating func endArray() {
         output.append("]")
         needsComma = true
     }
 
-    mutating func key(_ name: String) {
+    public mutating func key(_ name: String) {
         comma()
         Self.appendQuoted(name, to: &output)
         output.append(":")
         needsComma = false
     }
 
-    mutating func string(_ value: String) {
+    public mutating func string(_ value: String) {
         comma()
         Self.appendQuoted(value, to: &output)
         needsComma = true
     }
 
-    mutating func raw(_ json: String) {
+    public mutating func raw(_ json: String) {
         comma()
         output.append(json)
         needsComma = true
     }
 
-    mutating func int<I: BinaryInteger>(_ value: I) {
+    public mutating func int<I: BinaryInteger>(_ value: I) {
         comma()
         output.append(String(value))
         needsComma = true
     }
 
-    mutating func bool(_ value: Bool) {
+    public mutating func bool(_ value: Bool) {
         comma()
         output.append(value ? "true" : "false")
         needsComma = true
     }
 
-    mutating func null() {
+    public mutating func null() {
         comma()
         output.append("null")
         needsComma = true
     }
 
-    mutating func value(_ value: JSONValue) {
+    public mutating func value(_ value: JSONValue) {
         switch value {
         case .null: null()
         case .bool(let flag): bool(flag)
@@ -185,16 +197,16 @@ struct JSONWriter {
     }
 
     // Convenience for `"name": value` members.
-    mutating func field(_ name: String, _ value: String) { key(name); string(value) }
-    mutating func field<I: BinaryInteger>(_ name: String, _ value: I) { key(name); int(value) }
-    mutating func field(_ name: String, _ value: Bool) { key(name); bool(value) }
-    mutating func rawField(_ name: String, _ json: String) { key(name); raw(json) }
+    public mutating func field(_ name: String, _ value: String) { key(name); string(value) }
+    public mutating func field<I: BinaryInteger>(_ name: String, _ value: I) { key(name); int(value) }
+    public mutating func field(_ name: String, _ value: Bool) { key(name); bool(value) }
+    public mutating func rawField(_ name: String, _ json: String) { key(name); raw(json) }
 
     private mutating func comma() {
         if needsComma { output.append(",") }
     }
 
-    static func appendQuoted(_ text: String, to output: inout String) {
+    public static func appendQuoted(_ text: String, to output: inout String) {
         output.append("\"")
         var needsEscape = false
         for byte in text.utf8 where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
