@@ -150,6 +150,10 @@ public struct ConfigSource: Sendable {
 
     private static func flatten(_ mapping: [String: Any], prefix: String, into flat: inout [String: ConfigValue]) throws {
         for (name, value) in mapping {
+            // An empty key (`: x`, or a tag with no name: `!t : x`) names no setting.
+            if name.trimmingCharacters(in: .whitespaces).isEmpty {
+                throw ConfigError(key: prefix.isEmpty ? "<config>" : prefix, "a mapping key must not be empty")
+            }
             let key = prefix.isEmpty ? name : "\(prefix).\(name)"
             switch value {
             case let nested as [String: Any]:

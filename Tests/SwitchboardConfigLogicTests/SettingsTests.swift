@@ -47,6 +47,16 @@ import Testing
         #expect(configError(found) != nil)
     }
 
+    /// libFuzzer found a key that names nothing (a tag without a name, Fuzz/corpus/configuration/
+    /// tagged-empty-key.yaml); it was refused as an unknown setting called ''. It is refused
+    /// naming the mapping it is in.
+    @Test func anEmptyKeyIsRefusedNamingItsMapping() throws {
+        let bytes = try Data(contentsOf: Self.packageRoot.appendingPathComponent("Fuzz/corpus/configuration/tagged-empty-key.yaml"))
+        #expect(configError(String(decoding: bytes, as: UTF8.self))?.key == "<config>")
+        #expect(configError("http:\n  \"\": 1\n")?.key == "http")
+        #expect(configError("gateway:\n  !t : x\n")?.key == "gateway")
+    }
+
     @Test func environmentOverridesTheFile() throws {
         let loaded = try settings(
             "http:\n  port: 8080\nredis:\n  url: redis://127.0.0.1:6380/0\n",
