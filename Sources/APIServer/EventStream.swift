@@ -213,9 +213,13 @@ final class TurnEventRelay: Sendable {
     static func lastEventID(_ request: Request) throws -> String? {
         // An empty header is no resume point: it does not hide the query parameter (a page that
         // resumes after a reload sends the query; its EventSource may send the header empty).
+        // Both are checked when both come: a malformed one is refused even where the other wins.
         let header = request.headers[lastEventIDHeader].flatMap { $0.isEmpty ? nil : $0 }
-        let value = header ?? request.uri.queryParameters["lastEventId"].map(String.init)
-        guard let value, !value.isEmpty else { return nil }
+        let query = request.uri.queryParameters["lastEventId"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
+        if let query, !TurnStreamReader.isValidEntryID(query) {
+            throw SwitchboardError.invalidField("lastEventId", "is not an event id of this stream")
+        }
+        guard let value = header ?? query else { return nil }
         guard TurnStreamReader.isValidEntryID(value) else {
             throw SwitchboardError.invalidField("Last-Event-ID", "is not an event id of this stream")
         }

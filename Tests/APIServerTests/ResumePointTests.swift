@@ -26,4 +26,24 @@ struct ResumePointTests {
             }
         }
     }
+
+    /// The header wins when both come, but a malformed query is still refused (schemathesis found
+    /// it accepted next to a valid header), not silently ignored.
+    @Test func aValidHeaderDoesNotHideAMalformedQueryResumePoint() async throws {
+        try await TestEnvironment.with { env in
+            let (_, key) = try await env.makeUser()
+            try await env.application().test(.router) { client in
+                let accepted = try await client.execute(
+                    uri: "/api/v1/messages", method: .post, headers: .auth(key), body: jsonBody(["content": "hello there"]))
+                let id = try #require(accepted.json["messageId"] as? Int)
+                var headers = HTTPFields.auth(key, json: false)
+                headers[TurnEventRelay.lastEventIDHeader] = "6-690864231432"
+                try await client.execute(uri: "/api/v1/messages/\(id)/events?lastEventId=%C2%99", method: .get, headers: headers) { response in
+                    #expect(response.status == .badRequest)
+                    #expect(response.errorCode == "invalid_field")
+                    #expect(String(buffer: response.body).contains("lastEventId"))
+                }
+            }
+        }
+    }
 }
