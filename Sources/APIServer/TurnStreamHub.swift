@@ -285,9 +285,10 @@ public final class TurnStreamHub: Sendable {
 
     /// Hands what a reader read to the viewers, in order (under the lock, so a turn moving from
     /// one reader to the other cannot overtake itself).
-    /// `turns` are the turns read, by key, each with where its read began: a batch read from beyond what its turn has
-    /// delivered (the turn was dropped and followed anew from an earlier id while the read was
-    /// under way) would leave a gap, so it is left for the next read from the turn's cursor.
+    /// `turns` are the turns read, by key, each with where its read began: a batch read from
+    /// beyond what its turn has delivered (the turn was dropped and followed anew from an earlier
+    /// id while the read was under way) would leave a gap, so it is left for the next read from
+    /// the turn's cursor.
     private func deliver(_ batches: [StreamBatch], tier: Tier, wakeKey: String, turns: [String: (id: Int64, readFrom: String)]) {
         let wakeHot: Tier? = state.withLock { state in
             var wakeHot: Tier?
