@@ -56,18 +56,9 @@ final class MemoryBroker: Broker {
             var position = StreamPosition(offset: 0, epoch: "")
             if options.keepsHistory {
                 position = streams.withLock { streams in
-                    let now = Date()
-                    var stream = streams[channel] ?? Stream(epoch: Self.newEpoch())
-                    if stream.expiresAt < now { stream.publications.removeAll() }
-                    stream.offset += 1
-                    publication.offset = stream.offset
-                    stream.publications.append(publication)
-                    if stream.publications.count > options.historySize {
-                        stream.publications.removeFirst(stream.publications.count - options.historySize)
-                    }
-                    stream.expiresAt = now.addingTimeInterval(TimeInterval(options.historyTTL))
-                    streams[channel] = stream
-                    return StreamPosition(offset: stream.offset, epoch: stream.epoch)
+                    // Changed in place in the dictionary: a copy taken out and stored back shared
+                    // its history with the dictionary, so every append copied the whole history.
+                    Self.append(&publication, to: &streams[channel, default: Stream(epoch: Self.newEpoch())], options: options, now: Date())
                 }
             }
             if let idempotencyKey {
@@ -76,6 +67,19 @@ final class MemoryBroker: Broker {
             handler?.handlePublication(channel: channel, publication: publication, position: position)
             return position
         }
+    }
+
+    /// Appends `publication` (given its offset) to `stream`, keeping at most `historySize`.
+    private static func append(_ publication: inout Publication, to stream: inout Stream, options: PublishOptions, now: Date) -> StreamPosition {
+        if stream.expiresAt < now { stream.publications.removeAll() }
+        stream.offset += 1
+        publication.offset = stream.offset
+        stream.publications.append(publication)
+        if stream.publications.count > options.historySize {
+            stream.publications.removeFirst(stream.publications.count - options.historySize)
+        }
+        stream.expiresAt = now.addingTimeInterval(TimeInterval(options.historyTTL))
+        return StreamPosition(offset: stream.offset, epoch: stream.epoch)
     }
 
     func publishJoin(channel: String, info: ClientInfo) async throws {
