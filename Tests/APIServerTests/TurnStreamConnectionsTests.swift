@@ -112,66 +112,6 @@ struct TurnStreamConnectionsTests {
         }
     }
 
-    @Test(.timeLimit(.minutes(1))) func deletingTheChatEndsTheStreamWithMessageDeleted() async throws {
-        try await TestEnvironment.with { env in
-            let (_, key) = try await env.makeUser()
-            let settings = APISettings(heartbeatInterval: .milliseconds(100))
-            try await LiveServer.with(env.dependencies(settings: settings)) { port in
-                let (messageID, chatID) = try await SSE.submit(port: port, key: key, content: "deleted")
-                let client = try await SSE.openEvents(port: port, key: key, messageID: messageID)
-                var reader = SSEReader(client)
-                #expect(try await reader.readHead().status == 200)
-                try await Hub.appendChunks(env.redis, messageID, count: 1)
-                #expect(SSE.replyText(try await reader.events { $0.event == "chunk" }) == "c0")
-                let delete = try await StreamingHTTPClient.send(
-                    port: port, method: .DELETE, path: "/api/v1/chats/\(chatID)", headers: [("Authorization", "Bearer \(key)")])
-                var deleteReader = SSEReader(delete)
-                #expect(try await deleteReader.readHead().status == 204)
-                await delete.close()
-                let frames = try await reader.events()
-                #expect(frames.last?.event == "error")
-                #expect(frames.last?.json["code"] as? String == "message_deleted")
-                #expect(frames.last?.id == nil)  // made up from the database, not a stream entry
-                #expect(try await reader.next() == nil)
-                try await client.channel.closeFuture.get()
-            }
-        }
-    }
-
-    @Test(.timeLimit(.minutes(2))) func aClientThatStopsReadingIsCutOffAndResumesWithoutLoss() async throws {
-        try await TestEnvironment.with { env in
-            let (_, key) = try await env.makeUser()
-            let settings = APISettings(heartbeatInterval: .seconds(30), streamHub: TurnStreamHubSettings(viewerBufferLimit: 16))
-            try await LiveServer.with(env.dependencies(settings: settings)) { port in
-                let (messageID, _) = try await SSE.submit(port: port, key: key, content: "a slow reader")
-                let slow = try await PausedSSEClient.open(port: port, key: key, messageID: messageID)
-                // A reader that keeps up, to know when everything was read by the hub.
-                let fast = try await SSE.openEvents(port: port, key: key, messageID: messageID)
-                var fastReader = SSEReader(fast)
-                #expect(try await fastReader.readHead().status == 200)
-                for batch in 0..<20 {
-                    try await Hub.appendChunks(env.redis, messageID, from: batch * 8, count: 8, size: 24_000)
-                    try await Task.sleep(for: .milliseconds(50))
-                }
-                try await Hub.appendEnd(env.redis, messageID)
-                let fastFrames = try await fastReader.events()
-                await fast.close()
-                let entries = try await TurnStreamReader(redis: env.redis).all(messageID: messageID)
-                #expect(fastFrames.map(\.id) == entries.map(\.id))
-
-                let cut = try await slow.readToEnd()
-                #expect(!cut.isEmpty)
-                #expect(cut.count < entries.count)
-                #expect(cut.map(\.id) == entries.prefix(cut.count).map(\.id))  // whole frames, no gap
-                let again = try await SSE.openEvents(port: port, key: key, messageID: messageID, lastEventID: cut.last?.id)
-                var againReader = SSEReader(again)
-                let rest = try await againReader.events()
-                await again.close()
-                #expect((cut + rest).map(\.id) == entries.map(\.id))
-            }
-        }
-    }
-
     @Test func refusalsAreTheJSONErrorShapeAndNoStream() async throws {
         try await TestEnvironment.with { env in
             let (_, key) = try await env.makeUser()
