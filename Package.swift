@@ -46,6 +46,8 @@ let package = Package(
             path: "Sources/CRE2",
             linkerSettings: [.linkedLibrary("re2")]
         ),
+        // accept4 and pipe2, which Glibc's Swift module leaves out, for the gateway's accept loop.
+        .target(name: "CSocket", path: "Sources/CSocket"),
         .target(
             name: "SwitchboardCore",
             dependencies: ["CRE2"],
@@ -128,6 +130,7 @@ let package = Package(
                 "RedisClient", "SwitchboardCore",
                 "Observability",
                 "Realtime",
+                "CSocket",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

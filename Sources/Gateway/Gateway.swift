@@ -62,9 +62,9 @@ public final class GatewayServer: Service {
         let listener = GatewayListener(node: node, routes: routes, logger: logger)
         let internalChannel = try await listener.bindInternal(
             host: configuration.internalHost, port: configuration.internalPort, routes: internalRoutes)
-        let channel: any Channel
+        let acceptor: Acceptor
         do {
-            channel = try await listener.bind(host: configuration.host, port: configuration.port)
+            acceptor = try listener.bind(host: configuration.host, port: configuration.port)
         } catch {
             try? await internalChannel.close()
             throw error
@@ -72,20 +72,20 @@ public final class GatewayServer: Service {
         logger.info(
             "gateway listening",
             metadata: [
-                "address": "\(channel.localAddress.map { "\($0)" } ?? "?")",
+                "address": "\(acceptor.localAddress)",
                 "internal_address": "\(internalChannel.localAddress.map { "\($0)" } ?? "?")",
             ])
         await onListening(
             ListeningPorts(
-                port: channel.localAddress?.port ?? configuration.port,
+                port: acceptor.localAddress.port ?? configuration.port,
                 internalPort: internalChannel.localAddress?.port ?? configuration.internalPort))
         let timers = Task { await node.runTimers() }
         defer { timers.cancel() }
         try await withGracefulShutdownHandler {
-            try await channel.closeFuture.get()
+            try await acceptor.closeFuture.get()
         } onGracefulShutdown: {
             node.beginStopping()
-            channel.close(promise: nil)
+            acceptor.close()
         }
         await node.shutdown()
         // The 3001 close frames reach the clients before the process exits.

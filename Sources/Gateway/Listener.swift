@@ -1,4 +1,5 @@
-/// The gateway's listening socket: the NIO server bootstrap, the HTTP/1 pipeline and the WebSocket upgrade.
+/// The gateway's listening sockets: the public port's accept loop and pipeline (HTTP/1, the WebSocket
+/// upgrade) and the internal port's NIO server bootstrap.
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -22,7 +23,9 @@ struct GatewayListener: Sendable {
         self.group = group
     }
 
-    func bind(host: String, port: Int) async throws -> any Channel {
+    /// Listens on the public port. Connections are accepted by an `Acceptor` (so each WebSocket's
+    /// transport knows its socket) and served by NIO channels on the group's event loops.
+    func bind(host: String, port: Int) throws -> Acceptor {
         var batchers: [ObjectIdentifier: FlushBatcher] = [:]
         for eventLoop in group.makeIterator() {
             batchers[ObjectIdentifier(eventLoop)] = FlushBatcher(eventLoop: eventLoop)
@@ -31,52 +34,65 @@ struct GatewayListener: Sendable {
         let node = self.node
         let routes = self.routes
         let logger = self.logger
+        let group = self.group
         let configuration = node.configuration
-        return try await ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 4096)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelOption(
-                .writeBufferWaterMark,
-                value: .init(low: configuration.clientQueueMaxSize / 2, high: max(configuration.clientQueueMaxSize, 1)))
-            .childChannelInitializer { channel in
-                let batcher = batchersByLoop[ObjectIdentifier(channel.eventLoop)] ?? FlushBatcher(eventLoop: channel.eventLoop)
-                let http = HTTPRequestHandler(routes: routes)
-                let upgrader = NIOWebSocketServerUpgrader(
-                    maxFrameSize: max(configuration.maxMessageSize, 1024),
-                    automaticErrorHandling: false,
-                    shouldUpgrade: { channel, head in
-                        let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
-                        guard path == "/connection/websocket" else { return channel.eventLoop.makeSucceededFuture(nil) }
-                        guard
-                            OriginCheck.allows(
-                                origin: head.headers.first(name: "Origin"), host: head.headers.first(name: "Host"),
-                                allowed: configuration.allowedOrigins)
-                        else {
-                            logger.debug("origin refused", metadata: ["origin": "\(head.headers.first(name: "Origin") ?? "")"])
-                            return channel.eventLoop.makeSucceededFuture(nil)
-                        }
-                        return channel.eventLoop.makeSucceededFuture(HTTPHeaders())
-                    },
-                    upgradePipelineHandler: { channel, _ in
-                        channel.eventLoop.makeCompletedFuture {
-                            let transport = WebSocketTransport(
-                                channel: channel, batcher: batcher, maxQueueSize: configuration.clientQueueMaxSize)
-                            let handler = WebSocketHandler(
-                                node: node, transport: transport, maxMessageSize: configuration.maxMessageSize)
-                            try channel.pipeline.syncOperations.addHandler(handler)
-                        }
-                    })
-                return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withServerUpgrade: (upgraders: [upgrader], completionHandler: { context in
-                            context.pipeline.removeHandler(name: HTTPRequestHandler.name, promise: nil)
-                        }))
-                    try channel.pipeline.syncOperations.addHandler(http, name: HTTPRequestHandler.name)
+        let acceptor = try Acceptor(host: host, port: port, backlog: 4096, eventLoop: group.next())
+        acceptor.start(logger: logger) { socket in
+            let bootstrap = ClientBootstrap(group: group)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelOption(
+                    .writeBufferWaterMark,
+                    value: .init(low: configuration.clientQueueMaxSize / 2, high: max(configuration.clientQueueMaxSize, 1)))
+                .channelInitializer { channel in
+                    Self.configure(
+                        channel, socket: socket, node: node, routes: routes, logger: logger,
+                        batcher: batchersByLoop[ObjectIdentifier(channel.eventLoop)] ?? FlushBatcher(eventLoop: channel.eventLoop))
                 }
-            }
-            .bind(host: host, port: port)
-            .get()
+            // On failure NIO has already closed the socket: it owns the descriptor from here on.
+            _ = bootstrap.withConnectedSocket(socket)
+        }
+        return acceptor
+    }
+
+    /// One public connection's pipeline: HTTP/1, upgraded to a WebSocket on `/connection/websocket`.
+    private static func configure(
+        _ channel: any Channel, socket: CInt, node: Node, routes: HTTPRoutes, logger: Logger, batcher: FlushBatcher
+    ) -> EventLoopFuture<Void> {
+        let configuration = node.configuration
+        let http = HTTPRequestHandler(routes: routes)
+        let upgrader = NIOWebSocketServerUpgrader(
+            maxFrameSize: max(configuration.maxMessageSize, 1024),
+            automaticErrorHandling: false,
+            shouldUpgrade: { channel, head in
+                let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+                guard path == "/connection/websocket" else { return channel.eventLoop.makeSucceededFuture(nil) }
+                guard
+                    OriginCheck.allows(
+                        origin: head.headers.first(name: "Origin"), host: head.headers.first(name: "Host"),
+                        allowed: configuration.allowedOrigins)
+                else {
+                    logger.debug("origin refused", metadata: ["origin": "\(head.headers.first(name: "Origin") ?? "")"])
+                    return channel.eventLoop.makeSucceededFuture(nil)
+                }
+                return channel.eventLoop.makeSucceededFuture(HTTPHeaders())
+            },
+            upgradePipelineHandler: { channel, _ in
+                channel.eventLoop.makeCompletedFuture {
+                    let transport = WebSocketTransport(
+                        channel: channel, socket: socket, metrics: node.metrics, batcher: batcher,
+                        maxQueueSize: configuration.clientQueueMaxSize)
+                    let handler = WebSocketHandler(
+                        node: node, transport: transport, maxMessageSize: configuration.maxMessageSize)
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                }
+            })
+        return channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                withServerUpgrade: (upgraders: [upgrader], completionHandler: { context in
+                    context.pipeline.removeHandler(name: HTTPRequestHandler.name, promise: nil)
+                }))
+            try channel.pipeline.syncOperations.addHandler(http, name: HTTPRequestHandler.name)
+        }
     }
 
     /// The internal listener: plain HTTP/1 answered by `internalRoutes` (server API, metrics, health).

@@ -10,6 +10,7 @@ final class Metrics: Sendable {
     let slowDisconnects = Atomic<Int>(0)
     let connectionsAccepted = Atomic<Int>(0)
     let apiRequests = Atomic<Int>(0)
+    let socketBacklogs = Atomic<Int>(0)
 
     func render(connections: Int, subscriptions: Int, channels: Int) -> String {
         var out = PrometheusText()
@@ -25,6 +26,10 @@ final class Metrics: Sendable {
         metric("switchboard_gateway_messages_out_total", "counter", "Replies and pushes queued to clients.", messagesOut.load(ordering: .relaxed))
         metric("switchboard_gateway_slow_disconnects_total", "counter", "Clients disconnected because their write queue was full.", slowDisconnects.load(ordering: .relaxed))
         metric("switchboard_gateway_api_requests_total", "counter", "Server API commands handled.", apiRequests.load(ordering: .relaxed))
+        metric(
+            "switchboard_gateway_socket_backlogs_total", "counter",
+            "Writes a client's socket took only part of, the rest left to wait for it to drain (clients reading slower than they are sent to).",
+            socketBacklogs.load(ordering: .relaxed))
         return out.text
     }
 }

@@ -3,6 +3,10 @@ import NIOCore
 
 /// Server frames (unmasked) written as bytes, so a shared frame goes out without per-connection work.
 enum WebSocketFraming {
+    static let textOpcode: UInt8 = 0x1
+    static let closeOpcode: UInt8 = 0x8
+    static let pongOpcode: UInt8 = 0xA
+
     /// Room for the longest header (opcode byte, length byte, 64-bit length).
     static let maxHeaderSize = 10
 
@@ -24,7 +28,7 @@ enum WebSocketFraming {
     }
 
     /// A new frame holding `payload`.
-    static func frame(_ payload: ByteBuffer, opcode: UInt8 = 0x1) -> ByteBuffer {
+    static func frame(_ payload: ByteBuffer, opcode: UInt8 = textOpcode) -> ByteBuffer {
         let header = headerSize(payloadLength: payload.readableBytes)
         var frame = ByteBufferAllocator().buffer(capacity: header + payload.readableBytes)
         frame.moveWriterIndex(forwardBy: header)
@@ -45,7 +49,7 @@ enum WebSocketFraming {
     static func frame(inPlace buffer: inout ByteBuffer) {
         let length = buffer.readableBytes
         let start = buffer.readerIndex - headerSize(payloadLength: length)
-        writeHeader(opcode: 0x1, payloadLength: length, to: &buffer, at: start)
+        writeHeader(opcode: textOpcode, payloadLength: length, to: &buffer, at: start)
         buffer.moveReaderIndex(to: start)
     }
 }

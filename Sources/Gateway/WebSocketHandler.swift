@@ -65,7 +65,7 @@ final class WebSocketHandler: ChannelDuplexHandler {
         case .ping:
             var pong = frame.unmaskedData
             if pong.readableBytes > 125 { pong = pong.getSlice(at: pong.readerIndex, length: 125)! }
-            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: pong)), promise: nil)
+            transport.sendControlFrame(opcode: WebSocketFraming.pongOpcode, payload: pong)
         case .connectionClose:
             guard !closeReceived else { return }
             closeReceived = true
@@ -79,8 +79,7 @@ final class WebSocketHandler: ChannelDuplexHandler {
             let code = data.readWebSocketErrorCode() ?? .normalClosure
             var reply = context.channel.allocator.buffer(capacity: 2)
             reply.write(webSocketErrorCode: code)
-            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: reply)))
-                .whenComplete { [channel = context.channel] _ in channel.close(promise: nil) }
+            transport.sendControlFrame(opcode: WebSocketFraming.closeOpcode, payload: reply, thenClose: true)
         default:
             break
         }
@@ -131,7 +130,13 @@ final class WebSocketHandler: ChannelDuplexHandler {
         }
     }
 
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        transport.writabilityChanged(context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
+        transport.channelClosed()
         inbox.onDrained(nil)
         let client = self.client
         let transport = self.transport

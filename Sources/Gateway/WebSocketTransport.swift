@@ -1,5 +1,6 @@
 /// The outbound side of one WebSocket connection (the `Transport` the listener gives each client),
 /// after centrifuge's transport_websocket.go.
+import Glibc
 import NIOCore
 import NIOWebSocket
 import Synchronization
@@ -8,6 +9,16 @@ import Synchronization
 /// (fan-out runs wherever the broker delivers); the connection's event loop writes them once per
 /// tick, joining what queued up into newline-separated frames, and flushes once. A message alone in
 /// its tick goes out as its shared pre-built frame when it has one (no copy, no encoding).
+///
+/// Every byte this connection sends after the upgrade goes through here, control frames included,
+/// so the transport knows whether NIO holds any of them. While it holds none, frames are written to
+/// the socket with `send` directly: a fan-out then costs one system call per subscriber and none of
+/// NIO's per-write work. What the socket does not take at once is handed to NIO, which waits for the
+/// socket to drain; until NIO has written all of it, later frames go through NIO too, so nothing
+/// overtakes. Direct writes happen only on the channel's event loop and only until the handler sees
+/// the channel go inactive: NIO closes the descriptor on that loop and tells the handler in the
+/// same call, running nothing of ours in between but write-promise callbacks (which never write
+/// here), so a descriptor number the kernel has handed out again is never written to.
 final class WebSocketTransport: Transport {
     private struct State {
         /// The only message queued so far.
@@ -21,6 +32,18 @@ final class WebSocketTransport: Transport {
         var closed = false
         /// Writes raw frame bytes below the frame encoder; set once the handler is in the pipeline.
         var rawWriter: NIOLoopBound<ChannelHandlerContext>?
+        /// Writes handed to NIO and not yet completed; direct writes wait until there are none.
+        var handedToNIO = 0
+        /// The channel is active (set with the raw writer, cleared by the handler's
+        /// `channelInactive`): its socket is open.
+        var open = false
+        /// The channel's writability as its last `channelWritabilityChanged` left it: false while
+        /// more than the high water mark waits in NIO for a peer that does not read. Kept here so
+        /// a flush does not touch the channel object.
+        var writable = true
+
+        /// Whether frames may go to the socket directly now.
+        var direct: Bool { open && handedToNIO == 0 }
 
         mutating func join(_ payload: ByteBuffer) {
             if joined == nil {
@@ -38,14 +61,20 @@ final class WebSocketTransport: Transport {
     static let closeTimeout = TimeAmount.seconds(2)
 
     let channel: any Channel
+    /// The connection's socket (owned by the channel), written directly while NIO holds nothing
+    /// for it; nil when it is not known, and every write goes through NIO.
+    private let socket: CInt?
+    private let metrics: Metrics?
     private let batcher: FlushBatcher
     private let maxQueueSize: Int
     private let state = Mutex(State())
     /// Told when the peer stops reading; cleared when the connection ends.
     private let client = Mutex<Client?>(nil)
 
-    init(channel: any Channel, batcher: FlushBatcher, maxQueueSize: Int) {
+    init(channel: any Channel, socket: CInt? = nil, metrics: Metrics? = nil, batcher: FlushBatcher, maxQueueSize: Int) {
         self.channel = channel
+        self.socket = socket
+        self.metrics = metrics
         self.batcher = batcher
         self.maxQueueSize = maxQueueSize
     }
@@ -62,7 +91,21 @@ final class WebSocketTransport: Transport {
     /// takes bytes (the frame encoder's): frames written there bypass encoding.
     func setRawWriter(_ context: ChannelHandlerContext) {
         let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        state.withLock { $0.rawWriter = bound }
+        let active = context.channel.isActive
+        state.withLock { state in
+            state.rawWriter = bound
+            state.open = active
+        }
+    }
+
+    /// The handler saw the channel's writability change; on the event loop.
+    func writabilityChanged(_ writable: Bool) {
+        state.withLock { $0.writable = writable }
+    }
+
+    /// The handler saw the channel go inactive (its socket is closed); on the event loop.
+    func channelClosed() {
+        state.withLock { $0.open = false }
     }
 
     func write(_ message: OutboundMessage) -> Bool {
@@ -95,7 +138,7 @@ final class WebSocketTransport: Transport {
 
     /// Writes what queued and flushes; runs on the channel's event loop.
     func flush() {
-        let (ready, joined, single, rawWriter) = state.withLock { state in
+        let (ready, joined, single, rawWriter, writable, direct) = state.withLock { state in
             defer {
                 state.ready = []
                 state.joined = nil
@@ -103,25 +146,87 @@ final class WebSocketTransport: Transport {
                 state.queuedBytes = 0
                 state.flushScheduled = false
             }
-            return (state.ready, state.joined, state.single, state.rawWriter)
+            return (state.ready, state.joined, state.single, state.rawWriter, state.writable, state.direct)
         }
         guard joined != nil || single != nil, let rawWriter else { return }
         // Bytes still waiting in the channel above the high water mark: the peer does not read.
-        guard channel.isWritable else {
+        guard writable else {
             client.withLock { $0 }?.slow()
             return
         }
-        let context = rawWriter.value
-        for frame in ready {
-            context.write(NIOAny(frame), promise: nil)
-        }
+        var frames = ready
         if var joined {
             WebSocketFraming.frame(inPlace: &joined)
-            context.write(NIOAny(joined), promise: nil)
+            frames.append(joined)
         } else if let single {
-            context.write(NIOAny(single.frame ?? WebSocketFraming.frame(single.payload)), promise: nil)
+            frames.append(single.frame ?? WebSocketFraming.frame(single.payload))
         }
+        send(frames, context: rawWriter.value, direct: direct)
+    }
+
+    /// Sends a control frame (pong, close) after whatever is queued; runs on the event loop.
+    /// `thenClose`: the channel is closed once the frame is written.
+    func sendControlFrame(opcode: UInt8, payload: ByteBuffer, thenClose: Bool = false) {
+        flush()
+        let (rawWriter, direct) = state.withLock { ($0.rawWriter, $0.direct) }
+        guard let rawWriter else {
+            if thenClose { channel.close(promise: nil) }
+            return
+        }
+        let written = send([WebSocketFraming.frame(payload, opcode: opcode)], context: rawWriter.value, direct: direct)
+        guard thenClose else { return }
+        if let written {
+            written.whenComplete { [channel] _ in channel.close(promise: nil) }
+        } else {
+            channel.close(promise: nil)
+        }
+    }
+
+    /// Writes whole frames in order, directly when `direct` (the socket is open and NIO holds
+    /// nothing for it); runs on the event loop. Returns nil when the socket took everything at
+    /// once, else when NIO has written what it was handed.
+    @discardableResult
+    private func send(_ frames: [ByteBuffer], context: ChannelHandlerContext, direct: Bool) -> EventLoopFuture<Void>? {
+        var frames = frames[...]
+        if let socket, direct {
+            while var frame = frames.first {
+                let written = Self.send(frame, to: socket)
+                if written == frame.readableBytes {
+                    frames = frames.dropFirst()
+                    continue
+                }
+                // The socket's buffer is full (or the peer is gone): NIO takes the rest, waits for
+                // the socket to drain, and reports an error by closing the channel.
+                frame.moveReaderIndex(forwardBy: written)
+                frames[frames.startIndex] = frame
+                metrics?.socketBacklogs.add(1, ordering: .relaxed)
+                break
+            }
+            if frames.isEmpty { return nil }
+        }
+        guard let last = frames.popLast() else { return nil }
+        for frame in frames { context.write(NIOAny(frame), promise: nil) }
+        // NIO completes writes in order: once the last one is done, it holds nothing of ours.
+        let done = context.eventLoop.makePromise(of: Void.self)
+        if socket != nil {
+            state.withLock { $0.handedToNIO += 1 }
+            done.futureResult.whenComplete { _ in self.state.withLock { $0.handedToNIO -= 1 } }
+        }
+        context.write(NIOAny(last), promise: done)
         context.flush()
+        return done.futureResult
+    }
+
+    /// `send(2)` of as much of `frame` as the socket takes now: the bytes written, 0 when none
+    /// (buffer full, or an error NIO will meet and close the channel on).
+    private static func send(_ frame: ByteBuffer, to socket: CInt) -> Int {
+        frame.withUnsafeReadableBytes { bytes in
+            while true {
+                let written = Glibc.send(socket, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
+                if written >= 0 { return written }
+                if errno != EINTR { return 0 }
+            }
+        }
     }
 
     func close(_ disconnect: Disconnect) {
@@ -137,11 +242,10 @@ final class WebSocketTransport: Transport {
         guard !alreadyClosed else { return }
         let channel = self.channel
         channel.eventLoop.execute {
-            self.flush()
             var data = channel.allocator.buffer(capacity: 2 + disconnect.reason.utf8.count)
             data.write(webSocketErrorCode: WebSocketErrorCode(codeNumber: disconnect.code))
             data.writeString(disconnect.reason)
-            channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: data), promise: nil)
+            self.sendControlFrame(opcode: WebSocketFraming.closeOpcode, payload: data)
             // A peer that does not answer the close frame is cut off.
             channel.eventLoop.scheduleTask(in: Self.closeTimeout) { channel.close(promise: nil) }
         }

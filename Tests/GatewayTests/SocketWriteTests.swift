@@ -1,0 +1,135 @@
+import Foundation
+import NIOCore
+import SwitchboardCore
+import TestSupport
+import Testing
+
+@testable import Gateway
+
+/// The write path on real sockets: frames go to the socket directly until it is full, then wait
+/// in NIO until it drains; a client that falls behind gets everything once and in order, or, past
+/// the queue limit, is disconnected.
+@Suite struct SocketWriteTests {
+    static let padding = String(repeating: "x", count: 8000)
+
+    static func configure(queueLimit: Int) -> (inout GatewayConfiguration) -> Void {
+        { configuration in
+            configuration.clientQueueMaxSize = queueLimit
+            configuration.clientCommandRate = 0
+            // No pings: the readers here do not answer them, and a busy machine may take a while.
+            configuration.pingInterval = 600
+            var open = ChannelOptions()
+            open.allowSubscribeForClient = true
+            open.allowPublishForClient = true
+            configuration.namespaces = [NamespaceConfiguration(name: "chat", options: open)]
+        }
+    }
+
+    /// A client connected and subscribed to `channel` (both replies read).
+    static func subscribed(_ ports: GatewayServer.ListeningPorts, channel: String, user: String = "reader") async throws -> (WebSocketTestClient, AsyncStream<WebSocketTestClient.Event>.AsyncIterator) {
+        let client = try await WebSocketTestClient.connect(port: ports.port)
+        let token = GatewayTokens.mint(secret: LiveGateway.tokenSecret, user: user, ttl: 600)
+        try await client.send([#"{"id":1,"connect":{"token":"\#(token)"}}"#, #"{"id":2,"subscribe":{"channel":"\#(channel)"}}"#])
+        var events = client.events.makeAsyncIterator()
+        for id in 1...2 {
+            let reply = try #require(await events.next())
+            guard case .text(let text) = reply, text.contains(#""id":\#(id)"#), !text.contains("error") else {
+                Issue.record("command \(id) was answered \(reply)")
+                throw CancellationError()
+            }
+        }
+        return (client, events)
+    }
+
+    /// `switchboard_gateway_socket_backlogs_total` from the internal listener.
+    static func socketBacklogs(_ ports: GatewayServer.ListeningPorts) async throws -> Int {
+        let metrics = try await Curl.request("GET", "http://127.0.0.1:\(ports.internalPort)/metrics")
+        let line = metrics.body.split(separator: "\n").first { $0.hasPrefix("switchboard_gateway_socket_backlogs_total ") }
+        return line.flatMap { Int($0.split(separator: " ")[1]) } ?? 0
+    }
+
+    /// Publishes `range` (about 8 KB each, `n` numbering them) from `publisher`, 50 to a write;
+    /// stops early when the connection is closed.
+    static func publish(_ range: Range<Int>, from publisher: WebSocketTestClient, channel: String) async {
+        for batch in stride(from: range.lowerBound, to: range.upperBound, by: 50) {
+            do {
+                try await publisher.send((batch..<min(batch + 50, range.upperBound)).map {
+                    #"{"id":\#($0 + 3),"publish":{"channel":"\#(channel)","data":{"n":\#($0),"pad":"\#(padding)"}}}"#
+                })
+            } catch {
+                return
+            }
+        }
+    }
+
+    /// Waits (up to 20 s) until the server reports that a socket was full.
+    static func waitForSocketBacklog(_ ports: GatewayServer.ListeningPorts) async throws {
+        let deadline = ContinuousClock.now + .seconds(20)
+        while try await socketBacklogs(ports) == 0, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    @Test func aClientThatFallsBehindGetsEveryMessageOnceAndInOrder() async throws {
+        try await LiveGateway.with(Self.configure(queueLimit: 64 << 20)) { ports in
+            var (reader, events) = try await Self.subscribed(ports, channel: "chat:firehose")
+            let (publisher, _) = try await Self.subscribed(ports, channel: "chat:other", user: "publisher")
+            // About 24 MB while the reader reads nothing: more than loopback's socket buffers
+            // hold, so its socket fills and the rest waits in the server.
+            try await reader.channel.setOption(ChannelOptions.autoRead, value: false)
+            await Self.publish(0..<3000, from: publisher, channel: "chat:firehose")
+            try await Self.waitForSocketBacklog(ports)
+            #expect(try await Self.socketBacklogs(ports) > 0)
+            // Then it reads while as much again is published: new publications meet the backlog
+            // still draining, and must not overtake it.
+            try await reader.channel.setOption(ChannelOptions.autoRead, value: true)
+            reader.channel.read()
+            let more = Task { await Self.publish(3000..<6000, from: publisher, channel: "chat:firehose") }
+            var next = 0
+            while next < 6000, let event = await events.next() {
+                guard case .text(let text) = event else {
+                    Issue.record("the connection ended after \(next) publications: \(event)")
+                    break
+                }
+                guard let n = JSONValue.parse(Array(text.utf8))?["push"]?["pub"]?["data"]?["n"]?.int64Value else {
+                    Issue.record("not a publication: \(text.prefix(200))")
+                    break
+                }
+                #expect(n == next)
+                next = Int(n) + 1
+            }
+            #expect(next == 6000)
+            await more.value
+            await reader.close()
+            await publisher.close()
+        }
+    }
+
+    @Test func aClientFartherBehindThanTheQueueLimitIsDisconnected() async throws {
+        try await LiveGateway.with(Self.configure(queueLimit: 1 << 20)) { ports in
+            var (client, events) = try await Self.subscribed(ports, channel: "chat:firehose")
+            let (publisher, _) = try await Self.subscribed(ports, channel: "chat:other", user: "publisher")
+            try await client.channel.setOption(ChannelOptions.autoRead, value: false)
+            await Self.publish(0..<3000, from: publisher, channel: "chat:firehose")
+            try await Self.waitForSocketBacklog(ports)
+            try await client.channel.setOption(ChannelOptions.autoRead, value: true)
+            client.channel.read()
+            // It reads what reached it, then the connection ends without the rest.
+            var publications = 0
+            var ended = false
+            while let event = await events.next() {
+                switch event {
+                case .text(let text): if text.contains(#""push""#) { publications += 1 }
+                case .close, .end: ended = true
+                }
+                if ended { break }
+            }
+            #expect(ended)
+            #expect(publications < 3000)
+            let metrics = try await Curl.request("GET", "http://127.0.0.1:\(ports.internalPort)/metrics")
+            #expect(metrics.body.contains("switchboard_gateway_slow_disconnects_total 1"))
+            await client.close()
+            await publisher.close()
+        }
+    }
+}
