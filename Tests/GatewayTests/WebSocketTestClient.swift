@@ -23,9 +23,15 @@ final class WebSocketTestClient: Sendable {
         self.events = events
     }
 
-    static func connect(port: Int) async throws -> WebSocketTestClient {
+    /// `receiveBuffer`: the socket's receive buffer in bytes (`SO_RCVBUF`, set before connecting,
+    /// which also stops the kernel from growing it), for a client whose socket fills quickly.
+    static func connect(port: Int, receiveBuffer: Int? = nil) async throws -> WebSocketTestClient {
         let (events, continuation) = AsyncStream<Event>.makeStream()
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        if let receiveBuffer {
+            bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(receiveBuffer))
+        }
+        let channel = try await bootstrap
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Reader(continuation)) }
             }
@@ -92,31 +98,35 @@ final class WebSocketTestClient: Sendable {
                     state.pending.removeSubrange(..<end.upperBound)
                     state.upgraded = true
                 }
-                while state.pending.count >= 2 {
-                    let opcode = state.pending[0] & 0x0F
-                    var length = Int(state.pending[1] & 0x7F)
+                // Frames are taken from `start` on and the consumed bytes dropped once at the end
+                // (dropping each frame's bytes as it goes is quadratic in what is buffered).
+                var start = 0
+                while state.pending.count - start >= 2 {
+                    let opcode = state.pending[start] & 0x0F
+                    var length = Int(state.pending[start + 1] & 0x7F)
                     var offset = 2
                     if length == 126 {
-                        guard state.pending.count >= 4 else { break }
-                        length = Int(state.pending[2]) << 8 | Int(state.pending[3])
+                        guard state.pending.count - start >= 4 else { break }
+                        length = Int(state.pending[start + 2]) << 8 | Int(state.pending[start + 3])
                         offset = 4
                     } else if length == 127 {
-                        guard state.pending.count >= 10 else { break }
-                        length = state.pending[2..<10].reduce(0) { $0 << 8 | Int($1) }
+                        guard state.pending.count - start >= 10 else { break }
+                        length = state.pending[(start + 2)..<(start + 10)].reduce(0) { $0 << 8 | Int($1) }
                         offset = 10
                     }
-                    guard state.pending.count >= offset + length else { break }
-                    let payload = Array(state.pending[offset..<(offset + length)])
-                    state.pending.removeSubrange(..<(offset + length))
+                    guard state.pending.count - start >= offset + length else { break }
+                    let payload = state.pending[(start + offset)..<(start + offset + length)]
+                    start += offset + length
                     switch opcode {
                     case 0x1, 0x0:
                         for line in payload.split(separator: UInt8(ascii: "\n")) { events.append(.text(String(decoding: line, as: UTF8.self))) }
                     case 0x8:
-                        events.append(.close(payload.count >= 2 ? UInt16(payload[0]) << 8 | UInt16(payload[1]) : nil))
+                        events.append(.close(payload.count >= 2 ? UInt16(payload[payload.startIndex]) << 8 | UInt16(payload[payload.startIndex + 1]) : nil))
                     default:
                         break
                     }
                 }
+                state.pending.removeSubrange(..<start)
                 return events
             }
             for event in events { continuation.yield(event) }
