@@ -166,7 +166,7 @@ struct TurnStreamConnectionsTests {
 
     /// Graceful shutdown (what SIGTERM starts): open streams end with a clean end of their body,
     /// and the server stops.
-    @Test(.timeLimit(.minutes(1))) func gracefulShutdownEndsOpenStreamsCleanly() async throws {
+    @Test(.timeLimit(.minutes(3))) func gracefulShutdownEndsOpenStreamsCleanly() async throws {
         try await TestEnvironment.with { env in
             let (_, key) = try await env.makeUser()
             let (ports, continuation) = AsyncStream<Int>.makeStream()

@@ -149,7 +149,7 @@ struct TurnStreamHubTests {
         await server.destroy()
     }
 
-    @Test(.timeLimit(.minutes(1))) func severalViewersOfOneTurnEachGetEveryEventInOrder() async throws {
+    @Test(.timeLimit(.minutes(3))) func severalViewersOfOneTurnEachGetEveryEventInOrder() async throws {
         try await TestEnvironment.with { env in
             let (_, key) = try await env.makeUser()
             try await LiveServer.with(env.dependencies(settings: APISettings(heartbeatInterval: .seconds(30)))) { port in
@@ -178,7 +178,7 @@ struct TurnStreamHubTests {
 
     /// A turn quiet for longer than `hotIdle` is read by the cold reader, whose `XREAD` blocks for
     /// a minute here: the turn's next event must still end that read at once and reach the viewer.
-    @Test(.timeLimit(.minutes(1))) func anIdleTurnsNextEventIsNotHeldForTheColdReadersBlock() async throws {
+    @Test(.timeLimit(.minutes(3))) func anIdleTurnsNextEventIsNotHeldForTheColdReadersBlock() async throws {
         try await TestEnvironment.with { env in
             let (_, key) = try await env.makeUser()
             let hub = TurnStreamHubSettings(hotIdle: .milliseconds(100), block: .milliseconds(200), coldBlock: .seconds(60))
@@ -201,7 +201,7 @@ struct TurnStreamHubTests {
         }
     }
 
-    @Test(.timeLimit(.minutes(1))) func aViewerJoiningLateWithLastEventIDGetsExactlyTheRest() async throws {
+    @Test(.timeLimit(.minutes(3))) func aViewerJoiningLateWithLastEventIDGetsExactlyTheRest() async throws {
         try await TestEnvironment.with { env in
             let (_, key) = try await env.makeUser()
             try await LiveServer.with(env.dependencies(settings: APISettings(heartbeatInterval: .seconds(30)))) { port in

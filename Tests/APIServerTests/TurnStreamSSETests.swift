@@ -226,7 +226,7 @@ struct TurnStreamSSETests {
     }
 
     /// No worker is left to end it: the api notices the message is gone on an idle beat.
-    @Test(.timeLimit(.minutes(1))) func deletingTheChatEndsAnOpenStreamWithMessageDeleted() async throws {
+    @Test(.timeLimit(.minutes(3))) func deletingTheChatEndsAnOpenStreamWithMessageDeleted() async throws {
         try await TestEnvironment.with { env in
             let (_, key) = try await env.makeUser()
             let settings = APISettings(heartbeatInterval: .milliseconds(100))
