@@ -180,7 +180,8 @@ final class TurnEventRelay: Sendable {
         do {
             let body = try await APIJSON.decode(SubmitMessageBody.self, from: &request, maxBytes: api.settings.maxBodyBytes)
             accepted = try await api.submit(
-                caller: caller, content: body.content, chatID: body.chatId, title: body.title, idempotencyKey: key, logger: context.logger)
+                caller: caller, content: body.content, chatID: body.chatId, title: body.title, fileIDs: body.fileIds ?? [],
+                idempotencyKey: key, logger: context.logger)
         } catch {
             if let key {
                 let response = JSONErrorMiddleware<APIRequestContext>.response(for: error, request: request, context: context)

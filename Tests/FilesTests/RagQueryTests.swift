@@ -99,7 +99,10 @@ struct RagQueryTests {
         }
     }
 
-    @Test func aMessageCarriesItsOwnersFilesOnly() async throws {
+    /// Both ways of posting a message take `fileIds`: `POST /messages` answers 202,
+    /// `POST /messages/stream` streams the turn.
+    @Test(arguments: ["/api/v1/messages", "/api/v1/messages/stream"])
+    func aMessageCarriesItsOwnersFilesOnly(path: String) async throws {
         let prompts = Prompts()
         let chat = ScriptedProvider { request in
             if request.slot == .sort { return .init(text: #"{"topic":"general","language":"en","web_search":false,"multi":false}"#) }
@@ -117,7 +120,7 @@ struct RagQueryTests {
                     #expect(try await client.settled(fileID, key: key)["status"] as? String == "indexed")
                     func post(_ key: String, _ body: [String: Any]) async throws -> TestResponse {
                         try await client.execute(
-                            uri: "/api/v1/messages", method: .post, headers: [.authorization: "Bearer \(key)", .contentType: "application/json"],
+                            uri: path, method: .post, headers: [.authorization: "Bearer \(key)", .contentType: "application/json"],
                             body: ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body)))
                     }
                     // Another user cannot attach it (nor learn whether it exists).
@@ -126,10 +129,19 @@ struct RagQueryTests {
                     #expect(foreign.errorCode == "not_found")
                     let unknown = try await post(key, ["content": "Summarize the attached file", "fileIds": [fileID + 1000]])
                     #expect(unknown.status == .notFound)
+                    let tooMany = try await post(key, ["content": "Summarize these", "fileIds": Array(fileID..<(fileID + 21))])
+                    #expect(tooMany.status == .badRequest)
+                    #expect(tooMany.errorCode == "invalid_field")
 
                     let posted = try await post(key, ["content": "What does the attached file say?", "fileIds": [fileID]])
-                    #expect(posted.status == .accepted)
-                    let messageID = try #require(posted.json["messageId"] as? Int)
+                    let messageID: Int
+                    if path.hasSuffix("/stream") {
+                        #expect(posted.status == .ok)
+                        messageID = try #require(posted.headers.first { $0.name.canonicalName == "x-message-id" }.flatMap { Int($0.value) })
+                    } else {
+                        #expect(posted.status == .accepted)
+                        messageID = try #require(posted.json["messageId"] as? Int)
+                    }
                     #expect(try await eventually {
                         let detail = try await client.getJSON("/api/v1/messages/\(messageID)", key: key).json
                         return (detail["message"] as? [String: Any])?["status"] as? String == "completed"
