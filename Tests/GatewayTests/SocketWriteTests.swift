@@ -77,20 +77,29 @@ import Testing
         }
     }
 
+    /// A reader of `chat:firehose` with a small receive buffer and a publisher. The reader stops
+    /// reading while 1,000 publications (about 8 MB: more than the socket buffers hold, the
+    /// server's growing to 4 MB at most here) are sent, until the counter `waitingFor` moves;
+    /// then it reads again (the server may have closed the connection by then).
+    static func readerLeftBehind(
+        _ ports: GatewayServer.ListeningPorts, waitingFor counterName: String
+    ) async throws -> (reader: WebSocketTestClient, events: AsyncStream<WebSocketTestClient.Event>.AsyncIterator, publisher: WebSocketTestClient) {
+        let (reader, events) = try await Self.subscribed(ports, channel: "chat:firehose", receiveBuffer: 8192)
+        let (publisher, _) = try await Self.subscribed(ports, channel: "chat:other", user: "publisher")
+        try await reader.channel.setOption(ChannelOptions.autoRead, value: false).get()
+        await Self.publish(0..<1000, from: publisher, channel: "chat:firehose")
+        try await Self.waitFor(counterName, ports)
+        try? await reader.channel.setOption(ChannelOptions.autoRead, value: true).get()
+        return (reader, events, publisher)
+    }
+
     @Test func aClientThatFallsBehindGetsEveryMessageOnceAndInOrder() async throws {
         try await LiveGateway.with(Self.configure(queueLimit: 64 << 20)) { ports in
-            var (reader, events) = try await Self.subscribed(ports, channel: "chat:firehose", receiveBuffer: 8192)
-            let (publisher, _) = try await Self.subscribed(ports, channel: "chat:other", user: "publisher")
-            // About 8 MB while the reader reads nothing: more than the socket buffers hold (the
-            // reader's is small, the server's grows to 4 MB at most here), so the socket fills
-            // and the rest waits in the server.
-            try await reader.channel.setOption(ChannelOptions.autoRead, value: false).get()
-            await Self.publish(0..<1000, from: publisher, channel: "chat:firehose")
-            try await Self.waitFor("switchboard_gateway_socket_backlogs_total", ports)
+            // The reader's socket fills and the rest waits in the server.
+            var (reader, events, publisher) = try await Self.readerLeftBehind(ports, waitingFor: "switchboard_gateway_socket_backlogs_total")
             #expect(try await Self.socketBacklogs(ports) > 0)
             // Then it reads while as much again is published: new publications meet the backlog
             // still draining, and must not overtake it.
-            try await reader.channel.setOption(ChannelOptions.autoRead, value: true).get()
             reader.channel.read()
             let more = Task { await Self.publish(1000..<2000, from: publisher, channel: "chat:firehose") }
             var next = 0
@@ -115,13 +124,7 @@ import Testing
 
     @Test func aClientFartherBehindThanTheQueueLimitIsDisconnected() async throws {
         try await LiveGateway.with(Self.configure(queueLimit: 256 << 10)) { ports in
-            var (client, events) = try await Self.subscribed(ports, channel: "chat:firehose", receiveBuffer: 8192)
-            let (publisher, _) = try await Self.subscribed(ports, channel: "chat:other", user: "publisher")
-            try await client.channel.setOption(ChannelOptions.autoRead, value: false).get()
-            await Self.publish(0..<1000, from: publisher, channel: "chat:firehose")
-            try await Self.waitFor("switchboard_gateway_slow_disconnects_total", ports)
-            // The server may have closed the connection by now; what reached the client is read.
-            try? await client.channel.setOption(ChannelOptions.autoRead, value: true).get()
+            var (client, events, publisher) = try await Self.readerLeftBehind(ports, waitingFor: "switchboard_gateway_slow_disconnects_total")
             client.channel.read()
             // It reads what reached it, then the connection ends without the rest.
             var publications = 0
