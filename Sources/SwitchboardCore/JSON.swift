@@ -105,25 +105,19 @@ public struct JSONWriter {
         output.reserveCapacity(capacity)
     }
 
-    public mutating func beginObject() {
+    public mutating func beginObject() { open("{") }
+    public mutating func endObject() { close("}") }
+    public mutating func beginArray() { open("[") }
+    public mutating func endArray() { close("]") }
+
+    private mutating func open(_ bracket: Character) {
         comma()
-        output.append("{")
+        output.append(bracket)
         needsComma = false
     }
 
-    public mutating func endObject() {
-        output.append("}")
-        needsComma = true
-    }
-
-    public mutating func beginArray() {
-        comma()
-        output.append("[")
-        needsComma = false
-    }
-
-    public mutating func endArray() {
-        output.append("]")
+    private mutating func close(_ bracket: Character) {
+        output.append(bracket)
         needsComma = true
     }
 

@@ -70,16 +70,8 @@ public struct JSONParser: ~Copyable {
             skipWhitespace()
             guard let member = value() else { return nil }
             members[key] = member
-            skipWhitespace()
-            guard index < bytes.count else { return nil }
-            if bytes[index] == UInt8(ascii: ",") {
-                index += 1
-            } else if bytes[index] == UInt8(ascii: "}") {
-                index += 1
-                return .object(members)
-            } else {
-                return nil
-            }
+            guard let closed = commaOrEnd(UInt8(ascii: "}")) else { return nil }
+            if closed { return .object(members) }
         }
     }
 
@@ -98,17 +90,20 @@ public struct JSONParser: ~Copyable {
             skipWhitespace()
             guard let item = value() else { return nil }
             items.append(item)
-            skipWhitespace()
-            guard index < bytes.count else { return nil }
-            if bytes[index] == UInt8(ascii: ",") {
-                index += 1
-            } else if bytes[index] == UInt8(ascii: "]") {
-                index += 1
-                return .array(items)
-            } else {
-                return nil
-            }
+            guard let closed = commaOrEnd(UInt8(ascii: "]")) else { return nil }
+            if closed { return .array(items) }
         }
+    }
+
+    /// After an object member or array item: consumes a comma (false) or `closer` (true); nil
+    /// for anything else.
+    private mutating func commaOrEnd(_ closer: UInt8) -> Bool? {
+        skipWhitespace()
+        guard index < bytes.count else { return nil }
+        let byte = bytes[index]
+        guard byte == UInt8(ascii: ",") || byte == closer else { return nil }
+        index += 1
+        return byte == closer
     }
 
     private mutating func string() -> String? {
