@@ -66,9 +66,13 @@ struct RagQueryTests {
                         // The stored reply names the right file first.
                         let sources = detail["sources"] as? [[String: Any]] ?? []
                         #expect(sources.first?["fileId"] as? Int == fileID, "\(sources)")
-                        // So does the `complete` event.
-                        let last = try #require(try await TurnStreamReader(redis: env.redis).last(messageID: Int64(messageID)))
-                        #expect(last.type == "complete")
+                        // So does the `complete` event (the stream may get it just after the row).
+                        var lastEntry: TurnStreamEntry?
+                        #expect(try await eventually {
+                            lastEntry = try await TurnStreamReader(redis: env.redis).last(messageID: Int64(messageID))
+                            return lastEntry?.type == "complete"
+                        }, "\(String(describing: lastEntry?.type))")
+                        let last = try #require(lastEntry)
                         let completion = try JSONDecoder().decode(TurnCompletion.self, from: Data(last.data))
                         #expect(completion.sources?.first?.fileId == Int64(fileID))
                         #expect(completion.sources?.first?.name == (fileID == docxID ? "handbook.docx" : "inventory.pdf"))
