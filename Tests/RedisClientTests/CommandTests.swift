@@ -229,12 +229,7 @@ struct CommandTests {
             async let read = redis.xreadgroup(
                 group: "g", consumer: "c", streams: [("wake", ">")], count: 10, block: .seconds(20))
             // Wait until the reader is blocked on the server, then add from the multiplexed pool.
-            var blocked = false
-            for _ in 0..<200 where !blocked {
-                let clients = try await redis.send(RedisCommand("CLIENT", "LIST", "TYPE", "normal")).string ?? ""
-                blocked = clients.split(separator: "\n").contains { $0.contains("cmd=xreadgroup") && $0.contains("flags=b") }
-                if !blocked { try await Task.sleep(for: .milliseconds(10)) }
-            }
+            try await Self.waitUntilBlocked(in: "xreadgroup", redis)
             let id = try await redis.xadd("wake", fields: [("hello", "world")])
             let batches = try await read
             #expect(batches.first?.stream == "wake")
@@ -245,11 +240,22 @@ struct CommandTests {
         }
     }
 
+    /// Waits (up to 2 s) until a client of this Redis is blocked in `command`.
+    static func waitUntilBlocked(in command: String, _ redis: RedisClient) async throws {
+        for _ in 0..<200 {
+            let clients = try await redis.send(RedisCommand("CLIENT", "LIST", "TYPE", "normal")).string ?? ""
+            if clients.split(separator: "\n").contains(where: { $0.contains("cmd=\(command) ") && $0.contains("flags=b") }) { return }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
     @Test func blockedXREADIsWokenToo() async throws {
         try await TestRedis.withClient { (redis: RedisClient) async throws in
-            _ = try await redis.xadd("feed", fields: [("seed", "0")])
-            let read = Task { try await redis.xread(streams: [("feed", "$")], block: .seconds(20)) }
-            try await Task.sleep(for: .milliseconds(200))
+            let seed = try await redis.xadd("feed", fields: [("seed", "0")])
+            // After the seed, not "$": the answer is the same whether Redis takes the read before
+            // or after the XADD below; waiting for a blocked reader makes the first the usual case.
+            let read = Task { try await redis.xread(streams: [("feed", seed)], block: .seconds(20)) }
+            try await Self.waitUntilBlocked(in: "xread", redis)
             let id = try await redis.xadd("feed", fields: [("n", "1")])
             let batches = try await read.value
             #expect(batches.first?.entries.map(\.id) == [id])
