@@ -62,10 +62,13 @@ import Testing
         return (response as? HTTPURLResponse)?.statusCode
     }
 
-    /// The first status `url` answers with 200, or its last answer after 30 s or once `process` has exited.
-    static func pollStatus(_ url: String, while process: Process) async throws -> Int? {
+    /// The first status `url` answers with 200, or its last answer once `process` has exited or
+    /// `limit` has passed. Start-up connects to and migrates the shared database, which in a full
+    /// run is slow while about 200 test databases are created at once (up to a minute here).
+    static func pollStatus(_ url: String, while process: Process, limit: Duration = .seconds(120)) async throws -> Int? {
         var status: Int?
-        for _ in 0..<120 where process.isRunning {
+        let deadline = ContinuousClock.now + limit
+        while process.isRunning && ContinuousClock.now < deadline {
             status = await httpStatus(url)
             if status == 200 { break }
             try await Task.sleep(for: .milliseconds(250))
@@ -169,7 +172,7 @@ import Testing
             "http://127.0.0.1:\(gatewayInternalPort)/healthz",
         ] {
             let status = try await Self.pollStatus(url, while: process)
-            #expect(status == 200, "\(url) answered \(status.map(String.init) ?? "nothing") within 30 s of start-up")
+            #expect(status == 200, "\(url) answered \(status.map(String.init) ?? "nothing") within 120 s of start-up")
         }
         // Metrics and the gateway's server API are not on the public ports.
         #expect(await Self.httpStatus("http://127.0.0.1:\(httpPort)/metrics") == 404)
