@@ -421,6 +421,7 @@ if Context.environment["SB_FUZZ"] != nil {
         ("fuzz-server-sent-events", "Fuzz/ServerSentEvents", []),
         ("fuzz-configuration", "Fuzz/Configuration", ["SwitchboardConfig"]),
         ("fuzz-mime", "Fuzz/MIME", ["Mail"]),
+        ("fuzz-websocket-handshake", "Fuzz/WebSocketHandshake", [.product(name: "Crypto", package: "swift-crypto")]),
         (
             "fuzz-multipart", "Fuzz/Multipart",
             [.product(name: "MultipartKit", package: "multipart-kit"), .product(name: "NIOCore", package: "swift-nio")]

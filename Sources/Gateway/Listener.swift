@@ -1,5 +1,5 @@
-/// The gateway's listening sockets: the public port's accept loop and pipeline (HTTP/1, the WebSocket
-/// upgrade) and the internal port's NIO server bootstrap.
+/// The gateway's listening sockets: the public port's accept loop and pipeline (the WebSocket
+/// handshake, HTTP/1 for the rest) and the internal port's NIO server bootstrap.
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -54,14 +54,46 @@ struct GatewayListener: Sendable {
         return acceptor
     }
 
-    /// One public connection's pipeline: HTTP/1, upgraded to a WebSocket on `/connection/websocket`.
+    /// One public connection's pipeline: `WebSocketHandshakeHandler`, which answers a plain
+    /// upgrade of `/connection/websocket` itself and hands anything else to `httpPipeline`.
     private static func configure(
         _ channel: any Channel, socket: CInt, node: Node, routes: HTTPRoutes, logger: Logger, batcher: FlushBatcher
     ) -> EventLoopFuture<Void> {
+        let allowedOrigins = node.configuration.allowedOrigins
+        let handshake = WebSocketHandshakeHandler(
+            socket: socket,
+            allowsOrigin: { origin, host in OriginCheck.allows(origin: origin, host: host, allowed: allowedOrigins) },
+            upgrade: { context in
+                let pipeline = context.pipeline.syncOperations
+                try pipeline.addHandler(WebSocketFrameEncoder())
+                try pipeline.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: maxFrameSize(node))))
+                try addWebSocketHandler(to: context.channel, socket: socket, node: node, batcher: batcher)
+            },
+            fallback: { context in
+                try httpPipeline(context.channel, socket: socket, node: node, routes: routes, logger: logger, batcher: batcher)
+            })
+        return channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handshake) }
+    }
+
+    private static func maxFrameSize(_ node: Node) -> Int { max(node.configuration.maxMessageSize, 1024) }
+
+    /// The connection's own handler, after the frame codec: the client and its transport.
+    private static func addWebSocketHandler(to channel: any Channel, socket: CInt, node: Node, batcher: FlushBatcher) throws {
         let configuration = node.configuration
-        let http = HTTPRequestHandler(routes: routes)
+        let transport = WebSocketTransport(
+            channel: channel, socket: socket, metrics: node.metrics, batcher: batcher, maxQueueSize: configuration.clientQueueMaxSize)
+        let handler = WebSocketHandler(node: node, transport: transport, maxMessageSize: configuration.maxMessageSize)
+        try channel.pipeline.syncOperations.addHandler(handler)
+    }
+
+    /// HTTP/1 with NIO's WebSocket upgrader, for whatever is not a plain upgrade: the routes
+    /// (`/healthz`), and upgrades the upgrader refuses or takes differently than the handshake handler.
+    private static func httpPipeline(
+        _ channel: any Channel, socket: CInt, node: Node, routes: HTTPRoutes, logger: Logger, batcher: FlushBatcher
+    ) throws {
+        let configuration = node.configuration
         let upgrader = NIOWebSocketServerUpgrader(
-            maxFrameSize: max(configuration.maxMessageSize, 1024),
+            maxFrameSize: maxFrameSize(node),
             automaticErrorHandling: false,
             shouldUpgrade: { channel, head in
                 let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
@@ -78,21 +110,14 @@ struct GatewayListener: Sendable {
             },
             upgradePipelineHandler: { channel, _ in
                 channel.eventLoop.makeCompletedFuture {
-                    let transport = WebSocketTransport(
-                        channel: channel, socket: socket, metrics: node.metrics, batcher: batcher,
-                        maxQueueSize: configuration.clientQueueMaxSize)
-                    let handler = WebSocketHandler(
-                        node: node, transport: transport, maxMessageSize: configuration.maxMessageSize)
-                    try channel.pipeline.syncOperations.addHandler(handler)
+                    try addWebSocketHandler(to: channel, socket: socket, node: node, batcher: batcher)
                 }
             })
-        return channel.eventLoop.makeCompletedFuture {
-            try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                withServerUpgrade: (upgraders: [upgrader], completionHandler: { context in
-                    context.pipeline.removeHandler(name: HTTPRequestHandler.name, promise: nil)
-                }))
-            try channel.pipeline.syncOperations.addHandler(http, name: HTTPRequestHandler.name)
-        }
+        try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+            withServerUpgrade: (upgraders: [upgrader], completionHandler: { context in
+                context.pipeline.removeHandler(name: HTTPRequestHandler.name, promise: nil)
+            }))
+        try channel.pipeline.syncOperations.addHandler(HTTPRequestHandler(routes: routes), name: HTTPRequestHandler.name)
     }
 
     /// The internal listener: plain HTTP/1 answered by `internalRoutes` (server API, metrics, health).

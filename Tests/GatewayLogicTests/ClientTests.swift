@@ -12,6 +12,23 @@ import Testing
 @Suite struct ClientTests {
     let token = GatewayTokens.mint(secret: "secret", user: "42", ttl: 3600)
 
+    /// Client ids are what Centrifugo hands out: random version-4 UUIDs in lower case.
+    @Test func idsAreLowerCaseVersionFourUUIDsAndDoNotRepeat() {
+        var seen = Set<String>()
+        for _ in 0..<10_000 {
+            let id = Client.makeID()
+            #expect(id.count == 36)
+            #expect(id == id.lowercased())
+            let uuid = UUID(uuidString: id)
+            #expect(uuid?.uuidString.lowercased() == id, "\(id) parses as a UUID")
+            let bytes = Array(id.utf8)
+            #expect(bytes[14] == UInt8(ascii: "4"), "version 4: \(id)")
+            #expect("89ab".utf8.contains(bytes[19]), "RFC 4122 variant: \(id)")
+            seen.insert(id)
+        }
+        #expect(seen.count == 10_000)
+    }
+
     func connected(_ node: Node) async throws -> (Client, RecordingTransport) {
         try await node.start()
         let transport = RecordingTransport()

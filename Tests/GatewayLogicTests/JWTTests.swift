@@ -57,6 +57,13 @@ import Testing
         let payload = JWT.base64URLEncode(Data(#"{"sub":"1"}"#.utf8))
         #expect(throws: JWT.Failure.self) { try JWT.verify("\(header).\(payload).", secrets: ["s"], now: now) }
         #expect(throws: JWT.Failure.self) { try JWT.verify("not-a-token", secrets: ["s"], now: now) }
+        // The parts are split on the bytes: exactly two dots, wherever the token has non-ASCII.
+        let token = GatewayTokens.mint(secret: "s", user: "1", ttl: 60)
+        for broken in [token + ".", "." + token, token.replacingOccurrences(of: ".", with: ".."), "a.b", "é"] {
+            #expect(throws: JWT.Failure.invalid("malformed token"), "\(broken)") { try JWT.verify(broken, secrets: ["s"], now: now) }
+        }
+        #expect(throws: JWT.Failure.invalid("malformed header")) { try JWT.verify("é" + token, secrets: ["s"], now: now) }
+        #expect(throws: JWT.Failure.invalid("malformed signature")) { try JWT.verify(token + "é", secrets: ["s"], now: now) }
     }
 
     @Test func acceptsThePreviousSecretDuringRotation() throws {

@@ -1,0 +1,108 @@
+/// The public port's first handler: the WebSocket opening handshake answered without NIO's HTTP
+/// server pipeline, which is built only for the requests that are not a plain upgrade.
+import Glibc
+import NIOCore
+
+/// The first handler of every public connection. It collects the request head; a plain WebSocket
+/// upgrade is answered with `101` written to the socket (NIO holds nothing for the connection yet),
+/// after which `upgrade` installs the frame codec and the WebSocket handler and this handler leaves
+/// the pipeline, passing on any bytes that followed the head. Anything else is handed, bytes and
+/// all, to the pipeline `fallback` installs (HTTP/1 with NIO's upgrader), which answers it as
+/// before. Building that pipeline for every connection cost a third of a new connection's CPU.
+final class WebSocketHandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private enum Phase {
+        case reading
+        /// The `101` is partly with NIO; bytes that arrive meanwhile wait in `received`.
+        case answering
+        case done
+    }
+
+    private let socket: CInt
+    private let allowsOrigin: (_ origin: String?, _ host: String?) -> Bool
+    private let upgrade: (ChannelHandlerContext) throws -> Void
+    private let fallback: (ChannelHandlerContext) throws -> Void
+    private var received: ByteBuffer?
+    private var phase = Phase.reading
+
+    init(
+        socket: CInt, allowsOrigin: @escaping (_ origin: String?, _ host: String?) -> Bool,
+        upgrade: @escaping (ChannelHandlerContext) throws -> Void, fallback: @escaping (ChannelHandlerContext) throws -> Void
+    ) {
+        self.socket = socket
+        self.allowsOrigin = allowsOrigin
+        self.upgrade = upgrade
+        self.fallback = fallback
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        if received == nil {
+            received = bytes
+        } else {
+            received!.writeBuffer(&bytes)
+        }
+        guard case .reading = phase else { return }
+        let outcome = received!.withUnsafeReadableBytes { WebSocketHandshake.read($0) }
+        switch outcome {
+        case .incomplete:
+            return
+        case .other:
+            handOver(context, install: fallback)
+        case .upgrade(let request):
+            guard allowsOrigin(request.origin, request.host) else {
+                // Refused by the HTTP pipeline's upgrader, which logs it and answers 404.
+                handOver(context, install: fallback)
+                return
+            }
+            received!.moveReaderIndex(forwardBy: request.headLength)
+            answer(context, response: WebSocketHandshake.response(key: request.key))
+        }
+    }
+
+    /// Writes the `101`: with one `send` when the socket takes it all (nearly always: a new
+    /// socket's buffer is empty), else the rest through NIO, upgrading once it is written.
+    private func answer(_ context: ChannelHandlerContext, response: [UInt8]) {
+        let sent = response.withUnsafeBytes { Glibc.send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        if sent == response.count {
+            handOver(context, install: upgrade)
+            return
+        }
+        guard sent >= 0 || errno == EAGAIN || errno == EWOULDBLOCK else {
+            phase = .done
+            context.close(promise: nil)
+            return
+        }
+        phase = .answering
+        var rest = context.channel.allocator.buffer(capacity: response.count)
+        rest.writeBytes(response[max(sent, 0)...])
+        let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        context.writeAndFlush(NIOAny(rest)).whenComplete { result in
+            let (handler, context) = bound.value
+            switch result {
+            case .success: handler.handOver(context, install: handler.upgrade)
+            case .failure: context.close(promise: nil)
+            }
+        }
+    }
+
+    /// Installs the next handlers after this one, passes them what was read, and leaves.
+    private func handOver(_ context: ChannelHandlerContext, install: (ChannelHandlerContext) throws -> Void) {
+        phase = .done
+        do {
+            try install(context)
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        if let rest = received, rest.readableBytes > 0 {
+            received = nil
+            context.fireChannelRead(wrapInboundOut(rest))
+            context.fireChannelReadComplete()
+        }
+        received = nil
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+}
