@@ -39,7 +39,7 @@ struct GatewayListener: Sendable {
         let acceptor = try Acceptor(host: host, port: port, backlog: 4096, eventLoop: group.next())
         acceptor.start(logger: logger) { socket in
             let bootstrap = ClientBootstrap(group: group)
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .channelOption(
                     .writeBufferWaterMark,
                     value: .init(low: configuration.clientQueueMaxSize / 2, high: max(configuration.clientQueueMaxSize, 1)))
@@ -125,7 +125,7 @@ struct GatewayListener: Sendable {
         try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()

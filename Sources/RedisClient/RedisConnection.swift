@@ -135,7 +135,7 @@ public final class RedisConnection: Sendable {
                 channel = try await bootstrap.connect(unixDomainSocketPath: socketPath).get()
             } else {
                 bootstrap = bootstrap
-                    .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                    .channelOption(.tcpOption(.tcp_nodelay), value: 1)
                     // Notices a peer that vanished without closing (idle subscriber and leased connections).
                     .channelOption(.socketOption(.so_keepalive), value: 1)
                 channel = try await bootstrap.connect(host: configuration.host, port: configuration.port).get()

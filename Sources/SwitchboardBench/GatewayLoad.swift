@@ -226,7 +226,7 @@ enum GatewayBench {
 
     static func connect(target: Target, handler: any ChannelHandler & Sendable) async throws -> any Channel {
         try await ClientBootstrap(group: target.group)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler) }
             }

@@ -27,9 +27,10 @@ import Testing
         let stderr: String
     }
 
-    static func launch(_ arguments: [String], environment: [String: String]) throws -> (Process, Pipe, Pipe) {
+    /// `executable`: another program to run with `arguments` (which then name the binary).
+    static func launch(_ arguments: [String], environment: [String: String], executable: URL? = nil) throws -> (Process, Pipe, Pipe) {
         let process = Process()
-        process.executableURL = binary
+        process.executableURL = executable ?? binary
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         env["SB_REDIS_URL"] = TestServices.redisURL
@@ -151,37 +152,45 @@ import Testing
         await TestRedis.discard(redis)
     }
 
-    @Test func serveAnswersHealthzAndExitsZeroOnSIGTERM() async throws {
-        let httpPort = try TestServices.freePort()
-        let gatewayPort = try TestServices.freePort()
-        let workerPort = try TestServices.freePort()
-        let httpInternalPort = try TestServices.freePort()
-        let gatewayInternalPort = try TestServices.freePort()
-        let (process, _, err) = try Self.launch(
-            ["serve"],
-            environment: [
-                "SB_HTTP_PORT": "\(httpPort)", "SB_GATEWAY_PORT": "\(gatewayPort)", "SB_WORKER_HEALTH_PORT": "\(workerPort)",
-                "SB_HTTP_INTERNAL_PORT": "\(httpInternalPort)", "SB_GATEWAY_INTERNAL_PORT": "\(gatewayInternalPort)",
+    /// The ports of one `serve` process.
+    struct ServePorts {
+        let http = try! TestServices.freePort()
+        let gateway = try! TestServices.freePort()
+        let worker = try! TestServices.freePort()
+        let httpInternal = try! TestServices.freePort()
+        let gatewayInternal = try! TestServices.freePort()
+
+        var environment: [String: String] {
+            [
+                "SB_HTTP_PORT": "\(http)", "SB_GATEWAY_PORT": "\(gateway)", "SB_WORKER_HEALTH_PORT": "\(worker)",
+                "SB_HTTP_INTERNAL_PORT": "\(httpInternal)", "SB_GATEWAY_INTERNAL_PORT": "\(gatewayInternal)",
                 "SB_REDIS_KEY_PREFIX": "sbtest-serve-\(UUID().uuidString.prefix(8)):",
             ]
-        )
-        // The roles start concurrently, so each is polled until it is up.
-        for url in [
-            "http://127.0.0.1:\(httpPort)/healthz", "http://127.0.0.1:\(gatewayPort)/healthz", "http://127.0.0.1:\(workerPort)/health",
-            "http://127.0.0.1:\(httpInternalPort)/metrics", "http://127.0.0.1:\(gatewayInternalPort)/metrics",
-            "http://127.0.0.1:\(gatewayInternalPort)/healthz",
-        ] {
-            let status = try await Self.pollStatus(url, while: process)
+        }
+
+        /// What answers 200 once every role is up (the api's and the gateway's internal `/healthz` ask Redis).
+        var healthURLs: [String] {
+            [
+                "http://127.0.0.1:\(http)/healthz", "http://127.0.0.1:\(gateway)/healthz", "http://127.0.0.1:\(worker)/health",
+                "http://127.0.0.1:\(httpInternal)/metrics", "http://127.0.0.1:\(gatewayInternal)/metrics",
+                "http://127.0.0.1:\(gatewayInternal)/healthz",
+            ]
+        }
+    }
+
+    /// Polls each URL until the roles, which start concurrently, are up.
+    static func expectHealthy(_ urls: [String], while process: Process) async throws {
+        for url in urls {
+            let status = try await pollStatus(url, while: process)
             #expect(status == 200, "\(url) answered \(status.map(String.init) ?? "nothing") within 120 s of start-up")
         }
-        // Metrics and the gateway's server API are not on the public ports.
-        #expect(await Self.httpStatus("http://127.0.0.1:\(httpPort)/metrics") == 404)
-        #expect(await Self.httpStatus("http://127.0.0.1:\(gatewayPort)/metrics") == 404)
-        #expect(try await Curl.request("POST", "http://127.0.0.1:\(gatewayPort)/api/info", body: "{}").status == 404)
+    }
 
-        process.terminate()  // SIGTERM
+    /// SIGTERM, then the process must exit 0 within 30 s.
+    static func expectCleanStop(_ process: Process, stderr err: Pipe) async {
+        process.terminate()
         let deadline = Date().addingTimeInterval(30)
-        while process.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        while process.isRunning && Date() < deadline { try? await Task.sleep(for: .milliseconds(100)) }
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)
             Issue.record("serve did not stop within 30 s of SIGTERM")
@@ -190,5 +199,76 @@ import Testing
         let stderr = String(decoding: await err.fileHandleForReading.readToEndOffPool(), as: UTF8.self)
         #expect(process.terminationReason == .exit)
         #expect(process.terminationStatus == 0, "stderr: \(stderr.suffix(2000))")
+    }
+
+    @Test func serveAnswersHealthzAndExitsZeroOnSIGTERM() async throws {
+        let ports = ServePorts()
+        let (process, _, err) = try Self.launch(["serve"], environment: ports.environment)
+        try await Self.expectHealthy(ports.healthURLs, while: process)
+        // Metrics and the gateway's server API are not on the public ports.
+        #expect(await Self.httpStatus("http://127.0.0.1:\(ports.http)/metrics") == 404)
+        #expect(await Self.httpStatus("http://127.0.0.1:\(ports.gateway)/metrics") == 404)
+        #expect(try await Curl.request("POST", "http://127.0.0.1:\(ports.gateway)/api/info", body: "{}").status == 404)
+        await Self.expectCleanStop(process, stderr: err)
+    }
+
+    /// The container image runs as `nobody`. A socket option that needs privileges (SO_DEBUG, once
+    /// set by mistake for TCP_NODELAY) made every Redis connection and every gateway connection
+    /// fail there while working as root; so `serve` runs here as `nobody` too: every role comes up
+    /// with Redis and MariaDB, and the gateway upgrades a WebSocket.
+    @Test(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"), "needs root to drop to nobody"))
+    func serveRunsAsAnUnprivilegedUser() async throws {
+        // A copy nobody may execute, whatever the permissions of the folders above the build.
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sbtest-nobody-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let copy = folder.appendingPathComponent("switchboard")
+        try FileManager.default.copyItem(at: Self.binary, to: copy)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: copy.path)
+
+        let ports = ServePorts()
+        var environment = ports.environment
+        environment["SB_FILES_STORAGE_DIR"] = folder.appendingPathComponent("files").path
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("files"), withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
+        let (process, _, err) = try Self.launch(
+            ["--reuid=nobody", "--regid=nogroup", "--clear-groups", copy.path, "serve"], environment: environment,
+            executable: URL(fileURLWithPath: "/usr/bin/setpriv"))
+        try await Self.expectHealthy(ports.healthURLs, while: process)
+        let answer = await Self.exchange(
+            port: ports.gateway,
+            "GET /connection/websocket HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        #expect(answer.hasPrefix("HTTP/1.1 101 "), "the upgrade was answered \(answer)")
+        await Self.expectCleanStop(process, stderr: err)
+    }
+
+    /// Sends `request` on a new loopback connection and returns what arrives within 5 s up to the
+    /// end of the response head (blocking I/O, off the cooperative pool).
+    static func exchange(port: Int, _ request: String) async -> String {
+        await withCheckedContinuation { continuation in
+            Thread.detachNewThread {
+                let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+                defer { Glibc.close(socket) }
+                var timeout = timeval(tv_sec: 5, tv_usec: 0)
+                setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                var address = sockaddr_in()
+                address.sin_family = sa_family_t(AF_INET)
+                address.sin_port = in_port_t(UInt16(port).bigEndian)
+                address.sin_addr.s_addr = inet_addr("127.0.0.1")
+                let connected = withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                }
+                guard connected == 0 else { return continuation.resume(returning: "connect failed: errno \(errno)") }
+                _ = Array(request.utf8).withUnsafeBytes { Glibc.send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                var received: [UInt8] = []
+                var chunk = [UInt8](repeating: 0, count: 4096)
+                while !String(decoding: received, as: UTF8.self).contains("\r\n\r\n") {
+                    let count = chunk.withUnsafeMutableBytes { Glibc.recv(socket, $0.baseAddress, $0.count, 0) }
+                    if count <= 0 { break }
+                    received += chunk[..<count]
+                }
+                continuation.resume(returning: received.isEmpty ? "nothing (errno \(errno))" : String(decoding: received, as: UTF8.self))
+            }
+        }
     }
 }
