@@ -16,7 +16,7 @@ extension Client {
         var token: ConnectionToken?
         if let text = request.token, !text.isEmpty {
             do throws(JWT.Failure) {
-                let claims = try JWT.verify(text, secrets: node.tokenSecrets, now: now)
+                let claims = try JWT.verify(text, keys: node.tokenKeys, now: now)
                 token = try ConnectionToken(claims: claims)
                 if configuration.requireTokenExpiry, token?.expiresAt == nil {
                     node.logger.debug("connection token without exp refused", metadata: ["client": "\(self.id)"])
@@ -78,7 +78,7 @@ extension Client {
         let now = Clock.seconds()
         let token: ConnectionToken
         do throws(JWT.Failure) {
-            token = try ConnectionToken(claims: try JWT.verify(text, secrets: node.tokenSecrets, now: now))
+            token = try ConnectionToken(claims: try JWT.verify(text, keys: node.tokenKeys, now: now))
         } catch .expired {
             throw GatewayError.tokenExpired
         } catch {
@@ -112,7 +112,7 @@ extension Client {
     func verifySubscriptionToken(_ text: String, channel: String, now: Int64) throws(GatewayError) -> SubscriptionToken {
         let token: SubscriptionToken
         do throws(JWT.Failure) {
-            token = try SubscriptionToken(claims: try JWT.verify(text, secrets: node.tokenSecrets, now: now))
+            token = try SubscriptionToken(claims: try JWT.verify(text, keys: node.tokenKeys, now: now))
         } catch .expired {
             throw .tokenExpired
         } catch {

@@ -38,13 +38,19 @@ struct GatewayListener: Sendable {
         let configuration = node.configuration
         let acceptor = try Acceptor(host: host, port: port, backlog: 4096, eventLoop: group.next())
         acceptor.start(logger: logger) { socket in
+            // ClientBootstrap sets TCP_NODELAY itself. Other options are set in the initializer:
+            // the bootstrap applies its options through a chain of futures, which cost a new
+            // connection more than the system call.
             let bootstrap = ClientBootstrap(group: group)
-                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-                .channelOption(
-                    .writeBufferWaterMark,
-                    value: .init(low: configuration.clientQueueMaxSize / 2, high: max(configuration.clientQueueMaxSize, 1)))
                 .channelInitializer { channel in
-                    Self.configure(
+                    do {
+                        try channel.syncOptions?.setOption(
+                            .writeBufferWaterMark,
+                            value: .init(low: configuration.clientQueueMaxSize / 2, high: max(configuration.clientQueueMaxSize, 1)))
+                    } catch {
+                        return channel.eventLoop.makeFailedFuture(error)
+                    }
+                    return Self.configure(
                         channel, socket: socket, node: node, routes: routes, logger: logger,
                         batcher: batchersByLoop[ObjectIdentifier(channel.eventLoop)] ?? FlushBatcher(eventLoop: channel.eventLoop))
                 }

@@ -21,7 +21,8 @@ final class Node: BrokerEventHandler {
     let metrics = Metrics()
     let logger: Logger
     let brokerSubscriptions: BrokerSubscriptions
-    let tokenSecrets: [String]
+    /// The HMAC keys of the token secrets (current, then previous).
+    let tokenKeys: JWT.Keys
     let startedAt = Date()
     /// Set when shutdown begins: a `connect` after it is answered with 3001, so a client that
     /// reached this node while it closes goes on to another (or to this node's successor).
@@ -42,7 +43,7 @@ final class Node: BrokerEventHandler {
         self.presence = presence
         self.logger = logger
         self.brokerSubscriptions = BrokerSubscriptions(broker: broker)
-        self.tokenSecrets = [configuration.tokenSecret, configuration.previousTokenSecret].compactMap { $0 }.filter { !$0.isEmpty }
+        self.tokenKeys = JWT.Keys(secrets: [configuration.tokenSecret, configuration.previousTokenSecret].compactMap { $0 })
     }
 
     func start() async throws {
