@@ -24,6 +24,9 @@ public struct GatewayConfiguration: Sendable, Codable {
     public var pingInterval = 25
     /// Seconds to wait for the pong before disconnecting with 3012.
     public var pongTimeout = 8
+    /// Seconds a new connection has to send its request head (the WebSocket upgrade) before it
+    /// is closed, so connections that never finish it do not hold descriptors.
+    public var handshakeTimeout = 10
     public var maxMessageSize = 65536
     /// Bytes queued for one client before it is disconnected as slow (3008).
     public var clientQueueMaxSize = 1_048_576
@@ -65,6 +68,7 @@ public struct GatewayConfiguration: Sendable, Codable {
         case allowedOrigins = "allowed_origins"
         case pingInterval = "ping_interval"
         case pongTimeout = "pong_timeout"
+        case handshakeTimeout = "handshake_timeout"
         case maxMessageSize = "max_message_size"
         case clientQueueMaxSize = "client_queue_max_size"
         case channelMaxLength = "channel_max_length"
@@ -95,6 +99,7 @@ public struct GatewayConfiguration: Sendable, Codable {
         }
         pingInterval = try decodeSeconds(container, .pingInterval) ?? pingInterval
         pongTimeout = try decodeSeconds(container, .pongTimeout) ?? pongTimeout
+        handshakeTimeout = try decodeSeconds(container, .handshakeTimeout) ?? handshakeTimeout
         maxMessageSize = try container.decodeIfPresent(Int.self, forKey: .maxMessageSize) ?? maxMessageSize
         clientQueueMaxSize = try container.decodeIfPresent(Int.self, forKey: .clientQueueMaxSize) ?? clientQueueMaxSize
         channelMaxLength = try container.decodeIfPresent(Int.self, forKey: .channelMaxLength) ?? channelMaxLength
@@ -126,6 +131,7 @@ public struct GatewayConfiguration: Sendable, Codable {
         try container.encode(allowedOrigins, forKey: .allowedOrigins)
         try container.encode(pingInterval, forKey: .pingInterval)
         try container.encode(pongTimeout, forKey: .pongTimeout)
+        try container.encode(handshakeTimeout, forKey: .handshakeTimeout)
         try container.encode(maxMessageSize, forKey: .maxMessageSize)
         try container.encode(clientQueueMaxSize, forKey: .clientQueueMaxSize)
         try container.encode(channelMaxLength, forKey: .channelMaxLength)

@@ -67,7 +67,7 @@ struct GatewayListener: Sendable {
     ) -> EventLoopFuture<Void> {
         let allowedOrigins = node.configuration.allowedOrigins
         let handshake = WebSocketHandshakeHandler(
-            socket: socket,
+            socket: socket, timeout: .seconds(Int64(max(node.configuration.handshakeTimeout, 1))),
             allowsOrigin: { origin, host in OriginCheck.allows(origin: origin, host: host, allowed: allowedOrigins) },
             upgrade: { context in
                 let pipeline = context.pipeline.syncOperations

@@ -44,6 +44,15 @@ import Testing
 
         func channelInactive(context: ChannelHandlerContext) { closed.store(true, ordering: .releasing) }
 
+        var isClosed: Bool { closed.load(ordering: .acquiring) }
+
+        /// Whether the server closes the connection within `limit`.
+        func closes(within limit: Duration) async -> Bool {
+            let deadline = ContinuousClock.now + limit
+            while !isClosed, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(50)) }
+            return isClosed
+        }
+
         func send(_ bytes: [UInt8]) async throws {
             let channel = try #require(channel.withLock { $0 })
             try await channel.writeAndFlush(ByteBuffer(bytes: bytes)).get()
@@ -90,6 +99,28 @@ import Testing
             #expect(reply.hasPrefix(Self.switching))
             #expect(reply.contains(#""id":1"#) && reply.contains(#""connect""#), "\(reply)")
             await connection.close()
+        }
+    }
+
+    /// `handshake_timeout`: a connection that sends nothing, or a head that never ends, is closed;
+    /// one that upgraded in time is not.
+    @Test func aConnectionThatDoesNotFinishItsHeadInTimeIsClosed() async throws {
+        try await LiveGateway.with({ $0.handshakeTimeout = 1 }) { ports in
+            let silent = try await RawConnection.open(port: ports.port)
+            let stalled = try await RawConnection.open(port: ports.port)
+            try await stalled.send(Array("GET /connection/websocket HTTP/1.1\r\nHost: 127.0.0.1\r\n".utf8))
+            let long = try await RawConnection.open(port: ports.port)
+            try await long.send(Array(("GET /healthz HTTP/1.1\r\nX-Pad: " + String(repeating: "a", count: 9000)).utf8))
+            let upgraded = try await RawConnection.open(port: ports.port)
+            try await upgraded.send(Array(Self.upgrade.utf8) + Self.connectFrame())
+            _ = await upgraded.text { $0.contains(#""client""#) }
+
+            #expect(await silent.closes(within: .seconds(15)), "a connection that sent nothing was closed")
+            #expect(await stalled.closes(within: .seconds(15)), "a connection whose head stopped was closed")
+            #expect(await long.closes(within: .seconds(15)), "a connection whose head went on past 8 KB was closed")
+            try await Task.sleep(for: .milliseconds(1500))
+            #expect(!upgraded.isClosed, "an upgraded connection outlives the handshake timeout")
+            await upgraded.close()
         }
     }
 
