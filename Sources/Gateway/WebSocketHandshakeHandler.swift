@@ -54,6 +54,7 @@ final class WebSocketHandshakeHandler: ChannelInboundHandler, RemovableChannelHa
     }
 
     private static let headEnd = Array("\r\n\r\n".utf8)
+    private static let maxBufferedWhileAnswering = 65536
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
@@ -62,7 +63,12 @@ final class WebSocketHandshakeHandler: ChannelInboundHandler, RemovableChannelHa
         } else {
             received!.writeBuffer(&bytes)
         }
-        guard case .reading = phase else { return }
+        guard case .reading = phase else {
+            // The peer sends on without reading the 101 that waits for its socket: not a
+            // WebSocket client worth buffering for.
+            if received!.readableBytes > Self.maxBufferedWhileAnswering { context.close(promise: nil) }
+            return
+        }
         let outcome = received!.withUnsafeReadableBytes { WebSocketHandshake.read($0) }
         switch outcome {
         case .incomplete:
@@ -83,10 +89,10 @@ final class WebSocketHandshakeHandler: ChannelInboundHandler, RemovableChannelHa
     }
 
     /// Writes the `101`: with one `send` when the socket takes it all (nearly always: a new
-    /// socket's buffer is empty), else the rest through NIO, upgrading once it is written.
+    /// socket's buffer is empty), else the rest through NIO, upgrading once it is written (the
+    /// deadline still runs until then).
     private func answer(_ context: ChannelHandlerContext, response: [UInt8]) {
         let sent = response.withUnsafeBytes { Glibc.send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        deadline?.cancel()
         if sent == response.count {
             handOver(context, install: upgrade)
             return
