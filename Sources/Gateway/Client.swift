@@ -29,29 +29,17 @@ final class Client: Sendable {
         self.createdAt = Clock.seconds()
     }
 
-    /// A random (version 4) UUID in lower case. Foundation's `UUID()` opens, reads and closes
-    /// /dev/urandom each time: three system calls on every new connection instead of `getrandom`.
+    /// A random (version 4) UUID in lower case. `UUID()` opens, reads and closes /dev/urandom each
+    /// time, three system calls on every new connection; the bytes come from `getrandom` instead.
     static func makeID() -> String {
         var generator = SystemRandomNumberGenerator()
         var bytes = (generator.next() as UInt64, generator.next() as UInt64)
-        return withUnsafeMutableBytes(of: &bytes) { raw in
+        let uuid = withUnsafeMutableBytes(of: &bytes) { raw in
             raw[6] = raw[6] & 0x0F | 0x40  // version 4
             raw[8] = raw[8] & 0x3F | 0x80  // RFC 4122 variant
-            let hex = Array("0123456789abcdef".utf8)
-            return String(unsafeUninitializedCapacity: 36) { output in
-                var position = 0
-                for index in 0..<16 {
-                    if index == 4 || index == 6 || index == 8 || index == 10 {
-                        output[position] = UInt8(ascii: "-")
-                        position += 1
-                    }
-                    output[position] = hex[Int(raw[index] >> 4)]
-                    output[position + 1] = hex[Int(raw[index] & 0x0F)]
-                    position += 2
-                }
-                return position
-            }
+            return UUID(uuid: raw.load(as: uuid_t.self))
         }
+        return uuid.uuidString.lowercased()
     }
 
     var user: String { state.withLock { $0.user } }

@@ -41,18 +41,17 @@ enum JWT {
             let secondDot = utf8[utf8.index(after: firstDot)...].firstIndex(of: UInt8(ascii: ".")),
             !utf8[utf8.index(after: secondDot)...].contains(UInt8(ascii: "."))
         else { throw .invalid("malformed token") }
-        let parts = [token[..<firstDot], token[utf8.index(after: firstDot)..<secondDot], token[utf8.index(after: secondDot)...]]
-        guard let headerBytes = base64URLDecode(parts[0]),
+        guard let headerBytes = base64URLDecode(token[..<firstDot]),
             let header = JSONValue.parse(headerBytes),
             let algorithm = header["alg"]?.stringValue
         else { throw .invalid("malformed header") }
-        guard let signature = base64URLDecode(parts[2]) else { throw .invalid("malformed signature") }
-        let signingInput = utf8[..<secondDot]
+        guard let signature = base64URLDecode(token[utf8.index(after: secondDot)...]) else { throw .invalid("malformed signature") }
+        let signingInput = Array(utf8[..<secondDot])
         // `==` between a MAC and bytes compares in constant time.
         func matches<H>(_ prepared: [HMAC<H>]) -> Bool {
             prepared.contains { key in
                 var mac = key
-                mac.update(data: Array(signingInput))
+                mac.update(data: signingInput)
                 return mac.finalize() == signature
             }
         }
@@ -64,7 +63,7 @@ enum JWT {
         default: throw .invalid("unsupported algorithm \(algorithm)")
         }
         guard valid else { throw .invalid("bad signature") }
-        guard let payloadBytes = base64URLDecode(parts[1]), case .object(let claims)? = JSONValue.parse(payloadBytes) else {
+        guard let payloadBytes = base64URLDecode(token[utf8.index(after: firstDot)..<secondDot]), case .object(let claims)? = JSONValue.parse(payloadBytes) else {
             throw .invalid("malformed payload")
         }
         if let notBefore = claims["nbf"]?.int64Value, notBefore > now { throw .invalid("token not yet valid") }
