@@ -21,20 +21,11 @@ public final class PrivateMariaDBServer: @unchecked Sendable {
     public init(extraArguments: [String] = []) async throws {
         port = try TestServices.freePort()
         directory = NSTemporaryDirectory() + "sb-test-mariadb-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: directory + "/data", withIntermediateDirectories: true)
-        let install = Process()
-        install.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        install.arguments = [
-            "mariadb-install-db", "--no-defaults", "--datadir=\(directory)/data", "--user=root",
-            "--auth-root-authentication-method=normal", "--skip-test-db",
-        ]
-        install.standardInput = FileHandle.nullDevice
-        install.standardOutput = FileHandle.nullDevice
-        install.standardError = FileHandle.nullDevice
-        try install.run()
-        await install.waitForExit()
-        guard install.terminationStatus == 0 else {
-            throw Failed(description: "mariadb-install-db exited with \(install.terminationStatus)")
+        do {
+            try await Self.install(into: directory)
+        } catch {
+            try? FileManager.default.removeItem(atPath: directory)
+            throw error
         }
 
         let process = Process()
@@ -54,8 +45,43 @@ public final class PrivateMariaDBServer: @unchecked Sendable {
             if TestServices.accepts(port: port) { return }
             try await Task.sleep(for: .milliseconds(50))
         }
+        let log = Self.tail(of: directory + "/error.log")
         await destroy()
-        throw Failed(description: "test mariadbd on port \(port) did not start")
+        throw Failed(description: "test mariadbd on port \(port) did not start; its log ends:\n\(log)")
+    }
+
+    /// Creates the system tables in `directory/data`. Under a full test run the bootstrap has been
+    /// seen to exit 1 once in many runs, so it gets three tries on a fresh data directory, and a
+    /// failure carries the end of its output.
+    private static func install(into directory: String) async throws {
+        var log = ""
+        for attempt in 1...3 {
+            try? FileManager.default.removeItem(atPath: directory + "/data")
+            try FileManager.default.createDirectory(atPath: directory + "/data", withIntermediateDirectories: true)
+            let logPath = directory + "/install-\(attempt).log"
+            FileManager.default.createFile(atPath: logPath, contents: nil)
+            let output = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+            let install = Process()
+            install.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            install.arguments = [
+                "mariadb-install-db", "--no-defaults", "--datadir=\(directory)/data", "--user=root",
+                "--auth-root-authentication-method=normal", "--skip-test-db",
+            ]
+            install.standardInput = FileHandle.nullDevice
+            install.standardOutput = output
+            install.standardError = output
+            try install.run()
+            await install.waitForExit()
+            try? output.close()
+            if install.terminationStatus == 0 { return }
+            log = "attempt \(attempt) exited with \(install.terminationStatus):\n" + tail(of: logPath)
+        }
+        throw Failed(description: "mariadb-install-db failed three times; the last output ends:\n\(log)")
+    }
+
+    private static func tail(of path: String) -> String {
+        guard let data = FileManager.default.contents(atPath: path) else { return "(no log)" }
+        return String(decoding: data.suffix(2_000), as: UTF8.self)
     }
 
     /// Kills the server and removes its data directory.
