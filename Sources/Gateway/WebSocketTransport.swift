@@ -154,6 +154,11 @@ final class WebSocketTransport: Transport {
             client.withLock { $0 }?.slow()
             return
         }
+        if ready.isEmpty, joined == nil, let single {
+            // The common case (one publication since the last tick): no array of frames.
+            send(single.frame ?? WebSocketFraming.frame(single.payload), context: rawWriter.value, direct: direct)
+            return
+        }
         var frames = ready
         if var joined {
             WebSocketFraming.frame(inPlace: &joined)
@@ -182,6 +187,19 @@ final class WebSocketTransport: Transport {
         }
     }
 
+    /// `send(frames, …)` for one frame, without an array unless NIO has to take some of it.
+    @discardableResult
+    private func send(_ frame: ByteBuffer, context: ChannelHandlerContext, direct: Bool) -> EventLoopFuture<Void>? {
+        var frame = frame
+        if let socket, direct {
+            let written = Self.send(frame, to: socket)
+            if written == frame.readableBytes { return nil }
+            frame.moveReaderIndex(forwardBy: written)
+            metrics?.socketBacklogs.add(1, ordering: .relaxed)
+        }
+        return handToNIO([frame][...], context: context)
+    }
+
     /// Writes whole frames in order, directly when `direct` (the socket is open and NIO holds
     /// nothing for it); runs on the event loop. Returns nil when the socket took everything at
     /// once, else when NIO has written what it was handed.
@@ -202,8 +220,13 @@ final class WebSocketTransport: Transport {
                 metrics?.socketBacklogs.add(1, ordering: .relaxed)
                 break
             }
-            if frames.isEmpty { return nil }
         }
+        return handToNIO(frames, context: context)
+    }
+
+    /// Hands frames to NIO, which writes them once the socket drains; nil when there are none.
+    private func handToNIO(_ frames: ArraySlice<ByteBuffer>, context: ChannelHandlerContext) -> EventLoopFuture<Void>? {
+        var frames = frames
         guard let last = frames.popLast() else { return nil }
         for frame in frames { context.write(NIOAny(frame), promise: nil) }
         // NIO completes writes in order: once the last one is done, it holds nothing of ours.
