@@ -70,6 +70,8 @@ public enum Launcher {
         // One gateway configuration for the process: a gateway run here and the api's tokens share its secret.
         let gatewayConfiguration = try GatewayAssembly.configuration(settings: settings, logger: logger)
         let realtime = RealtimeAssembly.publisher(settings: settings, gateway: gatewayConfiguration, redis: redis, logger: logger)
+        // One secret box for the process, so a missing key is reported once.
+        let secrets = Clients.secrets(settings: settings, logger: logger)
         // One index cache per process, shared by the search route and `rag_query`.
         let files = try stores.map { try FilesRuntime(settings: settings, stores: $0, logger: logger) }
         if let files {
@@ -88,7 +90,7 @@ public enum Launcher {
                     maxBodyBytes: settings.http.maxBodySize, allowPrivateCallbacks: settings.allowPrivateCallbacks,
                     quotas: Clients.quotas(settings), email: Clients.email(settings)),
                 limits: Clients.rateLimits(settings.limits), healthChecks: checks,
-                secrets: Clients.secrets(settings: settings, logger: logger),
+                secrets: secrets,
                 liveSupport: RealtimeAssembly.liveSupport(
                     settings: settings, gateway: gatewayConfiguration, gatewayInProcess: roles.contains(.gateway), publisher: realtime, logger: logger)
             )
@@ -105,14 +107,14 @@ public enum Launcher {
             pipeline = runtime
             var registry = JobRegistry()
             let channels = ChannelRegistry.configured(
-                stores: stores, secrets: Clients.secrets(settings: settings, logger: logger), whatsAppGraphURL: settings.whatsAppGraphURL,
+                stores: stores, secrets: secrets, whatsAppGraphURL: settings.whatsAppGraphURL,
                 allowPrivateCallbacks: settings.allowPrivateCallbacks, realtime: realtime, email: Clients.email(settings))
             runtime.register(in: &registry, stores: stores, redis: redis, deliveries: channels.deliveries)
-            WhatsAppAssembly.registerMedia(in: &registry, settings: settings, stores: stores, redis: redis, logger: logger)
+            WhatsAppAssembly.registerMedia(in: &registry, settings: settings, stores: stores, redis: redis, secrets: secrets, logger: logger)
             services.append(contentsOf: try WorkerAssembly.make(settings: settings, redis: redis, registry: registry, logger: logger))
             services.append(WorkerAssembly.queuedTurnSweeper(stores: stores, redis: redis, logger: logger))
             services.append(EmailAssembly.imapPoller(
-                settings: settings, stores: stores, redis: redis, secrets: Clients.secrets(settings: settings, logger: logger), logger: logger))
+                settings: settings, stores: stores, redis: redis, secrets: secrets, logger: logger))
         }
         if roles.contains(.gateway) {
             services.append(GatewayServer(configuration: gatewayConfiguration, redis: redis, logger: logger))

@@ -9,10 +9,12 @@ import Storage
 import SwitchboardConfig
 
 enum WhatsAppAssembly {
-    static func registerMedia(in registry: inout JobRegistry, settings: Settings, stores: Stores, redis: RedisClient, logger: Logger) {
+    static func registerMedia(
+        in registry: inout JobRegistry, settings: Settings, stores: Stores, redis: RedisClient, secrets: SecretBox, logger: Logger
+    ) {
         let jobs = JobQueue(client: redis, logger: logger)
         let fetcher = WhatsAppMediaFetcher(
-            stores: stores, secrets: Clients.secrets(settings: settings, logger: logger), graphURL: settings.whatsAppGraphURL,
+            stores: stores, secrets: secrets, graphURL: settings.whatsAppGraphURL,
             files: FileIntake(stores: stores, jobs: jobs, configuration: FilesRuntime.configuration(settings.files)),
             intake: ChannelIntake(stores: stores, jobs: jobs, redis: redis, quotas: Clients.quotas(settings)))
         WhatsAppMediaJob.register(in: &registry, fetcher: fetcher)
