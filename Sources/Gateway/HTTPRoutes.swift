@@ -66,7 +66,8 @@ struct HTTPRoutes: Sendable {
             }
             let answer = await HTTPAPI(node: node).handle(method: name, body: params)
             return Answer(status: 200, contentType: "application/json", body: answer)
-        case (_, "/healthz"), (_, "/metrics"), (_, _) where path.hasPrefix("/api/"):
+        case (_, "/healthz"), (_, "/metrics"),
+            (_, _) where path.hasPrefix("/api/"):
             return Answer(status: 405, body: "")
         default:
             return Answer(status: 404, body: "")

@@ -13,7 +13,7 @@ extension RedisTLS {
         if let caFile { configuration.trustRoots = .file(caFile) }
         if let certificateFile, let keyFile {
             configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(certificateFile).map { .certificate($0) }
-            configuration.privateKey = .file(keyFile)
+            configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: keyFile, format: .pem))
         }
         configuration.certificateVerification = verify ? .fullVerification : .none
         return try NIOSSLContext(configuration: configuration)

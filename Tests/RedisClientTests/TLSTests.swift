@@ -1,6 +1,7 @@
 /// `rediss://` against a redis-server of the test's own listening with TLS (its `tls-port`) on
 /// throw-away certificates: commands work when the client trusts the server's CA, and a client
-/// that trusts another CA is refused with an error that says why.
+/// that trusts another CA is refused with an error that says why. A server that asks clients for
+/// a certificate gets the one `cert`/`key` name, and refuses a client without one.
 import Foundation
 import NIOCore
 import RedisClient
@@ -10,13 +11,15 @@ import Testing
 @Suite("Redis over TLS")
 struct TLSTests {
     static func withTLSServer(
-        serverNames: String = "DNS:localhost,IP:127.0.0.1", _ body: (_ tlsPort: Int, _ certificates: TestCertificates) async throws -> Void
+        serverNames: String = "DNS:localhost,IP:127.0.0.1", clientsPresentCertificates: Bool = false,
+        _ body: (_ tlsPort: Int, _ certificates: TestCertificates) async throws -> Void
     ) async throws {
         let certificates = try await TestCertificates.make(serverNames: serverNames)
         let tlsPort = try TestServices.freePort()
         let server = try await PrivateRedisServer(extraArguments: [
             "--tls-port", "\(tlsPort)", "--tls-cert-file", certificates.serverCertificateFile,
-            "--tls-key-file", certificates.serverKeyFile, "--tls-ca-cert-file", certificates.caFile, "--tls-auth-clients", "no",
+            "--tls-key-file", certificates.serverKeyFile, "--tls-ca-cert-file", certificates.caFile,
+            "--tls-auth-clients", clientsPresentCertificates ? "yes" : "no",
         ])
         do {
             try await body(tlsPort, certificates)
@@ -42,6 +45,25 @@ struct TLSTests {
                 #expect(entries.isEmpty)
                 await client.close()
             }
+        }
+    }
+
+    @Test func aClientCertificateIsPresentedWhenTheServerAsksForOne() async throws {
+        // `cert` and `key` name the client's own certificate (here one the server's CA signed).
+        try await Self.withTLSServer(clientsPresentCertificates: true) { port, certificates in
+            let files = "ca=\(certificates.caFile)&cert=\(certificates.serverCertificateFile)&key=\(certificates.serverKeyFile)"
+            var configuration = try RedisConfiguration(url: "rediss://127.0.0.1:\(port)/0?\(files)")
+            configuration.connectTimeout = .seconds(3)
+            let client = RedisClient(configuration: configuration, logger: TestServices.logger("redis-tls"))
+            try await client.set("mtls-probe", "with a certificate")
+            #expect(try await client.get("mtls-probe") == Array("with a certificate".utf8))
+            await client.close()
+
+            var anonymous = try RedisConfiguration(url: "rediss://127.0.0.1:\(port)/0?ca=\(certificates.caFile)")
+            anonymous.connectTimeout = .seconds(2)
+            let refused = RedisClient(configuration: anonymous, logger: TestServices.logger("redis-tls"))
+            await #expect(throws: RedisError.self) { try await refused.ping() }
+            await refused.close()
         }
     }
 
