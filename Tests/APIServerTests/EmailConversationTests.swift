@@ -97,11 +97,11 @@ struct EmailConversationTests {
                     #expect(chats.map(\.id) == [chat], "one conversation")
                     #expect(messages.map(\.role) == [.user, .assistant, .user, .assistant, .user, .assistant])
                     #expect(messages[4].content == "Thanks!", "the quoted conversation is stripped")
-                    #expect(messages.filter { $0.role == .assistant }.compactMap(\.externalID) == [id1, id2, try #require(reply3.messageID)])
+                    #expect(messages.filter { $0.role == .assistant }.compactMap(\.externalID) == [id1, id2, reply3.messageID])
 
                     // 4. The customer's auto-responder answers the last reply: stored, never answered.
                     let loop = try await EmailWebhookTests.postRaw(client, url, EmailWebhookTests.raw(
-                        to: replyTo, subject: "Automatic reply: Re: Order 42", id: "c4-auto@example.com", inReplyTo: try #require(reply3.messageID),
+                        to: replyTo, subject: "Automatic reply: Re: Order 42", id: "c4-auto@example.com", inReplyTo: reply3.messageID,
                         extraHeaders: "Auto-Submitted: auto-replied\r\nX-Autoreply: yes\r\n", body: "I am out of the office."))
                     #expect(loop.json["ignored"] as? Int == 1)
                     let ignored = try #require(try await env.stores.messages.message(id: try Self.messageID(loop)))
@@ -109,7 +109,7 @@ struct EmailConversationTests {
                     #expect(ignored.status == .cancelled)
                     // A person's next mail is answered, and the auto-reply never was.
                     _ = try await EmailWebhookTests.postRaw(client, url, EmailWebhookTests.raw(
-                        to: replyTo, subject: "Re: Order 42", id: "c5@example.com", inReplyTo: try #require(reply3.messageID), body: "One more thing."))
+                        to: replyTo, subject: "Re: Order 42", id: "c5@example.com", inReplyTo: reply3.messageID, body: "One more thing."))
                     let all = try await smtp.waitFor(4)
                     #expect(all.count == 4)
                     #expect(all.map { MIMEParser.parse($0.data).inReplyTo.first } == ["c1@example.com", "c2@example.com", "c3@example.com", "c5@example.com"])

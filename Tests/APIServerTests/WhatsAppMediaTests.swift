@@ -134,7 +134,7 @@ struct WhatsAppMediaTests {
 
     @Test func aFailedDownloadKeepsTheMessageAndMarksItsFileFailed() async throws {
         try await Self.withChannel { env, graph, client, url, ownerID in
-            graph.failingMedia.withLock { $0.insert("9404") }
+            _ = graph.failingMedia.withLock { $0.insert("9404") }
             let response = try await WhatsAppWebhookTests.post(
                 client, url, Self.payload([Self.media("wamid.GONE", type: "document", mediaID: "9404", mimeType: "application/pdf", filename: "q3.pdf")]))
             #expect(response.status == .ok, "the webhook answers before anything is downloaded")

@@ -20,7 +20,7 @@ import Tracing
     }
 
     @Test func spansWriteNoTraceContextWhenOff() async {
-        await withSpan("enqueue turn", ofKind: .producer) { span in
+        withSpan("enqueue turn", ofKind: .producer) { span in
             #expect(!span.isRecording)
             #expect(TraceContext.currentTraceparent() == nil)
         }

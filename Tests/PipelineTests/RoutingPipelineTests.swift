@@ -165,7 +165,7 @@ import Turns
         try await TestDatabase.with { stores in
             let pipeline = RoutingPipeline(provider: Self.provider(plan: "{}"), stores: stores, redis: nil)
             let path = FileManager.default.temporaryDirectory.appendingPathComponent("x-\(UUID().uuidString).png").path
-            FileManager.default.createFile(atPath: path, contents: Data([0x89, 0x50, 0x4E, 0x47]))
+            _ = FileManager.default.createFile(atPath: path, contents: Data([0x89, 0x50, 0x4E, 0x47]))
             defer { try? FileManager.default.removeItem(atPath: path) }
             let turn = TurnInput(messageID: 1, userID: 1, text: "", attachments: [TurnAttachment(name: "photo.png", mimeType: "image/png", path: path)])
             let sink = RecordingEventSink()

@@ -59,7 +59,9 @@ public final class PrivateMariaDBServer: @unchecked Sendable {
             try? FileManager.default.removeItem(atPath: directory + "/data")
             try FileManager.default.createDirectory(atPath: directory + "/data", withIntermediateDirectories: true)
             let logPath = directory + "/install-\(attempt).log"
-            FileManager.default.createFile(atPath: logPath, contents: nil)
+            guard FileManager.default.createFile(atPath: logPath, contents: nil) else {
+                throw Failed(description: "cannot create \(logPath)")
+            }
             let output = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
             let install = Process()
             install.executableURL = URL(fileURLWithPath: "/usr/bin/env")
