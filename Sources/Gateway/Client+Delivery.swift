@@ -9,16 +9,18 @@ extension Client {
     func deliver(channel: String, offset: UInt64, message: OutboundMessage) {
         enum Outcome { case skip, written, slow, gap }
         let outcome = state.withLock { state -> Outcome in
-            guard state.status == .connected, var subscription = state.subscriptions[channel] else { return .skip }
-            if subscription.buffering {
-                state.subscriptions[channel]?.buffer.append((offset, message))
+            // One hash lookup, and the subscription read and updated in place (a copy of it would
+            // retain and release its strings and buffer for every delivery).
+            guard state.status == .connected, let index = state.subscriptions.index(forKey: channel) else { return .skip }
+            if state.subscriptions.values[index].buffering {
+                state.subscriptions.values[index].buffer.append((offset, message))
                 return .skip
             }
-            if subscription.tracksPosition, offset > 0 {
-                if offset <= subscription.offset { return .skip }
-                if offset > subscription.offset + 1 { return .gap }
-                subscription.offset = offset
-                state.subscriptions[channel] = subscription
+            if state.subscriptions.values[index].tracksPosition, offset > 0 {
+                let current = state.subscriptions.values[index].offset
+                if offset <= current { return .skip }
+                if offset > current + 1 { return .gap }
+                state.subscriptions.values[index].offset = offset
             }
             return transport.write(message) ? .written : .slow
         }
