@@ -103,7 +103,7 @@ struct GatewayListener: Sendable {
             automaticErrorHandling: false,
             shouldUpgrade: { channel, head in
                 let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
-                guard path == "\(WebSocketHandshake.path)" else { return channel.eventLoop.makeSucceededFuture(nil) }
+                guard path == WebSocketHandshake.path.description else { return channel.eventLoop.makeSucceededFuture(nil) }
                 guard
                     OriginCheck.allows(
                         origin: head.headers.first(name: "Origin"), host: head.headers.first(name: "Host"),

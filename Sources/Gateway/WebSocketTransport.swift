@@ -191,12 +191,7 @@ final class WebSocketTransport: Transport {
     @discardableResult
     private func send(_ frame: ByteBuffer, context: ChannelHandlerContext, direct: Bool) -> EventLoopFuture<Void>? {
         var frame = frame
-        if let socket, direct {
-            let written = Self.send(frame, to: socket)
-            if written == frame.readableBytes { return nil }
-            frame.moveReaderIndex(forwardBy: written)
-            metrics?.socketBacklogs.add(1, ordering: .relaxed)
-        }
+        if direct, sendDirectly(&frame) { return nil }
         return handToNIO([frame][...], context: context)
     }
 
@@ -206,22 +201,28 @@ final class WebSocketTransport: Transport {
     @discardableResult
     private func send(_ frames: [ByteBuffer], context: ChannelHandlerContext, direct: Bool) -> EventLoopFuture<Void>? {
         var frames = frames[...]
-        if let socket, direct {
+        if direct {
             while var frame = frames.first {
-                let written = Self.send(frame, to: socket)
-                if written == frame.readableBytes {
-                    frames = frames.dropFirst()
-                    continue
+                guard sendDirectly(&frame) else {
+                    frames[frames.startIndex] = frame
+                    break
                 }
-                // The socket's buffer is full (or the peer is gone): NIO takes the rest, waits for
-                // the socket to drain, and reports an error by closing the channel.
-                frame.moveReaderIndex(forwardBy: written)
-                frames[frames.startIndex] = frame
-                metrics?.socketBacklogs.add(1, ordering: .relaxed)
-                break
+                frames = frames.dropFirst()
             }
         }
         return handToNIO(frames, context: context)
+    }
+
+    /// `send(2)` of `frame` to the socket: true when it took all of it. Otherwise its buffer is
+    /// full (or the peer is gone) and `frame` is left with what remains, for NIO to write once the
+    /// socket drains (an error closes the channel there). False without a known socket.
+    private func sendDirectly(_ frame: inout ByteBuffer) -> Bool {
+        guard let socket else { return false }
+        let written = Self.send(frame, to: socket)
+        if written == frame.readableBytes { return true }
+        frame.moveReaderIndex(forwardBy: written)
+        metrics?.socketBacklogs.add(1, ordering: .relaxed)
+        return false
     }
 
     /// Hands frames to NIO, which writes them once the socket drains; nil when there are none.
