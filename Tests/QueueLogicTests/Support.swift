@@ -33,8 +33,10 @@ enum Logic {
     }
 
     /// Polls `condition` every 5 ms until it holds; records an issue and throws after `timeout`.
+    /// The timeout is generous because it costs nothing when the condition holds, and the whole
+    /// suite shares two cores with the integration tests, where a few seconds' stall happens.
     static func eventually(
-        _ what: String, timeout: Duration = .seconds(5), sourceLocation: SourceLocation = #_sourceLocation,
+        _ what: String, timeout: Duration = .seconds(30), sourceLocation: SourceLocation = #_sourceLocation,
         _ condition: () async throws -> Bool
     ) async throws {
         let deadline = ContinuousClock.now + timeout

@@ -163,14 +163,15 @@ struct WorkerLogicTests {
         for _ in 0..<3 { try await driver.enqueue(Nap(milliseconds: 300), on: .ai) }
         // Every slot busy: the reader waits for a slot, and stopping ends that wait.
         let (worker, task) = try Logic.start(
-            driver, registry: .logic(recorder), configuration: Logic.configuration(concurrency: 3, gracePeriod: .seconds(5)))
+            driver, registry: .logic(recorder), configuration: Logic.configuration(concurrency: 3, gracePeriod: .seconds(60)))
         try await Logic.eventually("all three running") { recorder.started == 3 }
         let stopAt = ContinuousClock.now
         worker.beginStopping()
         #expect(worker.isDraining)
         try await driver.enqueue(Nap(milliseconds: 0), on: .ai)  // not claimed any more
         try await task.value
-        #expect(ContinuousClock.now - stopAt < .seconds(3))
+        // Done when the jobs are, not when the grace period ends (the bound leaves room for a busy machine).
+        #expect(ContinuousClock.now - stopAt < .seconds(30))
         #expect(recorder.completed == 3)
         #expect(recorder.started == 3)
         #expect(driver.pendingCount(.ai) == 0, "finished runs were acknowledged before run() returned")
@@ -181,7 +182,7 @@ struct WorkerLogicTests {
     func drainPastGrace() async throws {
         let driver = MemoryJobQueueDriver()
         let recorder = Recorder()
-        try await driver.enqueue(Nap(milliseconds: 20_000), on: .ai)
+        try await driver.enqueue(Nap(milliseconds: 120_000), on: .ai)
         let (worker, task) = try Logic.start(
             driver, registry: .logic(recorder), configuration: Logic.configuration(gracePeriod: .milliseconds(200)))
         try await Logic.eventually("running") { recorder.started == 1 }
@@ -189,7 +190,8 @@ struct WorkerLogicTests {
         worker.beginStopping()
         try await task.value
         let took = ContinuousClock.now - stopAt
-        #expect(took >= .milliseconds(200) && took < .seconds(3), "stopped after \(took)")
+        // Cut at the grace period, long before the job would end (the bound leaves room for a busy machine).
+        #expect(took >= .milliseconds(200) && took < .seconds(60), "stopped after \(took)")
         #expect(recorder.events == ["cancelled attempt 1"])
         #expect(driver.pendingCount(.ai) == 1, "left for another worker")
         #expect(driver.scheduledRetries.isEmpty)
@@ -250,7 +252,7 @@ struct WorkerLogicTests {
         try await Logic.eventually("running") { recorder.started == 1 }
         let (second, secondTask) = try Logic.start(
             driver.forConsumer("second"), registry: .logic(recorder), configuration: configuration())
-        try await Logic.eventually("done", timeout: .seconds(10)) { recorder.completed == 1 }
+        try await Logic.eventually("done") { recorder.completed == 1 }
         #expect(recorder.started == 1, "the second worker did not run it again")
         #expect(second.metrics.snapshot()[.ai]?.reclaimed == 0)
         for worker in [first, second] { worker.beginStopping() }
@@ -281,9 +283,9 @@ struct WorkerLogicTests {
         configuration.promoteInterval = .seconds(10)
         try await driver.enqueue(Doomed(), on: .ai)
         let (worker, task) = try Logic.start(driver, registry: .logic(recorder), configuration: configuration)
-        try await Logic.eventually("second attempt", timeout: .seconds(3)) { recorder.started == 2 }
+        try await Logic.eventually("second attempt") { recorder.started == 2 }
         let times = recorder.startTimes
-        #expect(times[1] - times[0] < .seconds(2))
+        #expect(times[1] - times[0] < .seconds(5), "promoted when due, not at the 10 s promote interval")
         worker.beginStopping()
         try await task.value
     }
