@@ -100,12 +100,14 @@ public struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
 /// Errors that mean a dependency is down rather than that the request failed.
 enum Unreachable {
     /// What could not be reached when `error` says a dependency is down (MariaDB refused or lost
-    /// the connection, no pooled connection came free, Redis could not be reached or went away
+    /// the connection, no pooled connection came free, a lock stayed contended, Redis could not be reached or went away
     /// mid-command, or did not answer in time); nil for any other error.
     static func dependency(of error: any Error) -> String? {
         switch error {
         case let error as DatabaseError:
-            let outages: Set<DatabaseError.Code> = [.connectFailed, .connectionLost, .poolTimeout]
+            // A deadlock that outlasted the transaction's retries, or a row lock not granted in
+            // time, is contention that passes: the request did nothing and may be sent again.
+            let outages: Set<DatabaseError.Code> = [.connectFailed, .connectionLost, .poolTimeout, .deadlock, .lockWaitTimeout]
             return outages.contains(error.code) ? "the database" : nil
         case let error as RedisError:
             switch error {

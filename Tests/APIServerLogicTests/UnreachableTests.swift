@@ -1,5 +1,5 @@
 import RedisClient
-import Storage
+@testable import Storage
 import Testing
 
 @testable import APIServer
@@ -11,6 +11,13 @@ struct UnreachableTests {
     @Test(arguments: [DatabaseError.Code.connectFailed, .connectionLost, .poolTimeout])
     func aDatabaseThatCannotBeReachedIsAnOutage(code: DatabaseError.Code) {
         let error = DatabaseError(code: code, errorNumber: 2002, sqlState: "HY000", message: "Can't connect to server")
+        #expect(Unreachable.dependency(of: error) == "the database")
+    }
+
+    /// MariaDB's own numbers, as the client reports them, for contention that outlasted the retries.
+    @Test(arguments: [(UInt32(1213), "40001"), (1205, "HY000")])
+    func contentionThatOutlastedTheRetriesIsAnOutage(number: UInt32, sqlState: String) {
+        let error = DatabaseError(errorNumber: number, sqlState: sqlState, message: "lock")
         #expect(Unreachable.dependency(of: error) == "the database")
     }
 

@@ -173,6 +173,60 @@ struct DatabaseTests {
         }
     }
 
+    /// Two transactions lock two rows in opposite orders. InnoDB rolls one back as the deadlock's
+    /// victim; that one runs again, so both commit, each once.
+    @Test func aTransactionPickedAsADeadlocksVictimRunsAgain() async throws {
+        actor Rendezvous {
+            private var arrived = 0
+            private var attempts = 0
+            func arrive() { arrived += 1 }
+            var everyoneArrived: Bool { arrived >= 2 }
+            func attempt() -> Int { attempts += 1; return attempts }
+        }
+        try await TestDatabase.with(migrate: false) { db, _ in
+            try await db.execute("CREATE TABLE counters (id INT PRIMARY KEY, n INT NOT NULL) ENGINE=InnoDB")
+            try await db.execute("INSERT INTO counters VALUES (1, 0), (2, 0)")
+            let rendezvous = Rendezvous()
+            let firstAttempts = Rendezvous()
+            func bump(_ first: Int, then second: Int) async throws {
+                try await db.transaction { tx in
+                    let attempt = await rendezvous.attempt()
+                    try await tx.execute("UPDATE counters SET n = n + 1 WHERE id = ?", [.int(Int64(first))])
+                    if attempt <= 2 {
+                        // Each first run holds its first row until the other holds its own.
+                        _ = await firstAttempts.attempt()
+                        await firstAttempts.arrive()
+                        while !(await firstAttempts.everyoneArrived) { try await Task.sleep(for: .milliseconds(5)) }
+                    }
+                    try await tx.execute("UPDATE counters SET n = n + 1 WHERE id = ?", [.int(Int64(second))])
+                }
+            }
+            async let one: Void = bump(1, then: 2)
+            async let two: Void = bump(2, then: 1)
+            _ = try await (one, two)
+            #expect(try await db.query("SELECT n FROM counters ORDER BY id").map { try $0.int("n") } == [2, 2])
+            #expect(await rendezvous.attempt() == 4, "two first runs and one rerun before this count")
+        }
+    }
+
+    @Test func deadlocksAndLockWaitTimeoutsAreTypedErrors() async throws {
+        try await TestDatabase.with(migrate: false) { db, _ in
+            try await db.execute("CREATE TABLE rows_held (id INT PRIMARY KEY) ENGINE=InnoDB")
+            try await db.execute("INSERT INTO rows_held VALUES (1)")
+            let error = await #expect(throws: DatabaseError.self) {
+                try await db.transaction { holder in
+                    try await holder.execute("SELECT id FROM rows_held WHERE id = 1 FOR UPDATE")
+                    try await db.withSession { waiter in
+                        try await waiter.execute("SET SESSION innodb_lock_wait_timeout = 1")
+                        try await waiter.execute("SELECT id FROM rows_held WHERE id = 1 FOR UPDATE")
+                    }
+                }
+            }
+            #expect(error?.code == .lockWaitTimeout)
+            #expect(error?.errorNumber == 1205)
+        }
+    }
+
     @Test func duplicateChannelMessageIsATypedDuplicateError() async throws {
         try await TestDatabase.with { _, stores in
             let user = try await stores.users.createUser(email: "dup@example.com", name: "", role: .user)

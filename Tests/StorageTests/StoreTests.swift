@@ -238,6 +238,49 @@ struct StoreTests {
         }
     }
 
+    /// A visitor's burst (requests held up together and let go at once), an AI reply and an
+    /// operator's takeover all write to one live session at the same time: every write lands, in
+    /// one log, without a deadlock surfacing as an error.
+    @Test func concurrentWritesToOneLiveSessionAllLand() async throws {
+        try await TestDatabase.with { _, stores in
+            let ada = try await stores.users.createUser(email: "ada@example.com", name: "", role: .user)
+            let widget = try await stores.widgets.createWidget(
+                ownerID: ada.id, name: "Support", publicKey: "wk_burst", allowedOrigins: [], settings: [:])
+            let chat = try await stores.chats.createChat(ownerID: ada.id, title: "", channel: .widget, externalThreadKey: nil)
+            let session = try await stores.liveSupport.createSession(
+                widgetID: widget.id, sessionID: "visitor-burst", tokenHash: Data(repeating: 7, count: 32), chatID: chat.id)
+            var messageIDs: [Int64] = []
+            for index in 0..<24 {
+                messageIDs.append(try await stores.messages.insertMessage(NewMessage(chatID: chat.id, ownerID: ada.id, content: "m\(index)")).id)
+            }
+            let modeChanges = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for (index, id) in messageIDs.enumerated() {
+                    group.addTask {
+                        try await stores.liveSupport.recordMessage(
+                            sessionRowID: session.id, messageID: id, role: index % 3 == 0 ? "assistant" : "visitor", preview: "m\(index)",
+                            actorUserID: nil)
+                        return false
+                    }
+                    if index % 8 == 4 {
+                        group.addTask {
+                            try await stores.liveSupport.setMode(
+                                sessionRowID: session.id, to: index % 16 == 4 ? .human : .ai, operatorID: ada.id, actorUserID: ada.id, from: nil) != nil
+                        }
+                    }
+                }
+                return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+            }
+            #expect(modeChanges == 3)
+            let events = try await stores.liveSupport.events(sessionRowID: session.id)
+            #expect(Set(events.compactMap(\.messageID)) == Set(messageIDs))
+            // Each change bumped the version once, and each message was logged under a version that existed.
+            let versions = events.filter { $0.kind == .mode }.map(\.modeVersion).sorted()
+            #expect(versions == Array(versions.first!...(versions.first! + 2)))
+            #expect(events.filter { $0.kind == .message }.allSatisfy { $0.modeVersion <= versions.last! })
+            #expect(try await stores.liveSupport.session(chatID: chat.id)?.modeVersion == versions.last!)
+        }
+    }
+
     @Test func topicsAndRoutingRules() async throws {
         try await TestDatabase.with { _, stores in
             let ada = try await stores.users.createUser(email: "ada@example.com", name: "", role: .user)

@@ -83,9 +83,26 @@ public final class Database: DatabaseExecutor {
     }
 
     /// Runs `body` inside START TRANSACTION … COMMIT on one connection; rolls back when `body` throws.
-    /// Nothing inside is retried: a lost connection fails the transaction.
+    /// A transaction InnoDB picked as a deadlock's victim has been rolled back whole, so it runs
+    /// again, up to `deadlockAttempts` times in all, after a short random pause: `body` must touch
+    /// nothing but the database. Nothing else is retried: a lost connection fails the transaction.
     @discardableResult
     public func transaction<T>(_ body: (DatabaseSession) async throws -> T) async throws -> T {
+        var attempt = 1
+        while true {
+            do {
+                return try await transactionOnce(body)
+            } catch let error as DatabaseError where error.code == .deadlock && attempt < Self.deadlockAttempts {
+                attempt += 1
+                try await Task.sleep(for: .milliseconds(Int.random(in: 1...(10 * attempt))))
+            }
+        }
+    }
+
+    /// How many times `transaction` runs a body that keeps losing deadlocks.
+    public static let deadlockAttempts = 4
+
+    private func transactionOnce<T>(_ body: (DatabaseSession) async throws -> T) async throws -> T {
         let session = try await beginTransaction()
         defer { pool.release(session.connection) }
         let value: T

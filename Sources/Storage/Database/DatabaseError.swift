@@ -11,6 +11,11 @@ public struct DatabaseError: Error, Sendable, CustomStringConvertible {
         public static let duplicateKey = Code("duplicate_key")
         /// ER_NO_REFERENCED_ROW_2 / ER_ROW_IS_REFERENCED_2 (1452 / 1451).
         public static let foreignKeyViolation = Code("foreign_key_violation")
+        /// ER_LOCK_DEADLOCK (1213): InnoDB chose this transaction as a deadlock's victim and rolled
+        /// it back; running it again is safe.
+        public static let deadlock = Code("deadlock")
+        /// ER_LOCK_WAIT_TIMEOUT (1205): a row lock was not granted within `innodb_lock_wait_timeout`.
+        public static let lockWaitTimeout = Code("lock_wait_timeout")
         /// The server went away or the connection was killed (2006, 2013, 2055, 1927, 4031, 1053).
         public static let connectionLost = Code("connection_lost")
         /// Connecting failed (wrong credentials, server down, ...).
@@ -49,6 +54,8 @@ public struct DatabaseError: Error, Sendable, CustomStringConvertible {
             switch errorNumber {
             case 1062: .duplicateKey
             case 1451, 1452: .foreignKeyViolation
+            case 1213: .deadlock
+            case 1205: .lockWaitTimeout
             case _ where Self.connectionLostNumbers.contains(errorNumber): .connectionLost
             default: .server
             }

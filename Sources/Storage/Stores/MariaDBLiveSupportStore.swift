@@ -143,6 +143,15 @@ public struct MariaDBLiveSupportStore: LiveSupportStore {
             .map(LiveSession.init(row:))
     }
 
+    /// The session with its row locked until the transaction ends: what is read is what the
+    /// transaction's writes are based on, and no other writer to the session can slip in between.
+    func lockedSession(rowID: Int64, on transaction: DatabaseSession) async throws -> LiveSession? {
+        guard try await transaction.queryFirst("SELECT id FROM widget_sessions WHERE id = ? FOR UPDATE", [.int(rowID)]) != nil else {
+            return nil
+        }
+        return try await session(rowID: rowID, on: transaction)
+    }
+
     func session(rowID: Int64, on session: some DatabaseExecutor) async throws -> LiveSession? {
         try await session.queryFirst("SELECT \(Self.sessionColumns) FROM \(Self.sessionFrom) WHERE s.id = ?", [.int(rowID)])
             .map(LiveSession.init(row:))
@@ -163,7 +172,7 @@ public struct MariaDBLiveSupportStore: LiveSupportStore {
         sessionRowID: Int64, to mode: WidgetSession.Mode, operatorID: Int64?, actorUserID: Int64?, from: Set<WidgetSession.Mode>?
     ) async throws -> LiveSession? {
         try await database.transaction { transaction in
-            guard let current = try await session(rowID: sessionRowID, on: transaction), !current.isClosed else { return nil }
+            guard let current = try await lockedSession(rowID: sessionRowID, on: transaction), !current.isClosed else { return nil }
             if let from, !from.contains(current.mode) { return nil }
             let now = Date.databaseNow()
             try await transaction.execute(
@@ -184,24 +193,26 @@ public struct MariaDBLiveSupportStore: LiveSupportStore {
 
     public func recordMessage(sessionRowID: Int64, messageID: Int64, role: String, preview: String, actorUserID: Int64?) async throws {
         let now = Date.databaseNow()
-        // One transaction (one commit); the version is read in the statement that logs it, so a
-        // mode change cannot slip in between.
+        // One transaction (one commit). The session's row is written first, which takes its
+        // exclusive lock before anything else: concurrent writers to one session queue on it
+        // instead of each holding a shared lock and deadlocking on the upgrade. The version is then
+        // read under that lock, so a mode change cannot slip in between.
         try await database.transaction { transaction in
+            try await transaction.execute(
+                "UPDATE widget_sessions SET last_activity_at = ?, last_message = ?, last_message_role = ?, updated_at = ? WHERE id = ?",
+                [.date(now), .string(String(preview.prefix(500))), .string(role), .date(now), .int(sessionRowID)])
             try await transaction.execute(
                 """
                 INSERT INTO widget_session_events (session_id, kind, mode, mode_version, actor_user_id, message_id, created_at)
                 SELECT id, 'message', mode, mode_version, ?, ?, ? FROM widget_sessions WHERE id = ?
                 """,
                 [.optional(actorUserID), .int(messageID), .date(now), .int(sessionRowID)])
-            try await transaction.execute(
-                "UPDATE widget_sessions SET last_activity_at = ?, last_message = ?, last_message_role = ?, updated_at = ? WHERE id = ?",
-                [.date(now), .string(String(preview.prefix(500))), .string(role), .date(now), .int(sessionRowID)])
         }
     }
 
     public func close(sessionRowID: Int64, actorUserID: Int64?) async throws -> LiveSession? {
         try await database.transaction { transaction in
-            guard let current = try await session(rowID: sessionRowID, on: transaction) else { return nil }
+            guard let current = try await lockedSession(rowID: sessionRowID, on: transaction) else { return nil }
             if current.isClosed { return current }
             let now = Date.databaseNow()
             try await transaction.execute(
