@@ -313,7 +313,7 @@ let package = Package(
         .testTarget(
             name: "GatewayTests",
             dependencies: [
-                "Gateway", "RedisClient", "TestSupport", "SwitchboardCore",
+                "Gateway", "Realtime", "RedisClient", "TestSupport", "SwitchboardCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -12,9 +12,14 @@ protocol BrokerEventHandler: AnyObject, Sendable {
     func handleJoin(channel: String, info: ClientInfo)
     func handleLeave(channel: String, info: ClientInfo)
     func handleControl(_ command: ControlCommand)
+    /// The broker's link to the other nodes broke and is whole again: publications made
+    /// meanwhile never reached this node, so subscribers may be behind their channels.
+    func handleResubscribed()
 }
 
 extension BrokerEventHandler {
+    func handleResubscribed() {}
+
     func handleEncodedPublication(channel: String, offset: UInt64, epoch: String, json: ArraySlice<UInt8>) {
         defaultHandleEncodedPublication(channel: channel, offset: offset, epoch: epoch, json: json)
     }

@@ -50,6 +50,11 @@ public struct GatewayConfiguration: Sendable, Codable {
     public var presenceTTL = 60
     /// Seconds a channel's stream meta (epoch and offset) outlives its last publication.
     public var historyMetaTTL = 30 * 24 * 3600
+    /// Seconds between checks that positioned subscribers have every publication their channel's
+    /// stream holds (one also runs whenever the Redis engine's pub/sub connection comes back);
+    /// a subscriber behind is unsubscribed with 2500 so it recovers. 0 turns the periodic check
+    /// off. Centrifugo's `client_channel_position_check_delay`, with its default.
+    public var channelPositionCheckDelay = 40
     /// Options for channels without a namespace.
     public var channelDefaults = ChannelOptions()
     public var namespaces: [NamespaceConfiguration] = []
@@ -80,6 +85,7 @@ public struct GatewayConfiguration: Sendable, Codable {
         case expiryGrace = "expiry_grace"
         case presenceTTL = "presence_ttl"
         case historyMetaTTL = "history_meta_ttl"
+        case channelPositionCheckDelay = "client_channel_position_check_delay"
         case redisPrefix = "redis_prefix"
     }
 
@@ -113,6 +119,7 @@ public struct GatewayConfiguration: Sendable, Codable {
         expiryGrace = try decodeSeconds(container, .expiryGrace) ?? expiryGrace
         presenceTTL = try decodeSeconds(container, .presenceTTL) ?? presenceTTL
         historyMetaTTL = try decodeSeconds(container, .historyMetaTTL) ?? historyMetaTTL
+        channelPositionCheckDelay = try decodeSeconds(container, .channelPositionCheckDelay) ?? channelPositionCheckDelay
         namespaces = try container.decodeIfPresent([NamespaceConfiguration].self, forKey: .namespaces) ?? []
         redisPrefix = try container.decodeIfPresent(String.self, forKey: .redisPrefix)
         // Top-level namespace options are the defaults for channels without a namespace.
@@ -144,6 +151,7 @@ public struct GatewayConfiguration: Sendable, Codable {
         try container.encode(expiryGrace, forKey: .expiryGrace)
         try container.encode(presenceTTL, forKey: .presenceTTL)
         try container.encode(historyMetaTTL, forKey: .historyMetaTTL)
+        try container.encode(channelPositionCheckDelay, forKey: .channelPositionCheckDelay)
         try container.encode(namespaces, forKey: .namespaces)
         try container.encodeIfPresent(redisPrefix, forKey: .redisPrefix)
         try channelDefaults.encode(to: encoder)

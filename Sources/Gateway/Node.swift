@@ -29,6 +29,7 @@ final class Node: BrokerEventHandler {
     let stopping = Atomic<Bool>(false)
 
     let directory: any NodeDirectory
+    let positionCheckTurn = PositionCheckTurn()
 
     init(
         configuration: GatewayConfiguration, broker: any Broker, presence: any PresenceManager,
@@ -50,8 +51,9 @@ final class Node: BrokerEventHandler {
         try await broker.start(handler: self)
     }
 
-    /// Drives pings, expiry and presence refresh once a second, and announces this node to the
-    /// others every few seconds, until cancelled.
+    /// Drives pings, expiry and presence refresh once a second, announces this node to the others
+    /// every few seconds, and checks subscribers' positions every
+    /// `client_channel_position_check_delay` seconds, until cancelled.
     func runTimers() async {
         var tick = 0
         while !Task.isCancelled {
@@ -63,6 +65,9 @@ final class Node: BrokerEventHandler {
                 }
             }
             tick += 1
+            if configuration.channelPositionCheckDelay > 0, tick % configuration.channelPositionCheckDelay == 0 {
+                Task { await checkPositions() }
+            }
             try? await Task.sleep(for: .seconds(1))
             let now = Clock.seconds()
             for client in hub.allClients() {
@@ -168,6 +173,10 @@ final class Node: BrokerEventHandler {
             writer.endObject()
         }
         for client in hub.subscribers(of: channel) { client.deliverJoinLeave(channel: channel, message: message) }
+    }
+
+    func handleResubscribed() {
+        Task { await checkPositions() }
     }
 
     func handleControl(_ command: ControlCommand) {

@@ -19,7 +19,7 @@ final class RedisBroker: Broker {
     private let prefix: String
     private let logger: Logger
     private let subscriber: RedisSubscriber
-    private let consumer = Mutex<Task<Void, Never>?>(nil)
+    private let consumer = Mutex<[Task<Void, Never>]>([])
     private let publishes: PublishQueue
 
     init(redis: RedisClient, prefix: String, logger: Logger) {
@@ -53,7 +53,12 @@ final class RedisBroker: Broker {
                 }
             }
         }
-        consumer.withLock { $0 = task }
+        // Redis pub/sub drops what is published while the connection is down.
+        let resubscriptions = subscriber.resubscriptions
+        let resubscribed = Task {
+            for await _ in resubscriptions { handler.handleResubscribed() }
+        }
+        consumer.withLock { $0 = [task, resubscribed] }
         try await subscriber.subscribe([controlChannel])
     }
 
@@ -84,7 +89,7 @@ final class RedisBroker: Broker {
 
     func stop() async {
         await subscriber.close()
-        consumer.withLock { $0?.cancel() }
+        consumer.withLock { $0.forEach { $0.cancel() } }
     }
 
     func subscribe(_ channel: String) async throws {

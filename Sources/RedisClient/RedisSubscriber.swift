@@ -22,7 +22,9 @@ public struct RedisPubSubMessage: Sendable {
 /// A subscription is remembered from the moment `subscribe` is called: if Redis is unreachable
 /// the call throws `.unavailable` after the connect timeout, but the channel stays registered
 /// and is subscribed as soon as the connection comes back (retried with backoff until `close`).
-/// Messages published while the connection is down are lost (Redis pub/sub is at-most-once).
+/// Messages published while the connection is down are lost (Redis pub/sub is at-most-once):
+/// `resubscriptions` tells a consumer each time the subscriptions were restored after a break,
+/// so it can look for what it missed.
 public final class RedisSubscriber: Sendable {
     private struct State {
         var channels: Set<String> = []
@@ -37,6 +39,11 @@ public final class RedisSubscriber: Sendable {
     /// All messages of this subscriber; channel names WITHOUT the prefix. One consumer.
     public let messages: AsyncStream<RedisPubSubMessage>
     private let continuation: AsyncStream<RedisPubSubMessage>.Continuation
+    /// One element each time every channel and pattern was subscribed again on a new connection
+    /// after the previous one was lost (not for the first connection). Messages published between
+    /// the loss and this element never arrived. One consumer.
+    public let resubscriptions: AsyncStream<Void>
+    private let resubscribed: AsyncStream<Void>.Continuation
     private let state = Mutex(State())
     private let connector: Connector
     private let keyPrefix: String
@@ -47,6 +54,7 @@ public final class RedisSubscriber: Sendable {
         self.keyPrefix = keyPrefix
         self.logger = logger
         (messages, continuation) = AsyncStream.makeStream(of: RedisPubSubMessage.self)
+        (resubscriptions, resubscribed) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     public func subscribe(_ channels: [String]) async throws {
@@ -84,6 +92,7 @@ public final class RedisSubscriber: Sendable {
         supervisor?.cancel()
         await connection?.close()
         continuation.finish()
+        resubscribed.finish()
     }
 
     // MARK: internals
@@ -157,6 +166,7 @@ public final class RedisSubscriber: Sendable {
             if let message = Self.message(from: reply, prefix: prefix) { continuation.yield(message) }
         }
         var failures = 0
+        var connectedBefore = false
         while !Task.isCancelled {
             let connection: RedisConnection
             do {
@@ -178,15 +188,18 @@ public final class RedisSubscriber: Sendable {
                 await connection.close()
                 return
             }
+            let isReconnection = connectedBefore
+            connectedBefore = true
             do {
                 var commands = channels.map { RedisCommand("SUBSCRIBE", $0) }
                 commands += patterns.map { RedisCommand("PSUBSCRIBE", $0) }
                 if !commands.isEmpty { _ = try await connection.pipeline(commands) }
-                if failures > 0 {
+                if failures > 0 || isReconnection {
                     logger.info(
                         "redis subscriber reconnected",
                         metadata: ["channels": "\(channels.count)", "patterns": "\(patterns.count)"])
                 }
+                if isReconnection { resubscribed.yield() }
                 failures = 0
             } catch {
                 logger.warning("redis subscriber resubscribe failed", metadata: ["error": "\(error)"])

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Realtime
 import RedisClient
 import SwitchboardCore
 import Synchronization
@@ -236,6 +237,58 @@ final class RecordingHandler: BrokerEventHandler {
             Issue.record(error)
         }
         await broker.stop()
+        await redis.close()
+        await server.destroy()
+    }
+
+    /// Redis pub/sub drops what is published while a node's subscriber connection is down, and the
+    /// channel's next publication, which would show the gap, may never come. When the connection
+    /// is back, the node finds the subscriber behind its channel and unsubscribes it with 2500; a
+    /// resubscribe with recovery brings what was lost. (A private Redis: the test kills its
+    /// pub/sub connections.)
+    @Test func aPublicationLostWhileThePubSubConnectionWasDownIsRecovered() async throws {
+        let server = try await PrivateRedisServer()
+        let redis = RedisClient(configuration: try RedisConfiguration(url: server.url), logger: Logger(label: "test"))
+        let template = makeNode { $0.channelPositionCheckDelay = 0 }
+        let node = Node(
+            configuration: template.configuration, broker: RedisBroker(redis: redis, prefix: "gw:", logger: Logger(label: "n")),
+            presence: MemoryPresenceManager(), logger: Logger(label: "n"))
+        do {
+            try await node.start()
+            let transport = RecordingTransport()
+            let client = node.makeClient(transport: transport)
+            await client.send(#"{"id":1,"connect":{"token":"\#(GatewayTokens.mint(secret: "secret", user: "42", ttl: 3600))"}}"#)
+            await client.send(#"{"id":2,"subscribe":{"channel":"chat:gap"}}"#)
+            await client.send(#"{"id":3,"publish":{"channel":"chat:gap","data":"heard"}}"#)
+            await Self.waitFor { transport.replies.contains { $0["push"]?["pub"] != nil } }
+            let epochs = transport.replies.compactMap { $0["subscribe"]?["epoch"]?.stringValue }
+            let epoch = try #require(epochs.first)
+
+            // Appended to the channel's stream, published where no node listens: lost on the way.
+            let keys = RealtimeEngineKeys(prefix: "gw:")
+            _ = try await redis.evalScript(
+                RealtimeEngineScripts.publish, keys: [keys.streamKey("chat:gap"), keys.metaKey("chat:gap")],
+                args: [Publication(data: #""lost""#).json, 10, 60, 600, redis.key("gw:nowhere"), "unused"])
+            _ = try await redis.send(RedisCommand("CLIENT", "KILL", "TYPE", "pubsub"))
+
+            let unsubscribeCode = { transport.replies.compactMap { $0["push"]?["unsubscribe"]?["code"]?.int64Value }.first }
+            for _ in 0..<250 where unsubscribeCode() == nil { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(unsubscribeCode() == Int64(UnsubscribeCode.insufficient))
+            #expect(client.subscribedChannels.isEmpty)
+
+            await client.send(#"{"id":4,"subscribe":{"channel":"chat:gap","recover":true,"epoch":"\#(epoch)","offset":1}}"#)
+            let recovered = try #require(transport.replies.last { $0["id"]?.int64Value == 4 }?["subscribe"])
+            #expect(recovered["recovered"] == .bool(true))
+            guard case .array(let publications)? = recovered["publications"] else {
+                Issue.record("nothing recovered: \(recovered)")
+                throw CancellationError()
+            }
+            #expect(publications.map { $0["data"]?.stringValue } == ["lost"])
+            #expect(publications.map { $0["offset"]?.int64Value } == [2])
+        } catch {
+            Issue.record(error)
+        }
+        await node.shutdown()
         await redis.close()
         await server.destroy()
     }

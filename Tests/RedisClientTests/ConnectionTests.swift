@@ -320,6 +320,11 @@ struct ConnectionTests {
             let redis = RedisClient(configuration: configuration, logger: TestRedis.logger)
             let subscriber = redis.makeSubscriber()
             let collector = MessageCollector(subscriber)
+            let resubscriptions = Task {
+                var count = 0
+                for await _ in subscriber.resubscriptions { count += 1 }
+                return count
+            }
             try await subscriber.subscribe(["events"])
             try await subscriber.psubscribe(["users:*"])
             #expect(try await redis.publish("events", "one") == 1)
@@ -341,6 +346,8 @@ struct ConnectionTests {
             #expect(messages.map(\.payload.text) == ["one", "probe", "two"])
             #expect(messages.last?.channel == "users:7")
             await subscriber.close()
+            // The first connection is no resubscription; the one after the restart is, once.
+            #expect(await resubscriptions.value == 1)
             await redis.close()
         }
         await server.destroy()
