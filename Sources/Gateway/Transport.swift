@@ -16,13 +16,20 @@ extension Transport {
 
 /// One server → client message: its JSON text and, for a message many connections send (a
 /// fanned-out publication), the whole WebSocket frame built once and shared by all of them.
+///
+/// It holds one buffer: the payload alone, or for a shared message the frame, whose payload is the
+/// part after the header. Each connection a publication is queued for copies the message, and a
+/// copy is an atomic increment on the buffer's storage, which every subscriber on both event loops
+/// shares: one buffer is one increment (and one release), not two.
 struct OutboundMessage: Sendable {
-    let payload: ByteBuffer
-    let frame: ByteBuffer?
+    /// The payload, or (`headerSize > 0`) the whole frame.
+    private let bytes: ByteBuffer
+    /// The frame header's size in front of the payload; 0 when `bytes` is the payload alone.
+    private let headerSize: Int
 
     init(_ text: String) {
-        payload = ByteBuffer(string: text)
-        frame = nil
+        bytes = ByteBuffer(string: text)
+        headerSize = 0
     }
 
     init(shared text: String) {
@@ -30,7 +37,23 @@ struct OutboundMessage: Sendable {
     }
 
     init(sharedPayload: ByteBuffer) {
-        payload = sharedPayload
-        frame = WebSocketFraming.frame(sharedPayload)
+        bytes = WebSocketFraming.frame(sharedPayload)
+        headerSize = WebSocketFraming.headerSize(payloadLength: sharedPayload.readableBytes)
+    }
+
+    /// The JSON text's size in bytes.
+    var payloadSize: Int { bytes.readableBytes - headerSize }
+
+    /// The JSON text (for a shared message, a view into its frame).
+    var payload: ByteBuffer {
+        headerSize == 0 ? bytes : bytes.getSlice(at: bytes.readerIndex + headerSize, length: payloadSize)!
+    }
+
+    /// The pre-built frame of a shared message; nil for one connection's own message.
+    var frame: ByteBuffer? { headerSize == 0 ? nil : bytes }
+
+    /// Runs `body` with the message as a whole frame: the shared one without a copy, else one built now.
+    func withFrame<Result>(_ body: (ByteBuffer) -> Result) -> Result {
+        headerSize == 0 ? body(WebSocketFraming.frame(bytes)) : body(bytes)
     }
 }

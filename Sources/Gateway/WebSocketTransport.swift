@@ -109,7 +109,7 @@ final class WebSocketTransport: Transport {
     }
 
     func write(_ message: OutboundMessage) -> Bool {
-        let size = message.payload.readableBytes
+        let size = message.payloadSize
         let (accepted, schedule) = state.withLock { state -> (Bool, Bool) in
             guard !state.closed else { return (true, false) }
             guard state.queuedBytes + size <= maxQueueSize else { return (false, false) }
@@ -137,18 +137,19 @@ final class WebSocketTransport: Transport {
     }
 
     /// Writes what queued and flushes; runs on the channel's event loop.
+    ///
+    /// What queued is moved out of the state, not copied: a fanned-out publication's buffers are
+    /// shared by every subscriber, on both event loops, and each copy and release of them is an
+    /// atomic on a cache line the other loop is also writing.
     func flush() {
-        let (ready, joined, single, rawWriter, writable, direct) = state.withLock { state in
-            defer {
-                state.ready = []
-                state.joined = nil
-                state.single = nil
-                state.queuedBytes = 0
-                state.flushScheduled = false
-            }
-            return (state.ready, state.joined, state.single, state.rawWriter, state.writable, state.direct)
+        let (ready, joined, single, hasWriter, writable, direct) = state.withLock { state in
+            state.queuedBytes = 0
+            state.flushScheduled = false
+            let ready = state.ready.isEmpty ? [] : state.ready
+            if !ready.isEmpty { state.ready = [] }
+            return (ready, state.joined.take(), state.single.take(), state.rawWriter != nil, state.writable, state.direct)
         }
-        guard joined != nil || single != nil, let rawWriter else { return }
+        guard joined != nil || single != nil, hasWriter else { return }
         // Bytes still waiting in the channel above the high water mark: the peer does not read.
         guard writable else {
             client.withLock { $0 }?.slow()
@@ -156,7 +157,7 @@ final class WebSocketTransport: Transport {
         }
         if ready.isEmpty, joined == nil, let single {
             // The common case (one publication since the last tick): no array of frames.
-            send(single.frame ?? WebSocketFraming.frame(single.payload), context: rawWriter.value, direct: direct)
+            single.withFrame { send($0, direct: direct) }
             return
         }
         var frames = ready
@@ -164,9 +165,14 @@ final class WebSocketTransport: Transport {
             WebSocketFraming.frame(inPlace: &joined)
             frames.append(joined)
         } else if let single {
-            frames.append(single.frame ?? WebSocketFraming.frame(single.payload))
+            single.withFrame { frames.append($0) }
         }
-        send(frames, context: rawWriter.value, direct: direct)
+        send(frames, context: rawContext(), direct: direct)
+    }
+
+    /// The context frames are handed to NIO through; only once the raw writer is set, on the event loop.
+    private func rawContext() -> ChannelHandlerContext {
+        state.withLock { $0.rawWriter! }.value
     }
 
     /// Sends a control frame (pong, close) after whatever is queued; runs on the event loop.
@@ -187,12 +193,12 @@ final class WebSocketTransport: Transport {
         }
     }
 
-    /// `send(frames, …)` for one frame, without an array unless NIO has to take some of it.
+    /// `send(frames, …)` for one frame, without an array unless NIO has to take some of it, and
+    /// without a copy of the frame (nor a touch of the channel's context) when the socket takes it all.
     @discardableResult
-    private func send(_ frame: ByteBuffer, context: ChannelHandlerContext, direct: Bool) -> EventLoopFuture<Void>? {
-        var frame = frame
-        if direct, sendDirectly(&frame) { return nil }
-        return handToNIO([frame][...], context: context)
+    private func send(_ frame: ByteBuffer, direct: Bool) -> EventLoopFuture<Void>? {
+        guard let rest = unsent(frame, direct: direct) else { return nil }
+        return handToNIO([rest][...], context: rawContext())
     }
 
     /// Writes whole frames in order, directly when `direct` (the socket is open and NIO holds
@@ -201,28 +207,28 @@ final class WebSocketTransport: Transport {
     @discardableResult
     private func send(_ frames: [ByteBuffer], context: ChannelHandlerContext, direct: Bool) -> EventLoopFuture<Void>? {
         var frames = frames[...]
-        if direct {
-            while var frame = frames.first {
-                guard sendDirectly(&frame) else {
-                    frames[frames.startIndex] = frame
-                    break
-                }
+        while direct, let frame = frames.first {
+            guard let rest = unsent(frame, direct: true) else {
                 frames = frames.dropFirst()
+                continue
             }
+            frames[frames.startIndex] = rest
+            break
         }
         return handToNIO(frames, context: context)
     }
 
-    /// `send(2)` of `frame` to the socket: true when it took all of it. Otherwise its buffer is
-    /// full (or the peer is gone) and `frame` is left with what remains, for NIO to write once the
-    /// socket drains (an error closes the channel there). False without a known socket.
-    private func sendDirectly(_ frame: inout ByteBuffer) -> Bool {
-        guard let socket else { return false }
+    /// What of `frame` is left for NIO: nil when `direct` and `send(2)` to the socket took all of
+    /// it; otherwise what remains (its buffer is full, or the peer is gone and NIO will meet the
+    /// error and close the channel), or the whole frame when it cannot be sent directly.
+    private func unsent(_ frame: ByteBuffer, direct: Bool) -> ByteBuffer? {
+        guard direct, let socket else { return frame }
         let written = Self.send(frame, to: socket)
-        if written == frame.readableBytes { return true }
-        frame.moveReaderIndex(forwardBy: written)
+        if written == frame.readableBytes { return nil }
         metrics?.socketBacklogs.add(1, ordering: .relaxed)
-        return false
+        var rest = frame
+        rest.moveReaderIndex(forwardBy: written)
+        return rest
     }
 
     /// Hands frames to NIO, which writes them once the socket drains; nil when there are none.
