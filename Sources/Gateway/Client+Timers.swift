@@ -7,8 +7,8 @@ import Synchronization
 
 extension Client {
     func tick(now: Int64) async {
-        let configuration = node.configuration
-        let actions = state.withLock { $0.tick(now: now, createdAt: createdAt, clientID: id, configuration: configuration) }
+        let settings = node.timerSettings
+        let actions = state.withLock { $0.tick(now: now, createdAt: createdAt, clientID: id, settings: settings) }
         switch actions.action {
         case .none: break
         case .disconnect(let reason): disconnect(reason)
@@ -18,7 +18,7 @@ extension Client {
             await serverUnsubscribe(channel: channel, code: UnsubscribeCode.expired, reason: "subscription expired")
         }
         for (channel, info) in actions.presenceRefreshes {
-            try? await node.presence.add(channel: channel, info: info, ttl: configuration.presenceTTL)
+            try? await node.presence.add(channel: channel, info: info, ttl: Int(settings.presenceTTL))
         }
     }
 }

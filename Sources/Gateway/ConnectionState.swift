@@ -152,10 +152,26 @@ struct ConnectionState: Sendable {
         var presenceRefreshes: [(channel: String, info: ClientInfo)] = []
     }
 
+    /// The configuration the timers read, as plain numbers: every connection ticks once a second,
+    /// and a copy of the whole configuration would retain and release each of its strings and arrays.
+    struct TimerSettings: Sendable {
+        var expiryGrace: Int64
+        var presenceTTL: Int64
+        var pingInterval: Int64
+        var pongTimeout: Int64
+
+        init(_ configuration: GatewayConfiguration) {
+            expiryGrace = Int64(configuration.expiryGrace)
+            presenceTTL = Int64(configuration.presenceTTL)
+            pingInterval = Int64(configuration.pingInterval)
+            pongTimeout = Int64(configuration.pongTimeout)
+        }
+    }
+
     /// Once a second: a connection without connect after `connectTimeout` is stale; an expired
     /// connection (beyond `expiry_grace`) or a missed pong closes it; otherwise expired
     /// subscriptions, due presence refreshes and a due ping (which starts the pong deadline).
-    mutating func tick(now: Int64, createdAt: Int64, clientID: String, configuration: GatewayConfiguration) -> TimerActions {
+    mutating func tick(now: Int64, createdAt: Int64, clientID: String, settings configuration: TimerSettings) -> TimerActions {
         var actions = TimerActions()
         switch status {
         case .closed: return actions
@@ -164,7 +180,7 @@ struct ConnectionState: Sendable {
             return actions
         case .connected: break
         }
-        if let expiresAt, now > expiresAt + Int64(configuration.expiryGrace) {
+        if let expiresAt, now > expiresAt + configuration.expiryGrace {
             actions.action = .disconnect(.expired)
             return actions
         }
@@ -173,11 +189,11 @@ struct ConnectionState: Sendable {
             return actions
         }
         for (channel, subscription) in subscriptions {
-            if let expiresAt = subscription.expiresAt, now > expiresAt + Int64(configuration.expiryGrace) {
+            if let expiresAt = subscription.expiresAt, now > expiresAt + configuration.expiryGrace {
                 actions.expiredSubscriptions.append(channel)
             }
         }
-        if now - lastPresenceRefresh >= Int64(configuration.presenceTTL / 3) {
+        if now - lastPresenceRefresh >= configuration.presenceTTL / 3 {
             lastPresenceRefresh = now
             for (channel, subscription) in subscriptions where subscription.presence && !subscription.buffering {
                 actions.presenceRefreshes.append(
@@ -185,8 +201,8 @@ struct ConnectionState: Sendable {
             }
         }
         if now >= nextPingAt {
-            nextPingAt = now + Int64(configuration.pingInterval)
-            if pongDeadline == nil { pongDeadline = now + Int64(configuration.pongTimeout) }
+            nextPingAt = now + configuration.pingInterval
+            if pongDeadline == nil { pongDeadline = now + configuration.pongTimeout }
             actions.action = .ping
         }
         return actions

@@ -49,8 +49,16 @@ final class Hub: Sendable {
         userShards[shard(user)].withLock { Array(($0[user] ?? [:]).values) }
     }
 
+    /// Every connection, copied into one array (the timers walk it once a second).
     func allClients() -> [Client] {
-        clientShards.flatMap { shard in shard.withLock { Array($0.clients.values) } }
+        var clients: [Client] = []
+        for shard in clientShards {
+            shard.withLock { shard in
+                clients.reserveCapacity(clients.count + shard.clients.count)
+                clients.append(contentsOf: shard.clients.values)
+            }
+        }
+        return clients
     }
 
     var connectionCount: Int {

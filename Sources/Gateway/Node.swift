@@ -30,6 +30,7 @@ final class Node: BrokerEventHandler {
 
     let directory: any NodeDirectory
     let positionCheckTurn = PositionCheckTurn()
+    let timerSettings: ConnectionState.TimerSettings
 
     init(
         configuration: GatewayConfiguration, broker: any Broker, presence: any PresenceManager,
@@ -39,6 +40,7 @@ final class Node: BrokerEventHandler {
         self.id = UUID().uuidString.lowercased()
         self.name = ProcessInfo.processInfo.hostName + ":\(configuration.port)"
         self.configuration = configuration
+        self.timerSettings = ConnectionState.TimerSettings(configuration)
         self.rules = ChannelRules(configuration: configuration)
         self.broker = broker
         self.presence = presence

@@ -151,43 +151,43 @@ import Testing
 
     @Test func aConnectionWithoutConnectGoesStaleAfterTenSeconds() {
         var state = ConnectionState()
-        let tick1 = state.tick(now: 1010, createdAt: 1000, clientID: "c", configuration: configuration())
+        let tick1 = state.tick(now: 1010, createdAt: 1000, clientID: "c", settings: .init(configuration()))
         #expect(tick1.action == .none)
-        let tick2 = state.tick(now: 1011, createdAt: 1000, clientID: "c", configuration: configuration())
+        let tick2 = state.tick(now: 1011, createdAt: 1000, clientID: "c", settings: .init(configuration()))
         #expect(tick2.action == .disconnect(.stale))
         var closed = ConnectionState()
         _ = closed.close()
-        let tick3 = closed.tick(now: 5000, createdAt: 1000, clientID: "c", configuration: configuration())
+        let tick3 = closed.tick(now: 5000, createdAt: 1000, clientID: "c", settings: .init(configuration()))
         #expect(tick3.action == .none)
     }
 
     @Test func pingsOnScheduleAndClosesWithoutPong() {
         var state = connected(firstPingAt: 1020)
         let configuration = configuration()
-        let tick4 = state.tick(now: 1019, createdAt: 1000, clientID: "c", configuration: configuration)
+        let tick4 = state.tick(now: 1019, createdAt: 1000, clientID: "c", settings: .init(configuration))
         #expect(tick4.action == .none)
-        let tick5 = state.tick(now: 1020, createdAt: 1000, clientID: "c", configuration: configuration)
+        let tick5 = state.tick(now: 1020, createdAt: 1000, clientID: "c", settings: .init(configuration))
         #expect(tick5.action == .ping)
         #expect(state.nextPingAt == 1045 && state.pongDeadline == 1028)
-        let tick6 = state.tick(now: 1028, createdAt: 1000, clientID: "c", configuration: configuration)
+        let tick6 = state.tick(now: 1028, createdAt: 1000, clientID: "c", settings: .init(configuration))
         #expect(tick6.action == .none)
-        let tick7 = state.tick(now: 1029, createdAt: 1000, clientID: "c", configuration: configuration)
+        let tick7 = state.tick(now: 1029, createdAt: 1000, clientID: "c", settings: .init(configuration))
         #expect(tick7.action == .disconnect(.noPong))
 
         var answered = connected(firstPingAt: 1020)
-        _ = answered.tick(now: 1020, createdAt: 1000, clientID: "c", configuration: configuration)
+        _ = answered.tick(now: 1020, createdAt: 1000, clientID: "c", settings: .init(configuration))
         answered.pongDeadline = nil  // the pong
-        let tick8 = answered.tick(now: 1040, createdAt: 1000, clientID: "c", configuration: configuration)
+        let tick8 = answered.tick(now: 1040, createdAt: 1000, clientID: "c", settings: .init(configuration))
         #expect(tick8.action == .none)
-        let tick9 = answered.tick(now: 1045, createdAt: 1000, clientID: "c", configuration: configuration)
+        let tick9 = answered.tick(now: 1045, createdAt: 1000, clientID: "c", settings: .init(configuration))
         #expect(tick9.action == .ping)
     }
 
     @Test func anExpiredConnectionClosesAfterTheGrace() {
         var state = connected(expiresAt: 2000, firstPingAt: 9999)
-        let tick10 = state.tick(now: 2005, createdAt: 1000, clientID: "c", configuration: configuration())
+        let tick10 = state.tick(now: 2005, createdAt: 1000, clientID: "c", settings: .init(configuration()))
         #expect(tick10.action == .none)
-        let tick11 = state.tick(now: 2006, createdAt: 1000, clientID: "c", configuration: configuration())
+        let tick11 = state.tick(now: 2006, createdAt: 1000, clientID: "c", settings: .init(configuration()))
         #expect(tick11.action == .disconnect(.expired))
     }
 
@@ -207,18 +207,18 @@ import Testing
         _ = state.addSubscription("preparing", preparing, limit: 10)
         let configuration = configuration()
 
-        let early = state.tick(now: 1019, createdAt: 1000, clientID: "c", configuration: configuration)
+        let early = state.tick(now: 1019, createdAt: 1000, clientID: "c", settings: .init(configuration))
         #expect(early.expiredSubscriptions.isEmpty && early.presenceRefreshes.isEmpty)
 
-        let due = state.tick(now: 1020, createdAt: 1000, clientID: "c", configuration: configuration)
+        let due = state.tick(now: 1020, createdAt: 1000, clientID: "c", settings: .init(configuration))
         #expect(due.presenceRefreshes.map(\.channel) == ["present"])
         #expect(due.presenceRefreshes.first?.info == ClientInfo(user: "42", client: "c", connInfo: #"{"n":1}"#, chanInfo: #"{"r":1}"#))
-        let tick12 = state.tick(now: 1021, createdAt: 1000, clientID: "c", configuration: configuration)
+        let tick12 = state.tick(now: 1021, createdAt: 1000, clientID: "c", settings: .init(configuration))
         #expect(tick12.presenceRefreshes.isEmpty)
 
-        let tick13 = state.tick(now: 1105, createdAt: 1000, clientID: "c", configuration: configuration)
+        let tick13 = state.tick(now: 1105, createdAt: 1000, clientID: "c", settings: .init(configuration))
         #expect(tick13.expiredSubscriptions.isEmpty)
-        let tick14 = state.tick(now: 1106, createdAt: 1000, clientID: "c", configuration: configuration)
+        let tick14 = state.tick(now: 1106, createdAt: 1000, clientID: "c", settings: .init(configuration))
         #expect(tick14.expiredSubscriptions == ["expiring"])
     }
 }
