@@ -6,6 +6,7 @@ import subprocess
 import time
 import urllib.request
 import uuid
+from types import SimpleNamespace
 
 import pytest
 
@@ -34,6 +35,8 @@ def start_gateway(redis_url, tmp_path):
     started = []
 
     def start(config=None, redis=True):
+        """`redis`: True for the test's prefix on the shared Redis, False for the in-memory
+        engine, or a URL of a Redis of the test's own."""
         port = free_port()
         internal_port = free_port()
         # `switchboard gateway` reads its `gateway:` section from the configuration file (JSON is
@@ -48,7 +51,7 @@ def start_gateway(redis_url, tmp_path):
             "SB_GATEWAY_TOKEN_SECRET": SECRET,
             "SB_GATEWAY_API_KEY": API_KEY,
             "SB_GATEWAY_CONFIG_JSON": json.dumps(config or gateway_config()),
-            "SB_REDIS_URL": redis_url if redis else "",
+            "SB_REDIS_URL": (redis if isinstance(redis, str) else redis_url) if redis else "",
         })
         log = open(tmp_path / f"gateway-{port}.log", "w")
         process = subprocess.Popen(gateway_command(), env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -69,3 +72,23 @@ def start_gateway(redis_url, tmp_path):
     yield start
     for gateway in started:
         gateway.stop()
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    """A redis-server of the test's own on a free port (for tests that kill its clients); its URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(tmp_path), "--logfile", str(tmp_path / "redis.log")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 10
+    while subprocess.run(["redis-cli", "-p", str(port), "PING"], capture_output=True, text=True).stdout.strip() != "PONG":
+        if time.time() > deadline or process.poll() is not None:
+            process.kill()
+            raise RuntimeError("the test's redis-server did not start")
+        time.sleep(0.05)
+    yield SimpleNamespace(port=port, url=f"redis://127.0.0.1:{port}/0")
+    process.kill()
+    process.wait()

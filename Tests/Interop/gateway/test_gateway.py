@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import subprocess
 import time
 import urllib.request
 from types import SimpleNamespace
@@ -28,6 +29,7 @@ from centrifuge import (
     ClientEventHandler,
     PublicationContext,
     SubscribedContext,
+    SubscribingContext,
     SubscriptionEventHandler,
     UnsubscribedContext,
     DisconnectedContext,
@@ -56,6 +58,7 @@ class Recorder(SubscriptionEventHandler):
     def __init__(self):
         self.publications = []
         self.subscribed = []
+        self.subscribing = []
         self.unsubscribed = []
         self.errors = []
         self.changed = asyncio.Event()
@@ -66,6 +69,10 @@ class Recorder(SubscriptionEventHandler):
 
     async def on_subscribed(self, ctx: SubscribedContext) -> None:
         self.subscribed.append(ctx)
+        self.changed.set()
+
+    async def on_subscribing(self, ctx: SubscribingContext) -> None:
+        self.subscribing.append(ctx)
         self.changed.set()
 
     async def on_unsubscribed(self, ctx: UnsubscribedContext) -> None:
@@ -164,6 +171,44 @@ async def test_sdk_recovers_missed_publications_after_forced_reconnect(start_gat
         await api.publish(PublishRequest(channel="chat:recover", data={"n": 5}))
         await events.wait_for(lambda: len(events.publications) == 5)
         assert [p.offset for p in events.publications] == [1, 2, 3, 4, 5]
+
+
+async def test_sdk_recovers_a_publication_lost_while_the_gateway_pubsub_was_down(start_gateway, private_redis):
+    """Redis pub/sub drops what is published while the gateway's subscriber connection is down,
+    and no later publication shows the gap. When the connection is back the gateway tells the
+    SDK its subscription lost its place (2500), and the SDK resubscribes and recovers it."""
+    gateway = start_gateway(redis=private_redis.url)
+    async with subscribed_client(gateway, "9", "chat:lost") as c:
+        api, events = c.api, c.events
+        await api.publish(PublishRequest(channel="chat:lost", data={"n": 1}))
+        await events.wait_for(lambda: len(events.publications) == 1)
+
+        # Offset 2 goes into the channel's history the way the publish script puts it there,
+        # without reaching the gateway; then its pub/sub connection drops.
+        append = (
+            "local offset = redis.call('hincrby', KEYS[2], 'o', 1) "
+            "redis.call('xadd', KEYS[1], offset .. '-0', 'd', ARGV[1]) return offset"
+        )
+        cli = ["redis-cli", "-p", str(private_redis.port)]
+        appended = subprocess.run(
+            [*cli, "EVAL", append, "2", "sb:gw:history:chat:lost", "sb:gw:meta:chat:lost", json.dumps({"data": {"n": 2}})],
+            capture_output=True, text=True, check=True)
+        assert appended.stdout.strip() == "2"
+        killed = subprocess.run([*cli, "CLIENT", "KILL", "TYPE", "pubsub"], capture_output=True, text=True, check=True)
+        assert int(killed.stdout.strip()) >= 1
+
+        await events.wait_for(lambda: len(events.publications) == 2, timeout=15)
+        # 2500 is not an unsubscribe for the SDK: it goes back to subscribing and recovers.
+        assert events.unsubscribed == []
+        assert [s.code for s in events.subscribing if s.code >= 2500] == [2500]
+        assert events.subscribed[-1].was_recovering and events.subscribed[-1].recovered
+        assert [p.data["n"] for p in events.publications] == [1, 2]
+        assert [p.offset for p in events.publications] == [1, 2]
+
+        # Live publications go on from there.
+        await api.publish(PublishRequest(channel="chat:lost", data={"n": 3}))
+        await events.wait_for(lambda: len(events.publications) == 3)
+        assert [p.offset for p in events.publications] == [1, 2, 3]
 
 
 async def test_recovery_reports_false_when_history_no_longer_covers_the_gap(start_gateway):
