@@ -263,7 +263,7 @@ let package = Package(
         // What the test targets share about the real Redis and MariaDB they run against.
         .target(
             name: "TestSupport",
-            dependencies: ["RedisClient", "Storage", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["AIProviders", "RedisClient", "Storage", .product(name: "Logging", package: "swift-log")],
             path: "Tests/TestSupport",
             swiftSettings: swiftSettings
         ),

@@ -8,25 +8,21 @@ import Testing
 /// Asserts the shape of what comes back, never the model's words.
 @Suite(.enabled(if: LocalModelServer.enabled), .timeLimit(.minutes(30)))
 struct RealModelServerTests {
-    static func provider() async throws -> OpenAICompatibleProvider {
-        try OpenAICompatibleProvider(configuration: .localModelServer(baseURL: try await LocalModelServer.baseURL()))
-    }
-
     @Test func streamingHasTokensAFinishReasonAndUsage() async throws {
-        let provider = try await Self.provider()
-        let stream = try await provider.streamChat(ChatRequest(messages: [.user("Name three colours.")], maxTokens: 24))
         var tokens = 0
         var finishes: [FinishReason] = []
         var usage: TokenUsage?
         var afterFinish = 0
-        for try await event in stream {
-            switch event {
-            case .token: tokens += 1; if !finishes.isEmpty { afterFinish += 1 }
-            case .finished(let reason): finishes.append(reason)
-            case .usage(let counted): usage = counted
+        try await LocalModelServer.withProvider { provider in
+            let stream = try await provider.streamChat(ChatRequest(messages: [.user("Name three colours.")], maxTokens: 24))
+            for try await event in stream {
+                switch event {
+                case .token: tokens += 1; if !finishes.isEmpty { afterFinish += 1 }
+                case .finished(let reason): finishes.append(reason)
+                case .usage(let counted): usage = counted
+                }
             }
         }
-        try await provider.shutdown()
         #expect(tokens > 1)
         #expect(afterFinish == 0)
         #expect(finishes.count == 1)
@@ -37,26 +33,26 @@ struct RealModelServerTests {
     }
 
     @Test func stoppingEarlyClosesTheStream() async throws {
-        let provider = try await Self.provider()
-        let stream = try await provider.streamChat(ChatRequest(messages: [.user("Count from one to one hundred.")], maxTokens: 200))
         var tokens = 0
-        for try await event in stream {
-            if case .token = event { tokens += 1 }
-            if tokens == 3 { break }
+        let again = try await LocalModelServer.withProvider { provider in
+            let stream = try await provider.streamChat(ChatRequest(messages: [.user("Count from one to one hundred.")], maxTokens: 200))
+            for try await event in stream {
+                if case .token = event { tokens += 1 }
+                if tokens == 3 { break }
+            }
+            // The server is still usable afterwards.
+            return try await provider.chat(ChatRequest(messages: [.user("Say hi.")], maxTokens: 4))
         }
-        // The server is still usable afterwards.
-        let again = try await provider.chat(ChatRequest(messages: [.user("Say hi.")], maxTokens: 4))
-        try await provider.shutdown()
         #expect(tokens == 3)
         #expect(again.usage?.completionTokens ?? 0 > 0)
     }
 
     @Test func embeddingsHaveTheModelsDimensionAndRankMeaning() async throws {
-        let provider = try await Self.provider()
-        let result = try await provider.embed([
-            "How do I reset my password?", "I forgot my login password", "What is the weather in Berlin tomorrow?",
-        ])
-        try await provider.shutdown()
+        let result = try await LocalModelServer.withProvider { provider in
+            try await provider.embed([
+                "How do I reset my password?", "I forgot my login password", "What is the weather in Berlin tomorrow?",
+            ])
+        }
         #expect(result.vectors.count == 3)
         #expect(result.vectors.allSatisfy { $0.count == 384 })
         func cosine(_ a: [Float], _ b: [Float]) -> Float {
@@ -68,11 +64,11 @@ struct RealModelServerTests {
     }
 
     @Test func anUnknownModelIsAClientError() async throws {
-        let provider = try await Self.provider()
-        let error = await #expect(throws: AIProviderError.self) {
-            _ = try await provider.chat(ChatRequest(messages: [.user("hi")], model: "no-such-model"))
+        let error = try await LocalModelServer.withProvider { provider in
+            await #expect(throws: AIProviderError.self) {
+                _ = try await provider.chat(ChatRequest(messages: [.user("hi")], model: "no-such-model"))
+            }
         }
-        try await provider.shutdown()
         #expect(error?.code == .httpStatus)
         #expect((400..<500).contains(error?.status ?? 0))
     }

@@ -53,9 +53,8 @@ struct ClassifierTests {
     }
 
     @Test func everyStepDecides() async throws {
-        let real = try await LocalModelServer.provider()
         let redis = try TestRedis.client()
-        try await TestDatabase.with { stores in
+        try await LocalModelServer.withProvider { real in try await TestDatabase.with { stores in
             let user = try await stores.users.createUser(email: "c@example.com", name: "C", role: .user)
             try await Self.seed(stores, owner: user.id)
             let provider = ScriptedChatRealEmbeddings(script: Self.sorter, embedder: real)
@@ -71,14 +70,12 @@ struct ClassifierTests {
             // Example embeddings are cached in Redis: a second classifier embeds only the message.
             let cached = try await redis.send(RedisCommand("KEYS", redis.configuration.keyPrefix + "emb:*")).array?.count ?? 0
             #expect(cached == 11)
-        }
+        } }
         await TestRedis.discard(redis)
-        try await real.shutdown()
     }
 
     @Test func anotherUsersTopicIsNotRoutedTo() async throws {
-        let real = try await LocalModelServer.provider()
-        try await TestDatabase.with { stores in
+        try await LocalModelServer.withProvider { real in try await TestDatabase.with { stores in
             let owner = try await stores.users.createUser(email: "o@example.com", name: "O", role: .user)
             let stranger = try await stores.users.createUser(email: "s@example.com", name: "S", role: .user)
             try await Self.seed(stores, owner: owner.id)
@@ -94,8 +91,7 @@ struct ClassifierTests {
             #expect(own.source == .embedding)
             let (result, _) = try await classifier.classify(TurnInput(messageID: 2, userID: stranger.id, text: text))
             #expect(result.topic != "travel")
-        }
-        try await real.shutdown()
+        } }
     }
 }
 

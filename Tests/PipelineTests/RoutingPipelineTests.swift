@@ -201,9 +201,8 @@ import Turns
 @Suite(.enabled(if: LocalModelServer.enabled), .timeLimit(.minutes(30)))
 struct RealModelPipelineTests {
     @Test func aTurnStreamsARealAnswer() async throws {
-        let provider = try await LocalModelServer.provider()
         let redis = try TestRedis.client()
-        try await TestDatabase.with { stores in
+        try await LocalModelServer.withProvider { provider in try await TestDatabase.with { stores in
             let travel = try await stores.topics.createTopic(ownerID: nil, name: "travel", description: "trips", examples: ["recommend a hotel in Rome", "best beaches to visit in summer", "plan a trip to the mountains"])
             _ = travel
             var configuration = PipelineConfiguration()
@@ -227,8 +226,7 @@ struct RealModelPipelineTests {
             #expect(outcome.usage.completionTokens <= 48)
             let usage = try await stores.usage.usage(userID: user.id, since: nil, limit: 10)
             #expect(usage.first?.model == "smollm2-135m")
-        }
+        } }
         await TestRedis.discard(redis)
-        try await provider.shutdown()
     }
 }

@@ -16,12 +16,6 @@ enum TestDatabase {
     }
 }
 
-extension LocalModelServer {
-    static func provider() async throws -> OpenAICompatibleProvider {
-        try OpenAICompatibleProvider(configuration: .localModelServer(baseURL: try await baseURL()))
-    }
-}
-
 /// Chat from a script, embeddings from a real provider: routing decisions by the real MiniLM
 /// model without depending on what a 135M chat model writes.
 struct ScriptedChatRealEmbeddings: AIProvider {

@@ -1,3 +1,4 @@
+import AIProviders
 import Foundation
 
 /// The real model server of `scripts/llm` (SmolLM2-135M for chat, all-MiniLM-L6-v2 for
@@ -27,4 +28,21 @@ public enum LocalModelServer {
 
     /// The OpenAI base URL (ends in /v1).
     public static func baseURL() async throws -> String { try await started.value }
+}
+
+extension LocalModelServer {
+    /// Runs `body` with a provider for the server and shuts the provider down however `body` ends:
+    /// a provider left running traps in its HTTP client's deinit, which would turn one failed call
+    /// into a crash of the whole test process.
+    public static func withProvider<T>(_ body: (OpenAICompatibleProvider) async throws -> T) async throws -> T {
+        let provider = try OpenAICompatibleProvider(configuration: .localModelServer(baseURL: try await baseURL()))
+        let result: Result<T, any Error>
+        do {
+            result = .success(try await body(provider))
+        } catch {
+            result = .failure(error)
+        }
+        try await provider.shutdown()
+        return try result.get()
+    }
 }
