@@ -90,23 +90,18 @@ extension Node {
         } while positionCheckTurn.end()
     }
 
+    /// Stream tops read at once during a check (a node may hold thousands of channels; one read
+    /// at a time would take a round trip each).
+    static let positionReadsInFlight = 16
+
     private func checkPositionsOnce(settle: Duration) async {
+        let channels = hub.channels().keys.filter { channel in
+            rules.options(for: channel)?.historyEnabled == true && hub.subscribers(of: channel).contains { $0.tracksPosition(in: channel) }
+        }
         var behind: [(client: Client, channel: String, top: StreamPosition)] = []
         var unsubscribed = 0
-        for channel in hub.channels().keys {
-            let subscribers = hub.subscribers(of: channel)
-            guard rules.options(for: channel)?.historyEnabled == true, subscribers.contains(where: { $0.tracksPosition(in: channel) }) else {
-                continue
-            }
-            let top: StreamPosition
-            do {
-                top = try await broker.history(channel: channel, query: HistoryQuery(limit: 0, metaTTL: configuration.historyMetaTTL)).position
-            } catch {
-                // The broker is unreachable: the next check (after the next reconnection) tries again.
-                logger.warning("position check could not read a stream", metadata: ["channel": "\(channel)", "error": "\(error)"])
-                return
-            }
-            for client in subscribers {
+        for (channel, top) in await streamTops(of: channels) {
+            for client in hub.subscribers(of: channel) {
                 switch client.standing(in: channel, against: top) {
                 case .current: break
                 case .behind: behind.append((client, channel, top))
@@ -126,6 +121,34 @@ extension Node {
         if unsubscribed > 0 {
             metrics.positionCheckUnsubscribes.add(unsubscribed, ordering: .relaxed)
             logger.info("subscribers behind their channels resubscribe to recover", metadata: ["subscriptions": "\(unsubscribed)"])
+        }
+    }
+
+    /// The stream top of each channel, `positionReadsInFlight` reads at a time. A channel whose
+    /// read fails is left out (the broker is unreachable: the next check, after the next
+    /// reconnection, reads it again).
+    private func streamTops(of channels: [String]) async -> [(String, StreamPosition)] {
+        let query = HistoryQuery(limit: 0, metaTTL: configuration.historyMetaTTL)
+        return await withTaskGroup(of: (String, StreamPosition?).self) { group in
+            var pending = channels.makeIterator()
+            func readNext() -> Bool {
+                guard let channel = pending.next() else { return false }
+                group.addTask { (channel, try? await self.broker.history(channel: channel, query: query).position) }
+                return true
+            }
+            for _ in 0..<Self.positionReadsInFlight {
+                guard readNext() else { break }
+            }
+            var tops: [(String, StreamPosition)] = []
+            var unread = 0
+            while let (channel, top) = await group.next() {
+                if let top { tops.append((channel, top)) } else { unread += 1 }
+                _ = readNext()
+            }
+            if unread > 0 {
+                logger.warning("position check could not read every stream; the next check reads them again", metadata: ["unread": "\(unread)"])
+            }
+            return tops
         }
     }
 }

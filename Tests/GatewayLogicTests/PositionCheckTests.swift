@@ -72,6 +72,18 @@ import Testing
         #expect(node.metrics.positionCheckUnsubscribes.load(ordering: .relaxed) == 1)
     }
 
+    /// More channels than the check reads at once: each is read, and only those behind are told.
+    @Test func everyChannelIsCheckedWhenThereAreMoreThanTheReadsInFlight() async throws {
+        let node = makeNode()
+        try await node.start()
+        let channels = (0..<(Node.positionReadsInFlight * 2 + 5)).map { "chat:many\($0)" }
+        let (_, transport) = try await subscribed(node, to: channels)
+        let lost = channels.enumerated().filter { $0.offset % 3 == 0 }.map(\.element)
+        for channel in lost { try await loseAPublication(node, on: channel) }
+        await node.checkPositions(settle: .milliseconds(10))
+        #expect(unsubscribes(transport) == Dictionary(uniqueKeysWithValues: lost.map { ($0, Int64(UnsubscribeCode.insufficient)) }))
+    }
+
     @Test func aPublicationStillOnItsWayWithinTheSettleTimeIsNotALoss() async throws {
         let node = makeNode()
         try await node.start()
