@@ -30,7 +30,7 @@ extension Client {
         case .slow: slow()
         case .gap:
             // A publication went missing between broker and node: make the client resubscribe and recover.
-            Task { await serverUnsubscribe(channel: channel, code: UnsubscribeCode.insufficient, reason: "insufficient state") }
+            Task { await unsubscribeAsBehind(channel) }
         }
     }
 

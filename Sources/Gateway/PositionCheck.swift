@@ -15,15 +15,21 @@ extension ConnectionState {
         case stale
     }
 
+    /// The subscription to `channel` when it is positioned and past its subscribe reply.
+    private func positionedSubscription(_ channel: String) -> Subscription? {
+        guard status == .connected, let subscription = subscriptions[channel], subscription.tracksPosition, !subscription.buffering
+        else { return nil }
+        return subscription
+    }
+
     /// Whether the subscription to `channel` is positioned and past its subscribe reply.
     func tracksPosition(in channel: String) -> Bool {
-        guard status == .connected, let subscription = subscriptions[channel] else { return false }
-        return subscription.tracksPosition && !subscription.buffering
+        positionedSubscription(channel) != nil
     }
 
     /// How the subscription to `channel` stands against the stream position `top`.
     func standing(in channel: String, against top: StreamPosition) -> Standing {
-        guard tracksPosition(in: channel), let subscription = subscriptions[channel] else { return .current }
+        guard let subscription = positionedSubscription(channel) else { return .current }
         if !subscription.epoch.isEmpty, !top.epoch.isEmpty, subscription.epoch != top.epoch { return .stale }
         return subscription.offset >= top.offset ? .current : .behind
     }
@@ -38,7 +44,8 @@ extension Client {
         state.withLock { $0.standing(in: channel, against: top) }
     }
 
-    /// Tells the client its subscription lost its place; the SDKs resubscribe and recover from history.
+    /// Tells the client its subscription lost its place (2500); the SDKs resubscribe and recover
+    /// from history. Used for a gap seen on delivery and for a position check that finds one.
     func unsubscribeAsBehind(_ channel: String) async {
         await serverUnsubscribe(channel: channel, code: UnsubscribeCode.insufficient, reason: "insufficient state")
     }

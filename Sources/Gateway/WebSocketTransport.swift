@@ -145,8 +145,8 @@ final class WebSocketTransport: Transport {
         let (ready, joined, single, hasWriter, writable, direct) = state.withLock { state in
             state.queuedBytes = 0
             state.flushScheduled = false
-            let ready = state.ready.isEmpty ? [] : state.ready
-            if !ready.isEmpty { state.ready = [] }
+            var ready: [ByteBuffer] = []
+            swap(&ready, &state.ready)
             return (ready, state.joined.take(), state.single.take(), state.rawWriter != nil, state.writable, state.direct)
         }
         guard joined != nil || single != nil, hasWriter else { return }

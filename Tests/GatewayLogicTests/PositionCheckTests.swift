@@ -34,13 +34,15 @@ import Testing
     }
 
     /// Publishes on the broker while the node does not hear it: history has it, no subscriber got it.
-    func loseAPublication(_ node: Node, on channel: String) async throws {
+    @discardableResult
+    func loseAPublication(_ node: Node, on channel: String) async throws -> StreamPosition {
         await node.broker.stop()
         var options = PublishOptions()
         options.historySize = 10
         options.historyTTL = 60
-        _ = try await node.broker.publish(channel: channel, publication: Publication(data: "1"), options: options)
+        let position = try await node.broker.publish(channel: channel, publication: Publication(data: "1"), options: options)
         try await node.start()
+        return position
     }
 
     @Test func aSubscriberBehindItsChannelIsUnsubscribedToRecoverAndOnlyThatOne() async throws {
@@ -90,12 +92,7 @@ import Testing
         let (client, transport) = try await subscribed(node, to: ["chat:late"])
         // The stream moves on before the check reads it; the publication reaches the client while
         // the check waits.
-        await node.broker.stop()
-        var options = PublishOptions()
-        options.historySize = 10
-        options.historyTTL = 60
-        let position = try await node.broker.publish(channel: "chat:late", publication: Publication(data: "1"), options: options)
-        try await node.start()
+        let position = try await loseAPublication(node, on: "chat:late")
         let check = Task { await node.checkPositions(settle: .seconds(2)) }
         try await Task.sleep(for: .milliseconds(200))
         let message = OutboundMessage(shared: Reply.publication(channel: "chat:late", Publication(offset: position.offset, data: "1")))
