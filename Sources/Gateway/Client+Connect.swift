@@ -1,4 +1,5 @@
-/// The client's `connect`, `refresh` and `sub_refresh` commands, and token verification.
+/// The client's `connect`, `refresh` and `sub_refresh` commands (and a unidirectional client's
+/// connect request), and token verification.
 import Foundation
 import Logging
 import NIOCore
@@ -6,6 +7,23 @@ import SwitchboardCore
 import Synchronization
 
 extension Client {
+    /// A unidirectional client's message: its connect request while it is connecting, ignored after.
+    func handleConnectRequest(_ bytes: ByteBuffer) async {
+        guard state.withLock({ $0.status == .connecting }) else { return }
+        let request: ConnectRequest
+        do throws(MalformedCommand) {
+            guard let json = JSONValue.parse(bytes.readableBytesView) else { throw MalformedCommand() }
+            request = try ConnectRequest(json: json)
+        } catch {
+            node.logger.debug("undecodable connect request", metadata: ["client": "\(id)"])
+            disconnect(.badRequest)
+            return
+        }
+        await connect(id: 0, request)
+    }
+
+    /// Connects with `request` (command `id`; 0 for a unidirectional client, answered with a
+    /// `connect` push, and disconnected where a bidirectional one would get an error reply).
     func connect(id: UInt32, _ request: ConnectRequest) async {
         if node.stopping.load(ordering: .relaxed) {
             disconnect(.shutdown)
@@ -24,7 +42,11 @@ extension Client {
                     return
                 }
             } catch .expired {
-                reply(Reply.error(id: id, .tokenExpired))
+                if transport.unidirectional {
+                    disconnect(.expired)
+                } else {
+                    reply(Reply.error(id: id, .tokenExpired))
+                }
                 return
             } catch {
                 node.logger.debug("invalid connection token", metadata: ["client": "\(self.id)", "reason": "\(error)"])
@@ -46,15 +68,23 @@ extension Client {
 
         var serverSubscriptions: [(channel: String, body: String)] = []
         for channel in token?.channels ?? [] {
+            // A position the client names in `subs` recovers the channel from there.
+            var subscribe = SubscribeRequest(channel: channel)
+            if let known = request.subs?[channel] {
+                subscribe.recover = known.recover
+                subscribe.epoch = known.epoch
+                subscribe.offset = known.offset
+            }
             do {
-                let body = try await prepareSubscription(channel: channel, request: SubscribeRequest(channel: channel), serverSide: true)
+                let body = try await prepareSubscription(channel: channel, request: subscribe, serverSide: true)
                 serverSubscriptions.append((channel, body))
             } catch {
                 node.logger.debug("server-side subscription failed", metadata: ["channel": "\(channel)", "error": "\(error)"])
             }
         }
         let expiresAt = token?.expiresAt
-        let message = Reply.result(id: id, method: "connect") { writer in
+        let unidirectional = transport.unidirectional
+        let result = { (writer: inout JSONWriter) in
             writer.field("client", self.id)
             writer.field("version", Node.version)
             if let expiresAt {
@@ -68,9 +98,11 @@ extension Client {
                 writer.endObject()
             }
             writer.field("ping", configuration.pingInterval)
-            writer.field("pong", true)
-            writer.field("node", node.id)
+            // A unidirectional client answers pings at the WebSocket level, not with `{}`.
+            if !unidirectional { writer.field("pong", true) }
+            writer.field("node", self.node.id)
         }
+        let message = unidirectional ? UniWebSocket.push("connect", body: result) : Reply.result(id: id, method: "connect", body: result)
         activate(channels: serverSubscriptions.map(\.channel), after: message)
     }
 

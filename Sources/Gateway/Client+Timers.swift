@@ -12,7 +12,10 @@ extension Client {
         switch actions.action {
         case .none: break
         case .disconnect(let reason): disconnect(reason)
-        case .ping: reply(Reply.ping)
+        case .ping:
+            reply(Reply.ping)
+            // A unidirectional client does not answer `{}`; the WebSocket pong to this does.
+            if transport.unidirectional { transport.ping() }
         }
         for channel in actions.expiredSubscriptions {
             await serverUnsubscribe(channel: channel, code: UnsubscribeCode.expired, reason: "subscription expired")

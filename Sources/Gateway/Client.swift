@@ -51,15 +51,25 @@ final class Client: Sendable {
     /// Takes a pong (`{}`, the most frequent message) without a trip through the command queue;
     /// false for anything else.
     func handlePong(_ bytes: ByteBuffer) -> Bool {
-        guard bytes.readableBytes == 2, bytes.getInteger(at: bytes.readerIndex, as: UInt16.self) == 0x7B7D else { return false }
+        // A unidirectional client's `{}` is its connect request (anonymous), and it sends no pongs.
+        guard bytes.readableBytes == 2, !transport.unidirectional, bytes.getInteger(at: bytes.readerIndex, as: UInt16.self) == 0x7B7D else { return false }
         node.metrics.messagesIn.add(1, ordering: .relaxed)
         state.withLock { $0.pongDeadline = nil }
         return true
     }
 
+    /// A WebSocket pong frame: the answer to the transport's ping, as good as `{}`.
+    func pongReceived() {
+        state.withLock { $0.pongDeadline = nil }
+    }
+
     /// Handles one WebSocket message: one or more newline-separated commands.
     func handle(_ bytes: ByteBuffer) async {
         node.metrics.messagesIn.add(1, ordering: .relaxed)
+        if transport.unidirectional {
+            await handleConnectRequest(bytes)
+            return
+        }
         state.withLock { $0.pongDeadline = nil }
         let view = bytes.readableBytesView
         var start = view.startIndex

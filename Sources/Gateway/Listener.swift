@@ -6,9 +6,9 @@ import NIOHTTP1
 import NIOPosix
 import NIOWebSocket
 
-/// The gateway's public socket: HTTP/1 on one port, where `GET /connection/websocket` upgrades to a
-/// WebSocket served by `WebSocketHandler` and every other request goes to `HTTPRoutes` (public
-/// exposure: a bare `/healthz`). `bindInternal` serves the internal routes on their own socket,
+/// The gateway's public socket: HTTP/1 on one port, where `GET /connection/websocket` (and the
+/// unidirectional `/connection/uni_websocket`) upgrades to a WebSocket served by
+/// `WebSocketHandler` and every other request goes to `HTTPRoutes` (public exposure: a bare `/healthz`). `bindInternal` serves the internal routes on their own socket,
 /// without WebSockets. Everything per connection is a channel handler; nothing waits in a task while a client idles.
 struct GatewayListener: Sendable {
     let node: Node
@@ -61,7 +61,7 @@ struct GatewayListener: Sendable {
     }
 
     /// One public connection's pipeline: `WebSocketHandshakeHandler`, which answers a plain
-    /// upgrade of `/connection/websocket` itself and hands anything else to `httpPipeline`.
+    /// upgrade of either endpoint itself and hands anything else to `httpPipeline`.
     private static func configure(
         _ channel: any Channel, socket: CInt, node: Node, routes: HTTPRoutes, logger: Logger, batcher: FlushBatcher
     ) -> EventLoopFuture<Void> {
@@ -69,11 +69,13 @@ struct GatewayListener: Sendable {
         let handshake = WebSocketHandshakeHandler(
             socket: socket, timeout: .seconds(Int64(max(node.configuration.handshakeTimeout, 1))),
             allowsOrigin: { origin, host in OriginCheck.allows(origin: origin, host: host, allowed: allowedOrigins) },
-            upgrade: { context in
+            upgrade: { context, request in
                 let pipeline = context.pipeline.syncOperations
                 try pipeline.addHandler(WebSocketFrameEncoder())
                 try pipeline.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: maxFrameSize(node))))
-                try addWebSocketHandler(to: context.channel, socket: socket, node: node, batcher: batcher)
+                try addWebSocketHandler(
+                    to: context.channel, socket: socket, node: node, batcher: batcher, endpoint: request.endpoint,
+                    query: request.query.map { Substring($0) })
             },
             fallback: { context in
                 try httpPipeline(context.channel, socket: socket, node: node, routes: routes, logger: logger, batcher: batcher)
@@ -83,12 +85,24 @@ struct GatewayListener: Sendable {
 
     private static func maxFrameSize(_ node: Node) -> Int { max(node.configuration.maxMessageSize, 1024) }
 
-    /// The connection's own handler, after the frame codec: the client and its transport.
-    private static func addWebSocketHandler(to channel: any Channel, socket: CInt, node: Node, batcher: FlushBatcher) throws {
+    /// The connection's own handler, after the frame codec: the client and its transport. A
+    /// unidirectional connection whose `query` has `cf_connect` connects with it at once (one
+    /// that cannot be decoded is a bad request, answered by a disconnect).
+    private static func addWebSocketHandler(
+        to channel: any Channel, socket: CInt, node: Node, batcher: FlushBatcher, endpoint: WebSocketHandshake.Endpoint,
+        query: Substring?
+    ) throws {
         let configuration = node.configuration
+        let unidirectional = endpoint == .unidirectional
+        var connectRequest: ByteBuffer?
+        if unidirectional, let query {
+            connectRequest = (try? UniWebSocket.connectRequest(query: query)) ?? ByteBuffer(string: "?")
+        }
         let transport = WebSocketTransport(
-            channel: channel, socket: socket, metrics: node.metrics, batcher: batcher, maxQueueSize: configuration.clientQueueMaxSize)
-        let handler = WebSocketHandler(node: node, transport: transport, maxMessageSize: configuration.maxMessageSize)
+            channel: channel, socket: socket, metrics: node.metrics, batcher: batcher, maxQueueSize: configuration.clientQueueMaxSize,
+            unidirectional: unidirectional)
+        let handler = WebSocketHandler(
+            node: node, transport: transport, maxMessageSize: configuration.maxMessageSize, connectRequest: connectRequest)
         try channel.pipeline.syncOperations.addHandler(handler)
     }
 
@@ -102,8 +116,7 @@ struct GatewayListener: Sendable {
             maxFrameSize: maxFrameSize(node),
             automaticErrorHandling: false,
             shouldUpgrade: { channel, head in
-                let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
-                guard path == WebSocketHandshake.path.description else { return channel.eventLoop.makeSucceededFuture(nil) }
+                guard WebSocketHandshake.endpoint(target: head.uri[...]) != nil else { return channel.eventLoop.makeSucceededFuture(nil) }
                 guard
                     OriginCheck.allows(
                         origin: head.headers.first(name: "Origin"), host: head.headers.first(name: "Host"),
@@ -114,9 +127,10 @@ struct GatewayListener: Sendable {
                 }
                 return channel.eventLoop.makeSucceededFuture(HTTPHeaders())
             },
-            upgradePipelineHandler: { channel, _ in
+            upgradePipelineHandler: { channel, head in
                 channel.eventLoop.makeCompletedFuture {
-                    try addWebSocketHandler(to: channel, socket: socket, node: node, batcher: batcher)
+                    let (endpoint, query) = WebSocketHandshake.endpoint(target: head.uri[...]) ?? (.bidirectional, nil)
+                    try addWebSocketHandler(to: channel, socket: socket, node: node, batcher: batcher, endpoint: endpoint, query: query)
                 }
             })
         try channel.pipeline.syncOperations.configureHTTPServerPipeline(

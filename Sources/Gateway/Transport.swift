@@ -6,12 +6,22 @@ import NIOCore
 protocol Transport: AnyObject, Sendable {
     func write(_ message: OutboundMessage) -> Bool
     func close(_ disconnect: Disconnect)
+    /// A connection of the unidirectional endpoint (`UniWebSocket`): its client sends one connect
+    /// request and no commands.
+    var unidirectional: Bool { get }
+    /// A transport-level ping (a WebSocket ping frame) next to the protocol's `{}`, for clients
+    /// that do not answer `{}`.
+    func ping()
 }
 
 extension Transport {
     func write(_ message: String) -> Bool {
         write(OutboundMessage(message))
     }
+
+    var unidirectional: Bool { false }
+
+    func ping() {}
 }
 
 /// One server → client message: its JSON text and, for a message many connections send (a
@@ -28,7 +38,12 @@ struct OutboundMessage: Sendable {
     private let headerSize: Int
 
     init(_ text: String) {
-        bytes = ByteBuffer(string: text)
+        self.init(payload: ByteBuffer(string: text))
+    }
+
+    /// A connection's own message from its JSON text's bytes.
+    init(payload: ByteBuffer) {
+        bytes = payload
         headerSize = 0
     }
 

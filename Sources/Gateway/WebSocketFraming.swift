@@ -5,6 +5,7 @@ import NIOCore
 enum WebSocketFraming {
     static let textOpcode: UInt8 = 0x1
     static let closeOpcode: UInt8 = 0x8
+    static let pingOpcode: UInt8 = 0x9
     static let pongOpcode: UInt8 = 0xA
 
     /// Room for the longest header (opcode byte, length byte, 64-bit length).

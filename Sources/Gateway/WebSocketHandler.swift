@@ -20,9 +20,12 @@ final class WebSocketHandler: ChannelDuplexHandler {
     private var fragments: ByteBuffer?
     private var readPending = false
     private var closeReceived = false
+    /// A unidirectional connection's connect request from its URL, run as its first message.
+    private var connectRequest: ByteBuffer?
 
-    init(node: Node, transport: WebSocketTransport, maxMessageSize: Int) {
+    init(node: Node, transport: WebSocketTransport, maxMessageSize: Int, connectRequest: ByteBuffer? = nil) {
         self.transport = transport
+        self.connectRequest = connectRequest
         self.client = node.makeClient(transport: transport)
         self.inbox = Inbox(client: client)
         self.maxMessageSize = maxMessageSize
@@ -41,6 +44,10 @@ final class WebSocketHandler: ChannelDuplexHandler {
         inbox.runOn(eventLoop)
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: eventLoop)
         inbox.onDrained { eventLoop.execute { bound.value.handler.resumeReading(bound.value.context) } }
+        if let connectRequest {
+            self.connectRequest = nil
+            inbox.push(connectRequest)
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -66,6 +73,8 @@ final class WebSocketHandler: ChannelDuplexHandler {
             var pong = frame.unmaskedData
             if pong.readableBytes > 125 { pong = pong.getSlice(at: pong.readerIndex, length: 125)! }
             transport.sendControlFrame(opcode: WebSocketFraming.pongOpcode, payload: pong)
+        case .pong:
+            client.pongReceived()
         case .connectionClose:
             guard !closeReceived else { return }
             closeReceived = true

@@ -4,17 +4,29 @@ import Crypto
 import Foundation
 
 /// Reading the head of an HTTP/1.1 request for the one thing the public port mostly gets: a
-/// WebSocket upgrade of `/connection/websocket`. Anything else, or anything unusual about the
+/// WebSocket upgrade of `/connection/websocket` (or of `/connection/uni_websocket`, the
+/// unidirectional endpoint, whose query may carry the connect request). Anything else, or anything unusual about the
 /// upgrade (a repeated or list-valued key or version, a version other than 13, a body, folded
 /// lines), is `other`, and goes to NIO's HTTP pipeline and WebSocket upgrader as it arrived, so
 /// what the gateway answers to those is decided in one place.
 enum WebSocketHandshake {
+    /// Which WebSocket endpoint a request upgrades.
+    enum Endpoint: Equatable, Sendable {
+        /// `/connection/websocket`: the client protocol's commands and replies.
+        case bidirectional
+        /// `/connection/uni_websocket`: one connect request, then pushes only (`UniWebSocket`).
+        case unidirectional
+    }
+
     struct Upgrade: Equatable {
         var key: String
         var origin: String?
         var host: String?
         /// The head's length, its closing blank line included: bytes after it are WebSocket frames.
         var headLength: Int
+        var endpoint = Endpoint.bidirectional
+        /// The request target's query, without its `?`; nil when it has none.
+        var query: String?
     }
 
     enum Outcome: Equatable {
@@ -27,6 +39,17 @@ enum WebSocketHandshake {
     /// A head longer than this goes to the HTTP pipeline, which has its own limits.
     static let maxHeadLength = 8192
     static let path: StaticString = "/connection/websocket"
+    static let unidirectionalPath: StaticString = "/connection/uni_websocket"
+
+    /// The endpoint a request target's path (a query aside) names; nil for any other path.
+    static func endpoint(target: Substring) -> (endpoint: Endpoint, query: Substring?)? {
+        let parts = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        let query = parts.count > 1 ? parts[1] : nil
+        guard let route = parts.first else { return nil }
+        if route == path.description { return (.bidirectional, query) }
+        if route == unidirectionalPath.description { return (.unidirectional, query) }
+        return nil
+    }
     private static let acceptGUID = Array("258EAFA5-E914-47DA-95CA-C5AB0DC85B11".utf8)
 
     static func read(_ bytes: UnsafeRawBufferPointer) -> Outcome {
@@ -45,9 +68,16 @@ enum WebSocketHandshake {
         var targetEnd = get.count
         while targetEnd < requestLineEnd, bytes[targetEnd] != UInt8(ascii: " ") { targetEnd += 1 }
         let pathEnd = (get.count..<targetEnd).first { bytes[$0] == UInt8(ascii: "?") } ?? targetEnd
-        guard equal(bytes, get.count..<pathEnd, to: path), equal(bytes, targetEnd..<requestLineEnd, to: " HTTP/1.1") else {
+        let endpoint: Endpoint
+        if equal(bytes, get.count..<pathEnd, to: path) {
+            endpoint = .bidirectional
+        } else if equal(bytes, get.count..<pathEnd, to: unidirectionalPath) {
+            endpoint = .unidirectional
+        } else {
             return .other
         }
+        guard equal(bytes, targetEnd..<requestLineEnd, to: " HTTP/1.1") else { return .other }
+        let query = pathEnd < targetEnd ? string(bytes, pathEnd + 1..<targetEnd) : nil
         // Header lines until the blank one.
         var key: String?
         var version: String?
@@ -64,7 +94,7 @@ enum WebSocketHandshake {
             }
             if lineEnd == lineStart {
                 guard let key, version == "13", websocket else { return .other }
-                return .upgrade(Upgrade(key: key, origin: origin, host: host, headLength: lineEnd + 2))
+                return .upgrade(Upgrade(key: key, origin: origin, host: host, headLength: lineEnd + 2, endpoint: endpoint, query: query))
             }
             guard !isSpace(bytes[lineStart]),
                 let colon = (lineStart..<lineEnd).first(where: { bytes[$0] == UInt8(ascii: ":") }), colon > lineStart

@@ -27,14 +27,14 @@ final class WebSocketHandshakeHandler: ChannelInboundHandler, RemovableChannelHa
     private let timeout: TimeAmount
     private var deadline: Scheduled<Void>?
     private let allowsOrigin: (_ origin: String?, _ host: String?) -> Bool
-    private let upgrade: (ChannelHandlerContext) throws -> Void
+    private let upgrade: (ChannelHandlerContext, WebSocketHandshake.Upgrade) throws -> Void
     private let fallback: (ChannelHandlerContext) throws -> Void
     private var received: ByteBuffer?
     private var phase = Phase.reading
 
     init(
         socket: CInt, timeout: TimeAmount, allowsOrigin: @escaping (_ origin: String?, _ host: String?) -> Bool,
-        upgrade: @escaping (ChannelHandlerContext) throws -> Void, fallback: @escaping (ChannelHandlerContext) throws -> Void
+        upgrade: @escaping (ChannelHandlerContext, WebSocketHandshake.Upgrade) throws -> Void, fallback: @escaping (ChannelHandlerContext) throws -> Void
     ) {
         self.socket = socket
         self.timeout = timeout
@@ -84,14 +84,16 @@ final class WebSocketHandshakeHandler: ChannelInboundHandler, RemovableChannelHa
                 return
             }
             received!.moveReaderIndex(forwardBy: request.headLength)
-            answer(context, response: WebSocketHandshake.response(key: request.key))
+            answer(context, request)
         }
     }
 
     /// Writes the `101`: with one `send` when the socket takes it all (nearly always: a new
     /// socket's buffer is empty), else the rest through NIO, upgrading once it is written (the
     /// deadline still runs until then).
-    private func answer(_ context: ChannelHandlerContext, response: [UInt8]) {
+    private func answer(_ context: ChannelHandlerContext, _ request: WebSocketHandshake.Upgrade) {
+        let response = WebSocketHandshake.response(key: request.key)
+        let upgrade = { [upgrade] (context: ChannelHandlerContext) throws in try upgrade(context, request) }
         let sent = response.withUnsafeBytes { Glibc.send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         if sent == response.count {
             handOver(context, install: upgrade)
@@ -105,11 +107,11 @@ final class WebSocketHandshakeHandler: ChannelInboundHandler, RemovableChannelHa
         phase = .answering
         var rest = context.channel.allocator.buffer(capacity: response.count)
         rest.writeBytes(response[max(sent, 0)...])
-        let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        let bound = NIOLoopBound((handler: self, context: context, upgrade: upgrade), eventLoop: context.eventLoop)
         context.writeAndFlush(NIOAny(rest)).whenComplete { result in
-            let (handler, context) = bound.value
+            let (handler, context, upgrade) = bound.value
             switch result {
-            case .success: handler.handOver(context, install: handler.upgrade)
+            case .success: handler.handOver(context, install: upgrade)
             case .failure: context.close(promise: nil)
             }
         }

@@ -61,6 +61,7 @@ final class WebSocketTransport: Transport {
     static let closeTimeout = TimeAmount.seconds(2)
 
     let channel: any Channel
+    let unidirectional: Bool
     /// The connection's socket (owned by the channel), written directly while NIO holds nothing
     /// for it; nil when it is not known, and every write goes through NIO.
     private let socket: CInt?
@@ -71,8 +72,12 @@ final class WebSocketTransport: Transport {
     /// Told when the peer stops reading; cleared when the connection ends.
     private let client = Mutex<Client?>(nil)
 
-    init(channel: any Channel, socket: CInt? = nil, metrics: Metrics? = nil, batcher: FlushBatcher, maxQueueSize: Int) {
+    init(
+        channel: any Channel, socket: CInt? = nil, metrics: Metrics? = nil, batcher: FlushBatcher, maxQueueSize: Int,
+        unidirectional: Bool = false
+    ) {
         self.channel = channel
+        self.unidirectional = unidirectional
         self.socket = socket
         self.metrics = metrics
         self.batcher = batcher
@@ -109,6 +114,9 @@ final class WebSocketTransport: Transport {
     }
 
     func write(_ message: OutboundMessage) -> Bool {
+        // A unidirectional client gets pushes without their wrapper: one frame of its own per
+        // message (the shared frame holds the wrapper), its payload a view of the shared bytes.
+        let message = unidirectional ? UniWebSocket.unwrap(message) : message
         let size = message.payloadSize
         let (accepted, schedule) = state.withLock { state -> (Bool, Bool) in
             guard !state.closed else { return (true, false) }
@@ -259,7 +267,18 @@ final class WebSocketTransport: Transport {
         }
     }
 
+    /// A WebSocket ping frame, after whatever is queued (the unidirectional endpoint's liveness check).
+    func ping() {
+        let channel = self.channel
+        channel.eventLoop.execute {
+            self.sendControlFrame(opcode: WebSocketFraming.pingOpcode, payload: channel.allocator.buffer(capacity: 0))
+        }
+    }
+
     func close(_ disconnect: Disconnect) {
+        // A unidirectional client reads why from a push too (it cannot ask); not a slow one,
+        // whose queue is dropped.
+        if unidirectional, disconnect != .slow { _ = write(OutboundMessage(UniWebSocket.disconnectPush(disconnect))) }
         let alreadyClosed = state.withLock { state in
             defer { state.closed = true }
             if disconnect == .slow {

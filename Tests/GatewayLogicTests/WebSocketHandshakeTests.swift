@@ -34,7 +34,21 @@ import Testing
         let head =
             "GET /connection/websocket?format=json HTTP/1.1\r\nhost: h\r\nUPGRADE: h2c,  WebSocket \r\nsec-websocket-key:  abc= \r\n"
             + "SEC-WEBSOCKET-VERSION: 13\r\ncontent-length: 0\r\n\r\n"
-        #expect(read(head) == .upgrade(.init(key: "abc=", origin: nil, host: "h", headLength: head.utf8.count)))
+        #expect(read(head) == .upgrade(.init(key: "abc=", origin: nil, host: "h", headLength: head.utf8.count, query: "format=json")))
+    }
+
+    @Test func theUnidirectionalEndpointIsAnUpgradeToo() {
+        let query = "cf_connect=%7B%22token%22%3A%22t%22%7D"
+        let head = Self.head.replacingOccurrences(of: "/connection/websocket", with: "/connection/uni_websocket?\(query)")
+        let expected = WebSocketHandshake.Upgrade(
+            key: "dGhlIHNhbXBsZSBub25jZQ==", origin: "https://chat.example", host: "chat.example:8000", headLength: head.utf8.count,
+            endpoint: .unidirectional, query: query)
+        #expect(read(head) == .upgrade(expected))
+        #expect(read(Self.head.replacingOccurrences(of: "/connection/websocket", with: "/connection/uni_websocketx")) == .other)
+        #expect(WebSocketHandshake.endpoint(target: "/connection/uni_websocket?a=1")?.endpoint == .unidirectional)
+        #expect(WebSocketHandshake.endpoint(target: "/connection/uni_websocket?a=1")?.query == "a=1")
+        #expect(WebSocketHandshake.endpoint(target: "/connection/websocket")?.endpoint == .bidirectional)
+        #expect(WebSocketHandshake.endpoint(target: "/connection/http_stream") == nil)
     }
 
     @Test(arguments: [

@@ -39,7 +39,7 @@ import Testing
     static func closeCode(_ events: inout AsyncStream<WebSocketTestClient.Event>.AsyncIterator) async -> UInt16? {
         while let event = await events.next() {
             switch event {
-            case .text: continue
+            case .text, .ping: continue
             case .close(let code): return code
             case .end: return nil
             }

@@ -133,6 +133,7 @@ import Testing
                 switch event {
                 case .text(let text): if text.contains(#""push""#) { publications += 1 }
                 case .close, .end: ended = true
+                case .ping: break
                 }
                 if ended { break }
             }

@@ -11,6 +11,8 @@ final class WebSocketTestClient: Sendable {
         case text(String)
         /// A close frame and its status code (nil when the frame carried none).
         case close(UInt16?)
+        /// A ping frame (answered only by `pong()`).
+        case ping
         /// The connection ended.
         case end
     }
@@ -25,7 +27,8 @@ final class WebSocketTestClient: Sendable {
 
     /// `receiveBuffer`: the socket's receive buffer in bytes (`SO_RCVBUF`, set before connecting,
     /// which also stops the kernel from growing it), for a client whose socket fills quickly.
-    static func connect(port: Int, receiveBuffer: Int? = nil) async throws -> WebSocketTestClient {
+    /// `target`: the request target (the unidirectional endpoint, a query).
+    static func connect(port: Int, target: String = "/connection/websocket", receiveBuffer: Int? = nil) async throws -> WebSocketTestClient {
         let (events, continuation) = AsyncStream<Event>.makeStream()
         var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
         if let receiveBuffer {
@@ -37,7 +40,7 @@ final class WebSocketTestClient: Sendable {
             }
             .connect(host: "127.0.0.1", port: port).get()
         let request =
-            "GET /connection/websocket HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "GET \(target) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
         try await channel.writeAndFlush(ByteBuffer(string: request)).get()
         return WebSocketTestClient(channel: channel, events: events)
@@ -54,6 +57,13 @@ final class WebSocketTestClient: Sendable {
     func send(_ texts: [String]) async throws {
         var buffer = channel.allocator.buffer(capacity: texts.reduce(0) { $0 + $1.utf8.count + 14 })
         for text in texts { Self.writeFrame(Array(text.utf8), to: &buffer) }
+        try await channel.writeAndFlush(buffer).get()
+    }
+
+    /// A masked pong frame.
+    func pong() async throws {
+        var buffer = channel.allocator.buffer(capacity: 6)
+        Self.writeFrame([], opcode: 0xA, to: &buffer)
         try await channel.writeAndFlush(buffer).get()
     }
 
@@ -120,6 +130,8 @@ final class WebSocketTestClient: Sendable {
                     switch opcode {
                     case 0x1, 0x0:
                         for line in payload.split(separator: UInt8(ascii: "\n")) { events.append(.text(String(decoding: line, as: UTF8.self))) }
+                    case 0x9:
+                        events.append(.ping)
                     case 0x8:
                         events.append(.close(payload.count >= 2 ? UInt16(payload[payload.startIndex]) << 8 | UInt16(payload[payload.startIndex + 1]) : nil))
                     default:

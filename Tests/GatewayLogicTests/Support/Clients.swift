@@ -12,9 +12,19 @@ import Synchronization
 
 @testable import Gateway
 
-/// Records what the client writes and how it was closed.
+/// Records what the client writes and how it was closed (and, for a unidirectional transport,
+/// its pings).
 final class RecordingTransport: Transport {
-    private let state = Mutex<(messages: [String], closed: Disconnect?, accept: Bool)>(([], nil, true))
+    private let state = Mutex<(messages: [String], closed: Disconnect?, accept: Bool, pings: Int)>(([], nil, true, 0))
+    let unidirectional: Bool
+
+    init(unidirectional: Bool = false) {
+        self.unidirectional = unidirectional
+    }
+
+    var pings: Int { state.withLock { $0.pings } }
+
+    func ping() { state.withLock { $0.pings += 1 } }
 
     var messages: [String] { state.withLock { $0.messages } }
     var closed: Disconnect? { state.withLock { $0.closed } }
