@@ -9,6 +9,7 @@ import hmac
 import json
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 from types import SimpleNamespace
 
@@ -456,3 +457,36 @@ async def test_websocket_upgrade_checks_the_origin(start_gateway):
     await ws.close()
     with pytest.raises(websockets.InvalidStatus):
         await websockets.connect(gateway.ws_url, origin="https://evil.example")
+
+
+async def test_a_plain_websocket_client_reads_the_unidirectional_endpoint_and_recovers(start_gateway):
+    """No SDK: `websockets` (which answers WebSocket pings by itself) on /connection/uni_websocket
+    with the connect request in the URL, publications from cent, and a reconnect that names its
+    last position in `subs` to get what it missed."""
+    gateway = start_gateway()
+    uni_url = gateway.ws_url.replace("/connection/websocket", "/connection/uni_websocket")
+    channel_token = token("uni", channels=["chat:uni"])
+
+    def url(request):
+        return uni_url + "?cf_connect=" + urllib.parse.quote(json.dumps(request))
+
+    api = AsyncClient(gateway.api_url, API_KEY)
+    try:
+        async with websockets.connect(url({"token": channel_token})) as ws:
+            connect = json.loads(await asyncio.wait_for(ws.recv(), 10))["connect"]
+            subscription = connect["subs"]["chat:uni"]
+            await api.publish(PublishRequest(channel="chat:uni", data={"n": 1}))
+            push = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert push["channel"] == "chat:uni" and push["pub"]["data"] == {"n": 1}
+            offset, epoch = push["pub"]["offset"], subscription["epoch"]
+
+        for n in (2, 3):
+            await api.publish(PublishRequest(channel="chat:uni", data={"n": n}))
+        request = {"token": channel_token, "subs": {"chat:uni": {"recover": True, "offset": offset, "epoch": epoch}}}
+        async with websockets.connect(uni_url) as ws:
+            await ws.send(json.dumps(request))
+            recovered = json.loads(await asyncio.wait_for(ws.recv(), 10))["connect"]["subs"]["chat:uni"]
+            assert recovered["recovered"] is True
+            assert [p["data"]["n"] for p in recovered["publications"]] == [2, 3]
+    finally:
+        await api.close()
