@@ -28,6 +28,23 @@ enum WebSocketFraming {
         }
     }
 
+    /// Writes a header to `bytes` (room for `maxHeaderSize`); returns its size.
+    static func writeHeader(opcode: UInt8, payloadLength length: Int, to bytes: UnsafeMutableRawBufferPointer) -> Int {
+        bytes[0] = 0x80 | opcode
+        if length < 126 {
+            bytes[1] = UInt8(length)
+            return 2
+        }
+        if length <= 0xFFFF {
+            bytes[1] = 126
+            bytes.storeBytes(of: UInt16(length).bigEndian, toByteOffset: 2, as: UInt16.self)
+            return 4
+        }
+        bytes[1] = 127
+        bytes.storeBytes(of: UInt64(length).bigEndian, toByteOffset: 2, as: UInt64.self)
+        return 10
+    }
+
     /// A new frame holding `payload`.
     static func frame(_ payload: ByteBuffer, opcode: UInt8 = textOpcode) -> ByteBuffer {
         let header = headerSize(payloadLength: payload.readableBytes)

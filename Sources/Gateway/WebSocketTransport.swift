@@ -164,8 +164,13 @@ final class WebSocketTransport: Transport {
             return
         }
         if ready.isEmpty, joined == nil, let single {
-            // The common case (one publication since the last tick): no array of frames.
-            single.withFrame { send($0, direct: direct) }
+            // The common case (one publication since the last tick): no array of frames, and
+            // for a message without a shared frame none built either while the socket takes it.
+            if let frame = single.frame {
+                send(frame, direct: direct)
+            } else if let rest = unsent(payload: single.payload, direct: direct) {
+                handToNIO([rest][...], context: rawContext())
+            }
             return
         }
         var frames = ready
@@ -239,6 +244,26 @@ final class WebSocketTransport: Transport {
         return rest
     }
 
+    /// What of the text frame of `payload` is left for NIO, as `unsent(_:direct:)`; sent with
+    /// `sendmsg` from a header on the stack and the payload where it is, so no frame is built
+    /// unless the socket leaves some of it.
+    private func unsent(payload: ByteBuffer, direct: Bool) -> ByteBuffer? {
+        guard direct, let socket else { return WebSocketFraming.frame(payload) }
+        var header: (UInt64, UInt64) = (0, 0)
+        let written = withUnsafeMutableBytes(of: &header) { head in
+            let headerSize = WebSocketFraming.writeHeader(opcode: WebSocketFraming.textOpcode, payloadLength: payload.readableBytes, to: head)
+            let sent = payload.withUnsafeReadableBytes { body in
+                Self.send(header: UnsafeRawBufferPointer(rebasing: head[..<headerSize]), body: body, to: socket)
+            }
+            return sent == headerSize + payload.readableBytes ? nil : sent
+        }
+        guard let written else { return nil }
+        metrics?.socketBacklogs.add(1, ordering: .relaxed)
+        var rest = WebSocketFraming.frame(payload)
+        rest.moveReaderIndex(forwardBy: written)
+        return rest
+    }
+
     /// Hands frames to NIO, which writes them once the socket drains; nil when there are none.
     private func handToNIO(_ frames: ArraySlice<ByteBuffer>, context: ChannelHandlerContext) -> EventLoopFuture<Void>? {
         var frames = frames
@@ -272,6 +297,24 @@ final class WebSocketTransport: Transport {
         let channel = self.channel
         channel.eventLoop.execute {
             self.sendControlFrame(opcode: WebSocketFraming.pingOpcode, payload: channel.allocator.buffer(capacity: 0))
+        }
+    }
+
+    /// `sendmsg(2)` of `header` then `body`, as much as the socket takes now (0 as `send(_:to:)`).
+    private static func send(header: UnsafeRawBufferPointer, body: UnsafeRawBufferPointer, to socket: CInt) -> Int {
+        var parts = (
+            iovec(iov_base: UnsafeMutableRawPointer(mutating: header.baseAddress), iov_len: header.count),
+            iovec(iov_base: UnsafeMutableRawPointer(mutating: body.baseAddress), iov_len: body.count)
+        )
+        return withUnsafeMutableBytes(of: &parts) { raw in
+            var message = msghdr()
+            message.msg_iov = raw.baseAddress!.assumingMemoryBound(to: iovec.self)
+            message.msg_iovlen = 2
+            while true {
+                let written = Glibc.sendmsg(socket, &message, Int32(MSG_NOSIGNAL))
+                if written >= 0 { return written }
+                if errno != EINTR { return 0 }
+            }
         }
     }
 

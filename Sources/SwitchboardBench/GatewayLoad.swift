@@ -15,6 +15,8 @@ import UnixSignals
 /// tests and the load generators behind scripts/bench/gateway.sh and gateway-compare.sh. The load
 /// generators drive the gateway (`--target gateway`, the default) or nchan (`--target nchan`,
 /// started from scripts/bench/nchan/nginx.conf) with the same connections, timing and accounting.
+/// Gateway subscribers use the client protocol on /connection/websocket, or with `--transport uni`
+/// the unidirectional endpoint (the connect request in the URL, the channel in the token).
 enum GatewayLoad {
     static func run(_ arguments: [String]) async throws {
         guard let mode = arguments.first else { throw GatewayLoadError.usage }
@@ -111,6 +113,9 @@ enum GatewayBench {
         enum Kind: String, Sendable { case gateway, nchan }
 
         var kind: Kind
+        /// Gateway subscribers on /connection/uni_websocket (`--transport uni`): the connect
+        /// request in the URL, the channel in the token; no commands at all.
+        var unidirectional: Bool
         var host: String
         var port: Int
         var secret: String
@@ -122,6 +127,11 @@ enum GatewayBench {
                 throw GatewayLoadError.failed("--target is gateway or nchan")
             }
             self.kind = kind
+            switch options["transport"] ?? "websocket" {
+            case "websocket": unidirectional = false
+            case "uni": unidirectional = true
+            default: throw GatewayLoadError.failed("--transport is websocket or uni")
+            }
             host = options["host"] ?? "127.0.0.1"
             port = options.int("port", 8000)
             secret = options["secret"] ?? ProcessInfo.processInfo.environment["SB_GATEWAY_TOKEN_SECRET"] ?? "bench-secret"
@@ -134,6 +144,9 @@ enum GatewayBench {
         /// one of its own.
         func subscriber(_ index: Int, channel: String?, stats: Stats) -> BenchConnection {
             switch kind {
+            case .gateway where unidirectional:
+                let token = GatewayTokens.mint(secret: secret, user: "u\(index)", ttl: 3600, channels: channel.map { [$0] } ?? [])
+                return BenchConnection(mode: .unidirectional(token: token), stats: stats)
             case .gateway:
                 let token = GatewayTokens.mint(secret: secret, user: "u\(index)", ttl: 3600)
                 return BenchConnection(mode: .client(token: token, subscribe: channel), stats: stats)
@@ -441,6 +454,9 @@ final class BenchConnection: ChannelInboundHandler, Sendable {
         case client(token: String, subscribe: String?)
         /// A WebSocket to `path` whose text frames are the messages (nchan's subscriber).
         case plain(path: String)
+        /// The gateway's /connection/uni_websocket, the connect request (`token`, whose
+        /// `channels` claim subscribes) in the URL; ready at its connect push.
+        case unidirectional(token: String)
     }
 
     private struct State {
@@ -468,6 +484,7 @@ final class BenchConnection: ChannelInboundHandler, Sendable {
         switch mode {
         case .client: path = "/connection/websocket"
         case .plain(let subscriberPath): path = subscriberPath
+        case .unidirectional(let token): path = #"/connection/uni_websocket?cf_connect=%7B%22token%22%3A%22\#(token)%22%7D"#
         }
         let request =
             "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -488,6 +505,7 @@ final class BenchConnection: ChannelInboundHandler, Sendable {
         var chunk = unwrapInboundIn(data)
         var out: ByteBuffer?
         var lines: [ByteBuffer] = []
+        var pings = 0
         var failed = false
         var becameReady = false
         state.withLock { state in
@@ -515,6 +533,8 @@ final class BenchConnection: ChannelInboundHandler, Sendable {
                         state.pendingReplies = 2
                     }
                     out = buffer
+                } else if case .unidirectional = mode {
+                    state.pendingReplies = 1
                 } else {
                     becameReady = true
                 }
@@ -534,6 +554,7 @@ final class BenchConnection: ChannelInboundHandler, Sendable {
                 state.received = received.readableBytes == 0 ? nil : received
                 switch first & 0x0F {
                 case 0x1, 0x2, 0x0: lines.append(payload)
+                case 0x9: pings += 1
                 case 0x8:
                     failed = true
                     let code = payload.getInteger(at: payload.readerIndex, as: UInt16.self).map(Int.init) ?? 0
@@ -543,6 +564,11 @@ final class BenchConnection: ChannelInboundHandler, Sendable {
             }
         }
         if let out { context.writeAndFlush(wrapOutboundOut(out), promise: nil) }
+        if pings > 0, answersPings {
+            var buffer = context.channel.allocator.buffer(capacity: 6 * pings)
+            for _ in 0..<pings { Self.writeFrame("", opcode: 0xA, to: &buffer) }
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        }
         if becameReady { stats.ready.add(1, ordering: .relaxed) }
         if failed {
             context.close(promise: nil)
@@ -550,6 +576,23 @@ final class BenchConnection: ChannelInboundHandler, Sendable {
         }
         guard !lines.isEmpty else { return }
         let now = GatewayBench.nowNanos()
+        if case .unidirectional = mode {
+            // The first message is the connect push; the rest are publications (and `{}` pings).
+            for payload in lines {
+                let setup = state.withLock { state -> Bool in
+                    guard state.pendingReplies > 0 else { return false }
+                    state.pendingReplies = 0
+                    return true
+                }
+                if setup {
+                    let connected = payload.readableBytesView.starts(with: Array(#"{"connect""#.utf8))
+                    if connected { stats.ready.add(1, ordering: .relaxed) } else { stats.failures.add(1, ordering: .relaxed) }
+                } else if payload.readableBytes > 2 {
+                    payload.withUnsafeReadableBytes { recordDelivery($0, now: now) }
+                }
+            }
+            return
+        }
         if case .plain = mode {
             for payload in lines {
                 payload.withUnsafeReadableBytes { recordDelivery($0, now: now) }
@@ -643,10 +686,10 @@ final class BenchConnection: ChannelInboundHandler, Sendable {
         return nil
     }
 
-    /// Appends one masked client text frame.
-    static func writeFrame(_ text: String, to buffer: inout ByteBuffer) {
+    /// Appends one masked client frame (text unless `opcode` says otherwise).
+    static func writeFrame(_ text: String, opcode: UInt8 = 0x1, to buffer: inout ByteBuffer) {
         let payload = Array(text.utf8)
-        buffer.writeInteger(UInt8(0x81))
+        buffer.writeInteger(UInt8(0x80 | opcode))
         if payload.count < 126 {
             buffer.writeInteger(UInt8(0x80 | payload.count))
         } else if payload.count <= 0xFFFF {

@@ -27,6 +27,22 @@ import Testing
 
     /// A client connected and subscribed to `channel` (both replies read). `receiveBuffer`: a
     /// small one makes the server's socket to it fill after some 100 KB.
+    /// A client of the unidirectional endpoint, subscribed to `channel` by its token (its connect push read).
+    static func unidirectional(
+        _ ports: GatewayServer.ListeningPorts, channel: String, receiveBuffer: Int? = nil
+    ) async throws -> (WebSocketTestClient, AsyncStream<WebSocketTestClient.Event>.AsyncIterator) {
+        let token = GatewayTokens.mint(secret: LiveGateway.tokenSecret, user: "reader", ttl: 600, channels: [channel])
+        let target = "/connection/uni_websocket?cf_connect=%7B%22token%22%3A%22\(token)%22%7D"
+        let client = try await WebSocketTestClient.connect(port: ports.port, target: target, receiveBuffer: receiveBuffer)
+        var events = client.events.makeAsyncIterator()
+        let connect = try #require(await events.next())
+        guard case .text(let text) = connect, text.hasPrefix(#"{"connect""#) else {
+            Issue.record("the connect was answered \(connect)")
+            throw CancellationError()
+        }
+        return (client, events)
+    }
+
     static func subscribed(
         _ ports: GatewayServer.ListeningPorts, channel: String, user: String = "reader", receiveBuffer: Int? = nil
     ) async throws -> (WebSocketTestClient, AsyncStream<WebSocketTestClient.Event>.AsyncIterator) {
@@ -82,9 +98,12 @@ import Testing
     /// server's growing to 4 MB at most here) are sent, until the counter `waitingFor` moves;
     /// then it reads again (the server may have closed the connection by then).
     static func readerLeftBehind(
-        _ ports: GatewayServer.ListeningPorts, waitingFor counterName: String
+        _ ports: GatewayServer.ListeningPorts, waitingFor counterName: String, unidirectional: Bool = false
     ) async throws -> (reader: WebSocketTestClient, events: AsyncStream<WebSocketTestClient.Event>.AsyncIterator, publisher: WebSocketTestClient) {
-        let (reader, events) = try await Self.subscribed(ports, channel: "chat:firehose", receiveBuffer: 8192)
+        let (reader, events) =
+            unidirectional
+            ? try await Self.unidirectional(ports, channel: "chat:firehose", receiveBuffer: 8192)
+            : try await Self.subscribed(ports, channel: "chat:firehose", receiveBuffer: 8192)
         let (publisher, _) = try await Self.subscribed(ports, channel: "chat:other", user: "publisher")
         try await reader.channel.setOption(ChannelOptions.autoRead, value: false).get()
         await Self.publish(0..<1000, from: publisher, channel: "chat:firehose")
@@ -93,10 +112,14 @@ import Testing
         return (reader, events, publisher)
     }
 
-    @Test func aClientThatFallsBehindGetsEveryMessageOnceAndInOrder() async throws {
+    /// For a reader of either endpoint: a unidirectional one's messages are its own (no shared
+    /// frame), written from the payload where it is until the socket leaves some of it.
+    @Test(arguments: [false, true])
+    func aClientThatFallsBehindGetsEveryMessageOnceAndInOrder(unidirectional: Bool) async throws {
         try await LiveGateway.with(Self.configure(queueLimit: 64 << 20)) { ports in
             // The reader's socket fills and the rest waits in the server.
-            var (reader, events, publisher) = try await Self.readerLeftBehind(ports, waitingFor: "switchboard_gateway_socket_backlogs_total")
+            var (reader, events, publisher) = try await Self.readerLeftBehind(
+                ports, waitingFor: "switchboard_gateway_socket_backlogs_total", unidirectional: unidirectional)
             #expect(try await Self.socketBacklogs(ports) > 0)
             // Then it reads while as much again is published: new publications meet the backlog
             // still draining, and must not overtake it.
@@ -108,7 +131,8 @@ import Testing
                     Issue.record("the connection ended after \(next) publications: \(event)")
                     break
                 }
-                guard let n = JSONValue.parse(Array(text.utf8))?["push"]?["pub"]?["data"]?["n"]?.int64Value else {
+                let message = JSONValue.parse(Array(text.utf8))
+                guard let n = (unidirectional ? message : message?["push"])?["pub"]?["data"]?["n"]?.int64Value else {
                     Issue.record("not a publication: \(text.prefix(200))")
                     break
                 }
