@@ -5,6 +5,8 @@
 #   memory  the gateway, in-memory engine          (switchboard-bench gateway serve)
 #   redis   the gateway, Redis engine              (… serve --redis URL, a fresh key prefix per run)
 #   nchan   Debian's nginx + libnginx-mod-nchan, one worker, scripts/bench/nchan/nginx.conf
+#   uni     the gateway, in-memory engine, its subscribers on /connection/uni_websocket (the
+#           connect request in the URL, the channel in the token: no commands, like nchan's)
 # each started fresh, pinned to one core (taskset -c $SB_COMPARE_SERVER_CPU, default 0) with the
 # load tool / the floor's reader pinned to another ($SB_COMPARE_LOAD_CPU, default 1). Against the
 # gateway and nchan the same load tool (switchboard-bench gateway idle|fanout|throughput, with
@@ -13,8 +15,9 @@
 # to N subscribers (p50/p99 publish → read, server CPU per delivery), and for both gateway
 # engines deliveries/s with ≤ 2,000 publishes outstanding over N/10 channels (publish → deliver p99
 # alongside). The gateway namespace keeps 100 publications of history for 5 minutes and nchan's
-# channels a 100-message buffer for 5 minutes. Prints every measurement line, then ONE table of
-# ratios (a row per run, then the median of each column), with the load average at start and end.
+# channels a 100-message buffer for 5 minutes. Prints every measurement line, then a table of
+# ratios (a row per run, then the median of each column), with the load average at start and end,
+# and a second one for the unidirectional endpoint against nchan (idle connections and fan-out).
 #
 #   scripts/bench/gateway-compare.sh [--subscribers 10000] [--runs 3] [--publications 20]
 #                                    [--hold 5] [--seconds 10] [--rate 30000]
@@ -102,6 +105,13 @@ wait_http() {
   log "nothing answers on port $1"; exit 1
 }
 load() { taskset -c "$LOAD_CPU" "$BIN" gateway "$@"; }
+# gateway_server REDIS_URL: a fresh gateway (in-memory engine when the URL is empty) in $SERVER.
+gateway_server() {
+  SB_GATEWAY_CONFIG_JSON='{"token_secret":"bench-secret","client_command_rate":0,"namespaces":[{"name":"bench","allow_subscribe_for_client":true,"allow_publish_for_client":true,"history_size":100,"history_ttl":"5m"}]}' \
+    taskset -c "$SERVER_CPU" "$BIN" gateway serve --port "$GATEWAY_PORT" ${1:+--redis "$1"} --log-level error >/dev/null &
+  SERVER=$!
+  wait_http "$GATEWAY_PORT"
+}
 
 # One measurement of TARGET in run RUN: its lines go to the terminal and to $WORK/RUN-TARGET.
 measure() {
@@ -111,13 +121,18 @@ measure() {
     floor)
       SB_FLOOR_READER_CPU=$LOAD_CPU taskset -c "$SERVER_CPU" "$FLOOR" fanout "$SUBSCRIBERS" "$PUBLICATIONS" 1 | tee "$out"
       ;;
+    uni)
+      gateway_server ""
+      {
+        load idle --port "$GATEWAY_PORT" --connections "$SUBSCRIBERS" --hold "$HOLD" --subscribe --transport uni --server-pid "$SERVER"
+        load fanout --port "$GATEWAY_PORT" --subscribers "$SUBSCRIBERS" --publications "$PUBLICATIONS" --transport uni --server-pid "$SERVER"
+      } | tee "$out"
+      stop_server
+      ;;
     memory|redis)
       local redis=""
       [ "$target" = redis ] && redis="${REDIS/prefix=bench:/prefix=bench:cmp$$r$run:}"
-      SB_GATEWAY_CONFIG_JSON='{"token_secret":"bench-secret","client_command_rate":0,"namespaces":[{"name":"bench","allow_subscribe_for_client":true,"allow_publish_for_client":true,"history_size":100,"history_ttl":"5m"}]}' \
-        taskset -c "$SERVER_CPU" "$BIN" gateway serve --port "$GATEWAY_PORT" ${redis:+--redis "$redis"} --log-level error >/dev/null &
-      SERVER=$!
-      wait_http "$GATEWAY_PORT"
+      gateway_server "$redis"
       {
         load idle --port "$GATEWAY_PORT" --connections "$SUBSCRIBERS" --hold "$HOLD" --subscribe --server-pid "$SERVER"
         load fanout --port "$GATEWAY_PORT" --subscribers "$SUBSCRIBERS" --publications "$PUBLICATIONS" --server-pid "$SERVER"
@@ -161,39 +176,51 @@ fanout_cpu() { awk -v ms="$(field "$1" server_cpu_per_publication)" -v n="$SUBSC
 START_LOAD=$(loadavg)
 echo "== gateway / floor / nchan, $SUBSCRIBERS subscribers, $RUNS run(s), server on CPU $SERVER_CPU, load tool on CPU $LOAD_CPU ($(nproc) cores)"
 echo "load average at start: $START_LOAD"
-TARGETS=(floor memory redis nchan)
-declare -a ROWS=()
+TARGETS=(floor memory redis nchan uni)
+declare -a ROWS=() UNI_ROWS=()
 for run in $(seq "$RUNS"); do
   run_load=$(loadavg | cut -d' ' -f1)
-  for i in 0 1 2 3; do
-    measure "$run" "${TARGETS[$(( (i + run - 1) % 4 ))]}"
+  for i in $(seq 0 $(( ${#TARGETS[@]} - 1 ))); do
+    measure "$run" "${TARGETS[$(( (i + run - 1) % ${#TARGETS[@]} ))]}"
   done
-  f=$WORK/$run-floor m=$WORK/$run-memory r=$WORK/$run-redis n=$WORK/$run-nchan
-  m_cpu=$(fanout_cpu "$m") n_cpu=$(fanout_cpu "$n")
+  f=$WORK/$run-floor m=$WORK/$run-memory r=$WORK/$run-redis n=$WORK/$run-nchan u=$WORK/$run-uni
+  m_cpu=$(fanout_cpu "$m") n_cpu=$(fanout_cpu "$n") u_cpu=$(fanout_cpu "$u")
   echo "run $run figures: floor cpu/delivery $(floor_field "$f" cpu) µs p50/p99 $(floor_field "$f" p50)/$(floor_field "$f" p99) ms |" \
     "memory cpu/delivery $m_cpu µs p50/p99 $(field "$m" p50)/$(field "$m" p99) ms rss/conn $(field "$m" per_connection) B cpu/new conn $(field "$m" server_cpu_per_new_connection) µs deliveries/s $(field "$m" deliveries_per_second) (p99 $(field "$m" latency_p99) ms) |" \
     "redis deliveries/s $(field "$r" deliveries_per_second) (p99 $(field "$r" latency_p99) ms) |" \
-    "nchan cpu/delivery $n_cpu µs p50/p99 $(field "$n" p50)/$(field "$n" p99) ms rss/conn $(field "$n" per_connection) B cpu/new conn $(field "$n" server_cpu_per_new_connection) µs"
+    "nchan cpu/delivery $n_cpu µs p50/p99 $(field "$n" p50)/$(field "$n" p99) ms rss/conn $(field "$n" per_connection) B cpu/new conn $(field "$n" server_cpu_per_new_connection) µs |" \
+    "uni cpu/delivery $u_cpu µs p50/p99 $(field "$u" p50)/$(field "$u" p99) ms rss/conn $(field "$u" per_connection) B cpu/new conn $(field "$u" server_cpu_per_new_connection) µs"
   ROWS+=("$run|$run_load–$(loadavg | cut -d' ' -f1)|$(ratio "$m_cpu" "$(floor_field "$f" cpu)")|$(ratio "$(field "$m" p99)" "$(floor_field "$f" p99)")|$(ratio "$(field "$r" deliveries_per_second)" "$(field "$m" deliveries_per_second)") ($(field "$m" latency_p99)/$(field "$r" latency_p99) ms)|$(ratio "$m_cpu" "$n_cpu")|$(ratio "$(field "$m" per_connection)" "$(field "$n" per_connection)")|$(ratio "$(field "$m" p50)" "$(field "$n" p50)")|$(ratio "$(field "$m" p99)" "$(field "$n" p99)")|$(ratio "$(field "$m" server_cpu_per_new_connection)" "$(field "$n" server_cpu_per_new_connection)")")
+  UNI_ROWS+=("$run|$run_load–$(loadavg | cut -d' ' -f1)|$(ratio "$u_cpu" "$n_cpu")|$(ratio "$(field "$u" per_connection)" "$(field "$n" per_connection)")|$(ratio "$(field "$u" p50)" "$(field "$n" p50)")|$(ratio "$(field "$u" p99)" "$(field "$n" p99)")|$(ratio "$(field "$u" server_cpu_per_new_connection)" "$(field "$n" server_cpu_per_new_connection)")")
 done
 END_LOAD=$(loadavg)
+
+# table HEADER ROW...: the rows, then (more than one run) the median of every column after the
+# second, aligned.
+table() {
+  {
+    echo "$1"
+    shift
+    printf '%s\n' "$@"
+    if [ "$#" -gt 1 ]; then
+      printf '%s\n' "$@" | awk -F'|' '
+        function median(col,   n, i, j, t, v) {
+          n = 0
+          for (i = 1; i <= NR; i++) { split(cell[i, col], parts, " "); if (parts[1] != "?") v[++n] = parts[1] + 0 }
+          for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+          if (n == 0) return "?"
+          return sprintf("%.2f", n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2)
+        }
+        { for (c = 1; c <= NF; c++) cell[NR, c] = $c; if (NF > columns) columns = NF }
+        END { line = "median|"; for (c = 3; c <= columns; c++) line = line "|" median(c); print line }'
+    fi
+  } | column -t -s'|'
+}
 
 echo
 echo "== ratios ($SUBSCRIBERS subscribers; gateway = in-memory engine unless named; below 1 is better for the gateway except Redis/memory deliveries/s)"
 echo "load average at start: $START_LOAD; at end: $END_LOAD"
-{
-  echo "run|load|gw/floor CPU per delivery|gw/floor fan-out p99|Redis/memory deliveries/s (p99 memory/Redis)|gw/nchan CPU per delivery|gw/nchan RSS per idle conn|gw/nchan fan-out p50|gw/nchan fan-out p99|gw/nchan CPU per new conn"
-  printf '%s\n' "${ROWS[@]}"
-  if [ "$RUNS" -gt 1 ]; then
-    printf '%s\n' "${ROWS[@]}" | awk -F'|' '
-      function median(col,   n, i, j, t, v) {
-        n = 0
-        for (i = 1; i <= NR; i++) { split(cell[i, col], parts, " "); if (parts[1] != "?") v[++n] = parts[1] + 0 }
-        for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
-        if (n == 0) return "?"
-        return sprintf("%.2f", n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2)
-      }
-      { for (c = 1; c <= NF; c++) cell[NR, c] = $c }
-      END { line = "median|"; for (c = 3; c <= 10; c++) line = line "|" median(c); print line }'
-  fi
-} | column -t -s'|'
+table "run|load|gw/floor CPU per delivery|gw/floor fan-out p99|Redis/memory deliveries/s (p99 memory/Redis)|gw/nchan CPU per delivery|gw/nchan RSS per idle conn|gw/nchan fan-out p50|gw/nchan fan-out p99|gw/nchan CPU per new conn" "${ROWS[@]}"
+echo
+echo "== the unidirectional endpoint (/connection/uni_websocket, in-memory engine) against nchan; below 1 is better for the gateway"
+table "run|load|uni/nchan CPU per delivery|uni/nchan RSS per idle conn|uni/nchan fan-out p50|uni/nchan fan-out p99|uni/nchan CPU per new conn" "${UNI_ROWS[@]}"
