@@ -27,12 +27,13 @@ public enum AdminCommands {
         }
     }
 
-    public static func mintToken(settings: Settings, user: String, channel: String?, ttl: Int) throws -> String {
+    /// A connection token (with `channels`, server-side subscriptions), or a subscription token for `channel`.
+    public static func mintToken(settings: Settings, user: String, channel: String?, channels: [String] = [], ttl: Int) throws -> String {
         let configuration = try GatewayAssembly.configuration(settings: settings, logger: Logger(label: "switchboard.token"))
         guard let secret = configuration.tokenSecret, !secret.isEmpty else {
             throw ConfigError(key: "gateway.token_secret", "no token secret configured (set SB_GATEWAY_TOKEN_SECRET)")
         }
-        return GatewayTokens.mint(secret: secret, user: user, channel: channel, ttl: ttl)
+        return GatewayTokens.mint(secret: secret, user: user, channel: channel, ttl: ttl, channels: channels)
     }
 
     public static func failedJobs(settings: Settings, limit: Int) async throws -> [String] {

@@ -74,14 +74,17 @@ struct Token: AsyncParsableCommand {
     @OptionGroup var options: ConfigOption
     @Option(help: "User id (the token's sub claim).") var user: String
     @Option(help: "Mint a subscription token for this channel instead of a connection token.") var channel: String?
+    @Option(help: "A channel the connection is subscribed to by the server (the token's channels claim; repeatable). What a client of /connection/uni_websocket receives.")
+    var subscribe: [String] = []
     @Option(help: "Lifetime in seconds (every token expires).") var ttl: Int = 3600
 
     func validate() throws {
         if ttl <= 0 { throw ValidationError("--ttl must be positive") }
+        if channel != nil, !subscribe.isEmpty { throw ValidationError("--subscribe goes in a connection token, not with --channel") }
     }
 
     func run() async throws {
-        print(try AdminCommands.mintToken(settings: options.settings(), user: user, channel: channel, ttl: ttl))
+        print(try AdminCommands.mintToken(settings: options.settings(), user: user, channel: channel, channels: subscribe, ttl: ttl))
     }
 }
 

@@ -96,19 +96,31 @@ import Testing
         #expect(finished.stderr.contains("gateway.token_secret"))
     }
 
-    @Test func tokenMintsATokenThatExpires() async throws {
-        let minted = try await Self.run(["token", "--user", "42"], environment: ["SB_GATEWAY_TOKEN_SECRET": "cli-test-secret-0123456789"])
-        #expect(minted.status == 0, "\(minted.stderr)")
-        let parts = minted.stdout.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ".")
+    /// The claims of the token a `switchboard token` printed.
+    static func claims(_ output: String) throws -> [String: Any] {
+        let parts = output.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ".")
         #expect(parts.count == 3)
         var payload = String(parts[1]).replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         while payload.count % 4 != 0 { payload += "=" }
         let json = try #require(Data(base64Encoded: payload))
-        let claims = try #require(try JSONSerialization.jsonObject(with: json) as? [String: Any])
+        return try #require(try JSONSerialization.jsonObject(with: json) as? [String: Any])
+    }
+
+    @Test func tokenMintsATokenThatExpires() async throws {
+        let minted = try await Self.run(["token", "--user", "42"], environment: ["SB_GATEWAY_TOKEN_SECRET": "cli-test-secret-0123456789"])
+        #expect(minted.status == 0, "\(minted.stderr)")
+        let claims = try Self.claims(minted.stdout)
         #expect(claims["sub"] as? String == "42")
         let expiry = try #require(claims["exp"] as? Int, "every minted token has exp")
         #expect(abs(expiry - Int(Date().timeIntervalSince1970) - 3600) < 120)
         #expect(try await Self.run(["token", "--user", "42", "--ttl", "0"]).status != 0)
+
+        // Server-side channels, for a client of the unidirectional endpoint.
+        let subscribed = try await Self.run(
+            ["token", "--user", "7", "--subscribe", "news:a", "--subscribe", "news:b"], environment: ["SB_GATEWAY_TOKEN_SECRET": "cli-test-secret-0123456789"])
+        #expect(subscribed.status == 0, "\(subscribed.stderr)")
+        #expect(try Self.claims(subscribed.stdout)["channels"] as? [String] == ["news:a", "news:b"])
+        #expect(try await Self.run(["token", "--user", "7", "--channel", "news:a", "--subscribe", "news:b"]).status != 0)
     }
 
     @Test func migrateSucceedsTwice() async throws {
