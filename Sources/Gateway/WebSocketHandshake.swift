@@ -5,9 +5,9 @@ import Foundation
 
 /// Reading the head of an HTTP/1.1 request for the one thing the public port mostly gets: a
 /// WebSocket upgrade of `/connection/websocket` (or of `/connection/uni_websocket`, the
-/// unidirectional endpoint, whose query may carry the connect request). Anything else, or anything unusual about the
-/// upgrade (a repeated or list-valued key or version, a version other than 13, a body, folded
-/// lines), is `other`, and goes to NIO's HTTP pipeline and WebSocket upgrader as it arrived, so
+/// unidirectional endpoint, whose query may carry the connect request). Anything else, or
+/// anything unusual about the upgrade (a repeated or list-valued key or version, a version other
+/// than 13, a body, folded lines), is `other`, and goes to NIO's HTTP pipeline and WebSocket upgrader as it arrived, so
 /// what the gateway answers to those is decided in one place.
 enum WebSocketHandshake {
     /// Which WebSocket endpoint a request upgrades.
