@@ -238,13 +238,16 @@ enum GatewayBench {
     }
 
     static func connect(target: Target, handler: any ChannelHandler & Sendable) async throws -> any Channel {
-        try await ClientBootstrap(group: target.group)
+        try await startConnect(target: target, handler: handler).get()
+    }
+
+    static func startConnect(target: Target, handler: any ChannelHandler & Sendable) -> EventLoopFuture<any Channel> {
+        ClientBootstrap(group: target.group)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler) }
             }
             .connect(host: target.host, port: target.port)
-            .get()
     }
 
     /// Opens `count` subscriber connections in batches (each connected and subscribed before the
@@ -261,10 +264,13 @@ enum GatewayBench {
         var opened = 0
         while opened < count {
             let end = min(count, opened + batch)
-            for index in opened..<end {
-                let handler = target.subscriber(index, channel: channel(index), stats: stats)
+            // The batch's handlers (and tokens) first, then its connects all started at once: they
+            // reach the server as fast as the tool can open sockets, as a reconnect storm would.
+            let handlers = (opened..<end).map { target.subscriber($0, channel: channel($0), stats: stats) }
+            let connecting = handlers.map { startConnect(target: target, handler: $0) }
+            for future in connecting {
                 do {
-                    channels.append(try await connect(target: target, handler: handler))
+                    channels.append(try await future.get())
                 } catch {
                     stats.failures.add(1, ordering: .relaxed)
                 }
