@@ -67,6 +67,11 @@ final class Client: Sendable {
     func handle(_ bytes: ByteBuffer) async {
         node.metrics.messagesIn.add(1, ordering: .relaxed)
         if transport.unidirectional {
+            // What it sends after connecting is ignored, but not without limit.
+            guard takeCommandAllowance() else {
+                disconnect(.tooManyRequests)
+                return
+            }
             await handleConnectRequest(bytes)
             return
         }

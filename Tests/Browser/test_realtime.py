@@ -11,6 +11,7 @@ import os
 import subprocess
 import threading
 import time
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -222,3 +223,29 @@ def test_backoff_grows_with_jitter_up_to_its_cap(page):
         assert all(step / 2 <= d <= step for d in row), (attempt, row)
         assert len(set(row)) > 1, "jittered"
     assert max(delays[7]) <= 20000
+
+
+def test_a_plain_browser_websocket_reads_the_unidirectional_endpoint(page, gateway):
+    """No client library: Chromium's own WebSocket on /connection/uni_websocket with the connect
+    request in the URL. Chromium answers the gateway's WebSocket pings by itself (ping_interval 1,
+    pong_timeout 5 here), which is what keeps the connection."""
+    url = gateway.ws_url.replace("/connection/websocket", "/connection/uni_websocket") + "?cf_connect=" + urllib.parse.quote(
+        json.dumps({"token": jwt(SECRET, "11", channels=["chat:feed"])}))
+    page.execute_script(
+        "window.U = {messages: [], closed: null};"
+        "var ws = new WebSocket(arguments[0]);"
+        "ws.onmessage = function (e) { U.messages.push(JSON.parse(e.data)); };"
+        "ws.onclose = function (e) { U.closed = e.code; };", url)
+    messages = lambda: page.execute_script("return U.messages")
+    wait_until(lambda: messages(), what="the connect push")
+    connect = messages()[0]["connect"]
+    assert "chat:feed" in connect["subs"] and connect["ping"] == 1
+    gateway.api("publish", {"channel": "chat:feed", "data": {"n": 1}})
+    wait_until(lambda: any("pub" in m for m in messages()), what="the publication")
+    publication = next(m for m in messages() if "pub" in m)
+    assert publication["channel"] == "chat:feed" and publication["pub"]["data"] == {"n": 1}
+    # Past pong_timeout several times over: the pings ({} alongside a WebSocket ping) came and the
+    # connection stayed.
+    time.sleep(8)
+    assert page.execute_script("return U.closed") is None
+    assert sum(1 for m in messages() if m == {}) >= 3

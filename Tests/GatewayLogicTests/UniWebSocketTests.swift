@@ -68,6 +68,13 @@ import Testing
         #expect(client.subscribedChannels == ["chat:news"])
     }
 
+    @Test func aClientThatFloodsWhatIsIgnoredIsStillDisconnected() async throws {
+        let (client, transport) = try await uniClient(makeNode { $0.clientCommandRate = 10; $0.clientCommandBurst = 5 })
+        await client.send(#"{"token":"\#(token)"}"#)
+        for _ in 0..<20 { await client.send("{}") }
+        #expect(transport.closed == .tooManyRequests)
+    }
+
     @Test func aKnownPositionInSubsRecoversTheChannel() async throws {
         let node = makeNode()
         let options = try #require(node.rules.options(for: "chat:news"))
