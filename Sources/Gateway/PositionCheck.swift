@@ -45,8 +45,16 @@ extension Client {
     }
 
     /// Tells the client its subscription lost its place (2500); the SDKs resubscribe and recover
-    /// from history. Used for a gap seen on delivery and for a position check that finds one.
+    /// from history. Used for a gap seen on delivery and for a position check that finds one. A
+    /// subscription the client cannot make again itself (a server-side one, or any of a
+    /// unidirectional connection) loses the connection instead (3010, reconnect): it comes back
+    /// with its subscriptions and, naming its positions, recovers.
     func unsubscribeAsBehind(_ channel: String) async {
+        let serverSide = state.withLock { $0.subscriptions[channel]?.serverSide ?? false }
+        if serverSide || transport.unidirectional {
+            disconnect(.insufficientState)
+            return
+        }
         await serverUnsubscribe(channel: channel, code: UnsubscribeCode.insufficient, reason: "insufficient state")
     }
 }

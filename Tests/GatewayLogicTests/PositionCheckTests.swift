@@ -86,6 +86,29 @@ import Testing
         #expect(unsubscribes(transport) == Dictionary(uniqueKeysWithValues: lost.map { ($0, Int64(UnsubscribeCode.insufficient)) }))
     }
 
+    /// A server-side subscription, or a unidirectional client's, cannot be made again by the
+    /// client: it is disconnected to reconnect (3010) instead of unsubscribed.
+    @Test func aSubscriptionTheClientCannotMakeAgainCostsItsConnection() async throws {
+        let node = makeNode()
+        try await node.start()
+        let withChannels = GatewayTokens.mint(secret: "secret", user: "42", ttl: 3600, channels: ["chat:server"])
+        let bidirectional = RecordingTransport()
+        await node.makeClient(transport: bidirectional).send(#"{"id":1,"connect":{"token":"\#(withChannels)"}}"#)
+        let unidirectional = RecordingTransport(unidirectional: true)
+        await node.makeClient(transport: unidirectional).send(#"{"token":"\#(withChannels)"}"#)
+        let (client, transport) = try await subscribed(node, to: ["chat:server"])
+        try await loseAPublication(node, on: "chat:server")
+
+        await node.checkPositions(settle: .milliseconds(10))
+        #expect(bidirectional.closed == .insufficientState)
+        #expect(unidirectional.closed == .insufficientState)
+        #expect(unsubscribes(bidirectional).isEmpty)
+        // A client's own subscription to the same channel is unsubscribed, as before.
+        #expect(transport.closed == nil)
+        #expect(unsubscribes(transport) == ["chat:server": Int64(UnsubscribeCode.insufficient)])
+        _ = client
+    }
+
     @Test func aPublicationStillOnItsWayWithinTheSettleTimeIsNotALoss() async throws {
         let node = makeNode()
         try await node.start()
