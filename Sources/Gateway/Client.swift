@@ -27,6 +27,7 @@ final class Client: Sendable {
         self.node = node
         self.transport = transport
         self.createdAt = Clock.seconds()
+        if !transport.answersPings { state.withLock { $0.answersPings = false } }
     }
 
     /// A random (version 4) UUID in lower case. `UUID()` opens, reads and closes /dev/urandom each

@@ -34,6 +34,8 @@ struct ConnectionState: Sendable {
     var subscriptions: [String: Subscription] = [:]
     var nextPingAt: Int64 = 0
     var pongDeadline: Int64?
+    /// False for a client that cannot answer pings (an HTTP stream): no pong deadline.
+    var answersPings = true
     var lastPresenceRefresh: Int64 = 0
     var commandAllowance = CommandAllowance()
     /// Publishes sent to the broker whose replies are still to come.
@@ -202,7 +204,7 @@ struct ConnectionState: Sendable {
         }
         if now >= nextPingAt {
             nextPingAt = now + configuration.pingInterval
-            if pongDeadline == nil { pongDeadline = now + configuration.pongTimeout }
+            if answersPings, pongDeadline == nil { pongDeadline = now + configuration.pongTimeout }
             actions.action = .ping
         }
         return actions

@@ -106,8 +106,9 @@ struct GatewayListener: Sendable {
         try channel.pipeline.syncOperations.addHandler(handler)
     }
 
-    /// HTTP/1 with NIO's WebSocket upgrader, for whatever is not a plain upgrade: the routes
-    /// (`/healthz`), and upgrades the upgrader refuses or takes differently than the handshake handler.
+    /// HTTP/1 with NIO's WebSocket upgrader, for whatever is not a plain upgrade: the
+    /// unidirectional HTTP streams (`UniStreamHandler`), the routes (`/healthz`), and upgrades the
+    /// upgrader refuses or takes differently than the handshake handler.
     private static func httpPipeline(
         _ channel: any Channel, socket: CInt, node: Node, routes: HTTPRoutes, logger: Logger, batcher: FlushBatcher
     ) throws {
@@ -135,8 +136,10 @@ struct GatewayListener: Sendable {
             })
         try channel.pipeline.syncOperations.configureHTTPServerPipeline(
             withServerUpgrade: (upgraders: [upgrader], completionHandler: { context in
+                context.pipeline.removeHandler(name: UniStreamHandler.name, promise: nil)
                 context.pipeline.removeHandler(name: HTTPRequestHandler.name, promise: nil)
             }))
+        try channel.pipeline.syncOperations.addHandler(UniStreamHandler(node: node), name: UniStreamHandler.name)
         try channel.pipeline.syncOperations.addHandler(HTTPRequestHandler(routes: routes), name: HTTPRequestHandler.name)
     }
 

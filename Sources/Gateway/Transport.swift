@@ -9,6 +9,9 @@ protocol Transport: AnyObject, Sendable {
     /// A connection of the unidirectional endpoint (`UniWebSocket`): its client sends one connect
     /// request and no commands.
     var unidirectional: Bool { get }
+    /// Whether the client can answer pings at all (an HTTP stream cannot); one that cannot is
+    /// pinged to keep proxies from timing it out, and never closed for a missing pong.
+    var answersPings: Bool { get }
     /// A transport-level ping (a WebSocket ping frame) next to the protocol's `{}`, for clients
     /// that do not answer `{}`.
     func ping()
@@ -20,6 +23,8 @@ extension Transport {
     }
 
     var unidirectional: Bool { false }
+
+    var answersPings: Bool { true }
 
     func ping() {}
 }

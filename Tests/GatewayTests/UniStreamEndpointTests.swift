@@ -1,0 +1,127 @@
+import Foundation
+import SwitchboardCore
+import TestSupport
+import Testing
+
+@testable import Gateway
+
+/// `/connection/uni_sse` and `/connection/uni_http_stream` on real sockets over the Redis engine:
+/// the connect request from the URL or the body, pushes streamed in the response's framing,
+/// refusals answered as JSON before any stream, pings that ask for no pong, and the disconnect
+/// push before the stream ends.
+@Suite struct UniStreamEndpointTests {
+    typealias RawConnection = WebSocketHandshakeIntegrationTests.RawConnection
+
+    func withGateway(
+        _ configure: @escaping (inout GatewayConfiguration) -> Void = { _ in },
+        _ body: (_ ports: GatewayServer.ListeningPorts) async throws -> Void
+    ) async throws {
+        try await LiveGateway.with({ configuration in
+            var chat = ChannelOptions()
+            chat.historySize = 10
+            chat.historyTTL = 60
+            configuration.namespaces = [NamespaceConfiguration(name: "chat", options: chat)]
+            configure(&configuration)
+        }, body)
+    }
+
+    static func token(user: String = "7", channels: [String] = ["chat:news"]) -> String {
+        GatewayTokens.mint(secret: LiveGateway.tokenSecret, user: user, ttl: 3600, channels: channels)
+    }
+
+    static func encoded(_ text: String) -> String {
+        text.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+    }
+
+    /// Sends a request and returns the connection.
+    static func request(
+        _ ports: GatewayServer.ListeningPorts, _ method: String, _ target: String, body: String = "", headers: String = ""
+    ) async throws -> RawConnection {
+        let connection = try await RawConnection.open(port: ports.port)
+        let length = body.isEmpty ? "" : "Content-Length: \(body.utf8.count)\r\n"
+        try await connection.send(Array("\(method) \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\n\(headers)\(length)\r\n\(body)".utf8))
+        return connection
+    }
+
+    func publish(_ ports: GatewayServer.ListeningPorts, channel: String, data: String) async throws {
+        let answer = try await Curl.request(
+            "POST", "http://127.0.0.1:\(ports.internalPort)/api/\(channel.isEmpty ? "disconnect" : "publish")",
+            headers: ["X-API-Key": LiveGateway.apiKey], body: channel.isEmpty ? data : #"{"channel":"\#(channel)","data":\#(data)}"#)
+        #expect(answer.status == 200, "\(answer.body)")
+    }
+
+    @Test func anEventSourceRequestStreamsTheConnectPushAndPublications() async throws {
+        try await withGateway { ports in
+            let connect = Self.encoded(#"{"token":"\#(Self.token())"}"#)
+            let stream = try await Self.request(
+                ports, "GET", "/connection/uni_sse?cf_connect=\(connect)", headers: "Origin: http://127.0.0.1:9\r\nAccept: text/event-stream\r\n")
+            let opened = await stream.text { $0.contains(#"data: {"connect":"#) }
+            #expect(opened.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(opened.prefix(300))")
+            let head = opened.lowercased()
+            #expect(head.contains("content-type: text/event-stream"))
+            #expect(head.contains("access-control-allow-origin: http://127.0.0.1:9"))
+            #expect(opened.contains(#""subs":{"chat:news":"#))
+            try await publish(ports, channel: "chat:news", data: #"{"n":1}"#)
+            let streamed = await stream.text { $0.contains(#""pub""#) }
+            #expect(streamed.contains(#"data: {"channel":"chat:news","pub":{"data":{"n":1},"offset":1}}"#), "\(streamed)")
+            // The server API's disconnect: a push, then the stream ends.
+            try await publish(ports, channel: "", data: #"{"user":"7"}"#)
+            let ended = await stream.text { $0.contains(#""disconnect""#) }
+            #expect(ended.contains(#"data: {"disconnect":{"code":"#), "\(ended)")
+            #expect(await stream.closes(within: .seconds(10)))
+        }
+    }
+
+    @Test func theJSONStreamTakesThePostedConnectRequest() async throws {
+        try await withGateway { ports in
+            let stream = try await Self.request(ports, "POST", "/connection/uni_http_stream", body: #"{"token":"\#(Self.token())"}"#)
+            let opened = await stream.text { $0.contains(#"{"connect":"#) }
+            #expect(opened.lowercased().contains("content-type: application/json"), "\(opened.prefix(300))")
+            try await publish(ports, channel: "chat:news", data: "2")
+            let streamed = await stream.text { $0.contains(#""pub""#) }
+            #expect(streamed.contains(#"{"channel":"chat:news","pub":{"data":2,"offset":1}}"# + "\n"), "\(streamed)")
+            await stream.close()
+        }
+    }
+
+    @Test func refusalsAreJSONAnswersBeforeAnyStream() async throws {
+        try await withGateway { ports in
+            let expired = GatewayTokens.mint(secret: LiveGateway.tokenSecret, user: "7", ttl: 60, now: Date().addingTimeInterval(-3600))
+            let cases: [(method: String, target: String, body: String, headers: String, status: String, code: String)] = [
+                ("GET", "/connection/uni_http_stream", "", "", "405", "method_not_allowed"),
+                ("PUT", "/connection/uni_sse", "{}", "", "405", "method_not_allowed"),
+                ("GET", "/connection/uni_sse", "", "", "400", "connect_request_required"),
+                ("GET", "/connection/uni_sse?cf_connect=%zz", "", "", "400", "connect_request_required"),
+                ("GET", "/connection/uni_sse?cf_connect=\(Self.encoded(#"{"token":"a.b.c"}"#))", "", "", "401", "invalid_token"),
+                ("POST", "/connection/uni_sse", #"{"token":"\#(expired)"}"#, "", "401", "connection_expired"),
+                ("POST", "/connection/uni_http_stream", "not json", "", "400", "bad_request"),
+                ("GET", "/connection/uni_sse?cf_connect=%7B%7D", "", "Origin: https://evil.example\r\n", "403", "origin_not_allowed"),
+                ("POST", "/connection/uni_http_stream", String(repeating: " ", count: 70_000), "", "413", "connect_request_too_large"),
+            ]
+            for check in cases {
+                let connection = try await Self.request(ports, check.method, check.target, body: check.body, headers: check.headers)
+                let answer = await connection.text { $0.contains("}}") }
+                #expect(answer.hasPrefix("HTTP/1.1 \(check.status) "), "\(check.method) \(check.target): \(answer.prefix(200))")
+                let body = answer.components(separatedBy: "\r\n\r\n").dropFirst().joined()
+                #expect(JSONValue.parse(Array(body.utf8))?["error"]?["code"]?.stringValue == check.code, "\(check.target): \(body)")
+                #expect(await connection.closes(within: .seconds(10)))
+            }
+            // The public port's other answers are as before.
+            let health = try await Curl.request("GET", "http://127.0.0.1:\(ports.port)/healthz")
+            #expect(health.status == 200)
+        }
+    }
+
+    @Test func pingsAskForNoPongAndTheStreamStays() async throws {
+        try await withGateway({ $0.pingInterval = 1; $0.pongTimeout = 1 }) { ports in
+            let stream = try await Self.request(ports, "GET", "/connection/uni_sse?cf_connect=\(Self.encoded(#"{"token":"\#(Self.token())"}"#))")
+            _ = await stream.text { $0.contains(#"{"connect":"#) }
+            try await Task.sleep(for: .seconds(4))
+            let text = await stream.text { $0.components(separatedBy: "event: ping\ndata:\n\n").count > 2 }
+            #expect(text.components(separatedBy: "event: ping\ndata:\n\n").count > 2, "\(text)")
+            #expect(!text.contains("disconnect"))
+            #expect(!stream.isClosed)
+            await stream.close()
+        }
+    }
+}
