@@ -249,3 +249,24 @@ def test_a_plain_browser_websocket_reads_the_unidirectional_endpoint(page, gatew
     time.sleep(8)
     assert page.execute_script("return U.closed") is None
     assert sum(1 for m in messages() if m == {}) >= 3
+
+
+def test_a_browser_event_source_reads_the_unidirectional_stream(page, gateway):
+    """Chromium's EventSource on /connection/uni_sse from a page of another origin: the connect
+    push and a publication arrive as `message` events, pings as `ping` events."""
+    url = gateway.ws_url.replace("ws://", "http://").replace("/connection/websocket", "/connection/uni_sse") + "?cf_connect=" + \
+        urllib.parse.quote(json.dumps({"token": jwt(SECRET, "12", channels=["chat:events"])}))
+    page.execute_script(
+        "window.S = {messages: [], pings: 0, errors: 0};"
+        "var source = new EventSource(arguments[0]);"
+        "source.onmessage = function (e) { S.messages.push(JSON.parse(e.data)); };"
+        "source.addEventListener('ping', function () { S.pings += 1; });"
+        "source.onerror = function () { S.errors += 1; };", url)
+    messages = lambda: page.execute_script("return S.messages")
+    wait_until(lambda: messages(), what="the connect push")
+    assert "chat:events" in messages()[0]["connect"]["subs"]
+    gateway.api("publish", {"channel": "chat:events", "data": {"n": 2}})
+    wait_until(lambda: any("pub" in m for m in messages()), what="the publication")
+    assert next(m for m in messages() if "pub" in m)["pub"]["data"] == {"n": 2}
+    wait_until(lambda: page.execute_script("return S.pings") >= 2, what="two pings")
+    assert page.execute_script("return S.errors") == 0
