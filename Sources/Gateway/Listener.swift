@@ -77,8 +77,9 @@ struct GatewayListener: Sendable {
                     to: context.channel, socket: socket, node: node, batcher: batcher, endpoint: request.endpoint,
                     query: request.query.map { Substring($0) })
             },
-            fallback: { context in
-                try httpPipeline(context.channel, socket: socket, node: node, routes: routes, logger: logger, batcher: batcher)
+            fallback: { context, headDeadline in
+                try httpPipeline(
+                    context.channel, socket: socket, node: node, routes: routes, logger: logger, batcher: batcher, headDeadline: headDeadline)
             })
         return channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handshake) }
     }
@@ -109,8 +110,10 @@ struct GatewayListener: Sendable {
     /// HTTP/1 with NIO's WebSocket upgrader, for whatever is not a plain upgrade: the
     /// unidirectional HTTP streams (`UniStreamHandler`), the routes (`/healthz`), and upgrades the
     /// upgrader refuses or takes differently than the handshake handler.
+    /// `headDeadline`: the handshake timeout of a head not read whole yet, cancelled once it is.
     private static func httpPipeline(
-        _ channel: any Channel, socket: CInt, node: Node, routes: HTTPRoutes, logger: Logger, batcher: FlushBatcher
+        _ channel: any Channel, socket: CInt, node: Node, routes: HTTPRoutes, logger: Logger, batcher: FlushBatcher,
+        headDeadline: Scheduled<Void>?
     ) throws {
         let configuration = node.configuration
         let upgrader = NIOWebSocketServerUpgrader(
@@ -139,7 +142,7 @@ struct GatewayListener: Sendable {
                 context.pipeline.removeHandler(name: UniStreamHandler.name, promise: nil)
                 context.pipeline.removeHandler(name: HTTPRequestHandler.name, promise: nil)
             }))
-        try channel.pipeline.syncOperations.addHandler(UniStreamHandler(node: node), name: UniStreamHandler.name)
+        try channel.pipeline.syncOperations.addHandler(UniStreamHandler(node: node, headDeadline: headDeadline), name: UniStreamHandler.name)
         try channel.pipeline.syncOperations.addHandler(HTTPRequestHandler(routes: routes), name: HTTPRequestHandler.name)
     }
 

@@ -38,15 +38,21 @@ final class UniStreamHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private let node: Node
     private var phase = Phase.idle
+    /// The handshake timeout, while the first request's head is still being read.
+    private var headDeadline: Scheduled<Void>?
 
-    init(node: Node) {
+    init(node: Node, headDeadline: Scheduled<Void>? = nil) {
         self.node = node
+        self.headDeadline = headDeadline
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
         switch (phase, part) {
         case (.idle, .head(let head)):
+            // A whole head has been read: the handshake timeout is met (a stream lives on).
+            headDeadline?.cancel()
+            headDeadline = nil
             let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
             let framing: HTTPStreamTransport.Framing
             if path == Self.eventStreamPath {

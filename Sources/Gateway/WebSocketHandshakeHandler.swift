@@ -11,7 +11,8 @@ import NIOCore
 /// before. Building that pipeline for every connection cost a fifth of a new connection's CPU.
 ///
 /// A connection whose request head has not ended `timeout` after it was accepted is closed (a
-/// head that does not end within 8 KB goes to the HTTP pipeline, and the deadline stays).
+/// head that does not end within 8 KB goes to the HTTP pipeline, and the deadline goes with it,
+/// for the pipeline to cancel once it has read a whole head).
 final class WebSocketHandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -28,13 +29,13 @@ final class WebSocketHandshakeHandler: ChannelInboundHandler, RemovableChannelHa
     private var deadline: Scheduled<Void>?
     private let allowsOrigin: (_ origin: String?, _ host: String?) -> Bool
     private let upgrade: (ChannelHandlerContext, WebSocketHandshake.Upgrade) throws -> Void
-    private let fallback: (ChannelHandlerContext) throws -> Void
+    private let fallback: (ChannelHandlerContext, _ headDeadline: Scheduled<Void>?) throws -> Void
     private var received: ByteBuffer?
     private var phase = Phase.reading
 
     init(
         socket: CInt, timeout: TimeAmount, allowsOrigin: @escaping (_ origin: String?, _ host: String?) -> Bool,
-        upgrade: @escaping (ChannelHandlerContext, WebSocketHandshake.Upgrade) throws -> Void, fallback: @escaping (ChannelHandlerContext) throws -> Void
+        upgrade: @escaping (ChannelHandlerContext, WebSocketHandshake.Upgrade) throws -> Void, fallback: @escaping (ChannelHandlerContext, _ headDeadline: Scheduled<Void>?) throws -> Void
     ) {
         self.socket = socket
         self.timeout = timeout
@@ -76,11 +77,12 @@ final class WebSocketHandshakeHandler: ChannelInboundHandler, RemovableChannelHa
         case .other:
             // The deadline stays for a head the HTTP pipeline is still reading.
             let headComplete = received!.readableBytesView.firstRange(of: Self.headEnd) != nil
-            handOver(context, install: fallback, headComplete: headComplete)
+            let deadline = headComplete ? nil : self.deadline
+            handOver(context, install: { [fallback] in try fallback($0, deadline) }, headComplete: headComplete)
         case .upgrade(let request):
             guard allowsOrigin(request.origin, request.host) else {
                 // Refused by the HTTP pipeline's upgrader, which logs it and answers 404.
-                handOver(context, install: fallback, headComplete: true)
+                handOver(context, install: { [fallback] in try fallback($0, nil) }, headComplete: true)
                 return
             }
             received!.moveReaderIndex(forwardBy: request.headLength)
