@@ -147,21 +147,24 @@ final class HTTPStreamTransport: Transport {
             case Disconnect.tooManyRequests.code: .tooManyRequests
             default: .serviceUnavailable
             }
+        writeError(
+            channel, status: status, code: disconnect.reason.replacingOccurrences(of: " ", with: "_"), message: disconnect.reason,
+            disconnect: disconnect.code)
+    }
+
+    /// A whole `{"error":{"code","message"[,"disconnect"]}}` answer, after which the connection
+    /// closes; on the event loop.
+    static func writeError(_ channel: any NIOCore.Channel, status: HTTPResponseStatus, code: String, message: String, disconnect: Int? = nil) {
         var writer = JSONWriter(capacity: 128)
         writer.beginObject()
         writer.key("error")
         writer.beginObject()
-        writer.field("code", disconnect.reason.replacingOccurrences(of: " ", with: "_"))
-        writer.field("message", disconnect.reason)
-        writer.field("disconnect", disconnect.code)
+        writer.field("code", code)
+        writer.field("message", message)
+        if let disconnect { writer.field("disconnect", disconnect) }
         writer.endObject()
         writer.endObject()
-        writeError(channel, status: status, json: writer.output)
-    }
-
-    /// A whole JSON answer, after which the connection closes; on the event loop.
-    static func writeError(_ channel: any NIOCore.Channel, status: HTTPResponseStatus, json: String) {
-        let body = ByteBuffer(string: json)
+        let body = ByteBuffer(string: writer.output)
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/json")
         headers.add(name: "Content-Length", value: String(body.readableBytes))

@@ -128,15 +128,7 @@ final class UniStreamHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func refuse(_ context: ChannelHandlerContext, status: HTTPResponseStatus, code: String, _ message: String) {
         phase = .refused
-        var writer = JSONWriter(capacity: 96)
-        writer.beginObject()
-        writer.key("error")
-        writer.beginObject()
-        writer.field("code", code)
-        writer.field("message", message)
-        writer.endObject()
-        writer.endObject()
-        HTTPStreamTransport.writeError(context.channel, status: status, json: writer.output)
+        HTTPStreamTransport.writeError(context.channel, status: status, code: code, message: message)
     }
 
     func channelInactive(context: ChannelHandlerContext) {

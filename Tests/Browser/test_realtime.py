@@ -225,24 +225,34 @@ def test_backoff_grows_with_jitter_up_to_its_cap(page):
     assert max(delays[7]) <= 20000
 
 
+def unidirectional_url(gateway, path, user, channel):
+    """The gateway's `path` with a connect request in `cf_connect` whose token subscribes `user` to `channel`."""
+    request = json.dumps({"token": jwt(SECRET, user, channels=[channel])})
+    return gateway.ws_url.replace("/connection/websocket", path) + "?cf_connect=" + urllib.parse.quote(request)
+
+
+def connect_then_publish(page, gateway, log, channel, data):
+    """Waits for the connect push among the page's `window[log].messages`, publishes `data` on
+    `channel`, waits for it; returns the connect push's body, the publication and a reader of the messages."""
+    messages = lambda: page.execute_script(f"return {log}.messages")
+    wait_until(lambda: messages(), what="the connect push")
+    gateway.api("publish", {"channel": channel, "data": data})
+    wait_until(lambda: any("pub" in m for m in messages()), what="the publication")
+    return messages()[0]["connect"], next(m for m in messages() if "pub" in m), messages
+
+
 def test_a_plain_browser_websocket_reads_the_unidirectional_endpoint(page, gateway):
     """No client library: Chromium's own WebSocket on /connection/uni_websocket with the connect
     request in the URL. Chromium answers the gateway's WebSocket pings by itself (ping_interval 1,
     pong_timeout 5 here), which is what keeps the connection."""
-    url = gateway.ws_url.replace("/connection/websocket", "/connection/uni_websocket") + "?cf_connect=" + urllib.parse.quote(
-        json.dumps({"token": jwt(SECRET, "11", channels=["chat:feed"])}))
+    url = unidirectional_url(gateway, "/connection/uni_websocket", "11", "chat:feed")
     page.execute_script(
         "window.U = {messages: [], closed: null};"
         "var ws = new WebSocket(arguments[0]);"
         "ws.onmessage = function (e) { U.messages.push(JSON.parse(e.data)); };"
         "ws.onclose = function (e) { U.closed = e.code; };", url)
-    messages = lambda: page.execute_script("return U.messages")
-    wait_until(lambda: messages(), what="the connect push")
-    connect = messages()[0]["connect"]
+    connect, publication, messages = connect_then_publish(page, gateway, "U", "chat:feed", {"n": 1})
     assert "chat:feed" in connect["subs"] and connect["ping"] == 1
-    gateway.api("publish", {"channel": "chat:feed", "data": {"n": 1}})
-    wait_until(lambda: any("pub" in m for m in messages()), what="the publication")
-    publication = next(m for m in messages() if "pub" in m)
     assert publication["channel"] == "chat:feed" and publication["pub"]["data"] == {"n": 1}
     # Past pong_timeout several times over: the pings ({} alongside a WebSocket ping) came and the
     # connection stayed.
@@ -254,19 +264,15 @@ def test_a_plain_browser_websocket_reads_the_unidirectional_endpoint(page, gatew
 def test_a_browser_event_source_reads_the_unidirectional_stream(page, gateway):
     """Chromium's EventSource on /connection/uni_sse from a page of another origin: the connect
     push and a publication arrive as `message` events, pings as `ping` events."""
-    url = gateway.ws_url.replace("ws://", "http://").replace("/connection/websocket", "/connection/uni_sse") + "?cf_connect=" + \
-        urllib.parse.quote(json.dumps({"token": jwt(SECRET, "12", channels=["chat:events"])}))
+    url = unidirectional_url(gateway, "/connection/uni_sse", "12", "chat:events").replace("ws://", "http://")
     page.execute_script(
         "window.S = {messages: [], pings: 0, errors: 0};"
         "var source = new EventSource(arguments[0]);"
         "source.onmessage = function (e) { S.messages.push(JSON.parse(e.data)); };"
         "source.addEventListener('ping', function () { S.pings += 1; });"
         "source.onerror = function () { S.errors += 1; };", url)
-    messages = lambda: page.execute_script("return S.messages")
-    wait_until(lambda: messages(), what="the connect push")
-    assert "chat:events" in messages()[0]["connect"]["subs"]
-    gateway.api("publish", {"channel": "chat:events", "data": {"n": 2}})
-    wait_until(lambda: any("pub" in m for m in messages()), what="the publication")
-    assert next(m for m in messages() if "pub" in m)["pub"]["data"] == {"n": 2}
+    connect, publication, _ = connect_then_publish(page, gateway, "S", "chat:events", {"n": 2})
+    assert "chat:events" in connect["subs"]
+    assert publication["pub"]["data"] == {"n": 2}
     wait_until(lambda: page.execute_script("return S.pings") >= 2, what="two pings")
     assert page.execute_script("return S.errors") == 0

@@ -16,13 +16,7 @@ import Testing
         _ configure: @escaping (inout GatewayConfiguration) -> Void = { _ in },
         _ body: (_ ports: GatewayServer.ListeningPorts) async throws -> Void
     ) async throws {
-        try await LiveGateway.with({ configuration in
-            var chat = ChannelOptions()
-            chat.historySize = 10
-            chat.historyTTL = 60
-            configuration.namespaces = [NamespaceConfiguration(name: "chat", options: chat)]
-            configure(&configuration)
-        }, body)
+        try await UniWebSocketEndpointTests.withGateway(configure, body)
     }
 
     static func token(user: String = "7", channels: [String] = ["chat:news"]) -> String {

@@ -11,7 +11,8 @@ import Testing
 @Suite struct UniWebSocketEndpointTests {
     static let key = ["X-API-Key": LiveGateway.apiKey]
 
-    func withGateway(
+    /// A live gateway whose `chat` namespace keeps history (what recovery needs); the HTTP stream tests use it too.
+    static func withGateway(
         _ configure: @escaping (inout GatewayConfiguration) -> Void = { _ in },
         _ body: (_ ports: GatewayServer.ListeningPorts) async throws -> Void
     ) async throws {
@@ -52,7 +53,7 @@ import Testing
     }
 
     @Test func aConnectRequestInTheURLConnectsAndPublicationsArriveAsPlainPushes() async throws {
-        try await withGateway { ports in
+        try await Self.withGateway { ports in
             let client = try await WebSocketTestClient.connect(port: ports.port, target: Self.target(connect: #"{"token":"\#(token())"}"#))
             var events = client.events.makeAsyncIterator()
             let connect = try #require(await nextJSON(&events))
@@ -70,7 +71,7 @@ import Testing
     }
 
     @Test func theConnectRequestMayBeTheFirstMessageAndLaterMessagesAreIgnored() async throws {
-        try await withGateway { ports in
+        try await Self.withGateway { ports in
             let client = try await WebSocketTestClient.connect(port: ports.port, target: "/connection/uni_websocket")
             var events = client.events.makeAsyncIterator()
             try await client.send(#"{"token":"\#(token())","name":"plain-js"}"#)
@@ -86,7 +87,7 @@ import Testing
     }
 
     @Test func aRefusedConnectIsExplainedByAPushAndTheCloseCode() async throws {
-        try await withGateway { ports in
+        try await Self.withGateway { ports in
             for (request, code) in [(#"{"token":"a.b.c"}"#, 3500), ("%zz", 3501), ("[1]", 3501)] {
                 let target = request == "%zz" ? "/connection/uni_websocket?cf_connect=%zz" : Self.target(connect: request)
                 let client = try await WebSocketTestClient.connect(port: ports.port, target: target)
@@ -102,7 +103,7 @@ import Testing
     /// The upgrade NIO's HTTP pipeline answers (a head over 8 KB is not read by hand) reaches the
     /// same endpoint, query and all.
     @Test func anUpgradeTheHTTPPipelineAnswersServesTheEndpointToo() async throws {
-        try await withGateway { ports in
+        try await Self.withGateway { ports in
             let connection = try await WebSocketHandshakeIntegrationTests.RawConnection.open(port: ports.port)
             let head =
                 "GET \(Self.target(connect: #"{"token":"\#(token())"}"#)) HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
@@ -117,7 +118,7 @@ import Testing
     }
 
     @Test func aClientThatAnswersWebSocketPingsStaysAndOneThatDoesNotIsClosed() async throws {
-        try await withGateway({ $0.pingInterval = 2; $0.pongTimeout = 1 }) { ports in
+        try await Self.withGateway({ $0.pingInterval = 2; $0.pongTimeout = 1 }) { ports in
             let target = Self.target(connect: #"{"token":"\#(token())"}"#)
             let answering = try await WebSocketTestClient.connect(port: ports.port, target: target)
             let silent = try await WebSocketTestClient.connect(port: ports.port, target: target)
