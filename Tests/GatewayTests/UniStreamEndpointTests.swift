@@ -1,5 +1,7 @@
 import Foundation
+import NIOCore
 import SwitchboardCore
+import Synchronization
 import TestSupport
 import Testing
 
@@ -120,6 +122,26 @@ import Testing
             try await Task.sleep(for: .milliseconds(2500))
             #expect(!connection.isClosed, "the stream was closed at the handshake timeout")
             await connection.close()
+        }
+    }
+
+    /// A stream's reader that stops reading is cut off past the queue limit (3008), as on a WebSocket.
+    @Test func aStreamReaderFartherBehindThanTheQueueLimitIsDisconnected() async throws {
+        try await LiveGateway.with(SocketWriteTests.configure(queueLimit: 256 << 10)) { ports in
+            let connection = try await RawConnection.open(port: ports.port, receiveBuffer: 8192)
+            let target = "/connection/uni_sse?cf_connect=\(Self.encoded(#"{"token":"\#(Self.token(channels: ["chat:firehose"]))"}"#))"
+            try await connection.send(Array("GET \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8))
+            _ = await connection.text { $0.contains(#"{"connect":"#) }
+            let channel = try #require(connection.channel.withLock { $0 })
+            try await channel.setOption(ChannelOptions.autoRead, value: false).get()
+            let (publisher, _) = try await SocketWriteTests.subscribed(ports, channel: "chat:other", user: "publisher")
+            await SocketWriteTests.publish(0..<1000, from: publisher, channel: "chat:firehose")
+            try await SocketWriteTests.waitFor("switchboard_gateway_slow_disconnects_total", ports)
+            #expect(try await SocketWriteTests.counter("switchboard_gateway_slow_disconnects_total", ports) == 1)
+            // It reads again (the server may have closed the connection by then).
+            try? await channel.setOption(ChannelOptions.autoRead, value: true).get()
+            #expect(await connection.closes(within: .seconds(20)))
+            await publisher.close()
         }
     }
 

@@ -25,9 +25,14 @@ import Testing
         let closed = Atomic<Bool>(false)
         let channel = Mutex<(any Channel)?>(nil)
 
-        static func open(port: Int) async throws -> RawConnection {
+        /// `receiveBuffer`: `SO_RCVBUF` in bytes, for a reader whose socket should fill quickly.
+        static func open(port: Int, receiveBuffer: Int? = nil) async throws -> RawConnection {
             let connection = RawConnection()
-            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            if let receiveBuffer {
+                bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(receiveBuffer))
+            }
+            let channel = try await bootstrap
                 .channelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(connection) }
