@@ -84,7 +84,9 @@ import Testing
     }
 
     @Test func anUpgradeArrivingAByteAtATimeIsAnsweredAndItsConnectRead() async throws {
-        try await LiveGateway.with { ports in
+        // A long handshake timeout: ~150 round trips may take seconds while the whole suite starts
+        // at once, and the timeout has a test of its own (below).
+        try await LiveGateway.with({ $0.handshakeTimeout = 120 }) { ports in
             let connection = try await RawConnection.open(port: ports.port)
             for byte in Self.upgrade.utf8 { try await connection.send([byte]) }
             let answer = await connection.text { $0.hasSuffix("\r\n\r\n") }
