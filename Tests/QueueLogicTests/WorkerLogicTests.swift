@@ -244,10 +244,11 @@ struct WorkerLogicTests {
     func longJobIsNotReclaimed() async throws {
         let driver = MemoryJobQueueDriver()
         let recorder = Recorder()
-        // Three visibility timeouts of a second: the claim is extended every third of one, so a
-        // loaded machine has 600 ms of slack per extension (400 ms timeouts flaked under load).
-        let configuration = { Logic.configuration(visibilityTimeout: .seconds(1)) }
-        try await driver.enqueue(Nap(milliseconds: 3200), on: .ai)
+        // More than two visibility timeouts of 3 s: the claim is extended every second, so a
+        // loaded machine has 2 s of slack per extension (1 s timeouts flaked in CI, where every
+        // suite starts at once; 400 ms ones flaked before that).
+        let configuration = { Logic.configuration(visibilityTimeout: .seconds(3)) }
+        try await driver.enqueue(Nap(milliseconds: 7000), on: .ai)
         let (first, firstTask) = try Logic.start(driver, registry: .logic(recorder), configuration: configuration())
         try await Logic.eventually("running") { recorder.started == 1 }
         let (second, secondTask) = try Logic.start(
