@@ -218,11 +218,6 @@ struct RPCRequest {
 struct RefreshRequest {
     var token: String?
 
-    /// A connect request on its own (the unidirectional endpoint's first message), not in a command.
-    init(json: JSONValue) throws(MalformedCommand) {
-        try self.init(try Fields(json))
-    }
-
     fileprivate init(_ fields: Fields) throws(MalformedCommand) {
         token = try fields.string("token")
     }

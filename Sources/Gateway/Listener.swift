@@ -8,8 +8,9 @@ import NIOWebSocket
 
 /// The gateway's public socket: HTTP/1 on one port, where `GET /connection/websocket` (and the
 /// unidirectional `/connection/uni_websocket`) upgrades to a WebSocket served by
-/// `WebSocketHandler` and every other request goes to `HTTPRoutes` (public exposure: a bare `/healthz`). `bindInternal` serves the internal routes on their own socket,
-/// without WebSockets. Everything per connection is a channel handler; nothing waits in a task while a client idles.
+/// `WebSocketHandler`; the unidirectional HTTP streams go to `UniStreamHandler` and every other
+/// request to `HTTPRoutes` (public exposure: a bare `/healthz`). `bindInternal` serves the
+/// internal routes on their own socket, without WebSockets. Everything per connection is a channel handler; nothing waits in a task while a client idles.
 struct GatewayListener: Sendable {
     let node: Node
     let routes: HTTPRoutes
