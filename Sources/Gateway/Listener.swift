@@ -10,7 +10,8 @@ import NIOWebSocket
 /// unidirectional `/connection/uni_websocket`) upgrades to a WebSocket served by
 /// `WebSocketHandler`; the unidirectional HTTP streams go to `UniStreamHandler` and every other
 /// request to `HTTPRoutes` (public exposure: a bare `/healthz`). `bindInternal` serves the
-/// internal routes on their own socket, without WebSockets. Everything per connection is a channel handler; nothing waits in a task while a client idles.
+/// internal routes on their own socket, without WebSockets. Everything per connection is a
+/// channel handler; nothing waits in a task while a client idles.
 struct GatewayListener: Sendable {
     let node: Node
     let routes: HTTPRoutes

@@ -159,3 +159,14 @@ import Testing
         }
     }
 }
+
+/// docs/gateway-openapi.yaml lists the public port's HTTP routes as the gateway serves them.
+@Suite struct GatewayOpenAPITests {
+    @Test func theDocumentListsThePublicPortsHTTPRoutes() throws {
+        #expect(
+            try OpenAPIDocument.routes("gateway-openapi.yaml") == [
+                "GET /healthz", "GET \(UniStreamHandler.eventStreamPath)", "POST \(UniStreamHandler.eventStreamPath)",
+                "POST \(UniStreamHandler.jsonStreamPath)",
+            ])
+    }
+}
