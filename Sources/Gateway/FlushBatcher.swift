@@ -2,18 +2,24 @@
 import NIOCore
 import Synchronization
 
+/// A transport that writes what queued when its event loop's batcher runs it.
+protocol BatchFlushed: AnyObject, Sendable {
+    /// Writes what queued; on the event loop.
+    func flush()
+}
+
 /// Flushes, once per event-loop tick, every connection of one event loop that queued messages, so
 /// a publication fanned out to thousands of connections costs one task on each loop, not one per
 /// connection.
 final class FlushBatcher: Sendable {
     let eventLoop: any EventLoop
-    private let pending = Mutex<[WebSocketTransport]>([])
+    private let pending = Mutex<[any BatchFlushed]>([])
 
     init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
     }
 
-    func schedule(_ transport: WebSocketTransport) {
+    func schedule(_ transport: any BatchFlushed) {
         let first = pending.withLock { pending in
             pending.append(transport)
             return pending.count == 1

@@ -1,22 +1,33 @@
 /// The outbound side of a unidirectional HTTP stream (`/connection/uni_sse`,
-/// `/connection/uni_http_stream`): pushes written as the body of one endless response.
+/// `/connection/uni_http_stream`): pushes written as the body of one endless response, its bytes
+/// framed here and sent to the socket directly.
 import Foundation
 import NIOCore
 import NIOHTTP1
 import SwitchboardCore
 import Synchronization
 
-/// A unidirectional connection over a streamed HTTP response (chunked by NIO's encoder). The `200`
-/// head goes out with the first message (the connect push), so a connect that is refused is
-/// answered with an HTTP error instead (401 for a token, 400 for a request that does not decode,
-/// JSON `{"error":{"code","message","disconnect"}}`): `EventSource` gives up on those, where it
-/// would reconnect after a stream that ended. Messages queue under a lock from any thread and
-/// are written once per event-loop tick, each in the stream's framing. A client whose queue
-/// passes `maxQueueSize`, or whose socket still holds more than the high water mark when a flush
-/// starts, is disconnected as slow (3008). Closing a stream writes the disconnect push, ends the
-/// response and closes the connection. Such a client cannot answer pings: the stream's own pings
-/// only keep proxies from timing it out.
-final class HTTPStreamTransport: Transport {
+/// A unidirectional connection over a streamed HTTP response. NIO's HTTP handlers are out of the
+/// pipeline by the time it is made: it writes the response's bytes itself, head and chunks.
+///
+/// - **Head.** The `200` goes out with the first message (the connect push), so a connect that is
+///   refused is answered with an HTTP error instead (401 for a token, 400 for a request that does
+///   not decode, JSON `{"error":{"code","message","disconnect"}}`): `EventSource` gives up on
+///   those, where it would reconnect after a stream that ended.
+/// - **Body.** Chunked (HTTP/1.1; plain bytes until the close for HTTP/1.0), each message in the
+///   stream's framing. Messages queue under a lock from any thread and are written once per
+///   event-loop tick by the loop's `FlushBatcher`. A message alone in its tick goes out with one
+///   `sendmsg` from where it is, the push a view into the publication's shared bytes: its chunk
+///   header and event prefix come from the stack, so a fan-out copies nothing per subscriber.
+/// - **Direct writes**, as `WebSocketTransport` makes them: only on the event loop, only while
+///   the socket is open (the connection handler says when it closes) and NIO holds nothing for
+///   it. What the socket does not take is handed to NIO, and later bytes follow it there until it
+///   has written them all, so nothing overtakes.
+/// - **Slow readers.** A client whose queue passes `maxQueueSize`, or whose socket still holds
+///   more than the high water mark when a flush starts, is disconnected as slow (3008).
+/// - **Closing** writes the disconnect push, ends the body and closes the connection. Such a
+///   client cannot answer pings: the stream's own pings only keep proxies from timing it out.
+final class HTTPStreamTransport: Transport, BatchFlushed {
     enum Framing: Sendable {
         /// `text/event-stream`: `data: <json>` events for `EventSource`; a ping is `event: ping`,
         /// which `onmessage` does not see.
@@ -31,49 +42,108 @@ final class HTTPStreamTransport: Transport {
             }
         }
 
-        func append(_ payload: ByteBuffer, to buffer: inout ByteBuffer) {
-            let ping = payload.readableBytes == 2 && payload.getInteger(at: payload.readerIndex, as: UInt16.self) == 0x7B7D
+        /// What goes before and after a message's JSON.
+        fileprivate var prefix: StaticString {
             switch self {
-            case .eventStream where ping:
-                buffer.writeStaticString("event: ping\ndata:\n\n")
-            case .eventStream:
-                buffer.writeStaticString("data: ")
-                buffer.writeImmutableBuffer(payload)
-                buffer.writeStaticString("\n\n")
-            case .jsonLines where ping:
-                buffer.writeStaticString("null\n")
-            case .jsonLines:
-                buffer.writeImmutableBuffer(payload)
-                buffer.writeInteger(UInt8(ascii: "\n"))
+            case .eventStream: "data: "
+            case .jsonLines: ""
             }
+        }
+
+        fileprivate var suffix: StaticString {
+            switch self {
+            case .eventStream: "\n\n"
+            case .jsonLines: "\n"
+            }
+        }
+
+        /// The protocol's ping (`{}`) in this framing.
+        fileprivate var ping: StaticString {
+            switch self {
+            case .eventStream: "event: ping\ndata:\n\n"
+            case .jsonLines: "null\n"
+            }
+        }
+
+        fileprivate static func isPing(_ payload: ByteBuffer) -> Bool {
+            payload.readableBytes == 2 && payload.getInteger(at: payload.readerIndex, as: UInt16.self) == 0x7B7D
+        }
+
+        /// Appends `payload` as one message (one chunk when `chunked`).
+        fileprivate func append(_ payload: ByteBuffer, chunked: Bool, to buffer: inout ByteBuffer) {
+            if Self.isPing(payload) {
+                if chunked { buffer.writeString(String(ping.utf8CodeUnitCount, radix: 16) + "\r\n") }
+                buffer.writeStaticString(ping)
+            } else {
+                if chunked { buffer.writeString(String(prefix.utf8CodeUnitCount + payload.readableBytes + suffix.utf8CodeUnitCount, radix: 16) + "\r\n") }
+                buffer.writeStaticString(prefix)
+                buffer.writeImmutableBuffer(payload)
+                buffer.writeStaticString(suffix)
+            }
+            if chunked { buffer.writeStaticString("\r\n") }
         }
     }
 
     private struct State {
+        /// The only message queued so far: the push's JSON (a view into shared bytes).
+        var single: ByteBuffer?
+        /// Framed messages, once more than one queued.
         var queued: ByteBuffer?
         var queuedBytes = 0
         var flushScheduled = false
         var closed = false
         /// The response head, until the first flush sends it.
-        var head: HTTPResponseHead?
+        var head: ByteBuffer?
         /// A message has been queued: the stream has started (the head is sent or on its way).
         var started = false
+        /// Writes handed to NIO and not yet completed; direct writes wait until there are none.
+        var handedToNIO = 0
+        /// The channel is active: its socket is open (set and cleared by the connection handler).
+        var open = false
+        /// The channel's writability as its last change left it.
+        var writable = true
+
+        var direct: Bool { open && handedToNIO == 0 }
     }
 
     let unidirectional = true
     let answersPings = false
     private let channel: any NIOCore.Channel
+    /// The connection's socket (owned by the channel); nil when it is not known, and every write
+    /// goes through NIO.
+    private let socket: CInt?
+    private let batcher: FlushBatcher
     private let framing: Framing
+    /// HTTP/1.1 chunked transfer coding; false for an HTTP/1.0 client, whose body ends at the close.
+    private let chunked: Bool
     private let maxQueueSize: Int
     private let state = Mutex(State())
     /// Told when the peer stops reading; cleared when the connection ends.
     private let client = Mutex<Client?>(nil)
 
-    init(channel: any NIOCore.Channel, framing: Framing, maxQueueSize: Int, head: HTTPResponseHead) {
+    init(
+        channel: any NIOCore.Channel, socket: CInt?, batcher: FlushBatcher, framing: Framing, chunked: Bool, maxQueueSize: Int,
+        head: ByteBuffer
+    ) {
         self.channel = channel
+        self.socket = socket
+        self.batcher = batcher
         self.framing = framing
+        self.chunked = chunked
         self.maxQueueSize = maxQueueSize
         state.withLock { $0.head = head }
+    }
+
+    /// The `200`'s bytes for a stream in `framing`; `origin` (allowed, or the request would not
+    /// have got here) is echoed so an `EventSource` on another origin can read the stream.
+    static func responseHead(framing: Framing, chunked: Bool, origin: String?) -> ByteBuffer {
+        var head = "HTTP/1.1 200 OK\r\nContent-Type: \(framing.contentType)\r\n"
+        head += "Cache-Control: private, no-cache, no-store, must-revalidate, max-age=0\r\nX-Accel-Buffering: no\r\n"
+        if let origin {
+            head += "Access-Control-Allow-Origin: \(origin)\r\nVary: Origin\r\n"
+        }
+        head += chunked ? "Transfer-Encoding: chunked\r\n\r\n" : "Connection: close\r\n\r\n"
+        return ByteBuffer(string: head)
     }
 
     func attach(_ client: Client) {
@@ -84,37 +154,135 @@ final class HTTPStreamTransport: Transport {
         client.withLock { $0 = nil }
     }
 
+    /// The connection handler is in the pipeline; `active`: its channel is. On the event loop.
+    func channelOpened(active: Bool) {
+        state.withLock { $0.open = active }
+    }
+
+    /// The channel went inactive (its socket is closed); on the event loop.
+    func channelClosed() {
+        state.withLock { $0.open = false }
+    }
+
+    /// The channel's writability changed; on the event loop.
+    func writabilityChanged(_ writable: Bool) {
+        state.withLock { $0.writable = writable }
+    }
+
     func write(_ message: OutboundMessage) -> Bool {
         let payload = UniWebSocket.unwrap(message).payload
         let (accepted, schedule) = state.withLock { state -> (Bool, Bool) in
             guard !state.closed else { return (true, false) }
             guard state.queuedBytes + payload.readableBytes <= maxQueueSize else { return (false, false) }
             state.queuedBytes += payload.readableBytes + 8
-            if state.queued == nil { state.queued = ByteBufferAllocator().buffer(capacity: payload.readableBytes + 16) }
-            framing.append(payload, to: &state.queued!)
             state.started = true
+            if state.single == nil, state.queued == nil {
+                state.single = payload
+            } else {
+                if state.queued == nil { state.queued = ByteBufferAllocator().buffer(capacity: 2 * payload.readableBytes + 64) }
+                if let single = state.single.take() { framing.append(single, chunked: chunked, to: &state.queued!) }
+                framing.append(payload, chunked: chunked, to: &state.queued!)
+            }
             let schedule = !state.flushScheduled
             state.flushScheduled = true
             return (true, schedule)
         }
-        if schedule { channel.eventLoop.execute { self.flush() } }
+        if schedule { batcher.schedule(self) }
         return accepted
     }
 
-    /// Writes what queued; on the event loop.
-    private func flush() {
-        let (queued, head) = state.withLock { state in
+    /// Writes what queued (after the head, the first time); on the event loop.
+    func flush() {
+        let (head, single, queued, writable, direct) = state.withLock { state in
             state.flushScheduled = false
             state.queuedBytes = 0
-            return (state.queued.take(), state.head.take())
+            return (state.head.take(), state.single.take(), state.queued.take(), state.writable, state.direct)
         }
-        if let head { channel.write(HTTPServerResponsePart.head(head), promise: nil) }
-        guard let queued else { return }
-        guard channel.isWritable else {
+        guard head != nil || single != nil || queued != nil else { return }
+        guard writable else {
             client.withLock { $0 }?.slow()
             return
         }
-        channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(queued)), promise: nil)
+        if head == nil, queued == nil, let single, !Framing.isPing(single) {
+            // The common case: one push since the last tick, sent from where it is.
+            if let rest = unsent(payload: single, direct: direct) { handToNIO(rest) }
+            return
+        }
+        var bytes = head ?? channel.allocator.buffer(capacity: 0)
+        if let queued { bytes.writeImmutableBuffer(queued) }
+        if let single { framing.append(single, chunked: chunked, to: &bytes) }
+        send(bytes, direct: direct)
+    }
+
+    /// Sends `bytes`, directly when it may; what the socket does not take goes to NIO. Returns
+    /// nil when the socket took everything, else when NIO has written the rest.
+    @discardableResult
+    private func send(_ bytes: ByteBuffer, direct: Bool) -> EventLoopFuture<Void>? {
+        guard direct, let socket else { return handToNIO(bytes) }
+        let written = bytes.withUnsafeReadableBytes { SocketWrite.send($0, to: socket) }
+        guard written < bytes.readableBytes else { return nil }
+        var rest = bytes
+        rest.moveReaderIndex(forwardBy: written)
+        return handToNIO(rest)
+    }
+
+    /// What of one message's framing of `payload` is left for NIO after one `sendmsg` (nil when
+    /// the socket took it all); the prefix (chunk size, `data: `) is built on the stack.
+    private func unsent(payload: ByteBuffer, direct: Bool) -> ByteBuffer? {
+        guard direct, let socket else {
+            var bytes = channel.allocator.buffer(capacity: payload.readableBytes + 32)
+            framing.append(payload, chunked: chunked, to: &bytes)
+            return bytes
+        }
+        let bodyLength = framing.prefix.utf8CodeUnitCount + payload.readableBytes + framing.suffix.utf8CodeUnitCount
+        var prefix: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        let (total, written) = withUnsafeMutableBytes(of: &prefix) { raw -> (Int, Int) in
+            var count = 0
+            if chunked {
+                count = Self.writeHex(bodyLength, to: raw)
+                raw[count] = UInt8(ascii: "\r")
+                raw[count + 1] = UInt8(ascii: "\n")
+                count += 2
+            }
+            let eventPrefix = UnsafeRawBufferPointer(start: framing.prefix.utf8Start, count: framing.prefix.utf8CodeUnitCount)
+            UnsafeMutableRawBufferPointer(rebasing: raw[count..<count + eventPrefix.count]).copyMemory(from: eventPrefix)
+            count += eventPrefix.count
+            let tail = chunked ? framing.chunkedSuffix : framing.suffix
+            let sent = payload.withUnsafeReadableBytes { body in
+                SocketWrite.send(
+                    UnsafeRawBufferPointer(rebasing: raw[..<count]), body,
+                    UnsafeRawBufferPointer(start: tail.utf8Start, count: tail.utf8CodeUnitCount), to: socket)
+            }
+            return (count + payload.readableBytes + tail.utf8CodeUnitCount, sent)
+        }
+        guard written < total else { return nil }
+        var rest = channel.allocator.buffer(capacity: total)
+        framing.append(payload, chunked: chunked, to: &rest)
+        rest.moveReaderIndex(forwardBy: written)
+        return rest
+    }
+
+    /// `value` in lower-case hex at the start of `buffer`; the digits written.
+    private static func writeHex(_ value: Int, to buffer: UnsafeMutableRawBufferPointer) -> Int {
+        var digits = 1
+        while value >> (4 * digits) != 0 { digits += 1 }
+        for index in 0..<digits {
+            let nibble = (value >> (4 * (digits - 1 - index))) & 0xF
+            buffer[index] = nibble < 10 ? UInt8(ascii: "0") + UInt8(nibble) : UInt8(ascii: "a") + UInt8(nibble - 10)
+        }
+        return digits
+    }
+
+    /// Hands `bytes` to NIO, which writes them once the socket drains.
+    @discardableResult
+    private func handToNIO(_ bytes: ByteBuffer) -> EventLoopFuture<Void> {
+        let done = channel.eventLoop.makePromise(of: Void.self)
+        if socket != nil {
+            state.withLock { $0.handedToNIO += 1 }
+            done.futureResult.whenComplete { _ in self.state.withLock { $0.handedToNIO -= 1 } }
+        }
+        channel.writeAndFlush(bytes, promise: done)
+        return done.futureResult
     }
 
     func close(_ disconnect: Disconnect) {
@@ -123,23 +291,32 @@ final class HTTPStreamTransport: Transport {
         if started, disconnect != .slow { _ = write(OutboundMessage(UniWebSocket.disconnectPush(disconnect))) }
         let alreadyClosed = state.withLock { state in
             defer { state.closed = true }
-            if disconnect == .slow { state.queued = nil }
+            if disconnect == .slow {
+                state.single = nil
+                state.queued = nil
+            }
             return state.closed
         }
         guard !alreadyClosed else { return }
         let channel = self.channel
         channel.eventLoop.execute {
-            if started {
-                self.flush()
-                channel.writeAndFlush(HTTPServerResponsePart.end(nil)).whenComplete { _ in channel.close(promise: nil) }
+            guard started else {
+                self.refuse(disconnect)
+                return
+            }
+            self.flush()
+            let direct = self.state.withLock { $0.direct }
+            let end = self.chunked ? ByteBuffer(string: "0\r\n\r\n") : channel.allocator.buffer(capacity: 0)
+            if end.readableBytes > 0, disconnect != .slow, let written = self.send(end, direct: direct) {
+                written.whenComplete { _ in channel.close(promise: nil) }
             } else {
-                Self.refuse(channel, disconnect)
+                channel.close(promise: nil)
             }
         }
     }
 
-    /// The HTTP answer to a connect refused before the stream started.
-    private static func refuse(_ channel: any NIOCore.Channel, _ disconnect: Disconnect) {
+    /// The HTTP answer to a connect refused before the stream started; on the event loop.
+    private func refuse(_ disconnect: Disconnect) {
         let status: HTTPResponseStatus =
             switch disconnect.code {
             case Disconnect.invalidToken.code, Disconnect.expired.code: .unauthorized
@@ -147,14 +324,20 @@ final class HTTPStreamTransport: Transport {
             case Disconnect.tooManyRequests.code: .tooManyRequests
             default: .serviceUnavailable
             }
-        writeError(
-            channel, status: status, code: disconnect.reason.replacingOccurrences(of: " ", with: "_"), message: disconnect.reason,
-            disconnect: disconnect.code)
+        let body = Self.errorBody(code: disconnect.reason.replacingOccurrences(of: " ", with: "_"), message: disconnect.reason, disconnect: disconnect.code)
+        var bytes = ByteBuffer(
+            string: "HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\nContent-Type: application/json\r\nContent-Length: \(body.readableBytes)\r\nConnection: close\r\n\r\n")
+        bytes.writeImmutableBuffer(body)
+        let channel = self.channel
+        if let written = send(bytes, direct: state.withLock { $0.direct }) {
+            written.whenComplete { _ in channel.close(promise: nil) }
+        } else {
+            channel.close(promise: nil)
+        }
     }
 
-    /// A whole `{"error":{"code","message"[,"disconnect"]}}` answer, after which the connection
-    /// closes; on the event loop.
-    static func writeError(_ channel: any NIOCore.Channel, status: HTTPResponseStatus, code: String, message: String, disconnect: Int? = nil) {
+    /// `{"error":{"code","message"[,"disconnect"]}}`.
+    static func errorBody(code: String, message: String, disconnect: Int? = nil) -> ByteBuffer {
         var writer = JSONWriter(capacity: 128)
         writer.beginObject()
         writer.key("error")
@@ -164,13 +347,16 @@ final class HTTPStreamTransport: Transport {
         if let disconnect { writer.field("disconnect", disconnect) }
         writer.endObject()
         writer.endObject()
-        let body = ByteBuffer(string: writer.output)
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: "application/json")
-        headers.add(name: "Content-Length", value: String(body.readableBytes))
-        headers.add(name: "Connection", value: "close")
-        channel.write(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers)), promise: nil)
-        channel.write(HTTPServerResponsePart.body(.byteBuffer(body)), promise: nil)
-        channel.writeAndFlush(HTTPServerResponsePart.end(nil)).whenComplete { _ in channel.close(promise: nil) }
+        return ByteBuffer(string: writer.output)
+    }
+}
+
+extension HTTPStreamTransport.Framing {
+    /// The message's suffix and the chunk's closing CRLF.
+    fileprivate var chunkedSuffix: StaticString {
+        switch self {
+        case .eventStream: "\n\n\r\n"
+        case .jsonLines: "\n\r\n"
+        }
     }
 }

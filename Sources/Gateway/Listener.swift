@@ -63,7 +63,8 @@ struct GatewayListener: Sendable {
     }
 
     /// One public connection's pipeline: `WebSocketHandshakeHandler`, which answers a plain
-    /// upgrade of either endpoint itself and hands anything else to `httpPipeline`.
+    /// upgrade of either endpoint itself, starts a plain `EventSource` stream itself, and hands
+    /// anything else to `httpPipeline`.
     private static func configure(
         _ channel: any Channel, socket: CInt, node: Node, routes: HTTPRoutes, logger: Logger, batcher: FlushBatcher
     ) -> EventLoopFuture<Void> {
@@ -78,6 +79,11 @@ struct GatewayListener: Sendable {
                 try addWebSocketHandler(
                     to: context.channel, socket: socket, node: node, batcher: batcher, endpoint: request.endpoint,
                     query: request.query.map { Substring($0) })
+            },
+            eventStream: { context, request, connectRequest in
+                try UniStreamConnection.start(
+                    on: context.channel, socket: socket, node: node, batcher: batcher, framing: .eventStream, chunked: true,
+                    origin: request.origin, connectRequest: connectRequest)
             },
             fallback: { context, headDeadline in
                 try httpPipeline(
@@ -144,7 +150,8 @@ struct GatewayListener: Sendable {
                 context.pipeline.removeHandler(name: UniStreamHandler.name, promise: nil)
                 context.pipeline.removeHandler(name: HTTPRequestHandler.name, promise: nil)
             }))
-        try channel.pipeline.syncOperations.addHandler(UniStreamHandler(node: node, headDeadline: headDeadline), name: UniStreamHandler.name)
+        try channel.pipeline.syncOperations.addHandler(
+            UniStreamHandler(node: node, socket: socket, batcher: batcher, headDeadline: headDeadline), name: UniStreamHandler.name)
         try channel.pipeline.syncOperations.addHandler(HTTPRequestHandler(routes: routes), name: HTTPRequestHandler.name)
     }
 

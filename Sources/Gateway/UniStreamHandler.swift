@@ -10,7 +10,9 @@ import Synchronization
 /// `/connection/uni_sse` (`GET` with the connect request in `cf_connect`, as `EventSource` sends
 /// it, or `POST` with it as the body) or `/connection/uni_http_stream` (`POST` only) becomes a
 /// unidirectional client (`UniWebSocket` has the message forms) on an `HTTPStreamTransport`: a
-/// `200` whose body streams the pushes. Every other request passes on untouched. Refusals are
+/// `200` whose body streams the pushes, written by the transport once NIO's HTTP handlers have
+/// left the pipeline (`UniStreamConnection`). Every other request passes on untouched. A plain
+/// `EventSource` request never gets here: the handshake handler starts those streams itself. Refusals are
 /// answered as JSON (`{"error":{"code","message"}}`): 405 `method_not_allowed`, 400
 /// `connect_request_required` (a `GET` without a `cf_connect` that decodes), 413
 /// `connect_request_too_large`, 403 `origin_not_allowed`; a connect the client refuses is
@@ -33,16 +35,21 @@ final class UniStreamHandler: ChannelInboundHandler, RemovableChannelHandler {
         case reading(HTTPStreamTransport.Framing, HTTPRequestHead, ByteBuffer)
         /// Refused and answered; what else arrives is dropped until the connection closes.
         case refused
-        case streaming(Client, HTTPStreamTransport)
+        /// Handed to `UniStreamConnection`; this handler is on its way out.
+        case streaming
     }
 
     private let node: Node
+    private let socket: CInt?
+    private let batcher: FlushBatcher
     private var phase = Phase.idle
     /// The handshake timeout, while the first request's head is still being read.
     private var headDeadline: Scheduled<Void>?
 
-    init(node: Node, headDeadline: Scheduled<Void>? = nil) {
+    init(node: Node, socket: CInt?, batcher: FlushBatcher, headDeadline: Scheduled<Void>? = nil) {
         self.node = node
+        self.socket = socket
+        self.batcher = batcher
         self.headDeadline = headDeadline
     }
 
@@ -106,38 +113,43 @@ final class UniStreamHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
             request = parameter
         }
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: framing.contentType)
-        headers.add(name: "Cache-Control", value: "private, no-cache, no-store, must-revalidate, max-age=0")
-        headers.add(name: "X-Accel-Buffering", value: "no")
-        if let origin = head.headers.first(name: "Origin") {
-            // EventSource on a page of another (allowed) origin reads the stream only with this.
-            headers.add(name: "Access-Control-Allow-Origin", value: origin)
-            headers.add(name: "Vary", value: "Origin")
+        phase = .streaming
+        // The stream writes its response's bytes itself: NIO's HTTP handlers (and this one) leave.
+        let pipeline = context.pipeline.syncOperations
+        do {
+            try UniStreamConnection.start(
+                on: context.channel, socket: socket, node: node, batcher: batcher, framing: framing,
+                chunked: head.version.major > 1 || (head.version.major == 1 && head.version.minor >= 1), origin: head.headers.first(name: "Origin"), connectRequest: request)
+            for handler in Self.httpHandlers(in: pipeline) { pipeline.removeHandler(context: handler, promise: nil) }
+            pipeline.removeHandler(context: context, promise: nil)
+        } catch {
+            context.close(promise: nil)
         }
-        let transport = HTTPStreamTransport(
-            channel: context.channel, framing: framing, maxQueueSize: node.configuration.clientQueueMaxSize,
-            head: HTTPResponseHead(version: head.version, status: .ok, headers: headers))
-        let client = node.makeClient(transport: transport)
-        transport.attach(client)
-        node.metrics.connectionsAccepted.add(1, ordering: .relaxed)
-        phase = .streaming(client, transport)
-        let executor = EventLoopTaskExecutor(context.eventLoop)
-        Task(executorPreference: executor) { await client.handle(request) }
+    }
+
+    /// What `configureHTTPServerPipeline(withServerUpgrade:)` and the listener put in the pipeline.
+    private static func httpHandlers(in pipeline: ChannelPipeline.SynchronousOperations) -> [ChannelHandlerContext] {
+        [
+            try? pipeline.context(handlerType: HTTPResponseEncoder.self),
+            try? pipeline.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self),
+            try? pipeline.context(handlerType: HTTPServerPipelineHandler.self),
+            try? pipeline.context(handlerType: NIOHTTPResponseHeadersValidator.self),
+            try? pipeline.context(handlerType: HTTPServerProtocolErrorHandler.self),
+            try? pipeline.context(handlerType: HTTPServerUpgradeHandler.self),
+            try? pipeline.context(handlerType: HTTPRequestHandler.self),
+        ].compactMap { $0 }
     }
 
     private func refuse(_ context: ChannelHandlerContext, status: HTTPResponseStatus, code: String, _ message: String) {
         phase = .refused
-        HTTPStreamTransport.writeError(context.channel, status: status, code: code, message: message)
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        if case .streaming(let client, let transport) = phase {
-            Task {
-                await client.transportClosed()
-                transport.detach()
-            }
-        }
-        context.fireChannelInactive()
+        let body = HTTPStreamTransport.errorBody(code: code, message: message)
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Content-Length", value: String(body.readableBytes))
+        headers.add(name: "Connection", value: "close")
+        let channel = context.channel
+        channel.write(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers)), promise: nil)
+        channel.write(HTTPServerResponsePart.body(.byteBuffer(body)), promise: nil)
+        channel.writeAndFlush(HTTPServerResponsePart.end(nil)).whenComplete { _ in channel.close(promise: nil) }
     }
 }

@@ -1,11 +1,12 @@
 /// The WebSocket opening handshake read by hand: an upgrade request's head parsed from its bytes,
-/// and the `101` that answers it.
+/// and the `101` that answers it; an `EventSource` request's head read the same way.
 import Crypto
 import Foundation
 
 /// Reading the head of an HTTP/1.1 request for the one thing the public port mostly gets: a
 /// WebSocket upgrade of `/connection/websocket` (or of `/connection/uni_websocket`, the
-/// unidirectional endpoint, whose query may carry the connect request). Anything else, or
+/// unidirectional endpoint, whose query may carry the connect request), or a `GET` of
+/// `/connection/uni_sse` without a body (what `EventSource` sends). Anything else, or
 /// anything unusual about the upgrade (a repeated or list-valued key or version, a version other
 /// than 13, a body, folded lines), is `other`, and goes to NIO's HTTP pipeline and WebSocket upgrader as it arrived, so
 /// what the gateway answers to those is decided in one place.
@@ -29,10 +30,21 @@ enum WebSocketHandshake {
         var query: String?
     }
 
+    /// A `GET /connection/uni_sse` without a body: an `EventSource` (the headers of an upgrade, if
+    /// it has them, do not matter on that path).
+    struct EventStream: Equatable {
+        var origin: String?
+        var host: String?
+        var headLength: Int
+        /// The request target's query, without its `?`; nil when it has none.
+        var query: String?
+    }
+
     enum Outcome: Equatable {
         /// The head has not ended yet.
         case incomplete
         case upgrade(Upgrade)
+        case eventStream(EventStream)
         case other
     }
 
@@ -40,6 +52,7 @@ enum WebSocketHandshake {
     static let maxHeadLength = 8192
     static let path: StaticString = "/connection/websocket"
     static let unidirectionalPath: StaticString = "/connection/uni_websocket"
+    static let eventStreamPath: StaticString = "/connection/uni_sse"
 
     /// The endpoint a request target's path (a query aside) names; nil for any other path.
     static func endpoint(target: Substring) -> (endpoint: Endpoint, query: Substring?)? {
@@ -68,11 +81,14 @@ enum WebSocketHandshake {
         var targetEnd = get.count
         while targetEnd < requestLineEnd, bytes[targetEnd] != UInt8(ascii: " ") { targetEnd += 1 }
         let pathEnd = (get.count..<targetEnd).first { bytes[$0] == UInt8(ascii: "?") } ?? targetEnd
-        let endpoint: Endpoint
+        var endpoint = Endpoint.bidirectional
+        var eventStream = false
         if equal(bytes, get.count..<pathEnd, to: path) {
             endpoint = .bidirectional
         } else if equal(bytes, get.count..<pathEnd, to: unidirectionalPath) {
             endpoint = .unidirectional
+        } else if equal(bytes, get.count..<pathEnd, to: eventStreamPath) {
+            eventStream = true
         } else {
             return .other
         }
@@ -93,6 +109,7 @@ enum WebSocketHandshake {
             case .end(let index): lineEnd = index
             }
             if lineEnd == lineStart {
+                if eventStream { return .eventStream(EventStream(origin: origin, host: host, headLength: lineEnd + 2, query: query)) }
                 guard let key, version == "13", websocket else { return .other }
                 return .upgrade(Upgrade(key: key, origin: origin, host: host, headLength: lineEnd + 2, endpoint: endpoint, query: query))
             }

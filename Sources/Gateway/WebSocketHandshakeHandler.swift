@@ -1,12 +1,14 @@
-/// The public port's first handler: the WebSocket opening handshake answered without NIO's HTTP
-/// server pipeline, which is built only for the requests that are not a plain upgrade.
+/// The public port's first handler: the WebSocket opening handshake answered, and an `EventSource`
+/// stream started, without NIO's HTTP server pipeline, which is built only for the other requests.
 import Glibc
 import NIOCore
 
 /// The first handler of every public connection. It collects the request head; a plain WebSocket
 /// upgrade is answered with `101` written to the socket (NIO holds nothing for the connection yet),
 /// after which `upgrade` installs the frame codec and the WebSocket handler and this handler leaves
-/// the pipeline, passing on any bytes that followed the head. Anything else is handed, bytes and
+/// the pipeline, passing on any bytes that followed the head. A plain `EventSource` request
+/// (`GET /connection/uni_sse` whose `cf_connect` decodes, from an allowed origin) goes to
+/// `eventStream`, which starts the stream in the same way. Anything else is handed, bytes and
 /// all, to the pipeline `fallback` installs (HTTP/1 with NIO's upgrader), which answers it as
 /// before. Building that pipeline for every connection cost a fifth of a new connection's CPU.
 ///
@@ -29,18 +31,22 @@ final class WebSocketHandshakeHandler: ChannelInboundHandler, RemovableChannelHa
     private var deadline: Scheduled<Void>?
     private let allowsOrigin: (_ origin: String?, _ host: String?) -> Bool
     private let upgrade: (ChannelHandlerContext, WebSocketHandshake.Upgrade) throws -> Void
+    private let eventStream: (ChannelHandlerContext, WebSocketHandshake.EventStream, _ connectRequest: ByteBuffer) throws -> Void
     private let fallback: (ChannelHandlerContext, _ headDeadline: Scheduled<Void>?) throws -> Void
     private var received: ByteBuffer?
     private var phase = Phase.reading
 
     init(
         socket: CInt, timeout: TimeAmount, allowsOrigin: @escaping (_ origin: String?, _ host: String?) -> Bool,
-        upgrade: @escaping (ChannelHandlerContext, WebSocketHandshake.Upgrade) throws -> Void, fallback: @escaping (ChannelHandlerContext, _ headDeadline: Scheduled<Void>?) throws -> Void
+        upgrade: @escaping (ChannelHandlerContext, WebSocketHandshake.Upgrade) throws -> Void,
+        eventStream: @escaping (ChannelHandlerContext, WebSocketHandshake.EventStream, _ connectRequest: ByteBuffer) throws -> Void,
+        fallback: @escaping (ChannelHandlerContext, _ headDeadline: Scheduled<Void>?) throws -> Void
     ) {
         self.socket = socket
         self.timeout = timeout
         self.allowsOrigin = allowsOrigin
         self.upgrade = upgrade
+        self.eventStream = eventStream
         self.fallback = fallback
     }
 
@@ -87,6 +93,16 @@ final class WebSocketHandshakeHandler: ChannelInboundHandler, RemovableChannelHa
             }
             received!.moveReaderIndex(forwardBy: request.headLength)
             answer(context, request)
+        case .eventStream(let request):
+            // Refusals (origin, a missing or undecodable cf_connect) are the HTTP pipeline's to answer.
+            guard allowsOrigin(request.origin, request.host),
+                let query = request.query, let connect = try? UniWebSocket.connectRequest(query: Substring(query))
+            else {
+                handOver(context, install: { [fallback] in try fallback($0, nil) }, headComplete: true)
+                return
+            }
+            received!.moveReaderIndex(forwardBy: request.headLength)
+            handOver(context, install: { [eventStream] in try eventStream($0, request, connect) })
         }
     }
 

@@ -1,6 +1,5 @@
 /// The outbound side of one WebSocket connection (the `Transport` the listener gives each client),
 /// after centrifuge's transport_websocket.go.
-import Glibc
 import NIOCore
 import NIOWebSocket
 import Synchronization
@@ -19,7 +18,7 @@ import Synchronization
 /// the channel go inactive: NIO closes the descriptor on that loop and tells the handler in the
 /// same call, running nothing of ours in between but write-promise callbacks (which never write
 /// here), so a descriptor number the kernel has handed out again is never written to.
-final class WebSocketTransport: Transport {
+final class WebSocketTransport: Transport, BatchFlushed {
     private struct State {
         /// The only message queued so far.
         var single: OutboundMessage?
@@ -253,7 +252,7 @@ final class WebSocketTransport: Transport {
         let written = withUnsafeMutableBytes(of: &header) { head in
             let headerSize = WebSocketFraming.writeHeader(opcode: WebSocketFraming.textOpcode, payloadLength: payload.readableBytes, to: head)
             let sent = payload.withUnsafeReadableBytes { body in
-                Self.send(header: UnsafeRawBufferPointer(rebasing: head[..<headerSize]), body: body, to: socket)
+                SocketWrite.send(UnsafeRawBufferPointer(rebasing: head[..<headerSize]), body, to: socket)
             }
             return sent == headerSize + payload.readableBytes ? nil : sent
         }
@@ -280,16 +279,9 @@ final class WebSocketTransport: Transport {
         return done.futureResult
     }
 
-    /// `send(2)` of as much of `frame` as the socket takes now: the bytes written, 0 when none
-    /// (buffer full, or an error NIO will meet and close the channel on).
+    /// `send(2)` of as much of `frame` as the socket takes now (see `SocketWrite`).
     private static func send(_ frame: ByteBuffer, to socket: CInt) -> Int {
-        frame.withUnsafeReadableBytes { bytes in
-            while true {
-                let written = Glibc.send(socket, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
-                if written >= 0 { return written }
-                if errno != EINTR { return 0 }
-            }
-        }
+        frame.withUnsafeReadableBytes { SocketWrite.send($0, to: socket) }
     }
 
     /// A WebSocket ping frame, after whatever is queued (the unidirectional endpoint's liveness check).
@@ -297,24 +289,6 @@ final class WebSocketTransport: Transport {
         let channel = self.channel
         channel.eventLoop.execute {
             self.sendControlFrame(opcode: WebSocketFraming.pingOpcode, payload: channel.allocator.buffer(capacity: 0))
-        }
-    }
-
-    /// `sendmsg(2)` of `header` then `body`, as much as the socket takes now (0 as `send(_:to:)`).
-    private static func send(header: UnsafeRawBufferPointer, body: UnsafeRawBufferPointer, to socket: CInt) -> Int {
-        var parts = (
-            iovec(iov_base: UnsafeMutableRawPointer(mutating: header.baseAddress), iov_len: header.count),
-            iovec(iov_base: UnsafeMutableRawPointer(mutating: body.baseAddress), iov_len: body.count)
-        )
-        return withUnsafeMutableBytes(of: &parts) { raw in
-            var message = msghdr()
-            message.msg_iov = raw.baseAddress!.assumingMemoryBound(to: iovec.self)
-            message.msg_iovlen = 2
-            while true {
-                let written = Glibc.sendmsg(socket, &message, Int32(MSG_NOSIGNAL))
-                if written >= 0 { return written }
-                if errno != EINTR { return 0 }
-            }
         }
     }
 

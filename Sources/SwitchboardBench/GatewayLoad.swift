@@ -16,7 +16,9 @@ import UnixSignals
 /// generators drive the gateway (`--target gateway`, the default) or nchan (`--target nchan`,
 /// started from scripts/bench/nchan/nginx.conf) with the same connections, timing and accounting.
 /// Gateway subscribers use the client protocol on /connection/websocket, or with `--transport uni`
-/// the unidirectional endpoint (the connect request in the URL, the channel in the token).
+/// the unidirectional endpoint (the connect request in the URL, the channel in the token), or with
+/// `--transport sse` the Server-Sent Events stream (`EventSourceSubscriber`; nchan's EventSource
+/// subscriber for `--target nchan`).
 enum GatewayLoad {
     static func run(_ arguments: [String]) async throws {
         guard let mode = arguments.first else { throw GatewayLoadError.usage }
@@ -112,10 +114,15 @@ enum GatewayBench {
         /// subscription; publishes are HTTP POSTs to /pub/{channel}; see NchanPublisher).
         enum Kind: String, Sendable { case gateway, nchan }
 
+        /// How subscribers connect: `websocket` (the gateway's client protocol; nchan's WebSocket
+        /// subscriber), `uni` (the gateway's /connection/uni_websocket: the connect request in the
+        /// URL, the channel in the token, no commands) or `sse` (`EventSource`'s request: the
+        /// gateway's /connection/uni_sse, the same connect request in the URL; nchan's
+        /// EventSource subscriber).
+        enum Transport: String, Sendable { case websocket, uni, sse }
+
         var kind: Kind
-        /// Gateway subscribers on /connection/uni_websocket (`--transport uni`): the connect
-        /// request in the URL, the channel in the token; no commands at all.
-        var unidirectional: Bool
+        var transport: Transport
         var host: String
         var port: Int
         var secret: String
@@ -127,11 +134,10 @@ enum GatewayBench {
                 throw GatewayLoadError.failed("--target is gateway or nchan")
             }
             self.kind = kind
-            switch options["transport"] ?? "websocket" {
-            case "websocket": unidirectional = false
-            case "uni": unidirectional = true
-            default: throw GatewayLoadError.failed("--transport is websocket or uni")
+            guard let transport = Transport(rawValue: options["transport"] ?? "websocket"), kind == .gateway || transport != .uni else {
+                throw GatewayLoadError.failed("--transport is websocket, uni (gateway only) or sse")
             }
+            self.transport = transport
             host = options["host"] ?? "127.0.0.1"
             port = options.int("port", 8000)
             secret = options["secret"] ?? ProcessInfo.processInfo.environment["SB_GATEWAY_TOKEN_SECRET"] ?? "bench-secret"
@@ -142,18 +148,32 @@ enum GatewayBench {
         /// Subscriber connection number `index`, subscribed to `channel`. A gateway connection
         /// without a channel only connects; nchan has no connection without a channel, so it gets
         /// one of its own.
-        func subscriber(_ index: Int, channel: String?, stats: Stats) -> BenchConnection {
-            switch kind {
-            case .gateway where unidirectional:
-                let token = GatewayTokens.mint(secret: secret, user: "u\(index)", ttl: 3600, channels: channel.map { [$0] } ?? [])
-                return BenchConnection(mode: .unidirectional(token: token), stats: stats)
-            case .gateway:
+        func subscriber(_ index: Int, channel: String?, stats: Stats) -> any ChannelHandler & Sendable {
+            let nchanPath = "/sub/\(channel ?? "bench:idle\(index)")"
+            switch (kind, transport) {
+            case (.gateway, .websocket):
                 let token = GatewayTokens.mint(secret: secret, user: "u\(index)", ttl: 3600)
                 return BenchConnection(mode: .client(token: token, subscribe: channel), stats: stats)
-            case .nchan:
-                return BenchConnection(mode: .plain(path: "/sub/\(channel ?? "bench:idle\(index)")"), stats: stats)
+            case (.gateway, .uni):
+                return BenchConnection(mode: .unidirectional(token: serverSideToken(index, channel: channel)), stats: stats)
+            case (.gateway, .sse):
+                return EventSourceSubscriber(
+                    path: "/connection/uni_sse?cf_connect=\(Self.connectQuery(token: serverSideToken(index, channel: channel)))",
+                    connectPushFirst: true, stats: stats)
+            case (.nchan, .sse):
+                return EventSourceSubscriber(path: nchanPath, connectPushFirst: false, stats: stats)
+            case (.nchan, _):
+                return BenchConnection(mode: .plain(path: nchanPath), stats: stats)
             }
         }
+
+        /// A token whose `channels` claim subscribes the connection (the unidirectional endpoints).
+        private func serverSideToken(_ index: Int, channel: String?) -> String {
+            GatewayTokens.mint(secret: secret, user: "u\(index)", ttl: 3600, channels: channel.map { [$0] } ?? [])
+        }
+
+        /// `{"token":"…"}`, percent-encoded for `cf_connect` (a JWT needs no escaping of its own).
+        static func connectQuery(token: String) -> String { "%7B%22token%22%3A%22\(token)%22%7D" }
     }
 
     /// Shared counters of all bench connections.
@@ -178,6 +198,23 @@ enum GatewayBench {
         init(recordLatency: Bool, sampleEvery: Int = 1) {
             self.recordLatency = recordLatency
             self.sampleEvery = sampleEvery
+        }
+
+        private static let timestampKey = Array(#""t":"#.utf8)
+
+        /// Counts one delivered message and, for every `sampleEvery`-th, the latency from the send
+        /// time in its `"t":` field.
+        func record(delivery message: UnsafeRawBufferPointer, now: Int64) {
+            let count = deliveries.add(1, ordering: .relaxed).newValue
+            if recordLatency, count % sampleEvery == 0, let start = BenchConnection.offset(of: Self.timestampKey, in: message) {
+                var sent: Int64 = 0
+                var index = start + Self.timestampKey.count
+                while index < message.count, message[index] >= UInt8(ascii: "0"), message[index] <= UInt8(ascii: "9") {
+                    sent = sent * 10 + Int64(message[index] - UInt8(ascii: "0"))
+                    index += 1
+                }
+                latencies.withLock { $0.append(now - sent) }
+            }
         }
     }
 
@@ -490,7 +527,7 @@ final class BenchConnection: ChannelInboundHandler, Sendable {
         switch mode {
         case .client: path = "/connection/websocket"
         case .plain(let subscriberPath): path = subscriberPath
-        case .unidirectional(let token): path = #"/connection/uni_websocket?cf_connect=%7B%22token%22%3A%22\#(token)%22%7D"#
+        case .unidirectional(let token): path = "/connection/uni_websocket?cf_connect=\(GatewayBench.Target.connectQuery(token: token))"
         }
         let request =
             "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -594,14 +631,14 @@ final class BenchConnection: ChannelInboundHandler, Sendable {
                     let connected = payload.readableBytesView.starts(with: Array(#"{"connect""#.utf8))
                     if connected { stats.ready.add(1, ordering: .relaxed) } else { stats.failures.add(1, ordering: .relaxed) }
                 } else if payload.readableBytes > 2 {
-                    payload.withUnsafeReadableBytes { recordDelivery($0, now: now) }
+                    payload.withUnsafeReadableBytes { stats.record(delivery: $0, now: now) }
                 }
             }
             return
         }
         if case .plain = mode {
             for payload in lines {
-                payload.withUnsafeReadableBytes { recordDelivery($0, now: now) }
+                payload.withUnsafeReadableBytes { stats.record(delivery: $0, now: now) }
             }
             return
         }
@@ -626,14 +663,13 @@ final class BenchConnection: ChannelInboundHandler, Sendable {
 
     private static let pushPrefix = Array(#"{"push":{"channel""#.utf8)
     private static let replyPrefix = Array(#"{"id":"#.utf8)
-    private static let timestampKey = Array(#""t":"#.utf8)
     private static let errorKey = Array(#""error""#.utf8)
 
     private func handleLine(_ line: UnsafeRawBufferPointer, now: Int64, pongs: inout Int) {
         if line.count == 2, line[0] == UInt8(ascii: "{"), line[1] == UInt8(ascii: "}") {
             pongs += 1
         } else if line.starts(with: Self.pushPrefix) {
-            recordDelivery(line, now: now)
+            stats.record(delivery: line, now: now)
         } else if line.starts(with: Self.replyPrefix) {
             let isError = Self.offset(of: Self.errorKey, in: line) != nil
             enum Reply { case setup, ready, publish }
@@ -654,21 +690,6 @@ final class BenchConnection: ChannelInboundHandler, Sendable {
                     stats.acknowledged.add(1, ordering: .relaxed)
                 }
             }
-        }
-    }
-
-    /// Counts one delivered message and, for every `sampleEvery`-th, the latency from the send
-    /// time in its `"t":` field.
-    private func recordDelivery(_ message: UnsafeRawBufferPointer, now: Int64) {
-        let count = stats.deliveries.add(1, ordering: .relaxed).newValue
-        if stats.recordLatency, count % stats.sampleEvery == 0, let start = Self.offset(of: Self.timestampKey, in: message) {
-            var sent: Int64 = 0
-            var index = start + Self.timestampKey.count
-            while index < message.count, message[index] >= UInt8(ascii: "0"), message[index] <= UInt8(ascii: "9") {
-                sent = sent * 10 + Int64(message[index] - UInt8(ascii: "0"))
-                index += 1
-            }
-            stats.latencies.withLock { $0.append(now - sent) }
         }
     }
 

@@ -83,6 +83,25 @@ import Testing
         #expect(read(long) == .other)
     }
 
+    /// What `EventSource` sends is read here too, so its stream starts without NIO's HTTP pipeline;
+    /// a body, another version or method, or a broken head still go to the pipeline.
+    @Test func anEventSourceRequestIsReadWithItsOriginAndQuery() {
+        let head = "GET /connection/uni_sse?cf_connect=%7B%7D HTTP/1.1\r\nHost: gw\r\nAccept: text/event-stream\r\nOrigin: https://a.example\r\n\r\n"
+        #expect(
+            read(head)
+                == .eventStream(.init(origin: "https://a.example", host: "gw", headLength: head.utf8.count, query: "cf_connect=%7B%7D")))
+        #expect(read(String(head.dropLast(2))) == .incomplete)
+        for other in [
+            head.replacingOccurrences(of: "HTTP/1.1", with: "HTTP/1.0"),
+            head.replacingOccurrences(of: "GET ", with: "POST "),
+            head.replacingOccurrences(of: "\r\n\r\n", with: "\r\nContent-Length: 2\r\n\r\n"),
+            head.replacingOccurrences(of: "\r\n\r\n", with: "\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            head.replacingOccurrences(of: "uni_sse", with: "uni_http_stream"),
+        ] {
+            #expect(read(other) == .other, "\(other)")
+        }
+    }
+
     /// RFC 6455 §1.3's example, in the bytes NIO's upgrader sends.
     @Test func theAnswerIsTheRFCsAcceptValueInNIOsResponse() {
         let response = String(decoding: WebSocketHandshake.response(key: "dGhlIHNhbXBsZSBub25jZQ=="), as: UTF8.self)

@@ -146,6 +146,78 @@ import Testing
         }
     }
 
+    /// The events of a chunked `text/event-stream` body, its chunk sizes checked: nil when a
+    /// chunk's size does not match its bytes.
+    static func events(ofChunked body: [UInt8]) -> [String]? {
+        var stream: [UInt8] = []
+        var index = 0
+        while index < body.count {
+            guard let lineEnd = (index..<body.count - 1).first(where: { body[$0] == 13 && body[$0 + 1] == 10 }),
+                let size = Int(String(decoding: body[index..<lineEnd], as: UTF8.self), radix: 16)
+            else { break }
+            let start = lineEnd + 2
+            guard start + size + 2 <= body.count else { break }
+            guard body[start + size] == 13, body[start + size + 1] == 10 else { return nil }
+            stream += body[start..<start + size]
+            index = start + size + 2
+        }
+        return String(decoding: stream, as: UTF8.self).components(separatedBy: "\n\n").filter { !$0.isEmpty }
+    }
+
+    /// A reader that falls behind (the socket takes part of a message, NIO the rest) and then
+    /// catches up gets every publication whole and in order, in well-formed chunks.
+    @Test func aReaderThatFallsBehindAndCatchesUpGetsEveryEventInOrder() async throws {
+        try await LiveGateway.with(SocketWriteTests.configure(queueLimit: 16 << 20)) { ports in
+            let connection = try await RawConnection.open(port: ports.port, receiveBuffer: 8192)
+            let target = "/connection/uni_sse?cf_connect=\(Self.encoded(#"{"token":"\#(Self.token(channels: ["chat:firehose"]))"}"#))"
+            try await connection.send(Array("GET \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8))
+            _ = await connection.text { $0.contains(#"{"connect":"#) }
+            let channel = try #require(connection.channel.withLock { $0 })
+            try await channel.setOption(ChannelOptions.autoRead, value: false).get()
+            let (publisher, _) = try await SocketWriteTests.subscribed(ports, channel: "chat:other", user: "publisher")
+            let count = 1000
+            await SocketWriteTests.publish(0..<count, from: publisher, channel: "chat:firehose")
+            try await Task.sleep(for: .milliseconds(500))
+            try await channel.setOption(ChannelOptions.autoRead, value: true).get()
+            let text = await connection.text { $0.components(separatedBy: #""pub""#).count > count }
+            let received = connection.received.withLock { $0 }
+            let headEnd = try #require(text.range(of: "\r\n\r\n")).upperBound.utf16Offset(in: text)
+            guard let events = Self.events(ofChunked: Array(received[headEnd...])) else {
+                Issue.record("a chunk's size did not match its bytes")
+                return
+            }
+            let numbers = events.dropFirst().compactMap { event -> Int? in
+                guard let data = event.components(separatedBy: "data: ").last else { return nil }
+                return JSONValue.parse(Array(data.utf8))?["pub"]?["data"]?["n"]?.int64Value.map { Int($0) }
+            }
+            #expect(events.first?.hasPrefix(#"data: {"connect":"#) == true)
+            #expect(numbers == Array(0..<count), "\(numbers.count) events, first out of place at \(zip(numbers, 0..<count).first { $0 != $1 }.map { "\($0)" } ?? "-")")
+            #expect(!connection.isClosed)
+            await connection.close()
+            await publisher.close()
+        }
+    }
+
+    /// An HTTP/1.0 client (no chunked coding) gets the events as the plain body, ended by the close.
+    @Test func anHTTP10StreamIsAPlainBodyEndedByTheClose() async throws {
+        try await withGateway { ports in
+            let connection = try await RawConnection.open(port: ports.port)
+            let target = "/connection/uni_sse?cf_connect=\(Self.encoded(#"{"token":"\#(Self.token())"}"#))"
+            try await connection.send(Array("GET \(target) HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".utf8))
+            let opened = await connection.text { $0.contains(#"{"connect":"#) }
+            #expect(opened.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(opened.prefix(300))")
+            #expect(!opened.lowercased().contains("transfer-encoding"))
+            try await publish(ports, channel: "chat:news", data: "3")
+            try await publish(ports, channel: "", data: #"{"user":"7"}"#)
+            #expect(await connection.closes(within: .seconds(10)))
+            let body = String(decoding: connection.received.withLock { $0 }, as: UTF8.self).components(separatedBy: "\r\n\r\n").dropFirst().joined()
+            let events = body.components(separatedBy: "\n\n").filter { !$0.isEmpty }
+            #expect(events.count == 3, "\(body)")
+            #expect(events.dropFirst().first == #"data: {"channel":"chat:news","pub":{"data":3,"offset":1}}"#)
+            #expect(events.last?.hasPrefix(#"data: {"disconnect":"#) == true)
+        }
+    }
+
     @Test func pingsAskForNoPongAndTheStreamStays() async throws {
         try await withGateway({ $0.pingInterval = 1; $0.pongTimeout = 1 }) { ports in
             let stream = try await Self.request(ports, "GET", "/connection/uni_sse?cf_connect=\(Self.encoded(#"{"token":"\#(Self.token())"}"#))")

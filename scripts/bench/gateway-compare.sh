@@ -7,6 +7,8 @@
 #   nchan   Debian's nginx + libnginx-mod-nchan, one worker, scripts/bench/nchan/nginx.conf
 #   uni     the gateway, in-memory engine, its subscribers on /connection/uni_websocket (the
 #           connect request in the URL, the channel in the token: no commands, like nchan's)
+#   sse     the same, its subscribers `EventSource` streams on /connection/uni_sse
+#   nchan-sse  nchan as above, its subscribers EventSource streams on the same /sub/{channel}
 # each started fresh, pinned to one core (taskset -c $SB_COMPARE_SERVER_CPU, default 0) with the
 # load tool / the floor's reader pinned to another ($SB_COMPARE_LOAD_CPU, default 1). Against the
 # gateway and nchan the same load tool (switchboard-bench gateway idle|fanout|throughput, with
@@ -17,10 +19,13 @@
 # alongside). The gateway namespace keeps 100 publications of history for 5 minutes and nchan's
 # channels a 100-message buffer for 5 minutes. Prints every measurement line, then a table of
 # ratios (a row per run, then the median of each column), with the load average at start and end,
-# and a second one for the unidirectional endpoint against nchan (idle connections and fan-out).
+# a second one for the unidirectional endpoint against nchan (idle connections and fan-out) and a
+# third for the gateway's EventSource streams against nchan's. `--targets` runs a subset (a table
+# whose targets did not run shows `?`).
 #
 #   scripts/bench/gateway-compare.sh [--subscribers 10000] [--runs 3] [--publications 20]
 #                                    [--hold 5] [--seconds 10] [--rate 30000]
+#                                    [--targets floor,memory,redis,nchan,uni,sse,nchan-sse]
 #                                    [--redis 'redis://127.0.0.1:6380/0?prefix=bench:']
 # SB_BENCH_BIN names an already built release switchboard-bench (skips the build). Installs nginx
 # and libnginx-mod-nchan with apt if missing (never starts or touches the system nginx).
@@ -34,6 +39,7 @@ HOLD=5
 SECONDS_=10
 RATE=30000
 REDIS='redis://127.0.0.1:6380/0?prefix=bench:'
+TARGETS=(floor memory redis nchan uni sse nchan-sse)
 while [ $# -gt 0 ]; do
   case "$1" in
     --subscribers) SUBSCRIBERS=$2; shift 2 ;;
@@ -43,6 +49,7 @@ while [ $# -gt 0 ]; do
     --seconds) SECONDS_=$2; shift 2 ;;
     --rate) RATE=$2; shift 2 ;;
     --redis) REDIS=$2; shift 2 ;;
+    --targets) IFS=, read -r -a TARGETS <<<"$2"; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -121,11 +128,11 @@ measure() {
     floor)
       SB_FLOOR_READER_CPU=$LOAD_CPU taskset -c "$SERVER_CPU" "$FLOOR" fanout "$SUBSCRIBERS" "$PUBLICATIONS" 1 | tee "$out"
       ;;
-    uni)
+    uni|sse)
       gateway_server ""
       {
-        load idle --port "$GATEWAY_PORT" --connections "$SUBSCRIBERS" --hold "$HOLD" --subscribe --transport uni --server-pid "$SERVER"
-        load fanout --port "$GATEWAY_PORT" --subscribers "$SUBSCRIBERS" --publications "$PUBLICATIONS" --transport uni --server-pid "$SERVER"
+        load idle --port "$GATEWAY_PORT" --connections "$SUBSCRIBERS" --hold "$HOLD" --subscribe --transport "$target" --server-pid "$SERVER"
+        load fanout --port "$GATEWAY_PORT" --subscribers "$SUBSCRIBERS" --publications "$PUBLICATIONS" --transport "$target" --server-pid "$SERVER"
       } | tee "$out"
       stop_server
       ;;
@@ -141,8 +148,9 @@ measure() {
       } | tee "$out"
       stop_server
       ;;
-    nchan)
-      local dir=$WORK/nginx-$run
+    nchan|nchan-sse)
+      local dir=$WORK/nginx-$run-$target transport=websocket
+      [ "$target" = nchan-sse ] && transport=sse
       mkdir -p "$dir/tmp"
       sed "s/127.0.0.1:18710/127.0.0.1:$NCHAN_PORT/" scripts/bench/nchan/nginx.conf >"$dir/nginx.conf"
       taskset -c "$SERVER_CPU" nginx -p "$dir" -c "$dir/nginx.conf" 2>"$dir/error.log" &
@@ -152,46 +160,56 @@ measure() {
       worker=$(pgrep -P "$SERVER" | head -1)
       [ -n "$worker" ] || { log "no nginx worker process"; exit 1; }
       {
-        load idle --target nchan --port "$NCHAN_PORT" --connections "$SUBSCRIBERS" --hold "$HOLD" --server-pid "$worker"
-        load fanout --target nchan --port "$NCHAN_PORT" --subscribers "$SUBSCRIBERS" --publications "$PUBLICATIONS" --server-pid "$worker"
+        load idle --target nchan --transport "$transport" --port "$NCHAN_PORT" --connections "$SUBSCRIBERS" --hold "$HOLD" --server-pid "$worker"
+        load fanout --target nchan --transport "$transport" --port "$NCHAN_PORT" --subscribers "$SUBSCRIBERS" --publications "$PUBLICATIONS" --server-pid "$worker"
       } | tee "$out"
       stop_server
       ;;
+    *) log "unknown target $target"; exit 2 ;;
   esac
 }
 
 # field FILE KEY: the number in the first `KEY=<number><unit>` of FILE.
-field() { grep -o "$2=[0-9.]*" "$1" | head -1 | cut -d= -f2; }
+field() { { grep -o "$2=[0-9.]*" "$1" 2>/dev/null || true; } | head -1 | cut -d= -f2; }
 # floor FILE KEY: from socket-floor's text ("µs per write", "p50 X ms", "p99 X ms").
 floor_field() {
   case "$2" in
-    cpu) sed -n 's/.*(\([0-9.]*\) µs per write).*/\1/p' "$1" | head -1 ;;
-    p50|p99) sed -n "s/.*latency.* $2 \([0-9.]*\) ms.*/\1/p" "$1" | head -1 ;;
+    cpu) sed -n 's/.*(\([0-9.]*\) µs per write).*/\1/p' "$1" 2>/dev/null | head -1 ;;
+    p50|p99) sed -n "s/.*latency.* $2 \([0-9.]*\) ms.*/\1/p" "$1" 2>/dev/null | head -1 ;;
   esac
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "?"; else printf "%.2f", a / b }'; }
 # CPU per delivery in a fan-out, in µs, from the tool's server_cpu_per_publication (ms).
-fanout_cpu() { awk -v ms="$(field "$1" server_cpu_per_publication)" -v n="$SUBSCRIBERS" 'BEGIN { printf "%.2f", ms * 1000 / n }'; }
+fanout_cpu() { awk -v ms="$(field "$1" server_cpu_per_publication)" -v n="$SUBSCRIBERS" 'BEGIN { if (ms != "") printf "%.2f", ms * 1000 / n }'; }
+
+# against FILE CPU PEER_FILE PEER_CPU: one target's ratios to a peer's (CPU per delivery, RSS per
+# idle connection, fan-out p50 and p99, CPU per new connection), |-separated.
+against() {
+  echo "$(ratio "$2" "$4")|$(ratio "$(field "$1" per_connection)" "$(field "$3" per_connection)")|$(ratio "$(field "$1" p50)" "$(field "$3" p50)")|$(ratio "$(field "$1" p99)" "$(field "$3" p99)")|$(ratio "$(field "$1" server_cpu_per_new_connection)" "$(field "$3" server_cpu_per_new_connection)")"
+}
 
 START_LOAD=$(loadavg)
 echo "== gateway / floor / nchan, $SUBSCRIBERS subscribers, $RUNS run(s), server on CPU $SERVER_CPU, load tool on CPU $LOAD_CPU ($(nproc) cores)"
 echo "load average at start: $START_LOAD"
-TARGETS=(floor memory redis nchan uni)
-declare -a ROWS=() UNI_ROWS=()
+declare -a ROWS=() UNI_ROWS=() SSE_ROWS=()
 for run in $(seq "$RUNS"); do
   run_load=$(loadavg | cut -d' ' -f1)
   for i in $(seq 0 $(( ${#TARGETS[@]} - 1 ))); do
     measure "$run" "${TARGETS[$(( (i + run - 1) % ${#TARGETS[@]} ))]}"
   done
   f=$WORK/$run-floor m=$WORK/$run-memory r=$WORK/$run-redis n=$WORK/$run-nchan u=$WORK/$run-uni
-  m_cpu=$(fanout_cpu "$m") n_cpu=$(fanout_cpu "$n") u_cpu=$(fanout_cpu "$u")
+  s=$WORK/$run-sse ns=$WORK/$run-nchan-sse
+  m_cpu=$(fanout_cpu "$m") n_cpu=$(fanout_cpu "$n") u_cpu=$(fanout_cpu "$u") s_cpu=$(fanout_cpu "$s") ns_cpu=$(fanout_cpu "$ns")
   echo "run $run figures: floor cpu/delivery $(floor_field "$f" cpu) µs p50/p99 $(floor_field "$f" p50)/$(floor_field "$f" p99) ms |" \
     "memory cpu/delivery $m_cpu µs p50/p99 $(field "$m" p50)/$(field "$m" p99) ms rss/conn $(field "$m" per_connection) B cpu/new conn $(field "$m" server_cpu_per_new_connection) µs deliveries/s $(field "$m" deliveries_per_second) (p99 $(field "$m" latency_p99) ms) |" \
     "redis deliveries/s $(field "$r" deliveries_per_second) (p99 $(field "$r" latency_p99) ms) |" \
     "nchan cpu/delivery $n_cpu µs p50/p99 $(field "$n" p50)/$(field "$n" p99) ms rss/conn $(field "$n" per_connection) B cpu/new conn $(field "$n" server_cpu_per_new_connection) µs |" \
-    "uni cpu/delivery $u_cpu µs p50/p99 $(field "$u" p50)/$(field "$u" p99) ms rss/conn $(field "$u" per_connection) B cpu/new conn $(field "$u" server_cpu_per_new_connection) µs"
+    "uni cpu/delivery $u_cpu µs p50/p99 $(field "$u" p50)/$(field "$u" p99) ms rss/conn $(field "$u" per_connection) B cpu/new conn $(field "$u" server_cpu_per_new_connection) µs |" \
+    "sse cpu/delivery $s_cpu µs p50/p99 $(field "$s" p50)/$(field "$s" p99) ms rss/conn $(field "$s" per_connection) B cpu/new conn $(field "$s" server_cpu_per_new_connection) µs |" \
+    "nchan-sse cpu/delivery $ns_cpu µs p50/p99 $(field "$ns" p50)/$(field "$ns" p99) ms rss/conn $(field "$ns" per_connection) B cpu/new conn $(field "$ns" server_cpu_per_new_connection) µs"
   ROWS+=("$run|$run_load–$(loadavg | cut -d' ' -f1)|$(ratio "$m_cpu" "$(floor_field "$f" cpu)")|$(ratio "$(field "$m" p99)" "$(floor_field "$f" p99)")|$(ratio "$(field "$r" deliveries_per_second)" "$(field "$m" deliveries_per_second)") ($(field "$m" latency_p99)/$(field "$r" latency_p99) ms)|$(ratio "$m_cpu" "$n_cpu")|$(ratio "$(field "$m" per_connection)" "$(field "$n" per_connection)")|$(ratio "$(field "$m" p50)" "$(field "$n" p50)")|$(ratio "$(field "$m" p99)" "$(field "$n" p99)")|$(ratio "$(field "$m" server_cpu_per_new_connection)" "$(field "$n" server_cpu_per_new_connection)")")
-  UNI_ROWS+=("$run|$run_load–$(loadavg | cut -d' ' -f1)|$(ratio "$u_cpu" "$n_cpu")|$(ratio "$(field "$u" per_connection)" "$(field "$n" per_connection)")|$(ratio "$(field "$u" p50)" "$(field "$n" p50)")|$(ratio "$(field "$u" p99)" "$(field "$n" p99)")|$(ratio "$(field "$u" server_cpu_per_new_connection)" "$(field "$n" server_cpu_per_new_connection)")")
+  UNI_ROWS+=("$run|$run_load–$(loadavg | cut -d' ' -f1)|$(against "$u" "$u_cpu" "$n" "$n_cpu")")
+  SSE_ROWS+=("$run|$run_load–$(loadavg | cut -d' ' -f1)|$(against "$s" "$s_cpu" "$ns" "$ns_cpu")")
 done
 END_LOAD=$(loadavg)
 
@@ -224,3 +242,6 @@ table "run|load|gw/floor CPU per delivery|gw/floor fan-out p99|Redis/memory deli
 echo
 echo "== the unidirectional endpoint (/connection/uni_websocket, in-memory engine) against nchan; below 1 is better for the gateway"
 table "run|load|uni/nchan CPU per delivery|uni/nchan RSS per idle conn|uni/nchan fan-out p50|uni/nchan fan-out p99|uni/nchan CPU per new conn" "${UNI_ROWS[@]}"
+echo
+echo "== EventSource streams: the gateway's /connection/uni_sse against nchan's EventSource subscriber (both in memory); below 1 is better for the gateway"
+table "run|load|sse/nchan-sse CPU per delivery|sse/nchan-sse RSS per idle conn|sse/nchan-sse fan-out p50|sse/nchan-sse fan-out p99|sse/nchan-sse CPU per new conn" "${SSE_ROWS[@]}"

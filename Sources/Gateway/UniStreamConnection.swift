@@ -1,0 +1,64 @@
+/// A unidirectional HTTP stream once its request is read: the client on an `HTTPStreamTransport`,
+/// and the channel handler that stays with the connection until it closes.
+import NIOCore
+import Synchronization
+
+/// The last handler of a streaming connection, and how a stream starts. Whichever handler read the
+/// request (the handshake handler for a plain `EventSource` `GET`, `UniStreamHandler` for the
+/// rest) calls `start` and leaves; from then on the pipeline holds this handler alone, and the
+/// transport writes the response's bytes. Bytes the client sends are read and dropped (it has
+/// nothing more to say); the socket's closing and writability are passed to the transport.
+final class UniStreamConnection: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    private let client: Client
+    private let transport: HTTPStreamTransport
+
+    private init(client: Client, transport: HTTPStreamTransport) {
+        self.client = client
+        self.transport = transport
+    }
+
+    /// Makes the stream's client and transport, puts this handler in `channel`'s pipeline and runs
+    /// `connectRequest` (the client's connect, from its URL or its request body); on the event loop.
+    static func start(
+        on channel: any Channel, socket: CInt?, node: Node, batcher: FlushBatcher, framing: HTTPStreamTransport.Framing,
+        chunked: Bool, origin: String?, connectRequest: ByteBuffer
+    ) throws {
+        let transport = HTTPStreamTransport(
+            channel: channel, socket: socket, batcher: batcher, framing: framing, chunked: chunked,
+            maxQueueSize: node.configuration.clientQueueMaxSize,
+            head: HTTPStreamTransport.responseHead(framing: framing, chunked: chunked, origin: origin))
+        let client = node.makeClient(transport: transport)
+        transport.attach(client)
+        try channel.pipeline.syncOperations.addHandler(UniStreamConnection(client: client, transport: transport))
+        node.metrics.connectionsAccepted.add(1, ordering: .relaxed)
+        Task(executorPreference: EventLoopTaskExecutor(channel.eventLoop)) { await client.handle(connectRequest) }
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        transport.channelOpened(active: context.channel.isActive)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        transport.writabilityChanged(context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        transport.channelClosed()
+        let client = self.client
+        let transport = self.transport
+        Task {
+            await client.transportClosed()
+            transport.detach()
+        }
+        context.fireChannelInactive()
+    }
+}
