@@ -231,6 +231,15 @@ final class Client: Sendable {
         await node.cleanUp(self, user: closed.user, subscriptions: closed.subscriptions)
     }
 
+    /// `transportClosed` in a task of its own, from a channel handler that saw its channel go
+    /// inactive; `then` runs once the client is cleaned up (the transport lets go of it).
+    func transportClosedInBackground(then: @escaping @Sendable () -> Void) {
+        Task {
+            await transportClosed()
+            then()
+        }
+    }
+
     private func markClosed() -> (user: String, subscriptions: [String: Subscription], wasConnected: Bool)? {
         state.withLock { $0.close() }
     }

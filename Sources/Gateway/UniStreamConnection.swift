@@ -53,12 +53,7 @@ final class UniStreamConnection: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         transport.channelClosed()
-        let client = self.client
-        let transport = self.transport
-        Task {
-            await client.transportClosed()
-            transport.detach()
-        }
+        client.transportClosedInBackground { [transport] in transport.detach() }
         context.fireChannelInactive()
     }
 }

@@ -147,12 +147,7 @@ final class WebSocketHandler: ChannelDuplexHandler {
     func channelInactive(context: ChannelHandlerContext) {
         transport.channelClosed()
         inbox.onDrained(nil)
-        let client = self.client
-        let transport = self.transport
-        Task {
-            await client.transportClosed()
-            transport.detach()
-        }
+        client.transportClosedInBackground { [transport] in transport.detach() }
         context.fireChannelInactive()
     }
 }

@@ -126,16 +126,25 @@ import Testing
         }
     }
 
+    /// A stream of `chat:firehose` with a small receive buffer that has stopped reading (its
+    /// channel's `autoRead` off), and a client to publish with.
+    static func pausedFirehoseReader(
+        _ ports: GatewayServer.ListeningPorts
+    ) async throws -> (RawConnection, any NIOCore.Channel, WebSocketTestClient) {
+        let connection = try await RawConnection.open(port: ports.port, receiveBuffer: 8192)
+        let target = "/connection/uni_sse?cf_connect=\(encoded(#"{"token":"\#(token(channels: ["chat:firehose"]))"}"#))"
+        try await connection.send(Array("GET \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8))
+        _ = await connection.text { $0.contains(#"{"connect":"#) }
+        let channel = try #require(connection.channel.withLock { $0 })
+        try await channel.setOption(ChannelOptions.autoRead, value: false).get()
+        let (publisher, _) = try await SocketWriteTests.subscribed(ports, channel: "chat:other", user: "publisher")
+        return (connection, channel, publisher)
+    }
+
     /// A stream's reader that stops reading is cut off past the queue limit (3008), as on a WebSocket.
     @Test func aStreamReaderFartherBehindThanTheQueueLimitIsDisconnected() async throws {
         try await LiveGateway.with(SocketWriteTests.configure(queueLimit: 256 << 10)) { ports in
-            let connection = try await RawConnection.open(port: ports.port, receiveBuffer: 8192)
-            let target = "/connection/uni_sse?cf_connect=\(Self.encoded(#"{"token":"\#(Self.token(channels: ["chat:firehose"]))"}"#))"
-            try await connection.send(Array("GET \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8))
-            _ = await connection.text { $0.contains(#"{"connect":"#) }
-            let channel = try #require(connection.channel.withLock { $0 })
-            try await channel.setOption(ChannelOptions.autoRead, value: false).get()
-            let (publisher, _) = try await SocketWriteTests.subscribed(ports, channel: "chat:other", user: "publisher")
+            let (connection, channel, publisher) = try await Self.pausedFirehoseReader(ports)
             await SocketWriteTests.publish(0..<1000, from: publisher, channel: "chat:firehose")
             try await SocketWriteTests.waitFor("switchboard_gateway_slow_disconnects_total", ports)
             #expect(try await SocketWriteTests.counter("switchboard_gateway_slow_disconnects_total", ports) == 1)
@@ -168,13 +177,7 @@ import Testing
     /// catches up gets every publication whole and in order, in well-formed chunks.
     @Test func aReaderThatFallsBehindAndCatchesUpGetsEveryEventInOrder() async throws {
         try await LiveGateway.with(SocketWriteTests.configure(queueLimit: 16 << 20)) { ports in
-            let connection = try await RawConnection.open(port: ports.port, receiveBuffer: 8192)
-            let target = "/connection/uni_sse?cf_connect=\(Self.encoded(#"{"token":"\#(Self.token(channels: ["chat:firehose"]))"}"#))"
-            try await connection.send(Array("GET \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8))
-            _ = await connection.text { $0.contains(#"{"connect":"#) }
-            let channel = try #require(connection.channel.withLock { $0 })
-            try await channel.setOption(ChannelOptions.autoRead, value: false).get()
-            let (publisher, _) = try await SocketWriteTests.subscribed(ports, channel: "chat:other", user: "publisher")
+            let (connection, channel, publisher) = try await Self.pausedFirehoseReader(ports)
             let count = 1000
             await SocketWriteTests.publish(0..<count, from: publisher, channel: "chat:firehose")
             try await Task.sleep(for: .milliseconds(500))
