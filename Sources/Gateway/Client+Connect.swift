@@ -8,9 +8,10 @@ import Synchronization
 
 extension Client {
     /// A unidirectional client's message: its connect request while it is connecting, ignored after.
-    func handleConnectRequest(_ bytes: ByteBuffer) async {
+    /// Channels in `positions` that the request's `subs` does not name recover from there.
+    func handleConnectRequest(_ bytes: ByteBuffer, recovering positions: [String: EventStreamID.Position] = [:]) async {
         guard state.withLock({ $0.status == .connecting }) else { return }
-        let request: ConnectRequest
+        var request: ConnectRequest
         do throws(MalformedCommand) {
             guard let json = JSONValue.parse(bytes.readableBytesView) else { throw MalformedCommand() }
             request = try ConnectRequest(json: json)
@@ -18,6 +19,14 @@ extension Client {
             node.logger.debug("undecodable connect request", metadata: ["client": "\(id)"])
             disconnect(.badRequest)
             return
+        }
+        for (channel, position) in positions where request.subs?[channel] == nil {
+            var known = SubscribeRequest(channel: channel)
+            known.recover = true
+            known.offset = position.offset
+            known.epoch = position.epoch
+            request.subs = request.subs ?? [:]
+            request.subs![channel] = known
         }
         await connect(id: 0, request)
     }

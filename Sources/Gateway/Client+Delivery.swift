@@ -22,7 +22,7 @@ extension Client {
                 if offset > current + 1 { return .gap }
                 state.subscriptions.values[index].offset = offset
             }
-            return transport.write(message) ? .written : .slow
+            return write(message, movingPositionsIn: state) ? .written : .slow
         }
         switch outcome {
         case .skip: break
@@ -32,6 +32,13 @@ extension Client {
             // A publication went missing between broker and node: make the client resubscribe and recover.
             Task { await unsubscribeAsBehind(channel) }
         }
+    }
+
+    /// Writes a message that moves the client's positions (a publication, the connect result), with
+    /// them as its event id when the transport wants one (`EventStreamID`); under the state lock.
+    func write(_ message: OutboundMessage, movingPositionsIn state: ConnectionState) -> Bool {
+        guard transport.wantsEventIDs else { return transport.write(message) }
+        return transport.write(message, eventID: EventStreamID.make(state.subscriptions))
     }
 
     func deliverJoinLeave(channel: String, message: String) {

@@ -113,20 +113,18 @@ extension Client {
         node.metrics.messagesOut.add(1, ordering: .relaxed)
         let ok = state.withLock { state -> Bool in
             guard state.status == .connected else { return true }
-            guard transport.write(message) else { return false }
+            guard write(OutboundMessage(message), movingPositionsIn: state) else { return false }
             for channel in channels {
-                guard var subscription = state.subscriptions[channel] else { continue }
-                let buffered = subscription.buffer
-                subscription.buffer = []
-                subscription.buffering = false
+                guard let buffered = state.subscriptions[channel]?.buffer else { continue }
+                state.subscriptions[channel]!.buffer = []
+                state.subscriptions[channel]!.buffering = false
                 for publication in buffered {
-                    if subscription.tracksPosition, publication.offset > 0 {
-                        if publication.offset <= subscription.offset { continue }
-                        subscription.offset = publication.offset
+                    if state.subscriptions[channel]!.tracksPosition, publication.offset > 0 {
+                        if publication.offset <= state.subscriptions[channel]!.offset { continue }
+                        state.subscriptions[channel]!.offset = publication.offset
                     }
-                    guard transport.write(publication.message) else { return false }
+                    guard write(publication.message, movingPositionsIn: state) else { return false }
                 }
-                state.subscriptions[channel] = subscription
             }
             return true
         }

@@ -64,8 +64,10 @@ final class Client: Sendable {
         state.withLock { $0.pongDeadline = nil }
     }
 
-    /// Handles one WebSocket message: one or more newline-separated commands.
-    func handle(_ bytes: ByteBuffer) async {
+    /// Handles one WebSocket message: one or more newline-separated commands. `recovering`: for a
+    /// unidirectional client's connect request, positions to recover its channels from where the
+    /// request names none (an `EventSource`'s `Last-Event-ID`).
+    func handle(_ bytes: ByteBuffer, recovering positions: [String: EventStreamID.Position] = [:]) async {
         node.metrics.messagesIn.add(1, ordering: .relaxed)
         if transport.unidirectional {
             // What it sends after connecting is ignored, but not without limit.
@@ -73,7 +75,7 @@ final class Client: Sendable {
                 disconnect(.tooManyRequests)
                 return
             }
-            await handleConnectRequest(bytes)
+            await handleConnectRequest(bytes, recovering: positions)
             return
         }
         state.withLock { $0.pongDeadline = nil }

@@ -19,6 +19,9 @@ import Synchronization
 ///   event-loop tick by the loop's `FlushBatcher`. A message alone in its tick goes out with one
 ///   `sendmsg` from where it is, the push a view into the publication's shared bytes: its chunk
 ///   header and event prefix come from the stack, so a fan-out copies nothing per subscriber.
+/// - **Event ids.** On `text/event-stream`, a message that moves the client's positions comes with
+///   them (`EventStreamID`) and is written with an `id:` line, which `EventSource` sends back as
+///   `Last-Event-ID` when it reconnects.
 /// - **Direct writes**, as `WebSocketTransport` makes them: only on the event loop, only while
 ///   the socket is open (the connection handler says when it closes) and NIO holds nothing for
 ///   it. What the socket does not take is handed to NIO, and later bytes follow it there until it
@@ -69,13 +72,41 @@ final class HTTPStreamTransport: Transport, BatchFlushed {
             payload.readableBytes == 2 && payload.getInteger(at: payload.readerIndex, as: UInt16.self) == 0x7B7D
         }
 
+        /// The length of an event's `id:` line (`EventStreamID`); 0 without one, or in the other framing.
+        fileprivate func idLineLength(_ eventID: EventStreamID.Value?) -> Int {
+            guard case .eventStream = self, let eventID else { return 0 }
+            return eventID.count + 5
+        }
+
+        /// Writes `id: <id>\n` at the start of `buffer` (`idLineLength` bytes); the bytes written.
+        fileprivate func writeIDLine(_ eventID: EventStreamID.Value?, to buffer: UnsafeMutableRawBufferPointer) -> Int {
+            guard case .eventStream = self, let eventID else { return 0 }
+            var count = 0
+            for byte in "id: ".utf8 {
+                buffer[count] = byte
+                count += 1
+            }
+            count += eventID.write(to: UnsafeMutableRawBufferPointer(rebasing: buffer[count...]))
+            buffer[count] = UInt8(ascii: "\n")
+            return count + 1
+        }
+
         /// Appends `payload` as one message (one chunk when `chunked`).
-        fileprivate func append(_ payload: ByteBuffer, chunked: Bool, to buffer: inout ByteBuffer) {
+        fileprivate func append(_ payload: ByteBuffer, eventID: EventStreamID.Value?, chunked: Bool, to buffer: inout ByteBuffer) {
             if Self.isPing(payload) {
                 if chunked { buffer.writeString(String(ping.utf8CodeUnitCount, radix: 16) + "\r\n") }
                 buffer.writeStaticString(ping)
             } else {
-                if chunked { buffer.writeString(String(prefix.utf8CodeUnitCount + payload.readableBytes + suffix.utf8CodeUnitCount, radix: 16) + "\r\n") }
+                let idLength = idLineLength(eventID)
+                if chunked {
+                    let length = idLength + prefix.utf8CodeUnitCount + payload.readableBytes + suffix.utf8CodeUnitCount
+                    buffer.writeString(String(length, radix: 16) + "\r\n")
+                }
+                if idLength > 0 {
+                    buffer.reserveCapacity(minimumWritableBytes: idLength)
+                    let written = buffer.withUnsafeMutableWritableBytes { writeIDLine(eventID, to: $0) }
+                    buffer.moveWriterIndex(forwardBy: written)
+                }
                 buffer.writeStaticString(prefix)
                 buffer.writeImmutableBuffer(payload)
                 buffer.writeStaticString(suffix)
@@ -85,8 +116,8 @@ final class HTTPStreamTransport: Transport, BatchFlushed {
     }
 
     private struct State {
-        /// The only message queued so far: the push's JSON (a view into shared bytes).
-        var single: ByteBuffer?
+        /// The only message queued so far: the push's JSON (a view into shared bytes), and its event id.
+        var single: (payload: ByteBuffer, eventID: EventStreamID.Value?)?
         /// Framed messages, once more than one queued.
         var queued: ByteBuffer?
         var queuedBytes = 0
@@ -108,6 +139,7 @@ final class HTTPStreamTransport: Transport, BatchFlushed {
 
     let unidirectional = true
     let answersPings = false
+    let wantsEventIDs: Bool
     private let channel: any NIOCore.Channel
     /// The connection's socket (owned by the channel); nil when it is not known, and every write
     /// goes through NIO.
@@ -131,6 +163,7 @@ final class HTTPStreamTransport: Transport, BatchFlushed {
         self.framing = framing
         self.chunked = chunked
         self.maxQueueSize = maxQueueSize
+        wantsEventIDs = framing == .eventStream
         state.withLock { $0.head = head }
     }
 
@@ -170,6 +203,10 @@ final class HTTPStreamTransport: Transport, BatchFlushed {
     }
 
     func write(_ message: OutboundMessage) -> Bool {
+        write(message, eventID: nil)
+    }
+
+    func write(_ message: OutboundMessage, eventID: EventStreamID.Value?) -> Bool {
         let payload = UniWebSocket.unwrap(message).payload
         let (accepted, schedule) = state.withLock { state -> (Bool, Bool) in
             guard !state.closed else { return (true, false) }
@@ -177,11 +214,13 @@ final class HTTPStreamTransport: Transport, BatchFlushed {
             state.queuedBytes += payload.readableBytes + 8
             state.started = true
             if state.single == nil, state.queued == nil {
-                state.single = payload
+                state.single = (payload, eventID)
             } else {
                 if state.queued == nil { state.queued = ByteBufferAllocator().buffer(capacity: 2 * payload.readableBytes + 64) }
-                if let single = state.single.take() { framing.append(single, chunked: chunked, to: &state.queued!) }
-                framing.append(payload, chunked: chunked, to: &state.queued!)
+                if let single = state.single.take() {
+                    framing.append(single.payload, eventID: single.eventID, chunked: chunked, to: &state.queued!)
+                }
+                framing.append(payload, eventID: eventID, chunked: chunked, to: &state.queued!)
             }
             let schedule = !state.flushScheduled
             state.flushScheduled = true
@@ -203,14 +242,14 @@ final class HTTPStreamTransport: Transport, BatchFlushed {
             client.withLock { $0 }?.slow()
             return
         }
-        if head == nil, queued == nil, let single, !Framing.isPing(single) {
+        if head == nil, queued == nil, let single, !Framing.isPing(single.payload) {
             // The common case: one push since the last tick, sent from where it is.
-            if let rest = unsent(payload: single, direct: direct) { handToNIO(rest) }
+            if let rest = unsent(payload: single.payload, eventID: single.eventID, direct: direct) { handToNIO(rest) }
             return
         }
         var bytes = head ?? channel.allocator.buffer(capacity: 0)
         if let queued { bytes.writeImmutableBuffer(queued) }
-        if let single { framing.append(single, chunked: chunked, to: &bytes) }
+        if let single { framing.append(single.payload, eventID: single.eventID, chunked: chunked, to: &bytes) }
         send(bytes, direct: direct)
     }
 
@@ -227,15 +266,22 @@ final class HTTPStreamTransport: Transport, BatchFlushed {
     }
 
     /// What of one message's framing of `payload` is left for NIO after one `sendmsg` (nil when
-    /// the socket took it all); the prefix (chunk size, `data: `) is built on the stack.
-    private func unsent(payload: ByteBuffer, direct: Bool) -> ByteBuffer? {
-        guard direct, let socket else {
+    /// the socket took it all); the prefix (chunk size, `id:`, `data: `) is built on the stack.
+    private func unsent(payload: ByteBuffer, eventID: EventStreamID.Value?, direct: Bool) -> ByteBuffer? {
+        let idLineLength = framing.idLineLength(eventID)
+        guard direct, let socket, idLineLength <= Self.maxStackIDLength else {
             var bytes = channel.allocator.buffer(capacity: payload.readableBytes + 32)
-            framing.append(payload, chunked: chunked, to: &bytes)
+            framing.append(payload, eventID: eventID, chunked: chunked, to: &bytes)
+            guard direct, let socket else { return bytes }
+            let written = bytes.withUnsafeReadableBytes { SocketWrite.send($0, to: socket) }
+            guard written < bytes.readableBytes else { return nil }
+            bytes.moveReaderIndex(forwardBy: written)
             return bytes
         }
-        let bodyLength = framing.prefix.utf8CodeUnitCount + payload.readableBytes + framing.suffix.utf8CodeUnitCount
-        var prefix: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        let bodyLength = idLineLength + framing.prefix.utf8CodeUnitCount + payload.readableBytes + framing.suffix.utf8CodeUnitCount
+        // Chunk size (up to 16 hex digits) and CRLF, the id line, `data: `.
+        var prefix: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
         let (total, written) = withUnsafeMutableBytes(of: &prefix) { raw -> (Int, Int) in
             var count = 0
             if chunked {
@@ -244,6 +290,7 @@ final class HTTPStreamTransport: Transport, BatchFlushed {
                 raw[count + 1] = UInt8(ascii: "\n")
                 count += 2
             }
+            count += framing.writeIDLine(eventID, to: UnsafeMutableRawBufferPointer(rebasing: raw[count...]))
             let eventPrefix = UnsafeRawBufferPointer(start: framing.prefix.utf8Start, count: framing.prefix.utf8CodeUnitCount)
             UnsafeMutableRawBufferPointer(rebasing: raw[count..<count + eventPrefix.count]).copyMemory(from: eventPrefix)
             count += eventPrefix.count
@@ -257,10 +304,14 @@ final class HTTPStreamTransport: Transport, BatchFlushed {
         }
         guard written < total else { return nil }
         var rest = channel.allocator.buffer(capacity: total)
-        framing.append(payload, chunked: chunked, to: &rest)
+        framing.append(payload, eventID: eventID, chunked: chunked, to: &rest)
         rest.moveReaderIndex(forwardBy: written)
         return rest
     }
+
+    /// The longest `id:` line the one-`sendmsg` path builds on the stack (96 bytes less the chunk
+    /// size and `data: `); a longer one is framed in a buffer.
+    private static let maxStackIDLength = 64
 
     /// `value` in lower-case hex at the start of `buffer`; the digits written.
     private static func writeHex(_ value: Int, to buffer: UnsafeMutableRawBufferPointer) -> Int {

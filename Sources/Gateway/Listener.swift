@@ -83,7 +83,7 @@ struct GatewayListener: Sendable {
             eventStream: { context, request, connectRequest in
                 try UniStreamConnection.start(
                     on: context.channel, socket: socket, node: node, batcher: batcher, framing: .eventStream, chunked: true,
-                    origin: request.origin, connectRequest: connectRequest)
+                    origin: request.origin, connectRequest: connectRequest, lastEventID: request.lastEventID)
             },
             fallback: { context, headDeadline in
                 try httpPipeline(

@@ -15,6 +15,11 @@ protocol Transport: AnyObject, Sendable {
     /// A transport-level ping (a WebSocket ping frame) next to the protocol's `{}`, for clients
     /// that do not answer `{}`.
     func ping()
+    /// Whether messages that move the client's positions should come with them as an event id
+    /// (`EventStreamID`): an `EventSource` stream, which sends the last one back when it reconnects.
+    var wantsEventIDs: Bool { get }
+    /// `write(message)`, the message carrying `eventID` (only asked of a transport that wants ids).
+    func write(_ message: OutboundMessage, eventID: EventStreamID.Value?) -> Bool
 }
 
 extension Transport {
@@ -27,6 +32,10 @@ extension Transport {
     var answersPings: Bool { true }
 
     func ping() {}
+
+    var wantsEventIDs: Bool { false }
+
+    func write(_ message: OutboundMessage, eventID: EventStreamID.Value?) -> Bool { write(message) }
 }
 
 /// One server → client message: its JSON text and, for a message many connections send (a

@@ -1,5 +1,6 @@
 /// A unidirectional HTTP stream once its request is read: the client on an `HTTPStreamTransport`,
 /// and the channel handler that stays with the connection until it closes.
+import Logging
 import NIOCore
 import Synchronization
 
@@ -21,10 +22,17 @@ final class UniStreamConnection: ChannelInboundHandler {
 
     /// Makes the stream's client and transport, puts this handler in `channel`'s pipeline and runs
     /// `connectRequest` (the client's connect, from its URL or its request body); on the event loop.
+    /// `lastEventID`: an `EventSource` reconnecting says where it was (`EventStreamID`), and its
+    /// channels recover from there unless the connect request names positions of its own.
     static func start(
         on channel: any Channel, socket: CInt?, node: Node, batcher: FlushBatcher, framing: HTTPStreamTransport.Framing,
-        chunked: Bool, origin: String?, connectRequest: ByteBuffer
+        chunked: Bool, origin: String?, connectRequest: ByteBuffer, lastEventID: String?
     ) throws {
+        var positions: [String: EventStreamID.Position] = [:]
+        if let lastEventID, framing == .eventStream {
+            positions = EventStreamID.decode(Substring(lastEventID)) ?? [:]
+            if positions.isEmpty { node.logger.debug("Last-Event-ID not ours, ignored", metadata: ["value": "\(lastEventID.prefix(100))"]) }
+        }
         let transport = HTTPStreamTransport(
             channel: channel, socket: socket, batcher: batcher, framing: framing, chunked: chunked,
             maxQueueSize: node.configuration.clientQueueMaxSize,
@@ -33,7 +41,9 @@ final class UniStreamConnection: ChannelInboundHandler {
         transport.attach(client)
         try channel.pipeline.syncOperations.addHandler(UniStreamConnection(client: client, transport: transport))
         node.metrics.connectionsAccepted.add(1, ordering: .relaxed)
-        Task(executorPreference: EventLoopTaskExecutor(channel.eventLoop)) { await client.handle(connectRequest) }
+        Task(executorPreference: EventLoopTaskExecutor(channel.eventLoop)) { [positions] in
+            await client.handle(connectRequest, recovering: positions)
+        }
     }
 
     func handlerAdded(context: ChannelHandlerContext) {

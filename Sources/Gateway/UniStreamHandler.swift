@@ -37,6 +37,8 @@ final class UniStreamHandler: ChannelInboundHandler, RemovableChannelHandler {
         case refused
         /// Handed to `UniStreamConnection`; this handler is on its way out.
         case streaming
+        /// A preflight answered; the connection stays for the next request once it ends.
+        case answered
     }
 
     private let node: Node
@@ -71,6 +73,11 @@ final class UniStreamHandler: ChannelInboundHandler, RemovableChannelHandler {
                 context.fireChannelRead(data)
                 return
             }
+            let methods = framing == .eventStream ? "GET, POST" : "POST"
+            if head.method == .OPTIONS {
+                preflight(context, head: head, methods: methods)
+                return
+            }
             let allowed: Bool = framing == .eventStream ? (head.method == .GET || head.method == .POST) : head.method == .POST
             guard allowed else {
                 refuse(context, status: .methodNotAllowed, code: "method_not_allowed", "\(path) takes \(framing == .eventStream ? "GET or POST" : "POST")")
@@ -97,6 +104,8 @@ final class UniStreamHandler: ChannelInboundHandler, RemovableChannelHandler {
         case (.passing, _):
             if case .end = part { phase = .idle }
             context.fireChannelRead(data)
+        case (.answered, .end):
+            phase = .idle
         default:
             // A stream's client sends nothing more that matters; a refused one is being closed.
             break
@@ -119,7 +128,8 @@ final class UniStreamHandler: ChannelInboundHandler, RemovableChannelHandler {
         do {
             try UniStreamConnection.start(
                 on: context.channel, socket: socket, node: node, batcher: batcher, framing: framing,
-                chunked: head.version.major > 1 || (head.version.major == 1 && head.version.minor >= 1), origin: head.headers.first(name: "Origin"), connectRequest: request)
+                chunked: head.version.major > 1 || (head.version.major == 1 && head.version.minor >= 1), origin: head.headers.first(name: "Origin"), connectRequest: request,
+                lastEventID: head.headers.first(name: "Last-Event-ID"))
             for handler in Self.httpHandlers(in: pipeline) { pipeline.removeHandler(context: handler, promise: nil) }
             pipeline.removeHandler(context: context, promise: nil)
         } catch {
@@ -138,6 +148,28 @@ final class UniStreamHandler: ChannelInboundHandler, RemovableChannelHandler {
             try? pipeline.context(handlerType: HTTPServerUpgradeHandler.self),
             try? pipeline.context(handlerType: HTTPRequestHandler.self),
         ].compactMap { $0 }
+    }
+
+    /// A browser's CORS preflight, sent before a cross-origin `fetch` that `POST`s a JSON body or
+    /// sets `Last-Event-ID` itself (an `EventSource` reconnecting is not asked about): `204` for an
+    /// allowed origin, naming the methods and the two headers a stream request may carry.
+    private func preflight(_ context: ChannelHandlerContext, head: HTTPRequestHead, methods: String) {
+        guard let origin = head.headers.first(name: "Origin"),
+            OriginCheck.allows(origin: origin, host: head.headers.first(name: "Host"), allowed: node.configuration.allowedOrigins)
+        else {
+            refuse(context, status: .forbidden, code: "origin_not_allowed", "this origin may not connect")
+            return
+        }
+        phase = .answered
+        var headers = HTTPHeaders()
+        headers.add(name: "Access-Control-Allow-Origin", value: origin)
+        headers.add(name: "Access-Control-Allow-Methods", value: methods)
+        headers.add(name: "Access-Control-Allow-Headers", value: "Content-Type, Last-Event-ID")
+        headers.add(name: "Access-Control-Max-Age", value: "600")
+        headers.add(name: "Vary", value: "Origin")
+        headers.add(name: "Content-Length", value: "0")
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .noContent, headers: headers))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
 
     private func refuse(_ context: ChannelHandlerContext, status: HTTPResponseStatus, code: String, _ message: String) {

@@ -38,6 +38,8 @@ enum WebSocketHandshake {
         var headLength: Int
         /// The request target's query, without its `?`; nil when it has none.
         var query: String?
+        /// The `Last-Event-ID` an `EventSource` sends when it reconnects (`EventStreamID`).
+        var lastEventID: String?
     }
 
     enum Outcome: Equatable {
@@ -99,6 +101,7 @@ enum WebSocketHandshake {
         var version: String?
         var origin: String?
         var host: String?
+        var lastEventID: String?
         var websocket = false
         var lineStart = requestLineEnd + 2
         while true {
@@ -109,7 +112,9 @@ enum WebSocketHandshake {
             case .end(let index): lineEnd = index
             }
             if lineEnd == lineStart {
-                if eventStream { return .eventStream(EventStream(origin: origin, host: host, headLength: lineEnd + 2, query: query)) }
+                if eventStream {
+                    return .eventStream(EventStream(origin: origin, host: host, headLength: lineEnd + 2, query: query, lastEventID: lastEventID))
+                }
                 guard let key, version == "13", websocket else { return .other }
                 return .upgrade(Upgrade(key: key, origin: origin, host: host, headLength: lineEnd + 2, endpoint: endpoint, query: query))
             }
@@ -131,6 +136,8 @@ enum WebSocketHandshake {
             } else if equal(bytes, name, to: "host", ignoringCase: true) {
                 guard host == nil else { return .other }
                 host = string(bytes, value)
+            } else if equal(bytes, name, to: "last-event-id", ignoringCase: true) {
+                if lastEventID == nil { lastEventID = string(bytes, value) }
             } else if equal(bytes, name, to: "content-length", ignoringCase: true) {
                 guard equal(bytes, value, to: "0") else { return .other }
             } else if equal(bytes, name, to: "transfer-encoding", ignoringCase: true) {

@@ -276,3 +276,30 @@ def test_a_browser_event_source_reads_the_unidirectional_stream(page, gateway):
     assert publication["pub"]["data"] == {"n": 2}
     wait_until(lambda: page.execute_script("return S.pings") >= 2, what="two pings")
     assert page.execute_script("return S.errors") == 0
+
+
+def test_a_browser_event_source_recovers_across_a_gateway_restart(page, gateway):
+    """Chromium's EventSource, from a page of another origin, reconnects by itself after the gateway
+    restarts and sends the id of the last event it read (`Last-Event-ID`): what was published while
+    it was away arrives in the new connect push, once."""
+    url = unidirectional_url(gateway, "/connection/uni_sse", "13", "chat:resume").replace("ws://", "http://")
+    page.execute_script(
+        "window.R = {messages: [], ids: []};"
+        "var source = new EventSource(arguments[0]);"
+        "source.onmessage = function (e) { R.messages.push(JSON.parse(e.data)); R.ids.push(e.lastEventId); };", url)
+    connect_then_publish(page, gateway, "R", "chat:resume", "before")
+    gateway.stop()
+    gateway.start()  # same port, same Redis: history survives
+    gateway.api("publish", {"channel": "chat:resume", "data": "during"})
+    messages = lambda: page.execute_script("return R.messages")
+    connects = lambda: [m["connect"] for m in messages() if "connect" in m]
+    wait_until(lambda: len(connects()) >= 2, timeout=60, what="a second connect push")
+    gateway.api("publish", {"channel": "chat:resume", "data": "after"})
+    recovered = connects()[1]["subs"]["chat:resume"]
+    assert recovered.get("recovered") is True, recovered
+    assert [p["data"] for p in recovered.get("publications", [])] == ["during"]
+    wait_until(lambda: any(m.get("pub", {}).get("data") == "after" for m in messages()), what="the publication after")
+    live = [m["pub"]["data"] for m in messages() if "pub" in m]
+    assert live == ["before", "after"], live
+    ids = page.execute_script("return R.ids")
+    assert ids[-1].startswith("chat:resume/3/"), ids

@@ -86,10 +86,13 @@ import Testing
     /// What `EventSource` sends is read here too, so its stream starts without NIO's HTTP pipeline;
     /// a body, another version or method, or a broken head still go to the pipeline.
     @Test func anEventSourceRequestIsReadWithItsOriginAndQuery() {
-        let head = "GET /connection/uni_sse?cf_connect=%7B%7D HTTP/1.1\r\nHost: gw\r\nAccept: text/event-stream\r\nOrigin: https://a.example\r\n\r\n"
+        let head =
+            "GET /connection/uni_sse?cf_connect=%7B%7D HTTP/1.1\r\nHost: gw\r\nAccept: text/event-stream\r\nOrigin: https://a.example\r\n"
+            + "last-event-id: chat:news/3/ab\r\n\r\n"
         #expect(
             read(head)
-                == .eventStream(.init(origin: "https://a.example", host: "gw", headLength: head.utf8.count, query: "cf_connect=%7B%7D")))
+                == .eventStream(
+                    .init(origin: "https://a.example", host: "gw", headLength: head.utf8.count, query: "cf_connect=%7B%7D", lastEventID: "chat:news/3/ab")))
         #expect(read(String(head.dropLast(2))) == .incomplete)
         for other in [
             head.replacingOccurrences(of: "HTTP/1.1", with: "HTTP/1.0"),

@@ -182,9 +182,14 @@ import Testing
             await SocketWriteTests.publish(0..<count, from: publisher, channel: "chat:firehose")
             try await Task.sleep(for: .milliseconds(500))
             try await channel.setOption(ChannelOptions.autoRead, value: true).get()
-            let text = await connection.text { $0.components(separatedBy: #""pub""#).count > count }
+            // Until the last publication has arrived: 8 MB, so only the tail is looked at each time.
+            let last = Array(#"{"n":\#(count - 1),"#.utf8)
+            let deadline = ContinuousClock.now + .seconds(60)
+            while ContinuousClock.now < deadline, !connection.received.withLock({ $0.suffix(20_000).firstRange(of: last) != nil }) {
+                try await Task.sleep(for: .milliseconds(50))
+            }
             let received = connection.received.withLock { $0 }
-            let headEnd = try #require(text.range(of: "\r\n\r\n")).upperBound.utf16Offset(in: text)
+            let headEnd = try #require(received.firstRange(of: Array("\r\n\r\n".utf8))).upperBound
             guard let events = Self.events(ofChunked: Array(received[headEnd...])) else {
                 Issue.record("a chunk's size did not match its bytes")
                 return
@@ -193,7 +198,7 @@ import Testing
                 guard let data = event.components(separatedBy: "data: ").last else { return nil }
                 return JSONValue.parse(Array(data.utf8))?["pub"]?["data"]?["n"]?.int64Value.map { Int($0) }
             }
-            #expect(events.first?.hasPrefix(#"data: {"connect":"#) == true)
+            #expect(events.first?.contains(#"data: {"connect":"#) == true)
             #expect(numbers == Array(0..<count), "\(numbers.count) events, first out of place at \(zip(numbers, 0..<count).first { $0 != $1 }.map { "\($0)" } ?? "-")")
             #expect(!connection.isClosed)
             await connection.close()
@@ -216,8 +221,88 @@ import Testing
             let body = String(decoding: connection.received.withLock { $0 }, as: UTF8.self).components(separatedBy: "\r\n\r\n").dropFirst().joined()
             let events = body.components(separatedBy: "\n\n").filter { !$0.isEmpty }
             #expect(events.count == 3, "\(body)")
-            #expect(events.dropFirst().first == #"data: {"channel":"chat:news","pub":{"data":3,"offset":1}}"#)
+            #expect(events.dropFirst().first?.hasSuffix("\n" + #"data: {"channel":"chat:news","pub":{"data":3,"offset":1}}"#) == true)
             #expect(events.last?.hasPrefix(#"data: {"disconnect":"#) == true)
+        }
+    }
+
+    /// The `id:` of the last event with one in `text`.
+    static func lastEventID(in text: String) -> String? {
+        // "\r\n" (after a chunk's size) is one Character, which a split on "\n" would not see.
+        text.replacingOccurrences(of: "\r\n", with: "\n").components(separatedBy: "\n").last { $0.hasPrefix("id: ") }
+            .map { String($0.dropFirst(4)) }
+    }
+
+    /// An `EventSource` that reconnects sends the id of the last event it read; the new stream's
+    /// connect push brings what was published in between, and moves the id on.
+    @Test func aReconnectingEventSourceRecoversFromItsLastEventID() async throws {
+        try await withGateway { ports in
+            let target = "/connection/uni_sse?cf_connect=\(Self.encoded(#"{"token":"\#(Self.token())"}"#))"
+            let first = try await Self.request(ports, "GET", target)
+            let opened = await first.text { $0.contains(#"{"connect":"#) }
+            let epoch = try #require(Self.lastEventID(in: opened)?.components(separatedBy: "/").last, "\(opened)")
+            #expect(Self.lastEventID(in: opened) == "chat:news/0/\(epoch)")
+            try await publish(ports, channel: "chat:news", data: #"{"n":1}"#)
+            let streamed = await first.text { $0.contains(#""pub""#) }
+            #expect(streamed.contains("id: chat:news/1/\(epoch)\ndata: {\"channel\":\"chat:news\""), "\(streamed)")
+            let lastID = try #require(Self.lastEventID(in: streamed))
+            await first.close()
+            for n in 2...3 { try await publish(ports, channel: "chat:news", data: #"{"n":\#(n)}"#) }
+
+            let second = try await Self.request(ports, "GET", target, headers: "Last-Event-ID: \(lastID)\r\n")
+            let recovered = await second.text { $0.contains(#"{"connect":"#) && $0.contains("\n\n") }
+            let connect = try #require(recovered.components(separatedBy: "data: ").dropFirst().first?.components(separatedBy: "\n").first)
+            let subscription = try #require(JSONValue.parse(Array(connect.utf8))?["connect"]?["subs"]?["chat:news"], "\(connect)")
+            #expect(subscription["recovered"]?.boolValue == true, "\(connect)")
+            var numbers: [Int64] = []
+            if case .array(let publications)? = subscription["publications"] { numbers = publications.compactMap { $0["data"]?["n"]?.int64Value } }
+            #expect(numbers == [2, 3], "\(connect)")
+            #expect(Self.lastEventID(in: recovered) == "chat:news/3/\(epoch)")
+            // Positions the connect request names itself win over the header's.
+            await second.close()
+            let explicit = Self.encoded(#"{"token":"\#(Self.token())","subs":{"chat:news":{"recover":true,"offset":2,"epoch":"\#(epoch)"}}}"#)
+            let third = try await Self.request(ports, "GET", "/connection/uni_sse?cf_connect=\(explicit)", headers: "Last-Event-ID: \(lastID)\r\n")
+            let fromTwo = await third.text { $0.contains(#"{"connect":"#) && $0.contains("\n\n") }
+            #expect(fromTwo.contains(#""publications":[{"data":{"n":3}"#) && !fromTwo.contains(#"{"n":2}"#), "\(fromTwo)")
+            await third.close()
+        }
+    }
+
+    @Test func aLastEventIDThatIsNotOursIsIgnored() async throws {
+        try await withGateway { ports in
+            let target = "/connection/uni_sse?cf_connect=\(Self.encoded(#"{"token":"\#(Self.token())"}"#))"
+            let stream = try await Self.request(ports, "GET", target, headers: "Last-Event-ID: 12345\r\n")
+            let opened = await stream.text { $0.contains(#"{"connect":"#) }
+            #expect(opened.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(opened.prefix(200))")
+            #expect(!opened.contains(#""recovered""#))
+            await stream.close()
+        }
+    }
+
+    /// A browser asks before a cross-origin `fetch` that `POST`s a JSON body or sets `Last-Event-ID`;
+    /// an allowed origin gets a `204` naming what it may send.
+    @Test func aCORSPreflightIsAnsweredForAnAllowedOrigin() async throws {
+        try await withGateway({ $0.allowedOrigins = ["https://app.example"] }) { ports in
+            for path in [UniStreamHandler.eventStreamPath, UniStreamHandler.jsonStreamPath] {
+                let preflight =
+                    "Origin: https://app.example\r\nAccess-Control-Request-Method: POST\r\n"
+                    + "Access-Control-Request-Headers: content-type, last-event-id\r\n"
+                let allowed = try await Self.request(ports, "OPTIONS", path, headers: preflight)
+                let answer = await allowed.text { $0.contains("\r\n\r\n") }.lowercased()
+                #expect(answer.hasPrefix("http/1.1 204 "), "\(answer)")
+                #expect(answer.contains("access-control-allow-origin: https://app.example\r\n"))
+                #expect(answer.contains("access-control-allow-headers: content-type, last-event-id\r\n"))
+                #expect(answer.contains("access-control-allow-methods: \(path == UniStreamHandler.eventStreamPath ? "get, post" : "post")\r\n"))
+                // The connection stays for the request the preflight was for.
+                try await allowed.send(Array("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8))
+                let health = await allowed.text { $0.contains("200 OK") && $0.hasSuffix("ok\n") }
+                #expect(health.contains("HTTP/1.1 200 OK\r\n") && health.hasSuffix("ok\n"), "\(health)")
+                await allowed.close()
+                let refused = try await Self.request(ports, "OPTIONS", path, headers: "Origin: https://evil.example\r\n")
+                let refusal = await refused.text { $0.contains("}}") }
+                #expect(refusal.hasPrefix("HTTP/1.1 403 "), "\(refusal)")
+                #expect(await refused.closes(within: .seconds(10)))
+            }
         }
     }
 
@@ -241,6 +326,7 @@ import Testing
         #expect(
             try OpenAPIDocument.routes("gateway-openapi.yaml") == [
                 "GET /healthz", "GET \(UniStreamHandler.eventStreamPath)", "POST \(UniStreamHandler.eventStreamPath)",
+                "OPTIONS \(UniStreamHandler.eventStreamPath)", "OPTIONS \(UniStreamHandler.jsonStreamPath)",
                 "POST \(UniStreamHandler.jsonStreamPath)",
             ])
     }

@@ -17,7 +17,7 @@ public enum OpenAPIDocument {
                 path = String(line.dropFirst(2).dropLast())
             } else if let path, line.hasPrefix("    "), !line.hasPrefix("     ") {
                 let key = line.dropFirst(4).prefix { $0 != ":" }
-                if ["get", "post", "put", "patch", "delete"].contains(key) { routes.insert("\(key.uppercased()) \(path)") }
+                if ["get", "post", "put", "patch", "delete", "options"].contains(key) { routes.insert("\(key.uppercased()) \(path)") }
             }
         }
         return routes
