@@ -65,6 +65,8 @@ struct SSEReader {
     private(set) var head: StreamingHTTPClient.Head?
     private(set) var rawBody: [UInt8] = []
     private var finished = false
+    /// The response ended with its terminating chunk (not with the connection alone).
+    private(set) var sawEnd = false
 
     init(_ client: StreamingHTTPClient) { iterator = client.parts.makeAsyncIterator() }
 
@@ -77,7 +79,9 @@ struct SSEReader {
                 self.head = head
                 return head
             case .body(let buffer): pending += Array(buffer.readableBytesView)
-            case .end: finished = true
+            case .end:
+                finished = true
+                sawEnd = true
             }
         }
         throw CancellationError()
@@ -99,7 +103,9 @@ struct SSEReader {
                 let bytes = Array(buffer.readableBytesView)
                 rawBody += bytes
                 pending += bytes
-            case .end: finished = true
+            case .end:
+                finished = true
+                sawEnd = true
             }
         }
     }

@@ -183,29 +183,28 @@ struct TurnStreamConnectionsTests {
 
             let (messageID, _) = try await SSE.submit(port: port, key: key, content: "open at shutdown")
             var clients: [StreamingHTTPClient] = []
+            var readers: [SSEReader] = []
             for _ in 0..<3 {
                 let client = try await SSE.openEvents(port: port, key: key, messageID: messageID)
                 var reader = SSEReader(client)
                 #expect(try await reader.readHead().status == 200)
                 clients.append(client)
+                readers.append(reader)
             }
             try await Hub.appendChunks(env.redis, messageID, count: 1)
-            try await Task.sleep(for: .milliseconds(200))
+            // Every stream is live (it has the chunk) before the shutdown starts; a fixed pause
+            // was not always long enough with every suite starting at once.
+            for index in readers.indices {
+                var sawChunk = false
+                while !sawChunk, let frame = try await readers[index].next() { sawChunk = frame.data.contains("c0") }
+                #expect(sawChunk, "stream \(index) ended before its chunk")
+            }
 
             await group.triggerGracefulShutdown()
-            for client in clients {
-                var sawEnd = false
-                var body: [UInt8] = []
-                for await part in client.parts {
-                    switch part {
-                    case .body(let buffer): body += buffer.readableBytesView
-                    case .end: sawEnd = true
-                    case .head: break
-                    }
-                }
-                #expect(sawEnd, "the body ended without its terminating chunk")
-                #expect(String(decoding: body, as: UTF8.self).contains("c0"))
-                try await client.channel.closeFuture.get()
+            for index in readers.indices {
+                while try await readers[index].next() != nil {}
+                #expect(readers[index].sawEnd, "the body ended without its terminating chunk")
+                try await clients[index].channel.closeFuture.get()
             }
             try await running.value
         }
