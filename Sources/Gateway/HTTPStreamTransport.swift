@@ -91,16 +91,23 @@ final class HTTPStreamTransport: Transport, BatchFlushed {
             return count + 1
         }
 
+        /// `<size in hex>\r\n`, a chunk's first line.
+        fileprivate static func writeChunkSize(_ size: Int, to buffer: inout ByteBuffer) {
+            buffer.reserveCapacity(minimumWritableBytes: 18)
+            let written = buffer.withUnsafeMutableWritableBytes { HTTPStreamTransport.writeHex(size, to: $0) }
+            buffer.moveWriterIndex(forwardBy: written)
+            buffer.writeStaticString("\r\n")
+        }
+
         /// Appends `payload` as one message (one chunk when `chunked`).
         fileprivate func append(_ payload: ByteBuffer, eventID: EventStreamID.Value?, chunked: Bool, to buffer: inout ByteBuffer) {
             if Self.isPing(payload) {
-                if chunked { buffer.writeString(String(ping.utf8CodeUnitCount, radix: 16) + "\r\n") }
+                if chunked { Self.writeChunkSize(ping.utf8CodeUnitCount, to: &buffer) }
                 buffer.writeStaticString(ping)
             } else {
                 let idLength = idLineLength(eventID)
                 if chunked {
-                    let length = idLength + prefix.utf8CodeUnitCount + payload.readableBytes + suffix.utf8CodeUnitCount
-                    buffer.writeString(String(length, radix: 16) + "\r\n")
+                    Self.writeChunkSize(idLength + prefix.utf8CodeUnitCount + payload.readableBytes + suffix.utf8CodeUnitCount, to: &buffer)
                 }
                 if idLength > 0 {
                     buffer.reserveCapacity(minimumWritableBytes: idLength)
@@ -257,12 +264,17 @@ final class HTTPStreamTransport: Transport, BatchFlushed {
     /// nil when the socket took everything, else when NIO has written the rest.
     @discardableResult
     private func send(_ bytes: ByteBuffer, direct: Bool) -> EventLoopFuture<Void>? {
-        guard direct, let socket else { return handToNIO(bytes) }
+        unsent(bytes, direct: direct).map { handToNIO($0) }
+    }
+
+    /// What of `bytes` is left for NIO: nil when `direct` and `send(2)` took all of it.
+    private func unsent(_ bytes: ByteBuffer, direct: Bool) -> ByteBuffer? {
+        guard direct, let socket else { return bytes }
         let written = bytes.withUnsafeReadableBytes { SocketWrite.send($0, to: socket) }
         guard written < bytes.readableBytes else { return nil }
         var rest = bytes
         rest.moveReaderIndex(forwardBy: written)
-        return handToNIO(rest)
+        return rest
     }
 
     /// What of one message's framing of `payload` is left for NIO after one `sendmsg` (nil when
@@ -270,13 +282,9 @@ final class HTTPStreamTransport: Transport, BatchFlushed {
     private func unsent(payload: ByteBuffer, eventID: EventStreamID.Value?, direct: Bool) -> ByteBuffer? {
         let idLineLength = framing.idLineLength(eventID)
         guard direct, let socket, idLineLength <= Self.maxStackIDLength else {
-            var bytes = channel.allocator.buffer(capacity: payload.readableBytes + 32)
+            var bytes = channel.allocator.buffer(capacity: payload.readableBytes + idLineLength + 32)
             framing.append(payload, eventID: eventID, chunked: chunked, to: &bytes)
-            guard direct, let socket else { return bytes }
-            let written = bytes.withUnsafeReadableBytes { SocketWrite.send($0, to: socket) }
-            guard written < bytes.readableBytes else { return nil }
-            bytes.moveReaderIndex(forwardBy: written)
-            return bytes
+            return unsent(bytes, direct: direct)
         }
         let bodyLength = idLineLength + framing.prefix.utf8CodeUnitCount + payload.readableBytes + framing.suffix.utf8CodeUnitCount
         // Chunk size (up to 16 hex digits) and CRLF, the id line, `data: `.
@@ -314,7 +322,7 @@ final class HTTPStreamTransport: Transport, BatchFlushed {
     private static let maxStackIDLength = 64
 
     /// `value` in lower-case hex at the start of `buffer`; the digits written.
-    private static func writeHex(_ value: Int, to buffer: UnsafeMutableRawBufferPointer) -> Int {
+    fileprivate static func writeHex(_ value: Int, to buffer: UnsafeMutableRawBufferPointer) -> Int {
         var digits = 1
         while value >> (4 * digits) != 0 { digits += 1 }
         for index in 0..<digits {
