@@ -182,10 +182,16 @@ import Testing
             await SocketWriteTests.publish(0..<count, from: publisher, channel: "chat:firehose")
             try await Task.sleep(for: .milliseconds(500))
             try await channel.setOption(ChannelOptions.autoRead, value: true).get()
-            // Until the last publication has arrived: 8 MB, so only the tail is looked at each time.
+            // Until the last publication's chunk has arrived whole: 8 MB, so only the tail is looked
+            // at each time (its start comes first; its chunk ends with the event's blank line).
             let last = Array(#"{"n":\#(count - 1),"#.utf8)
             let deadline = ContinuousClock.now + .seconds(60)
-            while ContinuousClock.now < deadline, !connection.received.withLock({ $0.suffix(20_000).firstRange(of: last) != nil }) {
+            while ContinuousClock.now < deadline {
+                let arrived = connection.received.withLock { bytes -> Bool in
+                    guard let start = bytes.suffix(20_000).firstRange(of: last) else { return false }
+                    return bytes[start.upperBound...].firstRange(of: Array("\n\n\r\n".utf8)) != nil
+                }
+                if arrived { break }
                 try await Task.sleep(for: .milliseconds(50))
             }
             let received = connection.received.withLock { $0 }
