@@ -15,19 +15,19 @@ import Synchronization
 /// The thread waits in `poll` on the listening socket and on a pipe that `close()` writes to, and
 /// accepts whatever is queued each time it wakes. When the process runs out of descriptors the
 /// connections stay in the kernel's queue and the thread retries every 10 ms.
-final class Acceptor: Sendable {
+package final class Acceptor: Sendable {
     /// Where the socket is bound (the port the kernel picked when asked for port 0).
-    let localAddress: SocketAddress
+    package let localAddress: SocketAddress
     private let listenSocket: CInt
     private let wakePipe: (read: CInt, write: CInt)
     private let closing = Atomic<Bool>(false)
     private let finished: EventLoopPromise<Void>
 
     /// Succeeds once the accept thread has stopped and the listening socket is closed.
-    var closeFuture: EventLoopFuture<Void> { finished.futureResult }
+    package var closeFuture: EventLoopFuture<Void> { finished.futureResult }
 
     /// Binds and listens; accepting starts with `start`.
-    init(host: String, port: Int, backlog: Int32, eventLoop: any EventLoop) throws {
+    package init(host: String, port: Int, backlog: Int32, eventLoop: any EventLoop) throws {
         let address = try SocketAddress.makeAddressResolvingHost(host, port: port)
         let family = address.protocol.rawValue
         let socket = Glibc.socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -59,7 +59,7 @@ final class Acceptor: Sendable {
 
     /// Starts the accept thread. `handOff` gets each accepted socket (non-blocking, close-on-exec)
     /// and owns it from then on; it must not block.
-    func start(logger: Logger, handOff: @escaping @Sendable (CInt) -> Void) {
+    package func start(logger: Logger, handOff: @escaping @Sendable (CInt) -> Void) {
         let thread = Thread { [self] in
             acceptLoop(logger: logger, handOff: handOff)
         }
@@ -68,7 +68,7 @@ final class Acceptor: Sendable {
     }
 
     /// Stops accepting and closes the listening socket (connections already handed off stay open).
-    func close() {
+    package func close() {
         guard !closing.exchange(true, ordering: .acquiringAndReleasing) else { return }
         var byte: UInt8 = 1
         _ = Glibc.write(wakePipe.write, &byte, 1)

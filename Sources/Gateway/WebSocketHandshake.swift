@@ -10,7 +10,7 @@ import Foundation
 /// anything unusual about the upgrade (a repeated or list-valued key or version, a version other
 /// than 13, a body, folded lines), is `other`, and goes to NIO's HTTP pipeline and WebSocket upgrader as it arrived, so
 /// what the gateway answers to those is decided in one place.
-enum WebSocketHandshake {
+package enum WebSocketHandshake {
     /// Which WebSocket endpoint a request upgrades.
     enum Endpoint: Equatable, Sendable {
         /// `/connection/websocket`: the client protocol's commands and replies.
@@ -148,7 +148,7 @@ enum WebSocketHandshake {
     }
 
     /// The `101` response, byte for byte what NIO's upgrader sends.
-    static func response(key: String) -> [UInt8] {
+    package static func response(key: String) -> [UInt8] {
         var hash = Insecure.SHA1()
         hash.update(data: Array(key.utf8))
         hash.update(data: acceptGUID)

@@ -29,6 +29,7 @@ enum GatewayLoad {
         case "fanout": try await GatewayBench.fanout(options)
         case "throughput": try await GatewayBench.throughput(options)
         case "abuse": try await GatewayBench.abuse(options)
+        case "nio-floor": try await NIOFloor.serve(options)
         default: throw GatewayLoadError.usage
         }
     }
