@@ -9,9 +9,10 @@ enum TestDatabase {
     }
 
     static func with<T>(
-        poolSize: Int = 8, migrate: Bool = true, _ body: (Database, Stores) async throws -> T
+        poolSize: Int = 8, acquireTimeout: Duration = .seconds(10), migrate: Bool = true,
+        _ body: (Database, Stores) async throws -> T
     ) async throws -> T {
-        try await ThrowawayDatabase.with(poolSize: poolSize, migrate: migrate) { database, _ in
+        try await ThrowawayDatabase.with(poolSize: poolSize, acquireTimeout: acquireTimeout, migrate: migrate) { database, _ in
             try await body(database, Stores(database: database))
         }
     }

@@ -33,9 +33,11 @@ public enum TestServices {
 
 /// A `switchboard_test_<random>` database on the server at `TestServices.databaseURL`, migrated
 /// (unless asked not to), handed to `body`, and dropped afterwards however `body` ends.
+/// `acquireTimeout`: how long a caller waits for one of the `poolSize` connections.
 public enum ThrowawayDatabase {
     public static func with<T>(
-        poolSize: Int = 8, migrate: Bool = true, logger: Logger = TestServices.logger("test.database"),
+        poolSize: Int = 8, acquireTimeout: Duration = .seconds(10), migrate: Bool = true,
+        logger: Logger = TestServices.logger("test.database"),
         _ body: (_ database: Database, _ name: String) async throws -> T
     ) async throws -> T {
         var configuration = try DatabaseConfiguration(url: TestServices.databaseURL)
@@ -50,6 +52,7 @@ public enum ThrowawayDatabase {
         }
         configuration.database = name
         configuration.poolSize = poolSize
+        configuration.acquireTimeout = acquireTimeout
         let result: Result<T, any Error>
         do {
             let database = try await Database.connect(configuration, logger: logger)
