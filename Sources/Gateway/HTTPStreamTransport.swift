@@ -22,15 +22,14 @@ import Synchronization
 /// - **Event ids.** On `text/event-stream`, a message that moves the client's positions comes with
 ///   them (`EventStreamID`) and is written with an `id:` line, which `EventSource` sends back as
 ///   `Last-Event-ID` when it reconnects.
-/// - **Direct writes**, as `WebSocketTransport` makes them: only on the event loop, only while
-///   the socket is open (the connection handler says when it closes) and NIO holds nothing for
-///   it. What the socket does not take is handed to NIO, and later bytes follow it there until it
-///   has written them all, so nothing overtakes.
+/// - **Direct writes**, as `WebSocketTransport` makes them (`DirectSocketWriter`): only on the
+///   event loop, only while the socket is open (the connection handler says when it closes) and
+///   NIO holds nothing for it.
 /// - **Slow readers.** A client whose queue passes `maxQueueSize`, or whose socket still holds
 ///   more than the high water mark when a flush starts, is disconnected as slow (3008).
 /// - **Closing** writes the disconnect push, ends the body and closes the connection. Such a
 ///   client cannot answer pings: the stream's own pings only keep proxies from timing it out.
-final class HTTPStreamTransport: Transport, BatchFlushed {
+final class HTTPStreamTransport: Transport, BatchFlushed, DirectSocketWriter {
     enum Framing: Sendable {
         /// `text/event-stream`: `data: <json>` events for `EventSource`; a ping is `event: ping`,
         /// which `onmessage` does not see.
@@ -134,23 +133,15 @@ final class HTTPStreamTransport: Transport, BatchFlushed {
         var head: ByteBuffer?
         /// A message has been queued: the stream has started (the head is sent or on its way).
         var started = false
-        /// Writes handed to NIO and not yet completed; direct writes wait until there are none.
-        var handedToNIO = 0
-        /// The channel is active: its socket is open (set and cleared by the connection handler).
-        var open = false
-        /// The channel's writability as its last change left it.
-        var writable = true
-
-        var direct: Bool { open && handedToNIO == 0 }
+        var writes = DirectWriteState()
     }
 
     let unidirectional = true
     let answersPings = false
     let wantsEventIDs: Bool
     private let channel: any NIOCore.Channel
-    /// The connection's socket (owned by the channel); nil when it is not known, and every write
-    /// goes through NIO.
-    private let socket: CInt?
+    let socket: CInt?
+    let metrics: Metrics?
     private let batcher: FlushBatcher
     private let framing: Framing
     /// HTTP/1.1 chunked transfer coding; false for an HTTP/1.0 client, whose body ends at the close.
@@ -161,11 +152,12 @@ final class HTTPStreamTransport: Transport, BatchFlushed {
     private let client = Mutex<Client?>(nil)
 
     init(
-        channel: any NIOCore.Channel, socket: CInt?, batcher: FlushBatcher, framing: Framing, chunked: Bool, maxQueueSize: Int,
-        head: ByteBuffer
+        channel: any NIOCore.Channel, socket: CInt?, metrics: Metrics?, batcher: FlushBatcher, framing: Framing, chunked: Bool,
+        maxQueueSize: Int, head: ByteBuffer
     ) {
         self.channel = channel
         self.socket = socket
+        self.metrics = metrics
         self.batcher = batcher
         self.framing = framing
         self.chunked = chunked
@@ -194,19 +186,8 @@ final class HTTPStreamTransport: Transport, BatchFlushed {
         client.withLock { $0 = nil }
     }
 
-    /// The connection handler is in the pipeline; `active`: its channel is. On the event loop.
-    func channelOpened(active: Bool) {
-        state.withLock { $0.open = active }
-    }
-
-    /// The channel went inactive (its socket is closed); on the event loop.
-    func channelClosed() {
-        state.withLock { $0.open = false }
-    }
-
-    /// The channel's writability changed; on the event loop.
-    func writabilityChanged(_ writable: Bool) {
-        state.withLock { $0.writable = writable }
+    func withDirectWriteState<Result>(_ body: (inout DirectWriteState) -> Result) -> Result {
+        state.withLock { body(&$0.writes) }
     }
 
     func write(_ message: OutboundMessage) -> Bool {
@@ -242,7 +223,7 @@ final class HTTPStreamTransport: Transport, BatchFlushed {
         let (head, single, queued, writable, direct) = state.withLock { state in
             state.flushScheduled = false
             state.queuedBytes = 0
-            return (state.head.take(), state.single.take(), state.queued.take(), state.writable, state.direct)
+            return (state.head.take(), state.single.take(), state.queued.take(), state.writes.writable, state.writes.direct)
         }
         guard head != nil || single != nil || queued != nil else { return }
         guard writable else {
@@ -265,16 +246,6 @@ final class HTTPStreamTransport: Transport, BatchFlushed {
     @discardableResult
     private func send(_ bytes: ByteBuffer, direct: Bool) -> EventLoopFuture<Void>? {
         unsent(bytes, direct: direct).map { handToNIO($0) }
-    }
-
-    /// What of `bytes` is left for NIO: nil when `direct` and `send(2)` took all of it.
-    private func unsent(_ bytes: ByteBuffer, direct: Bool) -> ByteBuffer? {
-        guard direct, let socket else { return bytes }
-        let written = bytes.withUnsafeReadableBytes { SocketWrite.send($0, to: socket) }
-        guard written < bytes.readableBytes else { return nil }
-        var rest = bytes
-        rest.moveReaderIndex(forwardBy: written)
-        return rest
     }
 
     /// What of one message's framing of `payload` is left for NIO after one `sendmsg` (nil when
@@ -311,10 +282,9 @@ final class HTTPStreamTransport: Transport, BatchFlushed {
             return (count + payload.readableBytes + tail.utf8CodeUnitCount, sent)
         }
         guard written < total else { return nil }
-        var rest = channel.allocator.buffer(capacity: total)
-        framing.append(payload, eventID: eventID, chunked: chunked, to: &rest)
-        rest.moveReaderIndex(forwardBy: written)
-        return rest
+        var framed = channel.allocator.buffer(capacity: total)
+        framing.append(payload, eventID: eventID, chunked: chunked, to: &framed)
+        return rest(of: framed, written: written)
     }
 
     /// The longest `id:` line the one-`sendmsg` path builds on the stack (96 bytes less the chunk
@@ -336,10 +306,7 @@ final class HTTPStreamTransport: Transport, BatchFlushed {
     @discardableResult
     private func handToNIO(_ bytes: ByteBuffer) -> EventLoopFuture<Void> {
         let done = channel.eventLoop.makePromise(of: Void.self)
-        if socket != nil {
-            state.withLock { $0.handedToNIO += 1 }
-            done.futureResult.whenComplete { _ in self.state.withLock { $0.handedToNIO -= 1 } }
-        }
+        holdDirectWrites(until: done.futureResult)
         channel.writeAndFlush(bytes, promise: done)
         return done.futureResult
     }
@@ -364,7 +331,7 @@ final class HTTPStreamTransport: Transport, BatchFlushed {
                 return
             }
             self.flush()
-            let direct = self.state.withLock { $0.direct }
+            let direct = self.state.withLock { $0.writes.direct }
             let end = self.chunked ? ByteBuffer(string: "0\r\n\r\n") : channel.allocator.buffer(capacity: 0)
             if end.readableBytes > 0, disconnect != .slow, let written = self.send(end, direct: direct) {
                 written.whenComplete { _ in channel.close(promise: nil) }
@@ -388,7 +355,7 @@ final class HTTPStreamTransport: Transport, BatchFlushed {
             string: "HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\nContent-Type: application/json\r\nContent-Length: \(body.readableBytes)\r\nConnection: close\r\n\r\n")
         bytes.writeImmutableBuffer(body)
         let channel = self.channel
-        if let written = send(bytes, direct: state.withLock { $0.direct }) {
+        if let written = send(bytes, direct: state.withLock { $0.writes.direct }) {
             written.whenComplete { _ in channel.close(promise: nil) }
         } else {
             channel.close(promise: nil)

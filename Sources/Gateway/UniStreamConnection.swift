@@ -34,7 +34,7 @@ final class UniStreamConnection: ChannelInboundHandler {
             if positions.isEmpty { node.logger.debug("Last-Event-ID not ours, ignored", metadata: ["value": "\(lastEventID.prefix(100))"]) }
         }
         let transport = HTTPStreamTransport(
-            channel: channel, socket: socket, batcher: batcher, framing: framing, chunked: chunked,
+            channel: channel, socket: socket, metrics: node.metrics, batcher: batcher, framing: framing, chunked: chunked,
             maxQueueSize: node.configuration.clientQueueMaxSize,
             head: HTTPStreamTransport.responseHead(framing: framing, chunked: chunked, origin: origin))
         let client = node.makeClient(transport: transport)

@@ -11,14 +11,10 @@ import Synchronization
 ///
 /// Every byte this connection sends after the upgrade goes through here, control frames included,
 /// so the transport knows whether NIO holds any of them. While it holds none, frames are written to
-/// the socket with `send` directly: a fan-out then costs one system call per subscriber and none of
-/// NIO's per-write work. What the socket does not take at once is handed to NIO, which waits for the
-/// socket to drain; until NIO has written all of it, later frames go through NIO too, so nothing
-/// overtakes. Direct writes happen only on the channel's event loop and only until the handler sees
-/// the channel go inactive: NIO closes the descriptor on that loop and tells the handler in the
-/// same call, running nothing of ours in between but write-promise callbacks (which never write
-/// here), so a descriptor number the kernel has handed out again is never written to.
-final class WebSocketTransport: Transport, BatchFlushed {
+/// the socket with `send` directly (`DirectSocketWriter`): a fan-out then costs one system call
+/// per subscriber and none of NIO's per-write work. Between NIO closing the descriptor and the
+/// handler hearing of it, NIO runs nothing of ours but write-promise callbacks, which never write.
+final class WebSocketTransport: Transport, BatchFlushed, DirectSocketWriter {
     private struct State {
         /// The only message queued so far.
         var single: OutboundMessage?
@@ -31,18 +27,8 @@ final class WebSocketTransport: Transport, BatchFlushed {
         var closed = false
         /// Writes raw frame bytes below the frame encoder; set once the handler is in the pipeline.
         var rawWriter: NIOLoopBound<ChannelHandlerContext>?
-        /// Writes handed to NIO and not yet completed; direct writes wait until there are none.
-        var handedToNIO = 0
-        /// The channel is active (set with the raw writer, cleared by the handler's
-        /// `channelInactive`): its socket is open.
-        var open = false
-        /// The channel's writability as its last `channelWritabilityChanged` left it: false while
-        /// more than the high water mark waits in NIO for a peer that does not read. Kept here so
-        /// a flush does not touch the channel object.
-        var writable = true
-
-        /// Whether frames may go to the socket directly now.
-        var direct: Bool { open && handedToNIO == 0 }
+        /// Set open with the raw writer, closed by the handler's `channelInactive`.
+        var writes = DirectWriteState()
 
         mutating func join(_ payload: ByteBuffer) {
             if joined == nil {
@@ -61,10 +47,8 @@ final class WebSocketTransport: Transport, BatchFlushed {
 
     let channel: any Channel
     let unidirectional: Bool
-    /// The connection's socket (owned by the channel), written directly while NIO holds nothing
-    /// for it; nil when it is not known, and every write goes through NIO.
-    private let socket: CInt?
-    private let metrics: Metrics?
+    let socket: CInt?
+    let metrics: Metrics?
     private let batcher: FlushBatcher
     private let maxQueueSize: Int
     private let state = Mutex(State())
@@ -98,18 +82,12 @@ final class WebSocketTransport: Transport, BatchFlushed {
         let active = context.channel.isActive
         state.withLock { state in
             state.rawWriter = bound
-            state.open = active
+            state.writes.open = active
         }
     }
 
-    /// The handler saw the channel's writability change; on the event loop.
-    func writabilityChanged(_ writable: Bool) {
-        state.withLock { $0.writable = writable }
-    }
-
-    /// The handler saw the channel go inactive (its socket is closed); on the event loop.
-    func channelClosed() {
-        state.withLock { $0.open = false }
+    func withDirectWriteState<Result>(_ body: (inout DirectWriteState) -> Result) -> Result {
+        state.withLock { body(&$0.writes) }
     }
 
     func write(_ message: OutboundMessage) -> Bool {
@@ -154,7 +132,7 @@ final class WebSocketTransport: Transport, BatchFlushed {
             state.flushScheduled = false
             var ready: [ByteBuffer] = []
             swap(&ready, &state.ready)
-            return (ready, state.joined.take(), state.single.take(), state.rawWriter != nil, state.writable, state.direct)
+            return (ready, state.joined.take(), state.single.take(), state.rawWriter != nil, state.writes.writable, state.writes.direct)
         }
         guard joined != nil || single != nil, hasWriter else { return }
         // Bytes still waiting in the channel above the high water mark: the peer does not read.
@@ -168,7 +146,7 @@ final class WebSocketTransport: Transport, BatchFlushed {
             if let frame = single.frame {
                 send(frame, direct: direct)
             } else if let rest = unsent(payload: single.payload, direct: direct) {
-                handToNIO([rest][...], context: rawContext())
+                _ = handToNIO([rest][...], context: rawContext())
             }
             return
         }
@@ -191,7 +169,7 @@ final class WebSocketTransport: Transport, BatchFlushed {
     /// `thenClose`: the channel is closed once the frame is written.
     func sendControlFrame(opcode: UInt8, payload: ByteBuffer, thenClose: Bool = false) {
         flush()
-        let (rawWriter, direct) = state.withLock { ($0.rawWriter, $0.direct) }
+        let (rawWriter, direct) = state.withLock { ($0.rawWriter, $0.writes.direct) }
         guard let rawWriter else {
             if thenClose { channel.close(promise: nil) }
             return
@@ -230,19 +208,6 @@ final class WebSocketTransport: Transport, BatchFlushed {
         return handToNIO(frames, context: context)
     }
 
-    /// What of `frame` is left for NIO: nil when `direct` and `send(2)` to the socket took all of
-    /// it; otherwise what remains (its buffer is full, or the peer is gone and NIO will meet the
-    /// error and close the channel), or the whole frame when it cannot be sent directly.
-    private func unsent(_ frame: ByteBuffer, direct: Bool) -> ByteBuffer? {
-        guard direct, let socket else { return frame }
-        let written = Self.send(frame, to: socket)
-        if written == frame.readableBytes { return nil }
-        metrics?.socketBacklogs.add(1, ordering: .relaxed)
-        var rest = frame
-        rest.moveReaderIndex(forwardBy: written)
-        return rest
-    }
-
     /// What of the text frame of `payload` is left for NIO, as `unsent(_:direct:)`; sent with
     /// `sendmsg` from a header on the stack and the payload where it is, so no frame is built
     /// unless the socket leaves some of it.
@@ -257,10 +222,7 @@ final class WebSocketTransport: Transport, BatchFlushed {
             return sent == headerSize + payload.readableBytes ? nil : sent
         }
         guard let written else { return nil }
-        metrics?.socketBacklogs.add(1, ordering: .relaxed)
-        var rest = WebSocketFraming.frame(payload)
-        rest.moveReaderIndex(forwardBy: written)
-        return rest
+        return rest(of: WebSocketFraming.frame(payload), written: written)
     }
 
     /// Hands frames to NIO, which writes them once the socket drains; nil when there are none.
@@ -270,18 +232,10 @@ final class WebSocketTransport: Transport, BatchFlushed {
         for frame in frames { context.write(NIOAny(frame), promise: nil) }
         // NIO completes writes in order: once the last one is done, it holds nothing of ours.
         let done = context.eventLoop.makePromise(of: Void.self)
-        if socket != nil {
-            state.withLock { $0.handedToNIO += 1 }
-            done.futureResult.whenComplete { _ in self.state.withLock { $0.handedToNIO -= 1 } }
-        }
+        holdDirectWrites(until: done.futureResult)
         context.write(NIOAny(last), promise: done)
         context.flush()
         return done.futureResult
-    }
-
-    /// `send(2)` of as much of `frame` as the socket takes now (see `SocketWrite`).
-    private static func send(_ frame: ByteBuffer, to socket: CInt) -> Int {
-        frame.withUnsafeReadableBytes { SocketWrite.send($0, to: socket) }
     }
 
     /// A WebSocket ping frame, after whatever is queued (the unidirectional endpoint's liveness check).
