@@ -49,7 +49,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
         let promise = context.eventLoop.makePromise(of: HTTPRoutes.Answer.self)
         if request.tooLarge {
-            promise.succeed(HTTPRoutes.Answer(status: 413, body: ""))
+            promise.succeed(.error(413, "body_too_large", "the body is over \(HTTPRoutes.maxBodySize) bytes"))
         } else {
             let routes = self.routes
             let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
@@ -63,6 +63,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             let context = bound.value
             var headers = HTTPHeaders()
             if let contentType = answer.contentType { headers.add(name: "Content-Type", value: contentType) }
+            if let allow = answer.allow { headers.add(name: "Allow", value: allow) }
             headers.add(name: "Content-Length", value: String(answer.body.utf8.count))
             if !keepAlive { headers.add(name: "Connection", value: "close") }
             let responseHead = HTTPResponseHead(

@@ -80,7 +80,9 @@ final class UniStreamHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
             let allowed: Bool = framing == .eventStream ? (head.method == .GET || head.method == .POST) : head.method == .POST
             guard allowed else {
-                refuse(context, status: .methodNotAllowed, code: "method_not_allowed", "\(path) takes \(framing == .eventStream ? "GET or POST" : "POST")")
+                refuse(
+                    context, status: .methodNotAllowed, code: "method_not_allowed",
+                    "\(path) takes \(framing == .eventStream ? "GET or POST" : "POST")", allow: methods + ", OPTIONS")
                 return
             }
             guard
@@ -172,11 +174,15 @@ final class UniStreamHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
 
-    private func refuse(_ context: ChannelHandlerContext, status: HTTPResponseStatus, code: String, _ message: String) {
+    /// `allow`: the methods the path takes, for a 405.
+    private func refuse(
+        _ context: ChannelHandlerContext, status: HTTPResponseStatus, code: String, _ message: String, allow: String? = nil
+    ) {
         phase = .refused
         let body = HTTPStreamTransport.errorBody(code: code, message: message)
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/json")
+        if let allow { headers.add(name: "Allow", value: allow) }
         headers.add(name: "Content-Length", value: String(body.readableBytes))
         headers.add(name: "Connection", value: "close")
         let channel = context.channel

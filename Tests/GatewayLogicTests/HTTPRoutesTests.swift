@@ -27,11 +27,31 @@ import Testing
         let info = await answer("POST", "/api/info")
         #expect(info.status == 200 && info.contentType == "application/json")
         #expect(JSONValue.parse(Array(info.body.utf8))?["result"]?["nodes"] != nil)
-        #expect(await answer("POST", "/api/nope").status == 404)
-        #expect(await answer("GET", "/api/info").status == 405)
-        #expect(await answer("POST", "/healthz").status == 405)
-        #expect(await answer("DELETE", "/metrics").status == 405)
-        #expect(await answer("GET", "/elsewhere").status == 404)
+        #expect(Self.error(await answer("POST", "/api/nope")) == ErrorAnswer(404, "unknown_method"))
+        #expect(Self.error(await answer("GET", "/api/info")) == ErrorAnswer(405, "method_not_allowed", allow: "POST"))
+        #expect(Self.error(await answer("POST", "/healthz")) == ErrorAnswer(405, "method_not_allowed", allow: "GET"))
+        #expect(Self.error(await answer("DELETE", "/metrics")) == ErrorAnswer(405, "method_not_allowed", allow: "GET"))
+        #expect(Self.error(await answer("GET", "/elsewhere")) == ErrorAnswer(404, "not_found"))
+    }
+
+    /// An error answer's status, its JSON body's `error.code`, and its `Allow` header.
+    struct ErrorAnswer: Equatable {
+        var status: Int
+        var code: String
+        var allow: String?
+
+        init(_ status: Int, _ code: String, allow: String? = nil) {
+            self.status = status
+            self.code = code
+            self.allow = allow
+        }
+    }
+
+    /// nil for an answer that is not the error shape (`{"error":{"code","message"}}`, JSON).
+    static func error(_ answer: HTTPRoutes.Answer) -> ErrorAnswer? {
+        let error = JSONValue.parse(Array(answer.body.utf8))?["error"]
+        guard answer.contentType == "application/json", case .string(let code)? = error?["code"], error?["message"] != nil else { return nil }
+        return ErrorAnswer(answer.status, code, allow: answer.allow)
     }
 
     @Test func thePublicPortAnswersOnlyABareHealthCheck() async {
@@ -44,14 +64,15 @@ import Testing
         #expect(await answer("POST", "/api/publish").status == 404)
         #expect(await answer("POST", "/api/info").status == 404)
         #expect(await answer("GET", "/metrics").status == 404)
-        #expect(await answer("POST", "/healthz").status == 405)
+        #expect(Self.error(await answer("POST", "/healthz")) == ErrorAnswer(405, "method_not_allowed", allow: "GET"))
+        #expect(Self.error(await answer("GET", "/elsewhere")) == ErrorAnswer(404, "not_found"))
     }
 
     @Test func theAPINeedsTheKeyAndAJSONBody() async {
         let refused = await answer("POST", "/api/info", key: "wrong")
-        #expect(refused.status == 401 && refused.body.isEmpty)
+        #expect(Self.error(refused) == ErrorAnswer(401, "unauthorized") && !refused.body.contains("wrong"))
         #expect(await answer("POST", "/api/info", key: nil).status == 401)
-        #expect(await answer("POST", "/api/publish", body: "{").status == 400)
+        #expect(Self.error(await answer("POST", "/api/publish", body: "{")) == ErrorAnswer(400, "invalid_json"))
         let unknown = await answer("POST", "/api/publish", body: #"{"channel":"nowhere:a","data":1}"#)
         #expect(unknown.status == 200)
         #expect(JSONValue.parse(Array(unknown.body.utf8))?["error"]?["code"] == .int(102))

@@ -100,11 +100,17 @@ import Testing
                 #expect(answer.hasPrefix("HTTP/1.1 \(check.status) "), "\(check.method) \(check.target): \(answer.prefix(200))")
                 let body = answer.components(separatedBy: "\r\n\r\n").dropFirst().joined()
                 #expect(JSONValue.parse(Array(body.utf8))?["error"]?["code"]?.stringValue == check.code, "\(check.target): \(body)")
+                if check.status == "405" {
+                    let allow = check.target.hasSuffix("uni_sse") ? "GET, POST, OPTIONS" : "POST, OPTIONS"
+                    #expect(answer.contains("\r\nAllow: \(allow)\r\n"), "\(check.target): \(answer.prefix(300))")
+                }
                 #expect(await connection.closes(within: .seconds(10)))
             }
             // The public port's other answers are as before.
             let health = try await Curl.request("GET", "http://127.0.0.1:\(ports.port)/healthz")
             #expect(health.status == 200)
+            let elsewhere = try await Curl.request("GET", "http://127.0.0.1:\(ports.port)/elsewhere")
+            #expect(elsewhere.status == 404 && JSONValue.parse(Array(elsewhere.body.utf8))?["error"]?["code"]?.stringValue == "not_found")
         }
     }
 
