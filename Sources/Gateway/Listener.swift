@@ -147,9 +147,12 @@ struct GatewayListener: Sendable {
             })
         try channel.pipeline.syncOperations.configureHTTPServerPipeline(
             withServerUpgrade: (upgraders: [upgrader], completionHandler: { context in
+                context.pipeline.removeHandler(name: HTTPProtocolErrorHandler.name, promise: nil)
                 context.pipeline.removeHandler(name: UniStreamHandler.name, promise: nil)
                 context.pipeline.removeHandler(name: HTTPRequestHandler.name, promise: nil)
-            }))
+            }),
+            withErrorHandling: false)
+        try channel.pipeline.syncOperations.addHandler(HTTPProtocolErrorHandler(), name: HTTPProtocolErrorHandler.name)
         try channel.pipeline.syncOperations.addHandler(
             UniStreamHandler(node: node, socket: socket, batcher: batcher, headDeadline: headDeadline), name: UniStreamHandler.name)
         try channel.pipeline.syncOperations.addHandler(HTTPRequestHandler(routes: routes), name: HTTPRequestHandler.name)
@@ -163,7 +166,8 @@ struct GatewayListener: Sendable {
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: false)
+                    try channel.pipeline.syncOperations.addHandler(HTTPProtocolErrorHandler())
                     try channel.pipeline.syncOperations.addHandler(HTTPRequestHandler(routes: internalRoutes), name: HTTPRequestHandler.name)
                 }
             }

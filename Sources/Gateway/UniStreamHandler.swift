@@ -146,7 +146,7 @@ final class UniStreamHandler: ChannelInboundHandler, RemovableChannelHandler {
             try? pipeline.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self),
             try? pipeline.context(handlerType: HTTPServerPipelineHandler.self),
             try? pipeline.context(handlerType: NIOHTTPResponseHeadersValidator.self),
-            try? pipeline.context(handlerType: HTTPServerProtocolErrorHandler.self),
+            try? pipeline.context(handlerType: HTTPProtocolErrorHandler.self),
             try? pipeline.context(handlerType: HTTPServerUpgradeHandler.self),
             try? pipeline.context(handlerType: HTTPRequestHandler.self),
         ].compactMap { $0 }

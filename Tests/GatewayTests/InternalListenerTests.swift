@@ -26,6 +26,28 @@ import Testing
         }
     }
 
+    /// Bytes the HTTP parser cannot read, on either listener (after a request it answered, too):
+    /// a JSON 400 and the connection closed.
+    @Test func aRequestTheParserCannotReadIsAJSON400() async throws {
+        try await withGateway { ports in
+            for port in [ports.port, ports.internalPort] {
+                for request in [
+                    "GARBAGE / HTTP/1.1\r\nHost: x\r\n\r\n",
+                    "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+                    "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n\u{01}\u{02} nonsense\r\n\r\n",
+                ] {
+                    let connection = try await WebSocketHandshakeIntegrationTests.RawConnection.open(port: port)
+                    try await connection.send(Array(request.utf8))
+                    let answer = await connection.text { $0.contains("malformed_request") }
+                    let last = answer.components(separatedBy: "HTTP/1.1 ").last ?? ""
+                    #expect(last.hasPrefix("400 ") && last.contains("Content-Type: application/json"), "\(port) \(request): \(answer)")
+                    #expect(last.hasSuffix(#"{"error":{"code":"malformed_request","message":"the request is not HTTP/1 this server can read"}}"#))
+                    #expect(await connection.closes(within: .seconds(10)))
+                }
+            }
+        }
+    }
+
     @Test func theInternalListenerServesTheAPIMetricsAndHealth() async throws {
         try await withGateway { ports in
             let base = "http://127.0.0.1:\(ports.internalPort)"
