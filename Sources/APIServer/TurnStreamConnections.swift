@@ -101,8 +101,9 @@ final class TurnStreamHandoff: Sendable {
     }
 }
 
-/// A connection of the api's listener: set up like Hummingbird's `HTTP1Channel`, with the turn
-/// stream handler between the HTTP codec and Hummingbird's connection state handler. `handle`
+/// A connection of the api's listener: set up like Hummingbird's `HTTP1Channel`, with
+/// `HTTPParseErrorHandler` after the HTTP codec and the turn stream handler before Hummingbird's
+/// connection state handler. `handle`
 /// (Hummingbird's task for the connection) waits only for the first request's head: for a turn
 /// stream it returns at once; for anything else it wraps the channel and runs Hummingbird's
 /// request loop.
@@ -129,6 +130,7 @@ struct TurnStreamChildChannel: ServerChildChannel {
                 withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,
                 withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
             try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+            try channel.pipeline.syncOperations.addHandler(HTTPParseErrorHandler())
             try channel.pipeline.syncOperations.addHandlers(http1.configuration.additionalChannelHandlers())
             let decided = channel.eventLoop.makePromise(of: Bool.self)
             let handler = TurnStreamConnectionHandler(opener: opener, decided: decided)

@@ -16,6 +16,8 @@ public struct SwitchboardError: Error, Sendable, Equatable, CustomStringConverti
         public init(stringLiteral value: String) { self.rawValue = value }
 
         public static let badRequest: Code = "bad_request"
+        /// Bytes the HTTP parser cannot read (400), answered before any route.
+        public static let malformedRequest: Code = "malformed_request"
         public static let invalidField: Code = "invalid_field"
         public static let unauthorized: Code = "unauthorized"
         public static let forbidden: Code = "forbidden"

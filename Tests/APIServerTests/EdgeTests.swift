@@ -14,6 +14,29 @@ import Turns
 
 @Suite("Errors, idempotency, rate limits, scoping")
 struct EdgeTests {
+    /// Bytes the HTTP parser cannot read reach no route: the listener answers them with the JSON
+    /// error shape (400 `malformed_request`) and closes, after a request it answered too.
+    @Test func aRequestTheParserCannotReadIsAJSON400() async throws {
+        try await TestEnvironment.with { env in
+            try await LiveServer.with(env.dependencies()) { port in
+                for request in [
+                    "GARBAGE / HTTP/1.1\r\nHost: x\r\n\r\n",
+                    "POST /api/v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+                    "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n\u{01}\u{02} nonsense\r\n\r\n",
+                ] {
+                    let answer = try await RawExchange.send(Array(request.utf8), port: port)
+                    let last = answer.text.components(separatedBy: "HTTP/1.1 ").last ?? ""
+                    #expect(last.hasPrefix("400 ") && last.lowercased().contains("content-type: application/json"), "\(request): \(answer.text)")
+                    let body = last.components(separatedBy: "\r\n\r\n").dropFirst().joined()
+                    let error = (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: [String: Any]]
+                    #expect(error?["error"]?["code"] as? String == "malformed_request", "\(body)")
+                    #expect(error?["error"]?["status"] as? Int == 400)
+                    #expect(answer.closed, "the connection stayed open")
+                }
+            }
+        }
+    }
+
     @Test func malformedWrongAndOversizedInputIsA400NamingTheField() async throws {
         try await TestEnvironment.with { env in
             let (_, key) = try await env.makeUser()

@@ -184,3 +184,42 @@ final class ResponsePartCollector: ChannelInboundHandler, @unchecked Sendable {
         context.close(promise: nil)
     }
 }
+
+/// Raw bytes to a listener and whatever comes back until the server closes the connection (or 10 s pass).
+enum RawExchange {
+    struct Answer {
+        var text: String
+        /// The server closed the connection.
+        var closed: Bool
+    }
+
+    static func send(_ bytes: [UInt8], port: Int) async throws -> Answer {
+        let (stream, continuation) = AsyncStream<ByteBuffer>.makeStream()
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Collector(continuation)) }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+        try await channel.writeAndFlush(ByteBuffer(bytes: bytes)).get()
+        let deadline = Task {
+            try await Task.sleep(for: .seconds(10))
+            continuation.finish()
+        }
+        var received: [UInt8] = []
+        for await chunk in stream { received += chunk.readableBytesView }
+        deadline.cancel()
+        let closed = !channel.isActive
+        try? await channel.close().get()
+        return Answer(text: String(decoding: received, as: UTF8.self), closed: closed)
+    }
+
+    private final class Collector: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        let continuation: AsyncStream<ByteBuffer>.Continuation
+
+        init(_ continuation: AsyncStream<ByteBuffer>.Continuation) { self.continuation = continuation }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) { continuation.yield(unwrapInboundIn(data)) }
+        func channelInactive(context: ChannelHandlerContext) { continuation.finish() }
+    }
+}

@@ -112,7 +112,9 @@ import Testing
     /// `handshake_timeout`: a connection that sends nothing, or a head that never ends, is closed;
     /// one that upgraded in time is not.
     @Test func aConnectionThatDoesNotFinishItsHeadInTimeIsClosed() async throws {
-        try await LiveGateway.with({ $0.handshakeTimeout = 1 }) { ports in
+        // 3 s: time to open the four connections and send their bytes before the timeout, on a
+        // machine busy with every suite at once (with 1 s, a CI run found one already closed).
+        try await LiveGateway.with({ $0.handshakeTimeout = 3 }) { ports in
             let silent = try await RawConnection.open(port: ports.port)
             let stalled = try await RawConnection.open(port: ports.port)
             try await stalled.send(Array("GET /connection/websocket HTTP/1.1\r\nHost: 127.0.0.1\r\n".utf8))
@@ -125,7 +127,7 @@ import Testing
             #expect(await silent.closes(within: .seconds(15)), "a connection that sent nothing was closed")
             #expect(await stalled.closes(within: .seconds(15)), "a connection whose head stopped was closed")
             #expect(await long.closes(within: .seconds(15)), "a connection whose head went on past 8 KB was closed")
-            try await Task.sleep(for: .milliseconds(1500))
+            try await Task.sleep(for: .milliseconds(3500))
             #expect(!upgraded.isClosed, "an upgraded connection outlives the handshake timeout")
             await upgraded.close()
         }
