@@ -18,6 +18,9 @@ import Testing
         #expect(try decoded("cf_connect={\"name\":\"a+b\"}") == #"{"name":"a b"}"#)
         #expect(try decoded("cf_connect") == "")
         #expect(try decoded("x=1&y=2") == nil)
+        #expect(try decoded("&&cf_connect=%7B%7D&") == "{}")
+        #expect(try decoded("cf_connect2=x&xcf_connect=y&cf_connec=z") == nil)
+        #expect(try decoded("cf_connect=a=b") == "a=b")
         #expect(try decoded("") == nil)
         #expect(throws: UniWebSocket.ParameterError.badEscape) { try decoded("cf_connect=%7") }
         #expect(throws: UniWebSocket.ParameterError.badEscape) { try decoded("cf_connect=%zz") }
