@@ -13,6 +13,7 @@ final class HTTPProtocolErrorHandler: ChannelDuplexHandler, RemovableChannelHand
     typealias OutboundOut = HTTPServerResponsePart
 
     static let name = "gateway-http-errors"
+    private static let answer = HTTPRoutes.Answer.error(400, "malformed_request", "the request is not HTTP/1 this server can read")
 
     /// A response's head went out and its end has not.
     private var responding = false
@@ -25,15 +26,7 @@ final class HTTPProtocolErrorHandler: ChannelDuplexHandler, RemovableChannelHand
         if responding {
             context.close(promise: nil)
         } else {
-            let body = HTTPStreamTransport.errorBody(code: "malformed_request", message: "the request is not HTTP/1 this server can read")
-            var headers = HTTPHeaders()
-            headers.add(name: "Content-Type", value: "application/json")
-            headers.add(name: "Content-Length", value: String(body.readableBytes))
-            headers.add(name: "Connection", value: "close")
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers))), promise: nil)
-            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-            let channel = context.channel
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+            Self.answer.write(to: context, close: true)
         }
         context.fireErrorCaught(error)
     }

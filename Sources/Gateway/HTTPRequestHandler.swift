@@ -60,21 +60,27 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
         }
         promise.futureResult.whenSuccess { answer in
-            let context = bound.value
-            var headers = HTTPHeaders()
-            if let contentType = answer.contentType { headers.add(name: "Content-Type", value: contentType) }
-            if let allow = answer.allow { headers.add(name: "Allow", value: allow) }
-            headers.add(name: "Content-Length", value: String(answer.body.utf8.count))
-            if !keepAlive { headers.add(name: "Connection", value: "close") }
-            let responseHead = HTTPResponseHead(
-                version: head.version, status: HTTPResponseStatus(statusCode: answer.status), headers: headers)
-            context.write(NIOAny(HTTPServerResponsePart.head(responseHead)), promise: nil)
-            if !answer.body.isEmpty {
-                context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: answer.body)))), promise: nil)
-            }
-            context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil))).whenComplete { _ in
-                if !keepAlive { bound.value.close(promise: nil) }
-            }
+            answer.write(to: bound.value, version: head.version, close: !keepAlive)
+        }
+    }
+}
+
+extension HTTPRoutes.Answer {
+    /// Writes the answer as one response (head, body, end) from `context`, whose next handler
+    /// toward the socket takes `HTTPServerResponsePart`s. `close`: with `Connection: close`, and
+    /// the connection closed once it is written.
+    func write(to context: ChannelHandlerContext, version: HTTPVersion = .http1_1, close: Bool) {
+        var headers = HTTPHeaders()
+        if let contentType { headers.add(name: "Content-Type", value: contentType) }
+        if let allow { headers.add(name: "Allow", value: allow) }
+        headers.add(name: "Content-Length", value: String(body.utf8.count))
+        if close { headers.add(name: "Connection", value: "close") }
+        let head = HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: status), headers: headers)
+        context.write(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
+        if !body.isEmpty { context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil) }
+        let channel = context.channel
+        context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil))).whenComplete { _ in
+            if close { channel.close(promise: nil) }
         }
     }
 }

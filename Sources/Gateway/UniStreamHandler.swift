@@ -179,15 +179,6 @@ final class UniStreamHandler: ChannelInboundHandler, RemovableChannelHandler {
         _ context: ChannelHandlerContext, status: HTTPResponseStatus, code: String, _ message: String, allow: String? = nil
     ) {
         phase = .refused
-        let body = HTTPStreamTransport.errorBody(code: code, message: message)
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: "application/json")
-        if let allow { headers.add(name: "Allow", value: allow) }
-        headers.add(name: "Content-Length", value: String(body.readableBytes))
-        headers.add(name: "Connection", value: "close")
-        let channel = context.channel
-        channel.write(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers)), promise: nil)
-        channel.write(HTTPServerResponsePart.body(.byteBuffer(body)), promise: nil)
-        channel.writeAndFlush(HTTPServerResponsePart.end(nil)).whenComplete { _ in channel.close(promise: nil) }
+        HTTPRoutes.Answer.error(Int(status.code), code, message, allow: allow).write(to: context, close: true)
     }
 }
