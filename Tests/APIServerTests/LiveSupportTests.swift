@@ -9,6 +9,7 @@ import Realtime
 import RedisClient
 import Storage
 import SwitchboardCore
+import TestSupport
 import Testing
 import TurnTestSupport
 
@@ -415,7 +416,8 @@ struct LiveSupportTests {
         try await TestEnvironment.with { env in
             let live = Live(env: env)
             let (_, ownerKey) = try await env.makeUser()
-            try await env.withWorker(responder: EchoResponder(chunkDelay: .milliseconds(400)), deliveries: live.deliveries) {
+            // 5 s a word: the turn cannot end by itself while the test looks, however busy the machine.
+            try await env.withWorker(responder: EchoResponder(chunkDelay: .seconds(5)), deliveries: live.deliveries) {
                 try await live.application().test(.router) { client in
                     let widget = try await Self.createWidget(client, key: ownerKey)
                     let session = try await Self.openSession(client, publicID: widget.publicID)
@@ -423,15 +425,15 @@ struct LiveSupportTests {
                         client, publicID: widget.publicID, session: session, "tell me a long story about many things")
                     let questionID = Int64(asked.json["messageId"] as? Int ?? 0)
                     // Wait until the turn runs (the assistant is typing on the typing channel meanwhile).
-                    let deadline = ContinuousClock.now + .seconds(15)
-                    while ContinuousClock.now < deadline, try await env.stores.messages.message(id: questionID)?.status != .running {
-                        try await Task.sleep(for: .milliseconds(20))
+                    let running = try await eventually(within: .seconds(30)) {
+                        try await env.stores.messages.message(id: questionID)?.status == .running
                     }
+                    try #require(running, "the turn never started")
                     let takeover = try await client.execute(
                         uri: "/api/v1/widgets/\(widget.id)/sessions/\(session.id)/takeover", method: .post, headers: .auth(ownerKey))
                     #expect(takeover.status == .ok)
-                    while ContinuousClock.now < deadline, try await env.stores.messages.message(id: questionID)?.status.isFinal != true {
-                        try await Task.sleep(for: .milliseconds(20))
+                    _ = try await eventually(within: .seconds(30)) {
+                        try await env.stores.messages.message(id: questionID)?.status.isFinal == true
                     }
                     #expect(try await env.stores.messages.message(id: questionID)?.status == .cancelled)
                     let events = try await live.events("widget:session.\(widget.publicID).\(session.id)")

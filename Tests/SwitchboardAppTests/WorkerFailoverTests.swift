@@ -11,17 +11,19 @@ import Turns
 
 /// An OpenAI-compatible model server in a Python subprocess (standard library only) that streams
 /// every chat answer slowly and deterministically: `tokens` tokens, one every `interval` seconds.
-/// One-shot chat answers a fixed sorter verdict; embeddings are a constant vector.
+/// With `holdFirstAfter` the first stream stops after that many tokens and never ends (its client
+/// must go away), so a test can kill that client mid-answer however slow the machine is. One-shot
+/// chat answers a fixed sorter verdict; embeddings are a constant vector.
 final class SlowModelServer: Sendable {
     let process: Process
     let port: Int
     var baseURL: String { "http://127.0.0.1:\(port)/v1" }
 
-    init(tokens: Int, interval: Double, log: URL) throws {
+    init(tokens: Int, interval: Double, holdFirstAfter: Int? = nil, log: URL) throws {
         port = try TestServices.freePort()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-u", "-c", Self.script, "\(port)", "\(tokens)", "\(interval)"]
+        process.arguments = ["python3", "-u", "-c", Self.script, "\(port)", "\(tokens)", "\(interval)", "\(holdFirstAfter ?? -1)"]
         try process.run(loggingTo: log)
         self.process = process
     }
@@ -43,9 +45,10 @@ final class SlowModelServer: Sendable {
     }
 
     static let script = #"""
-import json, sys, time
+import json, sys, threading, time
 from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
-port, tokens, interval = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+port, tokens, interval, hold_after = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+streams, lock = [0], threading.Lock()
 class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def log_message(self, *a): pass
@@ -67,6 +70,9 @@ class H(BaseHTTPRequestHandler):
             self.send_json({"model": "slow", "choices": [{"index": 0, "message": {"role": "assistant", "content": verdict}, "finish_reason": "stop"}],
                             "usage": {"prompt_tokens": 5, "completion_tokens": 5}})
             return
+        with lock:
+            streams[0] += 1
+            held = hold_after >= 0 and streams[0] == 1
         self.send_response(200); self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked"); self.end_headers()
         def send(obj):
@@ -74,6 +80,8 @@ class H(BaseHTTPRequestHandler):
             self.wfile.write(b"%x\r\n" % len(data) + data + b"\r\n"); self.wfile.flush()
         try:
             for i in range(tokens):
+                if held and i == hold_after:
+                    time.sleep(3600)
                 time.sleep(interval)
                 send({"model": "slow", "choices": [{"index": 0, "delta": {"content": "word%d " % i}, "finish_reason": None}]})
             send({"model": "slow", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
@@ -145,7 +153,9 @@ struct WorkerFailoverTests {
         let binary = ProcessTests.binary
         try #require(FileManager.default.isExecutableFile(atPath: binary.path), "build the switchboard binary first (\(binary.path))")
         let workers = try WorkerProcesses()
-        let model = try SlowModelServer(tokens: 12, interval: 0.25, log: workers.directory.appendingPathComponent("model.log"))
+        // Worker A's stream is held after two words, so A is killed mid-answer on any machine.
+        let model = try SlowModelServer(
+            tokens: 12, interval: 0.25, holdFirstAfter: 2, log: workers.directory.appendingPathComponent("model.log"))
         let outcome = await capture {
             try await Self.failover(workers: workers, model: model, concurrency: concurrency)
         }

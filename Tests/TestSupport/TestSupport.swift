@@ -151,3 +151,14 @@ struct UncheckedSendableBox<Value>: @unchecked Sendable {
     let value: Value
     init(_ value: Value) { self.value = value }
 }
+
+/// Polls `condition` every 100 ms until it holds or `timeout` passes; answers whether it held.
+/// A wait in a test is bounded by its own timeout, never by what an earlier wait left over.
+public func eventually(within timeout: Duration, _ condition: () async throws -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    return try await condition()
+}

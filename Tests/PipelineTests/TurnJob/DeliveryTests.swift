@@ -182,7 +182,8 @@ struct DeliveryTests {
                 // and its reply is stored, undelivered.
                 let reader = TurnStreamReader(redis: env.redis)
                 var last = try await reader.last(messageID: message.id)
-                while last?.isFinal != true && ContinuousClock.now < deadline {
+                let finalDeadline = ContinuousClock.now + .seconds(30)
+                while last?.isFinal != true && ContinuousClock.now < finalDeadline {
                     try await Task.sleep(for: .milliseconds(50))
                     last = try await reader.last(messageID: message.id)
                 }
