@@ -44,6 +44,7 @@ public enum APIApplication {
     public static func buildInternalRouter(healthChecks: [HealthCheck]) -> Router<BasicRequestContext> {
         MetricsSetup.bootstrap()
         let router = Router()
+        PlainListenerEdge.configure(router)
         router.get("/healthz") { _, _ in await HealthEndpoint.response(healthChecks) }
         router.get("/metrics") { _, _ in
             Response(
@@ -62,6 +63,7 @@ public enum APIApplication {
     ) -> some ApplicationProtocol {
         Application(
             router: buildInternalRouter(healthChecks: healthChecks),
+            server: .http1(configuration: .init(additionalChannelHandlers: PlainListenerEdge.channelHandlers())),
             configuration: .init(address: .hostname(host, port: port), serverName: "switchboard-internal"),
             onServerRunning: onServerRunning,
             logger: logger

@@ -1,7 +1,9 @@
 /// The api's answer to a request the HTTP parser cannot read: 400 `malformed_request` in the one
-/// JSON error shape, before any route or middleware sees it.
+/// JSON error shape, before any route or middleware sees it; and the same edge for the plain
+/// listeners (the api's internal one, the worker's health one).
 import Foundation
 import HTTPTypes
+import Hummingbird
 import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
@@ -57,5 +59,20 @@ final class HTTPParseErrorHandler: ChannelDuplexHandler, RemovableChannelHandler
         default: break
         }
         context.write(data, promise: promise)
+    }
+}
+
+/// The HTTP edge of a plain Hummingbird listener (no turn streams): errors in the one JSON shape
+/// (a 404 or 405 included) and a parse error answered as JSON instead of Hummingbird's empty 400.
+/// The api's internal listener uses it; the app assembly hands it to the worker's health listener.
+public enum PlainListenerEdge {
+    /// Adds the JSON error middleware in front of the routes.
+    @Sendable public static func configure(_ router: Router<BasicRequestContext>) {
+        router.add(middleware: JSONErrorMiddleware())
+    }
+
+    /// The handlers after the HTTP codec of each connection.
+    @Sendable public static func channelHandlers() -> [any RemovableChannelHandler] {
+        [HTTPParseErrorHandler()]
     }
 }

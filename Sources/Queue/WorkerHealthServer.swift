@@ -7,23 +7,44 @@ import SwitchboardCore
 
 /// `GET /health` and `GET /metrics` of a worker process, on its own port (default 9000).
 public struct WorkerHealthServer: Service {
+    /// What the app assembly puts at the listener's HTTP edge (the queue does not own the error
+    /// shape): middleware in front of the routes, and channel handlers after the HTTP codec.
+    public struct Edge: Sendable {
+        public var configure: @Sendable (Router<BasicRequestContext>) -> Void
+        public var channelHandlers: @Sendable () -> [any RemovableChannelHandler]
+
+        public init(
+            configure: @escaping @Sendable (Router<BasicRequestContext>) -> Void,
+            channelHandlers: @escaping @Sendable () -> [any RemovableChannelHandler]
+        ) {
+            self.configure = configure
+            self.channelHandlers = channelHandlers
+        }
+
+        /// Hummingbird's own answers.
+        public static let plain = Edge(configure: { _ in }, channelHandlers: { [] })
+    }
+
     public let worker: WorkerService
     let logger: Logger
+    let edge: Edge
     let onListening: @Sendable (Int) async -> Void
 
     /// - Parameter onListening: called with the bound port once the server listens (useful with port 0).
     public init(
-        worker: WorkerService, logger: Logger = Logger(label: "switchboard.worker.health"),
+        worker: WorkerService, logger: Logger = Logger(label: "switchboard.worker.health"), edge: Edge = .plain,
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) {
         self.worker = worker
         self.logger = logger
+        self.edge = edge
         self.onListening = onListening
     }
 
     /// The routes, for embedding in another Hummingbird application.
     public func buildRouter() -> Router<BasicRequestContext> {
         let router = Router()
+        edge.configure(router)
         let worker = self.worker
         router.get("health") { _, _ -> Response in
             let body = WorkerHealth(
@@ -58,8 +79,10 @@ public struct WorkerHealthServer: Service {
     public func run() async throws {
         let configuration = worker.configuration
         let onListening = self.onListening
+        let handlers = edge.channelHandlers
         let app = Application(
             router: buildRouter(),
+            server: .http1(configuration: .init(additionalChannelHandlers: handlers())),
             configuration: .init(
                 address: .hostname(configuration.healthHost, port: configuration.healthPort),
                 serverName: "switchboard-worker"),

@@ -1,4 +1,5 @@
 import AIProviders
+import APIServer
 import Channels
 import Files
 import Foundation
@@ -43,7 +44,9 @@ enum WorkerAssembly {
         }
         // The health server is listed first so that it stops last: while the worker drains,
         // `/health` still answers (with status "draining").
-        return [WorkerHealthServer(worker: worker, logger: logger), worker]
+        // Its errors in the api's JSON shape, a request the parser cannot read included.
+        let edge = WorkerHealthServer.Edge(configure: PlainListenerEdge.configure, channelHandlers: PlainListenerEdge.channelHandlers)
+        return [WorkerHealthServer(worker: worker, logger: logger, edge: edge), worker]
     }
 
     /// Every 30 s one worker (a Redis lock) queues the turns of messages left `queued` for over a

@@ -52,6 +52,25 @@ import Testing
             }
         }
     }
+
+    /// The internal listener answers in the one JSON error shape too: an unknown path or method,
+    /// and bytes the HTTP parser cannot read (Hummingbird alone sends them empty).
+    @Test func itsErrorsAreInTheJSONShape() async throws {
+        try await Self.withInternal(checks: []) { port in
+            let base = "http://127.0.0.1:\(port)"
+            let missing = try await Curl.request("GET", base + "/nope")
+            #expect(missing.status == 404 && missing.body.contains(#""code":"not_found""#), "\(missing.body)")
+            // Hummingbird routes a path and a method together: a POST to a GET route is a 404.
+            let wrongMethod = try await Curl.request("POST", base + "/metrics", body: "{}")
+            #expect(wrongMethod.status == 404 && wrongMethod.body.contains(#""code":"not_found""#), "\(wrongMethod.body)")
+            for request in ["GARBAGE / HTTP/1.1\r\nHost: x\r\n\r\n", "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"] {
+                let answer = try await RawExchange.send(Array(request.utf8), port: port)
+                #expect(answer.text.hasPrefix("HTTP/1.1 400 "), "\(answer.text)")
+                #expect(answer.text.contains(#""code":"malformed_request""#), "\(answer.text)")
+                #expect(answer.closed, "the connection stayed open")
+            }
+        }
+    }
 }
 
 extension Result where Failure == any Error {

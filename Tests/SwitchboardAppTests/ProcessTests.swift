@@ -221,6 +221,13 @@ import Testing
         #expect(await Self.httpStatus("http://127.0.0.1:\(ports.http)/metrics") == 404)
         #expect(await Self.httpStatus("http://127.0.0.1:\(ports.gateway)/metrics") == 404)
         #expect(try await Curl.request("POST", "http://127.0.0.1:\(ports.gateway)/api/info", body: "{}").status == 404)
+        // The api's internal listener and the worker's health listener answer errors as JSON too.
+        for port in [ports.httpInternal, ports.worker] {
+            let missing = try await Curl.request("GET", "http://127.0.0.1:\(port)/nope")
+            #expect(missing.status == 404 && missing.body.contains(#""code":"not_found""#), "port \(port): \(missing.body)")
+            let garbage = await Self.exchange(port: port, "GARBAGE / HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(garbage.hasPrefix("HTTP/1.1 400 ") && garbage.lowercased().contains("content-type: application/json"), "port \(port): \(garbage)")
+        }
         await Self.expectCleanStop(process, stderr: err)
     }
 
