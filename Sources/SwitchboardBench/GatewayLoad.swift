@@ -2,6 +2,7 @@ import Foundation
 #if canImport(CoreFoundation)
 import CoreFoundation  // declares `timespec` on Linux (needed with MemberImportVisibility)
 #endif
+import CDispatch  // with CSocket in the target, `timespec` is found through CDispatch (MemberImportVisibility)
 import Gateway
 import Logging
 import NIOCore
@@ -30,6 +31,7 @@ enum GatewayLoad {
         case "throughput": try await GatewayBench.throughput(options)
         case "abuse": try await GatewayBench.abuse(options)
         case "nio-floor": try await NIOFloor.serve(options)
+        case "epoll-floor": try await EpollFloor.serve(options)
         default: throw GatewayLoadError.usage
         }
     }

@@ -53,7 +53,7 @@ enum NIOFloor {
         }
     }
 
-    private static func waitForSignal() async {
+    static func waitForSignal() async {
         let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         for await _ in signals { return }
     }
@@ -63,8 +63,7 @@ enum NIOFloor {
         typealias InboundIn = ByteBuffer
         typealias OutboundOut = ByteBuffer
 
-        private static let eventStreamHead = ByteBuffer(
-            string: "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\nTransfer-Encoding: chunked\r\n\r\n")
+        private static let eventStreamHead = ByteBuffer(bytes: NIOFloor.eventStreamHead)
         private var answered = false
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -73,32 +72,34 @@ enum NIOFloor {
             // A head in one read, as the load tool's requests arrive.
             guard bytes.readableBytesView.firstRange(of: Array("\r\n\r\n".utf8)) != nil else { return }
             answered = true
-            let answer =
-                Self.webSocketKey(in: bytes).map { ByteBuffer(bytes: WebSocketHandshake.response(key: $0)) } ?? Self.eventStreamHead
+            let key = bytes.withUnsafeReadableBytes { NIOFloor.webSocketKey(in: $0) }
+            let answer = key.map { ByteBuffer(bytes: WebSocketHandshake.response(key: $0)) } ?? Self.eventStreamHead
             context.writeAndFlush(wrapOutboundOut(answer), promise: nil)
         }
 
         func errorCaught(context: ChannelHandlerContext, error: any Error) {
             context.close(promise: nil)
         }
+    }
 
-        /// The `Sec-WebSocket-Key` header's value, found in the bytes (no parse of the rest).
-        private static func webSocketKey(in bytes: ByteBuffer) -> String? {
-            let name = Array("\r\nsec-websocket-key:".utf8)
-            return bytes.withUnsafeReadableBytes { raw -> String? in
-                guard raw.count > name.count else { return nil }
-                search: for start in 0...(raw.count - name.count) {
-                    for offset in 0..<name.count where raw[start + offset] | (name[offset] >= 0x61 ? 0x20 : 0) != name[offset] {
-                        continue search
-                    }
-                    var from = start + name.count
-                    while from < raw.count, raw[from] == UInt8(ascii: " ") { from += 1 }
-                    var to = from
-                    while to < raw.count, raw[to] != UInt8(ascii: "\r") { to += 1 }
-                    return String(decoding: UnsafeRawBufferPointer(rebasing: raw[from..<to]), as: UTF8.self)
-                }
-                return nil
+    /// The answer to a request head that is not a WebSocket upgrade: an endless event stream's head.
+    static let eventStreamHead = Array(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\nTransfer-Encoding: chunked\r\n\r\n".utf8)
+
+    /// The `Sec-WebSocket-Key` header's value, found in the bytes (no parse of the rest).
+    static func webSocketKey(in raw: UnsafeRawBufferPointer) -> String? {
+        let name = Array("\r\nsec-websocket-key:".utf8)
+        guard raw.count > name.count else { return nil }
+        search: for start in 0...(raw.count - name.count) {
+            for offset in 0..<name.count where raw[start + offset] | (name[offset] >= 0x61 ? 0x20 : 0) != name[offset] {
+                continue search
             }
+            var from = start + name.count
+            while from < raw.count, raw[from] == UInt8(ascii: " ") { from += 1 }
+            var to = from
+            while to < raw.count, raw[to] != UInt8(ascii: "\r") { to += 1 }
+            return String(decoding: UnsafeRawBufferPointer(rebasing: raw[from..<to]), as: UTF8.self)
         }
+        return nil
     }
 }

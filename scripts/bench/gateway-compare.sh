@@ -13,6 +13,9 @@
 #           each connection's request with a canned 101 (WebSocket) or event-stream head, so its
 #           CPU per new connection is what NIO's channel machinery costs before any of the gateway's
 #           own work; measured with nchan's subscribers, WebSocket then EventSource
+#   epoll-floor  the same canned answers from a Swift event loop of its own (switchboard-bench
+#           gateway epoll-floor: edge-triggered epoll, one registration and one read per
+#           connection, as nginx does): what a socket layer of the gateway's own could cost
 # each started fresh, pinned to one core (taskset -c $SB_COMPARE_SERVER_CPU, default 0) with the
 # load tool / the floor's reader pinned to another ($SB_COMPARE_LOAD_CPU, default 1). Against the
 # gateway and nchan the same load tool (switchboard-bench gateway idle|fanout|throughput, with
@@ -24,13 +27,13 @@
 # channels a 100-message buffer for 5 minutes. Prints every measurement line, then a table of
 # ratios (a row per run, then the median of each column), with the load average at start and end,
 # a second one for the unidirectional endpoint against nchan (idle connections and fan-out), a
-# third for the gateway's EventSource streams against nchan's and a fourth for CPU per new
-# connection against NIO's floor. `--targets` runs a subset (a table
+# third for the gateway's EventSource streams against nchan's, a fourth for CPU per new
+# connection against NIO's floor and a fifth against the epoll floor. `--targets` runs a subset (a table
 # whose targets did not run shows `?`).
 #
 #   scripts/bench/gateway-compare.sh [--subscribers 10000] [--runs 3] [--publications 20]
 #                                    [--hold 5] [--seconds 10] [--rate 30000]
-#                                    [--targets floor,memory,redis,nchan,uni,sse,nchan-sse,nio-floor]
+#                                    [--targets floor,memory,redis,nchan,uni,sse,nchan-sse,nio-floor,epoll-floor]
 #                                    [--redis 'redis://127.0.0.1:6380/0?prefix=bench:']
 # SB_BENCH_BIN names an already built release switchboard-bench (skips the build). Installs nginx
 # and libnginx-mod-nchan with apt if missing (never starts or touches the system nginx).
@@ -44,7 +47,7 @@ HOLD=5
 SECONDS_=10
 RATE=30000
 REDIS='redis://127.0.0.1:6380/0?prefix=bench:'
-TARGETS=(floor memory redis nchan uni sse nchan-sse nio-floor)
+TARGETS=(floor memory redis nchan uni sse nchan-sse nio-floor epoll-floor)
 while [ $# -gt 0 ]; do
   case "$1" in
     --subscribers) SUBSCRIBERS=$2; shift 2 ;;
@@ -170,13 +173,13 @@ measure() {
       } | tee "$out"
       stop_server
       ;;
-    nio-floor)
-      taskset -c "$SERVER_CPU" "$BIN" gateway nio-floor --port "$NCHAN_PORT" >/dev/null &
+    nio-floor|epoll-floor)
+      taskset -c "$SERVER_CPU" "$BIN" gateway "$target" --port "$NCHAN_PORT" >/dev/null &
       SERVER=$!
       for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$NCHAN_PORT") 2>/dev/null && break; sleep 0.1; done
       load idle --target nchan --port "$NCHAN_PORT" --connections "$SUBSCRIBERS" --hold 1 --server-pid "$SERVER" | tee "$out"
       stop_server
-      taskset -c "$SERVER_CPU" "$BIN" gateway nio-floor --port "$NCHAN_PORT" >/dev/null &
+      taskset -c "$SERVER_CPU" "$BIN" gateway "$target" --port "$NCHAN_PORT" >/dev/null &
       SERVER=$!
       for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$NCHAN_PORT") 2>/dev/null && break; sleep 0.1; done
       load idle --target nchan --transport sse --port "$NCHAN_PORT" --connections "$SUBSCRIBERS" --hold 1 --server-pid "$SERVER" | tee "$out-sse"
@@ -208,7 +211,7 @@ against() {
 START_LOAD=$(loadavg)
 echo "== gateway / floor / nchan, $SUBSCRIBERS subscribers, $RUNS run(s), server on CPU $SERVER_CPU, load tool on CPU $LOAD_CPU ($(nproc) cores)"
 echo "load average at start: $START_LOAD"
-declare -a ROWS=() UNI_ROWS=() SSE_ROWS=() NIO_ROWS=()
+declare -a ROWS=() UNI_ROWS=() SSE_ROWS=() NIO_ROWS=() EPOLL_ROWS=()
 for run in $(seq "$RUNS"); do
   run_load=$(loadavg | cut -d' ' -f1)
   for i in $(seq 0 $(( ${#TARGETS[@]} - 1 ))); do
@@ -216,6 +219,7 @@ for run in $(seq "$RUNS"); do
   done
   f=$WORK/$run-floor m=$WORK/$run-memory r=$WORK/$run-redis n=$WORK/$run-nchan u=$WORK/$run-uni
   s=$WORK/$run-sse ns=$WORK/$run-nchan-sse nf=$WORK/$run-nio-floor nfs=$WORK/$run-nio-floor-sse
+  ef=$WORK/$run-epoll-floor efs=$WORK/$run-epoll-floor-sse
   m_cpu=$(fanout_cpu "$m") n_cpu=$(fanout_cpu "$n") u_cpu=$(fanout_cpu "$u") s_cpu=$(fanout_cpu "$s") ns_cpu=$(fanout_cpu "$ns")
   echo "run $run figures: floor cpu/delivery $(floor_field "$f" cpu) µs p50/p99 $(floor_field "$f" p50)/$(floor_field "$f" p99) ms |" \
     "memory cpu/delivery $m_cpu µs p50/p99 $(field "$m" p50)/$(field "$m" p99) ms rss/conn $(field "$m" per_connection) B cpu/new conn $(field "$m" server_cpu_per_new_connection) µs deliveries/s $(field "$m" deliveries_per_second) (p99 $(field "$m" latency_p99) ms) |" \
@@ -224,12 +228,14 @@ for run in $(seq "$RUNS"); do
     "uni cpu/delivery $u_cpu µs p50/p99 $(field "$u" p50)/$(field "$u" p99) ms rss/conn $(field "$u" per_connection) B cpu/new conn $(field "$u" server_cpu_per_new_connection) µs |" \
     "sse cpu/delivery $s_cpu µs p50/p99 $(field "$s" p50)/$(field "$s" p99) ms rss/conn $(field "$s" per_connection) B cpu/new conn $(field "$s" server_cpu_per_new_connection) µs |" \
     "nchan-sse cpu/delivery $ns_cpu µs p50/p99 $(field "$ns" p50)/$(field "$ns" p99) ms rss/conn $(field "$ns" per_connection) B cpu/new conn $(field "$ns" server_cpu_per_new_connection) µs |" \
-    "nio-floor cpu/new conn $(field "$nf" server_cpu_per_new_connection) µs (EventSource $(field "$nfs" server_cpu_per_new_connection) µs)"
+    "nio-floor cpu/new conn $(field "$nf" server_cpu_per_new_connection) µs (EventSource $(field "$nfs" server_cpu_per_new_connection) µs) |" \
+    "epoll-floor cpu/new conn $(field "$ef" server_cpu_per_new_connection) µs (EventSource $(field "$efs" server_cpu_per_new_connection) µs)"
   ROWS+=("$run|$run_load–$(loadavg | cut -d' ' -f1)|$(ratio "$m_cpu" "$(floor_field "$f" cpu)")|$(ratio "$(field "$m" p99)" "$(floor_field "$f" p99)")|$(ratio "$(field "$r" deliveries_per_second)" "$(field "$m" deliveries_per_second)") ($(field "$m" latency_p99)/$(field "$r" latency_p99) ms)|$(ratio "$m_cpu" "$n_cpu")|$(ratio "$(field "$m" per_connection)" "$(field "$n" per_connection)")|$(ratio "$(field "$m" p50)" "$(field "$n" p50)")|$(ratio "$(field "$m" p99)" "$(field "$n" p99)")|$(ratio "$(field "$m" server_cpu_per_new_connection)" "$(field "$n" server_cpu_per_new_connection)")")
   UNI_ROWS+=("$run|$run_load–$(loadavg | cut -d' ' -f1)|$(against "$u" "$u_cpu" "$n" "$n_cpu")")
   SSE_ROWS+=("$run|$run_load–$(loadavg | cut -d' ' -f1)|$(against "$s" "$s_cpu" "$ns" "$ns_cpu")")
   new_conn() { field "$1" server_cpu_per_new_connection; }
   NIO_ROWS+=("$run|$run_load–$(loadavg | cut -d' ' -f1)|$(ratio "$(new_conn "$nf")" "$(new_conn "$n")")|$(ratio "$(new_conn "$m")" "$(new_conn "$nf")")|$(ratio "$(new_conn "$nfs")" "$(new_conn "$ns")")|$(ratio "$(new_conn "$s")" "$(new_conn "$nfs")")")
+  EPOLL_ROWS+=("$run|$run_load–$(loadavg | cut -d' ' -f1)|$(ratio "$(new_conn "$ef")" "$(new_conn "$n")")|$(ratio "$(new_conn "$ef")" "$(new_conn "$nf")")|$(ratio "$(new_conn "$efs")" "$(new_conn "$ns")")|$(ratio "$(new_conn "$efs")" "$(new_conn "$nfs")")")
 done
 END_LOAD=$(loadavg)
 
@@ -268,3 +274,6 @@ table "run|load|sse/nchan-sse CPU per delivery|sse/nchan-sse RSS per idle conn|s
 echo
 echo "== CPU per new connection against NIO's floor (a SwiftNIO server that only answers the handshake): what NIO costs against nchan, and what the gateway adds to it"
 table "run|load|nio-floor/nchan WebSocket|gw/nio-floor WebSocket|nio-floor/nchan-sse EventSource|sse/nio-floor EventSource" "${NIO_ROWS[@]}"
+echo
+echo "== CPU per new connection of a Swift event loop of its own (edge-triggered epoll, the same canned answers): against nchan and against NIO's floor"
+table "run|load|epoll-floor/nchan WebSocket|epoll-floor/nio-floor WebSocket|epoll-floor/nchan-sse EventSource|epoll-floor/nio-floor EventSource" "${EPOLL_ROWS[@]}"
