@@ -42,7 +42,7 @@ struct TurnStreamHubTests {
         return (field("connected_clients"), field("blocked_clients"))
     }
 
-    @Test(.timeLimit(.minutes(2))) func manyOpenStreamsUseAFixedNumberOfRedisConnections() async throws {
+    @Test(.timeLimit(.minutes(5))) func manyOpenStreamsUseAFixedNumberOfRedisConnections() async throws {
         let server = try await PrivateRedisServer()
         do {
             let redis = try TestRedis.client(url: server.url)
@@ -92,7 +92,7 @@ struct TurnStreamHubTests {
 
     /// Requests that answer once their turn ends (`/v1/chat/completions`, the generic webhook's
     /// `wait`) follow it through the same readers as the SSE streams: no Redis connection each.
-    @Test(.timeLimit(.minutes(2))) func requestsWaitingForTheirTurnShareTheHubsReaders() async throws {
+    @Test(.timeLimit(.minutes(5))) func requestsWaitingForTheirTurnShareTheHubsReaders() async throws {
         let server = try await PrivateRedisServer()
         do {
             let redis = try TestRedis.client(url: server.url)
@@ -149,7 +149,7 @@ struct TurnStreamHubTests {
         await server.destroy()
     }
 
-    @Test(.timeLimit(.minutes(3))) func severalViewersOfOneTurnEachGetEveryEventInOrder() async throws {
+    @Test(.timeLimit(.minutes(5))) func severalViewersOfOneTurnEachGetEveryEventInOrder() async throws {
         try await TestEnvironment.with { env in
             let (_, key) = try await env.makeUser()
             try await LiveServer.with(env.dependencies(settings: APISettings(heartbeatInterval: .seconds(30)))) { port in
@@ -178,7 +178,7 @@ struct TurnStreamHubTests {
 
     /// A turn quiet for longer than `hotIdle` is read by the cold reader, whose `XREAD` blocks for
     /// a minute here: the turn's next event must still end that read at once and reach the viewer.
-    @Test(.timeLimit(.minutes(3))) func anIdleTurnsNextEventIsNotHeldForTheColdReadersBlock() async throws {
+    @Test(.timeLimit(.minutes(5))) func anIdleTurnsNextEventIsNotHeldForTheColdReadersBlock() async throws {
         try await TestEnvironment.with { env in
             let (_, key) = try await env.makeUser()
             let hub = TurnStreamHubSettings(hotIdle: .milliseconds(100), block: .milliseconds(200), coldBlock: .seconds(60))
@@ -201,7 +201,7 @@ struct TurnStreamHubTests {
         }
     }
 
-    @Test(.timeLimit(.minutes(3))) func aViewerJoiningLateWithLastEventIDGetsExactlyTheRest() async throws {
+    @Test(.timeLimit(.minutes(5))) func aViewerJoiningLateWithLastEventIDGetsExactlyTheRest() async throws {
         try await TestEnvironment.with { env in
             let (_, key) = try await env.makeUser()
             try await LiveServer.with(env.dependencies(settings: APISettings(heartbeatInterval: .seconds(30)))) { port in
@@ -230,7 +230,7 @@ struct TurnStreamHubTests {
         }
     }
 
-    @Test(.timeLimit(.minutes(2))) func aSlowClientIsCutOffAndResumesWithoutLossWhileOthersKeepUp() async throws {
+    @Test(.timeLimit(.minutes(5))) func aSlowClientIsCutOffAndResumesWithoutLossWhileOthersKeepUp() async throws {
         try await TestEnvironment.with { env in
             let (_, key) = try await env.makeUser()
             let settings = APISettings(heartbeatInterval: .seconds(30), streamHub: TurnStreamHubSettings(viewerBufferLimit: 32))
@@ -270,7 +270,7 @@ struct TurnStreamHubTests {
         }
     }
 
-    @Test(.timeLimit(.minutes(2))) func theReaderCarriesOnWhenRedisRestarts() async throws {
+    @Test(.timeLimit(.minutes(5))) func theReaderCarriesOnWhenRedisRestarts() async throws {
         let server = try await PrivateRedisServer()
         do {
             let redis = try TestRedis.client(url: server.url)

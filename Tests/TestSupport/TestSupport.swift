@@ -34,7 +34,15 @@ public enum TestServices {
 /// A `switchboard_test_<random>` database on the server at `TestServices.databaseURL`, migrated
 /// (unless asked not to), handed to `body`, and dropped afterwards however `body` ends.
 /// `acquireTimeout`: how long a caller waits for one of the `poolSize` connections.
+///
+/// At most `setUpsAtOnce` databases are created and migrated at a time in one test process: with
+/// every suite starting together, a hundred and more migrations at once (CREATE and ALTER TABLE)
+/// queued inside MariaDB for minutes on a busy machine, and every test waiting on the database
+/// with them (a 120 s migration lock and 10 s pool waits ran out). Queued here they finish sooner.
 public enum ThrowawayDatabase {
+    static let setUpsAtOnce = 8
+    static let setUps = TestGate(width: setUpsAtOnce)
+
     public static func with<T>(
         poolSize: Int = 8, acquireTimeout: Duration = .seconds(10), migrate: Bool = true,
         logger: Logger = TestServices.logger("test.database"),
@@ -44,9 +52,11 @@ public enum ThrowawayDatabase {
         configuration.poolSize = 1
         let admin = try await Database.connect(configuration, logger: logger)
         let name = "switchboard_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
+        await setUps.enter()
         do {
             try await admin.withSession { try await $0.executeText("CREATE DATABASE `\(name)` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci") }
         } catch {
+            await setUps.leave()
             await admin.shutdown()
             throw error
         }
@@ -54,10 +64,13 @@ public enum ThrowawayDatabase {
         configuration.poolSize = poolSize
         configuration.acquireTimeout = acquireTimeout
         let result: Result<T, any Error>
+        var inGate = true
         do {
             let database = try await Database.connect(configuration, logger: logger)
             do {
                 if migrate { _ = try await Migrator(database: database, logger: logger).migrate() }
+                await setUps.leave()
+                inGate = false
                 result = .success(try await body(database, name))
             } catch {
                 result = .failure(error)
@@ -66,6 +79,7 @@ public enum ThrowawayDatabase {
         } catch {
             result = .failure(error)
         }
+        if inGate { await setUps.leave() }
         var dropError: (any Error)?
         do {
             try await admin.withSession { try await $0.executeText("DROP DATABASE IF EXISTS `\(name)`") }
@@ -161,4 +175,30 @@ public func eventually(within timeout: Duration, _ condition: () async throws ->
         try await Task.sleep(for: .milliseconds(100))
     }
     return try await condition()
+}
+
+/// At most `width` holders at a time; the others wait in arrival order.
+public actor TestGate {
+    private let width: Int
+    private var holders = 0
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    public init(width: Int) { self.width = width }
+
+    public func enter() async {
+        if holders < width {
+            holders += 1
+            return
+        }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    /// Hands the place to the next waiter, if any.
+    public func leave() {
+        if waiting.isEmpty {
+            holders -= 1
+        } else {
+            waiting.removeFirst().resume()
+        }
+    }
 }
