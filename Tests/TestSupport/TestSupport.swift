@@ -52,25 +52,24 @@ public enum ThrowawayDatabase {
         configuration.poolSize = 1
         let admin = try await Database.connect(configuration, logger: logger)
         let name = "switchboard_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
-        await setUps.enter()
-        do {
-            try await admin.withSession { try await $0.executeText("CREATE DATABASE `\(name)` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci") }
-        } catch {
-            await setUps.leave()
-            await admin.shutdown()
-            throw error
-        }
         configuration.database = name
         configuration.poolSize = poolSize
         configuration.acquireTimeout = acquireTimeout
         let result: Result<T, any Error>
-        var inGate = true
         do {
-            let database = try await Database.connect(configuration, logger: logger)
+            let database = try await setUps.holding { [configuration] in
+                try await admin.withSession { try await $0.executeText("CREATE DATABASE `\(name)` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci") }
+                let database = try await Database.connect(configuration, logger: logger)
+                guard migrate else { return database }
+                do {
+                    _ = try await Migrator(database: database, logger: logger).migrate()
+                } catch {
+                    await database.shutdown()
+                    throw error
+                }
+                return database
+            }
             do {
-                if migrate { _ = try await Migrator(database: database, logger: logger).migrate() }
-                await setUps.leave()
-                inGate = false
                 result = .success(try await body(database, name))
             } catch {
                 result = .failure(error)
@@ -79,7 +78,6 @@ public enum ThrowawayDatabase {
         } catch {
             result = .failure(error)
         }
-        if inGate { await setUps.leave() }
         var dropError: (any Error)?
         do {
             try await admin.withSession { try await $0.executeText("DROP DATABASE IF EXISTS `\(name)`") }
@@ -199,6 +197,21 @@ public actor TestGate {
             holders -= 1
         } else {
             waiting.removeFirst().resume()
+        }
+    }
+}
+
+extension TestGate {
+    /// Runs `body` holding a place, which is given back however `body` ends.
+    public nonisolated func holding<T>(_ body: () async throws -> T) async rethrows -> T {
+        await enter()
+        do {
+            let value = try await body()
+            await leave()
+            return value
+        } catch {
+            await leave()
+            throw error
         }
     }
 }

@@ -5,7 +5,6 @@
 
 #include <stdint.h>
 
-
 /// accept4(2) with SOCK_NONBLOCK | SOCK_CLOEXEC: the accepted socket is ready for an event loop.
 int sb_accept_nonblocking(int listen_socket);
 
