@@ -12,8 +12,9 @@ import ServiceLifecycle
 import Synchronization
 import UnixSignals
 
-/// `switchboard-bench gateway serve|idle|fanout|throughput`: a development server for the interop
-/// tests and the load generators behind scripts/bench/gateway.sh and gateway-compare.sh. The load
+/// `switchboard-bench gateway serve|idle|fanout|throughput|abuse|nio-floor|epoll-floor`: a
+/// development server for the interop tests, the load generators behind scripts/bench/gateway.sh
+/// and gateway-compare.sh, and the two floors for a new connection (NIOFloor, EpollFloor). The load
 /// generators drive the gateway (`--target gateway`, the default) or nchan (`--target nchan`,
 /// started from scripts/bench/nchan/nginx.conf) with the same connections, timing and accounting.
 /// Gateway subscribers use the client protocol on /connection/websocket, or with `--transport uni`
@@ -74,7 +75,7 @@ enum GatewayLoadError: Error, CustomStringConvertible {
     var description: String {
         switch self {
         case .usage:
-            "usage: switchboard-bench gateway serve|idle|fanout|throughput|abuse [--port P] [--redis URL] [--config JSON] ..."
+            "usage: switchboard-bench gateway serve|idle|fanout|throughput|abuse|nio-floor|epoll-floor [--port P] [--redis URL] [--config JSON] ..."
         case .failed(let reason): reason
         }
     }
