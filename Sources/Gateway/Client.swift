@@ -30,18 +30,32 @@ final class Client: Sendable {
         if !transport.answersPings { state.withLock { $0.answersPings = false } }
     }
 
-    /// A random (version 4) UUID in lower case. `UUID()` opens, reads and closes /dev/urandom each
-    /// time, three system calls on every new connection; the bytes come from `getrandom` instead.
+    /// A random (version 4) UUID in lower case, written straight from its bytes. `UUID()` opens,
+    /// reads and closes /dev/urandom each time; the bytes come from `RandomBytes` instead, so most
+    /// new connections make no system call for their ID.
     static func makeID() -> String {
-        var generator = SystemRandomNumberGenerator()
+        var generator = RandomBytes()
         var bytes = (generator.next() as UInt64, generator.next() as UInt64)
-        let uuid = withUnsafeMutableBytes(of: &bytes) { raw in
+        return withUnsafeMutableBytes(of: &bytes) { raw in
             raw[6] = raw[6] & 0x0F | 0x40  // version 4
             raw[8] = raw[8] & 0x3F | 0x80  // RFC 4122 variant
-            return UUID(uuid: raw.load(as: uuid_t.self))
+            return String(unsafeUninitializedCapacity: 36) { out in
+                var at = 0
+                for index in 0..<16 {
+                    if index == 4 || index == 6 || index == 8 || index == 10 {
+                        out[at] = UInt8(ascii: "-")
+                        at += 1
+                    }
+                    out[at] = Self.lowerHex[Int(raw[index] >> 4)]
+                    out[at + 1] = Self.lowerHex[Int(raw[index] & 0xF)]
+                    at += 2
+                }
+                return at
+            }
         }
-        return uuid.uuidString.lowercased()
     }
+
+    private static let lowerHex = Array("0123456789abcdef".utf8)
 
     var user: String { state.withLock { $0.user } }
     var isClosed: Bool { state.withLock { $0.status == .closed } }

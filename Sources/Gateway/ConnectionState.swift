@@ -83,7 +83,8 @@ struct ConnectionState: Sendable {
     /// storm does not ping in lockstep.
     static func firstPingAt(now: Int64, pingInterval: Int) -> Int64 {
         let interval = Int64(pingInterval)
-        return now + max(1, Int64.random(in: (interval / 2)...max(interval / 2, interval)))
+        var generator = RandomBytes()
+        return now + max(1, Int64.random(in: (interval / 2)...max(interval / 2, interval), using: &generator))
     }
 
     /// connecting → connected as `user`; false when the connection is no longer connecting (it

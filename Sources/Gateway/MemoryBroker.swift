@@ -118,6 +118,7 @@ final class MemoryBroker: Broker {
     }
 
     static func newEpoch() -> String {
-        String(UInt32.random(in: .min ... .max), radix: 36)
+        var generator = RandomBytes()
+        return String(UInt32.random(in: .min ... .max, using: &generator), radix: 36)
     }
 }
