@@ -28,11 +28,13 @@ struct GatewayListener: Sendable {
     /// Listens on the public port. Connections are accepted by an `Acceptor` (so each WebSocket's
     /// transport knows its socket) and served by NIO channels on the group's event loops.
     func bind(host: String, port: Int) throws -> Acceptor {
-        var batchers: [ObjectIdentifier: FlushBatcher] = [:]
+        let handshakeTimeout = TimeAmount.seconds(Int64(max(node.configuration.handshakeTimeout, 1)))
+        var loops: [ObjectIdentifier: PerLoop] = [:]
         for eventLoop in group.makeIterator() {
-            batchers[ObjectIdentifier(eventLoop)] = FlushBatcher(eventLoop: eventLoop)
+            loops[ObjectIdentifier(eventLoop)] = PerLoop(
+                batcher: FlushBatcher(eventLoop: eventLoop), deadlines: HandshakeDeadlines(eventLoop: eventLoop, timeout: handshakeTimeout))
         }
-        let batchersByLoop = batchers
+        let perLoop = loops
         let node = self.node
         let routes = self.routes
         let logger = self.logger
@@ -52,9 +54,12 @@ struct GatewayListener: Sendable {
                     } catch {
                         return channel.eventLoop.makeFailedFuture(error)
                     }
-                    return Self.configure(
-                        channel, socket: socket, node: node, routes: routes, logger: logger,
-                        batcher: batchersByLoop[ObjectIdentifier(channel.eventLoop)] ?? FlushBatcher(eventLoop: channel.eventLoop))
+                    let loop =
+                        perLoop[ObjectIdentifier(channel.eventLoop)]
+                        ?? PerLoop(
+                            batcher: FlushBatcher(eventLoop: channel.eventLoop),
+                            deadlines: HandshakeDeadlines(eventLoop: channel.eventLoop, timeout: handshakeTimeout))
+                    return Self.configure(channel, socket: socket, node: node, routes: routes, logger: logger, loop: loop)
                 }
             // On failure NIO has already closed the socket: it owns the descriptor from here on.
             _ = bootstrap.withConnectedSocket(socket)
@@ -62,23 +67,30 @@ struct GatewayListener: Sendable {
         return acceptor
     }
 
+    /// What the connections of one event loop share.
+    private struct PerLoop: Sendable {
+        let batcher: FlushBatcher
+        let deadlines: HandshakeDeadlines
+    }
+
     /// One public connection's pipeline: `WebSocketHandshakeHandler`, which answers a plain
     /// upgrade of either endpoint itself, starts a plain `EventSource` stream itself, and hands
     /// anything else to `httpPipeline`.
     private static func configure(
-        _ channel: any Channel, socket: CInt, node: Node, routes: HTTPRoutes, logger: Logger, batcher: FlushBatcher
+        _ channel: any Channel, socket: CInt, node: Node, routes: HTTPRoutes, logger: Logger, loop: PerLoop
     ) -> EventLoopFuture<Void> {
         let allowedOrigins = node.configuration.allowedOrigins
+        let batcher = loop.batcher
         let handshake = WebSocketHandshakeHandler(
-            socket: socket, timeout: .seconds(Int64(max(node.configuration.handshakeTimeout, 1))),
+            socket: socket, deadlines: loop.deadlines,
             allowsOrigin: { origin, host in OriginCheck.allows(origin: origin, host: host, allowed: allowedOrigins) },
-            upgrade: { context, request in
+            upgrade: { context, request, unsentResponse in
                 let pipeline = context.pipeline.syncOperations
                 try pipeline.addHandler(WebSocketFrameEncoder())
                 try pipeline.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: maxFrameSize(node))))
                 try addWebSocketHandler(
                     to: context.channel, socket: socket, node: node, batcher: batcher, endpoint: request.endpoint,
-                    query: request.query.map { Substring($0) })
+                    query: request.query.map { Substring($0) }, unsentResponse: unsentResponse)
             },
             eventStream: { context, request, connectRequest in
                 try UniStreamConnection.start(
@@ -96,10 +108,11 @@ struct GatewayListener: Sendable {
 
     /// The connection's own handler, after the frame codec: the client and its transport. A
     /// unidirectional connection whose `query` has `cf_connect` connects with it at once (one
-    /// that cannot be decoded is a bad request, answered by a disconnect).
+    /// that cannot be decoded is a bad request, answered by a disconnect). `unsentResponse`: the
+    /// `101` the transport is to send in front of its first frame.
     private static func addWebSocketHandler(
         to channel: any Channel, socket: CInt, node: Node, batcher: FlushBatcher, endpoint: WebSocketHandshake.Endpoint,
-        query: Substring?
+        query: Substring?, unsentResponse: [UInt8]? = nil
     ) throws {
         let configuration = node.configuration
         let unidirectional = endpoint == .unidirectional
@@ -109,7 +122,7 @@ struct GatewayListener: Sendable {
         }
         let transport = WebSocketTransport(
             channel: channel, socket: socket, metrics: node.metrics, batcher: batcher, maxQueueSize: configuration.clientQueueMaxSize,
-            unidirectional: unidirectional)
+            unidirectional: unidirectional, unsentResponse: unsentResponse)
         let handler = WebSocketHandler(
             node: node, transport: transport, maxMessageSize: configuration.maxMessageSize, connectRequest: connectRequest)
         try channel.pipeline.syncOperations.addHandler(handler)
@@ -121,7 +134,7 @@ struct GatewayListener: Sendable {
     /// `headDeadline`: the handshake timeout of a head not read whole yet, cancelled once it is.
     private static func httpPipeline(
         _ channel: any Channel, socket: CInt, node: Node, routes: HTTPRoutes, logger: Logger, batcher: FlushBatcher,
-        headDeadline: Scheduled<Void>?
+        headDeadline: HandshakeDeadline?
     ) throws {
         let configuration = node.configuration
         let upgrader = NIOWebSocketServerUpgrader(

@@ -46,9 +46,9 @@ final class UniStreamHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let batcher: FlushBatcher
     private var phase = Phase.idle
     /// The handshake timeout, while the first request's head is still being read.
-    private var headDeadline: Scheduled<Void>?
+    private var headDeadline: HandshakeDeadline?
 
-    init(node: Node, socket: CInt?, batcher: FlushBatcher, headDeadline: Scheduled<Void>? = nil) {
+    init(node: Node, socket: CInt?, batcher: FlushBatcher, headDeadline: HandshakeDeadline? = nil) {
         self.node = node
         self.socket = socket
         self.batcher = batcher

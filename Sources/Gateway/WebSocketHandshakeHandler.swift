@@ -6,7 +6,9 @@ import NIOCore
 /// The first handler of every public connection. It collects the request head; a plain WebSocket
 /// upgrade is answered with `101` written to the socket (NIO holds nothing for the connection yet),
 /// after which `upgrade` installs the frame codec and the WebSocket handler and this handler leaves
-/// the pipeline, passing on any bytes that followed the head. A plain `EventSource` request
+/// the pipeline, passing on any bytes that followed the head. A unidirectional upgrade's `101` is
+/// not written here but handed to `upgrade`: its client sends nothing after the head, so the `101`
+/// can wait for the connect push and go out with it in one `send`. A plain `EventSource` request
 /// (`GET /connection/uni_sse` whose `cf_connect` decodes, from an allowed origin) goes to
 /// `eventStream`, which starts the stream in the same way. Anything else is handed, bytes and
 /// all, to the pipeline `fallback` installs (HTTP/1 with NIO's upgrader), which answers it as
@@ -27,23 +29,23 @@ final class WebSocketHandshakeHandler: ChannelInboundHandler, RemovableChannelHa
     }
 
     private let socket: CInt
-    private let timeout: TimeAmount
-    private var deadline: Scheduled<Void>?
+    private let deadlines: HandshakeDeadlines
+    private var deadline: HandshakeDeadline?
     private let allowsOrigin: (_ origin: String?, _ host: String?) -> Bool
-    private let upgrade: (ChannelHandlerContext, WebSocketHandshake.Upgrade) throws -> Void
+    private let upgrade: (ChannelHandlerContext, WebSocketHandshake.Upgrade, _ unsentResponse: [UInt8]?) throws -> Void
     private let eventStream: (ChannelHandlerContext, WebSocketHandshake.EventStream, _ connectRequest: ByteBuffer) throws -> Void
-    private let fallback: (ChannelHandlerContext, _ headDeadline: Scheduled<Void>?) throws -> Void
+    private let fallback: (ChannelHandlerContext, _ headDeadline: HandshakeDeadline?) throws -> Void
     private var received: ByteBuffer?
     private var phase = Phase.reading
 
     init(
-        socket: CInt, timeout: TimeAmount, allowsOrigin: @escaping (_ origin: String?, _ host: String?) -> Bool,
-        upgrade: @escaping (ChannelHandlerContext, WebSocketHandshake.Upgrade) throws -> Void,
+        socket: CInt, deadlines: HandshakeDeadlines, allowsOrigin: @escaping (_ origin: String?, _ host: String?) -> Bool,
+        upgrade: @escaping (ChannelHandlerContext, WebSocketHandshake.Upgrade, _ unsentResponse: [UInt8]?) throws -> Void,
         eventStream: @escaping (ChannelHandlerContext, WebSocketHandshake.EventStream, _ connectRequest: ByteBuffer) throws -> Void,
-        fallback: @escaping (ChannelHandlerContext, _ headDeadline: Scheduled<Void>?) throws -> Void
+        fallback: @escaping (ChannelHandlerContext, _ headDeadline: HandshakeDeadline?) throws -> Void
     ) {
         self.socket = socket
-        self.timeout = timeout
+        self.deadlines = deadlines
         self.allowsOrigin = allowsOrigin
         self.upgrade = upgrade
         self.eventStream = eventStream
@@ -51,8 +53,7 @@ final class WebSocketHandshakeHandler: ChannelInboundHandler, RemovableChannelHa
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        let channel = context.channel
-        deadline = context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+        deadline = deadlines.start(closing: context.channel)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -111,7 +112,11 @@ final class WebSocketHandshakeHandler: ChannelInboundHandler, RemovableChannelHa
     /// deadline still runs until then).
     private func answer(_ context: ChannelHandlerContext, _ request: WebSocketHandshake.Upgrade) {
         let response = WebSocketHandshake.response(key: request.key)
-        let upgrade = { [upgrade] (context: ChannelHandlerContext) throws in try upgrade(context, request) }
+        if request.endpoint == .unidirectional {
+            handOver(context, install: { [upgrade] context in try upgrade(context, request, response) })
+            return
+        }
+        let upgrade = { [upgrade] (context: ChannelHandlerContext) throws in try upgrade(context, request, nil) }
         let sent = response.withUnsafeBytes { Glibc.send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         if sent == response.count {
             handOver(context, install: upgrade)

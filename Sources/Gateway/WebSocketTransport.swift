@@ -9,8 +9,8 @@ import Synchronization
 /// tick, joining what queued up into newline-separated frames, and flushes once. A message alone in
 /// its tick goes out as its shared pre-built frame when it has one (no copy, no encoding).
 ///
-/// Every byte this connection sends after the upgrade goes through here, control frames included,
-/// so the transport knows whether NIO holds any of them. While it holds none, frames are written to
+/// Every byte this connection sends after the upgrade goes through here, control frames included
+/// (and a unidirectional connection's `101`, sent with its first frame), so the transport knows whether NIO holds any of them. While it holds none, frames are written to
 /// the socket with `send` directly (`DirectSocketWriter`): a fan-out then costs one system call
 /// per subscriber and none of NIO's per-write work. Between NIO closing the descriptor and the
 /// handler hearing of it, NIO runs nothing of ours but write-promise callbacks, which never write.
@@ -29,6 +29,13 @@ final class WebSocketTransport: Transport, BatchFlushed, DirectSocketWriter {
         var rawWriter: NIOLoopBound<ChannelHandlerContext>?
         /// Set open with the raw writer, closed by the handler's `channelInactive`.
         var writes = DirectWriteState()
+        /// The handshake's `101`, not sent yet: it goes out in front of the first frame.
+        var unsentResponse: ByteBuffer?
+
+        /// The `101` to send now, with what is about to be written (once the raw writer is set).
+        mutating func takeUnsentResponse() -> ByteBuffer? {
+            rawWriter == nil ? nil : unsentResponse.take()
+        }
 
         mutating func join(_ payload: ByteBuffer) {
             if joined == nil {
@@ -57,8 +64,9 @@ final class WebSocketTransport: Transport, BatchFlushed, DirectSocketWriter {
 
     init(
         channel: any Channel, socket: CInt? = nil, metrics: Metrics? = nil, batcher: FlushBatcher, maxQueueSize: Int,
-        unidirectional: Bool = false
+        unidirectional: Bool = false, unsentResponse: [UInt8]? = nil
     ) {
+        if let unsentResponse { state.withLock { $0.unsentResponse = ByteBuffer(bytes: unsentResponse) } }
         self.channel = channel
         self.unidirectional = unidirectional
         self.socket = socket
@@ -127,12 +135,14 @@ final class WebSocketTransport: Transport, BatchFlushed, DirectSocketWriter {
     /// shared by every subscriber, on both event loops, and each copy and release of them is an
     /// atomic on a cache line the other loop is also writing.
     func flush() {
-        let (ready, joined, single, hasWriter, writable, direct) = state.withLock { state in
+        let (ready, joined, single, hasWriter, writable, direct, response) = state.withLock { state in
             state.queuedBytes = 0
             state.flushScheduled = false
             var ready: [ByteBuffer] = []
             swap(&ready, &state.ready)
-            return (ready, state.joined.take(), state.single.take(), state.rawWriter != nil, state.writes.writable, state.writes.direct)
+            let (joined, single) = (state.joined.take(), state.single.take())
+            let response = joined != nil || single != nil ? state.takeUnsentResponse() : nil
+            return (ready, joined, single, state.rawWriter != nil, state.writes.writable, state.writes.direct, response)
         }
         guard joined != nil || single != nil, hasWriter else { return }
         // Bytes still waiting in the channel above the high water mark: the peer does not read.
@@ -140,7 +150,7 @@ final class WebSocketTransport: Transport, BatchFlushed, DirectSocketWriter {
             client.withLock { $0 }?.slow()
             return
         }
-        if ready.isEmpty, joined == nil, let single {
+        if response == nil, ready.isEmpty, joined == nil, let single {
             // The common case (one publication since the last tick): no array of frames, and
             // for a message without a shared frame none built either while the socket takes it.
             if let frame = single.frame {
@@ -157,7 +167,17 @@ final class WebSocketTransport: Transport, BatchFlushed, DirectSocketWriter {
         } else if let single {
             single.withFrame { frames.append($0) }
         }
+        if let response { frames = [Self.joining(response, frames)] }
         send(frames, context: rawContext(), direct: direct)
+    }
+
+    /// `head` and `frames` in one buffer, for one `send` (a `101` and the first frames: a few
+    /// hundred bytes).
+    private static func joining(_ head: ByteBuffer, _ frames: [ByteBuffer]) -> ByteBuffer {
+        var joined = head
+        joined.reserveCapacity(minimumWritableBytes: frames.reduce(0) { $0 + $1.readableBytes })
+        for frame in frames { joined.writeImmutableBuffer(frame) }
+        return joined
     }
 
     /// The context frames are handed to NIO through; only once the raw writer is set, on the event loop.
@@ -169,12 +189,14 @@ final class WebSocketTransport: Transport, BatchFlushed, DirectSocketWriter {
     /// `thenClose`: the channel is closed once the frame is written.
     func sendControlFrame(opcode: UInt8, payload: ByteBuffer, thenClose: Bool = false) {
         flush()
-        let (rawWriter, direct) = state.withLock { ($0.rawWriter, $0.writes.direct) }
+        let (rawWriter, direct, response) = state.withLock { ($0.rawWriter, $0.writes.direct, $0.takeUnsentResponse()) }
         guard let rawWriter else {
             if thenClose { channel.close(promise: nil) }
             return
         }
-        let written = send([WebSocketFraming.frame(payload, opcode: opcode)], context: rawWriter.value, direct: direct)
+        var frame = WebSocketFraming.frame(payload, opcode: opcode)
+        if let response { frame = Self.joining(response, [frame]) }
+        let written = send([frame], context: rawWriter.value, direct: direct)
         guard thenClose else { return }
         if let written {
             written.whenComplete { [channel] _ in channel.close(promise: nil) }

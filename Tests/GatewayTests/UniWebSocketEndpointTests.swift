@@ -1,5 +1,6 @@
 import Foundation
 import SwitchboardCore
+import Synchronization
 import TestSupport
 import Testing
 
@@ -67,6 +68,22 @@ import Testing
             #expect(publication["pub"]?["offset"] == .int(1))
             #expect(publication["push"] == nil)
             await client.close()
+        }
+    }
+
+    /// The `101` waits for the connect push and both go out in one `send`: the client's first read
+    /// holds both (sent apart, the `101` arrives alone, well before the connect is done).
+    @Test func theUpgradeIsAnsweredTogetherWithTheConnectPush() async throws {
+        try await Self.withGateway { ports in
+            let connection = try await WebSocketHandshakeIntegrationTests.RawConnection.open(port: ports.port)
+            let target = Self.target(connect: #"{"token":"\#(token())"}"#)
+            try await connection.send(Array(
+                "GET \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".utf8))
+            let text = await connection.text { $0.contains("\"client\"") }
+            let first = String(decoding: connection.reads.withLock { $0.first ?? [] }, as: UTF8.self)
+            #expect(first.hasPrefix("HTTP/1.1 101 "), "\(text)")
+            #expect(first.contains(#""client":""#), "the first read: \(first)")
+            await connection.close()
         }
     }
 

@@ -22,6 +22,8 @@ import Testing
     final class RawConnection: ChannelInboundHandler, Sendable {
         typealias InboundIn = ByteBuffer
         let received = Mutex<[UInt8]>([])
+        /// Each read's bytes, in order.
+        let reads = Mutex<[[UInt8]]>([])
         let closed = Atomic<Bool>(false)
         let channel = Mutex<(any Channel)?>(nil)
 
@@ -45,6 +47,7 @@ import Testing
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             let bytes = Array(unwrapInboundIn(data).readableBytesView)
             received.withLock { $0 += bytes }
+            reads.withLock { $0.append(bytes) }
         }
 
         func channelInactive(context: ChannelHandlerContext) { closed.store(true, ordering: .releasing) }
