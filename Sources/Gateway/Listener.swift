@@ -117,7 +117,7 @@ struct GatewayListener: Sendable {
         let configuration = node.configuration
         let unidirectional = endpoint == .unidirectional
         var connectRequest: ByteBuffer?
-        if unidirectional, let query {
+        if unidirectional, let query, UniWebSocket.hasConnectParameter(query: query) {
             connectRequest = (try? UniWebSocket.connectRequest(query: query)) ?? ByteBuffer(string: "?")
         }
         let transport = WebSocketTransport(

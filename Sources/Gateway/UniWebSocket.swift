@@ -27,21 +27,30 @@ enum UniWebSocket {
         // of a new stream's CPU.
         var query = query
         let found: Result<ByteBuffer, ParameterError>? = query.withUTF8 { bytes in
-            var start = 0
-            while start < bytes.count {
-                var end = start
-                while end < bytes.count, bytes[end] != UInt8(ascii: "&") { end += 1 }
-                var equals = start
-                while equals < end, bytes[equals] != UInt8(ascii: "=") { equals += 1 }
-                if bytes[start..<equals].elementsEqual(connectParameter.utf8) {
-                    let value = UnsafeBufferPointer(rebasing: bytes[min(equals + 1, end)..<end])
-                    return Result { () throws(ParameterError) in try decode(value) }
-                }
-                start = end + 1
-            }
-            return nil
+            guard let value = connectValue(in: bytes) else { return nil }
+            return Result { () throws(ParameterError) in try decode(UnsafeBufferPointer(rebasing: bytes[value])) }
         }
         return try found?.get()
+    }
+
+    /// Whether the query has a `cf_connect` parameter, decodable or not (without decoding it).
+    static func hasConnectParameter(query: Substring) -> Bool {
+        var query = query
+        return query.withUTF8 { connectValue(in: $0) != nil }
+    }
+
+    /// Where the first `cf_connect` parameter's value lies in the query's bytes.
+    private static func connectValue(in bytes: UnsafeBufferPointer<UInt8>) -> Range<Int>? {
+        var start = 0
+        while start < bytes.count {
+            var end = start
+            while end < bytes.count, bytes[end] != UInt8(ascii: "&") { end += 1 }
+            var equals = start
+            while equals < end, bytes[equals] != UInt8(ascii: "=") { equals += 1 }
+            if bytes[start..<equals].elementsEqual(connectParameter.utf8) { return min(equals + 1, end)..<end }
+            start = end + 1
+        }
+        return nil
     }
 
     private static func decode(_ bytes: UnsafeBufferPointer<UInt8>) throws(ParameterError) -> ByteBuffer {

@@ -6,9 +6,10 @@ import NIOCore
 /// The first handler of every public connection. It collects the request head; a plain WebSocket
 /// upgrade is answered with `101` written to the socket (NIO holds nothing for the connection yet),
 /// after which `upgrade` installs the frame codec and the WebSocket handler and this handler leaves
-/// the pipeline, passing on any bytes that followed the head. A unidirectional upgrade's `101` is
-/// not written here but handed to `upgrade`: its client sends nothing after the head, so the `101`
-/// can wait for the connect push and go out with it in one `send`. A plain `EventSource` request
+/// the pipeline, passing on any bytes that followed the head. The `101` of a unidirectional upgrade
+/// with its connect request in the URL is not written here but handed to `upgrade`: the server
+/// answers that request at once and the client waits, so the `101` goes out with the connect push
+/// in one `send`. (Without one in the URL the client sends its connect request after the `101`.) A plain `EventSource` request
 /// (`GET /connection/uni_sse` whose `cf_connect` decodes, from an allowed origin) goes to
 /// `eventStream`, which starts the stream in the same way. Anything else is handed, bytes and
 /// all, to the pipeline `fallback` installs (HTTP/1 with NIO's upgrader), which answers it as
@@ -112,7 +113,7 @@ final class WebSocketHandshakeHandler: ChannelInboundHandler, RemovableChannelHa
     /// deadline still runs until then).
     private func answer(_ context: ChannelHandlerContext, _ request: WebSocketHandshake.Upgrade) {
         let response = WebSocketHandshake.response(key: request.key)
-        if request.endpoint == .unidirectional {
+        if request.endpoint == .unidirectional, let query = request.query, UniWebSocket.hasConnectParameter(query: Substring(query)) {
             handOver(context, install: { [upgrade] context in try upgrade(context, request, response) })
             return
         }

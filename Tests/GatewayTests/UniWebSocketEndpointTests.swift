@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import SwitchboardCore
 import Synchronization
 import TestSupport
@@ -83,6 +84,26 @@ import Testing
             let first = String(decoding: connection.reads.withLock { $0.first ?? [] }, as: UTF8.self)
             #expect(first.hasPrefix("HTTP/1.1 101 "), "\(text)")
             #expect(first.contains(#""client":""#), "the first read: \(first)")
+            await connection.close()
+        }
+    }
+
+    /// A client without `cf_connect` waits for the `101` before it sends its connect request, so
+    /// the `101` goes out at once (a query of other parameters is no connect request either).
+    @Test(arguments: ["/connection/uni_websocket", "/connection/uni_websocket?v=2"])
+    func withoutAConnectRequestInTheURLThe101IsSentAtOnce(target: String) async throws {
+        try await Self.withGateway { ports in
+            let connection = try await WebSocketHandshakeIntegrationTests.RawConnection.open(port: ports.port)
+            try await connection.send(Array(
+                "GET \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".utf8))
+            let head = await connection.text { $0.contains("\r\n\r\n") }
+            #expect(head.hasPrefix("HTTP/1.1 101 "), "\(head)")
+            let request = #"{"token":"\#(token())"}"#
+            var frame = ByteBuffer()
+            WebSocketTestClient.writeFrame(Array(request.utf8), to: &frame)
+            try await connection.send(Array(frame.readableBytesView))
+            let text = await connection.text { $0.contains("\"client\"") }
+            #expect(text.contains(#""subs":{"chat:news""#), "\(text)")
             await connection.close()
         }
     }
