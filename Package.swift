@@ -422,6 +422,7 @@ if Context.environment["SB_FUZZ"] != nil {
         ("fuzz-configuration", "Fuzz/Configuration", ["SwitchboardConfig"]),
         ("fuzz-mime", "Fuzz/MIME", ["Mail"]),
         ("fuzz-websocket-handshake", "Fuzz/WebSocketHandshake", [.product(name: "Crypto", package: "swift-crypto")]),
+        ("fuzz-websocket-frames", "Fuzz/WebSocketFrames", [.product(name: "NIOCore", package: "swift-nio")]),
         (
             "fuzz-multipart", "Fuzz/Multipart",
             [.product(name: "MultipartKit", package: "multipart-kit"), .product(name: "NIOCore", package: "swift-nio")]

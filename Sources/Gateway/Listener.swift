@@ -85,9 +85,6 @@ struct GatewayListener: Sendable {
             socket: socket, deadlines: loop.deadlines,
             allowsOrigin: { origin, host in OriginCheck.allows(origin: origin, host: host, allowed: allowedOrigins) },
             upgrade: { context, request, unsentResponse in
-                let pipeline = context.pipeline.syncOperations
-                try pipeline.addHandler(WebSocketFrameEncoder())
-                try pipeline.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: maxFrameSize(node))))
                 try addWebSocketHandler(
                     to: context.channel, socket: socket, node: node, batcher: batcher, endpoint: request.endpoint,
                     query: request.query.map { Substring($0) }, unsentResponse: unsentResponse)
@@ -106,7 +103,7 @@ struct GatewayListener: Sendable {
 
     private static func maxFrameSize(_ node: Node) -> Int { max(node.configuration.maxMessageSize, 1024) }
 
-    /// The connection's own handler, after the frame codec: the client and its transport. A
+    /// The connection's own handler, which reads and writes frames itself: the client and its transport. A
     /// unidirectional connection whose `query` has `cf_connect` connects with it at once (one
     /// that cannot be decoded is a bad request, answered by a disconnect). `unsentResponse`: the
     /// `101` the transport is to send in front of its first frame.
@@ -124,7 +121,8 @@ struct GatewayListener: Sendable {
             channel: channel, socket: socket, metrics: node.metrics, batcher: batcher, maxQueueSize: configuration.clientQueueMaxSize,
             unidirectional: unidirectional, unsentResponse: unsentResponse)
         let handler = WebSocketHandler(
-            node: node, transport: transport, maxMessageSize: configuration.maxMessageSize, connectRequest: connectRequest)
+            node: node, transport: transport, maxMessageSize: configuration.maxMessageSize, maxFrameSize: maxFrameSize(node),
+            connectRequest: connectRequest)
         try channel.pipeline.syncOperations.addHandler(handler)
     }
 
@@ -154,6 +152,8 @@ struct GatewayListener: Sendable {
             },
             upgradePipelineHandler: { channel, head in
                 channel.eventLoop.makeCompletedFuture {
+                    // The upgrader has added NIO's frame codec; `WebSocketHandler` reads bytes.
+                    try channel.pipeline.syncOperations.addHandler(DecodedFrameBytes())
                     let (endpoint, query) = WebSocketHandshake.endpoint(target: head.uri[...]) ?? (.bidirectional, nil)
                     try addWebSocketHandler(to: channel, socket: socket, node: node, batcher: batcher, endpoint: endpoint, query: query)
                 }
@@ -186,5 +186,27 @@ struct GatewayListener: Sendable {
             }
             .bind(host: host, port: port)
             .get()
+    }
+}
+
+/// For an upgrade NIO's upgrader answered (the HTTP pipeline's path), whose pipeline holds NIO's
+/// frame decoder: each decoded frame is handed on as the bytes of an unmasked frame, so
+/// `WebSocketHandler` reads it as it reads any other. (The decoder cannot simply be taken out: it
+/// leaves the pipeline a tick later, after decoding what arrived meanwhile.)
+private final class DecodedFrameBytes: ChannelInboundHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias InboundOut = ByteBuffer
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        let payload = frame.unmaskedData
+        var bytes = context.channel.allocator.buffer(capacity: WebSocketFraming.maxHeaderSize + payload.readableBytes)
+        let headerSize = WebSocketFraming.headerSize(payloadLength: payload.readableBytes)
+        bytes.moveWriterIndex(forwardBy: headerSize)
+        let opcode = UInt8(webSocketOpcode: frame.opcode)
+        WebSocketFraming.writeHeader(opcode: opcode, payloadLength: payload.readableBytes, to: &bytes, at: 0)
+        bytes.setInteger((frame.fin ? 0x80 : 0) | opcode, at: 0)
+        bytes.writeImmutableBuffer(payload)
+        context.fireChannelRead(wrapInboundOut(bytes))
     }
 }

@@ -3,7 +3,9 @@ import NIOCore
 
 /// Server frames (unmasked) written as bytes, so a shared frame goes out without per-connection work.
 enum WebSocketFraming {
+    static let continuationOpcode: UInt8 = 0x0
     static let textOpcode: UInt8 = 0x1
+    static let binaryOpcode: UInt8 = 0x2
     static let closeOpcode: UInt8 = 0x8
     static let pingOpcode: UInt8 = 0x9
     static let pongOpcode: UInt8 = 0xA

@@ -1,29 +1,35 @@
 /// The inbound side of one WebSocket connection: the NIO channel handler that reads frames and hands
-/// messages to the client's inbox.
+/// messages to the client's inbox. It is the connection's only handler (behind NIO's frame codec
+/// only on an upgrade NIO's upgrader answered).
 import NIOCore
 import NIOWebSocket
 import Synchronization
 
-/// The inbound side of one WebSocket connection, driven by NIO callbacks: joins fragments, answers
-/// WebSocket pings and the closing handshake, enforces the message size limit, and hands complete
-/// messages to the client through an `Inbox` (commands of one connection run in order). Reads stop
-/// while the inbox is full, so a client that floods commands is slowed down to the server's pace.
+/// The inbound side of one WebSocket connection, driven by NIO callbacks: reads frames from the
+/// bytes (`WebSocketFrameReader`: no frame decoder or encoder handlers, no boxed frame per read),
+/// joins fragments, answers WebSocket pings and the closing handshake, enforces the message size
+/// limit, and hands complete messages to the client through an `Inbox` (commands of one connection
+/// run in order). Reads stop while the inbox is full, so a client that floods commands is slowed
+/// down to the server's pace.
 final class WebSocketHandler: ChannelDuplexHandler {
-    typealias InboundIn = WebSocketFrame
-    typealias OutboundIn = WebSocketFrame
-    typealias OutboundOut = WebSocketFrame
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     private let transport: WebSocketTransport
     private let client: Client
     private let inbox: Inbox
     private let maxMessageSize: Int
+    private var reader: WebSocketFrameReader
     private var fragments: ByteBuffer?
     private var readPending = false
     private var closeReceived = false
     /// A unidirectional connection's connect request from its URL, run as its first message.
     private var connectRequest: ByteBuffer?
 
-    init(node: Node, transport: WebSocketTransport, maxMessageSize: Int, connectRequest: ByteBuffer? = nil) {
+    /// `maxFrameSize`: the longest frame read; a longer one disconnects the client.
+    init(node: Node, transport: WebSocketTransport, maxMessageSize: Int, maxFrameSize: Int, connectRequest: ByteBuffer? = nil) {
+        self.reader = WebSocketFrameReader(maxFrameSize: maxFrameSize)
         self.transport = transport
         self.connectRequest = connectRequest
         self.client = node.makeClient(transport: transport)
@@ -34,12 +40,9 @@ final class WebSocketHandler: ChannelDuplexHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        // The upgrader put the frame encoder nearest the socket; raw frames are written from its context.
-        guard let encoder = try? context.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self) else {
-            context.close(promise: nil)
-            return
-        }
-        transport.setRawWriter(encoder)
+        // Frames are written as bytes from this context, or from the context of NIO's frame
+        // encoder where NIO's upgrader put one (below it, bytes go to the socket as they are).
+        transport.setRawWriter((try? context.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self)) ?? context)
         let eventLoop = context.eventLoop
         inbox.runOn(eventLoop)
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: eventLoop)
@@ -51,31 +54,38 @@ final class WebSocketHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = unwrapInboundIn(data)
+        do {
+            try reader.read(unwrapInboundIn(data)) { frame in handle(frame, context: context) }
+        } catch WebSocketFrameReader.Failure.tooLarge {
+            client.disconnect(.messageTooLarge)
+        } catch {
+            client.disconnect(.badRequest)
+        }
+    }
+
+    private func handle(_ frame: WebSocketFrameReader.Frame, context: ChannelHandlerContext) {
         switch frame.opcode {
-        case .text, .binary:
+        case WebSocketFraming.textOpcode, WebSocketFraming.binaryOpcode:
             if frame.fin, fragments == nil {
-                receive(frame.unmaskedData)
+                receive(frame.payload)
             } else {
-                fragments = frame.unmaskedData
+                fragments = frame.payload
                 checkSize()
             }
-        case .continuation:
+        case WebSocketFraming.continuationOpcode:
             guard var buffer = fragments else { return }
-            var data = frame.unmaskedData
+            var data = frame.payload
             buffer.writeBuffer(&data)
             fragments = buffer
             if checkSize(), frame.fin {
                 fragments = nil
                 receive(buffer)
             }
-        case .ping:
-            var pong = frame.unmaskedData
-            if pong.readableBytes > 125 { pong = pong.getSlice(at: pong.readerIndex, length: 125)! }
-            transport.sendControlFrame(opcode: WebSocketFraming.pongOpcode, payload: pong)
-        case .pong:
+        case WebSocketFraming.pingOpcode:
+            transport.sendControlFrame(opcode: WebSocketFraming.pongOpcode, payload: frame.payload)
+        case WebSocketFraming.pongOpcode:
             client.pongReceived()
-        case .connectionClose:
+        case WebSocketFraming.closeOpcode:
             guard !closeReceived else { return }
             closeReceived = true
             // The answer to our own close frame: the handshake is complete.
@@ -84,7 +94,7 @@ final class WebSocketHandler: ChannelDuplexHandler {
                 return
             }
             // The peer's close: echo its code, then close.
-            var data = frame.unmaskedData
+            var data = frame.payload
             let code = data.readWebSocketErrorCode() ?? .normalClosure
             var reply = context.channel.allocator.buffer(capacity: 2)
             reply.write(webSocketErrorCode: code)
@@ -127,12 +137,12 @@ final class WebSocketHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // NIO's frame decoder's errors, on an upgrade NIO's upgrader answered.
         if error is NIOWebSocketError {
             client.disconnect(.messageTooLarge)
         } else if let decoderError = error as? ByteToMessageDecoderError, case .dataReceivedInErrorState = decoderError {
-            // The rest of a frame the decoder refused, arriving after it: dropped. Closing here
-            // would cut the close handshake short (the 3501 close frame was lost with the reset
-            // that closing on unread bytes sends); the handshake's timeout ends the connection.
+            // The rest of a frame the decoder refused: dropped, as `WebSocketFrameReader` drops
+            // what follows a refused frame; the close handshake's timeout ends the connection.
             return
         } else {
             context.close(promise: nil)
