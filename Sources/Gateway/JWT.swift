@@ -3,6 +3,7 @@ import Crypto
 import Foundation
 import Realtime
 import SwitchboardCore
+import Synchronization
 
 /// HMAC-signed JSON Web Tokens (HS256, HS384, HS512) as Centrifugo reads them.
 enum JWT {
@@ -41,18 +42,19 @@ enum JWT {
             let secondDot = utf8[utf8.index(after: firstDot)...].firstIndex(of: UInt8(ascii: ".")),
             !utf8[utf8.index(after: secondDot)...].contains(UInt8(ascii: "."))
         else { throw .invalid("malformed token") }
-        guard let headerBytes = base64URLDecode(token[..<firstDot]),
-            let header = JSONValue.parse(headerBytes),
-            let algorithm = header["alg"]?.stringValue
-        else { throw .invalid("malformed header") }
+        let algorithm = try self.algorithm(header: token[..<firstDot])
         guard let signature = base64URLDecode(token[utf8.index(after: secondDot)...]) else { throw .invalid("malformed signature") }
-        let signingInput = Array(utf8[..<secondDot])
+        let signingInputLength = utf8.distance(from: utf8.startIndex, to: secondDot)
         // `==` between a MAC and bytes compares in constant time.
         func matches<H>(_ prepared: [HMAC<H>]) -> Bool {
-            prepared.contains { key in
-                var mac = key
-                mac.update(data: signingInput)
-                return mac.finalize() == signature
+            var token = token
+            return token.withUTF8 { bytes in
+                let signingInput = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[..<signingInputLength])
+                return prepared.contains { key in
+                    var mac = key
+                    mac.update(data: signingInput)
+                    return mac.finalize() == signature
+                }
             }
         }
         let valid: Bool
@@ -69,6 +71,22 @@ enum JWT {
         if let notBefore = claims["nbf"]?.int64Value, notBefore > now { throw .invalid("token not yet valid") }
         if let expiry = expiry(of: claims), expiry > 0, expiry <= now { throw .expired }
         return claims
+    }
+
+    /// The last header read and its algorithm: the tokens of one issuer share their header, so
+    /// most connects skip decoding and parsing it.
+    private static let lastHeader = Mutex<(segment: Substring, algorithm: String)?>(nil)
+
+    /// The `alg` of a token's header segment (base64url JSON).
+    static func algorithm(header segment: Substring) throws(Failure) -> String {
+        let known = lastHeader.withLock { last in last.flatMap { $0.segment.utf8.elementsEqual(segment.utf8) ? $0.algorithm : nil } }
+        if let known { return known }
+        guard let bytes = base64URLDecode(segment), let header = JSONValue.parse(bytes), let algorithm = header["alg"]?.stringValue else {
+            throw .invalid("malformed header")
+        }
+        // A copy of its own: the cache keeps no token's storage alive.
+        lastHeader.withLock { $0 = (Substring(String(segment)), algorithm) }
+        return algorithm
     }
 
     /// `expire_at` overrides `exp`; 0 means never.

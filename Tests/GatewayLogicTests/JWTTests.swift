@@ -39,6 +39,24 @@ import Testing
         #expect(try JWT.verify(token, secrets: ["k"], now: now)["sub"] == .string("1"))
     }
 
+    /// The last header read is remembered with its algorithm; a token with other header bytes is
+    /// read from its own header, never the remembered one.
+    @Test func eachTokensAlgorithmComesFromItsOwnHeader() throws {
+        let hs256 = GatewayTokens.mint(secret: "k", user: "1", ttl: 60, algorithm: "HS256")
+        let hs512 = GatewayTokens.mint(secret: "k", user: "1", ttl: 60, algorithm: "HS512")
+        for token in [hs256, hs512, hs256, hs256, hs512] {
+            #expect(try JWT.verify(token, secrets: ["k"], now: now)["sub"] == .string("1"))
+        }
+        // HS256's signature under a header naming HS512.
+        let parts = hs256.split(separator: ".")
+        let relabelled = JWT.base64URLEncode(Data(#"{"alg":"HS512","typ":"JWT"}"#.utf8)) + "." + parts[1] + "." + parts[2]
+        _ = try JWT.verify(hs256, secrets: ["k"], now: now)
+        #expect(throws: JWT.Failure.invalid("bad signature")) { try JWT.verify(relabelled, secrets: ["k"], now: now) }
+        _ = try JWT.verify(hs512, secrets: ["k"], now: now)
+        let unsupported = JWT.base64URLEncode(Data(#"{"alg":"RS256"}"#.utf8)) + "." + parts[1] + "." + parts[2]
+        #expect(throws: JWT.Failure.invalid("unsupported algorithm RS256")) { try JWT.verify(unsupported, secrets: ["k"], now: now) }
+    }
+
     @Test func rejectsAnExpiredToken() {
         let token = GatewayTokens.mint(secret: "s", user: "1", ttl: 10, now: Date().addingTimeInterval(-60))
         #expect(throws: JWT.Failure.expired) { try JWT.verify(token, secrets: ["s"], now: now) }
