@@ -98,15 +98,18 @@ struct TurnEventQueueTests {
             await #expect(throws: ClaimLost.self) { try await events.append(.chunk("nor this")) }
             #expect(try await TurnStreamReader(redis: env.redis).all(messageID: 12).map(\.type) == ["error"])
 
-            // A claim that commits later: the events wait for it, then all go out in order.
+            // A claim that commits later: the events wait for it, then all go out in order. It
+            // commits when the test says so (a timed commit raced the check on a busy machine).
+            let (commit, committing) = AsyncStream<Bool>.makeStream()
             let owned = Task {
-                try await Task.sleep(for: .milliseconds(50))
-                return true
+                for await owned in commit { return owned }
+                return false
             }
             let later = TurnEventQueue(writer: TurnStreamWriter(redis: env.redis, messageID: 13), gate: { guard try await owned.value else { throw ClaimLost() } })
             try await later.append(.status(.started))
             try await later.append(.chunk("shown"))
             #expect(try await TurnStreamReader(redis: env.redis).all(messageID: 13).isEmpty, "nothing before the claim commits")
+            committing.yield(true)
             try await later.flush()
             #expect(try await TurnStreamReader(redis: env.redis).all(messageID: 13).map(\.type) == ["status", "chunk"])
         }
