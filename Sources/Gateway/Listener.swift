@@ -103,9 +103,9 @@ struct GatewayListener: Sendable {
 
     private static func maxFrameSize(_ node: Node) -> Int { max(node.configuration.maxMessageSize, 1024) }
 
-    /// The connection's own handler, which reads and writes frames itself: the client and its transport. A
-    /// unidirectional connection whose `query` has `cf_connect` connects with it at once (one
-    /// that cannot be decoded is a bad request, answered by a disconnect). `unsentResponse`: the
+    /// The connection's own handler, which reads and writes frames itself: the client and its
+    /// transport. A unidirectional connection whose `query` has `cf_connect` connects with it at
+    /// once (one that cannot be decoded is a bad request, answered by a disconnect). `unsentResponse`: the
     /// `101` the transport is to send in front of its first frame.
     private static func addWebSocketHandler(
         to channel: any Channel, socket: CInt, node: Node, batcher: FlushBatcher, endpoint: WebSocketHandshake.Endpoint,
@@ -114,8 +114,12 @@ struct GatewayListener: Sendable {
         let configuration = node.configuration
         let unidirectional = endpoint == .unidirectional
         var connectRequest: ByteBuffer?
-        if unidirectional, let query, UniWebSocket.hasConnectParameter(query: query) {
-            connectRequest = (try? UniWebSocket.connectRequest(query: query)) ?? ByteBuffer(string: "?")
+        if unidirectional, let query {
+            do {
+                connectRequest = try UniWebSocket.connectRequest(query: query)
+            } catch {
+                connectRequest = ByteBuffer(string: "?")
+            }
         }
         let transport = WebSocketTransport(
             channel: channel, socket: socket, metrics: node.metrics, batcher: batcher, maxQueueSize: configuration.clientQueueMaxSize,
@@ -199,14 +203,7 @@ private final class DecodedFrameBytes: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
-        let payload = frame.unmaskedData
-        var bytes = context.channel.allocator.buffer(capacity: WebSocketFraming.maxHeaderSize + payload.readableBytes)
-        let headerSize = WebSocketFraming.headerSize(payloadLength: payload.readableBytes)
-        bytes.moveWriterIndex(forwardBy: headerSize)
-        let opcode = UInt8(webSocketOpcode: frame.opcode)
-        WebSocketFraming.writeHeader(opcode: opcode, payloadLength: payload.readableBytes, to: &bytes, at: 0)
-        bytes.setInteger((frame.fin ? 0x80 : 0) | opcode, at: 0)
-        bytes.writeImmutableBuffer(payload)
+        let bytes = WebSocketFraming.frame(frame.unmaskedData, opcode: UInt8(webSocketOpcode: frame.opcode), fin: frame.fin)
         context.fireChannelRead(wrapInboundOut(bytes))
     }
 }

@@ -17,8 +17,10 @@ enum WebSocketFraming {
         payloadLength < 126 ? 2 : payloadLength <= 0xFFFF ? 4 : 10
     }
 
-    static func writeHeader(opcode: UInt8, payloadLength length: Int, to buffer: inout ByteBuffer, at index: Int) {
-        buffer.setInteger(0x80 | opcode, at: index)
+    /// `fin`: false for a fragment that more follow (the server sends none; a frame handed on
+    /// from NIO's decoder may be one).
+    static func writeHeader(opcode: UInt8, payloadLength length: Int, to buffer: inout ByteBuffer, at index: Int, fin: Bool = true) {
+        buffer.setInteger((fin ? 0x80 : 0) | opcode, at: index)
         if length < 126 {
             buffer.setInteger(UInt8(length), at: index + 1)
         } else if length <= 0xFFFF {
@@ -48,11 +50,11 @@ enum WebSocketFraming {
     }
 
     /// A new frame holding `payload`.
-    static func frame(_ payload: ByteBuffer, opcode: UInt8 = textOpcode) -> ByteBuffer {
+    static func frame(_ payload: ByteBuffer, opcode: UInt8 = textOpcode, fin: Bool = true) -> ByteBuffer {
         let header = headerSize(payloadLength: payload.readableBytes)
         var frame = ByteBufferAllocator().buffer(capacity: header + payload.readableBytes)
         frame.moveWriterIndex(forwardBy: header)
-        writeHeader(opcode: opcode, payloadLength: payload.readableBytes, to: &frame, at: 0)
+        writeHeader(opcode: opcode, payloadLength: payload.readableBytes, to: &frame, at: 0, fin: fin)
         frame.writeImmutableBuffer(payload)
         return frame
     }

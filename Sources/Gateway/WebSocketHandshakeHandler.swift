@@ -5,19 +5,19 @@ import NIOCore
 
 /// The first handler of every public connection. It collects the request head; a plain WebSocket
 /// upgrade is answered with `101` written to the socket (NIO holds nothing for the connection yet),
-/// after which `upgrade` installs the frame codec and the WebSocket handler and this handler leaves
-/// the pipeline, passing on any bytes that followed the head. The `101` of a unidirectional upgrade
-/// with its connect request in the URL is not written here but handed to `upgrade`: the server
-/// answers that request at once and the client waits, so the `101` goes out with the connect push
-/// in one `send`. (Without one in the URL the client sends its connect request after the `101`.) A plain `EventSource` request
-/// (`GET /connection/uni_sse` whose `cf_connect` decodes, from an allowed origin) goes to
-/// `eventStream`, which starts the stream in the same way. Anything else is handed, bytes and
-/// all, to the pipeline `fallback` installs (HTTP/1 with NIO's upgrader), which answers it as
-/// before. Building that pipeline for every connection cost a fifth of a new connection's CPU.
+/// after which `upgrade` installs the WebSocket handler and this handler leaves the pipeline,
+/// passing on any bytes that followed the head. The `101` of a unidirectional upgrade with its
+/// connect request in the URL is not written here but handed to `upgrade`: the server answers that
+/// request at once and the client waits, so the `101` goes out with the connect push in one
+/// `send`. (Without one in the URL the client sends its connect request after the `101`.) A plain
+/// `EventSource` request (`GET /connection/uni_sse` whose `cf_connect` decodes, from an allowed
+/// origin) goes to `eventStream`, which starts the stream in the same way. Anything else is handed,
+/// bytes and all, to the pipeline `fallback` installs (HTTP/1 with NIO's upgrader), which answers
+/// it as before. Building that pipeline for every connection cost a fifth of a new connection's CPU.
 ///
-/// A connection whose request head has not ended `timeout` after it was accepted is closed (a
-/// head that does not end within 8 KB goes to the HTTP pipeline, and the deadline goes with it,
-/// for the pipeline to cancel once it has read a whole head).
+/// A connection whose request head has not ended within the handshake timeout (`deadlines`) after
+/// it was accepted is closed (a head that does not end within 8 KB goes to the HTTP pipeline, and
+/// the deadline goes with it, for the pipeline to cancel once it has read a whole head).
 final class WebSocketHandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
