@@ -60,6 +60,10 @@ public struct GatewayConfiguration: Sendable, Codable {
     public var namespaces: [NamespaceConfiguration] = []
     /// Key prefix for the gateway's Redis keys inside the Redis client's own prefix.
     public var redisPrefix: String?
+    /// Send what an event loop fans out in one pass through an io_uring instance of its own (one
+    /// system call for many sockets) where the kernel allows it; without io_uring (an old kernel,
+    /// `kernel.io_uring_disabled`, a seccomp profile that blocks it) each frame gets its own `send`.
+    public var fanoutIOUring = true
 
     public init() {}
 
@@ -87,6 +91,7 @@ public struct GatewayConfiguration: Sendable, Codable {
         case historyMetaTTL = "history_meta_ttl"
         case channelPositionCheckDelay = "client_channel_position_check_delay"
         case redisPrefix = "redis_prefix"
+        case fanoutIOUring = "fanout_io_uring"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -122,6 +127,7 @@ public struct GatewayConfiguration: Sendable, Codable {
         channelPositionCheckDelay = try decodeSeconds(container, .channelPositionCheckDelay) ?? channelPositionCheckDelay
         namespaces = try container.decodeIfPresent([NamespaceConfiguration].self, forKey: .namespaces) ?? []
         redisPrefix = try container.decodeIfPresent(String.self, forKey: .redisPrefix)
+        fanoutIOUring = try container.decodeIfPresent(Bool.self, forKey: .fanoutIOUring) ?? fanoutIOUring
         // Top-level namespace options are the defaults for channels without a namespace.
         channelDefaults = try ChannelOptions(from: decoder)
     }
@@ -154,6 +160,7 @@ public struct GatewayConfiguration: Sendable, Codable {
         try container.encode(channelPositionCheckDelay, forKey: .channelPositionCheckDelay)
         try container.encode(namespaces, forKey: .namespaces)
         try container.encodeIfPresent(redisPrefix, forKey: .redisPrefix)
+        try container.encode(fanoutIOUring, forKey: .fanoutIOUring)
         try channelDefaults.encode(to: encoder)
     }
 

@@ -30,9 +30,10 @@ struct GatewayListener: Sendable {
     func bind(host: String, port: Int) throws -> Acceptor {
         let handshakeTimeout = TimeAmount.seconds(Int64(max(node.configuration.handshakeTimeout, 1)))
         var loops: [ObjectIdentifier: PerLoop] = [:]
+        let ioUring = node.configuration.fanoutIOUring
         for eventLoop in group.makeIterator() {
             loops[ObjectIdentifier(eventLoop)] = PerLoop(
-                batcher: FlushBatcher(eventLoop: eventLoop), deadlines: HandshakeDeadlines(eventLoop: eventLoop, timeout: handshakeTimeout))
+                batcher: FlushBatcher(eventLoop: eventLoop, ioUring: ioUring, metrics: node.metrics), deadlines: HandshakeDeadlines(eventLoop: eventLoop, timeout: handshakeTimeout))
         }
         let perLoop = loops
         let node = self.node
@@ -57,7 +58,7 @@ struct GatewayListener: Sendable {
                     let loop =
                         perLoop[ObjectIdentifier(channel.eventLoop)]
                         ?? PerLoop(
-                            batcher: FlushBatcher(eventLoop: channel.eventLoop),
+                            batcher: FlushBatcher(eventLoop: channel.eventLoop, ioUring: configuration.fanoutIOUring, metrics: node.metrics),
                             deadlines: HandshakeDeadlines(eventLoop: channel.eventLoop, timeout: handshakeTimeout))
                     return Self.configure(channel, socket: socket, node: node, routes: routes, logger: logger, loop: loop)
                 }

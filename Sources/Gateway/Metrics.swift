@@ -11,6 +11,8 @@ final class Metrics: Sendable {
     let connectionsAccepted = Atomic<Int>(0)
     let apiRequests = Atomic<Int>(0)
     let socketBacklogs = Atomic<Int>(0)
+    /// Frames a fan-out sent through an event loop's io_uring instance (`SendBatch`).
+    let ioUringSends = Atomic<Int>(0)
     /// Subscriptions a position check found behind their channel and unsubscribed to recover.
     let positionCheckUnsubscribes = Atomic<Int>(0)
 
@@ -32,6 +34,10 @@ final class Metrics: Sendable {
             "switchboard_gateway_socket_backlogs_total", "counter",
             "Writes a client's socket took only part of, the rest left to wait for it to drain (clients reading slower than they are sent to).",
             socketBacklogs.load(ordering: .relaxed))
+        metric(
+            "switchboard_gateway_io_uring_sends_total", "counter",
+            "Frames sent to clients in batches through io_uring (the fanout_io_uring setting), rather than with a system call each.",
+            ioUringSends.load(ordering: .relaxed))
         metric(
             "switchboard_gateway_position_check_unsubscribes_total", "counter",
             "Subscriptions found behind their channel's stream (a publication lost on its way to this node) and unsubscribed so the client recovers.",

@@ -14,7 +14,7 @@ import Synchronization
 /// the socket with `send` directly (`DirectSocketWriter`): a fan-out then costs one system call
 /// per subscriber and none of NIO's per-write work. Between NIO closing the descriptor and the
 /// handler hearing of it, NIO runs nothing of ours but write-promise callbacks, which never write.
-final class WebSocketTransport: Transport, BatchFlushed, DirectSocketWriter {
+final class WebSocketTransport: Transport, BatchFlushed, BatchSender, DirectSocketWriter {
     private struct State {
         /// The only message queued so far.
         var single: OutboundMessage?
@@ -135,6 +135,14 @@ final class WebSocketTransport: Transport, BatchFlushed, DirectSocketWriter {
     /// shared by every subscriber, on both event loops, and each copy and release of them is an
     /// atomic on a cache line the other loop is also writing.
     func flush() {
+        flush(batch: nil)
+    }
+
+    func flush(into batch: SendBatch) {
+        flush(batch: batch)
+    }
+
+    private func flush(batch: SendBatch?) {
         let (ready, joined, single, hasWriter, writable, direct, response) = state.withLock { state in
             state.queuedBytes = 0
             state.flushScheduled = false
@@ -154,7 +162,11 @@ final class WebSocketTransport: Transport, BatchFlushed, DirectSocketWriter {
             // The common case (one publication since the last tick): no array of frames, and
             // for a message without a shared frame none built either while the socket takes it.
             if let frame = single.frame {
-                send(frame, direct: direct)
+                if direct, let socket, let batch {
+                    batch.add(frame, socket: socket, sender: self)
+                } else {
+                    send(frame, direct: direct)
+                }
             } else if let rest = unsent(payload: single.payload, direct: direct) {
                 _ = handToNIO([rest][...], context: rawContext())
             }
@@ -211,6 +223,16 @@ final class WebSocketTransport: Transport, BatchFlushed, DirectSocketWriter {
     private func send(_ frame: ByteBuffer, direct: Bool) -> EventLoopFuture<Void>? {
         guard let rest = unsent(frame, direct: direct) else { return nil }
         return handToNIO([rest][...], context: rawContext())
+    }
+
+    /// A frame left to the tick's `SendBatch`: what the socket did not take goes to NIO.
+    func sent(_ frame: ByteBuffer, written: Int?) {
+        guard let written else {
+            channel.close(promise: nil)
+            return
+        }
+        guard written < frame.readableBytes else { return }
+        _ = handToNIO([rest(of: frame, written: written)][...], context: rawContext())
     }
 
     /// Writes whole frames in order, directly when `direct` (the socket is open and NIO holds

@@ -146,6 +146,56 @@ import Testing
         }
     }
 
+    /// Several readers of one channel on both event loops: a publication alone in its tick goes
+    /// to all of a loop's readers in one batch (through io_uring when `fanout_io_uring` is on),
+    /// and what their full sockets leave of it waits in NIO, ahead of every later publication.
+    @Test(arguments: [true, false])
+    func readersBehindTogetherGetEveryMessageOnceAndInOrder(ioUring: Bool) async throws {
+        let configure = Self.configure(queueLimit: 64 << 20)
+        try await LiveGateway.with({ configuration in
+            configure(&configuration)
+            configuration.fanoutIOUring = ioUring
+        }) { ports in
+            var readers: [(client: WebSocketTestClient, events: AsyncStream<WebSocketTestClient.Event>.AsyncIterator)] = []
+            for index in 0..<6 {
+                readers.append(try await Self.subscribed(ports, channel: "chat:firehose", user: "reader\(index)", receiveBuffer: 8192))
+            }
+            let (publisher, _) = try await Self.subscribed(ports, channel: "chat:other", user: "publisher")
+            /// The next publication each reader should get, and reads until `count`.
+            var next = [Int](repeating: 0, count: readers.count)
+            func readAll(upTo count: Int) async {
+                for index in readers.indices {
+                    while next[index] < count, let event = await readers[index].events.next() {
+                        guard case .text(let text) = event,
+                            let n = JSONValue.parse(Array(text.utf8))?["push"]?["pub"]?["data"]?["n"]?.int64Value
+                        else {
+                            Issue.record("reader \(index) got \(event) after \(next[index]) publications")
+                            return
+                        }
+                        #expect(Int(n) == next[index])
+                        next[index] = Int(n) + 1
+                    }
+                }
+            }
+            // One publication at a time while every reader reads: each goes out alone in its tick.
+            for n in 0..<5 {
+                await Self.publish(n..<(n + 1), from: publisher, channel: "chat:firehose")
+                await readAll(upTo: n + 1)
+            }
+            let ringSends = try await Self.counter("switchboard_gateway_io_uring_sends_total", ports)
+            #expect(ioUring ? ringSends > 0 : ringSends == 0)
+            // Then the readers stop reading while far more is published than their sockets hold.
+            for reader in readers { try await reader.client.channel.setOption(ChannelOptions.autoRead, value: false).get() }
+            await Self.publish(5..<600, from: publisher, channel: "chat:firehose")
+            try await Self.waitFor("switchboard_gateway_socket_backlogs_total", ports)
+            for reader in readers { try await reader.client.channel.setOption(ChannelOptions.autoRead, value: true).get() }
+            await readAll(upTo: 600)
+            #expect(next == [Int](repeating: 600, count: readers.count))
+            for reader in readers { await reader.client.close() }
+            await publisher.close()
+        }
+    }
+
     @Test func aClientFartherBehindThanTheQueueLimitIsDisconnected() async throws {
         try await LiveGateway.with(Self.configure(queueLimit: 256 << 10)) { ports in
             var (client, events, publisher) = try await Self.readerLeftBehind(ports, waitingFor: "switchboard_gateway_slow_disconnects_total")

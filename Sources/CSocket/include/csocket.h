@@ -1,5 +1,6 @@
-/// Linux socket calls that Glibc's Swift module leaves out (GNU extensions, and epoll, whose event
-/// struct is packed), for the gateway's accept loop and the benchmark's epoll floor.
+/// Linux socket calls that Glibc's Swift module leaves out (GNU extensions, epoll, whose event
+/// struct is packed, and io_uring, which has no libc wrapper), for the gateway's accept loop, its
+/// batched fan-out sends and the benchmark's epoll floor.
 #ifndef SWITCHBOARD_CSOCKET_H
 #define SWITCHBOARD_CSOCKET_H
 
@@ -25,5 +26,34 @@ int sb_epoll_add(int epoll_fd, int fd, uint32_t events);
 
 /// epoll_wait(2) into two plain arrays (descriptors and their events) of `max` entries each.
 int sb_epoll_wait(int epoll_fd, int *fds, uint32_t *events, int max, int timeout_ms);
+
+/// An io_uring instance used for batches of non-blocking sends from one thread (the thread that
+/// creates it submits every batch: it is set up with IORING_SETUP_SINGLE_ISSUER where the kernel
+/// has it).
+typedef struct sb_send_ring sb_send_ring;
+
+/// A ring of `entries` submission slots (a power of two; batches larger than that go in several
+/// submissions). NULL with errno when the kernel refuses io_uring (too old, disabled by
+/// `kernel.io_uring_disabled`, or blocked by a seccomp profile, as in Docker's default).
+sb_send_ring *sb_send_ring_create(unsigned entries);
+
+void sb_send_ring_destroy(sb_send_ring *ring);
+
+enum {
+    /// A result of `sb_send_ring_send` for a send the kernel never saw (the ring failed first):
+    /// the caller may still make it.
+    SB_SEND_NOT_ATTEMPTED = -2147483647 - 1,
+    /// A result for a send handed to the kernel whose outcome the ring could not report: the
+    /// bytes may or may not have gone, so the caller can only end the connection.
+    SB_SEND_UNKNOWN = -2147483647,
+};
+
+/// Sends `lengths[i]` bytes at `buffers[i]` on socket `fds[i]` for each i < `count`, as
+/// send(2) with MSG_DONTWAIT | MSG_NOSIGNAL would, in as few system calls as the ring allows, and
+/// waits for all of them. `results[i]` is the bytes written or -errno (-EAGAIN when the socket
+/// took nothing). Returns 0, or -errno when the ring itself failed: the results then say which
+/// sends were not attempted and which have no known outcome, and the ring must not be used again.
+int sb_send_ring_send(sb_send_ring *ring, const int *fds, const void *const *buffers, const unsigned *lengths,
+                      int *results, int count);
 
 #endif
