@@ -77,7 +77,9 @@ sb_send_ring *sb_send_ring_create(unsigned entries) {
         if (fd < 0 && errno != EINVAL) return NULL;
     }
     if (fd < 0) return NULL;
-    if (!(params.features & IORING_FEAT_SINGLE_MMAP)) {
+    // One mapping for both rings (5.4), and sends a full socket answers with -EAGAIN when asked
+    // (IORING_OP_SEND came in 5.6; fast poll, 5.7, is the feature bit that says it is there).
+    if (!(params.features & IORING_FEAT_SINGLE_MMAP) || !(params.features & IORING_FEAT_FAST_POLL)) {
         close(fd);
         errno = ENOSYS;
         return NULL;

@@ -2,6 +2,8 @@
 # The gateway side by side with the machine's floor and with nchan (docs/benchmarks/gateway.md,
 # "Side by side with nchan"). In one go, RUNS times in a rotating order, it measures
 #   floor   scripts/bench/socket-floor.c: one write() per frame to N loopback sockets (fan-out)
+#   floor-uring  the same frames through io_uring (SB_FLOOR_IO_URING=1: 1,024 sends per
+#           io_uring_enter), as the gateway's fan-out sends them where the kernel allows it
 #   memory  the gateway, in-memory engine          (switchboard-bench gateway serve)
 #   redis   the gateway, Redis engine              (… serve --redis URL, a fresh key prefix per run)
 #   nchan   Debian's nginx + libnginx-mod-nchan, one worker, scripts/bench/nchan/nginx.conf
@@ -28,12 +30,13 @@
 # ratios (a row per run, then the median of each column), with the load average at start and end,
 # a second one for the unidirectional endpoint against nchan (idle connections and fan-out), a
 # third for the gateway's EventSource streams against nchan's, a fourth for CPU per new
-# connection against NIO's floor and a fifth against the epoll floor. `--targets` runs a subset (a table
+# connection against NIO's floor, a fifth against the epoll floor and a sixth for the fan-out
+# against the io_uring floor. `--targets` runs a subset (a table
 # whose targets did not run shows `?`).
 #
 #   scripts/bench/gateway-compare.sh [--subscribers 10000] [--runs 3] [--publications 20]
 #                                    [--hold 5] [--seconds 10] [--rate 30000]
-#                                    [--targets floor,memory,redis,nchan,uni,sse,nchan-sse,nio-floor,epoll-floor]
+#                                    [--targets floor,floor-uring,memory,redis,nchan,uni,sse,nchan-sse,nio-floor,epoll-floor]
 #                                    [--redis 'redis://127.0.0.1:6380/0?prefix=bench:']
 # SB_BENCH_BIN names an already built release switchboard-bench (skips the build). Installs nginx
 # and libnginx-mod-nchan with apt if missing (never starts or touches the system nginx).
@@ -47,7 +50,7 @@ HOLD=5
 SECONDS_=10
 RATE=30000
 REDIS='redis://127.0.0.1:6380/0?prefix=bench:'
-TARGETS=(floor memory redis nchan uni sse nchan-sse nio-floor epoll-floor)
+TARGETS=(floor floor-uring memory redis nchan uni sse nchan-sse nio-floor epoll-floor)
 while [ $# -gt 0 ]; do
   case "$1" in
     --subscribers) SUBSCRIBERS=$2; shift 2 ;;
@@ -133,8 +136,10 @@ measure() {
   local run=$1 target=$2 out=$WORK/$1-$2
   echo "-- run $run: $target (load average $(loadavg))"
   case "$target" in
-    floor)
-      SB_FLOOR_READER_CPU=$LOAD_CPU taskset -c "$SERVER_CPU" "$FLOOR" fanout "$SUBSCRIBERS" "$PUBLICATIONS" 1 | tee "$out"
+    floor|floor-uring)
+      local ring=0
+      [ "$target" = floor-uring ] && ring=1
+      SB_FLOOR_IO_URING=$ring SB_FLOOR_READER_CPU=$LOAD_CPU taskset -c "$SERVER_CPU" "$FLOOR" fanout "$SUBSCRIBERS" "$PUBLICATIONS" 1 | tee "$out"
       ;;
     uni|sse)
       gateway_server ""
@@ -211,17 +216,18 @@ against() {
 START_LOAD=$(loadavg)
 echo "== gateway / floor / nchan, $SUBSCRIBERS subscribers, $RUNS run(s), server on CPU $SERVER_CPU, load tool on CPU $LOAD_CPU ($(nproc) cores)"
 echo "load average at start: $START_LOAD"
-declare -a ROWS=() UNI_ROWS=() SSE_ROWS=() NIO_ROWS=() EPOLL_ROWS=()
+declare -a ROWS=() UNI_ROWS=() SSE_ROWS=() NIO_ROWS=() EPOLL_ROWS=() RING_ROWS=()
 for run in $(seq "$RUNS"); do
   run_load=$(loadavg | cut -d' ' -f1)
   for i in $(seq 0 $(( ${#TARGETS[@]} - 1 ))); do
     measure "$run" "${TARGETS[$(( (i + run - 1) % ${#TARGETS[@]} ))]}"
   done
-  f=$WORK/$run-floor m=$WORK/$run-memory r=$WORK/$run-redis n=$WORK/$run-nchan u=$WORK/$run-uni
+  f=$WORK/$run-floor fu=$WORK/$run-floor-uring m=$WORK/$run-memory r=$WORK/$run-redis n=$WORK/$run-nchan u=$WORK/$run-uni
   s=$WORK/$run-sse ns=$WORK/$run-nchan-sse nf=$WORK/$run-nio-floor nfs=$WORK/$run-nio-floor-sse
   ef=$WORK/$run-epoll-floor efs=$WORK/$run-epoll-floor-sse
   m_cpu=$(fanout_cpu "$m") n_cpu=$(fanout_cpu "$n") u_cpu=$(fanout_cpu "$u") s_cpu=$(fanout_cpu "$s") ns_cpu=$(fanout_cpu "$ns")
   echo "run $run figures: floor cpu/delivery $(floor_field "$f" cpu) µs p50/p99 $(floor_field "$f" p50)/$(floor_field "$f" p99) ms |" \
+    "floor-uring cpu/delivery $(floor_field "$fu" cpu) µs p50/p99 $(floor_field "$fu" p50)/$(floor_field "$fu" p99) ms |" \
     "memory cpu/delivery $m_cpu µs p50/p99 $(field "$m" p50)/$(field "$m" p99) ms rss/conn $(field "$m" per_connection) B cpu/new conn $(field "$m" server_cpu_per_new_connection) µs deliveries/s $(field "$m" deliveries_per_second) (p99 $(field "$m" latency_p99) ms) |" \
     "redis deliveries/s $(field "$r" deliveries_per_second) (p99 $(field "$r" latency_p99) ms) |" \
     "nchan cpu/delivery $n_cpu µs p50/p99 $(field "$n" p50)/$(field "$n" p99) ms rss/conn $(field "$n" per_connection) B cpu/new conn $(field "$n" server_cpu_per_new_connection) µs |" \
@@ -235,6 +241,7 @@ for run in $(seq "$RUNS"); do
   SSE_ROWS+=("$run|$run_load–$(loadavg | cut -d' ' -f1)|$(against "$s" "$s_cpu" "$ns" "$ns_cpu")")
   new_conn() { field "$1" server_cpu_per_new_connection; }
   NIO_ROWS+=("$run|$run_load–$(loadavg | cut -d' ' -f1)|$(ratio "$(new_conn "$nf")" "$(new_conn "$n")")|$(ratio "$(new_conn "$m")" "$(new_conn "$nf")")|$(ratio "$(new_conn "$nfs")" "$(new_conn "$ns")")|$(ratio "$(new_conn "$s")" "$(new_conn "$nfs")")")
+  RING_ROWS+=("$run|$run_load–$(loadavg | cut -d' ' -f1)|$(ratio "$(floor_field "$fu" cpu)" "$(floor_field "$f" cpu)")|$(ratio "$m_cpu" "$(floor_field "$fu" cpu)")|$(ratio "$(field "$m" p50)" "$(floor_field "$fu" p50)")|$(ratio "$(field "$m" p99)" "$(floor_field "$fu" p99)")")
   EPOLL_ROWS+=("$run|$run_load–$(loadavg | cut -d' ' -f1)|$(ratio "$(new_conn "$ef")" "$(new_conn "$n")")|$(ratio "$(new_conn "$ef")" "$(new_conn "$nf")")|$(ratio "$(new_conn "$efs")" "$(new_conn "$ns")")|$(ratio "$(new_conn "$efs")" "$(new_conn "$nfs")")")
 done
 END_LOAD=$(loadavg)
@@ -277,3 +284,6 @@ table "run|load|nio-floor/nchan WebSocket|gw/nio-floor WebSocket|nio-floor/nchan
 echo
 echo "== CPU per new connection of a Swift event loop of its own (edge-triggered epoll, the same canned answers): against nchan and against NIO's floor"
 table "run|load|epoll-floor/nchan WebSocket|epoll-floor/nio-floor WebSocket|epoll-floor/nchan-sse EventSource|epoll-floor/nio-floor EventSource" "${EPOLL_ROWS[@]}"
+echo
+echo "== the fan-out against the io_uring floor (the floor's frames through io_uring, as the gateway sends them): what io_uring saves the floor, and the gateway against it"
+table "run|load|floor-uring/floor CPU per delivery|gw/floor-uring CPU per delivery|gw/floor-uring fan-out p50|gw/floor-uring fan-out p99" "${RING_ROWS[@]}"

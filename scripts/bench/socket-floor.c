@@ -16,6 +16,10 @@
 // the loopback receive work the kernel does inside the sender's call — can be compared with a
 // server's CPU per delivery.
 //
+// SB_FLOOR_IO_URING=1 (fan-out, one writer thread) sends each round through one io_uring instance
+// instead: IORING_OP_SEND with MSG_DONTWAIT, up to 1,024 sockets per io_uring_enter, as the
+// gateway's SendBatch does; the frames and the reader are the same.
+//
 // SB_FLOOR_READER_CPU=K pins the reader process to CPU K (the writer keeps the affinity it was
 // started with, e.g. `taskset -c 0`), as scripts/bench/gateway-compare.sh pins a server and its
 // load tool to different cores.
@@ -38,6 +42,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/io_uring.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 
 enum { FRAME = 60 };
 
@@ -81,14 +88,73 @@ static atomic_int stop_writing;
 static long writes_done[64];
 static int fanout_mode, rounds, batch = 1;
 
+// ---- io_uring writer (SB_FLOOR_IO_URING) ------------------------------------------------------
+enum { RING_ENTRIES = 1024 };
+static int use_ring, ring_fd;
+static unsigned *sq_tail, *sq_mask, *sq_array, *cq_head, *cq_tail, *cq_mask;
+static struct io_uring_sqe *sqes;
+static struct io_uring_cqe *cqes;
+
+static void ring_setup(void) {
+    struct io_uring_params p;
+    memset(&p, 0, sizeof p);
+    p.flags = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+    ring_fd = (int)syscall(__NR_io_uring_setup, RING_ENTRIES, &p);
+    if (ring_fd < 0) die("io_uring_setup");
+    size_t sq_size = p.sq_off.array + p.sq_entries * sizeof(unsigned);
+    size_t cq_size = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
+    char *ring = mmap(NULL, sq_size > cq_size ? sq_size : cq_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+                      ring_fd, IORING_OFF_SQ_RING);
+    sqes = mmap(NULL, p.sq_entries * sizeof *sqes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring_fd, IORING_OFF_SQES);
+    if (ring == MAP_FAILED || sqes == MAP_FAILED) die("mmap");
+    sq_tail = (unsigned *)(ring + p.sq_off.tail);
+    sq_mask = (unsigned *)(ring + p.sq_off.ring_mask);
+    sq_array = (unsigned *)(ring + p.sq_off.array);
+    cq_head = (unsigned *)(ring + p.cq_off.head);
+    cq_tail = (unsigned *)(ring + p.cq_off.tail);
+    cq_mask = (unsigned *)(ring + p.cq_off.ring_mask);
+    cqes = (struct io_uring_cqe *)(ring + p.cq_off.cqes);
+}
+
+// One frame to each socket, RING_ENTRIES sends per io_uring_enter; every send must take it all.
+static void ring_send_all(const void *bytes, unsigned length) {
+    for (int start = 0; start < socket_count; start += RING_ENTRIES) {
+        int batch = socket_count - start < RING_ENTRIES ? socket_count - start : RING_ENTRIES;
+        unsigned tail = *sq_tail;
+        for (int i = 0; i < batch; i++) {
+            unsigned slot = (tail + (unsigned)i) & *sq_mask;
+            struct io_uring_sqe *sqe = &sqes[slot];
+            memset(sqe, 0, sizeof *sqe);
+            sqe->opcode = IORING_OP_SEND;
+            sqe->fd = sockets[start + i];
+            sqe->addr = (uint64_t)(uintptr_t)bytes;
+            sqe->len = length;
+            sqe->msg_flags = MSG_DONTWAIT | MSG_NOSIGNAL;
+            sq_array[slot] = slot;
+        }
+        __atomic_store_n(sq_tail, tail + (unsigned)batch, __ATOMIC_RELEASE);
+        if (syscall(__NR_io_uring_enter, ring_fd, (unsigned)batch, (unsigned)batch, IORING_ENTER_GETEVENTS, NULL, 0) != batch)
+            die("io_uring_enter");
+        unsigned head = *cq_head;
+        for (int done = 0; done < batch; done++, head++) {
+            if (head == __atomic_load_n(cq_tail, __ATOMIC_ACQUIRE)) die("io_uring completions");
+            if (cqes[head & *cq_mask].res != (int)length) die("io_uring send");
+        }
+        __atomic_store_n(cq_head, head, __ATOMIC_RELEASE);
+    }
+}
+
 // Thread `index` owns sockets index, index + THREADS, ...
 static void *writer_thread(void *argument) {
     long index = (long)argument;
     if (fanout_mode) {
+        if (use_ring) ring_setup();
         for (int round = 0; round < rounds; round++) {
             pthread_barrier_wait(&round_start);
-            for (int i = (int)index; i < socket_count; i += thread_count)
-                if (write(sockets[i], frame, FRAME) != FRAME) die("write");
+            if (use_ring) ring_send_all(frame, FRAME);
+            else
+                for (int i = (int)index; i < socket_count; i += thread_count)
+                    if (write(sockets[i], frame, FRAME) != FRAME) die("write");
             pthread_barrier_wait(&round_end);
         }
     } else {
@@ -192,6 +258,12 @@ int main(int argc, char **argv) {
         return 2;
     }
     rounds = fanout_mode ? amount : 1;
+    const char *ring_setting = getenv("SB_FLOOR_IO_URING");
+    use_ring = fanout_mode && ring_setting && strcmp(ring_setting, "1") == 0;
+    if (use_ring && thread_count != 1) {
+        fprintf(stderr, "SB_FLOOR_IO_URING=1 sends from one writer thread\n");
+        return 2;
+    }
     if (!fanout_mode && argc > 5) batch = atoi(argv[5]);
     if (batch < 1 || batch > 64) {
         fprintf(stderr, "1 ≤ BATCH ≤ 64\n");
@@ -237,8 +309,9 @@ int main(int argc, char **argv) {
     memset(frame, 'x', FRAME);
     for (long t = 0; t < thread_count; t++) pthread_create(&threads[t], NULL, writer_thread, (void *)t);
 
-    printf("== socket floor: %s, %d loopback TCP sockets, %d writer thread%s, %d-byte frames (%d per write), %ld cores\n",
-           argv[1], socket_count, thread_count, thread_count == 1 ? "" : "s", FRAME, batch, sysconf(_SC_NPROCESSORS_ONLN));
+    printf("== socket floor: %s, %d loopback TCP sockets, %d writer thread%s, %d-byte frames (%d per %s), %ld cores\n",
+           argv[1], socket_count, thread_count, thread_count == 1 ? "" : "s", FRAME, batch,
+           use_ring ? "io_uring send" : "write", sysconf(_SC_NPROCESSORS_ONLN));
     fflush(stdout);
     if (fanout_mode) {
         double wall = 0, cpu = 0;

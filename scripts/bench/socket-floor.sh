@@ -3,7 +3,8 @@
 # small frame per write() to many loopback TCP sockets, read back by a process on the same machine.
 # Compiles scripts/bench/socket-floor.c with gcc into var/bench, then runs
 #   fan-out:    one frame to each of N sockets, ROUNDS times 100 ms apart (latency p50/p99/max,
-#               writer wall time and CPU per write)
+#               writer wall time and CPU per write), then the same through io_uring (one writer
+#               thread, 1,024 sends per io_uring_enter, as the gateway's fan-out sends)
 #   throughput: THREADS writer threads writing frames round-robin to N sockets for 10 s, one frame
 #               per write() and then 4 per write() (write() calls/s, frames read/s, CPU per frame)
 #   scripts/bench/socket-floor.sh [N=10000] [ROUNDS=20] [THREADS=1]
@@ -23,6 +24,7 @@ BIN=$ROOT/var/bench/socket-floor
 gcc -O2 -Wall -pthread -o "$BIN" "$ROOT/scripts/bench/socket-floor.c"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 "$BIN" fanout "$N" "$ROUNDS" "$THREADS"
+SB_FLOOR_IO_URING=1 "$BIN" fanout "$N" "$ROUNDS" 1
 "$BIN" throughput "$N" "$SECONDS_" "$THREADS" 1
 "$BIN" throughput "$N" "$SECONDS_" "$THREADS" 4
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -33,7 +33,7 @@ int sb_epoll_wait(int epoll_fd, int *fds, uint32_t *events, int max, int timeout
 typedef struct sb_send_ring sb_send_ring;
 
 /// A ring of `entries` submission slots (a power of two; batches larger than that go in several
-/// submissions). NULL with errno when the kernel refuses io_uring (too old, disabled by
+/// submissions). NULL with errno when the kernel refuses io_uring (older than 5.7, disabled by
 /// `kernel.io_uring_disabled`, or blocked by a seccomp profile, as in Docker's default).
 sb_send_ring *sb_send_ring_create(unsigned entries);
 
