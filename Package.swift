@@ -285,7 +285,7 @@ let package = Package(
         .testTarget(
             name: "GatewayLogicTests",
             dependencies: [
-                "Gateway", "Realtime", "SwitchboardCore",
+                "CSocket", "Gateway", "Realtime", "SwitchboardCore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
