@@ -51,6 +51,8 @@ struct sb_send_ring {
     unsigned *cq_head, *cq_tail, *cq_mask;
     struct io_uring_sqe *sqes;
     struct io_uring_cqe *cqes;
+    /// One message header per submission slot, for the sends of several pieces.
+    struct msghdr *messages;
     void *ring_memory;
     size_t ring_size;
     size_t sqes_size;
@@ -100,7 +102,10 @@ sb_send_ring *sb_send_ring_create(unsigned entries) {
         return NULL;
     }
     sb_send_ring *ring = calloc(1, sizeof *ring);
-    if (!ring) {
+    struct msghdr *messages = calloc(params.sq_entries, sizeof *messages);
+    if (!ring || !messages) {
+        free(ring);
+        free(messages);
         munmap(sqes, sqes_size);
         munmap(memory, ring_size);
         close(fd);
@@ -117,6 +122,7 @@ sb_send_ring *sb_send_ring_create(unsigned entries) {
     ring->cq_mask = (unsigned *)(memory + params.cq_off.ring_mask);
     ring->cqes = (struct io_uring_cqe *)(memory + params.cq_off.cqes);
     ring->sqes = sqes;
+    ring->messages = messages;
     ring->ring_memory = memory;
     ring->ring_size = ring_size;
     ring->sqes_size = sqes_size;
@@ -128,6 +134,7 @@ void sb_send_ring_destroy(sb_send_ring *ring) {
     munmap(ring->sqes, ring->sqes_size);
     munmap(ring->ring_memory, ring->ring_size);
     close(ring->fd);
+    free(ring->messages);
     free(ring);
 }
 
@@ -146,9 +153,10 @@ static int sb_ring_reap(sb_send_ring *ring, int *results) {
     return reaped;
 }
 
-int sb_send_ring_send(sb_send_ring *ring, const int *fds, const void *const *buffers, const unsigned *lengths,
+int sb_send_ring_send(sb_send_ring *ring, const int *fds, const struct iovec *parts, const unsigned *part_counts,
                       int *results, int count) {
     for (int i = 0; i < count; i++) results[i] = SB_SEND_NOT_ATTEMPTED;
+    const struct iovec *next_parts = parts;
     for (int start = 0; start < count;) {
         int batch = count - start;
         if (batch > (int)ring->entries) batch = (int)ring->entries;
@@ -157,12 +165,25 @@ int sb_send_ring_send(sb_send_ring *ring, const int *fds, const void *const *buf
             unsigned slot = (tail + (unsigned)i) & *ring->sq_mask;
             struct io_uring_sqe *sqe = &ring->sqes[slot];
             memset(sqe, 0, sizeof *sqe);
-            sqe->opcode = IORING_OP_SEND;
             sqe->fd = fds[start + i];
-            sqe->addr = (uint64_t)(uintptr_t)buffers[start + i];
-            sqe->len = lengths[start + i];
             sqe->msg_flags = MSG_DONTWAIT | MSG_NOSIGNAL;
             sqe->user_data = (uint64_t)(start + i);
+            unsigned pieces = part_counts[start + i];
+            if (pieces == 1) {
+                sqe->opcode = IORING_OP_SEND;
+                sqe->addr = (uint64_t)(uintptr_t)next_parts->iov_base;
+                sqe->len = (unsigned)next_parts->iov_len;
+            } else {
+                // The header stays put until this chunk has completed: the next chunk reuses it.
+                struct msghdr *message = &ring->messages[slot];
+                memset(message, 0, sizeof *message);
+                message->msg_iov = (struct iovec *)next_parts;
+                message->msg_iovlen = pieces;
+                sqe->opcode = IORING_OP_SENDMSG;
+                sqe->addr = (uint64_t)(uintptr_t)message;
+                sqe->len = 1;
+            }
+            next_parts += pieces;
             ring->sq_array[slot] = slot;
         }
         __atomic_store_n(ring->sq_tail, tail + (unsigned)batch, __ATOMIC_RELEASE);

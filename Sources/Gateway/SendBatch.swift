@@ -6,11 +6,20 @@ import Glibc
 import NIOCore
 import Synchronization
 
-/// A transport whose flush can leave its one frame to its loop's `SendBatch`.
+/// What became of a send left to a `SendBatch`.
+enum SendOutcome {
+    /// The socket took every byte.
+    case all
+    /// The socket took `written` bytes of `whole` (the send's pieces joined; 0 when its buffer
+    /// was full, or on an error NIO meets on its own write and closes the channel on).
+    case part(whole: ByteBuffer, written: Int)
+    /// The send was handed to the kernel and its outcome is unknown: the connection must end.
+    case unknown
+}
+
+/// A transport whose flush can leave its one message to its loop's `SendBatch`.
 protocol BatchSender: AnyObject {
-    /// The outcome of a frame added to a batch: the bytes of `frame` the socket took, or nil when
-    /// the send was handed to the kernel and its outcome is unknown (the connection must end).
-    func sent(_ frame: ByteBuffer, written: Int?)
+    func sent(_ outcome: SendOutcome)
 }
 
 /// The sends of one `FlushBatcher` run, made together once every connection has added its own.
@@ -19,10 +28,14 @@ protocol BatchSender: AnyObject {
 final class SendBatch: @unchecked Sendable {
     /// Submission slots of a loop's ring: a larger batch goes in several system calls.
     static let ringEntries: UInt32 = 1024
+    /// The most bytes a send may carry in front of its body (a WebSocket frame header).
+    static let maxHeadSize = 16
 
     private struct Entry {
         let socket: CInt
-        let frame: ByteBuffer
+        /// Where the bytes in front of the body are in `heads` (empty for a whole frame).
+        let head: Range<Int>
+        let body: ByteBuffer
         let sender: any BatchSender
     }
 
@@ -36,13 +49,14 @@ final class SendBatch: @unchecked Sendable {
     private let entryCount: UInt32
     private let metrics: Metrics?
     private var entries: [Entry] = []
+    private var heads: [UInt8] = []
     private var sockets: [CInt] = []
-    private var buffers: [UnsafeRawPointer?] = []
-    private var lengths: [UInt32] = []
+    private var parts: [iovec] = []
+    private var partCounts: [UInt32] = []
     private var results: [CInt] = []
 
-    /// `useRing`: false sends each frame with its own `send` (the `fanout_io_uring` setting off).
-    /// `entries`: the ring's submission slots.
+    /// `useRing`: false sends each message with its own system call (the `fanout_io_uring`
+    /// setting off). `entries`: the ring's submission slots.
     init(useRing: Bool, entries: UInt32 = SendBatch.ringEntries, metrics: Metrics? = nil) {
         ring = useRing ? .notTried : .unavailable
         entryCount = entries
@@ -59,25 +73,65 @@ final class SendBatch: @unchecked Sendable {
         return false
     }
 
-    /// Adds `frame` for `socket`; `sender` hears how much of it went once the batch is sent.
+    /// Adds `frame` for `socket`; `sender` hears what became of it once the batch is sent.
     func add(_ frame: ByteBuffer, socket: CInt, sender: any BatchSender) {
-        entries.append(Entry(socket: socket, frame: frame, sender: sender))
+        entries.append(Entry(socket: socket, head: 0..<0, body: frame, sender: sender))
+    }
+
+    /// Adds `head` (copied; at most `maxHeadSize` bytes) followed by `body`, sent as one message.
+    func add(head: UnsafeRawBufferPointer, body: ByteBuffer, socket: CInt, sender: any BatchSender) {
+        precondition(head.count <= Self.maxHeadSize)
+        let start = heads.count
+        heads.append(contentsOf: head)
+        entries.append(Entry(socket: socket, head: start..<heads.count, body: body, sender: sender))
     }
 
     /// Makes every send added since the last call and tells each sender its outcome, in the order
     /// they were added.
     func send() {
         guard !entries.isEmpty else { return }
-        defer { entries.removeAll(keepingCapacity: true) }
+        defer {
+            entries.removeAll(keepingCapacity: true)
+            heads.removeAll(keepingCapacity: true)
+        }
         // One send is cheaper as a plain system call than through the ring.
         if entries.count > 1, let pointer = readyRing() {
             sendThroughRing(pointer)
             return
         }
-        for entry in entries {
-            let written = entry.frame.withUnsafeReadableBytes { SocketWrite.send($0, to: entry.socket) }
-            entry.sender.sent(entry.frame, written: written)
+        heads.withUnsafeBytes { heads in
+            for entry in entries { report(entry, written: sendNow(entry, heads: heads), heads: heads) }
         }
+    }
+
+    /// `entry` with one `send` (or `sendmsg`, with a head).
+    private func sendNow(_ entry: Entry, heads: UnsafeRawBufferPointer) -> Int {
+        entry.body.withUnsafeReadableBytes { body in
+            entry.head.isEmpty
+                ? SocketWrite.send(body, to: entry.socket)
+                : SocketWrite.send(UnsafeRawBufferPointer(rebasing: heads[entry.head]), body, to: entry.socket)
+        }
+    }
+
+    /// Tells `entry`'s sender that `written` of its bytes went (nil: unknown).
+    private func report(_ entry: Entry, written: Int?, heads: UnsafeRawBufferPointer) {
+        guard let written else {
+            entry.sender.sent(.unknown)
+            return
+        }
+        let total = entry.head.count + entry.body.readableBytes
+        guard written < total else {
+            entry.sender.sent(.all)
+            return
+        }
+        var whole = entry.body
+        if !entry.head.isEmpty {
+            whole = ByteBuffer()
+            whole.reserveCapacity(total)
+            whole.writeBytes(UnsafeRawBufferPointer(rebasing: heads[entry.head]))
+            whole.writeImmutableBuffer(entry.body)
+        }
+        entry.sender.sent(.part(whole: whole, written: written))
     }
 
     private func readyRing() -> OpaquePointer? {
@@ -96,43 +150,46 @@ final class SendBatch: @unchecked Sendable {
 
     private func sendThroughRing(_ pointer: OpaquePointer) {
         sockets.removeAll(keepingCapacity: true)
-        buffers.removeAll(keepingCapacity: true)
-        lengths.removeAll(keepingCapacity: true)
-        for entry in entries {
-            sockets.append(entry.socket)
-            // The frame stays in `entries` until the batch is sent, so its storage stays where it is.
-            buffers.append(entry.frame.withUnsafeReadableBytes { UnsafeRawPointer($0.baseAddress) })
-            lengths.append(UInt32(entry.frame.readableBytes))
-        }
-        results = [CInt](repeating: 0, count: entries.count)
-        let status = sockets.withUnsafeBufferPointer { sockets in
-            buffers.withUnsafeBufferPointer { buffers in
-                lengths.withUnsafeBufferPointer { lengths in
-                    results.withUnsafeMutableBufferPointer { results in
-                        sb_send_ring_send(
-                            pointer, sockets.baseAddress, buffers.baseAddress, lengths.baseAddress, results.baseAddress,
-                            CInt(sockets.count))
+        parts.removeAll(keepingCapacity: true)
+        partCounts.removeAll(keepingCapacity: true)
+        heads.withUnsafeBytes { heads in
+            for entry in entries {
+                sockets.append(entry.socket)
+                if !entry.head.isEmpty {
+                    // `heads` is not changed until the batch is sent, so its storage stays put.
+                    parts.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: heads.baseAddress! + entry.head.lowerBound), iov_len: entry.head.count))
+                }
+                // The body stays in `entries` until the batch is sent, so its storage stays put.
+                let body = entry.body.withUnsafeReadableBytes { UnsafeMutableRawPointer(mutating: $0.baseAddress) }
+                parts.append(iovec(iov_base: body, iov_len: entry.body.readableBytes))
+                partCounts.append(entry.head.isEmpty ? 1 : 2)
+            }
+            results = [CInt](repeating: 0, count: entries.count)
+            let status = sockets.withUnsafeBufferPointer { sockets in
+                parts.withUnsafeBufferPointer { parts in
+                    partCounts.withUnsafeBufferPointer { partCounts in
+                        results.withUnsafeMutableBufferPointer { results in
+                            sb_send_ring_send(
+                                pointer, sockets.baseAddress, parts.baseAddress, partCounts.baseAddress, results.baseAddress,
+                                CInt(sockets.count))
+                        }
                     }
                 }
             }
-        }
-        metrics?.ioUringSends.add(entries.count, ordering: .relaxed)
-        if status != 0 {
-            // The ring failed as a whole (not one socket's send): later batches use `send`.
-            sb_send_ring_destroy(pointer)
-            ring = .unavailable
-        }
-        for (entry, result) in zip(entries, results) {
-            switch result {
-            case CInt(SB_SEND_NOT_ATTEMPTED):
-                let written = entry.frame.withUnsafeReadableBytes { SocketWrite.send($0, to: entry.socket) }
-                entry.sender.sent(entry.frame, written: written)
-            case CInt(SB_SEND_UNKNOWN):
-                entry.sender.sent(entry.frame, written: nil)
-            default:
+            metrics?.ioUringSends.add(entries.count, ordering: .relaxed)
+            if status != 0 {
+                // The ring failed as a whole (not one socket's send): later batches use `send`.
+                sb_send_ring_destroy(pointer)
+                ring = .unavailable
+            }
+            for (entry, result) in zip(entries, results) {
+                switch result {
+                case CInt(SB_SEND_NOT_ATTEMPTED): report(entry, written: sendNow(entry, heads: heads), heads: heads)
+                case CInt(SB_SEND_UNKNOWN): report(entry, written: nil, heads: heads)
                 // A failed send took nothing (-EAGAIN: the socket's buffer is full; another error
                 // NIO meets on its own write and closes the channel on), as `SocketWrite.send` says.
-                entry.sender.sent(entry.frame, written: result >= 0 ? Int(result) : 0)
+                default: report(entry, written: result >= 0 ? Int(result) : 0, heads: heads)
+                }
             }
         }
     }

@@ -167,6 +167,13 @@ final class WebSocketTransport: Transport, BatchFlushed, BatchSender, DirectSock
                 } else {
                     send(frame, direct: direct)
                 }
+            } else if direct, let socket, let batch {
+                // The frame's header goes with the payload where it is, as `unsent(payload:direct:)` sends it.
+                var header: (UInt64, UInt64) = (0, 0)
+                withUnsafeMutableBytes(of: &header) { head in
+                    let size = WebSocketFraming.writeHeader(opcode: WebSocketFraming.textOpcode, payloadLength: single.payload.readableBytes, to: head)
+                    batch.add(head: UnsafeRawBufferPointer(rebasing: head[..<size]), body: single.payload, socket: socket, sender: self)
+                }
             } else if let rest = unsent(payload: single.payload, direct: direct) {
                 _ = handToNIO([rest][...], context: rawContext())
             }
@@ -226,13 +233,12 @@ final class WebSocketTransport: Transport, BatchFlushed, BatchSender, DirectSock
     }
 
     /// A frame left to the tick's `SendBatch`: what the socket did not take goes to NIO.
-    func sent(_ frame: ByteBuffer, written: Int?) {
-        guard let written else {
-            channel.close(promise: nil)
-            return
+    func sent(_ outcome: SendOutcome) {
+        switch outcome {
+        case .all: break
+        case .part(let whole, let written): _ = handToNIO([rest(of: whole, written: written)][...], context: rawContext())
+        case .unknown: channel.close(promise: nil)
         }
-        guard written < frame.readableBytes else { return }
-        _ = handToNIO([rest(of: frame, written: written)][...], context: rawContext())
     }
 
     /// Writes whole frames in order, directly when `direct` (the socket is open and NIO holds

@@ -18,11 +18,32 @@ import Testing
         return true
     }()
 
+    /// Each outcome as the bytes the socket took (nil: unknown) and what is left of them.
     final class Recorder: BatchSender {
-        var outcomes: [(frame: String, written: Int?)] = []
+        var outcomes: [(written: Int?, rest: String)] = []
+        /// The sizes of what was added, in order (what `.all` took).
+        var sizes: [Int] = []
 
-        func sent(_ frame: ByteBuffer, written: Int?) {
-            outcomes.append((String(buffer: frame), written))
+        func sent(_ outcome: SendOutcome) {
+            switch outcome {
+            case .all: outcomes.append((sizes[outcomes.count], ""))
+            case .part(var whole, let written):
+                whole.moveReaderIndex(forwardBy: written)
+                outcomes.append((written, String(buffer: whole)))
+            case .unknown: outcomes.append((nil, ""))
+            }
+        }
+
+        func add(_ text: String, to batch: SendBatch, socket: CInt, head: String? = nil) {
+            if let head {
+                head.utf8CString.withUnsafeBytes { bytes in
+                    batch.add(head: UnsafeRawBufferPointer(rebasing: bytes.dropLast()), body: ByteBuffer(string: text), socket: socket, sender: self)
+                }
+                sizes.append(head.utf8.count + text.utf8.count)
+            } else {
+                batch.add(ByteBuffer(string: text), socket: socket, sender: self)
+                sizes.append(text.utf8.count)
+            }
         }
     }
 
@@ -67,34 +88,36 @@ import Testing
         }
     }
 
-    /// 20 frames through a ring of 8 slots (three submissions), and with a `send` each.
+    /// 20 sends through a ring of 8 slots (three submissions), and with a system call each:
+    /// whole frames, and every third one a head in front of its body (one message, as `sendmsg`).
     @Test(arguments: [true, false])
-    func everyFrameReachesItsOwnSocket(useRing: Bool) throws {
+    func everyMessageReachesItsOwnSocket(useRing: Bool) throws {
         let pairs = try (0..<20).map { _ in try Pair() }
         defer { pairs.forEach { $0.close() } }
         let metrics = Metrics()
         let batch = SendBatch(useRing: useRing, entries: 8, metrics: metrics)
         let recorder = Recorder()
+        func expected(_ index: Int) -> String { index % 3 == 0 ? "<\(index)>frame \(index)" : "frame \(index)" }
         for (index, pair) in pairs.enumerated() {
-            batch.add(ByteBuffer(string: "frame \(index)"), socket: pair.local, sender: recorder)
+            recorder.add("frame \(index)", to: batch, socket: pair.local, head: index % 3 == 0 ? "<\(index)>" : nil)
         }
         batch.send()
         #expect(batch.usesRing == (useRing && Self.kernelHasRing))
-        #expect(recorder.outcomes.map(\.frame) == (0..<20).map { "frame \($0)" })
-        #expect(recorder.outcomes.map(\.written) == (0..<20).map { Optional("frame \($0)".utf8.count) })
-        #expect(pairs.map { $0.received() } == (0..<20).map { "frame \($0)" })
+        #expect(recorder.outcomes.map(\.written) == (0..<20).map { Optional(expected($0).utf8.count) })
+        #expect(pairs.map { $0.received() } == (0..<20).map(expected))
         #expect(metrics.ioUringSends.load(ordering: .relaxed) == (batch.usesRing ? 20 : 0))
 
-        // The batch is empty again: a second round sends only its own frames.
-        batch.add(ByteBuffer(string: "again"), socket: pairs[3].local, sender: recorder)
-        batch.add(ByteBuffer(string: "and again"), socket: pairs[4].local, sender: recorder)
+        // The batch is empty again: a second round sends only its own messages.
+        recorder.add("again", to: batch, socket: pairs[3].local, head: "+")
+        recorder.add("and again", to: batch, socket: pairs[4].local)
         batch.send()
         #expect(recorder.outcomes.count == 22)
-        #expect(pairs.map { $0.received() }.filter { !$0.isEmpty } == ["again", "and again"])
+        #expect(pairs.map { $0.received() }.filter { !$0.isEmpty } == ["+again", "and again"])
     }
 
-    /// A full socket takes nothing (the sender hands the frame on); a socket whose peer is gone
-    /// fails without a SIGPIPE; the sockets around them are not affected.
+    /// A full socket takes nothing: the sender gets the whole message back, its head in front.
+    /// A socket whose peer is gone fails without a SIGPIPE. The sockets around them are not
+    /// affected.
     @Test(arguments: [true, false])
     func fullAndBrokenSocketsReportWhatTheyTook(useRing: Bool) throws {
         let before = try Pair(), full = try Pair(sendBuffer: 4096), broken = try Pair(), after = try Pair()
@@ -105,28 +128,28 @@ import Testing
         let batch = SendBatch(useRing: useRing)
         let recorder = Recorder()
         let big = String(repeating: "y", count: 1000)
-        batch.add(ByteBuffer(string: "first"), socket: before.local, sender: recorder)
-        batch.add(ByteBuffer(string: big), socket: full.local, sender: recorder)
-        batch.add(ByteBuffer(string: "lost"), socket: broken.local, sender: recorder)
-        batch.add(ByteBuffer(string: "last"), socket: after.local, sender: recorder)
+        recorder.add("first", to: batch, socket: before.local)
+        recorder.add(big, to: batch, socket: full.local, head: "head:")
+        recorder.add("lost", to: batch, socket: broken.local)
+        recorder.add("last", to: batch, socket: after.local, head: "0:")
         batch.send()
         #expect(batch.usesRing == (useRing && Self.kernelHasRing))
-        #expect(recorder.outcomes.map(\.frame) == ["first", big, "lost", "last"])
-        #expect(recorder.outcomes.map(\.written) == [5, 0, 0, 4])
+        #expect(recorder.outcomes.map(\.written) == [5, 0, 0, 6])
+        #expect(recorder.outcomes.map(\.rest) == ["", "head:" + big, "lost", ""])
         #expect(before.received() == "first")
-        #expect(after.received() == "last")
+        #expect(after.received() == "0:last")
     }
 
-    /// A batch of one frame is a plain `send`, even with the ring allowed.
-    @Test func oneFrameIsAPlainSend() throws {
+    /// A batch of one message is a plain system call, even with the ring allowed.
+    @Test func oneMessageIsAPlainSend() throws {
         let pair = try Pair()
         defer { pair.close() }
         let batch = SendBatch(useRing: true)
         let recorder = Recorder()
-        batch.add(ByteBuffer(string: "alone"), socket: pair.local, sender: recorder)
+        recorder.add("alone", to: batch, socket: pair.local, head: "1")
         batch.send()
         #expect(!batch.usesRing)
-        #expect(recorder.outcomes.map(\.written) == [5])
-        #expect(pair.received() == "alone")
+        #expect(recorder.outcomes.map(\.written) == [6])
+        #expect(pair.received() == "1alone")
     }
 }

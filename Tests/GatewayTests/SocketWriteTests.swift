@@ -149,8 +149,9 @@ import Testing
     /// Several readers of one channel on both event loops: a publication alone in its tick goes
     /// to all of a loop's readers in one batch (through io_uring when `fanout_io_uring` is on),
     /// and what their full sockets leave of it waits in NIO, ahead of every later publication.
-    @Test(arguments: [true, false])
-    func readersBehindTogetherGetEveryMessageOnceAndInOrder(ioUring: Bool) async throws {
+    /// Unidirectional readers get frames of their own (a header in front of the shared payload).
+    @Test(arguments: [true, false], [false, true])
+    func readersBehindTogetherGetEveryMessageOnceAndInOrder(ioUring: Bool, unidirectional: Bool) async throws {
         let configure = Self.configure(queueLimit: 64 << 20)
         try await LiveGateway.with({ configuration in
             configure(&configuration)
@@ -158,16 +159,19 @@ import Testing
         }) { ports in
             var readers: [(client: WebSocketTestClient, events: AsyncStream<WebSocketTestClient.Event>.AsyncIterator)] = []
             for index in 0..<6 {
-                readers.append(try await Self.subscribed(ports, channel: "chat:firehose", user: "reader\(index)", receiveBuffer: 8192))
+                readers.append(
+                    unidirectional
+                        ? try await Self.unidirectional(ports, channel: "chat:firehose", receiveBuffer: 8192)
+                        : try await Self.subscribed(ports, channel: "chat:firehose", user: "reader\(index)", receiveBuffer: 8192))
             }
-            let (publisher, _) = try await Self.subscribed(ports, channel: "chat:other", user: "publisher")
+            var (publisher, publisherEvents) = try await Self.subscribed(ports, channel: "chat:other", user: "publisher")
             /// The next publication each reader should get, and reads until `count`.
             var next = [Int](repeating: 0, count: readers.count)
             func readAll(upTo count: Int) async {
                 for index in readers.indices {
                     while next[index] < count, let event = await readers[index].events.next() {
-                        guard case .text(let text) = event,
-                            let n = JSONValue.parse(Array(text.utf8))?["push"]?["pub"]?["data"]?["n"]?.int64Value
+                        guard case .text(let text) = event, let message = JSONValue.parse(Array(text.utf8)),
+                            let n = (unidirectional ? message : message["push"])?["pub"]?["data"]?["n"]?.int64Value
                         else {
                             Issue.record("reader \(index) got \(event) after \(next[index]) publications")
                             return
@@ -191,6 +195,20 @@ import Testing
             for reader in readers { try await reader.client.channel.setOption(ChannelOptions.autoRead, value: true).get() }
             await readAll(upTo: 600)
             #expect(next == [Int](repeating: 600, count: readers.count))
+            // The publisher's replies are its own messages (a frame header in front of the
+            // reply), batched with the readers' frames of the same tick on its loop.
+            var replies = 0
+            while replies < 600, let event = await publisherEvents.next() {
+                guard case .text(let text) = event else {
+                    Issue.record("the publisher got \(event) after \(replies) replies")
+                    break
+                }
+                for reply in text.split(separator: "\n") {
+                    #expect(reply.hasPrefix(#"{"id":\#(replies + 3),"#))
+                    replies += 1
+                }
+            }
+            #expect(replies == 600)
             for reader in readers { await reader.client.close() }
             await publisher.close()
         }

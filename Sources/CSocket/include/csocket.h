@@ -5,6 +5,7 @@
 #define SWITCHBOARD_CSOCKET_H
 
 #include <stdint.h>
+#include <sys/uio.h>
 
 /// accept4(2) with SOCK_NONBLOCK | SOCK_CLOEXEC: the accepted socket is ready for an event loop.
 int sb_accept_nonblocking(int listen_socket);
@@ -48,12 +49,13 @@ enum {
     SB_SEND_UNKNOWN = -2147483647,
 };
 
-/// Sends `lengths[i]` bytes at `buffers[i]` on socket `fds[i]` for each i < `count`, as
-/// send(2) with MSG_DONTWAIT | MSG_NOSIGNAL would, in as few system calls as the ring allows, and
-/// waits for all of them. `results[i]` is the bytes written or -errno (-EAGAIN when the socket
-/// took nothing). Returns 0, or -errno when the ring itself failed: the results then say which
-/// sends were not attempted and which have no known outcome, and the ring must not be used again.
-int sb_send_ring_send(sb_send_ring *ring, const int *fds, const void *const *buffers, const unsigned *lengths,
+/// For each i < `count`, sends `part_counts[i]` pieces of `parts` on socket `fds[i]` (the pieces of
+/// send 0 first, then those of send 1, …), as sendmsg(2) with MSG_DONTWAIT | MSG_NOSIGNAL would, in
+/// as few system calls as the ring allows, and waits for all of them. `results[i]` is the bytes
+/// written or -errno (-EAGAIN when the socket took nothing). Returns 0, or -errno when the ring
+/// itself failed: the results then say which sends were not attempted and which have no known
+/// outcome, and the ring must not be used again.
+int sb_send_ring_send(sb_send_ring *ring, const int *fds, const struct iovec *parts, const unsigned *part_counts,
                       int *results, int count);
 
 #endif
