@@ -218,6 +218,71 @@ import Testing
         }
     }
 
+    /// Six streams of one channel on both event loops: a publication alone in its tick goes to
+    /// a loop's streams in one batch (prefix, payload and suffix as pieces of one message; through
+    /// io_uring when `fanout_io_uring` is on). They fall behind together and catch up: each gets
+    /// every publication whole and in order, in well-formed chunks.
+    @Test(arguments: [true, false])
+    func streamsBehindTogetherGetEveryEventInOrder(ioUring: Bool) async throws {
+        let configure = SocketWriteTests.configure(queueLimit: 16 << 20)
+        try await LiveGateway.with({ configuration in
+            configure(&configuration)
+            configuration.fanoutIOUring = ioUring
+        }) { ports in
+            var readers: [(connection: RawConnection, channel: any NIOCore.Channel)] = []
+            let target = "/connection/uni_sse?cf_connect=\(Self.encoded(#"{"token":"\#(Self.token(channels: ["chat:firehose"]))"}"#))"
+            for _ in 0..<6 {
+                let connection = try await RawConnection.open(port: ports.port, receiveBuffer: 8192)
+                try await connection.send(Array("GET \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8))
+                _ = await connection.text { $0.contains(#"{"connect":"#) }
+                readers.append((connection, try #require(connection.channel.withLock { $0 })))
+            }
+            let (publisher, _) = try await SocketWriteTests.subscribed(ports, channel: "chat:other", user: "publisher")
+            /// Waits until every reader has publication `n` whole (its event's blank line and the chunk's end after it).
+            func waitForAll(_ n: Int) async throws {
+                let marker = Array(#"{"n":\#(n),"#.utf8)
+                let deadline = ContinuousClock.now + .seconds(60)
+                for reader in readers {
+                    while ContinuousClock.now < deadline {
+                        let arrived = reader.connection.received.withLock { bytes -> Bool in
+                            guard let start = bytes.suffix(20_000).firstRange(of: marker) else { return false }
+                            return bytes[start.upperBound...].firstRange(of: Array("\n\n\r\n".utf8)) != nil
+                        }
+                        if arrived { break }
+                        try await Task.sleep(for: .milliseconds(20))
+                    }
+                }
+            }
+            // One publication at a time while the streams read: each goes out alone in its tick.
+            for n in 0..<5 {
+                await SocketWriteTests.publish(n..<(n + 1), from: publisher, channel: "chat:firehose")
+                try await waitForAll(n)
+            }
+            let ringSends = try await SocketWriteTests.counter("switchboard_gateway_io_uring_sends_total", ports)
+            #expect(ioUring ? ringSends > 0 : ringSends == 0)
+            for reader in readers { try await reader.channel.setOption(ChannelOptions.autoRead, value: false).get() }
+            await SocketWriteTests.publish(5..<600, from: publisher, channel: "chat:firehose")
+            try await SocketWriteTests.waitFor("switchboard_gateway_socket_backlogs_total", ports)
+            for reader in readers { try await reader.channel.setOption(ChannelOptions.autoRead, value: true).get() }
+            try await waitForAll(599)
+            for (index, reader) in readers.enumerated() {
+                let received = reader.connection.received.withLock { $0 }
+                let headEnd = try #require(received.firstRange(of: Array("\r\n\r\n".utf8))).upperBound
+                guard let events = Self.events(ofChunked: Array(received[headEnd...])) else {
+                    Issue.record("reader \(index): a chunk's size did not match its bytes")
+                    continue
+                }
+                let numbers = events.dropFirst().compactMap { event -> Int? in
+                    guard let data = event.components(separatedBy: "data: ").last else { return nil }
+                    return JSONValue.parse(Array(data.utf8))?["pub"]?["data"]?["n"]?.int64Value.map { Int($0) }
+                }
+                #expect(numbers == Array(0..<600), "reader \(index): \(numbers.count) events")
+                await reader.connection.close()
+            }
+            await publisher.close()
+        }
+    }
+
     /// An HTTP/1.0 client (no chunked coding) gets the events as the plain body, ended by the close.
     @Test func anHTTP10StreamIsAPlainBodyEndedByTheClose() async throws {
         try await withGateway { ports in
