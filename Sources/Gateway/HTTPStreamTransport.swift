@@ -29,7 +29,7 @@ import Synchronization
 ///   more than the high water mark when a flush starts, is disconnected as slow (3008).
 /// - **Closing** writes the disconnect push, ends the body and closes the connection. Such a
 ///   client cannot answer pings: the stream's own pings only keep proxies from timing it out.
-final class HTTPStreamTransport: Transport, BatchFlushed, BatchSender, DirectSocketWriter {
+final class HTTPStreamTransport: Transport, BatchFlushed, DirectSocketWriter {
     enum Framing: Sendable {
         /// `text/event-stream`: `data: <json>` events for `EventSource`; a ping is `event: ping`,
         /// which `onmessage` does not see.
@@ -220,23 +220,6 @@ final class HTTPStreamTransport: Transport, BatchFlushed, BatchSender, DirectSoc
 
     /// Writes what queued (after the head, the first time); on the event loop.
     func flush() {
-        flush(batch: nil)
-    }
-
-    func flush(into batch: SendBatch) {
-        flush(batch: batch)
-    }
-
-    /// A message left to the tick's `SendBatch`: what the socket did not take goes to NIO.
-    func sent(_ outcome: SendOutcome) {
-        switch outcome {
-        case .all: break
-        case .part(let whole, let written): handToNIO(rest(of: whole, written: written))
-        case .unknown: channel.close(promise: nil)
-        }
-    }
-
-    private func flush(batch: SendBatch?) {
         let (head, single, queued, writable, direct) = state.withLock { state in
             state.flushScheduled = false
             state.queuedBytes = 0
@@ -249,7 +232,7 @@ final class HTTPStreamTransport: Transport, BatchFlushed, BatchSender, DirectSoc
         }
         if head == nil, queued == nil, let single, !Framing.isPing(single.payload) {
             // The common case: one push since the last tick, sent from where it is.
-            if let rest = unsent(payload: single.payload, eventID: single.eventID, direct: direct, batch: batch) { handToNIO(rest) }
+            if let rest = unsent(payload: single.payload, eventID: single.eventID, direct: direct) { handToNIO(rest) }
             return
         }
         var bytes = head ?? channel.allocator.buffer(capacity: 0)
@@ -266,9 +249,8 @@ final class HTTPStreamTransport: Transport, BatchFlushed, BatchSender, DirectSoc
     }
 
     /// What of one message's framing of `payload` is left for NIO after one `sendmsg` (nil when
-    /// the socket took it all, or when `batch` takes the message to send with the tick's others);
-    /// the prefix (chunk size, `id:`, `data: `) is built on the stack.
-    private func unsent(payload: ByteBuffer, eventID: EventStreamID.Value?, direct: Bool, batch: SendBatch? = nil) -> ByteBuffer? {
+    /// the socket took it all); the prefix (chunk size, `id:`, `data: `) is built on the stack.
+    private func unsent(payload: ByteBuffer, eventID: EventStreamID.Value?, direct: Bool) -> ByteBuffer? {
         let idLineLength = framing.idLineLength(eventID)
         guard direct, let socket, idLineLength <= Self.maxStackIDLength else {
             var bytes = channel.allocator.buffer(capacity: payload.readableBytes + idLineLength + 32)
@@ -292,12 +274,6 @@ final class HTTPStreamTransport: Transport, BatchFlushed, BatchSender, DirectSoc
             UnsafeMutableRawBufferPointer(rebasing: raw[count..<count + eventPrefix.count]).copyMemory(from: eventPrefix)
             count += eventPrefix.count
             let tail = chunked ? framing.chunkedSuffix : framing.suffix
-            if let batch {
-                batch.add(
-                    head: UnsafeRawBufferPointer(rebasing: raw[..<count]), body: payload,
-                    tail: UnsafeRawBufferPointer(start: tail.utf8Start, count: tail.utf8CodeUnitCount), socket: socket, sender: self)
-                return (0, 0)
-            }
             let sent = payload.withUnsafeReadableBytes { body in
                 SocketWrite.send(
                     UnsafeRawBufferPointer(rebasing: raw[..<count]), body,
@@ -305,7 +281,7 @@ final class HTTPStreamTransport: Transport, BatchFlushed, BatchSender, DirectSoc
             }
             return (count + payload.readableBytes + tail.utf8CodeUnitCount, sent)
         }
-        guard batch == nil, written < total else { return nil }
+        guard written < total else { return nil }
         var framed = channel.allocator.buffer(capacity: total)
         framing.append(payload, eventID: eventID, chunked: chunked, to: &framed)
         return rest(of: framed, written: written)

@@ -34,15 +34,12 @@ import Testing
             }
         }
 
-        func add(_ text: String, to batch: SendBatch, socket: CInt, head: String? = nil, tail: StaticString? = nil) {
-            if head != nil || tail != nil {
-                let tailBytes = tail.map { UnsafeRawBufferPointer(start: $0.utf8Start, count: $0.utf8CodeUnitCount) }
-                (head ?? "").utf8CString.withUnsafeBytes { bytes in
-                    batch.add(
-                        head: UnsafeRawBufferPointer(rebasing: bytes.dropLast()), body: ByteBuffer(string: text),
-                        tail: tailBytes ?? UnsafeRawBufferPointer(start: nil, count: 0), socket: socket, sender: self)
+        func add(_ text: String, to batch: SendBatch, socket: CInt, head: String? = nil) {
+            if let head {
+                head.utf8CString.withUnsafeBytes { bytes in
+                    batch.add(head: UnsafeRawBufferPointer(rebasing: bytes.dropLast()), body: ByteBuffer(string: text), socket: socket, sender: self)
                 }
-                sizes.append((head?.utf8.count ?? 0) + text.utf8.count + (tail?.utf8CodeUnitCount ?? 0))
+                sizes.append(head.utf8.count + text.utf8.count)
             } else {
                 batch.add(ByteBuffer(string: text), socket: socket, sender: self)
                 sizes.append(text.utf8.count)
@@ -92,8 +89,7 @@ import Testing
     }
 
     /// 20 sends through a ring of 8 slots (three submissions), and with a system call each:
-    /// whole frames, every third one a head in front of its body and every fifth a tail after it
-    /// (one message, as `sendmsg`).
+    /// whole frames, and every third one a head in front of its body (one message, as `sendmsg`).
     @Test(arguments: [true, false])
     func everyMessageReachesItsOwnSocket(useRing: Bool) throws {
         let pairs = try (0..<20).map { _ in try Pair() }
@@ -101,12 +97,9 @@ import Testing
         let metrics = Metrics()
         let batch = SendBatch(useRing: useRing, entries: 8, metrics: metrics)
         let recorder = Recorder()
-        func expected(_ index: Int) -> String {
-            (index % 3 == 0 ? "<\(index)>" : "") + "frame \(index)" + (index % 5 == 0 ? "\n\n" : "")
-        }
+        func expected(_ index: Int) -> String { index % 3 == 0 ? "<\(index)>frame \(index)" : "frame \(index)" }
         for (index, pair) in pairs.enumerated() {
-            recorder.add(
-                "frame \(index)", to: batch, socket: pair.local, head: index % 3 == 0 ? "<\(index)>" : nil, tail: index % 5 == 0 ? "\n\n" : nil)
+            recorder.add("frame \(index)", to: batch, socket: pair.local, head: index % 3 == 0 ? "<\(index)>" : nil)
         }
         batch.send()
         #expect(batch.usesRing == (useRing && Self.kernelHasRing))
@@ -136,13 +129,13 @@ import Testing
         let recorder = Recorder()
         let big = String(repeating: "y", count: 1000)
         recorder.add("first", to: batch, socket: before.local)
-        recorder.add(big, to: batch, socket: full.local, head: "head:", tail: ":tail")
+        recorder.add(big, to: batch, socket: full.local, head: "head:")
         recorder.add("lost", to: batch, socket: broken.local)
         recorder.add("last", to: batch, socket: after.local, head: "0:")
         batch.send()
         #expect(batch.usesRing == (useRing && Self.kernelHasRing))
         #expect(recorder.outcomes.map(\.written) == [5, 0, 0, 6])
-        #expect(recorder.outcomes.map(\.rest) == ["", "head:" + big + ":tail", "lost", ""])
+        #expect(recorder.outcomes.map(\.rest) == ["", "head:" + big, "lost", ""])
         #expect(before.received() == "first")
         #expect(after.received() == "0:last")
     }
