@@ -164,7 +164,8 @@ final class SendBatch: @unchecked Sendable {
                 parts.append(iovec(iov_base: body, iov_len: entry.body.readableBytes))
                 partCounts.append(entry.head.isEmpty ? 1 : 2)
             }
-            results = [CInt](repeating: 0, count: entries.count)
+            results.removeAll(keepingCapacity: true)
+            results.append(contentsOf: repeatElement(0, count: entries.count))
             let status = sockets.withUnsafeBufferPointer { sockets in
                 parts.withUnsafeBufferPointer { parts in
                     partCounts.withUnsafeBufferPointer { partCounts in

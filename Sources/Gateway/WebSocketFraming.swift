@@ -49,6 +49,16 @@ enum WebSocketFraming {
         return 10
     }
 
+    /// Runs `body` with the header of a text frame of `payloadLength` bytes, built on the stack
+    /// (for a frame sent as its header and its payload where it is).
+    static func withTextHeader<Result>(payloadLength: Int, _ body: (UnsafeRawBufferPointer) -> Result) -> Result {
+        var header: (UInt64, UInt64) = (0, 0)
+        return withUnsafeMutableBytes(of: &header) { raw in
+            let size = writeHeader(opcode: textOpcode, payloadLength: payloadLength, to: raw)
+            return body(UnsafeRawBufferPointer(rebasing: raw[..<size]))
+        }
+    }
+
     /// A new frame holding `payload`.
     static func frame(_ payload: ByteBuffer, opcode: UInt8 = textOpcode, fin: Bool = true) -> ByteBuffer {
         let header = headerSize(payloadLength: payload.readableBytes)

@@ -168,11 +168,8 @@ final class WebSocketTransport: Transport, BatchFlushed, BatchSender, DirectSock
                     send(frame, direct: direct)
                 }
             } else if direct, let socket, let batch {
-                // The frame's header goes with the payload where it is, as `unsent(payload:direct:)` sends it.
-                var header: (UInt64, UInt64) = (0, 0)
-                withUnsafeMutableBytes(of: &header) { head in
-                    let size = WebSocketFraming.writeHeader(opcode: WebSocketFraming.textOpcode, payloadLength: single.payload.readableBytes, to: head)
-                    batch.add(head: UnsafeRawBufferPointer(rebasing: head[..<size]), body: single.payload, socket: socket, sender: self)
+                WebSocketFraming.withTextHeader(payloadLength: single.payload.readableBytes) { head in
+                    batch.add(head: head, body: single.payload, socket: socket, sender: self)
                 }
             } else if let rest = unsent(payload: single.payload, direct: direct) {
                 _ = handToNIO([rest][...], context: rawContext())
@@ -263,13 +260,9 @@ final class WebSocketTransport: Transport, BatchFlushed, BatchSender, DirectSock
     /// unless the socket leaves some of it.
     private func unsent(payload: ByteBuffer, direct: Bool) -> ByteBuffer? {
         guard direct, let socket else { return WebSocketFraming.frame(payload) }
-        var header: (UInt64, UInt64) = (0, 0)
-        let written = withUnsafeMutableBytes(of: &header) { head in
-            let headerSize = WebSocketFraming.writeHeader(opcode: WebSocketFraming.textOpcode, payloadLength: payload.readableBytes, to: head)
-            let sent = payload.withUnsafeReadableBytes { body in
-                SocketWrite.send(UnsafeRawBufferPointer(rebasing: head[..<headerSize]), body, to: socket)
-            }
-            return sent == headerSize + payload.readableBytes ? nil : sent
+        let written = WebSocketFraming.withTextHeader(payloadLength: payload.readableBytes) { head in
+            let sent = payload.withUnsafeReadableBytes { body in SocketWrite.send(head, body, to: socket) }
+            return sent == head.count + payload.readableBytes ? nil : sent
         }
         guard let written else { return nil }
         return rest(of: WebSocketFraming.frame(payload), written: written)

@@ -59,6 +59,16 @@ import Testing
         #expect(configuration.channelDefaults.presence)
         #expect(configuration.namespaces.first?.options.historyTTL == 600)
         #expect(configuration.namespaces.first?.options.forceRecovery == true)
+        #expect(configuration.fanoutIOUring)
+    }
+
+    /// `fanout_io_uring` is a boolean: `false` turns the batched sends off, anything else is refused.
+    @Test func decodesFanoutIOUring() throws {
+        let off = try JSONDecoder().decode(GatewayConfiguration.self, from: Data(#"{"fanout_io_uring": false}"#.utf8))
+        #expect(!off.fanoutIOUring)
+        #expect(throws: DecodingError.self) {
+            try JSONDecoder().decode(GatewayConfiguration.self, from: Data(#"{"fanout_io_uring": "sometimes"}"#.utf8))
+        }
     }
 
     @Test func checksOrigins() {
