@@ -418,7 +418,7 @@ enum GatewayBench {
                 guard !latencies.isEmpty else { return 0 }
                 return Double(latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))]) / 1e6
             }
-            print("fanout: subscribers=\(count) publications=\(rounds) deliveries=\(stats.deliveries.load(ordering: .relaxed))/\(count * rounds) p50=\(String(format: "%.1f", percentile(0.5)))ms p99=\(String(format: "%.1f", percentile(0.99)))ms max=\(String(format: "%.1f", percentile(1.0)))ms server_cpu_per_publication=\(String(format: "%.1f", window.serverSeconds * 1000 / Double(rounds)))ms publish_errors=\(stats.publishErrors.load(ordering: .relaxed)) \(window.summary)")
+            print("fanout: subscribers=\(count) publications=\(rounds) deliveries=\(stats.deliveries.load(ordering: .relaxed))/\(count * rounds) first=\(String(format: "%.1f", percentile(0)))ms p10=\(String(format: "%.1f", percentile(0.1)))ms p50=\(String(format: "%.1f", percentile(0.5)))ms p99=\(String(format: "%.1f", percentile(0.99)))ms max=\(String(format: "%.1f", percentile(1.0)))ms server_cpu_per_publication=\(String(format: "%.1f", window.serverSeconds * 1000 / Double(rounds)))ms publish_errors=\(stats.publishErrors.load(ordering: .relaxed)) \(window.summary)")
             _ = await waitUntil(10) { stats.answered >= rounds }
             try checkPublishes(published: rounds, stats: stats)
         }
