@@ -6,7 +6,9 @@ import Synchronization
 
 extension Client {
     /// Sends a publication's push (`message`, shared by all subscribers) at `offset` in the channel.
-    func deliver(channel: String, offset: UInt64, message: OutboundMessage) {
+    /// `batch`: the send batch of the fan-out running on the connection's event loop
+    /// (`FlushBatcher.fanOut`); nil from anywhere else.
+    func deliver(channel: String, offset: UInt64, message: OutboundMessage, batch: SendBatch? = nil) {
         enum Outcome { case skip, written, slow, gap }
         let outcome = state.withLock { state -> Outcome in
             // One hash lookup, and the subscription read and updated in place (a copy of it would
@@ -22,6 +24,7 @@ extension Client {
                 if offset > current + 1 { return .gap }
                 state.subscriptions.values[index].offset = offset
             }
+            if let batch, !transport.wantsEventIDs { return transport.write(message, into: batch) ? .written : .slow }
             return write(message, movingPositionsIn: state) ? .written : .slow
         }
         switch outcome {

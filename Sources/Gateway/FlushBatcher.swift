@@ -1,4 +1,5 @@
-/// Per-event-loop flushing of every connection that queued messages in one tick.
+/// Per-event-loop flushing of every connection that queued messages in one tick, and the fan-out of
+/// a publication to one loop's connections.
 import NIOCore
 import Synchronization
 
@@ -50,5 +51,28 @@ final class FlushBatcher: Sendable {
         // its own), so the descriptor still is this connection's when the batch sends.
         for transport in transports { transport.flush(into: sends) }
         sends.send()
+    }
+
+    /// Sends made during a fan-out before the batch goes to the kernel: the first subscribers get
+    /// their frame while the loop still adds the others'.
+    static let fanOutChunk = 256
+
+    /// Runs `deliver` for each of `clients` (connections of this loop) in one task on the loop,
+    /// sending the batch each `fanOutChunk` sends and before the task ends. A connection whose
+    /// message can go to its socket now adds it to the batch (`Transport.write(_:into:)`); one
+    /// with messages queued queues behind them, flushed by `schedule`'s task as before.
+    ///
+    /// Tasks run on the loop in the order they were submitted, so each connection gets a
+    /// channel's publications in the order they were fanned out.
+    func fanOut(_ clients: [ObjectIdentifier: Client], deliver: @escaping @Sendable (Client, SendBatch) -> Void) {
+        eventLoop.execute {
+            // Nothing else runs on the loop until the task ends, so no socket a frame was added
+            // for is closed before the batch is sent (as in `run`).
+            for client in clients.values {
+                deliver(client, self.sends)
+                if self.sends.count >= Self.fanOutChunk { self.sends.send() }
+            }
+            self.sends.send()
+        }
     }
 }

@@ -190,6 +190,8 @@ final class HTTPStreamTransport: Transport, BatchFlushed, DirectSocketWriter {
         state.withLock { body(&$0.writes) }
     }
 
+    var fanOutBatcher: FlushBatcher? { batcher }
+
     func write(_ message: OutboundMessage) -> Bool {
         write(message, eventID: nil)
     }

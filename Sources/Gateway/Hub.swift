@@ -9,7 +9,15 @@ final class Hub: Sendable {
     }
 
     private struct ChannelShard {
-        var channels: [String: [ObjectIdentifier: Client]] = [:]
+        var channels: [String: [LoopSubscribers]] = [:]
+    }
+
+    /// One channel's local subscribers served by one event loop (`Transport.fanOutBatcher`; nil
+    /// for connections without one). Taking them for a fan-out copies no subscriber: the
+    /// dictionary is shared until the next subscribe or unsubscribe of the channel on that loop.
+    struct LoopSubscribers: Sendable {
+        let batcher: FlushBatcher?
+        var clients: [ObjectIdentifier: Client]
     }
 
     private static let shardCount = 32
@@ -74,9 +82,10 @@ final class Hub: Sendable {
     /// Adds a local subscriber; true when it is the channel's first one on this node.
     @discardableResult
     func addSubscriber(_ client: Client, to channel: String) -> Bool {
-        channelShards[shard(channel)].withLock { shard in
+        let batcher = client.transport.fanOutBatcher
+        return channelShards[shard(channel)].withLock { shard in
             let isFirst = shard.channels[channel] == nil
-            shard.channels[channel, default: [:]][ObjectIdentifier(client)] = client
+            shard.channels[channel, default: []].add(client, servedBy: batcher)
             return isFirst
         }
     }
@@ -84,8 +93,9 @@ final class Hub: Sendable {
     /// Removes a local subscriber; true when the channel has no local subscribers left.
     @discardableResult
     func removeSubscriber(_ client: Client, from channel: String) -> Bool {
-        channelShards[shard(channel)].withLock { shard in
-            guard shard.channels[channel]?.removeValue(forKey: ObjectIdentifier(client)) != nil else { return false }
+        let batcher = client.transport.fanOutBatcher
+        return channelShards[shard(channel)].withLock { shard in
+            guard shard.channels[channel]?.remove(client, servedBy: batcher) == true else { return false }
             if shard.channels[channel]?.isEmpty == true {
                 shard.channels[channel] = nil
                 return true
@@ -96,9 +106,14 @@ final class Hub: Sendable {
 
     func subscribers(of channel: String) -> [Client] {
         channelShards[shard(channel)].withLock { shard in
-            guard let subscribers = shard.channels[channel] else { return [] }
-            return Array(subscribers.values)
+            guard let loops = shard.channels[channel] else { return [] }
+            return loops.flatMap { $0.clients.values }
         }
+    }
+
+    /// A channel's local subscribers by event loop, for a fan-out: no subscriber is copied.
+    func subscribersByLoop(of channel: String) -> [LoopSubscribers] {
+        channelShards[shard(channel)].withLock { $0.channels[channel] ?? [] }
     }
 
     /// Channel names with their number of local subscribers.
@@ -106,7 +121,7 @@ final class Hub: Sendable {
         var result: [String: Int] = [:]
         for shard in channelShards {
             shard.withLock { shard in
-                for (channel, subscribers) in shard.channels { result[channel] = subscribers.count }
+                for (channel, loops) in shard.channels { result[channel] = loops.subscriberCount }
             }
         }
         return result
@@ -114,7 +129,28 @@ final class Hub: Sendable {
 
     var subscriptionCount: Int {
         channelShards.reduce(0) { total, shard in
-            total + shard.withLock { $0.channels.values.reduce(0) { $0 + $1.count } }
+            total + shard.withLock { $0.channels.values.reduce(0) { $0 + $1.subscriberCount } }
         }
+    }
+}
+
+extension [Hub.LoopSubscribers] {
+    fileprivate var subscriberCount: Int { reduce(0) { $0 + $1.clients.count } }
+
+    fileprivate mutating func add(_ client: Client, servedBy batcher: FlushBatcher?) {
+        if let index = firstIndex(where: { $0.batcher === batcher }) {
+            self[index].clients[ObjectIdentifier(client)] = client
+        } else {
+            append(Hub.LoopSubscribers(batcher: batcher, clients: [ObjectIdentifier(client): client]))
+        }
+    }
+
+    /// False when `client` was not a subscriber. A loop left without subscribers is dropped.
+    fileprivate mutating func remove(_ client: Client, servedBy batcher: FlushBatcher?) -> Bool {
+        guard let index = firstIndex(where: { $0.batcher === batcher }),
+            self[index].clients.removeValue(forKey: ObjectIdentifier(client)) != nil
+        else { return false }
+        if self[index].clients.isEmpty { remove(at: index) }
+        return true
     }
 }

@@ -134,26 +134,37 @@ final class Node: BrokerEventHandler {
     // MARK: broker events
 
     func handlePublication(channel: String, publication: Publication, position: StreamPosition) {
-        let subscribers = hub.subscribers(of: channel)
-        guard !subscribers.isEmpty else { return }
+        let loops = hub.subscribersByLoop(of: channel)
+        guard !loops.isEmpty else { return }
         // Encoded once; every subscriber's connection shares these bytes.
         let message = OutboundMessage(shared: Reply.publication(channel: channel, publication))
-        for client in subscribers {
-            client.deliver(channel: channel, offset: publication.offset, message: message)
-        }
+        let offset = publication.offset
+        fanOut(loops) { client, batch in client.deliver(channel: channel, offset: offset, message: message, batch: batch) }
     }
 
     /// A publication from another node, still encoded: its push is built around the JSON without
     /// parsing it.
     func handleEncodedPublication(channel: String, offset: UInt64, epoch: String, json: ArraySlice<UInt8>) {
-        let subscribers = hub.subscribers(of: channel)
-        guard !subscribers.isEmpty else { return }
+        let loops = hub.subscribersByLoop(of: channel)
+        guard !loops.isEmpty else { return }
         guard let message = Reply.encodedPublication(channel: channel, offset: offset, json: json) else {
             defaultHandleEncodedPublication(channel: channel, offset: offset, epoch: epoch, json: json)
             return
         }
-        for client in subscribers {
-            client.deliver(channel: channel, offset: offset, message: message)
+        fanOut(loops) { client, batch in client.deliver(channel: channel, offset: offset, message: message, batch: batch) }
+    }
+
+    /// Hands a publication's subscribers to the event loops their sockets are served on, each
+    /// loop's in one task of that loop (`FlushBatcher.fanOut`), so every loop writes to its own
+    /// sockets as it goes and the loops work in parallel. Connections without a loop of their own
+    /// are delivered to here.
+    private func fanOut(_ loops: [Hub.LoopSubscribers], _ deliver: @escaping @Sendable (Client, SendBatch?) -> Void) {
+        for loop in loops {
+            if let batcher = loop.batcher {
+                batcher.fanOut(loop.clients, deliver: deliver)
+            } else {
+                for client in loop.clients.values { deliver(client, nil) }
+            }
         }
     }
 

@@ -73,6 +73,9 @@ final class SendBatch: @unchecked Sendable {
         return false
     }
 
+    /// Sends added and not yet sent.
+    var count: Int { entries.count }
+
     /// Adds `frame` for `socket`; `sender` hears what became of it once the batch is sent.
     func add(_ frame: ByteBuffer, socket: CInt, sender: any BatchSender) {
         entries.append(Entry(socket: socket, head: 0..<0, body: frame, sender: sender))

@@ -20,6 +20,13 @@ protocol Transport: AnyObject, Sendable {
     var wantsEventIDs: Bool { get }
     /// `write(message)`, the message carrying `eventID` (only asked of a transport that wants ids).
     func write(_ message: OutboundMessage, eventID: EventStreamID.Value?) -> Bool
+    /// The batcher of the event loop the connection's socket is served on; a publication is fanned
+    /// out to the connections of one loop by a task on that loop (`FlushBatcher.fanOut`). Nil: the
+    /// transport is written from wherever the broker delivers.
+    var fanOutBatcher: FlushBatcher? { get }
+    /// `write(message)` from the transport's own event loop during a fan-out: a message that can
+    /// go to the socket now may be added to `batch`, which the fan-out sends before it returns.
+    func write(_ message: OutboundMessage, into batch: SendBatch) -> Bool
 }
 
 extension Transport {
@@ -36,6 +43,10 @@ extension Transport {
     var wantsEventIDs: Bool { false }
 
     func write(_ message: OutboundMessage, eventID: EventStreamID.Value?) -> Bool { write(message) }
+
+    var fanOutBatcher: FlushBatcher? { nil }
+
+    func write(_ message: OutboundMessage, into batch: SendBatch) -> Bool { write(message) }
 }
 
 /// One server → client message: its JSON text and, for a message many connections send (a

@@ -129,6 +129,32 @@ final class WebSocketTransport: Transport, BatchFlushed, BatchSender, DirectSock
         return accepted
     }
 
+    var fanOutBatcher: FlushBatcher? { batcher }
+
+    /// During a fan-out on this connection's loop: a message with nothing queued before it, for a
+    /// socket NIO holds nothing for, joins `batch` (its shared frame, or a header in front of a
+    /// unidirectional push's payload) without being queued or flushed. Anything else is queued.
+    /// Added under the lock, so a message queued from another thread meanwhile is flushed by a
+    /// later task of the loop, after the fan-out has sent the batch.
+    func write(_ original: OutboundMessage, into batch: SendBatch) -> Bool {
+        guard let socket else { return write(original) }
+        let message = unidirectional ? UniWebSocket.unwrap(original) : original
+        let added = state.withLock { state -> Bool in
+            guard !state.closed, !state.flushScheduled, state.single == nil, state.joined == nil, state.ready.isEmpty,
+                state.unsentResponse == nil, state.rawWriter != nil, state.writes.direct, state.writes.writable
+            else { return false }
+            if let frame = message.frame {
+                batch.add(frame, socket: socket, sender: self)
+            } else {
+                WebSocketFraming.withTextHeader(payloadLength: message.payloadSize) { head in
+                    batch.add(head: head, body: message.payload, socket: socket, sender: self)
+                }
+            }
+            return true
+        }
+        return added || write(original)
+    }
+
     /// Writes what queued and flushes; runs on the channel's event loop.
     ///
     /// What queued is moved out of the state, not copied: a fanned-out publication's buffers are

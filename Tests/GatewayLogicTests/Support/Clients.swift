@@ -13,13 +13,16 @@ import Synchronization
 @testable import Gateway
 
 /// Records what the client writes and how it was closed (and, for a unidirectional transport,
-/// its pings).
+/// its pings), on whatever event loop a fan-out runs on.
 final class RecordingTransport: Transport {
     private let state = Mutex<(messages: [String], closed: Disconnect?, accept: Bool, pings: Int)>(([], nil, true, 0))
     let unidirectional: Bool
+    /// The event loop a fan-out delivers to this transport on; nil: delivered from the broker's thread.
+    let fanOutBatcher: FlushBatcher?
 
-    init(unidirectional: Bool = false) {
+    init(unidirectional: Bool = false, batcher: FlushBatcher? = nil) {
         self.unidirectional = unidirectional
+        self.fanOutBatcher = batcher
     }
 
     var pings: Int { state.withLock { $0.pings } }
