@@ -5,7 +5,7 @@ import NIOWebSocket
 import Synchronization
 
 /// The outbound side of one WebSocket connection. Messages queue under a lock from any thread
-/// (fan-out runs wherever the broker delivers); the connection's event loop writes them once per
+/// (replies, join/leave pushes); the connection's event loop writes them once per
 /// tick, joining what queued up into newline-separated frames, and flushes once. A message alone in
 /// its tick goes out as its shared pre-built frame when it has one (no copy, no encoding).
 ///
