@@ -66,7 +66,9 @@ struct WorkerProcessTests {
     func sigkillMidJob() async throws {
         try await TestEnvironment.with { env in
             let first = try env.spawnWorker(["--queues", "ai", "--visibility-timeout", "2", "--worker-id", "first"])
-            try await env.queue.enqueue(DiagnosticJobs.Sleep(tag: "crash", milliseconds: 3000), on: .ai)
+            // Long enough that the first worker cannot finish it before it is killed, however
+            // late a busy machine lets this test see that it started (a 3 s job once finished first).
+            try await env.queue.enqueue(DiagnosticJobs.Sleep(tag: "crash", milliseconds: 8000), on: .ai)
             try await env.eventually("job started") { try await env.list("diag:crash:starts").count == 1 }
             first.signal(SIGKILL)
             _ = try await first.waitForExit()
