@@ -143,13 +143,7 @@ final class WebSocketTransport: Transport, BatchFlushed, BatchSender, DirectSock
             guard !state.closed, !state.flushScheduled, state.single == nil, state.joined == nil, state.ready.isEmpty,
                 state.unsentResponse == nil, state.rawWriter != nil, state.writes.direct, state.writes.writable
             else { return false }
-            if let frame = message.frame {
-                batch.add(frame, socket: socket, sender: self)
-            } else {
-                WebSocketFraming.withTextHeader(payloadLength: message.payloadSize) { head in
-                    batch.add(head: head, body: message.payload, socket: socket, sender: self)
-                }
-            }
+            add(message, to: batch, socket: socket)
             return true
         }
         return added || write(original)
@@ -187,16 +181,10 @@ final class WebSocketTransport: Transport, BatchFlushed, BatchSender, DirectSock
         if response == nil, ready.isEmpty, joined == nil, let single {
             // The common case (one publication since the last tick): no array of frames, and
             // for a message without a shared frame none built either while the socket takes it.
-            if let frame = single.frame {
-                if direct, let socket, let batch {
-                    batch.add(frame, socket: socket, sender: self)
-                } else {
-                    send(frame, direct: direct)
-                }
-            } else if direct, let socket, let batch {
-                WebSocketFraming.withTextHeader(payloadLength: single.payload.readableBytes) { head in
-                    batch.add(head: head, body: single.payload, socket: socket, sender: self)
-                }
+            if direct, let socket, let batch {
+                add(single, to: batch, socket: socket)
+            } else if let frame = single.frame {
+                send(frame, direct: direct)
             } else if let rest = unsent(payload: single.payload, direct: direct) {
                 _ = handToNIO([rest][...], context: rawContext())
             }
@@ -211,6 +199,18 @@ final class WebSocketTransport: Transport, BatchFlushed, BatchSender, DirectSock
         }
         if let response { frames = [Self.joining(response, frames)] }
         send(frames, context: rawContext(), direct: direct)
+    }
+
+    /// Leaves `message` to `batch`: its shared frame as it is, else a text-frame header in front
+    /// of its payload where it is.
+    private func add(_ message: OutboundMessage, to batch: SendBatch, socket: CInt) {
+        if let frame = message.frame {
+            batch.add(frame, socket: socket, sender: self)
+        } else {
+            WebSocketFraming.withTextHeader(payloadLength: message.payloadSize) { head in
+                batch.add(head: head, body: message.payload, socket: socket, sender: self)
+            }
+        }
     }
 
     /// `head` and `frames` in one buffer, for one `send` (a `101` and the first frames: a few
