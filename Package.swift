@@ -355,7 +355,10 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // Logic tests: no server, seconds to run (`./scripts/test --fast`). Their targets end in `LogicTests`.
-        .testTarget(name: "RedisClientLogicTests", dependencies: ["RedisClient", .product(name: "NIOCore", package: "swift-nio")], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "RedisClientLogicTests",
+            dependencies: ["RedisClient", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio")],
+            swiftSettings: swiftSettings),
         .testTarget(name: "StorageLogicTests", dependencies: ["Storage"], swiftSettings: swiftSettings),
         .testTarget(name: "AIProvidersLogicTests", dependencies: ["AIProviders"], swiftSettings: swiftSettings),
         .testTarget(name: "SwitchboardCoreLogicTests", dependencies: ["SwitchboardCore"], swiftSettings: swiftSettings),

@@ -69,7 +69,7 @@ public actor VectorIndexCache {
         try await subscriber.subscribe([IndexInvalidation.channel])
         listener = Task { [weak self] in
             for await message in subscriber.messages {
-                guard let owner = Int64(String(decoding: message.payload, as: UTF8.self)) else { continue }
+                guard let owner = Int64(message.text) else { continue }
                 await self?.invalidate(ownerID: owner)
             }
         }

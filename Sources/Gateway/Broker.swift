@@ -1,5 +1,6 @@
 /// The broker abstraction (after centrifuge's broker.go): the `Broker` protocol, the handler it delivers to,
 /// and the options and results of publishing and reading history.
+import NIOCore
 import SwitchboardCore
 
 /// Receives what a broker delivers to this node. Called from the broker's delivery context;
@@ -8,7 +9,7 @@ protocol BrokerEventHandler: AnyObject, Sendable {
     func handlePublication(channel: String, publication: Publication, position: StreamPosition)
     /// A publication as another node encoded it (`Publication.json`, without the offset); the
     /// default decodes it and calls `handlePublication`.
-    func handleEncodedPublication(channel: String, offset: UInt64, epoch: String, json: ArraySlice<UInt8>)
+    func handleEncodedPublication(channel: String, offset: UInt64, epoch: String, json: ByteBuffer)
     func handleJoin(channel: String, info: ClientInfo)
     func handleLeave(channel: String, info: ClientInfo)
     func handleControl(_ command: ControlCommand)
@@ -20,12 +21,12 @@ protocol BrokerEventHandler: AnyObject, Sendable {
 extension BrokerEventHandler {
     func handleResubscribed() {}
 
-    func handleEncodedPublication(channel: String, offset: UInt64, epoch: String, json: ArraySlice<UInt8>) {
+    func handleEncodedPublication(channel: String, offset: UInt64, epoch: String, json: ByteBuffer) {
         defaultHandleEncodedPublication(channel: channel, offset: offset, epoch: epoch, json: json)
     }
 
-    func defaultHandleEncodedPublication(channel: String, offset: UInt64, epoch: String, json: ArraySlice<UInt8>) {
-        guard let value = JSONValue.parse(json), var publication = Publication(json: value) else { return }
+    func defaultHandleEncodedPublication(channel: String, offset: UInt64, epoch: String, json: ByteBuffer) {
+        guard let value = JSONValue.parse(json.readableBytesView), var publication = Publication(json: value) else { return }
         publication.offset = offset
         handlePublication(channel: channel, publication: publication, position: StreamPosition(offset: offset, epoch: epoch))
     }

@@ -144,10 +144,10 @@ final class Node: BrokerEventHandler {
 
     /// A publication from another node, still encoded: its push is built around the JSON without
     /// parsing it.
-    func handleEncodedPublication(channel: String, offset: UInt64, epoch: String, json: ArraySlice<UInt8>) {
+    func handleEncodedPublication(channel: String, offset: UInt64, epoch: String, json: ByteBuffer) {
         let loops = hub.subscribersByLoop(of: channel)
         guard !loops.isEmpty else { return }
-        guard let message = Reply.encodedPublication(channel: channel, offset: offset, json: json) else {
+        guard let message = Reply.encodedPublication(channel: channel, offset: offset, json: json.readableBytesView) else {
             defaultHandleEncodedPublication(channel: channel, offset: offset, epoch: epoch, json: json)
             return
         }

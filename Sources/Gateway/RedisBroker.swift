@@ -2,6 +2,7 @@
 /// shared by every node on one Redis.
 import Foundation
 import Logging
+import NIOCore
 import Realtime
 import RedisClient
 import SwitchboardCore
@@ -44,7 +45,7 @@ final class RedisBroker: Broker {
         let task = Task {
             for await message in messages {
                 if message.channel == controlChannel {
-                    if let value = JSONValue.parse(message.payload), let command = ControlCommand(json: value) {
+                    if let value = JSONValue.parse(message.payload.readableBytesView), let command = ControlCommand(json: value) {
                         handler.handleControl(command)
                     }
                 } else if message.channel.hasPrefix(channelPrefix) {
@@ -62,21 +63,23 @@ final class RedisBroker: Broker {
         try await subscriber.subscribe([controlChannel])
     }
 
-    private static func dispatch(channel: String, payload: [UInt8], to handler: any BrokerEventHandler, logger: Logger) {
-        guard let kind = payload.first, payload.count > 2 else { return }
-        let newline = UInt8(ascii: "\n")
+    /// A message on a channel's Redis channel: `p\n<offset>\n<epoch>\n<json>` for a publication,
+    /// `j\n` / `l\n` and the client's JSON for a join or leave. Read in place from the pub/sub
+    /// read buffer; the publication's JSON goes on as a slice of it.
+    static func dispatch(channel: String, payload: ByteBuffer, to handler: any BrokerEventHandler, logger: Logger) {
+        var payload = payload
+        guard payload.readableBytes > 2, let kind = payload.readInteger(as: UInt8.self),
+            payload.readInteger(as: UInt8.self) == UInt8(ascii: "\n")
+        else { return }
         switch kind {
         case UInt8(ascii: "p"):
-            // p \n offset \n epoch \n json
-            let parts = payload.split(separator: newline, maxSplits: 3, omittingEmptySubsequences: false)
-            guard parts.count == 4, let offset = UInt64(String(decoding: parts[1], as: UTF8.self)) else {
+            guard let offset = payload.readDecimalLine(), let epoch = payload.readLine() else {
                 logger.warning("undecodable publication", metadata: ["channel": "\(channel)"])
                 return
             }
-            handler.handleEncodedPublication(
-                channel: channel, offset: offset, epoch: String(decoding: parts[2], as: UTF8.self), json: parts[3])
+            handler.handleEncodedPublication(channel: channel, offset: offset, epoch: String(buffer: epoch), json: payload)
         case UInt8(ascii: "j"), UInt8(ascii: "l"):
-            guard let value = JSONValue.parse(payload.dropFirst(2)), let info = ClientInfo(json: value) else { return }
+            guard let value = JSONValue.parse(payload.readableBytesView), let info = ClientInfo(json: value) else { return }
             if kind == UInt8(ascii: "j") {
                 handler.handleJoin(channel: channel, info: info)
             } else {
@@ -113,20 +116,28 @@ final class RedisBroker: Broker {
     ) {
         let json = publication.json
         let metaTTL = max(options.historyMetaTTL, options.historyTTL)
+        // Keys and the pub/sub channel written into the command as they are, without joining
+        // the prefixes and the channel into new strings first.
+        let clientPrefix = redis.configuration.keyPrefix
+        let keys = self.keys
+        let stream = keys.streamKeyArgument(channel, clientPrefix: clientPrefix)
+        let meta = keys.metaKeyArgument(channel, clientPrefix: clientPrefix)
+        let pubsub = keys.pubsubChannelArgument(channel, clientPrefix: clientPrefix)
         let command: PublishQueue.Command
         if let key = options.idempotencyKey {
             command = .script(
-                Self.idempotentPublishScript, keys: [streamKey(channel), metaKey(channel), idempotencyKey(channel, key)],
+                Self.idempotentPublishScript,
+                prefixedKeys: [stream, meta, RESPConcatenation(clientPrefix, idempotencyKey(channel, key))],
                 args: [
-                    json, options.historySize, options.historyTTL, max(metaTTL, 1), redis.key(pubsubChannel(channel)),
+                    json, options.historySize, options.historyTTL, max(metaTTL, 1), pubsub,
                     MemoryBroker.newEpoch(), max(options.idempotentResultTTL, 1), options.keepsHistory ? "1" : "0",
                 ])
         } else if options.keepsHistory {
             command = .script(
-                Self.publishScript, keys: [streamKey(channel), metaKey(channel)],
-                args: [json, options.historySize, options.historyTTL, metaTTL, redis.key(pubsubChannel(channel)), MemoryBroker.newEpoch()])
+                Self.publishScript, prefixedKeys: [stream, meta],
+                args: [json, options.historySize, options.historyTTL, metaTTL, pubsub, MemoryBroker.newEpoch()])
         } else {
-            command = .plain(RedisCommand("PUBLISH", redis.key(pubsubChannel(channel)), RealtimeEngineScripts.unpositionedPayload(json)))
+            command = .plain(RedisCommand("PUBLISH", pubsub, RealtimeEngineScripts.unpositionedPayload(json)))
         }
         publishes.enqueue(command) { result in
             completion(
@@ -230,5 +241,26 @@ final class RedisBroker: Broker {
 
     func removeHistory(channel: String) async throws {
         _ = try await redis.send(RedisCommand("DEL", redis.key(streamKey(channel))))
+    }
+}
+
+extension ByteBuffer {
+    /// The bytes up to the next newline (which is read too), or nil when there is none.
+    fileprivate mutating func readLine() -> ByteBuffer? {
+        guard let newline = readableBytesView.firstIndex(of: UInt8(ascii: "\n")) else { return nil }
+        let line = readSlice(length: newline - readerIndex)
+        moveReaderIndex(forwardBy: 1)
+        return line
+    }
+
+    /// A line of decimal digits as a number; nil for anything else or more than fits.
+    fileprivate mutating func readDecimalLine() -> UInt64? {
+        guard let line = readLine(), line.readableBytes > 0, line.readableBytes <= 19 else { return nil }
+        var value: UInt64 = 0
+        for byte in line.readableBytesView {
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+            value = value * 10 + UInt64(byte - UInt8(ascii: "0"))
+        }
+        return value
     }
 }

@@ -12,8 +12,9 @@ import Synchronization
 final class PublishQueue: Sendable {
     enum Command: Sendable {
         case plain(RedisCommand)
-        /// EVALSHA; sent again as EVAL with the source when Redis lost its script cache.
-        case script(RedisScript, keys: [String], args: [any RESPArgument])
+        /// EVALSHA; sent again as EVAL with the source when Redis lost its script cache. The keys
+        /// carry the client's prefix already.
+        case script(RedisScript, prefixedKeys: [any RESPArgument], args: [any RESPArgument])
     }
 
     typealias Completion = @Sendable (Result<RESPValue, any Error>) -> Void
@@ -116,7 +117,7 @@ final class PublishQueue: Sendable {
         case .plain(let command):
             return command
         case .script(let script, let keys, let args):
-            return redis.scriptCommand(script, keys: keys, args: args, withSource: withSource)
+            return redis.scriptCommand(script, prefixedKeys: keys, args: args, withSource: withSource)
         }
     }
 }

@@ -46,18 +46,31 @@ enum Reply {
 
     /// The `pub` push around a publication's JSON as `Publication.json` wrote it (an object
     /// without `offset`), adding the offset as its last member; nil when the text is not an object.
-    static func encodedPublication(channel: String, offset: UInt64, json: ArraySlice<UInt8>) -> OutboundMessage? {
+    static func encodedPublication<JSON: BidirectionalCollection<UInt8>>(
+        channel: String, offset: UInt64, json: JSON
+    ) -> OutboundMessage? {
         guard json.count >= 2, json.first == UInt8(ascii: "{"), json.last == UInt8(ascii: "}") else { return nil }
-        var prefix = #"{"push":{"channel":"#
-        JSONWriter.appendQuoted(channel, to: &prefix)
-        prefix += #","pub":"#
-        var buffer = ByteBufferAllocator().buffer(capacity: prefix.utf8.count + json.count + 32)
-        buffer.writeString(prefix)
+        let head = #"{"push":{"channel":"#
+        let pub = #","pub":"#
+        var buffer = ByteBufferAllocator().buffer(capacity: head.utf8.count + channel.utf8.count + pub.utf8.count + json.count + 40)
+        buffer.writeString(head)
+        if channel.utf8.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
+            buffer.writeInteger(UInt8(ascii: "\""))
+            buffer.writeString(channel)
+            buffer.writeInteger(UInt8(ascii: "\""))
+        } else {
+            var quoted = ""
+            JSONWriter.appendQuoted(channel, to: &quoted)
+            buffer.writeString(quoted)
+        }
+        buffer.writeString(pub)
         if offset > 0 {
             buffer.writeBytes(json.dropLast())
             // An empty object takes the offset as its only member.
             if json.count > 2 { buffer.writeInteger(UInt8(ascii: ",")) }
-            buffer.writeString(#""offset":\#(offset)}"#)
+            buffer.writeString(#""offset":"#)
+            buffer.writeString(String(offset))
+            buffer.writeInteger(UInt8(ascii: "}"))
         } else {
             buffer.writeBytes(json)
         }

@@ -16,11 +16,27 @@ public struct RealtimeEngineKeys: Sendable, Hashable {
 
     public init(prefix: String? = nil) { self.prefix = prefix ?? Self.defaultPrefix }
 
+    private static let pubsubSegment = "ch:"
+    private static let historySegment = "history:"
+    private static let metaSegment = "meta:"
+
     public var controlChannel: String { prefix + "control" }
-    public var pubsubPrefix: String { prefix + "ch:" }
-    public func pubsubChannel(_ channel: String) -> String { prefix + "ch:" + channel }
-    public func streamKey(_ channel: String) -> String { prefix + "history:" + channel }
-    public func metaKey(_ channel: String) -> String { prefix + "meta:" + channel }
+    public var pubsubPrefix: String { prefix + Self.pubsubSegment }
+    public func pubsubChannel(_ channel: String) -> String { prefix + Self.pubsubSegment + channel }
+    public func streamKey(_ channel: String) -> String { prefix + Self.historySegment + channel }
+    public func metaKey(_ channel: String) -> String { prefix + Self.metaSegment + channel }
+
+    /// `pubsubChannel`, `streamKey` and `metaKey` as command arguments with the Redis client's
+    /// key prefix in front, written into the command without joining strings (a publish's keys).
+    public func pubsubChannelArgument(_ channel: String, clientPrefix: String) -> RESPConcatenation {
+        RESPConcatenation(clientPrefix, prefix, Self.pubsubSegment, channel)
+    }
+    public func streamKeyArgument(_ channel: String, clientPrefix: String) -> RESPConcatenation {
+        RESPConcatenation(clientPrefix, prefix, Self.historySegment, channel)
+    }
+    public func metaKeyArgument(_ channel: String, clientPrefix: String) -> RESPConcatenation {
+        RESPConcatenation(clientPrefix, prefix, Self.metaSegment, channel)
+    }
     public func idempotencyKey(_ channel: String, _ key: String) -> String {
         prefix + "idempotency:\(channel.utf8.count):" + channel + ":" + key
     }

@@ -84,13 +84,54 @@ extension RESPValue: CustomStringConvertible {
 /// Anything usable as a command argument.
 public protocol RESPArgument: Sendable {
     var respBytes: [UInt8] { get }
+    /// Writes the argument as a RESP bulk string (`$<length>\r\n<bytes>\r\n`). The types here
+    /// write their bytes straight into the command's buffer; the default goes through `respBytes`.
+    func writeRESPBulk(into buffer: inout ByteBuffer)
+    /// About how many bytes the argument takes, to size the command's buffer.
+    var respSizeHint: Int { get }
 }
 
-extension String: RESPArgument { public var respBytes: [UInt8] { Array(utf8) } }
-extension Substring: RESPArgument { public var respBytes: [UInt8] { Array(utf8) } }
-extension Int: RESPArgument { public var respBytes: [UInt8] { Array(String(self).utf8) } }
-extension Int64: RESPArgument { public var respBytes: [UInt8] { Array(String(self).utf8) } }
-extension UInt64: RESPArgument { public var respBytes: [UInt8] { Array(String(self).utf8) } }
+extension RESPArgument {
+    public func writeRESPBulk(into buffer: inout ByteBuffer) {
+        let bytes = respBytes
+        buffer.writeBulkHeader(bytes.count)
+        buffer.writeBytes(bytes)
+        buffer.writeCRLF()
+    }
+
+    public var respSizeHint: Int { 24 }
+}
+
+extension String: RESPArgument {
+    public var respBytes: [UInt8] { Array(utf8) }
+    public var respSizeHint: Int { utf8.count + 16 }
+    public func writeRESPBulk(into buffer: inout ByteBuffer) {
+        buffer.writeBulkHeader(utf8.count)
+        buffer.writeString(self)
+        buffer.writeCRLF()
+    }
+}
+
+extension Substring: RESPArgument {
+    public var respBytes: [UInt8] { Array(utf8) }
+    public var respSizeHint: Int { utf8.count + 16 }
+    public func writeRESPBulk(into buffer: inout ByteBuffer) {
+        buffer.writeBulkHeader(utf8.count)
+        buffer.writeSubstring(self)
+        buffer.writeCRLF()
+    }
+}
+
+/// Integers as their decimal text.
+extension RESPArgument where Self: BinaryInteger {
+    public var respBytes: [UInt8] { Array(String(self).utf8) }
+    public func writeRESPBulk(into buffer: inout ByteBuffer) { String(self).writeRESPBulk(into: &buffer) }
+}
+
+extension Int: RESPArgument {}
+extension Int64: RESPArgument {}
+extension UInt64: RESPArgument {}
+
 extension Double: RESPArgument {
     public var respBytes: [UInt8] {
         if self == .infinity { return Array("+inf".utf8) }
@@ -98,57 +139,131 @@ extension Double: RESPArgument {
         return Array(String(self).utf8)
     }
 }
-extension Array: RESPArgument where Element == UInt8 { public var respBytes: [UInt8] { self } }
-extension ByteBuffer: RESPArgument { public var respBytes: [UInt8] { Array(readableBytesView) } }
 
-/// One command: its name followed by its arguments, each binary-safe.
+extension Array: RESPArgument where Element == UInt8 {
+    public var respBytes: [UInt8] { self }
+    public var respSizeHint: Int { count + 16 }
+    public func writeRESPBulk(into buffer: inout ByteBuffer) {
+        buffer.writeBulkHeader(count)
+        buffer.writeBytes(self)
+        buffer.writeCRLF()
+    }
+}
+
+extension ByteBuffer: RESPArgument {
+    public var respBytes: [UInt8] { Array(readableBytesView) }
+    public var respSizeHint: Int { readableBytes + 16 }
+    public func writeRESPBulk(into buffer: inout ByteBuffer) {
+        buffer.writeBulkHeader(readableBytes)
+        buffer.writeImmutableBuffer(self)
+        buffer.writeCRLF()
+    }
+}
+
+/// Up to four strings sent as one argument, without joining them first: a key with its
+/// prefixes, say (`RESPConcatenation(clientPrefix, enginePrefix, "history:", channel)`).
+public struct RESPConcatenation: RESPArgument {
+    private let parts: (String, String, String, String)
+
+    public init(_ first: String, _ second: String, _ third: String = "", _ fourth: String = "") {
+        parts = (first, second, third, fourth)
+    }
+
+    private var count: Int { parts.0.utf8.count + parts.1.utf8.count + parts.2.utf8.count + parts.3.utf8.count }
+
+    public var respBytes: [UInt8] { Array((parts.0 + parts.1 + parts.2 + parts.3).utf8) }
+    public var respSizeHint: Int { count + 16 }
+    public func writeRESPBulk(into buffer: inout ByteBuffer) {
+        buffer.writeBulkHeader(count)
+        buffer.writeString(parts.0)
+        buffer.writeString(parts.1)
+        buffer.writeString(parts.2)
+        buffer.writeString(parts.3)
+        buffer.writeCRLF()
+    }
+}
+
+/// One command: its name followed by its arguments, each binary-safe. Kept encoded (a RESP
+/// array of bulk strings in one buffer), so building one costs one buffer, not one array per
+/// argument.
 public struct RedisCommand: Sendable {
-    public var arguments: [[UInt8]]
+    private let encoded: ByteBuffer
 
     public init(_ name: String, _ args: any RESPArgument...) {
         self.init(name, arguments: args)
     }
 
     public init(_ name: String, arguments: [any RESPArgument]) {
-        var all: [[UInt8]] = []
-        all.reserveCapacity(arguments.count + 1)
-        all.append(Array(name.utf8))
-        for argument in arguments { all.append(argument.respBytes) }
-        self.arguments = all
+        var size = name.utf8.count + 32
+        for argument in arguments { size += argument.respSizeHint }
+        var buffer = ByteBufferAllocator().buffer(capacity: size)
+        buffer.writeInteger(UInt8(ascii: "*"))
+        buffer.writeDecimal(arguments.count + 1)
+        buffer.writeCRLF()
+        name.writeRESPBulk(into: &buffer)
+        for argument in arguments { argument.writeRESPBulk(into: &buffer) }
+        encoded = buffer
     }
 
     /// A command from already encoded arguments (the name first).
     public init(rawArguments: [[UInt8]]) {
-        self.arguments = rawArguments
+        var buffer = ByteBufferAllocator().buffer(capacity: rawArguments.reduce(16) { $0 + $1.count + 16 })
+        buffer.writeInteger(UInt8(ascii: "*"))
+        buffer.writeDecimal(rawArguments.count)
+        buffer.writeCRLF()
+        for argument in rawArguments { argument.writeRESPBulk(into: &buffer) }
+        encoded = buffer
+    }
+
+    /// The arguments, the name first, read back from the encoding (for logs, tests and tools).
+    public var arguments: [[UInt8]] {
+        var buffer = encoded
+        guard let count = buffer.readDecimalLine(after: UInt8(ascii: "*")) else { return [] }
+        var arguments: [[UInt8]] = []
+        arguments.reserveCapacity(count)
+        for _ in 0..<count {
+            guard let length = buffer.readDecimalLine(after: UInt8(ascii: "$")), let bytes = buffer.readBytes(length: length) else { break }
+            arguments.append(bytes)
+            buffer.moveReaderIndex(forwardBy: 2)
+        }
+        return arguments
     }
 
     /// The command name in upper case, for logs and routing decisions.
     public var name: String {
-        String(decoding: arguments.first ?? [], as: UTF8.self).uppercased()
+        var buffer = encoded
+        guard buffer.readDecimalLine(after: UInt8(ascii: "*")) != nil, let length = buffer.readDecimalLine(after: UInt8(ascii: "$")),
+            let name = buffer.readString(length: length)
+        else { return "" }
+        return name.uppercased()
     }
 
-    /// Encodes the command as a RESP array of bulk strings.
+    /// Appends the encoded command.
     func encode(into buffer: inout ByteBuffer) {
-        buffer.writeInteger(UInt8(ascii: "*"))
-        buffer.writeDecimal(arguments.count)
-        buffer.writeCRLF()
-        for argument in arguments {
-            buffer.writeInteger(UInt8(ascii: "$"))
-            buffer.writeDecimal(argument.count)
-            buffer.writeCRLF()
-            buffer.writeBytes(argument)
-            buffer.writeCRLF()
-        }
+        buffer.writeImmutableBuffer(encoded)
     }
 
-    var encodedSizeHint: Int {
-        arguments.reduce(16) { $0 + $1.count + 16 }
-    }
+    var encodedSizeHint: Int { encoded.readableBytes }
 }
 
 extension ByteBuffer {
     fileprivate mutating func writeCRLF() {
         writeInteger(UInt16(0x0D0A))
+    }
+
+    fileprivate mutating func writeBulkHeader(_ length: Int) {
+        writeInteger(UInt8(ascii: "$"))
+        writeDecimal(length)
+        writeCRLF()
+    }
+
+    /// `<marker><decimal>\r\n` of an encoding written here.
+    fileprivate mutating func readDecimalLine(after marker: UInt8) -> Int? {
+        guard readInteger(as: UInt8.self) == marker, let end = readableBytesView.firstIndex(of: UInt8(ascii: "\r")),
+            let digits = readString(length: end - readerIndex), let value = Int(digits)
+        else { return nil }
+        moveReaderIndex(forwardBy: 2)
+        return value
     }
 
     fileprivate mutating func writeDecimal(_ value: Int) {

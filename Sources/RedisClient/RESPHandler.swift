@@ -13,6 +13,11 @@ final class HiredisReplyReader {
 
     deinit { redisReaderFree(reader) }
 
+    /// True while the reader holds the start of a reply it has not finished.
+    var holdsPartialReply: Bool {
+        reader.pointee.pos < reader.pointee.len || reader.pointee.ridx >= 0
+    }
+
     func feed(_ buffer: ByteBuffer) throws(RedisError) {
         let status = buffer.withUnsafeReadableBytes { raw -> Int32 in
             guard let base = raw.baseAddress, raw.count > 0 else { return REDIS_OK }
@@ -86,7 +91,9 @@ struct RedisRequest: Sendable {
 }
 
 /// Holds the pending replies of a connection in FIFO order and matches inbound replies to them.
-/// Push messages of a subscriber connection (`message`/`pmessage`) go to `pushHandler` instead.
+/// Push messages of a subscriber connection (`message`/`pmessage`) go to `pushHandler` instead:
+/// read straight from the socket's bytes (`RedisPush.parse`) while hiredis holds nothing, through
+/// hiredis otherwise, so a subscriber's pushes cost no allocation each.
 final class RESPHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = RedisRequest
@@ -113,9 +120,11 @@ final class RESPHandler: ChannelDuplexHandler {
     private var pending = CircularBuffer<Pending>(initialCapacity: 64)
     private var failure: RedisError?
     private var flushScheduled = false
-    private let pushHandler: (@Sendable (RESPValue) -> Void)?
+    private let pushHandler: (@Sendable (RedisPush) -> Void)?
+    /// The start of a push whose end has not arrived (subscriber connections only).
+    private var partialPush: ByteBuffer?
 
-    init(pushHandler: (@Sendable (RESPValue) -> Void)? = nil) {
+    init(pushHandler: (@Sendable (RedisPush) -> Void)? = nil) {
         self.pushHandler = pushHandler
     }
 
@@ -151,8 +160,12 @@ final class RESPHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let buffer = unwrapInboundIn(data)
+        var buffer = unwrapInboundIn(data)
         do {
+            if let pushHandler {
+                readPushes(&buffer, to: pushHandler)
+                guard buffer.readableBytes > 0 else { return }
+            }
             try reader.feed(buffer)
             while let reply = try reader.next() {
                 deliver(reply, context: context)
@@ -163,11 +176,33 @@ final class RESPHandler: ChannelDuplexHandler {
         }
     }
 
+    /// Hands the pushes at the front of `buffer` to `handler` and leaves the rest (a reply, or
+    /// anything after hiredis was left holding part of one) for hiredis. A push cut off by the
+    /// end of the read waits in `partialPush` for the next.
+    private func readPushes(_ buffer: inout ByteBuffer, to handler: @Sendable (RedisPush) -> Void) {
+        if var partial = partialPush {
+            partialPush = nil
+            partial.writeBuffer(&buffer)
+            buffer = partial
+        }
+        guard !reader.holdsPartialReply else { return }
+        while buffer.readableBytes > 0 {
+            switch RedisPush.parse(&buffer) {
+            case .push(let push):
+                handler(push)
+            case .incomplete:
+                partialPush = buffer
+                buffer.moveReaderIndex(to: buffer.writerIndex)
+                return
+            case .other:
+                return
+            }
+        }
+    }
+
     private func deliver(_ reply: RESPValue, context: ChannelHandlerContext) {
-        if let pushHandler, case .array(let parts) = reply, let kind = parts.first?.string,
-            kind == "message" || kind == "pmessage"
-        {
-            pushHandler(reply)
+        if let pushHandler, let push = RedisPush(reply: reply) {
+            pushHandler(push)
             return
         }
         guard let first = pending.first else {

@@ -104,7 +104,7 @@ public final class RedisConnection: Sendable {
         eventLoop: any EventLoop,
         timeout: TimeAmount,
         closeOnCancel: Bool = false,
-        pushHandler: (@Sendable (RESPValue) -> Void)? = nil
+        pushHandler: (@Sendable (RedisPush) -> Void)? = nil
     ) async throws -> RedisConnection {
         // TLS settings that cannot work (an unreadable CA file, say) fail at once: retrying will not help.
         let tls: (context: NIOSSLContext, hostname: String?, handshake: TLSHandshake)?
@@ -203,7 +203,7 @@ struct Connector: Sendable {
     static let maximumDelay: Duration = .seconds(2)
 
     func connect(
-        deadline: NIODeadline? = nil, closeOnCancel: Bool = false, pushHandler: (@Sendable (RESPValue) -> Void)? = nil
+        deadline: NIODeadline? = nil, closeOnCancel: Bool = false, pushHandler: (@Sendable (RedisPush) -> Void)? = nil
     ) async throws -> RedisConnection {
         let deadline = deadline ?? .now() + configuration.connectTimeout
         var attempt = 0

@@ -8,9 +8,13 @@ public struct RedisPubSubMessage: Sendable {
     public var channel: String
     /// The matching pattern (WITHOUT the prefix) for PSUBSCRIBE deliveries.
     public var pattern: String?
-    public var payload: [UInt8]
+    /// A slice of the buffer the message was read into (not copied).
+    public var payload: ByteBuffer
 
-    public init(channel: String, pattern: String?, payload: [UInt8]) {
+    /// The payload as UTF-8 text.
+    public var text: String { String(buffer: payload) }
+
+    public init(channel: String, pattern: String?, payload: ByteBuffer) {
         self.channel = channel
         self.pattern = pattern
         self.payload = payload
@@ -161,9 +165,9 @@ public final class RedisSubscriber: Sendable {
     /// the connection to close, and starts over until the subscriber is closed.
     private func supervise() async {
         let continuation = self.continuation
-        let prefix = keyPrefix
-        let push: @Sendable (RESPValue) -> Void = { reply in
-            if let message = Self.message(from: reply, prefix: prefix) { continuation.yield(message) }
+        let prefix = Array(keyPrefix.utf8)
+        let push: @Sendable (RedisPush) -> Void = { push in
+            continuation.yield(Self.message(from: push, prefix: prefix))
         }
         var failures = 0
         var connectedBefore = false
@@ -213,17 +217,12 @@ public final class RedisSubscriber: Sendable {
         }
     }
 
-    private static func message(from reply: RESPValue, prefix: String) -> RedisPubSubMessage? {
-        guard case .array(let parts) = reply, let kind = parts.first?.string else { return nil }
-        func strip(_ name: String) -> String {
-            name.hasPrefix(prefix) ? String(name.dropFirst(prefix.count)) : name
+    private static func message(from push: RedisPush, prefix: [UInt8]) -> RedisPubSubMessage {
+        func strip(_ name: ByteBuffer) -> String {
+            var name = name
+            if !prefix.isEmpty, name.readableBytesView.starts(with: prefix) { name.moveReaderIndex(forwardBy: prefix.count) }
+            return String(buffer: name)
         }
-        if kind == "message", parts.count == 3, let channel = parts[1].string {
-            return RedisPubSubMessage(channel: strip(channel), pattern: nil, payload: parts[2].bytes ?? [])
-        }
-        if kind == "pmessage", parts.count == 4, let pattern = parts[1].string, let channel = parts[2].string {
-            return RedisPubSubMessage(channel: strip(channel), pattern: strip(pattern), payload: parts[3].bytes ?? [])
-        }
-        return nil
+        return RedisPubSubMessage(channel: strip(push.channel), pattern: push.pattern.map(strip), payload: push.payload)
     }
 }

@@ -27,9 +27,21 @@ extension RedisClient {
     /// The EVALSHA (or, `withSource`, EVAL) command that runs `script`, keys prefixed: for
     /// callers that pipeline scripts and handle NOSCRIPT replies themselves.
     public func scriptCommand(_ script: RedisScript, keys: [String], args: [any RESPArgument], withSource: Bool) -> RedisCommand {
-        var arguments: [any RESPArgument] = [withSource ? script.source : script.sha1, keys.count]
-        arguments += keys.map { key($0) }
-        arguments += args
+        let prefix = configuration.keyPrefix
+        return scriptCommand(script, prefixedKeys: keys.map { RESPConcatenation(prefix, $0) }, args: args, withSource: withSource)
+    }
+
+    /// The same with keys that carry the prefix already (`RESPConcatenation(configuration.keyPrefix, …)`
+    /// builds one without joining strings).
+    public func scriptCommand(
+        _ script: RedisScript, prefixedKeys: [any RESPArgument], args: [any RESPArgument], withSource: Bool
+    ) -> RedisCommand {
+        var arguments: [any RESPArgument] = []
+        arguments.reserveCapacity(2 + prefixedKeys.count + args.count)
+        arguments.append(withSource ? script.source : script.sha1)
+        arguments.append(prefixedKeys.count)
+        arguments.append(contentsOf: prefixedKeys)
+        arguments.append(contentsOf: args)
         return RedisCommand(withSource ? "EVAL" : "EVALSHA", arguments: arguments)
     }
 

@@ -95,6 +95,24 @@ struct UnitTests {
         #expect(Array(buffer.readableBytesView) == Array("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4\r\n".utf8) + [0, 13, 10, 255] + [13, 10])
     }
 
+    /// Every kind of argument is written into the command's one buffer as the bulk string its
+    /// bytes make, and reads back as the same arguments.
+    @Test func everyArgumentKindEncodesAsItsBytes() {
+        let command = RedisCommand(
+            "eval", "é", "key"[...], 42, Int64(-7), UInt64(18_446_744_073_709_551_615), 1.5, Double.infinity,
+            [1, 2] as [UInt8], ByteBuffer(string: "buf"), RESPConcatenation("sb:", "gw:", "history:", "chat:1"), RESPConcatenation("", ""))
+        let expected: [[UInt8]] = [
+            "eval", "é", "key", "42", "-7", "18446744073709551615", "1.5", "+inf", "\u{1}\u{2}", "buf", "sb:gw:history:chat:1", "",
+        ].map { Array($0.utf8) }
+        #expect(command.arguments == expected)
+        #expect(command.name == "EVAL")
+        var buffer = ByteBuffer()
+        command.encode(into: &buffer)
+        #expect(String(buffer: buffer).hasPrefix("*12\r\n$4\r\neval\r\n$2\r\né\r\n$3\r\nkey\r\n$2\r\n42\r\n"))
+        #expect(String(buffer: buffer).hasSuffix("$20\r\nsb:gw:history:chat:1\r\n$0\r\n\r\n"))
+        #expect(RedisCommand(rawArguments: expected).arguments == expected)
+    }
+
     @Test func readsRepliesAcrossPartialFeeds() throws {
         let reader = HiredisReplyReader()
         let wire = Array("*3\r\n+OK\r\n$-1\r\n*2\r\n:42\r\n-ERR bad\r\n$4\r\na\r\nb\r\n".utf8)

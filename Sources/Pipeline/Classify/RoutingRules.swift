@@ -54,7 +54,7 @@ public actor RoutingRulesCache {
         self.subscriber = subscriber
         listener = Task { [weak self] in
             for await message in subscriber.messages {
-                await self?.invalidate(String(decoding: message.payload, as: UTF8.self))
+                await self?.invalidate(message.text)
             }
         }
     }
