@@ -316,7 +316,9 @@ struct ConnectionTests {
         let server = try await PrivateRedisServer()
         do {
             var configuration = try RedisConfiguration(url: server.url)
-            configuration.connectTimeout = .milliseconds(500)
+            // Short enough for the probes below to fail fast while Redis is down; long enough for
+            // a busy machine to connect to a Redis that is up (a CI run timed out at 500 ms).
+            configuration.connectTimeout = .seconds(2)
             let redis = RedisClient(configuration: configuration, logger: TestRedis.logger)
             let subscriber = redis.makeSubscriber()
             let collector = MessageCollector(subscriber)
