@@ -102,25 +102,19 @@ extension RESPArgument {
     public var respSizeHint: Int { 24 }
 }
 
-extension String: RESPArgument {
+/// Text as its UTF-8 bytes.
+extension RESPArgument where Self: StringProtocol {
     public var respBytes: [UInt8] { Array(utf8) }
     public var respSizeHint: Int { utf8.count + 16 }
     public func writeRESPBulk(into buffer: inout ByteBuffer) {
         buffer.writeBulkHeader(utf8.count)
-        buffer.writeString(self)
+        buffer.writeBytes(utf8)
         buffer.writeCRLF()
     }
 }
 
-extension Substring: RESPArgument {
-    public var respBytes: [UInt8] { Array(utf8) }
-    public var respSizeHint: Int { utf8.count + 16 }
-    public func writeRESPBulk(into buffer: inout ByteBuffer) {
-        buffer.writeBulkHeader(utf8.count)
-        buffer.writeSubstring(self)
-        buffer.writeCRLF()
-    }
-}
+extension String: RESPArgument {}
+extension Substring: RESPArgument {}
 
 /// Integers as their decimal text.
 extension RESPArgument where Self: BinaryInteger {
