@@ -1,5 +1,6 @@
 import Foundation
 import RedisClient
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -68,9 +69,23 @@ public final class PrivateRedisServer: @unchecked Sendable {
 
 }
 
+/// Every port `freePort` handed out in this process.
+private let portsHandedOut = Mutex<Set<Int>>([])
+
 extension TestServices {
-    /// A loopback port nobody listens on: bind, read the port, close.
+    /// A loopback port nobody listens on, and one this process has not handed out before: tests
+    /// running in parallel start servers on ports from here, and the kernel may offer a port it
+    /// offered a moment ago, before the first server bound it.
     public static func freePort() throws -> Int {
+        for _ in 0..<100 {
+            let port = try unusedPort()
+            if portsHandedOut.withLock({ $0.insert(port).inserted }) { return port }
+        }
+        throw POSIXError(.EADDRINUSE)
+    }
+
+    /// A loopback port nobody listens on now: bind, read the port, close.
+    private static func unusedPort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = loopback(port: 0)
