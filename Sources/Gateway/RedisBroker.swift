@@ -66,7 +66,7 @@ final class RedisBroker: Broker {
     /// A message on a channel's Redis channel: `p\n<offset>\n<epoch>\n<json>` for a publication,
     /// `j\n` / `l\n` and the client's JSON for a join or leave. Read in place from the pub/sub
     /// read buffer; the publication's JSON goes on as a slice of it.
-    static func dispatch(channel: String, payload: ByteBuffer, to handler: any BrokerEventHandler, logger: Logger) {
+    private static func dispatch(channel: String, payload: ByteBuffer, to handler: any BrokerEventHandler, logger: Logger) {
         var payload = payload
         guard payload.readableBytes > 2, let kind = payload.readInteger(as: UInt8.self),
             payload.readInteger(as: UInt8.self) == UInt8(ascii: "\n")

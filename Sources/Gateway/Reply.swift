@@ -54,7 +54,7 @@ enum Reply {
         let pub = #","pub":"#
         var buffer = ByteBufferAllocator().buffer(capacity: head.utf8.count + channel.utf8.count + pub.utf8.count + json.count + 40)
         buffer.writeString(head)
-        if channel.utf8.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
+        if JSONWriter.needsNoEscaping(channel) {
             buffer.writeInteger(UInt8(ascii: "\""))
             buffer.writeString(channel)
             buffer.writeInteger(UInt8(ascii: "\""))

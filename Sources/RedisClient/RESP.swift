@@ -212,11 +212,13 @@ public struct RedisCommand: Sendable {
     /// The arguments, the name first, read back from the encoding (for logs, tests and tools).
     public var arguments: [[UInt8]] {
         var buffer = encoded
-        guard let count = buffer.readDecimalLine(after: UInt8(ascii: "*")) else { return [] }
+        guard let count = buffer.readRESPLength(marker: UInt8(ascii: "*"))?.value else { return [] }
         var arguments: [[UInt8]] = []
         arguments.reserveCapacity(count)
         for _ in 0..<count {
-            guard let length = buffer.readDecimalLine(after: UInt8(ascii: "$")), let bytes = buffer.readBytes(length: length) else { break }
+            guard let length = buffer.readRESPLength(marker: UInt8(ascii: "$"))?.value, let bytes = buffer.readBytes(length: length) else {
+                break
+            }
             arguments.append(bytes)
             buffer.moveReaderIndex(forwardBy: 2)
         }
@@ -226,7 +228,7 @@ public struct RedisCommand: Sendable {
     /// The command name in upper case, for logs and routing decisions.
     public var name: String {
         var buffer = encoded
-        guard buffer.readDecimalLine(after: UInt8(ascii: "*")) != nil, let length = buffer.readDecimalLine(after: UInt8(ascii: "$")),
+        guard buffer.readRESPLength(marker: UInt8(ascii: "*"))?.value != nil, let length = buffer.readRESPLength(marker: UInt8(ascii: "$"))?.value,
             let name = buffer.readString(length: length)
         else { return "" }
         return name.uppercased()
@@ -249,15 +251,6 @@ extension ByteBuffer {
         writeInteger(UInt8(ascii: "$"))
         writeDecimal(length)
         writeCRLF()
-    }
-
-    /// `<marker><decimal>\r\n` of an encoding written here.
-    fileprivate mutating func readDecimalLine(after marker: UInt8) -> Int? {
-        guard readInteger(as: UInt8.self) == marker, let end = readableBytesView.firstIndex(of: UInt8(ascii: "\r")),
-            let digits = readString(length: end - readerIndex), let value = Int(digits)
-        else { return nil }
-        moveReaderIndex(forwardBy: 2)
-        return value
     }
 
     fileprivate mutating func writeDecimal(_ value: Int) {

@@ -71,14 +71,14 @@ struct RedisPush: Sendable {
 
 /// One step of `RedisPush.parse`. The step itself returns nil when the bytes end first, and
 /// a nil value when they are there but not in the shape it reads.
-private struct RESPRead<Value> {
+struct RESPRead<Value> {
     var value: Value?
 }
 
 extension ByteBuffer {
     /// `<marker><decimal>\r\n`: nil when the bytes end first; a nil value for another marker, a
     /// sign or a length above Redis's limit.
-    fileprivate mutating func readRESPLength(marker: UInt8) -> RESPRead<Int>? {
+    mutating func readRESPLength(marker: UInt8) -> RESPRead<Int>? {
         let view = readableBytesView
         guard let first = view.first else { return nil }
         guard first == marker else { return RESPRead(value: nil) }

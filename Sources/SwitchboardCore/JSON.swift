@@ -200,14 +200,14 @@ public struct JSONWriter {
         if needsComma { output.append(",") }
     }
 
+    /// Whether `text` goes into a JSON string as it is (no control character, quote or backslash).
+    public static func needsNoEscaping(_ text: String) -> Bool {
+        !text.utf8.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }
+    }
+
     public static func appendQuoted(_ text: String, to output: inout String) {
         output.append("\"")
-        var needsEscape = false
-        for byte in text.utf8 where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
-            needsEscape = true
-            break
-        }
-        if !needsEscape {
+        if needsNoEscaping(text) {
             output.append(text)
         } else {
             for scalar in text.unicodeScalars {
