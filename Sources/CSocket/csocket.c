@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <linux/io_uring.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -27,6 +28,15 @@ int sb_epoll_create(void) {
 int sb_epoll_add(int epoll_fd, int fd, uint32_t events) {
     struct epoll_event event = {.events = events, .data.fd = fd};
     return epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &event);
+}
+
+int sb_epoll_remove(int epoll_fd, int fd) {
+    struct epoll_event event = {0};
+    return epoll_ctl(epoll_fd, EPOLL_CTL_DEL, fd, &event);
+}
+
+int sb_eventfd(void) {
+    return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 }
 
 int sb_epoll_wait(int epoll_fd, int *fds, uint32_t *events, int max, int timeout_ms) {

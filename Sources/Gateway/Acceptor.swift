@@ -6,7 +6,8 @@ import Logging
 import NIOCore
 import Synchronization
 
-/// Accepts connections on a listening socket of its own and hands each socket on (the listener
+/// Accepts connections on a listening socket of its own and hands each socket on (or has the
+/// gateway's own event loops accept on it, `start(on:accept:)`) (the listener
 /// makes it a NIO channel with `ClientBootstrap.withConnectedSocket`, whose initializer is told
 /// the descriptor). NIO's server bootstrap accepts on an event loop too, but keeps the descriptor to
 /// itself; knowing it lets `WebSocketTransport` write a publication with one `send` instead of
@@ -22,6 +23,9 @@ package final class Acceptor: Sendable {
     private let wakePipe: (read: CInt, write: CInt)
     private let closing = Atomic<Bool>(false)
     private let finished: EventLoopPromise<Void>
+    /// The gateway's own event loops accepting on the socket (`start(on:accept:)`); empty while a
+    /// thread of the acceptor's accepts.
+    private let loops = Mutex<[SocketLoop]>([])
 
     /// Succeeds once the accept thread has stopped and the listening socket is closed.
     package var closeFuture: EventLoopFuture<Void> { finished.futureResult }
@@ -67,11 +71,41 @@ package final class Acceptor: Sendable {
         thread.start()
     }
 
+    /// Has each of `loops` accept on the socket itself, instead of a thread of the acceptor's;
+    /// `accept` gets each connection on its loop. The loops are the acceptor's to stop
+    /// (`stopLoops`).
+    func start(on loops: [SocketLoop], accept: @escaping @Sendable (SocketConnection) -> Void) {
+        self.loops.withLock { $0 = loops }
+        let socket = listenSocket
+        for loop in loops {
+            loop.execute { loop.listen(on: socket, accept: accept) }
+        }
+    }
+
     /// Stops accepting and closes the listening socket (connections already handed off stay open).
     package func close() {
         guard !closing.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        var byte: UInt8 = 1
-        _ = Glibc.write(wakePipe.write, &byte, 1)
+        let loops = self.loops.withLock { $0 }
+        guard !loops.isEmpty else {
+            var byte: UInt8 = 1
+            _ = Glibc.write(wakePipe.write, &byte, 1)
+            return
+        }
+        // Every loop lets go of the socket before it is closed.
+        let socket = listenSocket
+        let released = loops.map { loop in loop.submit { loop.stopListening(on: socket) } }
+        EventLoopFuture.andAllComplete(released, on: finished.futureResult.eventLoop).whenComplete { [self] _ in
+            Glibc.close(listenSocket)
+            Glibc.close(wakePipe.read)
+            Glibc.close(wakePipe.write)
+            finished.succeed(())
+        }
+    }
+
+    /// Stops the event loops `start(on:accept:)` gave the socket, closing their connections.
+    func stopLoops() async {
+        let loops = self.loops.withLock { $0 }
+        for loop in loops { try? await loop.stop().get() }
     }
 
     private func acceptLoop(logger: Logger, handOff: @Sendable (CInt) -> Void) {

@@ -64,6 +64,14 @@ public struct GatewayConfiguration: Sendable, Codable {
     /// system call for many sockets) where the kernel allows it; without io_uring (an old kernel,
     /// `kernel.io_uring_disabled`, a seccomp profile that blocks it) each frame gets its own `send`.
     public var fanoutIOUring = true
+    /// What serves the public port's sockets: `own`, event loops of the gateway's own (edge-triggered
+    /// `epoll`; WebSocket connections stay on them, other requests go on to NIO), or `nio`, NIO's
+    /// channels for every connection.
+    public var socketLayer = SocketLayer.own
+
+    public enum SocketLayer: String, Codable, Sendable {
+        case own, nio
+    }
 
     public init() {}
 
@@ -92,6 +100,7 @@ public struct GatewayConfiguration: Sendable, Codable {
         case channelPositionCheckDelay = "client_channel_position_check_delay"
         case redisPrefix = "redis_prefix"
         case fanoutIOUring = "fanout_io_uring"
+        case socketLayer = "socket_layer"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -128,6 +137,7 @@ public struct GatewayConfiguration: Sendable, Codable {
         namespaces = try container.decodeIfPresent([NamespaceConfiguration].self, forKey: .namespaces) ?? []
         redisPrefix = try container.decodeIfPresent(String.self, forKey: .redisPrefix)
         fanoutIOUring = try container.decodeIfPresent(Bool.self, forKey: .fanoutIOUring) ?? fanoutIOUring
+        socketLayer = try container.decodeIfPresent(SocketLayer.self, forKey: .socketLayer) ?? socketLayer
         // Top-level namespace options are the defaults for channels without a namespace.
         channelDefaults = try ChannelOptions(from: decoder)
     }
@@ -161,6 +171,7 @@ public struct GatewayConfiguration: Sendable, Codable {
         try container.encode(namespaces, forKey: .namespaces)
         try container.encodeIfPresent(redisPrefix, forKey: .redisPrefix)
         try container.encode(fanoutIOUring, forKey: .fanoutIOUring)
+        try container.encode(socketLayer, forKey: .socketLayer)
         try channelDefaults.encode(to: encoder)
     }
 

@@ -90,6 +90,8 @@ public final class GatewayServer: Service {
         await node.shutdown()
         // The 3001 close frames reach the clients before the process exits.
         try? await Task.sleep(for: .milliseconds(300))
+        // The public port's own event loops, if it has them, close what is left.
+        await acceptor.stopLoops()
         // The internal listener (metrics, health) answers until the very end.
         try? await internalChannel.close()
     }

@@ -4,20 +4,20 @@ import NIOCore
 import Synchronization
 
 /// One connection's handshake deadline: it closes the connection when it expires, unless cancelled
-/// first (the handshake is done). Cancelling lets go of the channel at once.
+/// first (the handshake is done). Cancelling lets go of the connection at once.
 final class HandshakeDeadline: Sendable {
-    private let channel: Mutex<(any Channel)?>
+    private let owner: Mutex<SocketOwner?>
 
-    fileprivate init(_ channel: any Channel) {
-        self.channel = Mutex(channel)
+    fileprivate init(_ owner: SocketOwner) {
+        self.owner = Mutex(owner)
     }
 
     func cancel() {
-        _ = channel.withLock { $0.take() }
+        _ = owner.withLock { $0.take() }
     }
 
     fileprivate func expire() {
-        channel.withLock { $0.take() }?.close(promise: nil)
+        owner.withLock { $0.take() }?.close()
     }
 }
 
@@ -44,7 +44,16 @@ final class HandshakeDeadlines: Sendable {
 
     /// Starts `channel`'s deadline.
     func start(closing channel: any Channel) -> HandshakeDeadline {
-        let deadline = HandshakeDeadline(channel)
+        start(closing: .channel(channel))
+    }
+
+    /// Starts the deadline of a connection of the gateway's own loop.
+    func start(closing connection: SocketConnection) -> HandshakeDeadline {
+        start(closing: .connection(connection))
+    }
+
+    private func start(closing owner: SocketOwner) -> HandshakeDeadline {
+        let deadline = HandshakeDeadline(owner)
         let at = NIODeadline.now() + timeout
         let arm = state.withLock { state in
             state.queue.append((at, deadline))

@@ -26,16 +26,11 @@ struct GatewayListener: Sendable {
     }
 
     /// Listens on the public port. Connections are accepted by an `Acceptor` (so each WebSocket's
-    /// transport knows its socket) and served by NIO channels on the group's event loops.
+    /// transport knows its socket) and served by NIO channels on the group's event loops, or with
+    /// `socket_layer: own` on event loops of the gateway's own (`bindOwn`).
     func bind(host: String, port: Int) throws -> Acceptor {
-        let handshakeTimeout = TimeAmount.seconds(Int64(max(node.configuration.handshakeTimeout, 1)))
-        var loops: [ObjectIdentifier: PerLoop] = [:]
-        let ioUring = node.configuration.fanoutIOUring
-        for eventLoop in group.makeIterator() {
-            loops[ObjectIdentifier(eventLoop)] = PerLoop(
-                batcher: FlushBatcher(eventLoop: eventLoop, ioUring: ioUring, metrics: node.metrics), deadlines: HandshakeDeadlines(eventLoop: eventLoop, timeout: handshakeTimeout))
-        }
-        let perLoop = loops
+        if node.configuration.socketLayer == .own { return try bindOwn(host: host, port: port) }
+        let perLoop = makePerLoop()
         let node = self.node
         let routes = self.routes
         let logger = self.logger
@@ -55,15 +50,72 @@ struct GatewayListener: Sendable {
                     } catch {
                         return channel.eventLoop.makeFailedFuture(error)
                     }
-                    let loop =
-                        perLoop[ObjectIdentifier(channel.eventLoop)]
-                        ?? PerLoop(
-                            batcher: FlushBatcher(eventLoop: channel.eventLoop, ioUring: configuration.fanoutIOUring, metrics: node.metrics),
-                            deadlines: HandshakeDeadlines(eventLoop: channel.eventLoop, timeout: handshakeTimeout))
-                    return Self.configure(channel, socket: socket, node: node, routes: routes, logger: logger, loop: loop)
+                    return Self.configure(channel, socket: socket, node: node, routes: routes, logger: logger, loop: perLoop(channel.eventLoop))
                 }
             // On failure NIO has already closed the socket: it owns the descriptor from here on.
             _ = bootstrap.withConnectedSocket(socket)
+        }
+        return acceptor
+    }
+
+    /// The public port on `SocketLoop`s of the gateway's own, one per core: each accepts
+    /// connections itself and answers WebSocket upgrades (`SocketHandshakeHandler`); other
+    /// requests are handed, socket and bytes read, to a NIO channel on the group's loops and
+    /// served as `bind` serves them. The acceptor stops the loops (`Acceptor.stopLoops`).
+    private func bindOwn(host: String, port: Int) throws -> Acceptor {
+        let configuration = node.configuration
+        let handshakeTimeout = self.handshakeTimeout
+        var loops: [SocketLoop] = []
+        do {
+            for index in 0..<max(System.coreCount, 1) {
+                loops.append(try SocketLoop(name: "gateway-loop-\(index)", logger: logger))
+            }
+        } catch {
+            for loop in loops { loop.stop() }
+            throw error
+        }
+        let acceptor: Acceptor
+        do {
+            acceptor = try Acceptor(host: host, port: port, backlog: 4096, eventLoop: group.next())
+        } catch {
+            for loop in loops { loop.stop() }
+            throw error
+        }
+        let node = self.node
+        let routes = self.routes
+        let logger = self.logger
+        let group = self.group
+        let allowedOrigins = configuration.allowedOrigins
+        let perLoop = makePerLoop()
+        let handOff: @Sendable (CInt, ByteBuffer) -> Void = { socket, bytes in
+            let bootstrap = ClientBootstrap(group: group)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.syncOptions?.setOption(
+                            .writeBufferWaterMark,
+                            value: .init(low: configuration.clientQueueMaxSize / 2, high: max(configuration.clientQueueMaxSize, 1)))
+                        try channel.pipeline.syncOperations.addHandler(FirstRead(bytes))
+                    }.flatMap {
+                        Self.configure(channel, socket: socket, node: node, routes: routes, logger: logger, loop: perLoop(channel.eventLoop))
+                    }
+                }
+            _ = bootstrap.withConnectedSocket(socket)
+        }
+        let contexts = Dictionary(
+            uniqueKeysWithValues: loops.map { loop in
+                (
+                    ObjectIdentifier(loop),
+                    SocketHandshakeHandler.Context(
+                        node: node,
+                        batcher: FlushBatcher(eventLoop: loop, ioUring: configuration.fanoutIOUring, metrics: node.metrics),
+                        deadlines: HandshakeDeadlines(eventLoop: loop, timeout: handshakeTimeout),
+                        allowsOrigin: { origin, host in OriginCheck.allows(origin: origin, host: host, allowed: allowedOrigins) },
+                        handOff: handOff)
+                )
+            })
+        acceptor.start(on: loops) { connection in
+            connection.setWaterMarks(low: configuration.clientQueueMaxSize / 2, high: max(configuration.clientQueueMaxSize, 1))
+            connection.handler = SocketHandshakeHandler(connection: connection, context: contexts[ObjectIdentifier(connection.loop)]!)
         }
         return acceptor
     }
@@ -72,6 +124,24 @@ struct GatewayListener: Sendable {
     private struct PerLoop: Sendable {
         let batcher: FlushBatcher
         let deadlines: HandshakeDeadlines
+    }
+
+    private var handshakeTimeout: TimeAmount { .seconds(Int64(max(node.configuration.handshakeTimeout, 1))) }
+
+    /// The `PerLoop` of each of the group's event loops, made once (one made on the spot for a
+    /// loop outside the group).
+    private func makePerLoop() -> @Sendable (any EventLoop) -> PerLoop {
+        let node = self.node
+        let timeout = handshakeTimeout
+        let make = { @Sendable (eventLoop: any EventLoop) in
+            PerLoop(
+                batcher: FlushBatcher(eventLoop: eventLoop, ioUring: node.configuration.fanoutIOUring, metrics: node.metrics),
+                deadlines: HandshakeDeadlines(eventLoop: eventLoop, timeout: timeout))
+        }
+        var loops: [ObjectIdentifier: PerLoop] = [:]
+        for eventLoop in group.makeIterator() { loops[ObjectIdentifier(eventLoop)] = make(eventLoop) }
+        let made = loops
+        return { eventLoop in made[ObjectIdentifier(eventLoop)] ?? make(eventLoop) }
     }
 
     /// One public connection's pipeline: `WebSocketHandshakeHandler`, which answers a plain
@@ -102,7 +172,18 @@ struct GatewayListener: Sendable {
         return channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handshake) }
     }
 
-    private static func maxFrameSize(_ node: Node) -> Int { max(node.configuration.maxMessageSize, 1024) }
+    static func maxFrameSize(_ node: Node) -> Int { max(node.configuration.maxMessageSize, 1024) }
+
+    /// A unidirectional connection's connect request from its URL's `cf_connect` (one that cannot
+    /// be decoded is a bad request, answered by a disconnect); nil for anything else.
+    static func connectRequest(endpoint: WebSocketHandshake.Endpoint, query: Substring?) -> ByteBuffer? {
+        guard endpoint == .unidirectional, let query else { return nil }
+        do {
+            return try UniWebSocket.connectRequest(query: query)
+        } catch {
+            return ByteBuffer(string: "?")
+        }
+    }
 
     /// The connection's own handler, which reads and writes frames itself: the client and its
     /// transport. A unidirectional connection whose `query` has `cf_connect` connects with it at
@@ -114,14 +195,7 @@ struct GatewayListener: Sendable {
     ) throws {
         let configuration = node.configuration
         let unidirectional = endpoint == .unidirectional
-        var connectRequest: ByteBuffer?
-        if unidirectional, let query {
-            do {
-                connectRequest = try UniWebSocket.connectRequest(query: query)
-            } catch {
-                connectRequest = ByteBuffer(string: "?")
-            }
-        }
+        let connectRequest = connectRequest(endpoint: endpoint, query: query)
         let transport = WebSocketTransport(
             channel: channel, socket: socket, metrics: node.metrics, batcher: batcher, maxQueueSize: configuration.clientQueueMaxSize,
             unidirectional: unidirectional, unsentResponse: unsentResponse)
@@ -191,6 +265,28 @@ struct GatewayListener: Sendable {
             }
             .bind(host: host, port: port)
             .get()
+    }
+}
+
+/// The bytes the gateway's own loop read from a connection before handing it to NIO, passed on as
+/// the channel's first read once it is active; then the handler leaves.
+private final class FirstRead: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private var bytes: ByteBuffer?
+
+    init(_ bytes: ByteBuffer) {
+        self.bytes = bytes
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.fireChannelActive()
+        if let bytes = bytes.take() {
+            context.fireChannelRead(wrapInboundOut(bytes))
+            context.fireChannelReadComplete()
+        }
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 }
 

@@ -25,8 +25,9 @@ final class WebSocketTransport: Transport, BatchFlushed, BatchSender, DirectSock
         var queuedBytes = 0
         var flushScheduled = false
         var closed = false
-        /// Writes raw frame bytes below the frame encoder; set once the handler is in the pipeline.
-        var rawWriter: NIOLoopBound<ChannelHandlerContext>?
+        /// Takes what the socket does not (below NIO's frame encoder, or the socket connection's
+        /// queue); set once the connection's handler is in place.
+        var rawWriter: QueuedWriter?
         /// Set open with the raw writer, closed by the handler's `channelInactive`.
         var writes = DirectWriteState()
         /// The handshake's `101`, not sent yet: it goes out in front of the first frame.
@@ -52,7 +53,7 @@ final class WebSocketTransport: Transport, BatchFlushed, BatchSender, DirectSock
     /// How long a peer has to answer our close frame before the connection is cut.
     static let closeTimeout = TimeAmount.seconds(2)
 
-    let channel: any Channel
+    let owner: SocketOwner
     let unidirectional: Bool
     let socket: CInt?
     let metrics: Metrics?
@@ -63,11 +64,11 @@ final class WebSocketTransport: Transport, BatchFlushed, BatchSender, DirectSock
     private let client = Mutex<Client?>(nil)
 
     init(
-        channel: any Channel, socket: CInt? = nil, metrics: Metrics? = nil, batcher: FlushBatcher, maxQueueSize: Int,
+        owner: SocketOwner, socket: CInt? = nil, metrics: Metrics? = nil, batcher: FlushBatcher, maxQueueSize: Int,
         unidirectional: Bool = false, unsentResponse: [UInt8]? = nil
     ) {
         if let unsentResponse { state.withLock { $0.unsentResponse = ByteBuffer(bytes: unsentResponse) } }
-        self.channel = channel
+        self.owner = owner
         self.unidirectional = unidirectional
         self.socket = socket
         self.metrics = metrics
@@ -79,6 +80,15 @@ final class WebSocketTransport: Transport, BatchFlushed, BatchSender, DirectSock
         self.client.withLock { $0 = client }
     }
 
+    convenience init(
+        channel: any Channel, socket: CInt? = nil, metrics: Metrics? = nil, batcher: FlushBatcher, maxQueueSize: Int,
+        unidirectional: Bool = false, unsentResponse: [UInt8]? = nil
+    ) {
+        self.init(
+            owner: .channel(channel), socket: socket, metrics: metrics, batcher: batcher, maxQueueSize: maxQueueSize,
+            unidirectional: unidirectional, unsentResponse: unsentResponse)
+    }
+
     func detach() {
         client.withLock { $0 = nil }
     }
@@ -86,11 +96,18 @@ final class WebSocketTransport: Transport, BatchFlushed, BatchSender, DirectSock
     /// Called on the event loop with the context of the handler nearest the socket that still
     /// takes bytes (the frame encoder's): frames written there bypass encoding.
     func setRawWriter(_ context: ChannelHandlerContext) {
-        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        let active = context.channel.isActive
+        setRawWriter(.context(NIOLoopBound(context, eventLoop: context.eventLoop)), open: context.channel.isActive)
+    }
+
+    /// Called on the loop by the handler of a connection of the gateway's own event loop.
+    func setRawWriter(_ connection: SocketConnection) {
+        setRawWriter(.connection(connection), open: connection.isOpen)
+    }
+
+    private func setRawWriter(_ writer: QueuedWriter, open: Bool) {
         state.withLock { state in
-            state.rawWriter = bound
-            state.writes.open = active
+            state.rawWriter = writer
+            state.writes.open = open
         }
     }
 
@@ -186,7 +203,7 @@ final class WebSocketTransport: Transport, BatchFlushed, BatchSender, DirectSock
             } else if let frame = single.frame {
                 send(frame, direct: direct)
             } else if let rest = unsent(payload: single.payload, direct: direct) {
-                _ = handToNIO([rest][...], context: rawContext())
+                _ = handOn([rest][...], to: rawWriter())
             }
             return
         }
@@ -198,7 +215,7 @@ final class WebSocketTransport: Transport, BatchFlushed, BatchSender, DirectSock
             single.withFrame { frames.append($0) }
         }
         if let response { frames = [Self.joining(response, frames)] }
-        send(frames, context: rawContext(), direct: direct)
+        send(frames, to: rawWriter(), direct: direct)
     }
 
     /// Leaves `message` to `batch`: its shared frame as it is, else a text-frame header in front
@@ -222,9 +239,9 @@ final class WebSocketTransport: Transport, BatchFlushed, BatchSender, DirectSock
         return joined
     }
 
-    /// The context frames are handed to NIO through; only once the raw writer is set, on the event loop.
-    private func rawContext() -> ChannelHandlerContext {
-        state.withLock { $0.rawWriter! }.value
+    /// Where frames the socket did not take go; only once the raw writer is set, on the event loop.
+    private func rawWriter() -> QueuedWriter {
+        state.withLock { $0.rawWriter! }
     }
 
     /// Sends a control frame (pong, close) after whatever is queued; runs on the event loop.
@@ -233,42 +250,42 @@ final class WebSocketTransport: Transport, BatchFlushed, BatchSender, DirectSock
         flush()
         let (rawWriter, direct, response) = state.withLock { ($0.rawWriter, $0.writes.direct, $0.takeUnsentResponse()) }
         guard let rawWriter else {
-            if thenClose { channel.close(promise: nil) }
+            if thenClose { owner.close() }
             return
         }
         var frame = WebSocketFraming.frame(payload, opcode: opcode)
         if let response { frame = Self.joining(response, [frame]) }
-        let written = send([frame], context: rawWriter.value, direct: direct)
+        let written = send([frame], to: rawWriter, direct: direct)
         guard thenClose else { return }
         if let written {
-            written.whenComplete { [channel] _ in channel.close(promise: nil) }
+            written.whenComplete { [owner] _ in owner.close() }
         } else {
-            channel.close(promise: nil)
+            owner.close()
         }
     }
 
-    /// `send(frames, …)` for one frame, without an array unless NIO has to take some of it, and
-    /// without a copy of the frame (nor a touch of the channel's context) when the socket takes it all.
+    /// `send(frames, …)` for one frame, without an array unless the socket's owner has to take
+    /// some of it, and without a copy of the frame when the socket takes it all.
     @discardableResult
     private func send(_ frame: ByteBuffer, direct: Bool) -> EventLoopFuture<Void>? {
         guard let rest = unsent(frame, direct: direct) else { return nil }
-        return handToNIO([rest][...], context: rawContext())
+        return handOn([rest][...], to: rawWriter())
     }
 
     /// A frame left to the tick's `SendBatch`: what the socket did not take goes to NIO.
     func sent(_ outcome: SendOutcome) {
         switch outcome {
         case .all: break
-        case .part(let whole, let written): _ = handToNIO([rest(of: whole, written: written)][...], context: rawContext())
-        case .unknown: channel.close(promise: nil)
+        case .part(let whole, let written): _ = handOn([rest(of: whole, written: written)][...], to: rawWriter())
+        case .unknown: owner.close()
         }
     }
 
-    /// Writes whole frames in order, directly when `direct` (the socket is open and NIO holds
+    /// Writes whole frames in order, directly when `direct` (the socket is open and its owner holds
     /// nothing for it); runs on the event loop. Returns nil when the socket took everything at
-    /// once, else when NIO has written what it was handed.
+    /// once, else a future that succeeds when the owner has written what it was handed.
     @discardableResult
-    private func send(_ frames: [ByteBuffer], context: ChannelHandlerContext, direct: Bool) -> EventLoopFuture<Void>? {
+    private func send(_ frames: [ByteBuffer], to writer: QueuedWriter, direct: Bool) -> EventLoopFuture<Void>? {
         var frames = frames[...]
         while direct, let frame = frames.first {
             guard let rest = unsent(frame, direct: true) else {
@@ -278,7 +295,7 @@ final class WebSocketTransport: Transport, BatchFlushed, BatchSender, DirectSock
             frames[frames.startIndex] = rest
             break
         }
-        return handToNIO(frames, context: context)
+        return handOn(frames, to: writer)
     }
 
     /// What of the text frame of `payload` is left for NIO, as `unsent(_:direct:)`; sent with
@@ -294,24 +311,18 @@ final class WebSocketTransport: Transport, BatchFlushed, BatchSender, DirectSock
         return rest(of: WebSocketFraming.frame(payload), written: written)
     }
 
-    /// Hands frames to NIO, which writes them once the socket drains; nil when there are none.
-    private func handToNIO(_ frames: ArraySlice<ByteBuffer>, context: ChannelHandlerContext) -> EventLoopFuture<Void>? {
-        var frames = frames
-        guard let last = frames.popLast() else { return nil }
-        for frame in frames { context.write(NIOAny(frame), promise: nil) }
-        // NIO completes writes in order: once the last one is done, it holds nothing of ours.
-        let done = context.eventLoop.makePromise(of: Void.self)
-        holdDirectWrites(until: done.futureResult)
-        context.write(NIOAny(last), promise: done)
-        context.flush()
-        return done.futureResult
+    /// Hands frames to the socket's owner, which writes them once the socket drains; direct
+    /// writes wait until it has. Nil when there are none.
+    private func handOn(_ frames: ArraySlice<ByteBuffer>, to writer: QueuedWriter) -> EventLoopFuture<Void>? {
+        guard let done = writer.write(frames) else { return nil }
+        holdDirectWrites(until: done)
+        return done
     }
 
     /// A WebSocket ping frame, after whatever is queued (the unidirectional endpoint's liveness check).
     func ping() {
-        let channel = self.channel
-        channel.eventLoop.execute {
-            self.sendControlFrame(opcode: WebSocketFraming.pingOpcode, payload: channel.allocator.buffer(capacity: 0))
+        owner.eventLoop.execute {
+            self.sendControlFrame(opcode: WebSocketFraming.pingOpcode, payload: ByteBuffer())
         }
     }
 
@@ -329,14 +340,14 @@ final class WebSocketTransport: Transport, BatchFlushed, BatchSender, DirectSock
             return state.closed
         }
         guard !alreadyClosed else { return }
-        let channel = self.channel
-        channel.eventLoop.execute {
-            var data = channel.allocator.buffer(capacity: 2 + disconnect.reason.utf8.count)
+        let owner = self.owner
+        owner.eventLoop.execute {
+            var data = owner.allocator.buffer(capacity: 2 + disconnect.reason.utf8.count)
             data.write(webSocketErrorCode: WebSocketErrorCode(codeNumber: disconnect.code))
             data.writeString(disconnect.reason)
             self.sendControlFrame(opcode: WebSocketFraming.closeOpcode, payload: data)
             // A peer that does not answer the close frame is cut off.
-            channel.eventLoop.scheduleTask(in: Self.closeTimeout) { channel.close(promise: nil) }
+            owner.eventLoop.scheduleTask(in: Self.closeTimeout) { owner.close() }
         }
     }
 

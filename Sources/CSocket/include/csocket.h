@@ -1,6 +1,6 @@
 /// Linux socket calls that Glibc's Swift module leaves out (GNU extensions, epoll, whose event
 /// struct is packed, and io_uring, which has no libc wrapper), for the gateway's accept loop, its
-/// batched fan-out sends and the benchmark's epoll floor.
+/// own event loops (`SocketLoop`), its batched fan-out sends and the benchmark's epoll floor.
 #ifndef SWITCHBOARD_CSOCKET_H
 #define SWITCHBOARD_CSOCKET_H
 
@@ -17,13 +17,21 @@ int sb_pipe_nonblocking(int fds[2]);
 int sb_epoll_create(void);
 
 #define SB_EPOLLIN 0x001u
+#define SB_EPOLLOUT 0x004u
 #define SB_EPOLLERR 0x008u
 #define SB_EPOLLHUP 0x010u
 #define SB_EPOLLRDHUP 0x2000u
+#define SB_EPOLLEXCLUSIVE 0x10000000u
 #define SB_EPOLLET 0x80000000u
 
 /// epoll_ctl(2) EPOLL_CTL_ADD of `fd` for `events`, with the descriptor as the event's data.
 int sb_epoll_add(int epoll_fd, int fd, uint32_t events);
+
+/// epoll_ctl(2) EPOLL_CTL_DEL of `fd`.
+int sb_epoll_remove(int epoll_fd, int fd);
+
+/// eventfd(2) with EFD_NONBLOCK | EFD_CLOEXEC, for waking an event loop from another thread.
+int sb_eventfd(void);
 
 /// epoll_wait(2) into two plain arrays (descriptors and their events) of `max` entries each.
 int sb_epoll_wait(int epoll_fd, int *fds, uint32_t *events, int max, int timeout_ms);
