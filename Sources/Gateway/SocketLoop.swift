@@ -19,7 +19,9 @@ import Synchronization
 ///
 /// Tasks from other threads wake the loop through an `eventfd`; scheduled tasks wait in a heap of
 /// the loop's own (a cancelled one is dropped when its time comes). Connections are kept in an
-/// array indexed by descriptor.
+/// array indexed by descriptor. Once stopped, the loop hands whatever is still submitted to it
+/// (a future's callbacks, a task's next step) to one of NIO's loops, its successor, so nothing
+/// waiting on it hangs.
 final class SocketLoop: EventLoop, @unchecked Sendable {
     private struct Shared {
         var tasks: [@Sendable () -> Void] = []
@@ -41,6 +43,9 @@ final class SocketLoop: EventLoop, @unchecked Sendable {
     private let wakeFD: CInt
     private let shared = Mutex(Shared())
     private let thread = Atomic<UInt>(0)
+    private let hasStopped = Atomic<Bool>(false)
+    /// Runs what is submitted after the loop has stopped, one task after another.
+    private let successor: any EventLoop = MultiThreadedEventLoopGroup.singleton.next()
     private let finished: Mutex<[EventLoopPromise<Void>]> = Mutex([])
     private let logger: Logger
 
@@ -88,21 +93,28 @@ final class SocketLoop: EventLoop, @unchecked Sendable {
 
     // MARK: EventLoop
 
-    var inEventLoop: Bool { UInt(pthread_self()) == thread.load(ordering: .relaxed) }
+    var inEventLoop: Bool {
+        UInt(pthread_self()) == thread.load(ordering: .relaxed) || (hasStopped.load(ordering: .acquiring) && successor.inEventLoop)
+    }
 
     func execute(_ task: @escaping @Sendable () -> Void) {
-        let wake = shared.withLock { shared -> Bool in
-            guard !shared.stopped else { return false }
+        let wake = shared.withLock { shared -> Bool? in
+            guard !shared.stopped else { return nil }
             shared.tasks.append(task)
             if shared.woken { return false }
             shared.woken = true
             return true
+        }
+        guard let wake else {
+            successor.execute(task)
+            return
         }
         // From the loop's own thread the loop looks at its tasks before it sleeps again.
         if wake, !inEventLoop { wakeUp() }
     }
 
     func scheduleTask<T>(deadline: NIODeadline, _ task: @escaping @Sendable () throws -> T) -> Scheduled<T> {
+        if hasStopped.load(ordering: .acquiring) { return successor.scheduleTask(deadline: deadline, task) }
         let promise: EventLoopPromise<T> = makePromise()
         let timer = Timer(deadline: deadline)
         // The timer runs on the loop, where the promise is completed (as NIO's own loops do).
@@ -300,10 +312,13 @@ final class SocketLoop: EventLoop, @unchecked Sendable {
             if shared.withLock({ $0.tasks.isEmpty }) { break }
         }
         while !timers.isEmpty { timers.removeFirst().abandon() }
-        shared.withLock { shared in
+        let left = shared.withLock { shared in
             shared.stopped = true
-            shared.tasks = []
+            defer { shared.tasks = [] }
+            return shared.tasks
         }
+        hasStopped.store(true, ordering: .releasing)
+        for task in left { successor.execute(task) }
         for socket in listeners.keys { _ = sb_epoll_remove(epoll, socket) }
         listeners = [:]
         Glibc.close(epoll)

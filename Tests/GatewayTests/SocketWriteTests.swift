@@ -113,10 +113,15 @@ import Testing
     }
 
     /// For a reader of either endpoint: a unidirectional one's messages are its own (no shared
-    /// frame), written from the payload where it is until the socket leaves some of it.
-    @Test(arguments: [false, true])
-    func aClientThatFallsBehindGetsEveryMessageOnceAndInOrder(unidirectional: Bool) async throws {
-        try await LiveGateway.with(Self.configure(queueLimit: 64 << 20)) { ports in
+    /// frame), written from the payload where it is until the socket leaves some of it. What the
+    /// socket does not take waits in the gateway's own loop's queue, or in NIO's.
+    @Test(arguments: [false, true], [GatewayConfiguration.SocketLayer.own, .nio])
+    func aClientThatFallsBehindGetsEveryMessageOnceAndInOrder(unidirectional: Bool, socketLayer: GatewayConfiguration.SocketLayer) async throws {
+        let configure = Self.configure(queueLimit: 64 << 20)
+        try await LiveGateway.with({
+            configure(&$0)
+            $0.socketLayer = socketLayer
+        }) { ports in
             // The reader's socket fills and the rest waits in the server.
             var (reader, events, publisher) = try await Self.readerLeftBehind(
                 ports, waitingFor: "switchboard_gateway_socket_backlogs_total", unidirectional: unidirectional)
@@ -214,8 +219,13 @@ import Testing
         }
     }
 
-    @Test func aClientFartherBehindThanTheQueueLimitIsDisconnected() async throws {
-        try await LiveGateway.with(Self.configure(queueLimit: 256 << 10)) { ports in
+    @Test(arguments: [GatewayConfiguration.SocketLayer.own, .nio])
+    func aClientFartherBehindThanTheQueueLimitIsDisconnected(socketLayer: GatewayConfiguration.SocketLayer) async throws {
+        let configure = Self.configure(queueLimit: 256 << 10)
+        try await LiveGateway.with({
+            configure(&$0)
+            $0.socketLayer = socketLayer
+        }) { ports in
             var (client, events, publisher) = try await Self.readerLeftBehind(ports, waitingFor: "switchboard_gateway_slow_disconnects_total")
             client.channel.read()
             // It reads what reached it, then the connection ends without the rest.

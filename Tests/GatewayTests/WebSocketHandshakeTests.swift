@@ -86,10 +86,14 @@ import Testing
         return Array(frame.readableBytesView)
     }
 
-    @Test func anUpgradeArrivingAByteAtATimeIsAnsweredAndItsConnectRead() async throws {
+    @Test(arguments: [GatewayConfiguration.SocketLayer.own, .nio])
+    func anUpgradeArrivingAByteAtATimeIsAnsweredAndItsConnectRead(socketLayer: GatewayConfiguration.SocketLayer) async throws {
         // A long handshake timeout: ~150 round trips may take seconds while the whole suite starts
         // at once, and the timeout has a test of its own (below).
-        try await LiveGateway.with({ $0.handshakeTimeout = 120 }) { ports in
+        try await LiveGateway.with({
+            $0.handshakeTimeout = 120
+            $0.socketLayer = socketLayer
+        }) { ports in
             let connection = try await RawConnection.open(port: ports.port)
             for byte in Self.upgrade.utf8 { try await connection.send([byte]) }
             let answer = await connection.text { $0.hasSuffix("\r\n\r\n") }
@@ -101,8 +105,9 @@ import Testing
         }
     }
 
-    @Test func framesSentWithTheUpgradeAreRead() async throws {
-        try await LiveGateway.with { ports in
+    @Test(arguments: [GatewayConfiguration.SocketLayer.own, .nio])
+    func framesSentWithTheUpgradeAreRead(socketLayer: GatewayConfiguration.SocketLayer) async throws {
+        try await LiveGateway.with({ $0.socketLayer = socketLayer }) { ports in
             let connection = try await RawConnection.open(port: ports.port)
             try await connection.send(Array(Self.upgrade.utf8) + Self.connectFrame())
             let reply = await connection.text { $0.contains(#""client""#) }
@@ -114,10 +119,14 @@ import Testing
 
     /// `handshake_timeout`: a connection that sends nothing, or a head that never ends, is closed;
     /// one that upgraded in time is not.
-    @Test func aConnectionThatDoesNotFinishItsHeadInTimeIsClosed() async throws {
+    @Test(arguments: [GatewayConfiguration.SocketLayer.own, .nio])
+    func aConnectionThatDoesNotFinishItsHeadInTimeIsClosed(socketLayer: GatewayConfiguration.SocketLayer) async throws {
         // 3 s: time to open the four connections and send their bytes before the timeout, on a
         // machine busy with every suite at once (with 1 s, a CI run found one already closed).
-        try await LiveGateway.with({ $0.handshakeTimeout = 3 }) { ports in
+        try await LiveGateway.with({
+            $0.handshakeTimeout = 3
+            $0.socketLayer = socketLayer
+        }) { ports in
             let silent = try await RawConnection.open(port: ports.port)
             let stalled = try await RawConnection.open(port: ports.port)
             try await stalled.send(Array("GET /connection/websocket HTTP/1.1\r\nHost: 127.0.0.1\r\n".utf8))
