@@ -122,7 +122,7 @@ final class SocketLoop: EventLoop, @unchecked Sendable {
         timer.fail = { promise.fail($0) }
         if inEventLoop { insert(timer) } else { execute { self.insert(timer) } }
         return Scheduled(promise: promise) { [self] in
-            let cancel: @Sendable () -> Void = { timer.cancel() }
+            let cancel: @Sendable () -> Void = { timer.fail(with: .cancelled) }
             if inEventLoop { cancel() } else { execute(cancel) }
         }
     }
@@ -311,7 +311,7 @@ final class SocketLoop: EventLoop, @unchecked Sendable {
             runTasks()
             if shared.withLock({ $0.tasks.isEmpty }) { break }
         }
-        while !timers.isEmpty { timers.removeFirst().abandon() }
+        while !timers.isEmpty { timers.removeFirst().fail(with: .shutdown) }
         let left = shared.withLock { shared in
             shared.stopped = true
             defer { shared.tasks = [] }
@@ -346,20 +346,14 @@ private final class Timer: @unchecked Sendable {
         run?()
     }
 
-    func cancel() {
+    /// Fails the task's promise with `error` (`cancelled`, or `shutdown` when the loop stops)
+    /// unless it has run.
+    func fail(with error: EventLoopError) {
         guard run != nil else { return }
         run = nil
         let fail = self.fail
         self.fail = nil
-        fail?(EventLoopError.cancelled)
-    }
-
-    func abandon() {
-        guard run != nil else { return }
-        run = nil
-        let fail = self.fail
-        self.fail = nil
-        fail?(EventLoopError.shutdown)
+        fail?(error)
     }
 
     func precedes(_ other: Timer) -> Bool {

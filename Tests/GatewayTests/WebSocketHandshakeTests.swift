@@ -86,14 +86,18 @@ import Testing
         return Array(frame.readableBytesView)
     }
 
+    static func configure(_ socketLayer: GatewayConfiguration.SocketLayer, handshakeTimeout: Int) -> (inout GatewayConfiguration) -> Void {
+        { configuration in
+            configuration.socketLayer = socketLayer
+            configuration.handshakeTimeout = handshakeTimeout
+        }
+    }
+
     @Test(arguments: [GatewayConfiguration.SocketLayer.own, .nio])
     func anUpgradeArrivingAByteAtATimeIsAnsweredAndItsConnectRead(socketLayer: GatewayConfiguration.SocketLayer) async throws {
         // A long handshake timeout: ~150 round trips may take seconds while the whole suite starts
         // at once, and the timeout has a test of its own (below).
-        try await LiveGateway.with({
-            $0.handshakeTimeout = 120
-            $0.socketLayer = socketLayer
-        }) { ports in
+        try await LiveGateway.with(Self.configure(socketLayer, handshakeTimeout: 120)) { ports in
             let connection = try await RawConnection.open(port: ports.port)
             for byte in Self.upgrade.utf8 { try await connection.send([byte]) }
             let answer = await connection.text { $0.hasSuffix("\r\n\r\n") }
@@ -123,10 +127,7 @@ import Testing
     func aConnectionThatDoesNotFinishItsHeadInTimeIsClosed(socketLayer: GatewayConfiguration.SocketLayer) async throws {
         // 3 s: time to open the four connections and send their bytes before the timeout, on a
         // machine busy with every suite at once (with 1 s, a CI run found one already closed).
-        try await LiveGateway.with({
-            $0.handshakeTimeout = 3
-            $0.socketLayer = socketLayer
-        }) { ports in
+        try await LiveGateway.with(Self.configure(socketLayer, handshakeTimeout: 3)) { ports in
             let silent = try await RawConnection.open(port: ports.port)
             let stalled = try await RawConnection.open(port: ports.port)
             try await stalled.send(Array("GET /connection/websocket HTTP/1.1\r\nHost: 127.0.0.1\r\n".utf8))
