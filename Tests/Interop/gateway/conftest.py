@@ -2,6 +2,7 @@
 
 import json
 import os
+import resource
 import subprocess
 import time
 import urllib.request
@@ -34,9 +35,10 @@ def redis_url():
 def start_gateway(redis_url, tmp_path):
     started = []
 
-    def start(config=None, redis=True):
+    def start(config=None, redis=True, descriptors=None):
         """`redis`: True for the test's prefix on the shared Redis, False for the in-memory
-        engine, or a URL of a Redis of the test's own."""
+        engine, or a URL of a Redis of the test's own. `descriptors`: the process's limit on
+        open files (RLIMIT_NOFILE), when a test runs it out of them."""
         port = free_port()
         internal_port = free_port()
         # `switchboard gateway` reads its `gateway:` section from the configuration file (JSON is
@@ -54,7 +56,8 @@ def start_gateway(redis_url, tmp_path):
             "SB_REDIS_URL": (redis if isinstance(redis, str) else redis_url) if redis else "",
         })
         log = open(tmp_path / f"gateway-{port}.log", "w")
-        process = subprocess.Popen(gateway_command(), env=env, stdout=log, stderr=subprocess.STDOUT)
+        limit = (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (descriptors, descriptors))) if descriptors else None
+        process = subprocess.Popen(gateway_command(), env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=limit)
         gateway = Gateway(port, internal_port, process)
         started.append(gateway)
         deadline = time.time() + 30

@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import socket
 import subprocess
 import time
 import urllib.parse
@@ -447,6 +448,30 @@ async def test_api_rejects_a_wrong_key(start_gateway):
         assert "Unauthorized" in type(failure.value).__name__ or "401" in str(failure.value)
     finally:
         await api.close()
+
+
+async def test_a_gateway_out_of_descriptors_serves_again_once_some_are_freed(start_gateway, tmp_path):
+    """More connections than the process may open: the gateway accepts until it runs out of
+    descriptors (and says so), the rest wait in the kernel's queue, and once the clients go it
+    accepts again and serves a WebSocket client as before."""
+    gateway = start_gateway(descriptors=128)
+    idle = []
+    try:
+        for _ in range(300):
+            idle.append(socket.create_connection(("127.0.0.1", gateway.port), timeout=5))
+        log = tmp_path / f"gateway-{gateway.port}.log"
+        deadline = time.monotonic() + 10
+        while "cannot accept connections" not in log.read_text():
+            assert time.monotonic() < deadline, "the gateway never ran out of descriptors"
+            await asyncio.sleep(0.1)
+    finally:
+        for connection in idle:
+            connection.close()
+    ws = await websockets.connect(gateway.ws_url, open_timeout=15)
+    await ws.send(json.dumps({"id": 1, "connect": {"token": token("1")}}))
+    assert "connect" in json.loads(await asyncio.wait_for(ws.recv(), 10))
+    await ws.close()
+    assert gateway.process.poll() is None
 
 
 async def test_websocket_upgrade_checks_the_origin(start_gateway):
