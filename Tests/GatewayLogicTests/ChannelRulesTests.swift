@@ -62,6 +62,15 @@ import Testing
         #expect(configuration.fanoutIOUring)
     }
 
+    /// `socket_layer`: the gateway's own loops unless `nio` is asked for; another value is refused.
+    @Test func decodesSocketLayer() throws {
+        #expect(try JSONDecoder().decode(GatewayConfiguration.self, from: Data("{}".utf8)).socketLayer == .own)
+        #expect(try JSONDecoder().decode(GatewayConfiguration.self, from: Data(#"{"socket_layer": "nio"}"#.utf8)).socketLayer == .nio)
+        #expect(throws: DecodingError.self) {
+            try JSONDecoder().decode(GatewayConfiguration.self, from: Data(#"{"socket_layer": "epoll"}"#.utf8))
+        }
+    }
+
     /// `fanout_io_uring` is a boolean: `false` turns the batched sends off, anything else is refused.
     @Test func decodesFanoutIOUring() throws {
         let off = try JSONDecoder().decode(GatewayConfiguration.self, from: Data(#"{"fanout_io_uring": false}"#.utf8))
