@@ -6,10 +6,9 @@ import Logging
 import NIOCore
 import Synchronization
 
-/// Accepts connections on a listening socket of its own and hands each socket on (or has the
-/// gateway's own event loops accept on it, `start(on:accept:)`) (the listener
+/// Accepts connections on a listening socket of its own and hands each socket on (the listener
 /// makes it a NIO channel with `ClientBootstrap.withConnectedSocket`, whose initializer is told
-/// the descriptor). NIO's server bootstrap accepts on an event loop too, but keeps the descriptor to
+/// the descriptor), or has the gateway's own event loops accept on it (`start(on:accept:)`). NIO's server bootstrap accepts on an event loop too, but keeps the descriptor to
 /// itself; knowing it lets `WebSocketTransport` write a publication with one `send` instead of
 /// going through NIO's write path (docs/gateway.md, "Writes").
 ///

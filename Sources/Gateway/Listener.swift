@@ -30,32 +30,45 @@ struct GatewayListener: Sendable {
     /// `socket_layer: own` on event loops of the gateway's own (`bindOwn`).
     func bind(host: String, port: Int) throws -> Acceptor {
         if node.configuration.socketLayer == .own { return try bindOwn(host: host, port: port) }
+        let serve = serveOnNIO()
+        let acceptor = try Acceptor(host: host, port: port, backlog: 4096, eventLoop: group.next())
+        acceptor.start(logger: logger) { socket in serve(socket, nil) }
+        return acceptor
+    }
+
+    /// Serves an accepted socket on a NIO channel of the group's loops, `firstRead` (bytes read
+    /// from it before) as the channel's first read. NIO owns the descriptor from then on (on
+    /// failure it has already closed it).
+    private func serveOnNIO() -> @Sendable (_ socket: CInt, _ firstRead: ByteBuffer?) -> Void {
         let perLoop = makePerLoop()
         let node = self.node
         let routes = self.routes
         let logger = self.logger
         let group = self.group
-        let configuration = node.configuration
-        let acceptor = try Acceptor(host: host, port: port, backlog: 4096, eventLoop: group.next())
-        acceptor.start(logger: logger) { socket in
+        let waterMarks = Self.waterMarks(node)
+        return { socket, firstRead in
             // ClientBootstrap sets TCP_NODELAY itself. Other options are set in the initializer:
             // the bootstrap applies its options through a chain of futures, which cost a new
             // connection more than the system call.
             let bootstrap = ClientBootstrap(group: group)
                 .channelInitializer { channel in
                     do {
-                        try channel.syncOptions?.setOption(
-                            .writeBufferWaterMark,
-                            value: .init(low: configuration.clientQueueMaxSize / 2, high: max(configuration.clientQueueMaxSize, 1)))
+                        try channel.syncOptions?.setOption(.writeBufferWaterMark, value: .init(low: waterMarks.low, high: waterMarks.high))
+                        if let firstRead { try channel.pipeline.syncOperations.addHandler(FirstRead(firstRead)) }
                     } catch {
                         return channel.eventLoop.makeFailedFuture(error)
                     }
                     return Self.configure(channel, socket: socket, node: node, routes: routes, logger: logger, loop: perLoop(channel.eventLoop))
                 }
-            // On failure NIO has already closed the socket: it owns the descriptor from here on.
             _ = bootstrap.withConnectedSocket(socket)
         }
-        return acceptor
+    }
+
+    /// Bytes waiting for a connection's socket above which it is not writable (3008 at the next
+    /// flush), and below which it is again: `client_queue_max_size` and half of it.
+    private static func waterMarks(_ node: Node) -> (low: Int, high: Int) {
+        let size = node.configuration.clientQueueMaxSize
+        return (size / 2, max(size, 1))
     }
 
     /// The public port on `SocketLoop`s of the gateway's own, one per core: each accepts
@@ -82,25 +95,9 @@ struct GatewayListener: Sendable {
             throw error
         }
         let node = self.node
-        let routes = self.routes
-        let logger = self.logger
-        let group = self.group
         let allowedOrigins = configuration.allowedOrigins
-        let perLoop = makePerLoop()
-        let handOff: @Sendable (CInt, ByteBuffer) -> Void = { socket, bytes in
-            let bootstrap = ClientBootstrap(group: group)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.syncOptions?.setOption(
-                            .writeBufferWaterMark,
-                            value: .init(low: configuration.clientQueueMaxSize / 2, high: max(configuration.clientQueueMaxSize, 1)))
-                        try channel.pipeline.syncOperations.addHandler(FirstRead(bytes))
-                    }.flatMap {
-                        Self.configure(channel, socket: socket, node: node, routes: routes, logger: logger, loop: perLoop(channel.eventLoop))
-                    }
-                }
-            _ = bootstrap.withConnectedSocket(socket)
-        }
+        let serve = serveOnNIO()
+        let waterMarks = Self.waterMarks(node)
         let contexts = Dictionary(
             uniqueKeysWithValues: loops.map { loop in
                 (
@@ -110,11 +107,11 @@ struct GatewayListener: Sendable {
                         batcher: FlushBatcher(eventLoop: loop, ioUring: configuration.fanoutIOUring, metrics: node.metrics),
                         deadlines: HandshakeDeadlines(eventLoop: loop, timeout: handshakeTimeout),
                         allowsOrigin: { origin, host in OriginCheck.allows(origin: origin, host: host, allowed: allowedOrigins) },
-                        handOff: handOff)
+                        handOff: { socket, bytes in serve(socket, bytes) })
                 )
             })
         acceptor.start(on: loops) { connection in
-            connection.setWaterMarks(low: configuration.clientQueueMaxSize / 2, high: max(configuration.clientQueueMaxSize, 1))
+            connection.setWaterMarks(low: waterMarks.low, high: waterMarks.high)
             connection.handler = SocketHandshakeHandler(connection: connection, context: contexts[ObjectIdentifier(connection.loop)]!)
         }
         return acceptor

@@ -101,7 +101,7 @@ final class SocketConnection: @unchecked Sendable {
 
     // MARK: writing
 
-    /// Whether nothing waits for the socket: bytes may be sent to it directly.
+    /// Whether bytes wait in the queue for the socket to drain.
     var hasPendingWrites: Bool { !pending.isEmpty }
 
     /// Writes `buffers` after whatever waits; `promise` (if any) succeeds once all of them are with

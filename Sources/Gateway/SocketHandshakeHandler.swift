@@ -57,9 +57,7 @@ final class SocketHandshakeHandler: SocketConnectionHandler {
         let configuration = node.configuration
         let query = request.query.map { Substring($0) }
         let response = WebSocketHandshake.response(key: request.key)
-        // A unidirectional client with its connect request in the URL waits for the answer: the
-        // `101` goes out in front of it.
-        let sendsResponseLater = request.endpoint == .unidirectional && query.map { UniWebSocket.hasConnectParameter(query: $0) } == true
+        let sendsResponseLater = request.sendsResponseWithFirstFrame
         let transport = WebSocketTransport(
             owner: .connection(connection), socket: connection.socket, metrics: node.metrics, batcher: context.batcher,
             maxQueueSize: configuration.clientQueueMaxSize, unidirectional: request.endpoint == .unidirectional,

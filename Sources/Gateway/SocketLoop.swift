@@ -250,9 +250,11 @@ final class SocketLoop: EventLoop, @unchecked Sendable {
         var events = [UInt32](repeating: 0, count: Self.eventsPerWait)
         while true {
             runTasks()
-            if shared.withLock({ $0.stopping }) { break }
+            // One look under the lock: whether to stop, and whether tasks came in meanwhile.
+            let (stopping, pending) = shared.withLock { ($0.stopping, !$0.tasks.isEmpty) }
+            if stopping { break }
             let timeout: CInt
-            if shared.withLock({ !$0.tasks.isEmpty }) {
+            if pending {
                 timeout = 0
             } else if let next = timers.first?.deadline {
                 let nanoseconds = (next - .now()).nanoseconds

@@ -113,7 +113,7 @@ final class WebSocketHandshakeHandler: ChannelInboundHandler, RemovableChannelHa
     /// deadline still runs until then).
     private func answer(_ context: ChannelHandlerContext, _ request: WebSocketHandshake.Upgrade) {
         let response = WebSocketHandshake.response(key: request.key)
-        if request.endpoint == .unidirectional, let query = request.query, UniWebSocket.hasConnectParameter(query: Substring(query)) {
+        if request.sendsResponseWithFirstFrame {
             handOver(context, install: { [upgrade] context in try upgrade(context, request, response) })
             return
         }

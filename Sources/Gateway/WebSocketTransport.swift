@@ -10,10 +10,14 @@ import Synchronization
 /// its tick goes out as its shared pre-built frame when it has one (no copy, no encoding).
 ///
 /// Every byte this connection sends after the upgrade goes through here, control frames included
-/// (and a unidirectional connection's `101`, sent with its first frame), so the transport knows whether NIO holds any of them. While it holds none, frames are written to
-/// the socket with `send` directly (`DirectSocketWriter`): a fan-out then costs one system call
-/// per subscriber and none of NIO's per-write work. Between NIO closing the descriptor and the
-/// handler hearing of it, NIO runs nothing of ours but write-promise callbacks, which never write.
+/// (and a unidirectional connection's `101`, sent with its first frame), so the transport knows
+/// whether the socket's owner (`SocketOwner`: a NIO channel, or a connection of the gateway's own
+/// loop) holds any of them. While it holds none, frames are written to the socket with `send`
+/// directly (`DirectSocketWriter`): a fan-out then costs one system call per subscriber and none
+/// of the owner's per-write work; what the socket does not take goes to the owner's queue, and
+/// later frames follow it there. Between the owner closing the descriptor and the handler hearing
+/// of it, nothing of ours writes (NIO runs only write-promise callbacks; the own loop tells the
+/// handler in the same call).
 final class WebSocketTransport: Transport, BatchFlushed, BatchSender, DirectSocketWriter {
     private struct State {
         /// The only message queued so far.
@@ -149,7 +153,7 @@ final class WebSocketTransport: Transport, BatchFlushed, BatchSender, DirectSock
     var fanOutBatcher: FlushBatcher? { batcher }
 
     /// During a fan-out on this connection's loop: a message with nothing queued before it, for a
-    /// socket NIO holds nothing for, joins `batch` (its shared frame, or a header in front of a
+    /// socket its owner holds nothing for, joins `batch` (its shared frame, or a header in front of a
     /// unidirectional push's payload) without being queued or flushed. Anything else is queued.
     /// Added under the lock, so a message queued from another thread meanwhile is flushed by a
     /// later task of the loop, after the fan-out has sent the batch.
@@ -272,7 +276,7 @@ final class WebSocketTransport: Transport, BatchFlushed, BatchSender, DirectSock
         return handOn([rest][...], to: rawWriter())
     }
 
-    /// A frame left to the tick's `SendBatch`: what the socket did not take goes to NIO.
+    /// A frame left to the tick's `SendBatch`: what the socket did not take goes to the owner.
     func sent(_ outcome: SendOutcome) {
         switch outcome {
         case .all: break
@@ -298,7 +302,7 @@ final class WebSocketTransport: Transport, BatchFlushed, BatchSender, DirectSock
         return handOn(frames, to: writer)
     }
 
-    /// What of the text frame of `payload` is left for NIO, as `unsent(_:direct:)`; sent with
+    /// What of the text frame of `payload` is left for the owner, as `unsent(_:direct:)`; sent with
     /// `sendmsg` from a header on the stack and the payload where it is, so no frame is built
     /// unless the socket leaves some of it.
     private func unsent(payload: ByteBuffer, direct: Bool) -> ByteBuffer? {
