@@ -28,14 +28,6 @@ package enum WebSocketHandshake {
         var endpoint = Endpoint.bidirectional
         /// The request target's query, without its `?`; nil when it has none.
         var query: String?
-
-        /// A unidirectional upgrade with its connect request in the URL: the server answers that
-        /// request at once and the client sends nothing meanwhile, so the `101` can wait and go
-        /// out in one `send` with the connect push.
-        var sendsResponseWithFirstFrame: Bool {
-            guard endpoint == .unidirectional, let query else { return false }
-            return UniWebSocket.hasConnectParameter(query: Substring(query))
-        }
     }
 
     /// A `GET /connection/uni_sse` without a body: an `EventSource` (the headers of an upgrade, if

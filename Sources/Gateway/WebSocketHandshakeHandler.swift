@@ -160,3 +160,14 @@ final class WebSocketHandshakeHandler: ChannelInboundHandler, RemovableChannelHa
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 }
+
+extension WebSocketHandshake.Upgrade {
+    /// A unidirectional upgrade with its connect request in the URL: the server answers that
+    /// request at once and the client sends nothing meanwhile, so the `101` can wait and go out in
+    /// one `send` with the connect push. (Here, not beside the head's reader: the fuzz target
+    /// builds that file alone.)
+    var sendsResponseWithFirstFrame: Bool {
+        guard endpoint == .unidirectional, let query else { return false }
+        return UniWebSocket.hasConnectParameter(query: Substring(query))
+    }
+}
