@@ -7,7 +7,8 @@ import Synchronization
 /// semantics (claims per consumer, a visibility timer per claimed job, delayed jobs, a failed
 /// store) without persistence; blocking waits poll every 2 ms. Drivers made with
 /// `forConsumer(_:)` share the jobs, like workers sharing a Redis. For tests it also records what
-/// the worker asked of it (`scheduledRetries`) and can fail claims on purpose.
+/// the worker asked of it (`scheduledRetries`), can fail claims on purpose and can make
+/// acknowledgements slow (as over a congested link).
 package final class MemoryJobQueueDriver: JobQueueDriver, JobProducer {
     /// A job in the failed store.
     package struct FailedEntry: Sendable {
@@ -57,6 +58,7 @@ package final class MemoryJobQueueDriver: JobQueueDriver, JobProducer {
         var idempotency: [String: (id: JobID, expires: ContinuousClock.Instant)] = [:]
         var retries: [ScheduledRetry] = []
         var failingClaims = 0
+        var acknowledgementDelay: Duration = .zero
 
         mutating func add(_ envelope: JobEnvelope?, fields: [(name: String, value: [UInt8])], to queue: QueueName) {
             nextID += 1
@@ -218,6 +220,8 @@ package final class MemoryJobQueueDriver: JobQueueDriver, JobProducer {
     }
 
     package func finished(_ receipts: [String], in queue: QueueName) async throws {
+        let delay = store.state.withLock { $0.acknowledgementDelay }
+        if delay > .zero { try await Task.sleep(for: delay) }
         store.state.withLock { state in
             for receipt in receipts { if let id = Int(receipt) { state.pending[queue]?[id] = nil } }
         }
@@ -296,6 +300,9 @@ package final class MemoryJobQueueDriver: JobQueueDriver, JobProducer {
     package func readyCount(_ queue: QueueName) -> Int { store.state.withLock { $0.ready[queue]?.count ?? 0 } }
     /// Makes the next `count` claims throw, as a store that went away would.
     package func failNextClaims(_ count: Int) { store.state.withLock { $0.failingClaims += count } }
+
+    /// Every acknowledgement from now on takes `delay` before it is applied.
+    package func delayAcknowledgements(by delay: Duration) { store.state.withLock { $0.acknowledgementDelay = delay } }
 
     private static func fields(_ envelope: JobEnvelope) -> [(name: String, value: [UInt8])] {
         envelope.fields.map { (name: $0.0, value: $0.1) }

@@ -22,8 +22,12 @@ extension WorkerService {
         while true {
             await acksQueued.wait()
             while true {
+                // Until written they are `acking`, so the reclaimer does not start them again.
                 let (batch, isFinal) = state.withLock { state -> ([QueueName: [String]], Bool) in
-                    defer { state.acks = [:] }
+                    defer {
+                        state.acking = state.acks
+                        state.acks = [:]
+                    }
                     return (state.acks, state.acksFinal)
                 }
                 if batch.isEmpty {
@@ -44,11 +48,12 @@ extension WorkerService {
                         }
                     }
                 }
-                if unsent.isEmpty { continue }
-                failures += 1
                 state.withLock { state in
+                    state.acking = [:]
                     for (queue, receipts) in unsent { state.acks[queue, default: []] += receipts }
                 }
+                if unsent.isEmpty { continue }
+                failures += 1
                 if isFinal {
                     let deadline = finalDeadline ?? ContinuousClock.now + .seconds(5)
                     finalDeadline = deadline

@@ -63,18 +63,23 @@ extension WorkerService {
             }
             cursor = page.next
             // Jobs still running here (our extension came late), or finished and waiting for
-            // their acknowledgement, are not started twice.
+            // their acknowledgement or being acknowledged, are not started twice.
             let runningHere = state.withLock { state in
-                Set(state.running.values.filter { $0.queue == queue }.map(\.receipt) + (state.acks[queue] ?? []))
+                Set(
+                    state.running.values.filter { $0.queue == queue }.map(\.receipt) + (state.acks[queue] ?? [])
+                        + (state.acking[queue] ?? []))
             }
-            let jobs = Array(page.jobs.filter { !runningHere.contains($0.receipt) }.prefix(reserved))
+            var jobs = Array(page.jobs.filter { !runningHere.contains($0.receipt) }.prefix(reserved))
+            // An acknowledgement written between the takeover and the look above leaves its entry
+            // pending nowhere: such a job finished and is not run again.
+            let deliveries = try? await driver.deliveryCounts(of: jobs.map(\.receipt), in: queue)
+            if let deliveries { jobs = jobs.filter { deliveries[$0.receipt] != nil } }
             releaseSlots(reserved - jobs.count)
             guard !jobs.isEmpty else { continue }
-            let deliveries = (try? await driver.deliveryCounts(of: jobs.map(\.receipt), in: queue)) ?? [:]
             metrics.reclaimed(queue, count: jobs.count)
             logger.warning("reclaimed entries of an unresponsive worker", metadata: ["queue": "\(queue)", "count": "\(jobs.count)"])
             for job in jobs {
-                start(job, deliveries: max(2, deliveries[job.receipt] ?? 2))
+                start(job, deliveries: max(2, deliveries?[job.receipt] ?? 2))
             }
         } while cursor != nil && !stopping
     }

@@ -39,6 +39,8 @@ public final class WorkerService: Service, Sendable {
         var nextRunID = 0
         /// Receipts to acknowledge, by queue.
         var acks: [QueueName: [String]] = [:]
+        /// Receipts whose acknowledgement is being written (taken from `acks`, not yet confirmed).
+        var acking: [QueueName: [String]] = [:]
         var stopping = false
         var acksFinal = false
         /// The earliest time the promoter should look again (set when this worker schedules a retry).

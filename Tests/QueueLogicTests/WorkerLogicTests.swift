@@ -261,6 +261,23 @@ struct WorkerLogicTests {
         try await secondTask.value
     }
 
+    @Test("a finished job whose acknowledgement is slow to land is not run again by its own worker's reclaimer")
+    func slowAcknowledgementIsNotReclaimed() async throws {
+        let driver = MemoryJobQueueDriver()
+        let recorder = Recorder()
+        // The acknowledgement takes three visibility timeouts: meanwhile the entry is idle and
+        // pending, so the reclaimer takes it over; the worker knows it finished it.
+        driver.delayAcknowledgements(by: .milliseconds(1200))
+        try await driver.enqueue(Nap(milliseconds: 0), on: .ai)
+        let (worker, task) = try Logic.start(driver, registry: .logic(recorder), configuration: Logic.configuration())
+        try await Logic.eventually("acknowledged") { recorder.completed == 1 && driver.pendingCount(.ai) == 0 }
+        // Reclaim passes come every 200 ms: a few more find nothing to run either.
+        try await Task.sleep(for: .milliseconds(600))
+        #expect(recorder.started == 1, "ran once")
+        worker.beginStopping()
+        try await task.value
+    }
+
     @Test("a failed claim gives its reserved slots back: the worker keeps all its slots")
     func failedClaimKeepsSlots() async throws {
         let driver = MemoryJobQueueDriver()
