@@ -13,10 +13,12 @@ import FoundationNetworking
 /// The queue API and an in-process worker against a real Redis.
 @Suite("Queue API", .serialized, .timeLimit(.minutes(2)))
 struct QueueAPITests {
-    static func fastConfiguration(_ queues: [QueueName] = [.ai]) -> WorkerConfiguration {
+    static func fastConfiguration(
+        _ queues: [QueueName] = [.ai], visibilityTimeout: Duration = .seconds(2)
+    ) -> WorkerConfiguration {
         WorkerConfiguration(
             workerID: "test-\(UInt32.random(in: 0...UInt32.max))", queues: queues, concurrency: 4,
-            visibilityTimeout: .seconds(2), gracePeriod: .seconds(5), healthPort: 0, blockTime: .milliseconds(200),
+            visibilityTimeout: visibilityTimeout, gracePeriod: .seconds(5), healthPort: 0, blockTime: .milliseconds(200),
             promoteInterval: .milliseconds(50))
     }
 
@@ -32,7 +34,9 @@ struct QueueAPITests {
                 DiagnosticJobs.Mark(tag: "idem"), on: .ai, options: EnqueueOptions(idempotencyKey: "message-43"))
             #expect(other != first)
 
-            let (worker, task) = try env.startWorker(Self.fastConfiguration())
+            // Counts runs of the key, not takeovers: a stall of the loaded machine past a short
+            // visibility timeout must not let the reclaimer run a job again.
+            let (worker, task) = try env.startWorker(Self.fastConfiguration(visibilityTimeout: .seconds(30)))
             try await env.eventually("both distinct jobs done") { try await env.setSize("diag:idem:done") == 2 }
             try await env.eventually("acknowledged") { try await env.depth(.ai) == 0 }
             #expect(try await env.int("diag:idem:runs") == 2)
