@@ -41,6 +41,10 @@ package final class Acceptor: Sendable {
             guard setsockopt(socket, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<CInt>.size)) == 0 else {
                 throw IOError(errnoCode: errno, reason: "setsockopt(SO_REUSEADDR)")
             }
+            // Linux gives accepted sockets the listening socket's TCP_NODELAY: no call per connection.
+            guard setsockopt(socket, CInt(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<CInt>.size)) == 0 else {
+                throw IOError(errnoCode: errno, reason: "setsockopt(TCP_NODELAY)")
+            }
             let bound = address.withSockAddr { pointer, size in Glibc.bind(socket, pointer, socklen_t(size)) }
             guard bound == 0 else { throw IOError(errnoCode: errno, reason: "bind(\(host):\(port))") }
             guard Glibc.listen(socket, backlog) == 0 else { throw IOError(errnoCode: errno, reason: "listen") }

@@ -35,26 +35,30 @@ enum JWT {
     }
 
     static func verify(_ token: String, keys: Keys, now: Int64) throws(Failure) -> [String: JSONValue] {
-        // Split on the dots over the UTF-8 bytes: splitting the String walks grapheme clusters,
-        // which cost a connect as much as the HMAC.
-        let utf8 = token.utf8
-        guard let firstDot = utf8.firstIndex(of: UInt8(ascii: ".")),
-            let secondDot = utf8[utf8.index(after: firstDot)...].firstIndex(of: UInt8(ascii: ".")),
-            !utf8[utf8.index(after: secondDot)...].contains(UInt8(ascii: "."))
+        var token = token
+        // Over the token's UTF-8 bytes in place: walking a String or its views index by index
+        // cost a connect more than the HMAC.
+        return try token.withUTF8 { bytes in
+            Result { () throws(Failure) in try verify(UnsafeRawBufferPointer(bytes), keys: keys, now: now) }
+        }.get()
+    }
+
+    private static func verify(_ token: UnsafeRawBufferPointer, keys: Keys, now: Int64) throws(Failure) -> [String: JSONValue] {
+        guard let firstDot = token.firstIndex(of: UInt8(ascii: ".")),
+            let secondDot = token[(firstDot + 1)...].firstIndex(of: UInt8(ascii: ".")),
+            !token[(secondDot + 1)...].contains(UInt8(ascii: "."))
         else { throw .invalid("malformed token") }
-        let algorithm = try self.algorithm(header: token[..<firstDot])
-        guard let signature = base64URLDecode(token[utf8.index(after: secondDot)...]) else { throw .invalid("malformed signature") }
-        let signingInputLength = utf8.distance(from: utf8.startIndex, to: secondDot)
+        let algorithm = try self.algorithm(header: UnsafeRawBufferPointer(rebasing: token[..<firstDot]))
+        guard let signature = base64URLDecode(UnsafeRawBufferPointer(rebasing: token[(secondDot + 1)...])) else {
+            throw .invalid("malformed signature")
+        }
+        let signingInput = UnsafeRawBufferPointer(rebasing: token[..<secondDot])
         // `==` between a MAC and bytes compares in constant time.
         func matches<H>(_ prepared: [HMAC<H>]) -> Bool {
-            var token = token
-            return token.withUTF8 { bytes in
-                let signingInput = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[..<signingInputLength])
-                return prepared.contains { key in
-                    var mac = key
-                    mac.update(data: signingInput)
-                    return mac.finalize() == signature
-                }
+            prepared.contains { key in
+                var mac = key
+                mac.update(data: signingInput)
+                return mac.finalize() == signature
             }
         }
         let valid: Bool
@@ -65,7 +69,9 @@ enum JWT {
         default: throw .invalid("unsupported algorithm \(algorithm)")
         }
         guard valid else { throw .invalid("bad signature") }
-        guard let payloadBytes = base64URLDecode(token[utf8.index(after: firstDot)..<secondDot]), case .object(let claims)? = JSONValue.parse(payloadBytes) else {
+        guard let payloadBytes = base64URLDecode(UnsafeRawBufferPointer(rebasing: token[(firstDot + 1)..<secondDot])),
+            case .object(let claims)? = JSONValue.parse(payloadBytes)
+        else {
             throw .invalid("malformed payload")
         }
         if let notBefore = claims["nbf"]?.int64Value, notBefore > now { throw .invalid("token not yet valid") }
@@ -75,17 +81,16 @@ enum JWT {
 
     /// The last header read and its algorithm: the tokens of one issuer share their header, so
     /// most connects skip decoding and parsing it.
-    private static let lastHeader = Mutex<(segment: Substring, algorithm: String)?>(nil)
+    private static let lastHeader = Mutex<(segment: [UInt8], algorithm: String)?>(nil)
 
     /// The `alg` of a token's header segment (base64url JSON).
-    static func algorithm(header segment: Substring) throws(Failure) -> String {
-        let known = lastHeader.withLock { last in last.flatMap { $0.segment.utf8.elementsEqual(segment.utf8) ? $0.algorithm : nil } }
+    static func algorithm(header segment: UnsafeRawBufferPointer) throws(Failure) -> String {
+        let known = lastHeader.withLock { last in last.flatMap { $0.segment.elementsEqual(segment) ? $0.algorithm : nil } }
         if let known { return known }
         guard let bytes = base64URLDecode(segment), let header = JSONValue.parse(bytes), let algorithm = header["alg"]?.stringValue else {
             throw .invalid("malformed header")
         }
-        // A copy of its own: the cache keeps no token's storage alive.
-        lastHeader.withLock { $0 = (Substring(String(segment)), algorithm) }
+        lastHeader.withLock { $0 = (Array(segment), algorithm) }
         return algorithm
     }
 
@@ -120,31 +125,46 @@ enum JWT {
     /// connect verifies a token, and going through Foundation's string replacing cost more than
     /// the HMAC. Nil for a character outside the alphabet, padding, or an impossible length.
     static func base64URLDecode(_ text: Substring) -> [UInt8]? {
-        let input = text.utf8
+        var text = text
+        return text.withUTF8 { base64URLDecode(UnsafeRawBufferPointer($0)) }
+    }
+
+    static func base64URLDecode(_ input: UnsafeRawBufferPointer) -> [UInt8]? {
         guard input.count % 4 != 1 else { return nil }
-        var output: [UInt8] = []
-        output.reserveCapacity(input.count * 3 / 4)
-        var accumulator: UInt32 = 0
-        var bits = 0
-        for byte in input {
-            let value: UInt8
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"): value = byte - UInt8(ascii: "A")
-            case UInt8(ascii: "a")...UInt8(ascii: "z"): value = byte - UInt8(ascii: "a") + 26
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = byte - UInt8(ascii: "0") + 52
-            case UInt8(ascii: "-"): value = 62
-            case UInt8(ascii: "_"): value = 63
-            default: return nil
-            }
-            accumulator = accumulator << 6 | UInt32(value)
-            bits += 6
-            if bits >= 8 {
-                bits -= 8
-                output.append(UInt8(truncatingIfNeeded: accumulator >> UInt32(bits)))
+        var valid = true
+        let decoded = [UInt8](unsafeUninitializedCapacity: input.count * 3 / 4) { output, count in
+            base64URLValues.withUnsafeBufferPointer { values in
+                var accumulator: UInt32 = 0
+                var bits = 0
+                var written = 0
+                for byte in input {
+                    let value = values[Int(byte)]
+                    guard value < 64 else {
+                        valid = false
+                        break
+                    }
+                    accumulator = accumulator << 6 | UInt32(value)
+                    bits += 6
+                    if bits >= 8 {
+                        bits -= 8
+                        output[written] = UInt8(truncatingIfNeeded: accumulator >> UInt32(bits))
+                        written += 1
+                    }
+                }
+                count = valid ? written : 0
             }
         }
-        return output
+        return valid ? decoded : nil
     }
+
+    /// Each byte's value in the base64url alphabet; 0xFF outside it.
+    private static let base64URLValues: [UInt8] = {
+        var values = [UInt8](repeating: 0xFF, count: 256)
+        for (index, character) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8.enumerated() {
+            values[Int(character)] = UInt8(index)
+        }
+        return values
+    }()
 }
 
 /// Claims of a verified connection token.

@@ -203,8 +203,7 @@ final class SocketLoop: EventLoop, @unchecked Sendable {
                     return
                 }
             }
-            var on: CInt = 1
-            _ = setsockopt(accepted, CInt(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<CInt>.size))
+            // TCP_NODELAY comes from the listening socket (`Acceptor`).
             let connection = SocketConnection(socket: accepted, loop: self)
             guard sb_epoll_add(epoll, accepted, SB_EPOLLIN | SB_EPOLLOUT | SB_EPOLLRDHUP | SB_EPOLLET) == 0 else {
                 Glibc.close(accepted)

@@ -202,7 +202,11 @@ public struct JSONWriter {
 
     /// Whether `text` goes into a JSON string as it is (no control character, quote or backslash).
     public static func needsNoEscaping(_ text: String) -> Bool {
-        !text.utf8.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }
+        func plain(_ byte: UInt8) -> Bool { byte >= 0x20 && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\") }
+        // Over the bytes in place (every key and string of every reply comes here); a bridged
+        // string has none, and is walked.
+        if let answer = text.utf8.withContiguousStorageIfAvailable({ bytes in bytes.allSatisfy(plain) }) { return answer }
+        return text.utf8.allSatisfy(plain)
     }
 
     public static func appendQuoted(_ text: String, to output: inout String) {

@@ -141,6 +141,31 @@ import Testing
 
 /// A loopback connection accepted by a `SocketLoop` (the `connection`, its `handler` recording
 /// what happens) and the blocking client socket at its other end.
+extension SocketLoopTests {
+    /// Replies are small frames written as they are ready: a connection from the gateway's
+    /// listening socket has Nagle's delay off (from the listening socket; no call per connection).
+    @Test func aConnectionAcceptedFromTheGatewaysSocketHasNaglesDelayOff() async throws {
+        let loop = try SocketLoop(name: "test", logger: .init(label: "test"))
+        let acceptor = try Acceptor(host: "127.0.0.1", port: 0, backlog: 8, eventLoop: loop)
+        let accepted = Locked<CInt?>(nil)
+        acceptor.start(on: [loop]) { connection in accepted.withLock { $0 = connection.socket } }
+        let peer = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(peer) }
+        let connected = acceptor.localAddress.withSockAddr { address, size in connect(peer, address, socklen_t(size)) }
+        #expect(connected == 0)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while accepted.withLock({ $0 }) == nil && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        let socket = try #require(accepted.withLock { $0 })
+        var noDelay: CInt = 0
+        var length = socklen_t(MemoryLayout<CInt>.size)
+        #expect(getsockopt(socket, CInt(IPPROTO_TCP), TCP_NODELAY, &noDelay, &length) == 0)
+        #expect(noDelay != 0)
+        acceptor.close()
+        try await acceptor.closeFuture.get()
+        await acceptor.stopLoops()
+    }
+}
+
 private struct LoopPair {
     let connection: SocketConnection
     let handler: RecordingHandler

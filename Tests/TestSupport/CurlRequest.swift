@@ -15,7 +15,7 @@ public enum Curl {
     ) async throws -> CurlResponse {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        var arguments = ["-s", "-S", "--max-time", "10", "-X", method, "-w", "\n%{http_code}", url]
+        var arguments = ["-s", "-S", "--max-time", "30", "-X", method, "-w", "\n%{http_code}", url]
         for (name, value) in headers.sorted(by: { $0.key < $1.key }) { arguments += ["-H", "\(name): \(value)"] }
         if let body { arguments += ["--data-binary", body] }
         process.arguments = arguments
