@@ -1,6 +1,7 @@
-/// `switchboard-bench gateway epoll-floor`: what a new connection costs a Swift server on an
-/// event loop of its own (edge-triggered epoll, no NIO), the floor a socket layer of the gateway's
-/// own could reach before any protocol.
+/// `switchboard-bench gateway epoll-floor [--replies]`: what a new connection costs a Swift server
+/// on an event loop of its own (edge-triggered epoll, no NIO), the floor a socket layer of the
+/// gateway's own could reach before any protocol; with `--replies`, the floor of the client
+/// protocol's exchange too (canned replies to `connect` and `subscribe`).
 import CSocket
 import Foundation
 import Gateway
@@ -11,15 +12,23 @@ import Gateway
 /// short read drained the socket, so the next data raises a new edge), one write, and `close`
 /// alone removes it from epoll. One thread, like one nginx worker. The load tool's nchan
 /// subscribers (`idle --target nchan [--transport sse]`) count a connection ready on its answer.
+///
+/// With `--replies` every client frame after the upgrade is answered with a canned reply, the
+/// first a `connect` result shaped like the gateway's, the others `subscribe` results, those of
+/// one read in one write: the kernel's part of the exchange a new connection of the gateway's
+/// client protocol has (the upgrade, then `connect` and `subscribe` in one write, as the load tool
+/// sends them), with no protocol work at all. The load tool's gateway subscribers
+/// (`idle --subscribe`) count a connection ready on its second reply.
 enum EpollFloor {
     static func serve(_ options: Options) async throws {
         let port = options.int("port", 18720)
+        let replies = options["replies"] == "true"
         let listener = try listen(port: port)
         let loop = sb_epoll_create()
         guard loop >= 0, sb_epoll_add(loop, listener, SB_EPOLLIN) == 0 else {
             throw GatewayLoadError.failed("epoll: errno \(errno)")
         }
-        let thread = Thread { run(loop: loop, listener: listener) }
+        let thread = Thread { run(loop: loop, listener: listener, replies: replies) }
         thread.start()
         print("epoll-floor on port \(port)")
         await NIOFloor.waitForSignal()
@@ -43,8 +52,10 @@ enum EpollFloor {
     }
 
     /// The event loop; never returns (the process ends on SIGTERM).
-    private static func run(loop: Int32, listener: Int32) {
+    private static func run(loop: Int32, listener: Int32, replies: Bool) {
         var answered = [Bool](repeating: false, count: 1 << 16)
+        // Frames answered per connection (`--replies`).
+        var framesAnswered = [UInt32](repeating: 0, count: 1 << 16)
         var input = [UInt8](repeating: 0, count: 4096)
         var fds = [Int32](repeating: 0, count: 512)
         var events = [UInt32](repeating: 0, count: 512)
@@ -58,8 +69,12 @@ enum EpollFloor {
                     while true {
                         let accepted = sb_accept_nonblocking(listener)
                         if accepted < 0 { break }
-                        if Int(accepted) >= answered.count { answered += [Bool](repeating: false, count: answered.count) }
+                        if Int(accepted) >= answered.count {
+                            answered += [Bool](repeating: false, count: answered.count)
+                            framesAnswered += [UInt32](repeating: 0, count: framesAnswered.count)
+                        }
                         answered[Int(accepted)] = false
+                        framesAnswered[Int(accepted)] = 0
                         if sb_epoll_add(loop, accepted, edge) != 0 { close(accepted) }
                     }
                     continue
@@ -72,7 +87,11 @@ enum EpollFloor {
                         break
                     }
                     if read < 0 { break }
-                    if !answered[Int(fd)] { answered[Int(fd)] = answer(fd, input.withUnsafeBytes { UnsafeRawBufferPointer(rebasing: $0[..<read]) }) }
+                    if !answered[Int(fd)] {
+                        answered[Int(fd)] = answer(fd, input.withUnsafeBytes { UnsafeRawBufferPointer(rebasing: $0[..<read]) })
+                    } else if replies {
+                        input.withUnsafeBytes { reply(fd, UnsafeRawBufferPointer(rebasing: $0[..<read]), answered: &framesAnswered[Int(fd)]) }
+                    }
                     if read < input.count { break }  // drained: the next data raises a new edge
                 }
                 if !open || events[index] & (SB_EPOLLHUP | SB_EPOLLERR) != 0 { close(fd) }
@@ -87,4 +106,41 @@ enum EpollFloor {
         _ = answer.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
         return true
     }
+
+    /// One canned reply per whole client frame in `frames` (masked: two header bytes, an
+    /// extended length when the 7-bit one is 126 or 127, four mask bytes, the payload), written
+    /// together: the first to a connection a `connect` result, the others `subscribe` results.
+    private static func reply(_ fd: Int32, _ frames: UnsafeRawBufferPointer, answered: inout UInt32) {
+        var out: [UInt8] = []
+        var at = 0
+        while frames.count - at >= 6 {
+            var length = Int(frames[at + 1] & 0x7F)
+            var header = 2
+            if length == 126 {
+                length = Int(frames[at + 2]) << 8 | Int(frames[at + 3])
+                header = 4
+            } else if length == 127 {
+                return  // not what the load tool sends
+            }
+            let end = at + header + 4 + length
+            guard end <= frames.count else { break }
+            answered += 1
+            out += answered == 1 ? connectReply : subscribeReply(id: answered)
+            at = end
+        }
+        if !out.isEmpty { _ = out.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) } }
+    }
+
+    /// A text frame (unmasked, as a server sends) holding `text`, under 64 KB.
+    private static func frame(_ text: String) -> [UInt8] {
+        let payload = Array(text.utf8)
+        let length: [UInt8] = payload.count < 126 ? [UInt8(payload.count)] : [126, UInt8(payload.count >> 8), UInt8(payload.count & 0xFF)]
+        return [0x81] + length + payload
+    }
+
+    /// The gateway's connect result, its client and node IDs as long as its own.
+    private static let connectReply = frame(
+        #"{"id":1,"connect":{"client":"3f2504e0-4f89-41d3-9a0c-0305e82c3301","version":"switchboard-gateway 1.0","ping":25,"pong":true,"node":"9b2f1c3e-8a7d-4e6f-b5c4-1d2e3f4a5b6c"}}"#)
+
+    private static func subscribeReply(id: UInt32) -> [UInt8] { frame(#"{"id":\#(id),"subscribe":{}}"#) }
 }

@@ -17,7 +17,9 @@
 #           own work; measured with nchan's subscribers, WebSocket then EventSource
 #   epoll-floor  the same canned answers from a Swift event loop of its own (switchboard-bench
 #           gateway epoll-floor: edge-triggered epoll, one registration and one read per
-#           connection, as nginx does): what a socket layer of the gateway's own could cost
+#           connection, as nginx does): what a socket layer of the gateway's own could cost;
+#           then with --replies (canned connect and subscribe replies too), driven like the
+#           gateway: the kernel's part of the client protocol's exchange, with no protocol work
 # each started fresh, pinned to one core (taskset -c $SB_COMPARE_SERVER_CPU, default 0) with the
 # load tool / the floor's reader pinned to another ($SB_COMPARE_LOAD_CPU, default 1). Against the
 # gateway and nchan the same load tool (switchboard-bench gateway idle|fanout|throughput, with
@@ -189,6 +191,14 @@ measure() {
       for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$NCHAN_PORT") 2>/dev/null && break; sleep 0.1; done
       load idle --target nchan --transport sse --port "$NCHAN_PORT" --connections "$SUBSCRIBERS" --hold 1 --server-pid "$SERVER" | tee "$out-sse"
       stop_server
+      if [ "$target" = epoll-floor ]; then
+        # The client protocol's exchange with canned replies, driven as the gateway is.
+        taskset -c "$SERVER_CPU" "$BIN" gateway epoll-floor --replies --port "$NCHAN_PORT" >/dev/null &
+        SERVER=$!
+        for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$NCHAN_PORT") 2>/dev/null && break; sleep 0.1; done
+        load idle --port "$NCHAN_PORT" --connections "$SUBSCRIBERS" --hold 1 --subscribe --server-pid "$SERVER" | tee "$out-replies"
+        stop_server
+      fi
       ;;
     *) log "unknown target $target"; exit 2 ;;
   esac
@@ -224,7 +234,7 @@ for run in $(seq "$RUNS"); do
   done
   f=$WORK/$run-floor fu=$WORK/$run-floor-uring m=$WORK/$run-memory r=$WORK/$run-redis n=$WORK/$run-nchan u=$WORK/$run-uni
   s=$WORK/$run-sse ns=$WORK/$run-nchan-sse nf=$WORK/$run-nio-floor nfs=$WORK/$run-nio-floor-sse
-  ef=$WORK/$run-epoll-floor efs=$WORK/$run-epoll-floor-sse
+  ef=$WORK/$run-epoll-floor efs=$WORK/$run-epoll-floor-sse efr=$WORK/$run-epoll-floor-replies
   m_cpu=$(fanout_cpu "$m") n_cpu=$(fanout_cpu "$n") u_cpu=$(fanout_cpu "$u") s_cpu=$(fanout_cpu "$s") ns_cpu=$(fanout_cpu "$ns")
   echo "run $run figures: floor cpu/delivery $(floor_field "$f" cpu) µs p50/p99 $(floor_field "$f" p50)/$(floor_field "$f" p99) ms |" \
     "floor-uring cpu/delivery $(floor_field "$fu" cpu) µs p50/p99 $(floor_field "$fu" p50)/$(floor_field "$fu" p99) ms |" \
@@ -235,14 +245,14 @@ for run in $(seq "$RUNS"); do
     "sse cpu/delivery $s_cpu µs p50/p99 $(field "$s" p50)/$(field "$s" p99) ms rss/conn $(field "$s" per_connection) B cpu/new conn $(field "$s" server_cpu_per_new_connection) µs |" \
     "nchan-sse cpu/delivery $ns_cpu µs p50/p99 $(field "$ns" p50)/$(field "$ns" p99) ms rss/conn $(field "$ns" per_connection) B cpu/new conn $(field "$ns" server_cpu_per_new_connection) µs |" \
     "nio-floor cpu/new conn $(field "$nf" server_cpu_per_new_connection) µs (EventSource $(field "$nfs" server_cpu_per_new_connection) µs) |" \
-    "epoll-floor cpu/new conn $(field "$ef" server_cpu_per_new_connection) µs (EventSource $(field "$efs" server_cpu_per_new_connection) µs)"
+    "epoll-floor cpu/new conn $(field "$ef" server_cpu_per_new_connection) µs (EventSource $(field "$efs" server_cpu_per_new_connection) µs, with replies $(field "$efr" server_cpu_per_new_connection) µs)"
   ROWS+=("$run|$run_load–$(loadavg | cut -d' ' -f1)|$(ratio "$m_cpu" "$(floor_field "$f" cpu)")|$(ratio "$(field "$m" p99)" "$(floor_field "$f" p99)")|$(ratio "$(field "$r" deliveries_per_second)" "$(field "$m" deliveries_per_second)") ($(field "$m" latency_p99)/$(field "$r" latency_p99) ms)|$(ratio "$m_cpu" "$n_cpu")|$(ratio "$(field "$m" per_connection)" "$(field "$n" per_connection)")|$(ratio "$(field "$m" p50)" "$(field "$n" p50)")|$(ratio "$(field "$m" p99)" "$(field "$n" p99)")|$(ratio "$(field "$m" server_cpu_per_new_connection)" "$(field "$n" server_cpu_per_new_connection)")")
   UNI_ROWS+=("$run|$run_load–$(loadavg | cut -d' ' -f1)|$(against "$u" "$u_cpu" "$n" "$n_cpu")")
   SSE_ROWS+=("$run|$run_load–$(loadavg | cut -d' ' -f1)|$(against "$s" "$s_cpu" "$ns" "$ns_cpu")")
   new_conn() { field "$1" server_cpu_per_new_connection; }
   NIO_ROWS+=("$run|$run_load–$(loadavg | cut -d' ' -f1)|$(ratio "$(new_conn "$nf")" "$(new_conn "$n")")|$(ratio "$(new_conn "$m")" "$(new_conn "$nf")")|$(ratio "$(new_conn "$nfs")" "$(new_conn "$ns")")|$(ratio "$(new_conn "$s")" "$(new_conn "$nfs")")")
   RING_ROWS+=("$run|$run_load–$(loadavg | cut -d' ' -f1)|$(ratio "$(floor_field "$fu" cpu)" "$(floor_field "$f" cpu)")|$(ratio "$m_cpu" "$(floor_field "$fu" cpu)")|$(ratio "$(field "$m" p50)" "$(floor_field "$fu" p50)")|$(ratio "$(field "$m" p99)" "$(floor_field "$fu" p99)")")
-  EPOLL_ROWS+=("$run|$run_load–$(loadavg | cut -d' ' -f1)|$(ratio "$(new_conn "$ef")" "$(new_conn "$n")")|$(ratio "$(new_conn "$ef")" "$(new_conn "$nf")")|$(ratio "$(new_conn "$efs")" "$(new_conn "$ns")")|$(ratio "$(new_conn "$efs")" "$(new_conn "$nfs")")")
+  EPOLL_ROWS+=("$run|$run_load–$(loadavg | cut -d' ' -f1)|$(ratio "$(new_conn "$ef")" "$(new_conn "$n")")|$(ratio "$(new_conn "$ef")" "$(new_conn "$nf")")|$(ratio "$(new_conn "$efs")" "$(new_conn "$ns")")|$(ratio "$(new_conn "$efs")" "$(new_conn "$nfs")")|$(ratio "$(new_conn "$efr")" "$(new_conn "$n")")|$(ratio "$(new_conn "$m")" "$(new_conn "$efr")")")
 done
 END_LOAD=$(loadavg)
 
@@ -283,7 +293,8 @@ echo "== CPU per new connection against NIO's floor (a SwiftNIO server that only
 table "run|load|nio-floor/nchan WebSocket|gw/nio-floor WebSocket|nio-floor/nchan-sse EventSource|sse/nio-floor EventSource" "${NIO_ROWS[@]}"
 echo
 echo "== CPU per new connection of a Swift event loop of its own (edge-triggered epoll, the same canned answers): against nchan and against NIO's floor"
-table "run|load|epoll-floor/nchan WebSocket|epoll-floor/nio-floor WebSocket|epoll-floor/nchan-sse EventSource|epoll-floor/nio-floor EventSource" "${EPOLL_ROWS[@]}"
+echo "(with replies: the same loop answering connect and subscribe with canned replies, the client protocol's exchange without its work)"
+table "run|load|epoll-floor/nchan WebSocket|epoll-floor/nio-floor WebSocket|epoll-floor/nchan-sse EventSource|epoll-floor/nio-floor EventSource|with replies/nchan|gw/with replies" "${EPOLL_ROWS[@]}"
 echo
 echo "== the fan-out against the io_uring floor (the floor's frames through io_uring, as the gateway sends them): what io_uring saves the floor, and the gateway against it"
 table "run|load|floor-uring/floor CPU per delivery|gw/floor-uring CPU per delivery|gw/floor-uring fan-out p50|gw/floor-uring fan-out p99" "${RING_ROWS[@]}"
