@@ -40,18 +40,20 @@ struct ChannelRules: Sendable {
     }
 
     static func namespace(of channel: String) -> String? {
-        var name = Substring(channel)
-        if name.hasPrefix("$") { name = name.dropFirst() }
-        guard let colon = name.firstIndex(of: ":") else { return nil }
-        return String(name[..<colon])
+        // Over the UTF-8 bytes, as Centrifugo reads a name (and without walking grapheme clusters).
+        let utf8 = channel.utf8
+        var start = utf8.startIndex
+        if utf8.first == UInt8(ascii: "$") { start = utf8.index(after: start) }
+        guard let colon = utf8[start...].firstIndex(of: UInt8(ascii: ":")) else { return nil }
+        return String(channel[start..<colon])
     }
 
     static func isPrivate(_ channel: String) -> Bool { channel.hasPrefix("$") }
 
     /// The users allowed in a `#` channel, or nil for an ordinary channel.
     static func allowedUsers(_ channel: String) -> [Substring]? {
-        guard let hash = channel.lastIndex(of: "#") else { return nil }
-        return channel[channel.index(after: hash)...].split(separator: ",")
+        guard let hash = channel.utf8.lastIndex(of: UInt8(ascii: "#")) else { return nil }
+        return channel[channel.utf8.index(after: hash)...].split(separator: ",")
     }
 
     /// A name the gateway refuses outright (error 107): empty or too long.

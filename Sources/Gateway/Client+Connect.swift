@@ -106,12 +106,11 @@ extension Client {
                 for subscription in serverSubscriptions { writer.rawField(subscription.channel, subscription.body) }
                 writer.endObject()
             }
-            writer.field("ping", configuration.pingInterval)
-            // A unidirectional client answers pings at the WebSocket level, not with `{}`.
-            if !unidirectional { writer.field("pong", true) }
-            writer.field("node", self.node.id)
+            writer.raw(unidirectional ? self.node.connectResultTail.unidirectional : self.node.connectResultTail.bidirectional)
         }
-        let message = unidirectional ? UniWebSocket.push("connect", body: result) : Reply.result(id: id, method: "connect", body: result)
+        let message =
+            unidirectional
+            ? UniWebSocket.push("connect", body: result) : Reply.result(id: id, method: "connect", capacity: 256, body: result)
         activate(channels: serverSubscriptions.map(\.channel), after: message)
     }
 

@@ -31,13 +31,18 @@ final class Node: BrokerEventHandler {
     let directory: any NodeDirectory
     let positionCheckTurn = PositionCheckTurn()
     let timerSettings: ConnectionState.TimerSettings
+    /// The members a `connect` result ends with, the same for every client of this node
+    /// (`"ping":…,"pong":true,"node":"…"`; a unidirectional client answers pings at the
+    /// WebSocket level, so without `pong`): written once, not once per connect.
+    let connectResultTail: (bidirectional: String, unidirectional: String)
 
     init(
         configuration: GatewayConfiguration, broker: any Broker, presence: any PresenceManager,
         directory: any NodeDirectory = LocalNodeDirectory(), logger: Logger
     ) {
         self.directory = directory
-        self.id = UUID().uuidString.lowercased()
+        let id = UUID().uuidString.lowercased()
+        self.id = id
         self.name = ProcessInfo.processInfo.hostName + ":\(configuration.port)"
         self.configuration = configuration
         self.timerSettings = ConnectionState.TimerSettings(configuration)
@@ -47,6 +52,14 @@ final class Node: BrokerEventHandler {
         self.logger = logger
         self.brokerSubscriptions = BrokerSubscriptions(broker: broker)
         self.tokenKeys = JWT.Keys(secrets: [configuration.tokenSecret, configuration.previousTokenSecret].compactMap { $0 })
+        func tail(pong: Bool) -> String {
+            var writer = JSONWriter()
+            writer.field("ping", configuration.pingInterval)
+            if pong { writer.field("pong", true) }
+            writer.field("node", id)
+            return writer.output
+        }
+        self.connectResultTail = (tail(pong: true), tail(pong: false))
     }
 
     func start() async throws {

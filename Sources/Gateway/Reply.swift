@@ -5,8 +5,8 @@ import SwitchboardCore
 
 /// Encodes one server → client message: a reply to command `id`, or a push when `id` is 0.
 enum Reply {
-    static func result(id: UInt32, method: String, body: (inout JSONWriter) -> Void) -> String {
-        var writer = JSONWriter(capacity: 96)
+    static func result(id: UInt32, method: String, capacity: Int = 96, body: (inout JSONWriter) -> Void) -> String {
+        var writer = JSONWriter(capacity: capacity)
         writer.beginObject()
         writer.field("id", id)
         writer.key(method)

@@ -20,6 +20,8 @@ import Testing
         #expect(rules.options(for: "$chat:room")?.allowSubscribeForClient == true)
         #expect(rules.options(for: "plain")?.allowSubscribeForClient == false)
         #expect(rules.options(for: "unknown:room") == nil)
+        #expect(rules.options(for: "chat:rööm🙂")?.allowSubscribeForClient == true)
+        #expect(rules.options(for: "čhat:room") == nil)
     }
 
     @Test func privateChannelsNeedAToken() throws {
