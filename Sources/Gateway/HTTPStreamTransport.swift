@@ -7,8 +7,9 @@ import NIOHTTP1
 import SwitchboardCore
 import Synchronization
 
-/// A unidirectional connection over a streamed HTTP response. NIO's HTTP handlers are out of the
-/// pipeline by the time it is made: it writes the response's bytes itself, head and chunks.
+/// A unidirectional connection over a streamed HTTP response, on a NIO channel (NIO's HTTP
+/// handlers out of the pipeline by the time it is made) or on a `SocketConnection` of the
+/// gateway's own event loop: it writes the response's bytes itself, head and chunks.
 ///
 /// - **Head.** The `200` goes out with the first message (the connect push), so a connect that is
 ///   refused is answered with an HTTP error instead (401 for a token, 400 for a request that does
@@ -24,7 +25,7 @@ import Synchronization
 ///   `Last-Event-ID` when it reconnects.
 /// - **Direct writes**, as `WebSocketTransport` makes them (`DirectSocketWriter`): only on the
 ///   event loop, only while the socket is open (the connection handler says when it closes) and
-///   NIO holds nothing for it.
+///   its owner holds nothing for it.
 /// - **Slow readers.** A client whose queue passes `maxQueueSize`, or whose socket still holds
 ///   more than the high water mark when a flush starts, is disconnected as slow (3008).
 /// - **Closing** writes the disconnect push, ends the body and closes the connection. Such a
@@ -139,7 +140,7 @@ final class HTTPStreamTransport: Transport, BatchFlushed, DirectSocketWriter {
     let unidirectional = true
     let answersPings = false
     let wantsEventIDs: Bool
-    private let channel: any NIOCore.Channel
+    private let owner: SocketOwner
     let socket: CInt?
     let metrics: Metrics?
     private let batcher: FlushBatcher
@@ -152,10 +153,10 @@ final class HTTPStreamTransport: Transport, BatchFlushed, DirectSocketWriter {
     private let client = Mutex<Client?>(nil)
 
     init(
-        channel: any NIOCore.Channel, socket: CInt?, metrics: Metrics?, batcher: FlushBatcher, framing: Framing, chunked: Bool,
+        owner: SocketOwner, socket: CInt?, metrics: Metrics?, batcher: FlushBatcher, framing: Framing, chunked: Bool,
         maxQueueSize: Int, head: ByteBuffer
     ) {
-        self.channel = channel
+        self.owner = owner
         self.socket = socket
         self.metrics = metrics
         self.batcher = batcher
@@ -234,28 +235,28 @@ final class HTTPStreamTransport: Transport, BatchFlushed, DirectSocketWriter {
         }
         if head == nil, queued == nil, let single, !Framing.isPing(single.payload) {
             // The common case: one push since the last tick, sent from where it is.
-            if let rest = unsent(payload: single.payload, eventID: single.eventID, direct: direct) { handToNIO(rest) }
+            if let rest = unsent(payload: single.payload, eventID: single.eventID, direct: direct) { handToOwner(rest) }
             return
         }
-        var bytes = head ?? channel.allocator.buffer(capacity: 0)
+        var bytes = head ?? owner.allocator.buffer(capacity: 0)
         if let queued { bytes.writeImmutableBuffer(queued) }
         if let single { framing.append(single.payload, eventID: single.eventID, chunked: chunked, to: &bytes) }
         send(bytes, direct: direct)
     }
 
-    /// Sends `bytes`, directly when it may; what the socket does not take goes to NIO. Returns
-    /// nil when the socket took everything, else when NIO has written the rest.
+    /// Sends `bytes`, directly when it may; what the socket does not take goes to its owner.
+    /// Returns nil when the socket took everything, else when the owner has written the rest.
     @discardableResult
     private func send(_ bytes: ByteBuffer, direct: Bool) -> EventLoopFuture<Void>? {
-        unsent(bytes, direct: direct).map { handToNIO($0) }
+        unsent(bytes, direct: direct).map { handToOwner($0) }
     }
 
-    /// What of one message's framing of `payload` is left for NIO after one `sendmsg` (nil when
+    /// What of one message's framing of `payload` is left for the owner after one `sendmsg` (nil when
     /// the socket took it all); the prefix (chunk size, `id:`, `data: `) is built on the stack.
     private func unsent(payload: ByteBuffer, eventID: EventStreamID.Value?, direct: Bool) -> ByteBuffer? {
         let idLineLength = framing.idLineLength(eventID)
         guard direct, let socket, idLineLength <= Self.maxStackIDLength else {
-            var bytes = channel.allocator.buffer(capacity: payload.readableBytes + idLineLength + 32)
+            var bytes = owner.allocator.buffer(capacity: payload.readableBytes + idLineLength + 32)
             framing.append(payload, eventID: eventID, chunked: chunked, to: &bytes)
             return unsent(bytes, direct: direct)
         }
@@ -284,7 +285,7 @@ final class HTTPStreamTransport: Transport, BatchFlushed, DirectSocketWriter {
             return (count + payload.readableBytes + tail.utf8CodeUnitCount, sent)
         }
         guard written < total else { return nil }
-        var framed = channel.allocator.buffer(capacity: total)
+        var framed = owner.allocator.buffer(capacity: total)
         framing.append(payload, eventID: eventID, chunked: chunked, to: &framed)
         return rest(of: framed, written: written)
     }
@@ -304,12 +305,16 @@ final class HTTPStreamTransport: Transport, BatchFlushed, DirectSocketWriter {
         return digits
     }
 
-    /// Hands `bytes` to NIO, which writes them once the socket drains.
+    /// Hands `bytes` to the socket's owner (NIO's channel, or the own connection's queue), which
+    /// writes them once the socket drains; on the event loop.
     @discardableResult
-    private func handToNIO(_ bytes: ByteBuffer) -> EventLoopFuture<Void> {
-        let done = channel.eventLoop.makePromise(of: Void.self)
+    private func handToOwner(_ bytes: ByteBuffer) -> EventLoopFuture<Void> {
+        let done = owner.eventLoop.makePromise(of: Void.self)
         holdDirectWrites(until: done.futureResult)
-        channel.writeAndFlush(bytes, promise: done)
+        switch owner {
+        case .channel(let channel): channel.writeAndFlush(bytes, promise: done)
+        case .connection(let connection): connection.write(CollectionOfOne(bytes), promise: done)
+        }
         return done.futureResult
     }
 
@@ -326,19 +331,19 @@ final class HTTPStreamTransport: Transport, BatchFlushed, DirectSocketWriter {
             return state.closed
         }
         guard !alreadyClosed else { return }
-        let channel = self.channel
-        channel.eventLoop.execute {
+        let owner = self.owner
+        owner.eventLoop.execute {
             guard started else {
                 self.refuse(disconnect)
                 return
             }
             self.flush()
             let direct = self.state.withLock { $0.writes.direct }
-            let end = self.chunked ? ByteBuffer(string: "0\r\n\r\n") : channel.allocator.buffer(capacity: 0)
+            let end = self.chunked ? ByteBuffer(string: "0\r\n\r\n") : owner.allocator.buffer(capacity: 0)
             if end.readableBytes > 0, disconnect != .slow, let written = self.send(end, direct: direct) {
-                written.whenComplete { _ in channel.close(promise: nil) }
+                written.whenComplete { _ in owner.close() }
             } else {
-                channel.close(promise: nil)
+                owner.close()
             }
         }
     }
@@ -356,11 +361,11 @@ final class HTTPStreamTransport: Transport, BatchFlushed, DirectSocketWriter {
         var bytes = ByteBuffer(
             string: "HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\nContent-Type: application/json\r\nContent-Length: \(body.readableBytes)\r\nConnection: close\r\n\r\n")
         bytes.writeImmutableBuffer(body)
-        let channel = self.channel
+        let owner = self.owner
         if let written = send(bytes, direct: state.withLock { $0.writes.direct }) {
-            written.whenComplete { _ in channel.close(promise: nil) }
+            written.whenComplete { _ in owner.close() }
         } else {
-            channel.close(promise: nil)
+            owner.close()
         }
     }
 

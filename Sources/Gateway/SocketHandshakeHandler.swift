@@ -1,13 +1,15 @@
 /// The first handler of a public connection on the gateway's own event loop: a WebSocket upgrade
-/// answered there, anything else handed to NIO with the bytes read so far.
+/// or an `EventSource` request answered there, anything else handed to NIO with the bytes read so far.
 import NIOCore
 
 /// Collects a connection's request head. A plain WebSocket upgrade of either endpoint from an
 /// allowed origin is answered with `101` and the connection becomes a `SocketWebSocketHandler`'s;
 /// the `101` of a unidirectional upgrade with its connect request in the URL goes out with the
-/// connect push instead (as `WebSocketHandshakeHandler` does on a NIO channel). Anything else
-/// (an `EventSource` stream, the HTTP routes, a refused or unusual upgrade) is handed, socket and
-/// bytes, to `handOff`, which serves it on a NIO channel exactly as a connection accepted there.
+/// connect push instead (as `WebSocketHandshakeHandler` does on a NIO channel). A plain
+/// `EventSource` request (`GET /connection/uni_sse?cf_connect=…` from an allowed origin) starts
+/// its stream here, served by a `SocketStreamHandler`. Anything else (the HTTP routes, a `POST`ed
+/// stream, a refused or unusual request) is handed, socket and bytes, to `handOff`, which serves it
+/// on a NIO channel exactly as a connection accepted there.
 ///
 /// A connection whose head has not ended within the handshake timeout is closed.
 final class SocketHandshakeHandler: SocketConnectionHandler {
@@ -45,7 +47,21 @@ final class SocketHandshakeHandler: SocketConnectionHandler {
             var rest = received.take()!
             rest.moveReaderIndex(forwardBy: request.headLength)
             upgrade(connection, request, rest: rest)
-        case .upgrade, .eventStream, .other:
+        case .eventStream(let request):
+            deadline.cancel()
+            // Refusals (origin, a missing or undecodable cf_connect) are the HTTP pipeline's to answer.
+            guard context.allowsOrigin(request.origin, request.host), let query = request.query,
+                let connect = try? UniWebSocket.connectRequest(query: Substring(query))
+            else {
+                context.handOff(connection.handOff(), received.take()!)
+                return
+            }
+            // Whatever follows the head is dropped: the stream's client has nothing more to say.
+            received = nil
+            UniStreamConnection.start(
+                on: connection, node: context.node, batcher: context.batcher, origin: request.origin, connectRequest: connect,
+                lastEventID: request.lastEventID)
+        case .upgrade, .other:
             deadline.cancel()
             let bytes = received.take()!
             context.handOff(connection.handOff(), bytes)

@@ -1,5 +1,6 @@
 /// A unidirectional HTTP stream once its request is read: the client on an `HTTPStreamTransport`,
-/// and the channel handler that stays with the connection until it closes.
+/// and the channel handler that stays with the connection until it closes (`SocketStreamHandler`
+/// on the gateway's own event loop).
 import Logging
 import NIOCore
 import Synchronization
@@ -28,21 +29,59 @@ final class UniStreamConnection: ChannelInboundHandler {
         on channel: any Channel, socket: CInt?, node: Node, batcher: FlushBatcher, framing: HTTPStreamTransport.Framing,
         chunked: Bool, origin: String?, connectRequest: ByteBuffer, lastEventID: String?
     ) throws {
-        var positions: [String: EventStreamID.Position] = [:]
-        if let lastEventID, framing == .eventStream {
-            positions = EventStreamID.decode(Substring(lastEventID)) ?? [:]
-            if positions.isEmpty { node.logger.debug("Last-Event-ID not ours, ignored", metadata: ["value": "\(lastEventID.prefix(100))"]) }
+        let stream = Stream(
+            owner: .channel(channel), socket: socket, node: node, batcher: batcher, framing: framing, chunked: chunked,
+            origin: origin, lastEventID: lastEventID)
+        try channel.pipeline.syncOperations.addHandler(UniStreamConnection(client: stream.client, transport: stream.transport))
+        stream.run(connectRequest, node: node)
+    }
+
+    /// The same on a connection of the gateway's own event loop (a plain `EventSource` request,
+    /// read by `SocketHandshakeHandler`), which `SocketStreamHandler` then serves; on its loop.
+    static func start(
+        on connection: SocketConnection, node: Node, batcher: FlushBatcher, origin: String?, connectRequest: ByteBuffer,
+        lastEventID: String?
+    ) {
+        let stream = Stream(
+            owner: .connection(connection), socket: connection.socket, node: node, batcher: batcher, framing: .eventStream,
+            chunked: true, origin: origin, lastEventID: lastEventID)
+        connection.handler = SocketStreamHandler(client: stream.client, transport: stream.transport)
+        stream.transport.channelOpened(active: connection.isOpen)
+        stream.run(connectRequest, node: node)
+    }
+
+    /// A stream's client on its transport, and where its channels recover from.
+    private struct Stream {
+        let client: Client
+        let transport: HTTPStreamTransport
+        let positions: [String: EventStreamID.Position]
+        let eventLoop: any EventLoop
+
+        init(
+            owner: SocketOwner, socket: CInt?, node: Node, batcher: FlushBatcher, framing: HTTPStreamTransport.Framing,
+            chunked: Bool, origin: String?, lastEventID: String?
+        ) {
+            var positions: [String: EventStreamID.Position] = [:]
+            if let lastEventID, framing == .eventStream {
+                positions = EventStreamID.decode(Substring(lastEventID)) ?? [:]
+                if positions.isEmpty { node.logger.debug("Last-Event-ID not ours, ignored", metadata: ["value": "\(lastEventID.prefix(100))"]) }
+            }
+            transport = HTTPStreamTransport(
+                owner: owner, socket: socket, metrics: node.metrics, batcher: batcher, framing: framing, chunked: chunked,
+                maxQueueSize: node.configuration.clientQueueMaxSize,
+                head: HTTPStreamTransport.responseHead(framing: framing, chunked: chunked, origin: origin))
+            client = node.makeClient(transport: transport)
+            transport.attach(client)
+            self.positions = positions
+            eventLoop = owner.eventLoop
         }
-        let transport = HTTPStreamTransport(
-            channel: channel, socket: socket, metrics: node.metrics, batcher: batcher, framing: framing, chunked: chunked,
-            maxQueueSize: node.configuration.clientQueueMaxSize,
-            head: HTTPStreamTransport.responseHead(framing: framing, chunked: chunked, origin: origin))
-        let client = node.makeClient(transport: transport)
-        transport.attach(client)
-        try channel.pipeline.syncOperations.addHandler(UniStreamConnection(client: client, transport: transport))
-        node.metrics.connectionsAccepted.add(1, ordering: .relaxed)
-        Task(executorPreference: EventLoopTaskExecutor(channel.eventLoop)) { [positions] in
-            await client.handle(connectRequest, recovering: positions)
+
+        /// Counts the connection and runs its connect request, preferring its event loop.
+        func run(_ connectRequest: ByteBuffer, node: Node) {
+            node.metrics.connectionsAccepted.add(1, ordering: .relaxed)
+            Task(executorPreference: EventLoopTaskExecutor(eventLoop)) { [client, positions] in
+                await client.handle(connectRequest, recovering: positions)
+            }
         }
     }
 

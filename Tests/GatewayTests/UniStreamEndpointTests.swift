@@ -46,8 +46,11 @@ import Testing
         #expect(answer.status == 200, "\(answer.body)")
     }
 
-    @Test func anEventSourceRequestStreamsTheConnectPushAndPublications() async throws {
-        try await withGateway { ports in
+    /// On both socket layers: the gateway's own loops start a plain `EventSource` stream
+    /// themselves, NIO's handshake handler does on the other.
+    @Test(arguments: [GatewayConfiguration.SocketLayer.own, .nio])
+    func anEventSourceRequestStreamsTheConnectPushAndPublications(socketLayer: GatewayConfiguration.SocketLayer) async throws {
+        try await withGateway({ $0.socketLayer = socketLayer }) { ports in
             let connect = Self.encoded(#"{"token":"\#(Self.token())"}"#)
             let stream = try await Self.request(
                 ports, "GET", "/connection/uni_sse?cf_connect=\(connect)", headers: "Origin: http://127.0.0.1:9\r\nAccept: text/event-stream\r\n")
@@ -132,6 +135,14 @@ import Testing
         }
     }
 
+    /// `SocketWriteTests`' configuration on `socketLayer`.
+    static func configure(queueLimit: Int, socketLayer: GatewayConfiguration.SocketLayer) -> (inout GatewayConfiguration) -> Void {
+        { configuration in
+            SocketWriteTests.configure(queueLimit: queueLimit)(&configuration)
+            configuration.socketLayer = socketLayer
+        }
+    }
+
     /// A stream of `chat:firehose` with a small receive buffer that has stopped reading (its
     /// channel's `autoRead` off), and a client to publish with.
     static func pausedFirehoseReader(
@@ -148,8 +159,9 @@ import Testing
     }
 
     /// A stream's reader that stops reading is cut off past the queue limit (3008), as on a WebSocket.
-    @Test func aStreamReaderFartherBehindThanTheQueueLimitIsDisconnected() async throws {
-        try await LiveGateway.with(SocketWriteTests.configure(queueLimit: 256 << 10)) { ports in
+    @Test(arguments: [GatewayConfiguration.SocketLayer.own, .nio])
+    func aStreamReaderFartherBehindThanTheQueueLimitIsDisconnected(socketLayer: GatewayConfiguration.SocketLayer) async throws {
+        try await LiveGateway.with(Self.configure(queueLimit: 256 << 10, socketLayer: socketLayer)) { ports in
             let (connection, channel, publisher) = try await Self.pausedFirehoseReader(ports)
             await SocketWriteTests.publish(0..<1000, from: publisher, channel: "chat:firehose")
             try await SocketWriteTests.waitFor("switchboard_gateway_slow_disconnects_total", ports)
@@ -181,8 +193,9 @@ import Testing
 
     /// A reader that falls behind (the socket takes part of a message, NIO the rest) and then
     /// catches up gets every publication whole and in order, in well-formed chunks.
-    @Test func aReaderThatFallsBehindAndCatchesUpGetsEveryEventInOrder() async throws {
-        try await LiveGateway.with(SocketWriteTests.configure(queueLimit: 16 << 20)) { ports in
+    @Test(arguments: [GatewayConfiguration.SocketLayer.own, .nio])
+    func aReaderThatFallsBehindAndCatchesUpGetsEveryEventInOrder(socketLayer: GatewayConfiguration.SocketLayer) async throws {
+        try await LiveGateway.with(Self.configure(queueLimit: 16 << 20, socketLayer: socketLayer)) { ports in
             let (connection, channel, publisher) = try await Self.pausedFirehoseReader(ports)
             let count = 1000
             await SocketWriteTests.publish(0..<count, from: publisher, channel: "chat:firehose")
@@ -247,8 +260,9 @@ import Testing
 
     /// An `EventSource` that reconnects sends the id of the last event it read; the new stream's
     /// connect push brings what was published in between, and moves the id on.
-    @Test func aReconnectingEventSourceRecoversFromItsLastEventID() async throws {
-        try await withGateway { ports in
+    @Test(arguments: [GatewayConfiguration.SocketLayer.own, .nio])
+    func aReconnectingEventSourceRecoversFromItsLastEventID(socketLayer: GatewayConfiguration.SocketLayer) async throws {
+        try await withGateway({ $0.socketLayer = socketLayer }) { ports in
             let target = "/connection/uni_sse?cf_connect=\(Self.encoded(#"{"token":"\#(Self.token())"}"#))"
             let first = try await Self.request(ports, "GET", target)
             let opened = await first.text { $0.contains(#"{"connect":"#) }
