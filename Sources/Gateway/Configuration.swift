@@ -65,8 +65,8 @@ public struct GatewayConfiguration: Sendable, Codable {
     /// `kernel.io_uring_disabled`, a seccomp profile that blocks it) each frame gets its own `send`.
     public var fanoutIOUring = true
     /// What serves the public port's sockets: `own`, event loops of the gateway's own (edge-triggered
-    /// `epoll`; WebSocket connections stay on them, other requests go on to NIO), or `nio`, NIO's
-    /// channels for every connection.
+    /// `epoll`; WebSocket connections and `EventSource` streams stay on them, other requests go on
+    /// to NIO), or `nio`, NIO's channels for every connection.
     public var socketLayer = SocketLayer.own
 
     public enum SocketLayer: String, Codable, Sendable {
