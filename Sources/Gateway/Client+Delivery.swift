@@ -24,8 +24,12 @@ extension Client {
                 if offset > current + 1 { return .gap }
                 state.subscriptions.values[index].offset = offset
             }
-            if let batch, !transport.wantsEventIDs { return transport.write(message, into: batch) ? .written : .slow }
-            return write(message, movingPositionsIn: state) ? .written : .slow
+            guard let batch else { return write(message, movingPositionsIn: state) ? .written : .slow }
+            let written =
+                transport.wantsEventIDs
+                ? transport.write(message, eventID: EventStreamID.make(state.subscriptions), into: batch)
+                : transport.write(message, into: batch)
+            return written ? .written : .slow
         }
         switch outcome {
         case .skip: break

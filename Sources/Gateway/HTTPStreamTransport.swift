@@ -30,7 +30,7 @@ import Synchronization
 ///   more than the high water mark when a flush starts, is disconnected as slow (3008).
 /// - **Closing** writes the disconnect push, ends the body and closes the connection. Such a
 ///   client cannot answer pings: the stream's own pings only keep proxies from timing it out.
-final class HTTPStreamTransport: Transport, BatchFlushed, DirectSocketWriter {
+final class HTTPStreamTransport: Transport, BatchFlushed, BatchSender, DirectSocketWriter {
     enum Framing: Sendable {
         /// `text/event-stream`: `data: <json>` events for `EventSource`; a ping is `event: ping`,
         /// which `onmessage` does not see.
@@ -221,6 +221,41 @@ final class HTTPStreamTransport: Transport, BatchFlushed, DirectSocketWriter {
         return accepted
     }
 
+    func write(_ message: OutboundMessage, into batch: SendBatch) -> Bool {
+        write(message, eventID: nil, into: batch)
+    }
+
+    /// During a fan-out on this connection's loop: a publication with nothing queued before it,
+    /// for a socket its owner holds nothing for, once the response head is out, joins `batch` (its
+    /// prefix from the stack, its payload where it is, its suffix a constant) without being
+    /// queued or flushed. Anything else is queued. Added under the lock, so a message queued from
+    /// another thread meanwhile is flushed by a later task of the loop, after the batch is sent.
+    func write(_ message: OutboundMessage, eventID: EventStreamID.Value?, into batch: SendBatch) -> Bool {
+        let payload = UniWebSocket.unwrap(message).payload
+        guard let socket, !Framing.isPing(payload), framing.idLineLength(eventID) <= Self.maxStackIDLength else {
+            return write(message, eventID: eventID)
+        }
+        let added = state.withLock { state -> Bool in
+            guard !state.closed, !state.flushScheduled, state.head == nil, state.single == nil, state.queued == nil,
+                state.writes.direct, state.writes.writable
+            else { return false }
+            withPrefix(payloadLength: payload.readableBytes, eventID: eventID) { prefix in
+                batch.add(head: prefix, body: payload, tail: messageTail, socket: socket, sender: self)
+            }
+            return true
+        }
+        return added || write(message, eventID: eventID)
+    }
+
+    /// A message left to the tick's `SendBatch`: what the socket did not take goes to the owner.
+    func sent(_ outcome: SendOutcome) {
+        switch outcome {
+        case .all: break
+        case .part(let whole, let written): handToOwner(rest(of: whole, written: written))
+        case .unknown: owner.close()
+        }
+    }
+
     /// Writes what queued (after the head, the first time); on the event loop.
     func flush() {
         let (head, single, queued, writable, direct) = state.withLock { state in
@@ -260,11 +295,30 @@ final class HTTPStreamTransport: Transport, BatchFlushed, DirectSocketWriter {
             framing.append(payload, eventID: eventID, chunked: chunked, to: &bytes)
             return unsent(bytes, direct: direct)
         }
-        let bodyLength = idLineLength + framing.prefix.utf8CodeUnitCount + payload.readableBytes + framing.suffix.utf8CodeUnitCount
+        let tail = messageTail
+        let (total, written) = withPrefix(payloadLength: payload.readableBytes, eventID: eventID) { prefix -> (Int, Int) in
+            let sent = payload.withUnsafeReadableBytes { body in
+                SocketWrite.send(prefix, body, UnsafeRawBufferPointer(start: tail.utf8Start, count: tail.utf8CodeUnitCount), to: socket)
+            }
+            return (prefix.count + payload.readableBytes + tail.utf8CodeUnitCount, sent)
+        }
+        guard written < total else { return nil }
+        var framed = owner.allocator.buffer(capacity: total)
+        framing.append(payload, eventID: eventID, chunked: chunked, to: &framed)
+        return rest(of: framed, written: written)
+    }
+
+    /// What goes in front of a message's payload (the chunk size and CRLF, the `id:` line,
+    /// `data: `), built on the stack for `body`; the event id no longer than `maxStackIDLength`.
+    private func withPrefix<Result>(
+        payloadLength: Int, eventID: EventStreamID.Value?, _ body: (UnsafeRawBufferPointer) -> Result
+    ) -> Result {
+        let idLineLength = framing.idLineLength(eventID)
+        let bodyLength = idLineLength + framing.prefix.utf8CodeUnitCount + payloadLength + framing.suffix.utf8CodeUnitCount
         // Chunk size (up to 16 hex digits) and CRLF, the id line, `data: `.
         var prefix: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) =
             (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        let (total, written) = withUnsafeMutableBytes(of: &prefix) { raw -> (Int, Int) in
+        return withUnsafeMutableBytes(of: &prefix) { raw -> Result in
             var count = 0
             if chunked {
                 count = Self.writeHex(bodyLength, to: raw)
@@ -276,19 +330,12 @@ final class HTTPStreamTransport: Transport, BatchFlushed, DirectSocketWriter {
             let eventPrefix = UnsafeRawBufferPointer(start: framing.prefix.utf8Start, count: framing.prefix.utf8CodeUnitCount)
             UnsafeMutableRawBufferPointer(rebasing: raw[count..<count + eventPrefix.count]).copyMemory(from: eventPrefix)
             count += eventPrefix.count
-            let tail = chunked ? framing.chunkedSuffix : framing.suffix
-            let sent = payload.withUnsafeReadableBytes { body in
-                SocketWrite.send(
-                    UnsafeRawBufferPointer(rebasing: raw[..<count]), body,
-                    UnsafeRawBufferPointer(start: tail.utf8Start, count: tail.utf8CodeUnitCount), to: socket)
-            }
-            return (count + payload.readableBytes + tail.utf8CodeUnitCount, sent)
+            return body(UnsafeRawBufferPointer(rebasing: raw[..<count]))
         }
-        guard written < total else { return nil }
-        var framed = owner.allocator.buffer(capacity: total)
-        framing.append(payload, eventID: eventID, chunked: chunked, to: &framed)
-        return rest(of: framed, written: written)
     }
+
+    /// What follows a message's payload: its suffix, and the chunk's closing CRLF when chunked.
+    private var messageTail: StaticString { chunked ? framing.chunkedSuffix : framing.suffix }
 
     /// The longest `id:` line the one-`sendmsg` path builds on the stack (96 bytes less the chunk
     /// size and `data: `); a longer one is framed in a buffer.

@@ -28,14 +28,17 @@ protocol BatchSender: AnyObject {
 final class SendBatch: @unchecked Sendable {
     /// Submission slots of a loop's ring: a larger batch goes in several system calls.
     static let ringEntries: UInt32 = 1024
-    /// The most bytes a send may carry in front of its body (a WebSocket frame header).
-    static let maxHeadSize = 16
+    /// The most bytes a send may carry in front of its body (a WebSocket frame header; an event
+    /// stream's chunk size, `id:` line and `data: `).
+    static let maxHeadSize = 96
 
     private struct Entry {
         let socket: CInt
         /// Where the bytes in front of the body are in `heads` (empty for a whole frame).
         let head: Range<Int>
         let body: ByteBuffer
+        /// Bytes after the body, in a static string's storage (empty for none).
+        let tail: UnsafeRawBufferPointer
         let sender: any BatchSender
     }
 
@@ -78,15 +81,17 @@ final class SendBatch: @unchecked Sendable {
 
     /// Adds `frame` for `socket`; `sender` hears what became of it once the batch is sent.
     func add(_ frame: ByteBuffer, socket: CInt, sender: any BatchSender) {
-        entries.append(Entry(socket: socket, head: 0..<0, body: frame, sender: sender))
+        entries.append(Entry(socket: socket, head: 0..<0, body: frame, tail: UnsafeRawBufferPointer(start: nil, count: 0), sender: sender))
     }
 
-    /// Adds `head` (copied; at most `maxHeadSize` bytes) followed by `body`, sent as one message.
-    func add(head: UnsafeRawBufferPointer, body: ByteBuffer, socket: CInt, sender: any BatchSender) {
+    /// Adds `head` (copied; at most `maxHeadSize` bytes) followed by `body` and `tail` (nothing
+    /// when empty), sent as one message.
+    func add(head: UnsafeRawBufferPointer, body: ByteBuffer, tail: StaticString = "", socket: CInt, sender: any BatchSender) {
         precondition(head.count <= Self.maxHeadSize)
         let start = heads.count
         heads.append(contentsOf: head)
-        entries.append(Entry(socket: socket, head: start..<heads.count, body: body, sender: sender))
+        let tail = UnsafeRawBufferPointer(start: tail.utf8Start, count: tail.utf8CodeUnitCount)
+        entries.append(Entry(socket: socket, head: start..<heads.count, body: body, tail: tail, sender: sender))
     }
 
     /// Makes every send added since the last call and tells each sender its outcome, in the order
@@ -107,12 +112,12 @@ final class SendBatch: @unchecked Sendable {
         }
     }
 
-    /// `entry` with one `send` (or `sendmsg`, with a head).
+    /// `entry` with one `send` (or `sendmsg`, with a head or a tail).
     private func sendNow(_ entry: Entry, heads: UnsafeRawBufferPointer) -> Int {
         entry.body.withUnsafeReadableBytes { body in
-            entry.head.isEmpty
-                ? SocketWrite.send(body, to: entry.socket)
-                : SocketWrite.send(UnsafeRawBufferPointer(rebasing: heads[entry.head]), body, to: entry.socket)
+            let head = UnsafeRawBufferPointer(rebasing: heads[entry.head])
+            if !entry.tail.isEmpty { return SocketWrite.send(head, body, entry.tail, to: entry.socket) }
+            return entry.head.isEmpty ? SocketWrite.send(body, to: entry.socket) : SocketWrite.send(head, body, to: entry.socket)
         }
     }
 
@@ -122,17 +127,18 @@ final class SendBatch: @unchecked Sendable {
             entry.sender.sent(.unknown)
             return
         }
-        let total = entry.head.count + entry.body.readableBytes
+        let total = entry.head.count + entry.body.readableBytes + entry.tail.count
         guard written < total else {
             entry.sender.sent(.all)
             return
         }
         var whole = entry.body
-        if !entry.head.isEmpty {
+        if !entry.head.isEmpty || !entry.tail.isEmpty {
             whole = ByteBuffer()
             whole.reserveCapacity(total)
             whole.writeBytes(UnsafeRawBufferPointer(rebasing: heads[entry.head]))
             whole.writeImmutableBuffer(entry.body)
+            whole.writeBytes(entry.tail)
         }
         entry.sender.sent(.part(whole: whole, written: written))
     }
@@ -165,7 +171,10 @@ final class SendBatch: @unchecked Sendable {
                 // The body stays in `entries` until the batch is sent, so its storage stays put.
                 let body = entry.body.withUnsafeReadableBytes { UnsafeMutableRawPointer(mutating: $0.baseAddress) }
                 parts.append(iovec(iov_base: body, iov_len: entry.body.readableBytes))
-                partCounts.append(entry.head.isEmpty ? 1 : 2)
+                if !entry.tail.isEmpty {
+                    parts.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: entry.tail.baseAddress), iov_len: entry.tail.count))
+                }
+                partCounts.append(1 + (entry.head.isEmpty ? 0 : 1) + (entry.tail.isEmpty ? 0 : 1))
             }
             results.removeAll(keepingCapacity: true)
             results.append(contentsOf: repeatElement(0, count: entries.count))

@@ -27,6 +27,8 @@ protocol Transport: AnyObject, Sendable {
     /// `write(message)` from the transport's own event loop during a fan-out: a message that can
     /// go to the socket now may be added to `batch`, which the fan-out sends before it returns.
     func write(_ message: OutboundMessage, into batch: SendBatch) -> Bool
+    /// `write(message, eventID:)` from the transport's own event loop during a fan-out, as above.
+    func write(_ message: OutboundMessage, eventID: EventStreamID.Value?, into batch: SendBatch) -> Bool
 }
 
 extension Transport {
@@ -47,6 +49,10 @@ extension Transport {
     var fanOutBatcher: FlushBatcher? { nil }
 
     func write(_ message: OutboundMessage, into batch: SendBatch) -> Bool { write(message) }
+
+    func write(_ message: OutboundMessage, eventID: EventStreamID.Value?, into batch: SendBatch) -> Bool {
+        write(message, eventID: eventID)
+    }
 }
 
 /// One server → client message: its JSON text and, for a message many connections send (a

@@ -34,12 +34,14 @@ import Testing
             }
         }
 
-        func add(_ text: String, to batch: SendBatch, socket: CInt, head: String? = nil) {
+        func add(_ text: String, to batch: SendBatch, socket: CInt, head: String? = nil, tail: StaticString = "") {
             if let head {
                 head.utf8CString.withUnsafeBytes { bytes in
-                    batch.add(head: UnsafeRawBufferPointer(rebasing: bytes.dropLast()), body: ByteBuffer(string: text), socket: socket, sender: self)
+                    batch.add(
+                        head: UnsafeRawBufferPointer(rebasing: bytes.dropLast()), body: ByteBuffer(string: text), tail: tail,
+                        socket: socket, sender: self)
                 }
-                sizes.append(head.utf8.count + text.utf8.count)
+                sizes.append(head.utf8.count + text.utf8.count + tail.utf8CodeUnitCount)
             } else {
                 batch.add(ByteBuffer(string: text), socket: socket, sender: self)
                 sizes.append(text.utf8.count)
@@ -89,7 +91,8 @@ import Testing
     }
 
     /// 20 sends through a ring of 8 slots (three submissions), and with a system call each:
-    /// whole frames, and every third one a head in front of its body (one message, as `sendmsg`).
+    /// whole frames, every third one a head in front of its body, every fourth a head and a tail
+    /// around it (an event stream's chunk), one message each, as `sendmsg`.
     @Test(arguments: [true, false])
     func everyMessageReachesItsOwnSocket(useRing: Bool) throws {
         let pairs = try (0..<20).map { _ in try Pair() }
@@ -97,9 +100,18 @@ import Testing
         let metrics = Metrics()
         let batch = SendBatch(useRing: useRing, entries: 8, metrics: metrics)
         let recorder = Recorder()
-        func expected(_ index: Int) -> String { index % 3 == 0 ? "<\(index)>frame \(index)" : "frame \(index)" }
+        // The longest head an event stream's chunk carries: its size, an `id:` line, `data: `.
+        let longHead = "1a\r\nid: " + String(repeating: "i", count: SendBatch.maxHeadSize - 15) + "\ndata: "
+        func expected(_ index: Int) -> String {
+            if index % 4 == 0 { return longHead + "frame \(index)\n\n\r\n" }
+            return index % 3 == 0 ? "<\(index)>frame \(index)" : "frame \(index)"
+        }
         for (index, pair) in pairs.enumerated() {
-            recorder.add("frame \(index)", to: batch, socket: pair.local, head: index % 3 == 0 ? "<\(index)>" : nil)
+            if index % 4 == 0 {
+                recorder.add("frame \(index)", to: batch, socket: pair.local, head: longHead, tail: "\n\n\r\n")
+            } else {
+                recorder.add("frame \(index)", to: batch, socket: pair.local, head: index % 3 == 0 ? "<\(index)>" : nil)
+            }
         }
         batch.send()
         #expect(batch.usesRing == (useRing && Self.kernelHasRing))
@@ -129,15 +141,15 @@ import Testing
         let recorder = Recorder()
         let big = String(repeating: "y", count: 1000)
         recorder.add("first", to: batch, socket: before.local)
-        recorder.add(big, to: batch, socket: full.local, head: "head:")
+        recorder.add(big, to: batch, socket: full.local, head: "head:", tail: ":tail")
         recorder.add("lost", to: batch, socket: broken.local)
-        recorder.add("last", to: batch, socket: after.local, head: "0:")
+        recorder.add("last", to: batch, socket: after.local, head: "0:", tail: "\n")
         batch.send()
         #expect(batch.usesRing == (useRing && Self.kernelHasRing))
-        #expect(recorder.outcomes.map(\.written) == [5, 0, 0, 6])
-        #expect(recorder.outcomes.map(\.rest) == ["", "head:" + big, "lost", ""])
+        #expect(recorder.outcomes.map(\.written) == [5, 0, 0, 7])
+        #expect(recorder.outcomes.map(\.rest) == ["", "head:" + big + ":tail", "lost", ""])
         #expect(before.received() == "first")
-        #expect(after.received() == "0:last")
+        #expect(after.received() == "0:last\n")
     }
 
     /// A batch of one message is a plain system call, even with the ring allowed.
