@@ -124,11 +124,6 @@ enum JWT {
     /// Base64url without padding (RFC 7515 §2), decoded from the UTF-8 bytes directly: every
     /// connect verifies a token, and going through Foundation's string replacing cost more than
     /// the HMAC. Nil for a character outside the alphabet, padding, or an impossible length.
-    static func base64URLDecode(_ text: Substring) -> [UInt8]? {
-        var text = text
-        return text.withUTF8 { base64URLDecode(UnsafeRawBufferPointer($0)) }
-    }
-
     static func base64URLDecode(_ input: UnsafeRawBufferPointer) -> [UInt8]? {
         guard input.count % 4 != 1 else { return nil }
         var valid = true

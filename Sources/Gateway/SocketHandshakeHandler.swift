@@ -49,10 +49,7 @@ final class SocketHandshakeHandler: SocketConnectionHandler {
             upgrade(connection, request, rest: rest)
         case .eventStream(let request):
             deadline.cancel()
-            // Refusals (origin, a missing or undecodable cf_connect) are the HTTP pipeline's to answer.
-            guard context.allowsOrigin(request.origin, request.host), let query = request.query,
-                let connect = try? UniWebSocket.connectRequest(query: Substring(query))
-            else {
+            guard let connect = request.plainConnectRequest(allowedBy: context.allowsOrigin) else {
                 context.handOff(connection.handOff(), received.take()!)
                 return
             }

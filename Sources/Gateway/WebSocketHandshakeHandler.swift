@@ -96,10 +96,7 @@ final class WebSocketHandshakeHandler: ChannelInboundHandler, RemovableChannelHa
             received!.moveReaderIndex(forwardBy: request.headLength)
             answer(context, request)
         case .eventStream(let request):
-            // Refusals (origin, a missing or undecodable cf_connect) are the HTTP pipeline's to answer.
-            guard allowsOrigin(request.origin, request.host),
-                let query = request.query, let connect = try? UniWebSocket.connectRequest(query: Substring(query))
-            else {
+            guard let connect = request.plainConnectRequest(allowedBy: allowsOrigin) else {
                 handOver(context, install: { [fallback] in try fallback($0, nil) }, headComplete: true)
                 return
             }
@@ -169,5 +166,15 @@ extension WebSocketHandshake.Upgrade {
     var sendsResponseWithFirstFrame: Bool {
         guard endpoint == .unidirectional, let query else { return false }
         return UniWebSocket.hasConnectParameter(query: Substring(query))
+    }
+}
+
+extension WebSocketHandshake.EventStream {
+    /// The connect request of a plain `EventSource` request, which the handshake handlers start
+    /// as a stream themselves: from an allowed origin, with a `cf_connect` that decodes. Nil for
+    /// anything else, which the HTTP pipeline answers (refusals included).
+    func plainConnectRequest(allowedBy allowsOrigin: (_ origin: String?, _ host: String?) -> Bool) -> ByteBuffer? {
+        guard allowsOrigin(origin, host), let query else { return nil }
+        return try? UniWebSocket.connectRequest(query: Substring(query))
     }
 }
