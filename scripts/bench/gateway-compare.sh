@@ -111,9 +111,24 @@ fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/gateway-compare.XXXXXX")
 SERVER=""
+# stop_server: SIGTERM, again after 10 s (one was seen to go unanswered while a profiler had been
+# attached), SIGKILL after 20 s, so a set never hangs on a server that does not stop.
 stop_server() {
   if [ -n "$SERVER" ]; then
     kill "$SERVER" 2>/dev/null || true
+    local waited=0
+    while kill -0 "$SERVER" 2>/dev/null && [ "$waited" -lt 200 ]; do
+      sleep 0.1
+      waited=$((waited + 1))
+      if [ "$waited" -eq 100 ]; then
+        log "server $SERVER still running 10 s after SIGTERM; sending it again"
+        kill "$SERVER" 2>/dev/null || true
+      fi
+    done
+    if kill -0 "$SERVER" 2>/dev/null; then
+      log "server $SERVER still running 20 s after SIGTERM; killing it"
+      kill -9 "$SERVER" 2>/dev/null || true
+    fi
     wait "$SERVER" 2>/dev/null || true
     SERVER=""
   fi
