@@ -187,6 +187,13 @@ final class HTTPStreamTransport: Transport, BatchFlushed, BatchSender, DirectSoc
         client.withLock { $0 = nil }
     }
 
+    /// The socket is closed (whichever handler owns it says so): no more direct writes, and the
+    /// client leaves its channels in the background, detached from this transport once it has.
+    func socketClosed() {
+        channelClosed()
+        client.withLock { $0 }?.transportClosedInBackground { [self] in detach() }
+    }
+
     func withDirectWriteState<Result>(_ body: (inout DirectWriteState) -> Result) -> Result {
         state.withLock { body(&$0.writes) }
     }

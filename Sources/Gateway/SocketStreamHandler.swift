@@ -5,11 +5,9 @@ import NIOCore
 /// does on a NIO channel: bytes the client sends are read and dropped (it has nothing more to
 /// say); the socket's writability and its close are passed to the transport.
 final class SocketStreamHandler: SocketConnectionHandler {
-    private let client: Client
     private let transport: HTTPStreamTransport
 
-    init(client: Client, transport: HTTPStreamTransport) {
-        self.client = client
+    init(transport: HTTPStreamTransport) {
         self.transport = transport
     }
 
@@ -20,7 +18,6 @@ final class SocketStreamHandler: SocketConnectionHandler {
     }
 
     func closed() {
-        transport.channelClosed()
-        client.transportClosedInBackground { [transport] in transport.detach() }
+        transport.socketClosed()
     }
 }

@@ -13,11 +13,9 @@ import Synchronization
 final class UniStreamConnection: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
-    private let client: Client
     private let transport: HTTPStreamTransport
 
-    private init(client: Client, transport: HTTPStreamTransport) {
-        self.client = client
+    private init(transport: HTTPStreamTransport) {
         self.transport = transport
     }
 
@@ -32,7 +30,7 @@ final class UniStreamConnection: ChannelInboundHandler {
         let stream = Stream(
             owner: .channel(channel), socket: socket, node: node, batcher: batcher, framing: framing, chunked: chunked,
             origin: origin, lastEventID: lastEventID)
-        try channel.pipeline.syncOperations.addHandler(UniStreamConnection(client: stream.client, transport: stream.transport))
+        try channel.pipeline.syncOperations.addHandler(UniStreamConnection(transport: stream.transport))
         stream.run(connectRequest, node: node)
     }
 
@@ -45,7 +43,7 @@ final class UniStreamConnection: ChannelInboundHandler {
         let stream = Stream(
             owner: .connection(connection), socket: connection.socket, node: node, batcher: batcher, framing: .eventStream,
             chunked: true, origin: origin, lastEventID: lastEventID)
-        connection.handler = SocketStreamHandler(client: stream.client, transport: stream.transport)
+        connection.handler = SocketStreamHandler(transport: stream.transport)
         stream.transport.channelOpened(active: connection.isOpen)
         stream.run(connectRequest, node: node)
     }
@@ -101,8 +99,7 @@ final class UniStreamConnection: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        transport.channelClosed()
-        client.transportClosedInBackground { [transport] in transport.detach() }
+        transport.socketClosed()
         context.fireChannelInactive()
     }
 }
